@@ -1,0 +1,36 @@
+//! The one place where core errors become Python exceptions. The classes live in `metallb_py.errors`.
+
+use metallb_core::alloc::{AllocError, ConfigError};
+use pyo3::prelude::*;
+
+mod py {
+    pyo3::import_exception!(metallb_py.errors, ConfigError);
+    pyo3::import_exception!(metallb_py.errors, PoolExhaustedError);
+    pyo3::import_exception!(metallb_py.errors, IPInUseError);
+    pyo3::import_exception!(metallb_py.errors, UnknownPoolError);
+    pyo3::import_exception!(metallb_py.errors, IPNotAllowedError);
+    pyo3::import_exception!(metallb_py.errors, FamilyError);
+    pyo3::import_exception!(metallb_py.errors, NoPoolError);
+}
+
+/// A `ConfigError` carrying `.path` (where) and `.reason` (what) besides its message.
+pub fn config_error(py: Python<'_>, err: ConfigError) -> PyErr {
+    let exc = py::ConfigError::new_err(err.to_string());
+    let value = exc.value(py);
+    // Setting attributes on a fresh exception instance cannot fail short of memory exhaustion.
+    let _ = value.setattr("path", err.path);
+    let _ = value.setattr("reason", err.message);
+    exc
+}
+
+pub fn alloc_error(err: AllocError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        AllocError::PoolExhausted { .. } => py::PoolExhaustedError::new_err(message),
+        AllocError::IpInUse { .. } => py::IPInUseError::new_err(message),
+        AllocError::UnknownPool { .. } => py::UnknownPoolError::new_err(message),
+        AllocError::IpNotAllowed { .. } => py::IPNotAllowedError::new_err(message),
+        AllocError::Family(_) => py::FamilyError::new_err(message),
+        AllocError::NoPool { .. } => py::NoPoolError::new_err(message),
+    }
+}
