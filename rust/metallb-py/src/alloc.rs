@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use metallb_core::alloc::{
-    self as core, Allocator as CoreAllocator, Family, FamilyPolicy, LabelSelector as CoreSelector,
-    Pool as CorePool, Protocol, Request, ServiceAllocation as CoreServiceAllocation,
+    self as core, Allocator as CoreAllocator, Family, FamilyPolicy, LabelSelector as CoreSelector, Pool as CorePool,
+    Protocol, Request, ServiceAllocation as CoreServiceAllocation,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -103,7 +103,11 @@ impl LabelSelector {
     }
 
     fn __repr__(&self) -> String {
-        format!("LabelSelector(match_labels={:?}, match_expressions={:?})", self.0.match_labels, self.match_expressions())
+        format!(
+            "LabelSelector(match_labels={:?}, match_expressions={:?})",
+            self.0.match_labels,
+            self.match_expressions()
+        )
     }
 }
 
@@ -252,7 +256,9 @@ fn validate_pools(py: Python<'_>, pools: Vec<Pool>) -> PyResult<()> {
 }
 
 fn parse_family(name: &str) -> PyResult<Family> {
-    Family::parse(name).ok_or_else(|| alloc_error(core::AllocError::Family(format!("unknown IP family {name:?}; expected IPv4 or IPv6"))))
+    Family::parse(name).ok_or_else(|| {
+        alloc_error(core::AllocError::Family(format!("unknown IP family {name:?}; expected IPv4 or IPv6")))
+    })
 }
 
 #[pyclass(module = "metallb_py._core")]

@@ -233,7 +233,12 @@ impl Allocator {
     ) -> Result<Vec<IpAddr>, AllocError> {
         let candidates = self.candidate_pools(key, request)?;
         let sharing_key = request.sharing_key.clone().filter(|k| !k.is_empty());
-        let terms = Terms { key, ports: &request.ports, sharing_key: sharing_key.as_deref(), backend_key: &request.backend_key };
+        let terms = Terms {
+            key,
+            ports: &request.ports,
+            sharing_key: sharing_key.as_deref(),
+            backend_key: &request.backend_key,
+        };
 
         if let Some(prev) = previous {
             let same_request = request.requested.is_empty() || same_set(&request.requested, &prev.ips);

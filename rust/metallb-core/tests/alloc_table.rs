@@ -1,0 +1,287 @@
+//! Table tests of the allocator in MetalLB's style: each case is a sequence of steps with expected outcomes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use metallb_core::alloc::{
+    AllocError, Allocator, Family, FamilyPolicy, LabelSelector, Pool, Port, Protocol, Request, ServiceAllocation,
+};
+
+fn pool(name: &str, addresses: &[&str]) -> Pool {
+    Pool::new(name, addresses.iter().map(|s| s.to_string()).collect(), true, false, None).unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn tcp(port: u16) -> Port {
+    Port { port, protocol: Protocol::Tcp }
+}
+
+fn shared(key: &str, ports: &[u16]) -> Request {
+    Request { sharing_key: Some(key.into()), ports: ports.iter().map(|p| tcp(*p)).collect(), ..Request::default() }
+}
+
+/// Expected outcome of one step: the addresses, or the error variant's name.
+#[derive(Debug)]
+enum Want<'a> {
+    Ips(&'a [&'a str]),
+    Err(&'a str),
+}
+
+fn check(step: &str, got: Result<Vec<IpAddr>, AllocError>, want: &Want<'_>) {
+    match (got, want) {
+        (Ok(ips), Want::Ips(w)) => assert_eq!(ips, w.iter().map(|s| ip(s)).collect::<Vec<_>>(), "{step}"),
+        (Err(e), Want::Err(name)) => assert!(format!("{e:?}").starts_with(name), "{step}: got {e:?}, want {name}"),
+        (got, want) => panic!("{step}: got {got:?}, want {want:?}"),
+    }
+}
+
+#[test]
+fn seed_scenario_lowest_free_first_and_reuse() {
+    let mut a = Allocator::new(vec![pool("nginx-ip-range", &["192.168.1.11-192.168.1.13"])]).unwrap();
+    let r = Request { ports: vec![tcp(80)], ..Request::default() };
+    let steps: &[(&str, Want<'_>)] = &[
+        ("default/lb-hname-svc", Want::Ips(&["192.168.1.11"])),
+        ("default/lb-ip-svc", Want::Ips(&["192.168.1.12"])),
+        ("default/third", Want::Ips(&["192.168.1.13"])),
+        ("default/fourth", Want::Err("PoolExhausted")),
+    ];
+    for (key, want) in steps {
+        check(key, a.allocate(key, &r), want);
+    }
+    assert!(a.release("default/lb-ip-svc"));
+    check("reuse", a.allocate("default/fourth", &r), &Want::Ips(&["192.168.1.12"]));
+    // Allocating again for a key that holds a valid address keeps it.
+    check("idempotent", a.allocate("default/lb-hname-svc", &r), &Want::Ips(&["192.168.1.11"]));
+    assert_eq!(a.counters("nginx-ip-range").unwrap().in_use, [3, 0]);
+}
+
+#[test]
+fn address_order_follows_the_pool_entries() {
+    let mut a = Allocator::new(vec![pool("p", &["198.51.100.10-198.51.100.11", "192.0.2.5/32"])]).unwrap();
+    let r = Request::default();
+    check("1", a.allocate("ns/a", &r), &Want::Ips(&["198.51.100.10"]));
+    check("2", a.allocate("ns/b", &r), &Want::Ips(&["198.51.100.11"]));
+    check("3", a.allocate("ns/c", &r), &Want::Ips(&["192.0.2.5"]));
+}
+
+#[test]
+fn buggy_ips() {
+    let buggy = Pool::new("b", vec!["192.0.2.254-192.0.3.1".into()], true, true, None).unwrap();
+    let mut a = Allocator::new(vec![buggy]).unwrap();
+    let r = Request::default();
+    check("first", a.allocate("ns/a", &r), &Want::Ips(&["192.0.2.254"]));
+    check("skips .255 and .0", a.allocate("ns/b", &r), &Want::Ips(&["192.0.3.1"]));
+    check("full", a.allocate("ns/c", &r), &Want::Err("PoolExhausted"));
+    let asked = Request { requested: vec![ip("192.0.3.0")], ..Request::default() };
+    check("request a buggy one", a.allocate("ns/d", &asked), &Want::Err("IpNotAllowed"));
+    assert!(matches!(a.assign("ns/e", &[ip("192.0.2.255")], &[], None, ""), Err(AllocError::IpNotAllowed { .. })));
+    assert_eq!(a.counters("b").unwrap().total, [2, 0]);
+
+    // Without avoid_buggy_ips the same addresses are ordinary.
+    let mut plain = Allocator::new(vec![pool("b", &["192.0.2.254-192.0.3.1"])]).unwrap();
+    for (i, want) in ["192.0.2.254", "192.0.2.255", "192.0.3.0", "192.0.3.1"].iter().enumerate() {
+        check(want, plain.allocate(&format!("ns/{i}"), &r), &Want::Ips(&[want]));
+    }
+}
+
+#[test]
+fn sharing_rules() {
+    let mut a = Allocator::new(vec![pool("p", &["192.0.2.0/30"])]).unwrap();
+    let local = |key: &str, ports: &[u16], backend: &str| Request { backend_key: backend.into(), ..shared(key, ports) };
+    let cases: &[(&str, Request, Want<'_>)] = &[
+        ("ns/web", shared("k", &[80]), Want::Ips(&["192.0.2.0"])),
+        ("ns/tls", shared("k", &[443]), Want::Ips(&["192.0.2.0"])),
+        // Same key, same port: cannot share, so the next free address.
+        ("ns/web2", shared("k", &[80]), Want::Ips(&["192.0.2.1"])),
+        // Another key never shares.
+        ("ns/other", shared("other", &[22]), Want::Ips(&["192.0.2.2"])),
+        // No key: never shares.
+        ("ns/plain", Request::default(), Want::Ips(&["192.0.2.3"])),
+        ("ns/full", Request::default(), Want::Err("PoolExhausted")),
+        // Same key, other backend key: cannot join .0 or .1; pool full otherwise.
+        ("ns/local", local("k", &[8080], "app=x"), Want::Err("PoolExhausted")),
+        // Same key, free port: joins the lowest shareable, .0.
+        ("ns/dns", shared("k", &[53]), Want::Ips(&["192.0.2.0"])),
+    ];
+    for (key, request, want) in cases {
+        check(key, a.allocate(key, request), want);
+    }
+    let mut holders = a.holders(ip("192.0.2.0")).to_vec();
+    holders.sort();
+    assert_eq!(holders, ["ns/dns", "ns/tls", "ns/web"]);
+    // Requesting an address held by an incompatible service names the holder.
+    let asked = Request { requested: vec![ip("192.0.2.3")], ..shared("k", &[1]) };
+    let err = a.allocate("ns/x", &asked).unwrap_err();
+    assert!(matches!(&err, AllocError::IpInUse { holder, .. } if holder == "ns/plain"), "{err:?}");
+    // Releasing one sharer keeps the address for the others; releasing all frees it.
+    a.release("ns/web");
+    a.release("ns/tls");
+    assert_eq!(a.holders(ip("192.0.2.0")), ["ns/dns"]);
+    a.release("ns/dns");
+    check("freed", a.allocate("ns/new", &Request::default()), &Want::Ips(&["192.0.2.0"]));
+    assert_eq!(a.counters("p").unwrap().in_use, [4, 0]);
+}
+
+#[test]
+fn pool_choice_explicit_requested_priority_and_auto_assign() {
+    let manual = Pool::new("manual", vec!["198.51.100.0/24".into()], false, false, None).unwrap();
+    let sa = |priority, namespaces: &[&str]| ServiceAllocation {
+        priority,
+        namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+        ..ServiceAllocation::default()
+    };
+    let team_low =
+        Pool::new("team-low", vec!["192.0.2.0/28".into()], true, false, Some(sa(Some(20), &["team"]))).unwrap();
+    let team_high =
+        Pool::new("team-high", vec!["192.0.2.16/28".into()], true, false, Some(sa(Some(10), &["team"]))).unwrap();
+    let team_any = Pool::new("team-any", vec!["192.0.2.32/28".into()], true, false, Some(sa(None, &["team"]))).unwrap();
+    let b_open = pool("b-open", &["192.0.2.64/31"]);
+    let a_open = pool("a-open", &["192.0.2.48/31"]);
+    let mut a = Allocator::new(vec![manual, team_low, team_high, team_any, b_open, a_open]).unwrap();
+    let named = |p: &str| Request { pool: Some(p.into()), ..Request::default() };
+    let asked = |s: &str| Request { requested: vec![ip(s)], ..Request::default() };
+    let both = Request { pool: Some("manual".into()), requested: vec![ip("192.0.2.50")], ..Request::default() };
+    let cases: &[(&str, Request, Want<'_>)] = &[
+        ("team/a", Request::default(), Want::Ips(&["192.0.2.16"])), // priority 10 first
+        ("other/a", Request::default(), Want::Ips(&["192.0.2.48"])), // open pools by name
+        ("other/b", Request::default(), Want::Ips(&["192.0.2.49"])),
+        ("other/c", Request::default(), Want::Ips(&["192.0.2.64"])), // then the next open pool
+        ("other/m", named("manual"), Want::Ips(&["198.51.100.0"])),  // auto_assign=false only when named
+        ("other/r", asked("198.51.100.7"), Want::Ips(&["198.51.100.7"])),
+        ("other/t", named("team-high"), Want::Err("NoPool")), // serves only namespace team
+        ("other/u", asked("192.0.2.20"), Want::Err("NoPool")),
+        ("other/n", named("nope"), Want::Err("UnknownPool")),
+        ("other/x", asked("203.0.113.1"), Want::Err("IpNotAllowed")),
+        ("other/y", both, Want::Err("IpNotAllowed")),
+    ];
+    for (key, request, want) in cases {
+        check(key, a.allocate(key, request), want);
+    }
+    // Exhausting the priority-10 pool moves team services to priority 20.
+    for i in 1..16 {
+        a.allocate(&format!("team/h{i}"), &Request::default()).unwrap();
+    }
+    check("team next", a.allocate("team/next", &Request::default()), &Want::Ips(&["192.0.2.0"]));
+    assert_eq!(a.pool_of("team/next"), Some("team-low"));
+}
+
+#[test]
+fn selectors_pick_pools_by_labels() {
+    let sel = LabelSelector::new("s", [("env".to_string(), "prod".to_string())].into(), vec![]).unwrap();
+    let by_ns = ServiceAllocation { namespace_selectors: vec![sel.clone()], ..ServiceAllocation::default() };
+    let by_svc = ServiceAllocation { service_selectors: vec![sel], priority: Some(1), ..ServiceAllocation::default() };
+    let mut a = Allocator::new(vec![
+        Pool::new("ns-prod", vec!["192.0.2.0/31".into()], true, false, Some(by_ns)).unwrap(),
+        Pool::new("svc-prod", vec!["192.0.2.8/31".into()], true, false, Some(by_svc)).unwrap(),
+        pool("default", &["192.0.2.16/31"]),
+    ])
+    .unwrap();
+    let prod: HashMap<String, String> = [("env".to_string(), "prod".to_string())].into();
+    let ns_prod = Request { namespace_labels: prod.clone(), ..Request::default() };
+    let svc_prod = Request { labels: prod.clone(), ..Request::default() };
+    check("ns", a.allocate("x/a", &ns_prod), &Want::Ips(&["192.0.2.0"]));
+    check("svc", a.allocate("x/b", &svc_prod), &Want::Ips(&["192.0.2.8"]));
+    check("none", a.allocate("x/c", &Request::default()), &Want::Ips(&["192.0.2.16"]));
+}
+
+#[test]
+fn dual_stack() {
+    use Family::{V4, V6};
+    use FamilyPolicy::*;
+    let mut a = Allocator::new(vec![
+        pool("v4", &["192.0.2.0/30"]),
+        pool("zz-dual", &["198.51.100.0/30", "2001:db8::/126"]),
+        pool("zz-v6", &["2001:db8:1::/126"]),
+    ])
+    .unwrap();
+    let req = |families: &[Family], policy| Request {
+        ip_families: families.to_vec(),
+        family_policy: policy,
+        ..Request::default()
+    };
+    let asked = |ips: &[&str], policy| Request {
+        requested: ips.iter().map(|s| ip(s)).collect(),
+        family_policy: policy,
+        ..Request::default()
+    };
+    let cases: &[(&str, Request, Want<'_>)] = &[
+        ("ns/a", req(&[V4], SingleStack), Want::Ips(&["192.0.2.0"])),
+        ("ns/b", req(&[V6], SingleStack), Want::Ips(&["2001:db8::"])),
+        ("ns/c", req(&[V4, V6], RequireDualStack), Want::Ips(&["198.51.100.0", "2001:db8::1"])),
+        ("ns/d", req(&[V6, V4], RequireDualStack), Want::Ips(&["2001:db8::2", "198.51.100.1"])),
+        // PreferDualStack takes the first pool by name that has any wanted family: v4 only.
+        ("ns/e", req(&[V4], PreferDualStack), Want::Ips(&["192.0.2.1"])),
+        ("ns/f", req(&[V4, V6], SingleStack), Want::Err("Family")),
+        ("ns/g", req(&[V4, V4], PreferDualStack), Want::Err("Family")),
+        ("ns/h", asked(&["192.0.2.3", "192.0.2.2"], PreferDualStack), Want::Err("Family")),
+        (
+            "ns/i",
+            asked(&["198.51.100.3", "2001:db8::3"], RequireDualStack),
+            Want::Ips(&["198.51.100.3", "2001:db8::3"]),
+        ),
+        ("ns/j", asked(&["192.0.2.3", "2001:db8:1::3"], RequireDualStack), Want::Err("IpNotAllowed")),
+        ("ns/k", asked(&["192.0.2.3"], RequireDualStack), Want::Err("Family")),
+    ];
+    for (key, request, want) in cases {
+        check(key, a.allocate(key, request), want);
+    }
+    let c = a.counters("zz-dual").unwrap();
+    assert_eq!((c.total, c.in_use), ([4, 4], [3, 4]));
+}
+
+#[test]
+fn assign_restores_and_refuses_conflicts_without_moving_anyone() {
+    let mut a = Allocator::new(vec![pool("p", &["192.0.2.0/29"])]).unwrap();
+    assert_eq!(a.assign("ns/a", &[ip("192.0.2.5")], &[tcp(80)], None, "").unwrap(), "p");
+    check("lowest free", a.allocate("ns/b", &Request::default()), &Want::Ips(&["192.0.2.0"]));
+    let err = a.assign("ns/c", &[ip("192.0.2.5")], &[tcp(443)], None, "").unwrap_err();
+    assert!(matches!(err, AllocError::IpInUse { .. }), "{err:?}");
+    assert_eq!(a.ips("ns/a").unwrap(), [ip("192.0.2.5")]);
+    assert_eq!(a.ips("ns/c"), None);
+    // A failed re-assign keeps what the key had.
+    assert!(a.assign("ns/b", &[ip("192.0.2.5")], &[], None, "").is_err());
+    assert_eq!(a.ips("ns/b").unwrap(), [ip("192.0.2.0")]);
+    // Re-assign moves a key to a free address.
+    a.assign("ns/b", &[ip("192.0.2.7")], &[], None, "").unwrap();
+    check("freed", a.allocate("ns/d", &Request::default()), &Want::Ips(&["192.0.2.0"]));
+    assert!(matches!(a.assign("ns/e", &[ip("203.0.113.9")], &[], None, ""), Err(AllocError::IpNotAllowed { .. })));
+    assert!(matches!(a.assign("ns/e", &[], &[], None, ""), Err(AllocError::Family(_))));
+}
+
+#[test]
+fn pool_reload_keeps_valid_and_returns_evicted() {
+    let mut a = Allocator::new(vec![pool("p", &["192.0.2.0/29"]), pool("q", &["198.51.100.0/30"])]).unwrap();
+    for key in ["ns/a", "ns/b", "ns/c"] {
+        a.allocate(key, &Request::default()).unwrap(); // .0 .1 .2 of p
+    }
+    a.allocate("ns/q", &Request { pool: Some("q".into()), ..Request::default() }).unwrap();
+    // Shrink p to .1-.3 and rename q: a is evicted, b and c stay, q's holder follows the rename.
+    let evicted = a.set_pools(vec![pool("p", &["192.0.2.1-192.0.2.3"]), pool("q2", &["198.51.100.0/30"])]).unwrap();
+    assert_eq!(evicted, ["ns/a"]);
+    assert_eq!(a.ips("ns/a"), None);
+    assert_eq!(a.pool_of("ns/q"), Some("q2"));
+    check("next", a.allocate("ns/a", &Request::default()), &Want::Ips(&["192.0.2.3"]));
+    assert_eq!(a.counters("p").unwrap().in_use, [3, 0]);
+    // An invalid set of pools changes nothing.
+    let before: Vec<_> = a.pools().cloned().collect();
+    assert!(a.set_pools(vec![pool("x", &["192.0.2.0/24"]), pool("y", &["192.0.2.128/25"])]).is_err());
+    assert_eq!(a.pools().cloned().collect::<Vec<_>>(), before);
+    assert_eq!(a.ips("ns/b").unwrap(), [ip("192.0.2.1")]);
+    // Turning on avoid_buggy_ips evicts holders of .0/.255.
+    let mut b = Allocator::new(vec![pool("p", &["192.0.2.0/24"])]).unwrap();
+    b.allocate("ns/zero", &Request::default()).unwrap();
+    let strict = Pool::new("p", vec!["192.0.2.0/24".into()], true, true, None).unwrap();
+    assert_eq!(b.set_pools(vec![strict]).unwrap(), ["ns/zero"]);
+}
+
+#[test]
+fn huge_pools_cost_nothing_up_front() {
+    assert!(Allocator::new(vec![pool("v6", &["2001:db8::/64"]), pool("all", &["::/0"])]).is_err());
+    let mut a = Allocator::new(vec![pool("v6", &["2001:db8::/32"])]).unwrap();
+    let req = Request { ip_families: vec![Family::V6], ..Request::default() };
+    check("first", a.allocate("ns/a", &req), &Want::Ips(&["2001:db8::"]));
+    assert_eq!(a.counters("v6").unwrap().total, [0, 1u128 << 96]);
+}
