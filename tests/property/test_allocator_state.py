@@ -1,0 +1,259 @@
+"""Stateful property test of the allocator against MetalLB's rules, checked from the outside.
+
+Random small pools (IPv4 across a .255/.0 boundary and IPv6) and random allocate / assign / release /
+set_pools sequences. After every step: no address is held by two services unless the sharing rules allow it,
+every address lies in its service's pool, counters equal a recount, and a failed call changed nothing. After
+every fresh automatic allocation, the address is the lowest free-or-shareable one in pool order.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from metallb_py import (
+    AllocationError,
+    Allocator,
+    ConfigError,
+    IPInUseError,
+    Pool,
+    PoolExhaustedError,
+    Port,
+)
+
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+V4_START = int(ipaddress.IPv4Address("192.0.2.240"))  # 32 addresses crossing 192.0.2.255 / 192.0.3.0
+V6_START = int(ipaddress.IPv6Address("2001:db8::"))
+KEYS = ["ns/a", "ns/b", "ns/c", "ns/d", "ns/e", "other/f", "other/g"]
+POOL_NAMES = ["p0", "p1", "p2"]
+
+
+@dataclass(frozen=True)
+class Terms:
+    ports: frozenset[tuple[int, str]]
+    sharing_key: str | None
+    backend_key: str
+
+
+def render(first: IP, last: IP, spaced: bool) -> str:
+    if first == last:
+        return f"{first}/{first.max_prefixlen}"
+    nets = list(ipaddress.summarize_address_range(first, last))
+    if len(nets) == 1 and not spaced:
+        return str(nets[0])
+    return f"{first} - {last}" if spaced else f"{first}-{last}"
+
+
+@st.composite
+def pool_sets(draw: st.DrawFn) -> list[Pool]:
+    """Carves the two small universes into segments and deals them to up to three pools."""
+    pools: dict[str, list[str]] = {}
+    for start, size, cls in ((V4_START, 32, ipaddress.IPv4Address), (V6_START, 16, ipaddress.IPv6Address)):
+        cuts = sorted(draw(st.sets(st.integers(1, size - 1), max_size=4)))
+        bounds = [0, *cuts, size]
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            owner = draw(st.sampled_from([*POOL_NAMES, None]))
+            if owner is not None:
+                text = render(cls(start + lo), cls(start + hi - 1), draw(st.booleans()))
+                pools.setdefault(owner, []).append(text)
+    result = []
+    for name, addresses in pools.items():
+        order = draw(st.permutations(addresses))
+        result.append(
+            Pool(name, order, auto_assign=draw(st.booleans()), avoid_buggy_ips=draw(st.booleans()))
+        )
+    return result
+
+
+def allowed(pool: Pool, ip: IP) -> bool:
+    buggy = ip.version == 4 and int(ip) % 256 in (0, 255)
+    return pool.contains(ip) and not (pool.avoid_buggy_ips and buggy)
+
+
+def pool_order(pool: Pool, version: int) -> list[IP]:
+    out: list[IP] = []
+    for first, last in pool.ranges():
+        if first.version == version:
+            out.extend(ipaddress.ip_address(x) for x in range(int(first), int(last) + 1))
+    return out
+
+
+def compatible(holders: list[Terms], terms: Terms) -> bool:
+    return all(
+        h.sharing_key is not None
+        and h.sharing_key == terms.sharing_key
+        and h.backend_key == terms.backend_key
+        and not (h.ports & terms.ports)
+        for h in holders
+    )
+
+
+ports_st = st.frozensets(st.tuples(st.sampled_from([53, 80, 443]), st.sampled_from(["TCP", "UDP"])), max_size=2)
+terms_st = st.builds(
+    Terms,
+    ports=ports_st,
+    sharing_key=st.sampled_from([None, "k1", "k2"]),
+    backend_key=st.sampled_from(["", "", "app=x"]),
+)
+families_st = st.sampled_from(
+    [
+        (("IPv4",), "SingleStack"),
+        (("IPv6",), "SingleStack"),
+        (("IPv4", "IPv6"), "RequireDualStack"),
+        (("IPv6", "IPv4"), "PreferDualStack"),
+    ]
+)
+
+
+class AllocatorMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alloc = Allocator()
+        self.pools: list[Pool] = []
+        self.terms: dict[str, Terms] = {}
+
+    # ---- observation ----
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "keys": {k: (self.alloc.ips(k), self.alloc.pool_of(k)) for k in self.alloc.keys()},
+            "counters": {p.name: self.alloc.counters(p.name) for p in self.pools},
+            "pools": self.alloc.pools(),
+        }
+
+    def holders_of(self, ip: IP, exclude: str) -> list[Terms]:
+        return [self.terms[k] for k in self.alloc.holders(ip) if k != exclude]
+
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Runs one allocator call; on an error, checks that nothing changed and returns the error."""
+        before = self.snapshot()
+        try:
+            return fn(*args, **kwargs)
+        except (AllocationError, ConfigError) as err:
+            assert self.snapshot() == before, f"state changed by failed {fn.__name__}: {err}"
+            return err
+
+    # ---- rules ----
+
+    @initialize(pools=pool_sets())
+    def start(self, pools: list[Pool]) -> None:
+        self.alloc = Allocator(pools)
+        self.pools = pools
+
+    @rule(key=st.sampled_from(KEYS), terms=terms_st, fam=families_st, named=st.sampled_from([None, *POOL_NAMES]))
+    def allocate(self, key: str, terms: Terms, fam: tuple[tuple[str, ...], str], named: str | None) -> None:
+        had = self.alloc.ips(key)
+        before = {ip: self.holders_of(ip, key) for p in self.pools for v in (4, 6) for ip in pool_order(p, v)}
+        result = self.call(
+            self.alloc.allocate,
+            key,
+            ports=[Port(p, proto) for p, proto in sorted(terms.ports)],
+            pool=named,
+            sharing_key=terms.sharing_key,
+            backend_key=terms.backend_key,
+            ip_families=fam[0],
+            ip_family_policy=fam[1],
+        )
+        if isinstance(result, Exception):
+            if isinstance(result, PoolExhaustedError) and named is not None and fam[1] == "SingleStack":
+                pool = next(p for p in self.pools if p.name == named)
+                version = 4 if fam[0] == ("IPv4",) else 6
+                eligible = [
+                    ip for ip in pool_order(pool, version) if allowed(pool, ip) and compatible(before[ip], terms)
+                ]
+                assert not eligible, f"{named} reported exhausted but {eligible[:3]} are eligible"
+            return
+        self.terms[key] = terms
+        if had:
+            return  # a key keeping its previous addresses is not a fresh choice
+        pool = next(p for p in self.pools if p.name == self.alloc.pool_of(key))
+        for ip in result:
+            candidates = [
+                c for c in pool_order(pool, ip.version) if allowed(pool, c) and compatible(before[c], terms)
+            ]
+            assert candidates and candidates[0] == ip, f"{key} got {ip}, lowest eligible is {candidates[:1]}"
+
+    @rule(key=st.sampled_from(KEYS), terms=terms_st, offsets=st.lists(st.integers(0, 47), min_size=1, max_size=2))
+    def assign(self, key: str, terms: Terms, offsets: list[int]) -> None:
+        ips = [
+            ipaddress.ip_address(V4_START + o) if o < 32 else ipaddress.ip_address(V6_START + o - 32)
+            for o in offsets
+        ]
+        conflict = any(not compatible(self.holders_of(ip, key), terms) for ip in ips)
+        result = self.call(
+            self.alloc.assign,
+            key,
+            ips,
+            ports=[Port(p, proto) for p, proto in sorted(terms.ports)],
+            sharing_key=terms.sharing_key,
+            backend_key=terms.backend_key,
+        )
+        if conflict:
+            assert isinstance(result, AllocationError), f"{key} took {ips} against the sharing rules"
+        if isinstance(result, IPInUseError):
+            assert conflict
+        if not isinstance(result, Exception):
+            self.terms[key] = terms
+            assert sorted(self.alloc.ips(key), key=str) == sorted(set(ips), key=str)
+
+    @rule(key=st.sampled_from(KEYS))
+    def release(self, key: str) -> None:
+        held = bool(self.alloc.ips(key))
+        assert self.alloc.release(key) == held
+        assert self.alloc.ips(key) == []
+
+    @rule(pools=pool_sets())
+    def set_pools(self, pools: list[Pool]) -> None:
+        before = {k: self.alloc.ips(k) for k in self.alloc.keys()}
+        evicted = self.alloc.set_pools(pools)
+        self.pools = pools
+        for key, ips in before.items():
+            still = [p for p in pools if all(allowed(p, ip) for ip in ips)]
+            assert (key in evicted) == (not still), (key, ips, evicted)
+            assert self.alloc.ips(key) == ([] if key in evicted else ips)
+
+    # ---- invariants ----
+
+    @invariant()
+    def sharing_rules_hold(self) -> None:
+        by_ip: dict[IP, list[str]] = {}
+        for key in self.alloc.keys():
+            for ip in self.alloc.ips(key):
+                by_ip.setdefault(ip, []).append(key)
+        for ip, keys in by_ip.items():
+            assert sorted(self.alloc.holders(ip)) == sorted(keys)
+            for i, a in enumerate(keys):
+                for b in keys[i + 1 :]:
+                    assert compatible([self.terms[a]], self.terms[b]), f"{ip} held by {a} and {b}"
+
+    @invariant()
+    def addresses_lie_in_the_services_pool(self) -> None:
+        for key in self.alloc.keys():
+            name = self.alloc.pool_of(key)
+            pool = next(p for p in self.pools if p.name == name)
+            ips = self.alloc.ips(key)
+            assert ips and all(allowed(pool, ip) for ip in ips), (key, ips, name)
+            assert len({ip.version for ip in ips}) == len(ips)
+
+    @invariant()
+    def counters_equal_a_recount(self) -> None:
+        for pool in self.pools:
+            counters = self.alloc.counters(pool.name)
+            for v in (4, 6):
+                order = pool_order(pool, v)
+                used = {ip for k in self.alloc.keys() if self.alloc.pool_of(k) == pool.name
+                        for ip in self.alloc.ips(k) if ip.version == v}
+                assert counters[f"total_ipv{v}"] == sum(allowed(pool, ip) for ip in order)
+                assert counters[f"in_use_ipv{v}"] == len(used)
+            assert counters["available"] == counters["total"] - counters["in_use"]
+
+
+AllocatorMachine.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestAllocatorMachine = AllocatorMachine.TestCase
