@@ -104,6 +104,9 @@ def test_zz_ratios(figures: dict[str, float]) -> None:
     small, large = figures.get("allocate IPv4, n=1000: us/op"), figures.get("allocate IPv4, n=65534: us/op")
     if small and large:
         figures["per-op cost ratio n=65,534 / n=1k (target <= 2)"] = large / small
-    ours, base = figures.get("allocate IPv4, n=10000: ops/s"), figures.get("baseline linear scan, n=10000: ops/s")
+    ours, base = (
+        figures.get("allocate IPv4, n=10000: ops/s"),
+        figures.get("baseline linear scan, n=10000: ops/s"),
+    )
     if ours and base:
         figures["speed-up over the linear-scan baseline at n=10k"] = ours / base

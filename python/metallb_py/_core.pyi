@@ -6,6 +6,9 @@ from typing import final
 
 _IP = IPv4Address | IPv6Address
 
+__all__ = ["Allocator", "LabelSelector", "Pool", "Port", "ServiceAllocation", "__version__", "validate_pools"]
+__version__: str
+
 @final
 class Port:
     """A service port as the sharing rules see it: number and protocol (TCP, UDP or SCTP)."""
@@ -15,7 +18,7 @@ class Port:
     def port(self) -> int: ...
     @property
     def protocol(self) -> str: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -25,7 +28,7 @@ class LabelSelector:
     def __new__(
         cls,
         match_labels: Mapping[str, str] | None = None,
-        match_expressions: Sequence[tuple[str, str, Sequence[str]]] = (),
+        match_expressions: Sequence[tuple[str, str, Sequence[str]]] = ...,
         *,
         path: str = "selector",
     ) -> LabelSelector: ...
@@ -34,7 +37,7 @@ class LabelSelector:
     @property
     def match_expressions(self) -> list[tuple[str, str, list[str]]]: ...
     def matches(self, labels: Mapping[str, str]) -> bool: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -44,9 +47,9 @@ class ServiceAllocation:
     def __new__(
         cls,
         priority: int | None = None,
-        namespaces: Sequence[str] = (),
-        namespace_selectors: Sequence[LabelSelector] = (),
-        service_selectors: Sequence[LabelSelector] = (),
+        namespaces: Sequence[str] = ...,
+        namespace_selectors: Sequence[LabelSelector] = ...,
+        service_selectors: Sequence[LabelSelector] = ...,
     ) -> ServiceAllocation: ...
     @property
     def priority(self) -> int | None: ...
@@ -59,7 +62,7 @@ class ServiceAllocation:
     def matches(
         self, namespace: str, namespace_labels: Mapping[str, str], service_labels: Mapping[str, str]
     ) -> bool: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -89,7 +92,7 @@ class Pool:
     def families(self) -> list[str]: ...
     def ranges(self) -> list[tuple[_IP, _IP]]: ...
     def contains(self, ip: str | _IP) -> bool: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 def validate_pools(pools: Sequence[Pool]) -> None:
@@ -99,27 +102,28 @@ def validate_pools(pools: Sequence[Pool]) -> None:
 class Allocator:
     """MetalLB's IP allocator: lowest free address first, sharing rules, restore on restart."""
 
-    def __new__(cls, pools: Sequence[Pool] = ()) -> Allocator: ...
+    def __new__(cls, pools: Sequence[Pool] = ...) -> Allocator: ...
     def allocate(
         self,
         key: str,
         *,
-        ports: Sequence[Port] = (),
+        ports: Sequence[Port] = ...,
         pool: str | None = None,
-        requested: Sequence[str | _IP] = (),
+        requested: Sequence[str | _IP] = ...,
         sharing_key: str | None = None,
-        backend_key: str = "",
-        ip_families: Sequence[str] = ("IPv4",),
+        backend_key: str = ...,
+        ip_families: Sequence[str] = ...,
         ip_family_policy: str = "SingleStack",
         labels: Mapping[str, str] | None = None,
         namespace_labels: Mapping[str, str] | None = None,
-    ) -> list[_IP]: ...
+    ) -> list[_IP]:
+        """Addresses for `key`, lowest free first. `ip_families` defaults to ("IPv4",)."""
     def assign(
         self,
         key: str,
         ips: Sequence[str | _IP],
         *,
-        ports: Sequence[Port] = (),
+        ports: Sequence[Port] = ...,
         sharing_key: str | None = None,
         backend_key: str = "",
     ) -> str: ...
@@ -133,4 +137,4 @@ class Allocator:
     def keys(self) -> list[str]: ...
     def counters(self, pool: str) -> dict[str, int]: ...
     def __len__(self) -> int: ...
-    def __contains__(self, key: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...

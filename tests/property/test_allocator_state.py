@@ -9,6 +9,7 @@ every fresh automatic allocation, the address is the lowest free-or-shareable on
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ def pool_sets(draw: st.DrawFn) -> list[Pool]:
     for start, size, cls in ((V4_START, 32, ipaddress.IPv4Address), (V6_START, 16, ipaddress.IPv6Address)):
         cuts = sorted(draw(st.sets(st.integers(1, size - 1), max_size=4)))
         bounds = [0, *cuts, size]
-        for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for lo, hi in itertools.pairwise(bounds):
             owner = draw(st.sampled_from([*POOL_NAMES, None]))
             if owner is not None:
                 text = render(cls(start + lo), cls(start + hi - 1), draw(st.booleans()))
@@ -64,9 +65,7 @@ def pool_sets(draw: st.DrawFn) -> list[Pool]:
     result = []
     for name, addresses in pools.items():
         order = draw(st.permutations(addresses))
-        result.append(
-            Pool(name, order, auto_assign=draw(st.booleans()), avoid_buggy_ips=draw(st.booleans()))
-        )
+        result.append(Pool(name, order, auto_assign=draw(st.booleans()), avoid_buggy_ips=draw(st.booleans())))
     return result
 
 
@@ -93,7 +92,9 @@ def compatible(holders: list[Terms], terms: Terms) -> bool:
     )
 
 
-ports_st = st.frozensets(st.tuples(st.sampled_from([53, 80, 443]), st.sampled_from(["TCP", "UDP"])), max_size=2)
+ports_st = st.frozensets(
+    st.tuples(st.sampled_from([53, 80, 443]), st.sampled_from(["TCP", "UDP"])), max_size=2
+)
 terms_st = st.builds(
     Terms,
     ports=ports_st,
@@ -145,7 +146,9 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.alloc = Allocator(pools)
         self.pools = pools
 
-    @rule(key=st.sampled_from(KEYS), terms=terms_st, fam=families_st, named=st.sampled_from([None, *POOL_NAMES]))
+    @rule(
+        key=st.sampled_from(KEYS), terms=terms_st, fam=families_st, named=st.sampled_from([None, *POOL_NAMES])
+    )
     def allocate(self, key: str, terms: Terms, fam: tuple[tuple[str, ...], str], named: str | None) -> None:
         had = self.alloc.ips(key)
         before = {ip: self.holders_of(ip, key) for p in self.pools for v in (4, 6) for ip in pool_order(p, v)}
@@ -164,7 +167,9 @@ class AllocatorMachine(RuleBasedStateMachine):
                 pool = next(p for p in self.pools if p.name == named)
                 version = 4 if fam[0] == ("IPv4",) else 6
                 eligible = [
-                    ip for ip in pool_order(pool, version) if allowed(pool, ip) and compatible(before[ip], terms)
+                    ip
+                    for ip in pool_order(pool, version)
+                    if allowed(pool, ip) and compatible(before[ip], terms)
                 ]
                 assert not eligible, f"{named} reported exhausted but {eligible[:3]} are eligible"
             return
@@ -178,7 +183,11 @@ class AllocatorMachine(RuleBasedStateMachine):
             ]
             assert candidates and candidates[0] == ip, f"{key} got {ip}, lowest eligible is {candidates[:1]}"
 
-    @rule(key=st.sampled_from(KEYS), terms=terms_st, offsets=st.lists(st.integers(0, 47), min_size=1, max_size=2))
+    @rule(
+        key=st.sampled_from(KEYS),
+        terms=terms_st,
+        offsets=st.lists(st.integers(0, 47), min_size=1, max_size=2),
+    )
     def assign(self, key: str, terms: Terms, offsets: list[int]) -> None:
         ips = [
             ipaddress.ip_address(V4_START + o) if o < 32 else ipaddress.ip_address(V6_START + o - 32)
@@ -246,8 +255,13 @@ class AllocatorMachine(RuleBasedStateMachine):
             counters = self.alloc.counters(pool.name)
             for v in (4, 6):
                 order = pool_order(pool, v)
-                used = {ip for k in self.alloc.keys() if self.alloc.pool_of(k) == pool.name
-                        for ip in self.alloc.ips(k) if ip.version == v}
+                used = {
+                    ip
+                    for k in self.alloc.keys()
+                    if self.alloc.pool_of(k) == pool.name
+                    for ip in self.alloc.ips(k)
+                    if ip.version == v
+                }
                 assert counters[f"total_ipv{v}"] == sum(allowed(pool, ip) for ip in order)
                 assert counters[f"in_use_ipv{v}"] == len(used)
             assert counters["available"] == counters["total"] - counters["in_use"]

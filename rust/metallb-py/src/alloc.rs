@@ -65,7 +65,7 @@ impl Port {
     }
 
     fn __repr__(&self) -> String {
-        format!("Port(port={}, protocol={:?})", self.0.port, self.0.protocol.as_str())
+        format!("Port(port={}, protocol='{}')", self.0.port, self.0.protocol.as_str())
     }
 }
 
@@ -235,13 +235,27 @@ impl Pool {
     }
 
     fn __repr__(&self) -> String {
+        let addresses: Vec<String> = self.0.addresses.iter().map(|a| py_str(a)).collect();
         format!(
-            "Pool({:?}, {:?}, auto_assign={}, avoid_buggy_ips={})",
-            self.0.name,
-            self.0.addresses,
-            if self.0.auto_assign { "True" } else { "False" },
-            if self.0.avoid_buggy_ips { "True" } else { "False" },
+            "Pool({}, [{}], auto_assign={}, avoid_buggy_ips={})",
+            py_str(&self.0.name),
+            addresses.join(", "),
+            py_bool(self.0.auto_assign),
+            py_bool(self.0.avoid_buggy_ips),
         )
+    }
+}
+
+/// A string as Python's repr would show it (for the simple strings that names and addresses are).
+fn py_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn py_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
     }
 }
 
@@ -273,7 +287,7 @@ impl Allocator {
     }
 
     #[pyo3(signature = (key, *, ports = Vec::new(), pool = None, requested = Vec::new(), sharing_key = None,
-        backend_key = String::new(), ip_families = None, ip_family_policy = "SingleStack", labels = None,
+        backend_key = String::new(), ip_families = vec!["IPv4".to_string()], ip_family_policy = "SingleStack", labels = None,
         namespace_labels = None))]
     #[allow(clippy::too_many_arguments)]
     fn allocate(
@@ -284,7 +298,7 @@ impl Allocator {
         requested: Vec<Bound<'_, PyAny>>,
         sharing_key: Option<String>,
         backend_key: String,
-        ip_families: Option<Vec<String>>,
+        ip_families: Vec<String>,
         ip_family_policy: &str,
         labels: Option<HashMap<String, String>>,
         namespace_labels: Option<HashMap<String, String>>,
@@ -300,7 +314,7 @@ impl Allocator {
             ports: ports.iter().map(|p| p.0).collect(),
             sharing_key,
             backend_key,
-            ip_families: ip_families.unwrap_or_default().iter().map(|f| parse_family(f)).collect::<PyResult<_>>()?,
+            ip_families: ip_families.iter().map(|f| parse_family(f)).collect::<PyResult<_>>()?,
             family_policy,
             labels: labels.unwrap_or_default(),
             namespace_labels: namespace_labels.unwrap_or_default(),

@@ -1,0 +1,57 @@
+# metallb-py developer entry points. `make help` lists them.
+# Every target sets up what it needs: a fresh machine needs only `make demo` or `make test`.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deps-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help dev ext test test-rust test-python lint bench fuzz demo clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo ">> creating $(VENV) and installing Python dependencies (first run takes a minute)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --editable '.[dev]'
+	touch $(STAMP)
+
+dev: $(STAMP) ext ## Set up the virtualenv and build the Rust extension in place
+
+ext: $(STAMP)
+	@echo ">> building the Rust extension (metallb_py._core)"
+	$(VENV)/bin/maturin develop --release --quiet
+
+test: dev test-rust test-python lint ## Set up, then run every test and lint (what CI runs)
+
+test-rust:
+	cargo test --workspace --locked
+
+test-python: dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: dev ## cargo fmt/clippy, ruff, mypy --strict, stubtest, import contracts
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest metallb_py._core
+	$(VENV)/bin/lint-imports
+
+bench: dev ## Run the benchmarks and print figures with ratios against their baselines
+	$(PY) -m pytest benches -p no:cacheprovider --benchmark-columns=median,ops,rounds
+
+fuzz: ## Run each packet fuzz target briefly
+	bash scripts/fuzz.sh
+
+demo: dev ## The main job: plan the seed's services against the seed's ConfigMap
+	$(VENV)/bin/metallb-py config validate examples/seed/metallb-l2config.yaml
+	$(VENV)/bin/metallb-py ipam plan --config examples/seed/metallb-l2config.yaml --services examples/seed/services.yaml
+
+clean: ## Remove build products and the virtualenv
+	rm -rf $(VENV) target python/metallb_py/*.so
