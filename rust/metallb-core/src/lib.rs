@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod alloc;
+pub mod l2;
 pub mod packet;
