@@ -8,7 +8,7 @@ STAMP := $(VENV)/.deps-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext test test-rust test-python lint bench fuzz demo clean
+.PHONY: help dev ext k8s test test-rust test-python lint bench fuzz demo clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ ext: $(STAMP)
 	@echo ">> building the Rust extension (metallb_py._core)"
 	$(VENV)/bin/maturin develop --release --quiet
 
-test: dev test-rust test-python lint ## Set up, then run every test and lint (what CI runs)
+k8s: ## Build (once, then cached) the kube-apiserver, etcd and kubectl the integration tests run
+	bash tools/k8s/build.sh
+
+test: dev k8s test-rust test-python lint ## Set up, then run every test and lint (what CI runs)
 
 test-rust:
 	cargo test --workspace --locked

@@ -1,0 +1,29 @@
+"""Test and demo helpers that users can use too: a real local Kubernetes control plane.
+
+`LocalControlPlane` runs etcd and kube-apiserver on 127.0.0.1, built once per Kubernetes version from the Go
+module proxy by tools/k8s/build.sh and cached in ~/.cache/metallb-py (or $METALLB_PY_CACHE).
+"""
+
+from __future__ import annotations
+
+from metallb_py.testing.controlplane import (
+    DEFAULT_KUBERNETES_VERSION,
+    ControlPlaneError,
+    ControlPlaneUnavailableError,
+    KubectlError,
+    KubernetesBinaries,
+    LocalControlPlane,
+    default_cache_dir,
+    ensure_kubernetes_binaries,
+)
+
+__all__ = [
+    "DEFAULT_KUBERNETES_VERSION",
+    "ControlPlaneError",
+    "ControlPlaneUnavailableError",
+    "KubectlError",
+    "KubernetesBinaries",
+    "LocalControlPlane",
+    "default_cache_dir",
+    "ensure_kubernetes_binaries",
+]
