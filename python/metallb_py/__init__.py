@@ -1,7 +1,7 @@
 """metallb-py: MetalLB's job as a Python library with a Rust core.
 
 The allocator and the pool/selector types come from the Rust extension `metallb_py._core`; configuration
-parsing lives in `metallb_py.config`.
+parsing lives in `metallb_py.config`, Service-to-request mapping and planning in `metallb_py.ipam`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from metallb_py._core import (
     __version__,
     validate_pools,
 )
+from metallb_py.config import Config, load_config
 from metallb_py.errors import (
     AllocationError,
     ConfigError,
@@ -30,6 +31,7 @@ from metallb_py.errors import (
 __all__ = [
     "AllocationError",
     "Allocator",
+    "Config",
     "ConfigError",
     "FamilyError",
     "IPInUseError",
@@ -46,12 +48,3 @@ __all__ = [
     "load_config",
     "validate_pools",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # load_config lives in the config package, which imports this one's classes; import it lazily.
-    if name == "load_config":
-        from metallb_py.config import load_config
-
-        return load_config
-    raise AttributeError(f"module 'metallb_py' has no attribute {name!r}")

@@ -27,7 +27,11 @@ class ConfigError(MetalLBError, ValueError):
     """A configuration (ConfigMap, CRD, pool definition) is invalid; the message names the object and field.
 
     Permanent: retrying the same input gives the same error. The last good configuration stays in force.
+    `path` (where) and `reason` (what) are set when the Rust core raised it, None otherwise.
     """
+
+    path: str | None = None
+    reason: str | None = None
 
 
 class AllocationError(MetalLBError):

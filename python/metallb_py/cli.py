@@ -1,0 +1,209 @@
+"""The `metallb-py` command: thin wiring from arguments and files to the config and ipam packages.
+
+    metallb-py config validate FILE...         check configuration files (together, as one configuration)
+    metallb-py config convert FILE [-o OUT]     legacy ConfigMap -> metallb.io CRDs
+    metallb-py ipam plan --config FILE... --services FILE [--output table|json]
+
+Exit status: 0 success; 1 invalid input, an unreadable file, or (plan) a Service left pending; 2 usage
+errors (argparse). Each command group registers itself in `_COMMAND_GROUPS`; later groups (controller,
+speaker, demo) add one function there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import TextIO
+
+from metallb_py.config import Config, convert_legacy
+from metallb_py.config._resources import Resources
+from metallb_py.config.loader import build_config, read_file
+from metallb_py.config.model import address_count
+from metallb_py.errors import ConfigError
+from metallb_py.ipam import PlanRow, load_services, plan
+
+__all__ = ["build_parser", "main"]
+
+_Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: _Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        # A group without its subcommand (`metallb-py config`): show what it offers.
+        (args.group_parser if hasattr(args, "group_parser") else parser).print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metallb-py", description="MetalLB's job as a Python library: configuration and IP allocation."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    groups = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for register in _COMMAND_GROUPS:
+        register(groups)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("metallb-py")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# -- config ------------------------------------------------------------------------------------------
+
+
+def _register_config(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = groups.add_parser("config", help="validate and convert MetalLB configuration")
+    group.set_defaults(group_parser=group)
+    commands = group.add_subparsers(title="config commands", metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check configuration files",
+        description="Check legacy ConfigMaps and metallb.io resources. The files are one configuration "
+        "together: references may cross files, and names must be unique across them.",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(handler=_config_validate)
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert a legacy ConfigMap to metallb.io resources",
+        description="Rewrite a MetalLB <= 0.12 ConfigMap as the equivalent custom resources.",
+    )
+    convert.add_argument("file", metavar="FILE")
+    convert.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    convert.set_defaults(handler=_config_convert)
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    per_file: list[tuple[str, Resources]] = []
+    failed = False
+    # Each file on its own first, so every broken file is reported in one run.
+    for path in args.files:
+        try:
+            per_file.append((path, read_file(path)))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed = True
+        except OSError as exc:
+            print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
+            failed = True
+    if failed:
+        return 1
+    combined = Resources()
+    for _, resources in per_file:
+        combined.extend(resources)
+    config = build_config(combined)
+    for path, resources in per_file:
+        print(f"{path}: OK: {_file_summary(resources, config)}")
+    if len(per_file) > 1:
+        print(f"configuration OK: {config.summary()}")
+    return 0
+
+
+def _file_summary(resources: Resources, config: Config) -> str:
+    names = {entry.record.name for entry in resources.pools}
+    counts = resources.counts()
+    pools = counts.pop("IPAddressPool")
+    size = address_count(p for p in config.pools if p.name in names)
+    parts = [f"{pools} pool{'' if pools == 1 else 's'} ({size})"]
+    plural = {"Community": "Communities"}
+    parts += [f"{n} {kind if n == 1 else plural.get(kind, kind + 's')}" for kind, n in counts.items() if n]
+    return ", ".join(parts)
+
+
+def _config_convert(args: argparse.Namespace) -> int:
+    with open(args.file, encoding="utf-8") as f:
+        text = f.read()
+    output = convert_legacy(text, source=args.file)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(output)
+    else:
+        sys.stdout.write(output)
+    return 0
+
+
+# -- ipam --------------------------------------------------------------------------------------------
+
+
+def _register_ipam(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = groups.add_parser("ipam", help="IP address management")
+    group.set_defaults(group_parser=group)
+    commands = group.add_subparsers(title="ipam commands", metavar="COMMAND")
+    plan_parser = commands.add_parser(
+        "plan",
+        help="show the addresses MetalLB would give a set of Services",
+        description="Allocate addresses to the LoadBalancer Services of a file (YAML documents or a List, "
+        "as `kubectl get services -A -o yaml` prints; Namespace objects there provide namespace labels) "
+        "under a configuration, as MetalLB's controller would. Exit status 1 when a Service stays pending.",
+    )
+    plan_parser.add_argument(
+        "--config", action="append", required=True, metavar="FILE", help="configuration file (repeatable)"
+    )
+    plan_parser.add_argument("--services", required=True, metavar="FILE", help="Services to plan")
+    plan_parser.add_argument("--output", choices=("table", "json"), default="table", help="output format")
+    plan_parser.set_defaults(handler=_ipam_plan)
+
+
+def _ipam_plan(args: argparse.Namespace) -> int:
+    combined = Resources()
+    for path in args.config:
+        combined.extend(read_file(path))
+    config = build_config(combined)
+    with open(args.services, encoding="utf-8") as f:
+        services, namespaces = load_services(f.read(), source=args.services)
+    rows = plan(config, services, namespaces=namespaces)
+    if args.output == "json":
+        json.dump([row.to_dict() for row in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        write_table(rows, sys.stdout)
+    return 0 if all(row.ok for row in rows) else 1
+
+
+def write_table(rows: Sequence[PlanRow], out: TextIO) -> None:
+    """Rows as `kubectl get services` shows them: aligned columns, `<pending>` while unallocated."""
+    header = ["NAMESPACE", "NAME", "EXTERNAL-IP", "POOL"]
+    with_reason = any(not row.ok for row in rows)
+    if with_reason:
+        header.append("REASON")
+    table = [header]
+    for row in rows:
+        line = [row.namespace, row.name, ",".join(row.ips) or "<pending>", row.pool or "<none>"]
+        if with_reason:
+            line.append(row.error or "")
+        table.append(line)
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        out.write(
+            "   ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
+        )
+
+
+_COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _register_config,
+    _register_ipam,
+]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

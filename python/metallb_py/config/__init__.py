@@ -1,0 +1,39 @@
+"""MetalLB configuration: legacy ConfigMaps and metallb.io CRDs in, one validated `Config` out.
+
+`load_config` and friends parse and validate; `convert_legacy` rewrites a legacy ConfigMap as CRDs. Every
+mistake is a `metallb_py.errors.ConfigError` whose message names the object, the source and the field.
+"""
+
+from __future__ import annotations
+
+from metallb_py.config.convert import convert_legacy, dump_crds
+from metallb_py.config.loader import load_config, load_config_files, load_objects, parse_legacy_configmap
+from metallb_py.config.model import (
+    BFDProfile,
+    BGPAdvertisement,
+    BGPCommunity,
+    BGPPeer,
+    Community,
+    CommunityAlias,
+    Config,
+    L2Advertisement,
+    SecretReference,
+)
+
+__all__ = [
+    "BFDProfile",
+    "BGPAdvertisement",
+    "BGPCommunity",
+    "BGPPeer",
+    "Community",
+    "CommunityAlias",
+    "Config",
+    "L2Advertisement",
+    "SecretReference",
+    "convert_legacy",
+    "dump_crds",
+    "load_config",
+    "load_config_files",
+    "load_objects",
+    "parse_legacy_configmap",
+]

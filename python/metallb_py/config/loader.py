@@ -1,0 +1,400 @@
+"""From YAML text, files or objects to a validated `Config`; owns every rule that spans objects.
+
+Per document: a metallb.io resource, a v1 ConfigMap with `data.config` (the legacy format), a v1 `List` of
+those, or a bare legacy config mapping (no kind; `address-pools` etc. at the top, as in `data.config`). Empty
+documents are skipped. Anything else is an error naming its kind: a file handed to the loader is meant to be
+configuration, and skipping a mistyped kind silently would hide it.
+
+Across objects (`build_config`): one namespace, unique names per kind, addresses (the core's Pool and
+validate_pools), references (pools, peers, communities, BFD profiles must exist), aggregation lengths against
+every pool an advertisement selects, identical peers, and BFD echo mode towards IPv6 pools.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from metallb_py._core import Pool, validate_pools
+from metallb_py.config._reader import Reader, Where, describe, load_yaml_documents, quote
+from metallb_py.config._resources import Entry, PoolSpec, Resources
+from metallb_py.config.crds import GROUP, parse_crd
+from metallb_py.config.legacy import DEFAULT_NAMESPACE, LEGACY_KEYS, read_legacy_config, read_legacy_configmap
+from metallb_py.config.model import (
+    BFDProfile,
+    BGPAdvertisement,
+    BGPCommunity,
+    BGPPeer,
+    Community,
+    Config,
+    L2Advertisement,
+)
+from metallb_py.errors import ConfigError
+
+__all__ = [
+    "build_config",
+    "load_config",
+    "load_config_files",
+    "load_objects",
+    "parse_legacy_configmap",
+    "read_object",
+    "read_text",
+]
+
+
+def load_config(text: str, *, source: str = "<config>") -> Config:
+    """Parse and validate YAML text holding MetalLB configuration (one or more documents)."""
+    return build_config(read_text(text, source=source))
+
+
+def load_config_files(paths: Iterable[str | os.PathLike[str]]) -> Config:
+    """Parse and validate several files as one configuration (references may cross files).
+
+    OSError propagates for a file that cannot be read; undecodable text is a ConfigError naming the file.
+    """
+    resources = Resources()
+    for path in paths:
+        resources.extend(read_file(path))
+    return build_config(resources)
+
+
+def load_objects(objects: Iterable[object], *, source: str = "<objects>") -> Config:
+    """Validate already parsed objects (dicts as from YAML or the Kubernetes API)."""
+    resources = Resources()
+    for i, obj in enumerate(objects, start=1):
+        resources.extend(read_object(obj, f"{source}, object {i}"))
+    return build_config(resources)
+
+
+def parse_legacy_configmap(obj: object, *, source: str = "<configmap>") -> Config:
+    """Validate one legacy MetalLB ConfigMap object (a dict with `data.config`)."""
+    if not isinstance(obj, dict) or obj.get("kind") != "ConfigMap":
+        raise ConfigError(f"{source}: expected a v1 ConfigMap, got {describe(obj)}")
+    resources, _ = read_legacy_configmap(obj, source)
+    return build_config(resources)
+
+
+def read_file(path: str | os.PathLike[str]) -> Resources:
+    source = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    return read_text(text, source=source)
+
+
+def read_text(text: str, *, source: str = "<config>") -> Resources:
+    """Every document of a YAML stream, parsed and checked on its own (no cross-object rules yet)."""
+    resources = Resources()
+    for n, document in enumerate(load_yaml_documents(text, Where(source)), start=1):
+        resources.extend(read_object(document, f"{source}, document {n}"))
+    return resources
+
+
+def read_object(obj: object, context: str) -> Resources:
+    """One document or List item; `context` says where it is (`pools.yaml, document 2`)."""
+    if obj is None:
+        return Resources()
+    if not isinstance(obj, dict):
+        Where(f"document ({context})").fail(
+            "", f"expected a Kubernetes object (a mapping), got {describe(obj)}"
+        )
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if kind == "List" and api_version == "v1":
+        r = Reader(obj, Where(f"List ({context})"))
+        r.ignore("apiVersion", "kind", "metadata")
+        resources = Resources()
+        for path, item in r.items("items"):
+            resources.extend(read_object(item, f"{context}, {path}"))
+        r.finish()
+        return resources
+    if isinstance(api_version, str) and api_version.split("/")[0] == GROUP:
+        return parse_crd(obj, context)
+    if kind == "ConfigMap" and api_version == "v1":
+        resources, _ = read_legacy_configmap(obj, context)
+        return resources
+    if kind is None and api_version is None and any(key in obj for key in LEGACY_KEYS):
+        return read_legacy_config(obj, Where(f"legacy config ({context})"), None)
+    where = Where(f"document ({context})")
+    if kind is None or api_version is None:
+        where.fail("", "not a Kubernetes object (no apiVersion or kind) and no legacy MetalLB config keys")
+    where.fail(
+        "kind",
+        f"{describe(kind)} ({describe(api_version)}) is not MetalLB configuration; "
+        f"expected a {GROUP} resource, a v1 ConfigMap with data.config, or a v1 List of them",
+    )
+
+
+# -- rules across objects ----------------------------------------------------------------------------------
+
+
+def build_config(resources: Resources) -> Config:
+    """Check the rules that span objects and build the Config (lists sorted by name)."""
+    namespace = _one_namespace(resources)
+    for kind, entries in (
+        ("IPAddressPool", resources.pools),
+        ("L2Advertisement", resources.l2_advertisements),
+        ("BGPAdvertisement", resources.bgp_advertisements),
+        ("BGPPeer", resources.bgp_peers),
+        ("Community", resources.communities),
+        ("BFDProfile", resources.bfd_profiles),
+    ):
+        _unique_names(kind, entries)
+
+    pools = [_make_pool(entry) for entry in resources.pools]
+    try:
+        validate_pools(pools)
+    except ConfigError as exc:
+        raise _overlap_error(resources.pools, pools, exc) from None
+    pool_entries = {e.record.name: (e, p) for e, p in zip(resources.pools, pools, strict=True)}
+
+    aliases = _community_aliases(resources.communities)
+    profiles = {e.record.name: e.record for e in resources.bfd_profiles}
+    peers = [_check_peer(e, profiles) for e in resources.bgp_peers]
+    _no_identical_peers(resources.bgp_peers)
+    peer_names = [p.name for p in peers]
+
+    l2_advertisements = [
+        _origin(replace(e.record, pools=_selected_pools(e, e.record, pool_entries)), e)
+        for e in resources.l2_advertisements
+    ]
+    bgp_advertisements = []
+    for e in resources.bgp_advertisements:
+        selected = _selected_pools(e, e.record, pool_entries)
+        for i, peer in enumerate(e.record.peers):
+            if peer not in peer_names:
+                e.fail("peers", f"unknown BGPPeer {quote(peer)}{_known(peer_names)}", i)
+        values = tuple(_community_value(e, i, text, aliases) for i, text in enumerate(e.record.communities))
+        for pool_name in selected:
+            _check_aggregation(e, *pool_entries[pool_name])
+        advertisement = _origin(replace(e.record, pools=selected, community_values=values), e)
+        _check_bfd_echo(e, advertisement, pool_entries, peers, profiles)
+        bgp_advertisements.append(advertisement)
+
+    return Config(
+        pools=sorted(pools, key=lambda p: p.name),
+        l2_advertisements=sorted(l2_advertisements, key=lambda a: a.name),
+        bgp_advertisements=sorted(bgp_advertisements, key=lambda a: a.name),
+        bgp_peers=sorted(
+            (_origin(p, e) for p, e in zip(peers, resources.bgp_peers, strict=True)), key=lambda p: p.name
+        ),
+        communities=sorted((_origin(e.record, e) for e in resources.communities), key=lambda c: c.name),
+        bfd_profiles=sorted((_origin(e.record, e) for e in resources.bfd_profiles), key=lambda b: b.name),
+        legacy_protocols={
+            e.record.name: e.record.protocol for e in resources.pools if e.record.protocol is not None
+        },
+        pool_labels={e.record.name: dict(e.record.labels) for e in resources.pools},
+        namespace=namespace,
+    )
+
+
+def _origin(record: Any, entry: Entry[Any]) -> Any:
+    return replace(record, origin=entry.describe())
+
+
+def _one_namespace(resources: Resources) -> str:
+    # MetalLB watches one namespace; an object elsewhere would be silently ignored by it.
+    first: Entry[Any] | None = None
+    for entry in resources.entries():
+        if entry.namespace is None:
+            continue
+        if first is None:
+            first = entry
+        elif entry.namespace != first.namespace:
+            entry.fail(
+                "",
+                f"is in namespace {quote(entry.namespace)} but {first.describe()} is in "
+                f"{quote(first.namespace or '')}; MetalLB reads its configuration from one namespace",
+            )
+    return first.namespace if first is not None and first.namespace else DEFAULT_NAMESPACE
+
+
+def _unique_names(kind: str, entries: Sequence[Entry[Any]]) -> None:
+    seen: dict[str, Entry[Any]] = {}
+    for entry in entries:
+        name = entry.record.name
+        if name in seen:
+            entry.fail(
+                "name", f"duplicate {kind} name {quote(name)}; also defined by {seen[name].describe()}"
+            )
+        seen[name] = entry
+
+
+_CORE_POOL_PATH = re.compile(r'pool ".*?": addresses(?:\[(\d+)\])?: (.*)', re.DOTALL)
+_CORE_INDEX = re.compile(r": addresses\[(\d+)\]$")
+
+
+def _make_pool(entry: Entry[PoolSpec]) -> Pool:
+    spec = entry.record
+    try:
+        return Pool(
+            spec.name,
+            list(spec.addresses),
+            auto_assign=spec.auto_assign,
+            avoid_buggy_ips=spec.avoid_buggy_ips,
+            service_allocation=spec.service_allocation,
+        )
+    except ConfigError as exc:
+        # The core names the field in its own terms (`pool "x": addresses[1]`); say it in the user's. Its
+        # errors carry `path` and `reason`; the message is parsed only if they are missing.
+        path, reason = getattr(exc, "path", None), getattr(exc, "reason", None)
+        if isinstance(path, str) and isinstance(reason, str):
+            index = _CORE_INDEX.search(path)
+            raise entry.error("addresses", reason, int(index.group(1)) if index else None) from None
+        match = _CORE_POOL_PATH.fullmatch(str(exc))
+        if match is None:
+            raise entry.error("addresses", str(exc)) from None
+        index_text = match.group(1)
+        raise entry.error("addresses", match.group(2), int(index_text) if index_text else None) from None
+
+
+def _overlap_error(
+    entries: Sequence[Entry[PoolSpec]], pools: Sequence[Pool], exc: ConfigError
+) -> ConfigError:
+    """validate_pools said two ranges overlap; find them, to name both objects and both fields."""
+    spans = sorted(
+        (first.version, int(first), int(last), pi, ai)
+        for pi, pool in enumerate(pools)
+        for ai, (first, last) in enumerate(pool.ranges())
+    )
+    reach: tuple[int, int, int, int, int] | None = None
+    for span in spans:
+        if reach is not None and reach[0] == span[0] and span[1] <= reach[2]:
+            earlier, later = entries[reach[3]], entries[span[3]]
+            earlier_text = earlier.record.addresses[reach[4]]
+            return later.error(
+                "addresses",
+                f"{quote(later.record.addresses[span[4]])} overlaps {quote(earlier_text)} of "
+                f"{earlier.describe()}, {earlier.path('addresses', reach[4])}; "
+                "an address may belong to only one range of one pool",
+                span[4],
+            )
+        if reach is None or reach[0] != span[0] or span[2] > reach[2]:
+            reach = span
+    return ConfigError(f"address pools: {exc}")
+
+
+def _known(names: Iterable[str]) -> str:
+    listed = sorted(names)
+    if not listed:
+        return "; none is defined"
+    shown = ", ".join(quote(n) for n in listed[:8])
+    return f"; defined: {shown}{', ...' if len(listed) > 8 else ''}"
+
+
+def _selected_pools(
+    entry: Entry[Any], adv: L2Advertisement | BGPAdvertisement, pools: dict[str, tuple[Entry[PoolSpec], Pool]]
+) -> tuple[str, ...]:
+    for i, name in enumerate(adv.ip_address_pools):
+        # MetalLB skips unknown names (the pool may be created later); in a file it is almost always a typo.
+        if name not in pools:
+            entry.fail("ipAddressPools", f"unknown IPAddressPool {quote(name)}{_known(pools)}", i)
+    if not adv.ip_address_pools and not adv.ip_address_pool_selectors:
+        return tuple(sorted(pools))
+    chosen = set(adv.ip_address_pools)
+    for name, (pool_entry, _) in pools.items():
+        if any(s.matches(pool_entry.record.labels) for s in adv.ip_address_pool_selectors):
+            chosen.add(name)
+    return tuple(sorted(chosen))
+
+
+def _community_aliases(entries: Sequence[Entry[Community]]) -> dict[str, BGPCommunity]:
+    aliases: dict[str, BGPCommunity] = {}
+    owner: dict[str, Entry[Community]] = {}
+    for entry in entries:
+        for i, alias in enumerate(entry.record.communities):
+            if alias.name in aliases:
+                entry.fail(
+                    "communities",
+                    f"community alias {quote(alias.name)} is also defined by {owner[alias.name].describe()}",
+                    i,
+                )
+            aliases[alias.name] = alias.value
+            owner[alias.name] = entry
+    return aliases
+
+
+def _community_value(
+    entry: Entry[Any], index: int, text: str, aliases: dict[str, BGPCommunity]
+) -> BGPCommunity:
+    if text in aliases:
+        return aliases[text]
+    if ":" not in text:
+        entry.fail(
+            "communities",
+            f"unknown community alias {quote(text)}{_known(aliases)}; or write a value like 65000:100 "
+            "or large:65000:1:2",
+            index,
+        )
+    try:
+        return BGPCommunity.parse(text)
+    except ValueError as exc:
+        entry.fail("communities", str(exc).replace("'", '"'), index)
+
+
+def _check_aggregation(entry: Entry[BGPAdvertisement], pool_entry: Entry[PoolSpec], pool: Pool) -> None:
+    """An aggregated route must not cover addresses outside the pool: as MetalLB, each address entry is
+    summarized to CIDRs and the aggregation length may not be shorter than the shortest of their prefixes."""
+    adv = entry.record
+    for i, (first, last) in enumerate(pool.ranges()):
+        v4 = isinstance(first, ipaddress.IPv4Address)
+        length, field = (
+            (adv.aggregation_length, "aggregationLength")
+            if v4
+            else (adv.aggregation_length_v6, "aggregationLengthV6")
+        )
+        shortest = min(n.prefixlen for n in ipaddress.summarize_address_range(first, last))
+        if length < shortest:
+            entry.fail(
+                field,
+                f"{length} is shorter than the /{shortest} prefix of "
+                f"{quote(pool_entry.record.addresses[i])} in {pool_entry.describe()}; "
+                "the aggregated route would cover addresses outside the pool",
+            )
+
+
+def _check_peer(entry: Entry[BGPPeer], profiles: dict[str, BFDProfile]) -> BGPPeer:
+    peer = entry.record
+    if peer.bfd_profile is not None and peer.bfd_profile not in profiles:
+        entry.fail("bfdProfile", f"unknown BFDProfile {quote(peer.bfd_profile)}{_known(profiles)}")
+    return peer
+
+
+def _no_identical_peers(entries: Sequence[Entry[BGPPeer]]) -> None:
+    # Two peers that differ only in name would open the same session twice.
+    seen: list[tuple[BGPPeer, Entry[BGPPeer]]] = []
+    for entry in entries:
+        unnamed = replace(entry.record, name="")
+        for other, other_entry in seen:
+            if other == unnamed:
+                entry.fail("", f"is identical to {other_entry.describe()}; remove one of them")
+        seen.append((unnamed, entry))
+
+
+def _check_bfd_echo(
+    entry: Entry[BGPAdvertisement],
+    adv: BGPAdvertisement,
+    pools: dict[str, tuple[Entry[PoolSpec], Pool]],
+    peers: Sequence[BGPPeer],
+    profiles: dict[str, BFDProfile],
+) -> None:
+    """As MetalLB: BFD echo mode cannot serve IPv6 sessions, so no IPv6 pool may go to such a peer."""
+    v6_pools = [name for name in adv.pools if "IPv6" in pools[name][1].families]
+    if not v6_pools:
+        return
+    for peer in peers:
+        if adv.peers and peer.name not in adv.peers:
+            continue
+        profile = profiles.get(peer.bfd_profile or "")
+        if profile is not None and profile.echo_mode:
+            entry.fail(
+                "peers",
+                f"advertises IPv6 pool {quote(v6_pools[0])} to BGPPeer {quote(peer.name)}, whose BFDProfile "
+                f"{quote(profile.name)} has echo mode on; BFD echo does not work for IPv6",
+            )

@@ -1,0 +1,299 @@
+"""A Kubernetes Service object (a dict, as from YAML or the API) read as the allocator's arguments.
+
+Pure: no I/O, no allocator. Owns MetalLB's Service annotations and how they combine with the spec:
+
+- `metallb.io/address-pool`, `metallb.io/loadBalancerIPs` (comma separated), `metallb.io/allow-shared-ip`,
+  each also accepted as the deprecated `metallb.universe.tf/...`; as in MetalLB, the metallb.io form wins
+  whenever it is present (even empty), and an empty value means "not set".
+- `spec.loadBalancerIP` (deprecated by Kubernetes) and the loadBalancerIPs annotation together are an error,
+  as in MetalLB; so are two requested addresses of one family.
+- backend key: "" for externalTrafficPolicy Cluster; for Local, the selector as `k=v,k2=v2` (sorted), so
+  services sharing an IP under Local must select the same pods.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from metallb_py._core import Port
+from metallb_py.config._reader import Reader, Where, describe, quote
+from metallb_py.errors import ConfigError
+
+__all__ = [
+    "ANNOTATION_ADDRESS_POOL",
+    "ANNOTATION_ALLOW_SHARED_IP",
+    "ANNOTATION_LOAD_BALANCER_IPS",
+    "AnnotationError",
+    "ServiceError",
+    "ServiceRequest",
+    "creation_timestamp",
+    "ingress_ips",
+    "is_load_balancer",
+    "service_key",
+    "service_request",
+]
+
+ANNOTATION_ADDRESS_POOL = "metallb.io/address-pool"
+ANNOTATION_LOAD_BALANCER_IPS = "metallb.io/loadBalancerIPs"
+ANNOTATION_ALLOW_SHARED_IP = "metallb.io/allow-shared-ip"
+_DEPRECATED_PREFIX = "metallb.universe.tf/"
+
+_T = TypeVar("_T")
+_PROTOCOLS = ("TCP", "UDP", "SCTP")
+_FAMILIES = ("IPv4", "IPv6")
+_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
+
+
+class ServiceError(ConfigError):
+    """A Service object cannot be read (wrong types, bad ports...); the message names Service and field."""
+
+
+class AnnotationError(ServiceError):
+    """A MetalLB annotation on a Service is invalid; the message names the annotation."""
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    """What the allocator needs to know about one Service."""
+
+    key: str  # "namespace/name", the allocator's key
+    namespace: str
+    name: str
+    ports: tuple[Port, ...] = ()
+    pool: str | None = None
+    requested: tuple[str, ...] = ()
+    sharing_key: str | None = None
+    backend_key: str = ""
+    ip_families: tuple[str, ...] = ("IPv4",)
+    ip_family_policy: str = "SingleStack"
+    labels: dict[str, str] = field(default_factory=dict)
+    lb_class: str | None = None
+
+    def allocate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `Allocator.allocate(key, **...)` (without namespace_labels)."""
+        return {
+            "ports": list(self.ports),
+            "pool": self.pool,
+            "requested": list(self.requested),
+            "sharing_key": self.sharing_key,
+            "backend_key": self.backend_key,
+            "ip_families": list(self.ip_families),
+            "ip_family_policy": self.ip_family_policy,
+            "labels": dict(self.labels),
+        }
+
+
+def is_load_balancer(svc: object) -> bool:
+    """Whether the object is a Service of type LoadBalancer (False for anything else, garbage included)."""
+    if not isinstance(svc, dict) or svc.get("kind", "Service") != "Service":
+        return False
+    spec = svc.get("spec")
+    return isinstance(spec, dict) and spec.get("type") == "LoadBalancer"
+
+
+def _as_service_error(read: Callable[[object], _T]) -> Callable[[object], _T]:
+    """Every reading mistake is a ServiceError (a ConfigError), whatever helper found it."""
+
+    @functools.wraps(read)
+    def wrapper(svc: object) -> _T:
+        try:
+            return read(svc)
+        except ServiceError:
+            raise
+        except ConfigError as exc:
+            raise ServiceError(str(exc)) from None
+
+    return wrapper
+
+
+@_as_service_error
+def service_key(svc: object) -> str:
+    """`namespace/name` (namespace "default" when unset), or ServiceError."""
+    metadata = _metadata(svc, Where("Service"))
+    namespace = metadata.text("namespace", allow_empty=False) or "default"
+    return f"{namespace}/{metadata.required_text('name')}"
+
+
+@_as_service_error
+def service_request(svc: object) -> ServiceRequest:
+    """Read a Service's annotations and spec; ServiceError/AnnotationError name the field at fault."""
+    key = service_key(svc)
+    namespace, name = key.split("/", 1)
+    where = Where(f"Service {key}")
+    metadata = _metadata(svc, where)
+    labels = metadata.text_map("labels")
+    annotations = _annotations(metadata)
+    assert isinstance(svc, dict)
+    spec = Reader(svc.get("spec") or {}, where, "spec")
+
+    pool = _annotation(annotations, "address-pool")
+    sharing_key = _annotation(annotations, "allow-shared-ip")
+    requested = _requested_ips(annotations, spec, where)
+
+    ports = []
+    for port in spec.mappings("ports"):
+        number = port.number("port", minimum=1, maximum=65535)
+        if number is None:
+            port.missing("port")
+        protocol = port.text("protocol") or "TCP"
+        if protocol not in _PROTOCOLS:
+            port.fail("protocol", f"unknown protocol {quote(protocol)}; expected TCP, UDP or SCTP")
+        ports.append(Port(number, protocol))
+
+    families = spec.texts("ipFamilies")
+    for i, family in enumerate(families):
+        if family not in _FAMILIES:
+            where.fail(f"spec.ipFamilies[{i}]", f"unknown family {quote(family)}; expected IPv4 or IPv6")
+    if len(set(families)) != len(families):
+        spec.fail("ipFamilies", "lists a family twice")
+    if not families:
+        # The API server fills ipFamilies from the cluster IPs; hand-written manifests often lack both.
+        families = _families_of(spec.texts("clusterIPs") or [spec.text("clusterIP") or ""]) or ["IPv4"]
+    policy = spec.text("ipFamilyPolicy") or "SingleStack"
+    if policy not in _FAMILY_POLICIES:
+        spec.fail("ipFamilyPolicy", f"unknown policy {quote(policy)}; expected {', '.join(_FAMILY_POLICIES)}")
+    if policy == "SingleStack" and len(families) > 1:
+        spec.fail("ipFamilies", "a SingleStack service has exactly one family")
+
+    traffic_policy = spec.text("externalTrafficPolicy") or "Cluster"
+    if traffic_policy not in ("Cluster", "Local"):
+        spec.fail(
+            "externalTrafficPolicy", f"unknown policy {quote(traffic_policy)}; expected Cluster or Local"
+        )
+    backend_key = ""
+    if traffic_policy == "Local":
+        selector = spec.text_map("selector")
+        backend_key = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+    return ServiceRequest(
+        key=key,
+        namespace=namespace,
+        name=name,
+        ports=tuple(ports),
+        pool=pool,
+        requested=tuple(requested),
+        sharing_key=sharing_key,
+        backend_key=backend_key,
+        ip_families=tuple(families),
+        ip_family_policy=policy,
+        labels=labels,
+        lb_class=spec.text("loadBalancerClass", allow_empty=False),
+    )
+
+
+@_as_service_error
+def ingress_ips(svc: object) -> list[str]:
+    """The addresses in `status.loadBalancer.ingress` (what a previous run assigned), in order."""
+    where = Where(f"Service {service_key(svc)}")
+    assert isinstance(svc, dict)
+    status = Reader(svc.get("status") or {}, where, "status")
+    balancer = status.mapping("loadBalancer")
+    if balancer is None:
+        return []
+    ips = []
+    for ingress in balancer.mappings("ingress"):
+        ip = ingress.text("ip", allow_empty=False)
+        if ip is not None:
+            ips.append(str(_parse_ip(where, ingress.path_of("ip"), ip)))
+    return ips
+
+
+@_as_service_error
+def creation_timestamp(svc: object) -> _dt.datetime | None:
+    """metadata.creationTimestamp as an aware datetime (UTC when no zone is given), or None when unset."""
+    metadata = _metadata(svc, Where(f"Service {service_key(svc)}"))
+    value = metadata.raw("creationTimestamp")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = _dt.datetime.fromisoformat(value)
+        except ValueError:
+            metadata.fail("creationTimestamp", f"{describe(value)} is not an RFC 3339 timestamp")
+    # YAML reads an unquoted timestamp as a datetime already, naive when it was UTC.
+    if not isinstance(value, _dt.datetime):
+        metadata.fail("creationTimestamp", f"expected a timestamp, got {describe(value)}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=_dt.UTC)
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+
+def _metadata(svc: object, where: Where) -> Reader:
+    if not isinstance(svc, dict):
+        where.fail("", f"expected a Service object (a mapping), got {describe(svc)}")
+    metadata = Reader(svc, where).mapping("metadata", required=True)
+    assert metadata is not None
+    return metadata
+
+
+def _annotations(metadata: Reader) -> dict[str, str]:
+    try:
+        return metadata.text_map("annotations")
+    except ConfigError as exc:
+        raise AnnotationError(str(exc)) from None
+
+
+def _annotation(annotations: Mapping[str, str], suffix: str) -> str | None:
+    current = "metallb.io/" + suffix
+    value = annotations[current] if current in annotations else annotations.get(_DEPRECATED_PREFIX + suffix)
+    return value or None
+
+
+def _annotation_name(annotations: Mapping[str, str], suffix: str) -> str:
+    current = "metallb.io/" + suffix
+    return current if current in annotations else _DEPRECATED_PREFIX + suffix
+
+
+def _requested_ips(annotations: Mapping[str, str], spec: Reader, where: Where) -> list[str]:
+    text = _annotation(annotations, "loadBalancerIPs")
+    name = _annotation_name(annotations, "loadBalancerIPs")
+    legacy = spec.text("loadBalancerIP")
+    if text and legacy:
+        raise AnnotationError(
+            f"{where.text}: metadata.annotations.{name}: cannot be combined with spec.loadBalancerIP; "
+            "use the annotation only"
+        )
+    if legacy:
+        return [str(_parse_ip(where, "spec.loadBalancerIP", legacy))]
+    if not text:
+        return []
+    path = f"metadata.annotations.{name}"
+    ips = []
+    for part in text.split(","):
+        try:
+            ips.append(_parse_ip(where, path, part.strip()))
+        except ConfigError:
+            raise AnnotationError(
+                f"{where.text}: {path}: {quote(part.strip())} is not an IP address "
+                "(expected a comma-separated list of at most one IPv4 and one IPv6 address)"
+            ) from None
+    if len(ips) > 2 or len({ip.version for ip in ips}) != len(ips):
+        raise AnnotationError(
+            f"{where.text}: {path}: {quote(text)}: at most one IPv4 and one IPv6 address may be requested"
+        )
+    return [str(ip) for ip in ips]
+
+
+def _parse_ip(where: Where, path: str, text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        if "%" in text or "/" in text:
+            raise ValueError(text)
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise ServiceError(f"{where.text}: {path}: {quote(text)} is not an IP address") from None
+
+
+def _families_of(ips: list[str]) -> list[str]:
+    families = []
+    for ip in ips:
+        try:
+            families.append(f"IPv{ipaddress.ip_address(ip).version}")
+        except ValueError:
+            continue  # "None" for headless services, or garbage: no family to learn
+    return families
