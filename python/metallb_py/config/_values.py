@@ -214,9 +214,10 @@ def dns_label(text: str) -> str:
     return label or "unnamed"
 
 
-def unique_dns_labels(texts: Iterable[str]) -> list[str]:
-    """`dns_label` of each text; later repeats get -2, -3... (cut to stay within 63), in input order."""
-    used: set[str] = set()
+def unique_dns_labels(texts: Iterable[str], used: set[str] | None = None) -> list[str]:
+    """`dns_label` of each text, not clashing with `used` (updated) nor each other: repeats get -2, -3...
+    (cut to stay within 63), in input order."""
+    used = set() if used is None else used
     result = []
     for text in texts:
         base = dns_label(text)

@@ -17,7 +17,7 @@ import yaml
 from metallb_py._core import LabelSelector, Pool
 from metallb_py.config._reader import Where, describe, load_yaml_documents, quote
 from metallb_py.config._resources import Resources
-from metallb_py.config._values import dns_label, format_duration
+from metallb_py.config._values import dns_label, format_duration, unique_dns_labels
 from metallb_py.config.crds import GROUP, VERSIONS
 from metallb_py.config.legacy import LEGACY_KEYS
 from metallb_py.config.loader import build_config, read_object
@@ -61,18 +61,8 @@ def kubernetes_names(names: Iterable[str]) -> dict[str, str]:
     """Map each name to a unique DNS-1123 label: valid names stay, the others are cleaned up in name order."""
     names = sorted(set(names))
     result = {name: name for name in names if dns_label(name) == name}
-    used = set(result.values())
-    for name in names:
-        if name in result:
-            continue
-        base = dns_label(name)
-        candidate, n = base, 1
-        while candidate in used:
-            n += 1
-            suffix = f"-{n}"
-            candidate = base[: 63 - len(suffix)].rstrip("-") + suffix
-        used.add(candidate)
-        result[name] = candidate
+    renamed = [name for name in names if name not in result]
+    result.update(zip(renamed, unique_dns_labels(renamed, set(result.values())), strict=True))
     return result
 
 
