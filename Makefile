@@ -8,7 +8,7 @@ STAMP := $(VENV)/.deps-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-rust test-python lint bench fuzz demo clean
+.PHONY: help dev ext k8s test test-rust test-python lint bench bench-l2 fuzz demo clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ lint: dev ## cargo fmt/clippy, ruff, mypy --strict, stubtest, import contracts
 
 bench: dev ## Run the benchmarks and print figures with ratios against their baselines
 	$(PY) -m pytest benches -p no:cacheprovider --benchmark-columns=median,ops,rounds
+
+bench-l2: dev ## The layer 2 wire figures alone (root): latency and flood, ours vs the kernel
+	$(PY) benches/l2_bench.py
 
 fuzz: ## Run each packet fuzz target briefly
 	bash scripts/fuzz.sh

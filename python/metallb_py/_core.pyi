@@ -2,11 +2,21 @@
 
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
-from typing import final
+from types import TracebackType
+from typing import Any, final
 
 _IP = IPv4Address | IPv6Address
 
-__all__ = ["Allocator", "LabelSelector", "Pool", "Port", "ServiceAllocation", "__version__", "validate_pools"]
+__all__ = [
+    "Allocator",
+    "LabelSelector",
+    "Pool",
+    "Port",
+    "Responder",
+    "ServiceAllocation",
+    "__version__",
+    "validate_pools",
+]
 __version__: str
 
 @final
@@ -138,3 +148,48 @@ class Allocator:
     def counters(self, pool: str) -> dict[str, int]: ...
     def __len__(self) -> int: ...
     def __contains__(self, key: object, /) -> bool: ...
+
+@final
+class Responder:
+    """The layer 2 responder: answers ARP and NDP for announced addresses from a Rust thread.
+
+    Needs CAP_NET_RAW (raw sockets), and CAP_SYS_ADMIN with `netns` (the thread enters /var/run/netns/NAME;
+    the calling process stays where it is). `start()` raises InterfaceNotFoundError, PermissionDeniedError,
+    NoMacAddressError or NetnsError.
+    """
+
+    def __new__(
+        cls,
+        interfaces: Sequence[str],
+        netns: str | None = None,
+        *,
+        gratuitous_interval: float = 1.1,
+        gratuitous_duration: float = 5.0,
+        refresh_interval: float | None = None,
+        socket_buffer: int = ...,
+        busy_poll: float = 0.0,
+        cpu: int | None = None,
+    ) -> Responder: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> Responder: ...
+    def __exit__(
+        self,
+        _exc_type: type[BaseException] | None = None,
+        _exc: BaseException | None = None,
+        _traceback: TracebackType | None = None,
+    ) -> bool: ...
+    def announce(self, ip: str | _IP, interfaces: Sequence[str] | None = None) -> bool:
+        """Answer for `ip` (on `interfaces`, default all) and announce it; False if already announced so."""
+    def withdraw(self, ip: str | _IP) -> bool:
+        """Stop answering for `ip` before returning; whether it was announced."""
+    def announced(self) -> dict[_IP, list[str]]: ...
+    def stats(self) -> dict[str, Any]:
+        """{"ips": {ip: {requests_received, responses_sent, gratuitous_sent}}, "drops": {label: n}, ...}."""
+    def macs(self) -> dict[str, str]: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def interfaces(self) -> list[str]: ...
+    @property
+    def netns(self) -> str | None: ...

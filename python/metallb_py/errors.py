@@ -12,9 +12,14 @@ __all__ = [
     "FamilyError",
     "IPInUseError",
     "IPNotAllowedError",
+    "InterfaceNotFoundError",
     "MetalLBError",
+    "NetnsError",
+    "NoMacAddressError",
     "NoPoolError",
+    "PermissionDeniedError",
     "PoolExhaustedError",
+    "ResponderError",
     "UnknownPoolError",
 ]
 
@@ -60,3 +65,23 @@ class FamilyError(AllocationError):
 
 class NoPoolError(AllocationError):
     """No pool may serve this service: none auto-assigns, or none selects its namespace or labels."""
+
+
+class ResponderError(MetalLBError):
+    """The layer 2 responder cannot start or do what was asked (not running, socket error, thread gone)."""
+
+
+class InterfaceNotFoundError(ResponderError, LookupError):
+    """No interface of that name in the responder's network namespace, or not one the responder serves."""
+
+
+class PermissionDeniedError(ResponderError, PermissionError):
+    """Raw sockets need CAP_NET_RAW (entering a network namespace, CAP_SYS_ADMIN): run as root or grant it."""
+
+
+class NoMacAddressError(ResponderError):
+    """The interface has no Ethernet MAC address (loopback, tun, ...), so it cannot answer ARP or NDP."""
+
+
+class NetnsError(ResponderError):
+    """The named network namespace does not exist under /var/run/netns or is not a network namespace."""

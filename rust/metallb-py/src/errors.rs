@@ -1,6 +1,8 @@
 //! The one place where core errors become Python exceptions. The classes live in `metallb_py.errors`.
 
 use metallb_core::alloc::{AllocError, ConfigError};
+use metallb_l2::L2Error;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 mod py {
@@ -11,6 +13,11 @@ mod py {
     pyo3::import_exception!(metallb_py.errors, IPNotAllowedError);
     pyo3::import_exception!(metallb_py.errors, FamilyError);
     pyo3::import_exception!(metallb_py.errors, NoPoolError);
+    pyo3::import_exception!(metallb_py.errors, ResponderError);
+    pyo3::import_exception!(metallb_py.errors, InterfaceNotFoundError);
+    pyo3::import_exception!(metallb_py.errors, PermissionDeniedError);
+    pyo3::import_exception!(metallb_py.errors, NoMacAddressError);
+    pyo3::import_exception!(metallb_py.errors, NetnsError);
 }
 
 /// A `ConfigError` carrying `.path` (where) and `.reason` (what) besides its message.
@@ -32,5 +39,22 @@ pub fn alloc_error(err: AllocError) -> PyErr {
         AllocError::IpNotAllowed { .. } => py::IPNotAllowedError::new_err(message),
         AllocError::Family(_) => py::FamilyError::new_err(message),
         AllocError::NoPool { .. } => py::NoPoolError::new_err(message),
+    }
+}
+
+/// Layer 2 responder errors: one class per thing a caller handles differently; bad arguments are ValueError.
+pub fn l2_error(err: L2Error) -> PyErr {
+    let message = err.to_string();
+    match err {
+        L2Error::InterfaceNotFound { .. } | L2Error::UnknownInterface { .. } => {
+            py::InterfaceNotFoundError::new_err(message)
+        }
+        L2Error::PermissionDenied { .. } => py::PermissionDeniedError::new_err(message),
+        L2Error::NoMacAddress { .. } => py::NoMacAddressError::new_err(message),
+        L2Error::Netns { .. } => py::NetnsError::new_err(message),
+        L2Error::InvalidConfig(_) | L2Error::InvalidAddress { .. } => PyValueError::new_err(message),
+        L2Error::NotRunning | L2Error::AlreadyRunning | L2Error::Io { .. } | L2Error::Stopped(_) => {
+            py::ResponderError::new_err(message)
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod alloc;
 mod errors;
+mod l2;
 
 use pyo3::prelude::*;
 
@@ -10,5 +11,6 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     alloc::register(m)?;
+    l2::register(m)?;
     Ok(())
 }

@@ -1,0 +1,23 @@
+"""The layer 2 wire figures (benches/l2_bench.py) as part of `make bench`: recorded, printed, never asserted.
+
+Needs root (network namespaces, raw sockets); skipped otherwise. For the full table run the script itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import l2_bench  # benches/ is on sys.path for its own tests
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces and raw sockets"),
+]
+
+
+def test_l2_wire_figures(figures: dict[str, float]) -> None:
+    measured = l2_bench.measure(samples=1000, rate=100_000, seconds=3.0)
+    print("\n" + l2_bench.report(measured, 100_000))
+    figures.update({f"l2 {name}": value for name, value in measured.items()})

@@ -1,0 +1,81 @@
+//! Opening the responder's interfaces: index, MAC and a filtered, bound packet socket; entering a namespace.
+
+use std::io;
+
+use metallb_core::l2::Interface;
+use metallb_core::packet::MacAddr;
+
+use crate::filter::RESPONDER_FILTER;
+use crate::sys::{self, PacketSocket, ARPHRD_ETHER, ETH_P_ALL};
+use crate::L2Error;
+
+/// What a caller learns about an interface the responder serves.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub index: i32,
+    pub mac: MacAddr,
+}
+
+/// One served interface: its socket and what [`metallb_core::l2::decide`] needs to know about it.
+#[derive(Debug)]
+pub(crate) struct OpenInterface {
+    pub info: InterfaceInfo,
+    pub socket: PacketSocket,
+    pub core: Interface,
+}
+
+/// Opens `name` in the calling thread's network namespace. `netns` only names it in errors.
+pub(crate) fn open(name: &str, netns: Option<&str>, receive_buffer: usize) -> Result<OpenInterface, L2Error> {
+    let mut socket = PacketSocket::unbound()
+        .map_err(|e| L2Error::io(format!("opening a packet socket for {name:?}"), "CAP_NET_RAW", e))?;
+    let not_found = || L2Error::InterfaceNotFound { name: name.to_string(), netns: netns.map(str::to_string) };
+    let index = match socket.interface_index(name) {
+        Ok(index) => index,
+        Err(err) if err.raw_os_error() == Some(libc::ENODEV) => return Err(not_found()),
+        Err(err) => return Err(L2Error::io(format!("looking up interface {name:?}"), "CAP_NET_RAW", err)),
+    };
+    let hw = socket
+        .hardware_address(name)
+        .map_err(|e| L2Error::io(format!("reading the MAC address of {name:?}"), "CAP_NET_RAW", e))?;
+    let mac = MacAddr(hw.mac);
+    if hw.hw_type != ARPHRD_ETHER || !mac.is_unicast() {
+        return Err(L2Error::NoMacAddress { name: name.to_string(), hw_type: hw.hw_type });
+    }
+    let context = |what: &str| format!("{what} on {name:?}");
+    socket
+        .attach_filter(&RESPONDER_FILTER)
+        .map_err(|e| L2Error::io(context("attaching the BPF filter"), "CAP_NET_RAW", e))?;
+    // A small buffer is the first thing to overflow under a burst of requests; a bigger one is best effort.
+    let _ = socket.set_receive_buffer(receive_buffer);
+    let _ = socket.set_send_buffer(receive_buffer);
+    socket.bind(index, ETH_P_ALL).map_err(|e| L2Error::io(context("binding the packet socket"), "CAP_NET_RAW", e))?;
+    // Neighbor advertisements come from the target address itself, as Linux sends them for its own
+    // addresses: the VIP is on no interface, and some clients (ndisc6) ignore an answer for a global target
+    // that comes from a link-local source.
+    let core = Interface { mac, link_local: None };
+    Ok(OpenInterface { info: InterfaceInfo { name: name.to_string(), index, mac }, socket, core })
+}
+
+/// Whether an error from a receive means the interface went down (it comes back by itself when it is up).
+pub(crate) fn is_link_down(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV))
+}
+
+/// Enters `/var/run/netns/NAME` (the calling thread only).
+pub(crate) fn enter_netns(name: &str) -> Result<(), L2Error> {
+    let bad = |reason: String| L2Error::Netns { name: name.to_string(), reason };
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(bad("not a namespace name (want what `ip netns list` shows)".into()));
+    }
+    let path = std::path::Path::new("/var/run/netns").join(name);
+    sys::enter_netns(&path).map_err(|err| match err.raw_os_error() {
+        Some(libc::ENOENT) => bad(format!("{} does not exist (see `ip netns list`)", path.display())),
+        Some(libc::EPERM | libc::EACCES) => L2Error::PermissionDenied {
+            what: format!("entering network namespace {name:?}"),
+            capability: "CAP_SYS_ADMIN",
+        },
+        Some(libc::EINVAL) => bad(format!("{} is not a network namespace", path.display())),
+        _ => bad(err.to_string()),
+    })
+}

@@ -1,0 +1,25 @@
+//! The layer 2 data plane of metallb-py: answers ARP and NDP for announced addresses from a Rust thread.
+//!
+//! [`Responder::start`] opens one AF_PACKET socket per interface (optionally inside a named network
+//! namespace), with a classic BPF filter ([`filter`]) that lets only ARP requests and neighbor solicitations
+//! through. Its thread hands each frame to the pure [`metallb_core::l2::decide`] and sends the reply it builds;
+//! [`Responder::announce`] and [`Responder::withdraw`] swap the announce set ([`table`]) atomically and the
+//! gratuitous [`schedule`] announces takeovers. Decisions are pure and take time as an argument; the only
+//! `unsafe` code is the system calls in [`sys`].
+#![deny(unsafe_code)]
+
+mod error;
+pub mod filter;
+mod iface;
+mod responder;
+pub mod schedule;
+pub mod stats;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod table;
+
+pub use error::L2Error;
+pub use iface::InterfaceInfo;
+pub use responder::{Responder, ResponderConfig};
+pub use schedule::GratuitousPolicy;
+pub use stats::{IpCounters, Stats, DROP_LABELS};

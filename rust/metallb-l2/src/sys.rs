@@ -1,0 +1,525 @@
+//! The Linux system calls of the layer 2 data plane, each behind a safe function.
+//!
+//! This is the only module with `unsafe` code. Every block calls one libc function with pointers to live,
+//! correctly sized values owned by the caller's stack frame or by `self`, and says so in its `SAFETY` comment.
+//! Nothing here decides anything: sockets, filters, memberships, poll, eventfd, setns.
+
+use std::fs::File;
+use std::io;
+use std::mem;
+use std::net::Ipv6Addr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::filter::Instruction;
+
+/// `ETH_P_ALL`: every protocol. The BPF filter narrows it to ARP requests and neighbor solicitations.
+pub const ETH_P_ALL: u16 = 0x0003;
+/// `sll_pkttype` of a frame this host sends, seen again by a packet tap.
+pub const PACKET_OUTGOING: u8 = 4;
+/// Frames a batch receives or sends with one system call.
+pub const BATCH: usize = 64;
+/// Receive buffer per frame: a full standard Ethernet frame. Longer frames are reported as truncated.
+pub const FRAME_CAP: usize = 1536;
+
+const SOL_PACKET: libc::c_int = 263;
+const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_DROP_MEMBERSHIP: libc::c_int = 2;
+const PACKET_STATISTICS: libc::c_int = 6;
+const PACKET_MR_MULTICAST: libc::c_ushort = 0;
+const SO_ATTACH_FILTER: libc::c_int = 26;
+const SO_RCVBUFFORCE: libc::c_int = 33;
+const SO_SNDBUFFORCE: libc::c_int = 32;
+const SO_TIMESTAMPNS: libc::c_int = 35;
+
+#[repr(C)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const SockFilter,
+}
+
+#[repr(C)]
+struct PacketMreq {
+    mr_ifindex: libc::c_int,
+    mr_type: libc::c_ushort,
+    mr_alen: libc::c_ushort,
+    mr_address: [u8; 8],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct TpacketStats {
+    tp_packets: libc::c_uint,
+    tp_drops: libc::c_uint,
+}
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn setsockopt<T>(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a live reference to a `T`, and the length passed is exactly `size_of::<T>()`; the
+    // kernel only reads that many bytes during the call.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    check(ret).map(drop)
+}
+
+fn socket(domain: libc::c_int, kind: libc::c_int, protocol: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket() takes no pointers; on success it returns a new descriptor that nothing else owns.
+    let fd = check(unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, protocol) })?;
+    // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A raw AF_PACKET socket bound to one interface.
+///
+/// Created with protocol 0 so it receives nothing until bound; the filter is attached before the bind, so no
+/// frame the filter would refuse is ever queued on it.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+/// What `SIOCGIFHWADDR` reports: the ARPHRD_* hardware type and the first six address bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct HardwareAddress {
+    pub hw_type: u16,
+    pub mac: [u8; 6],
+}
+
+/// `ARPHRD_ETHER`: Ethernet and everything that looks like it (veth, bridges, bonds, VLANs, macvlan).
+pub const ARPHRD_ETHER: u16 = 1;
+
+impl PacketSocket {
+    /// An unbound packet socket (receives nothing yet). Fails with `EPERM` without CAP_NET_RAW.
+    pub fn unbound() -> io::Result<Self> {
+        Ok(PacketSocket { fd: socket(libc::AF_PACKET, libc::SOCK_RAW, 0)?, ifindex: 0 })
+    }
+
+    /// The index of interface `name` in this socket's network namespace (`ENODEV` if there is none).
+    pub fn interface_index(&self, name: &str) -> io::Result<i32> {
+        let mut req = ifreq(name)?;
+        // SAFETY: `req` is a valid `ifreq` with a NUL-terminated name; SIOCGIFINDEX writes `ifru_ifindex` in it.
+        check(unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFINDEX as _, &mut req) })?;
+        // SAFETY: the kernel filled the `ifru_ifindex` member of the union for this request.
+        Ok(unsafe { req.ifr_ifru.ifru_ifindex })
+    }
+
+    /// The hardware type and address of interface `name`.
+    pub fn hardware_address(&self, name: &str) -> io::Result<HardwareAddress> {
+        let mut req = ifreq(name)?;
+        // SAFETY: as above; SIOCGIFHWADDR writes a `sockaddr` into `ifru_hwaddr`.
+        check(unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFHWADDR as _, &mut req) })?;
+        // SAFETY: the kernel filled the `ifru_hwaddr` member of the union for this request.
+        let addr = unsafe { req.ifr_ifru.ifru_hwaddr };
+        let mut mac = [0u8; 6];
+        for (out, byte) in mac.iter_mut().zip(addr.sa_data.iter()) {
+            *out = *byte as u8;
+        }
+        Ok(HardwareAddress { hw_type: addr.sa_family, mac })
+    }
+
+    /// Attaches a classic BPF program; frames it returns 0 for are never queued on the socket.
+    pub fn attach_filter(&self, program: &[Instruction]) -> io::Result<()> {
+        let code: Vec<SockFilter> =
+            program.iter().map(|i| SockFilter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
+        let len = libc::c_ushort::try_from(code.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+        // The kernel copies the program during setsockopt, so `code` only has to outlive the call.
+        setsockopt(self.fd.as_fd(), libc::SOL_SOCKET, SO_ATTACH_FILTER, &SockFprog { len, filter: code.as_ptr() })
+    }
+
+    /// Binds to interface `ifindex` for `protocol` (host order, e.g. [`ETH_P_ALL`]); frames start arriving.
+    pub fn bind(&mut self, ifindex: i32, protocol: u16) -> io::Result<()> {
+        let addr = sockaddr_ll(ifindex, protocol, None);
+        // SAFETY: `addr` is a valid `sockaddr_ll` and the length passed is its size.
+        let ret = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        check(ret)?;
+        self.ifindex = ifindex;
+        Ok(())
+    }
+
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    /// Sets the receive buffer; beyond `net.core.rmem_max` this needs CAP_NET_ADMIN (SO_RCVBUFFORCE), and
+    /// without it the buffer is capped at that limit.
+    pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        setsockopt(self.fd.as_fd(), libc::SOL_SOCKET, SO_RCVBUFFORCE, &value)
+            .or_else(|_| setsockopt(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &value))
+    }
+
+    /// Same as [`set_receive_buffer`](Self::set_receive_buffer) for the send buffer.
+    pub fn set_send_buffer(&self, bytes: usize) -> io::Result<()> {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        setsockopt(self.fd.as_fd(), libc::SOL_SOCKET, SO_SNDBUFFORCE, &value)
+            .or_else(|_| setsockopt(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, &value))
+    }
+
+    /// Asks for a kernel receive timestamp (nanoseconds, CLOCK_REALTIME) with every frame.
+    pub fn enable_timestamps(&self) -> io::Result<()> {
+        setsockopt(self.fd.as_fd(), libc::SOL_SOCKET, SO_TIMESTAMPNS, &1 as &libc::c_int)
+    }
+
+    /// Makes the interface accept frames for the Ethernet multicast address `mac` (without IPv6 on it).
+    pub fn add_multicast(&self, mac: [u8; 6]) -> io::Result<()> {
+        setsockopt(self.fd.as_fd(), SOL_PACKET, PACKET_ADD_MEMBERSHIP, &packet_mreq(self.ifindex, mac))
+    }
+
+    pub fn drop_multicast(&self, mac: [u8; 6]) -> io::Result<()> {
+        setsockopt(self.fd.as_fd(), SOL_PACKET, PACKET_DROP_MEMBERSHIP, &packet_mreq(self.ifindex, mac))
+    }
+
+    /// Frames the kernel dropped because the receive buffer was full, since the previous call (the kernel
+    /// resets the count on every read).
+    pub fn take_drops(&self) -> io::Result<u64> {
+        let mut stats = TpacketStats::default();
+        let mut len = mem::size_of::<TpacketStats>() as libc::socklen_t;
+        // SAFETY: `stats` and `len` are live and `len` holds the size of `stats`; the kernel writes at most
+        // that many bytes and updates `len`.
+        let ret = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                SOL_PACKET,
+                PACKET_STATISTICS,
+                (&mut stats as *mut TpacketStats).cast(),
+                &mut len,
+            )
+        };
+        check(ret)?;
+        Ok(u64::from(stats.tp_drops))
+    }
+
+    /// Receives up to [`BATCH`] frames without blocking; returns how many (0 when none is queued).
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        batch.count = 0;
+        // SAFETY: all-zero bytes are a valid value for these plain C structs (integers and null pointers).
+        let mut addrs: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        let mut control = [[0u64; 8]; BATCH];
+        let mut iovs: [libc::iovec; BATCH] =
+            std::array::from_fn(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 });
+        for (i, buf) in batch.bufs.iter_mut().enumerate() {
+            iovs[i] = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: FRAME_CAP };
+            let hdr = &mut hdrs[i].msg_hdr;
+            hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_ll).cast();
+            hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            hdr.msg_iov = &mut iovs[i];
+            hdr.msg_iovlen = 1;
+            if batch.timestamps {
+                hdr.msg_control = control[i].as_mut_ptr().cast();
+                hdr.msg_controllen = mem::size_of_val(&control[i]) as _;
+            }
+        }
+        // SAFETY: every header points at its own live address, iovec (into `batch.bufs`, FRAME_CAP bytes each)
+        // and control buffer, all of which outlive the call; the count passed is the array length.
+        let ret = unsafe {
+            libc::recvmmsg(self.fd.as_raw_fd(), hdrs.as_mut_ptr(), BATCH as _, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            return match err.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(err),
+            };
+        }
+        let count = ret as usize;
+        for i in 0..count {
+            let hdr = &hdrs[i].msg_hdr;
+            batch.meta[i] = RecvMeta {
+                len: (hdrs[i].msg_len as usize).min(FRAME_CAP),
+                truncated: hdr.msg_flags & libc::MSG_TRUNC != 0,
+                pkttype: addrs[i].sll_pkttype,
+                timestamp: if batch.timestamps { timestamp_of(hdr) } else { None },
+            };
+        }
+        batch.count = count;
+        Ok(count)
+    }
+
+    /// Sends frames from the start of `frames` to this socket's interface with one system call (at most
+    /// [`BATCH`]); returns how many were sent. Fewer than asked means the next one failed: the caller decides
+    /// whether to skip it.
+    pub fn send_some<B: AsRef<[u8]>>(&self, frames: &[B]) -> io::Result<usize> {
+        let n = frames.len().min(BATCH);
+        let mut addrs = [sockaddr_ll(self.ifindex, 0, None); BATCH];
+        // SAFETY: all-zero bytes are a valid value for this plain C struct (integers and null pointers).
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] =
+            std::array::from_fn(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 });
+        for (i, frame) in frames[..n].iter().enumerate() {
+            let frame = frame.as_ref();
+            let ethertype = if frame.len() >= 14 { u16::from_be_bytes([frame[12], frame[13]]) } else { 0 };
+            let dst: [u8; 6] = frame.get(..6).and_then(|d| d.try_into().ok()).unwrap_or([0; 6]);
+            addrs[i] = sockaddr_ll(self.ifindex, ethertype, Some(dst));
+            // The kernel only reads from the buffer; iovec's field is `*mut` for both directions.
+            iovs[i] = libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() };
+            let hdr = &mut hdrs[i].msg_hdr;
+            hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_ll).cast();
+            hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            hdr.msg_iov = &mut iovs[i];
+            hdr.msg_iovlen = 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: the first `n` headers point at live addresses and iovecs over the caller's frames, which
+        // outlive the call; the kernel reads them and writes only `msg_len`.
+        let ret = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), hdrs.as_mut_ptr(), n as _, libc::MSG_DONTWAIT) };
+        check(ret).map(|n| n as usize)
+    }
+
+    /// Sends one frame.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        match self.send_some(&[frame])? {
+            1 => Ok(()),
+            _ => Err(io::Error::other("frame not sent")),
+        }
+    }
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn sockaddr_ll(ifindex: i32, protocol: u16, dst: Option<[u8; 6]>) -> libc::sockaddr_ll {
+    let mut addr = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: protocol.to_be(),
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    if let Some(mac) = dst {
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&mac);
+    }
+    addr
+}
+
+fn packet_mreq(ifindex: i32, mac: [u8; 6]) -> PacketMreq {
+    let mut mr_address = [0u8; 8];
+    mr_address[..6].copy_from_slice(&mac);
+    PacketMreq { mr_ifindex: ifindex, mr_type: PACKET_MR_MULTICAST, mr_alen: 6, mr_address }
+}
+
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(['\0', '/']) {
+        return Err(io::Error::from_raw_os_error(libc::ENODEV));
+    }
+    // SAFETY: all-zero bytes are a valid `ifreq` (a name of NULs and a union of integers).
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    for (out, byte) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *out = byte as libc::c_char;
+    }
+    Ok(req)
+}
+
+fn timestamp_of(hdr: &libc::msghdr) -> Option<Duration> {
+    // SAFETY: `hdr` was filled by recvmmsg, so its control pointer and length describe a valid control buffer;
+    // CMSG_FIRSTHDR/CMSG_NXTHDR stay inside it and return null at its end.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == SO_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
+}
+
+/// Metadata of one received frame.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RecvMeta {
+    pub len: usize,
+    /// The frame was longer than [`FRAME_CAP`] and was cut.
+    pub truncated: bool,
+    /// `sll_pkttype`: host, broadcast, multicast, other host or outgoing.
+    pub pkttype: u8,
+    /// Kernel receive time (CLOCK_REALTIME), when timestamps are enabled.
+    pub timestamp: Option<Duration>,
+}
+
+/// Buffers for [`PacketSocket::recv_batch`], allocated once and reused.
+pub struct RecvBatch {
+    bufs: Box<[[u8; FRAME_CAP]; BATCH]>,
+    meta: [RecvMeta; BATCH],
+    count: usize,
+    timestamps: bool,
+}
+
+impl RecvBatch {
+    pub fn new(timestamps: bool) -> Self {
+        RecvBatch { bufs: Box::new([[0; FRAME_CAP]; BATCH]), meta: [RecvMeta::default(); BATCH], count: 0, timestamps }
+    }
+
+    /// The frames of the last receive, with their metadata.
+    pub fn frames(&self) -> impl Iterator<Item = (&[u8], &RecvMeta)> {
+        self.bufs[..self.count].iter().zip(&self.meta[..self.count]).map(|(buf, meta)| (&buf[..meta.len], meta))
+    }
+}
+
+/// An AF_INET6 datagram socket used only to join solicited-node groups: an IPv6-level join makes the kernel
+/// send MLD reports (so snooping switches forward the group to us) and program the NIC's multicast filter.
+#[derive(Debug)]
+pub struct GroupSocket {
+    fd: OwnedFd,
+}
+
+impl GroupSocket {
+    pub fn new() -> io::Result<Self> {
+        Ok(GroupSocket { fd: socket(libc::AF_INET6, libc::SOCK_DGRAM, 0)? })
+    }
+
+    pub fn join(&self, group: Ipv6Addr, ifindex: i32) -> io::Result<()> {
+        setsockopt(self.fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &ipv6_mreq(group, ifindex))
+    }
+
+    pub fn leave(&self, group: Ipv6Addr, ifindex: i32) -> io::Result<()> {
+        setsockopt(self.fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_DROP_MEMBERSHIP, &ipv6_mreq(group, ifindex))
+    }
+}
+
+fn ipv6_mreq(group: Ipv6Addr, ifindex: i32) -> libc::ipv6_mreq {
+    libc::ipv6_mreq {
+        ipv6mr_multiaddr: libc::in6_addr { s6_addr: group.octets() },
+        ipv6mr_interface: ifindex as libc::c_uint,
+    }
+}
+
+/// An eventfd: another thread writes to it to wake the responder out of poll().
+#[derive(Debug)]
+pub struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd() takes no pointers and returns a new descriptor on success.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: `fd` was just returned by eventfd() and is owned by nobody else.
+        Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    pub fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes the 8 bytes of a live u64. A full counter (EAGAIN) already means "wake up".
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    pub fn drain(&self) {
+        let mut value: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; EAGAIN (nothing pending) is fine.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+    }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A fixed set of descriptors to wait on. Holds raw descriptor numbers: the caller keeps the descriptors open
+/// for as long as it uses the poller (the responder owns both).
+#[derive(Debug)]
+pub struct Poller {
+    pollfds: Vec<libc::pollfd>,
+}
+
+impl Poller {
+    pub fn new(fds: &[BorrowedFd<'_>]) -> Self {
+        Poller {
+            pollfds: fds
+                .iter()
+                .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+                .collect(),
+        }
+    }
+
+    /// Waits until a descriptor is readable or in error, or `timeout` passes (`None`: no limit). An
+    /// interrupted wait returns with nothing ready.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        for p in &mut self.pollfds {
+            p.revents = 0;
+        }
+        // Round up, so a deadline 0.3 ms away does not become a busy loop of zero-timeout polls.
+        let timeout_ms = match timeout {
+            None => -1,
+            Some(t) => libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX),
+        };
+        // SAFETY: `pollfds` is a live array and its exact length is passed; the kernel writes only `revents`.
+        let ret = unsafe { libc::poll(self.pollfds.as_mut_ptr(), self.pollfds.len() as libc::nfds_t, timeout_ms) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether descriptor `i` (in the order given to [`Poller::new`]) needs attention after the last wait.
+    pub fn is_ready(&self, i: usize) -> bool {
+        self.pollfds.get(i).is_some_and(|p| p.revents != 0)
+    }
+}
+
+/// Pins the calling thread (only it) to CPU `cpu`.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: all-zero bytes are an empty `cpu_set_t` (a plain bit array).
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    // SAFETY: `cpu` < CPU_SETSIZE, so the bit CPU_SET writes is inside `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: passes a live `cpu_set_t` and its exact size; pid 0 is the calling thread.
+    check(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) }).map(drop)
+}
+
+/// Moves the calling thread (only it) into the network namespace at `path` (e.g. /var/run/netns/NAME).
+/// Needs CAP_SYS_ADMIN.
+pub fn enter_netns(path: &Path) -> io::Result<()> {
+    let file = File::open(path)?;
+    // SAFETY: setns() takes a descriptor that `file` keeps open for the duration of the call.
+    check(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
+}
