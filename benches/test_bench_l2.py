@@ -21,3 +21,13 @@ def test_l2_wire_figures(figures: dict[str, float]) -> None:
     measured = l2_bench.measure(samples=1000, rate=100_000, seconds=3.0)
     print("\n" + l2_bench.report(measured, 100_000))
     figures.update({f"l2 {name}": value for name, value in measured.items()})
+
+
+def test_l2_wire_figures_busy_poll(figures: dict[str, float]) -> None:
+    """The low-latency mode: the responder keeps polling for 5 ms after a frame, on a CPU of its own."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("the busy-poll mode needs a CPU for the responder and one for the client")
+    measured = l2_bench.measure(samples=1000, rate=100_000, seconds=3.0, busy_poll=0.005, cpu=cpus[-1])
+    print("\n" + l2_bench.report(measured, 100_000))
+    figures.update({f"l2 busy-poll {name}": value for name, value in measured.items()})

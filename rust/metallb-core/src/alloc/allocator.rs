@@ -6,6 +6,8 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use foldhash::fast::RandomState;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -166,8 +168,8 @@ pub struct Allocator {
     by_name: HashMap<String, usize>,
     /// Every range of every pool by (family, start) -> (pool, range index, end), for address lookups.
     ranges: BTreeMap<(Family, u128), (usize, usize, u128)>,
-    holdings: HashMap<String, Holding>,
-    ips: HashMap<IpAddr, IpUse>,
+    holdings: HashMap<String, Holding, RandomState>,
+    ips: HashMap<IpAddr, IpUse, RandomState>,
 }
 
 impl Allocator {
