@@ -1,4 +1,5 @@
-"""Test and demo helpers that users can use too: a real local Kubernetes control plane.
+"""Test and demo helpers that users can use too: a real local Kubernetes control plane, and a lab of node
+and client network namespaces (`NetnsLab`, root only) where a VIP reaches the node that announces it.
 
 `LocalControlPlane` runs etcd and kube-apiserver on 127.0.0.1, built once per Kubernetes version from the Go
 module proxy by tools/k8s/build.sh and cached in ~/.cache/metallb-py (or $METALLB_PY_CACHE).
@@ -16,14 +17,21 @@ from metallb_py.testing.controlplane import (
     default_cache_dir,
     ensure_kubernetes_binaries,
 )
+from metallb_py.testing.netlab import FetchError, NetnsLab, NetnsLabError, Probe, Prober, cleanup_stale
 
 __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
     "ControlPlaneError",
     "ControlPlaneUnavailableError",
+    "FetchError",
     "KubectlError",
     "KubernetesBinaries",
     "LocalControlPlane",
+    "NetnsLab",
+    "NetnsLabError",
+    "Probe",
+    "Prober",
+    "cleanup_stale",
     "default_cache_dir",
     "ensure_kubernetes_binaries",
 ]

@@ -1,0 +1,57 @@
+"""The speaker: makes assigned addresses reachable from the node elected for each of them.
+
+`election` holds the pure decisions: which node announces an IP (MetalLB's per-IP order, so mixed fleets
+agree) and on which interfaces.
+"""
+
+from __future__ import annotations
+
+from metallb_py.speaker.election import (
+    EXCLUDE_FROM_LB_LABEL,
+    Decision,
+    Endpoint,
+    EndpointSlice,
+    Exclusion,
+    InterfaceChoice,
+    InterfaceExclusion,
+    L2Service,
+    Link,
+    Node,
+    announcer_for,
+    announcers,
+    can_serve,
+    elect,
+    election_key,
+    election_order,
+    eligible_interfaces,
+    interface_exclusion,
+    interfaces_for,
+    parse_ip_link,
+    read_links,
+    ready_nodes,
+)
+
+__all__ = [
+    "EXCLUDE_FROM_LB_LABEL",
+    "Decision",
+    "Endpoint",
+    "EndpointSlice",
+    "Exclusion",
+    "InterfaceChoice",
+    "InterfaceExclusion",
+    "L2Service",
+    "Link",
+    "Node",
+    "announcer_for",
+    "announcers",
+    "can_serve",
+    "elect",
+    "election_key",
+    "election_order",
+    "eligible_interfaces",
+    "interface_exclusion",
+    "interfaces_for",
+    "parse_ip_link",
+    "read_links",
+    "ready_nodes",
+]

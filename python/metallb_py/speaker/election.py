@@ -1,0 +1,424 @@
+"""Which node announces each layer 2 address, and on which of its interfaces: pure decisions.
+
+The announcer of an IP is chosen as MetalLB's layer 2 speaker chooses it (speaker/layer2_controller.go), so a
+fleet that mixes MetalLB speakers and ours agrees on every owner:
+
+1. candidates are the live members: gossip's, or when gossip is off the Nodes whose Ready condition is True
+   (MetalLB with memberlist off takes every Node; a NotReady node is a poor announcer),
+2. minus nodes without a Node object, with NetworkUnavailable=True, or labelled
+   node.kubernetes.io/exclude-from-external-load-balancers (any value),
+3. minus nodes that no L2Advertisement of the IP's pool selects (no nodeSelectors selects every node),
+4. with externalTrafficPolicy Local, only nodes with a local endpoint that can serve (below);
+5. sorted by sha256(node name + "#" + IP) as bytes, lowest first: the first one wins.
+
+An endpoint can serve when its `ready` condition is true or unset, or its `serving` condition is true
+(MetalLB's EndpointCanServe; `terminating` plays no part). A Service with no endpoint that can serve,
+anywhere, is not announced at all, as in MetalLB: clients then get no ARP answer rather than a refused
+connection.
+
+Elected per IP, not per Service, so Services sharing an IP always share its announcer:
+- The IP is announced for the Services on it that have an endpoint that can serve.
+- If any of those is Local, only eligible nodes with a serving local endpoint for every Local one qualify
+  (any other node would drop that Service's traffic); if no eligible node serves all of them, those serving
+  at least one do (some answers beat none). MetalLB's sharing rules let Local Services share an IP only with
+  the same pod selector, so the two sets differ only while endpoints change.
+- The hashed address is each Service's first address when every Service on the IP has the same first one:
+  MetalLB hashes a Service's first address for all of its addresses, so a dual-stack Service keeps both
+  families on one node. When Services on the IP disagree, the IP itself is hashed (every speaker still
+  computes the same owner).
+
+The interface choice follows MetalLB's announcer: the named interfaces of the L2Advertisements that select
+this node (all eligible ones if any of them names none), of which only eligible interfaces count: up, not
+loopback, not NOARP, not a bridge port or bond slave (nor enslaved to anything else except a VRF, whose
+members are ordinary layer 3 interfaces; MetalLB skips those too, we do not). `parse_ip_link` reads
+`ip -j -d link show`; `read_links` runs it, the one function here that does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from metallb_py.config.model import L2Advertisement
+
+__all__ = [
+    "EXCLUDE_FROM_LB_LABEL",
+    "Decision",
+    "Endpoint",
+    "EndpointSlice",
+    "Exclusion",
+    "InterfaceChoice",
+    "InterfaceExclusion",
+    "L2Service",
+    "Link",
+    "Node",
+    "announcer_for",
+    "announcers",
+    "can_serve",
+    "elect",
+    "election_key",
+    "election_order",
+    "eligible_interfaces",
+    "interface_exclusion",
+    "interfaces_for",
+    "parse_ip_link",
+    "read_links",
+    "ready_nodes",
+]
+
+EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+LOCAL = "Local"
+
+
+class Exclusion(StrEnum):
+    """Why a node cannot announce an IP, checked in this order; the value reads well in a log or Event."""
+
+    NOT_LIVE = "not a live member"
+    NO_NODE = "no Node object"
+    NETWORK_UNAVAILABLE = "NetworkUnavailable is True"
+    EXCLUDED_BY_LABEL = f"labelled {EXCLUDE_FROM_LB_LABEL}"
+    NOT_SELECTED = "no L2Advertisement of the pool selects it"
+    NO_LOCAL_ENDPOINT = "no local endpoint that can serve (externalTrafficPolicy Local)"
+
+
+@dataclass(frozen=True)
+class Node:
+    """What the election needs of a Node: its labels and two conditions."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    ready: bool = True
+    network_unavailable: bool = False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One EndpointSlice endpoint: where it runs and its conditions (None when the API left one unset)."""
+
+    node_name: str | None
+    ready: bool | None = None
+    serving: bool | None = None
+    terminating: bool | None = None
+
+
+@dataclass(frozen=True)
+class EndpointSlice:
+    """An EndpointSlice reduced to its Service (`namespace/name`, from the kubernetes.io/service-name label)
+    and endpoints."""
+
+    service: str
+    endpoints: tuple[Endpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class L2Service:
+    """A LoadBalancer Service as the election sees it: its key (`namespace/name`), the pool its addresses
+    come from, its addresses in status order, and its externalTrafficPolicy."""
+
+    key: str
+    pool: str
+    ips: tuple[str, ...]
+    external_traffic_policy: str = "Cluster"
+
+    @property
+    def local(self) -> bool:
+        return self.external_traffic_policy == LOCAL
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The announcer of one IP, or None, with everything a log line or Event needs to say why.
+
+    `order` is the candidates in election order (the winner first, then who takes over if it goes);
+    `excluded` says why each other known node is out; `services` are the Services announced with the IP
+    (those with an endpoint that can serve); `key` is the address that was hashed.
+    """
+
+    ip: str
+    node: str | None
+    reason: str
+    order: tuple[str, ...] = ()
+    excluded: Mapping[str, Exclusion] = field(default_factory=dict, hash=False)
+    services: tuple[str, ...] = ()
+    key: str = ""
+
+    def announces(self, node: str) -> bool:
+        return self.node == node
+
+
+def _canonical(ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    # Go's net.IP.String() and Python's str() agree on RFC 5952 form, which the hash must see.
+    return str(ipaddress.ip_address(ip))
+
+
+def _rank(node: str, key: str) -> bytes:
+    return hashlib.sha256(f"{node}#{key}".encode()).digest()
+
+
+def election_order(key: str, candidates: Iterable[str]) -> list[str]:
+    """`candidates` (duplicates dropped) sorted by sha256(node + "#" + key) as bytes: MetalLB's order."""
+    canonical = _canonical(key)
+    return sorted(set(candidates), key=lambda node: _rank(node, canonical))
+
+
+def elect(ip: str, candidates: Iterable[str]) -> str | None:
+    """The node that announces `ip` among `candidates`, or None when there are none."""
+    order = election_order(ip, candidates)
+    return order[0] if order else None
+
+
+def election_key(ip: str, services: Iterable[L2Service]) -> str:
+    """The address hashed for `ip`: the Services' common first address, else `ip` itself."""
+    firsts = {_canonical(s.ips[0]) for s in services if s.ips}
+    return firsts.pop() if len(firsts) == 1 else _canonical(ip)
+
+
+def can_serve(endpoint: Endpoint) -> bool:
+    """MetalLB's rule: ready (or ready unset), or serving."""
+    return endpoint.ready is None or endpoint.ready or endpoint.serving is True
+
+
+def ready_nodes(nodes: Iterable[Node]) -> set[str]:
+    """The live members when gossip is off: Nodes whose Ready condition is True."""
+    return {n.name for n in nodes if n.ready}
+
+
+def _selects(advertisement: L2Advertisement, node: Node) -> bool:
+    if not advertisement.node_selectors:
+        return True
+    return any(selector.matches(dict(node.labels)) for selector in advertisement.node_selectors)
+
+
+def announcer_for(
+    ip: str,
+    services: Iterable[L2Service],
+    *,
+    nodes: Iterable[Node],
+    endpoint_slices: Iterable[EndpointSlice],
+    l2_advertisements: Iterable[L2Advertisement],
+    live_members: Iterable[str] | None,
+    ignore_exclude_label: bool = False,
+    require_endpoints: bool = True,
+) -> Decision:
+    """Elects the announcer of `ip` for the Services that have it (see the module docstring).
+
+    `live_members` None means gossip is off: Nodes whose Ready condition is True stand in.
+    `ignore_exclude_label` is MetalLB's --ignore-exclude-lb. `require_endpoints=False` announces Services
+    without any endpoint too (MetalLB never does; a lab without pods may want it).
+    """
+    ip = _canonical(ip)
+    services = sorted(services, key=lambda s: s.key)
+    by_name = {n.name: n for n in nodes}
+    live = ready_nodes(by_name.values()) if live_members is None else set(live_members)
+    key = election_key(ip, services)
+    if not services:
+        return Decision(ip, None, "no Service has this address", key=key)
+
+    serving: dict[str, set[str]] = {s.key: set() for s in services}
+    has_endpoint: set[str] = set()
+    for eps in endpoint_slices:
+        if eps.service not in serving:
+            continue
+        for endpoint in eps.endpoints:
+            if can_serve(endpoint):
+                has_endpoint.add(eps.service)
+                if endpoint.node_name is not None:
+                    serving[eps.service].add(endpoint.node_name)
+    announced = [s for s in services if s.key in has_endpoint or not require_endpoints]
+    if not announced:
+        return Decision(ip, None, "no endpoint that can serve (ready or serving) for any Service", key=key)
+
+    pools = {s.pool for s in announced}
+    advertisements = [a for a in l2_advertisements if pools & set(a.pools)]
+    names = tuple(s.key for s in announced)
+    if not advertisements:
+        reason = f"no L2Advertisement for pool {', '.join(sorted(pools))}"
+        return Decision(ip, None, reason, services=names, key=key)
+
+    excluded: dict[str, Exclusion] = {}
+    candidates: list[str] = []
+    for name in sorted(by_name.keys() | live):
+        node = by_name.get(name)
+        if name not in live:
+            excluded[name] = Exclusion.NOT_LIVE
+        elif node is None:
+            excluded[name] = Exclusion.NO_NODE
+        elif node.network_unavailable:
+            excluded[name] = Exclusion.NETWORK_UNAVAILABLE
+        elif not ignore_exclude_label and EXCLUDE_FROM_LB_LABEL in node.labels:
+            excluded[name] = Exclusion.EXCLUDED_BY_LABEL
+        elif not any(_selects(a, node) for a in advertisements):
+            excluded[name] = Exclusion.NOT_SELECTED
+        else:
+            candidates.append(name)
+
+    local_sets = [serving[s.key] & set(candidates) for s in announced if s.local]
+    if local_sets:
+        # Nodes that serve every Local Service; failing that, nodes that serve one of them.
+        local = set.intersection(*local_sets) or set.union(*local_sets)
+        excluded |= {name: Exclusion.NO_LOCAL_ENDPOINT for name in candidates if name not in local}
+        candidates = [name for name in candidates if name in local]
+        excluded = dict(sorted(excluded.items()))
+
+    order = tuple(election_order(key, candidates))
+    if not order:
+        return Decision(ip, None, "no eligible node", (), excluded, names, key)
+    reason = f"{order[0]} wins among {len(order)} eligible node{'s' if len(order) > 1 else ''}"
+    return Decision(ip, order[0], reason, order, excluded, names, key)
+
+
+def announcers(
+    services: Iterable[L2Service],
+    *,
+    nodes: Iterable[Node],
+    endpoint_slices: Iterable[EndpointSlice],
+    l2_advertisements: Iterable[L2Advertisement],
+    live_members: Iterable[str] | None,
+    **options: bool,
+) -> dict[str, Decision]:
+    """`announcer_for` for every address of `services`, grouped by address: {ip: Decision}."""
+    nodes, l2_advertisements = list(nodes), list(l2_advertisements)
+    live = None if live_members is None else set(live_members)
+    by_ip: dict[str, list[L2Service]] = {}
+    for service in services:
+        for ip in service.ips:
+            by_ip.setdefault(_canonical(ip), []).append(service)
+    # Each election reads only its Services' slices: linear in slices overall, not per address.
+    slices: dict[str, list[EndpointSlice]] = {}
+    for eps in endpoint_slices:
+        slices.setdefault(eps.service, []).append(eps)
+    return {
+        ip: announcer_for(
+            ip,
+            on_ip,
+            nodes=nodes,
+            endpoint_slices=[eps for s in on_ip for eps in slices.get(s.key, ())],
+            l2_advertisements=l2_advertisements,
+            live_members=live,
+            **options,
+        )
+        for ip, on_ip in sorted(by_ip.items())
+    }
+
+
+# -- interfaces ----------------------------------------------------------------------------------------------
+
+
+class InterfaceExclusion(StrEnum):
+    """Why an interface of the node is not used for announcing."""
+
+    MISSING = "no such interface"
+    LOOPBACK = "loopback"
+    DOWN = "down"
+    NOARP = "NOARP"
+    BRIDGE_PORT = "bridge port"
+    BOND_SLAVE = "bond slave"
+    ENSLAVED = "enslaved to another interface"
+
+
+# Members of these are still layer 3 interfaces of their own.
+_KEEP_SLAVE_KINDS = frozenset({"vrf"})
+
+
+@dataclass(frozen=True)
+class Link:
+    """An interface as `ip -j -d link show` describes it. `slave_kind` is the master's kind (bridge, bond,
+    vrf...): known only with -d."""
+
+    name: str
+    flags: frozenset[str] = frozenset({"UP", "BROADCAST", "MULTICAST", "LOWER_UP"})
+    link_type: str = "ether"
+    kind: str | None = None
+    master: str | None = None
+    slave_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class InterfaceChoice:
+    """The interfaces to announce on, and why each other interface (or named one) is not used."""
+
+    interfaces: tuple[str, ...]
+    excluded: Mapping[str, InterfaceExclusion] = field(default_factory=dict, hash=False)
+
+
+def interface_exclusion(link: Link) -> InterfaceExclusion | None:
+    """Why `link` can never carry an announcement, or None if it can."""
+    if "LOOPBACK" in link.flags or link.link_type == "loopback":
+        return InterfaceExclusion.LOOPBACK
+    if "UP" not in link.flags:
+        return InterfaceExclusion.DOWN
+    if "NOARP" in link.flags:
+        return InterfaceExclusion.NOARP
+    if link.master is not None and link.slave_kind not in _KEEP_SLAVE_KINDS:
+        if link.slave_kind == "bridge":
+            return InterfaceExclusion.BRIDGE_PORT
+        if link.slave_kind == "bond":
+            return InterfaceExclusion.BOND_SLAVE
+        return InterfaceExclusion.ENSLAVED
+    return None
+
+
+def eligible_interfaces(links: Iterable[Link]) -> InterfaceChoice:
+    """Every interface that can announce, in the given order, and why the others cannot."""
+    chosen: list[str] = []
+    excluded: dict[str, InterfaceExclusion] = {}
+    for link in links:
+        reason = interface_exclusion(link)
+        if reason is None:
+            chosen.append(link.name)
+        else:
+            excluded[link.name] = reason
+    return InterfaceChoice(tuple(chosen), excluded)
+
+
+def interfaces_for(
+    node: Node, pools: Iterable[str], l2_advertisements: Iterable[L2Advertisement], links: Iterable[Link]
+) -> InterfaceChoice:
+    """Where `node` announces an IP of `pools`: the interfaces named by the L2Advertisements of those pools
+    that select the node, or every eligible interface if one of them names none; ineligible and missing
+    named interfaces are reported in `excluded`. No selecting advertisement: no interface."""
+    wanted = set(pools)
+    selecting = [a for a in l2_advertisements if wanted & set(a.pools) and _selects(a, node)]
+    links = list(links)
+    every = eligible_interfaces(links)
+    if not selecting:
+        return InterfaceChoice(())
+    if any(not a.interfaces for a in selecting):
+        return every
+    named = sorted({name for a in selecting for name in a.interfaces})
+    present = {link.name for link in links}
+    excluded = {n: every.excluded[n] for n in named if n in every.excluded}
+    excluded |= {n: InterfaceExclusion.MISSING for n in named if n not in present}
+    return InterfaceChoice(tuple(n for n in every.interfaces if n in named), excluded)
+
+
+def parse_ip_link(text: str) -> list[Link]:
+    """The output of `ip -j [-d] link show` as Links."""
+    rows: list[dict[str, Any]] = json.loads(text or "[]")
+    links = []
+    for row in rows:
+        info = row.get("linkinfo") or {}
+        links.append(
+            Link(
+                name=str(row["ifname"]),
+                flags=frozenset(str(f) for f in row.get("flags", ())),
+                link_type=str(row.get("link_type", "ether")),
+                kind=info.get("info_kind"),
+                master=row.get("master"),
+                slave_kind=info.get("info_slave_kind"),
+            )
+        )
+    return links
+
+
+def read_links(netns: str | None = None) -> list[Link]:
+    """The interfaces of this network namespace (or the named one), from `ip -j -d link show`."""
+    argv = ["ip", *(["-n", netns] if netns else []), "-j", "-d", "link", "show"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=10)
+    return parse_ip_link(done.stdout)
