@@ -3,6 +3,7 @@
     metallb-py config validate FILE...         check configuration files (together, as one configuration)
     metallb-py config convert FILE [-o OUT]     legacy ConfigMap -> metallb.io CRDs
     metallb-py ipam plan --config FILE... --services FILE [--output table|json]
+    metallb-py controller [--kubeconfig PATH] [--namespace NS] [--lb-class CLASS] ...
 
 Exit status: 0 success; 1 invalid input, an unreadable file, or (plan) a Service left pending; 2 usage
 errors (argparse). Each command group registers itself in `_COMMAND_GROUPS`; later groups (controller,
@@ -199,9 +200,57 @@ def write_table(rows: Sequence[PlanRow], out: TextIO) -> None:
         )
 
 
+# -- controller --------------------------------------------------------------------------------------
+
+
+def _register_controller(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = groups.add_parser(
+        "controller",
+        help="assign addresses to LoadBalancer Services in a cluster",
+        description="Watch Services and MetalLB's configuration and write each LoadBalancer Service's "
+        "external IP. Runs until SIGTERM or SIGINT. Logs are JSON lines on standard error.",
+    )
+    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster config)")
+    parser.add_argument("--context", help="kubeconfig context (default: its current context)")
+    parser.add_argument(
+        "--namespace",
+        help="where the configuration, Lease and ConfigurationState live (default: $METALLB_NAMESPACE, "
+        "else the pod's namespace, else metallb-system)",
+    )
+    parser.add_argument(
+        "--lb-class", metavar="CLASS", help="serve Services with this spec.loadBalancerClass (default: none)"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=7472, metavar="N", help="0 disables (default 7472)"
+    )
+    parser.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR", help="default 0.0.0.0")
+    parser.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="elect one active replica through a Lease (default: on)",
+    )
+    parser.add_argument("--lease-name", default="metallb-controller", metavar="NAME")
+    parser.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME, else host)")
+    parser.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
+    parser.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS")
+    parser.add_argument("--watch-timeout", type=int, default=300, metavar="SECONDS", help=argparse.SUPPRESS)
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.set_defaults(handler=_controller)
+
+
+def _controller(args: argparse.Namespace) -> int:
+    # Imported here: the Kubernetes client takes a while to import and only this command needs it.
+    from metallb_py.controller.main import run  # noqa: PLC0415
+
+    return run(args)
+
+
 _COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _register_config,
     _register_ipam,
+    _register_controller,
 ]
 
 

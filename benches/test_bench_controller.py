@@ -1,0 +1,220 @@
+"""Controller benchmarks against a real API server (a LocalControlPlane of their own), with baselines.
+
+1. Latency, Service created -> ingress IP written, p50 and p99 over 200 Services created one after another
+   (each waits for its address, so no queueing). Baseline, same session: the floor any controller faces on
+   this API server: the benchmark writes the status itself right after the create, so what remains is
+   the create, one write and the watch delivery. The difference is what the controller adds: noticing the
+   Service, deciding, and its own writes.
+2. Throughput: 1,000 Services bulk-created (8 concurrent clients) until every one shows its address: wall
+   time and API requests the controller sent per Service. Baseline: the same 1,000 creates with no
+   controller, i.e. the bare API write cost. The controller's wall time can never beat it; the ratio says
+   how far behind the creates it finishes.
+
+Both measure from the client's side: times are taken when the benchmark's own watch sees the change.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from metallb_py.controller import Controller, ControllerOptions
+from metallb_py.k8s import Change, KubeClient, Reflector, connect
+from metallb_py.k8s.resources import IP_ADDRESS_POOLS, NAMESPACES, SERVICES
+from metallb_py.testing import ControlPlaneError, ControlPlaneUnavailableError, LocalControlPlane
+
+N_LATENCY = 200
+N_BULK = 1_000
+CONFIG_NS = "metallb-system"
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[LocalControlPlane]:
+    cp = LocalControlPlane()
+    try:
+        cp.start()
+    except ControlPlaneUnavailableError as exc:
+        if os.environ.get("METALLB_PY_REQUIRE_K8S") == "1":
+            raise
+        pytest.skip(f"no local Kubernetes control plane: {exc}")
+    except ControlPlaneError:
+        cp.stop()
+        raise
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="module")
+def api(plane: LocalControlPlane) -> Iterator[KubeClient]:
+    client = connect(plane.kubeconfig)
+    client.create(NAMESPACES, {"metadata": {"name": CONFIG_NS}})
+    pool = {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "IPAddressPool",
+        "metadata": {"name": "bench", "namespace": CONFIG_NS},
+        "spec": {"addresses": ["10.64.0.0/16"]},
+    }
+    client.create(IP_ADDRESS_POOLS, pool, CONFIG_NS)
+    yield client
+    client.close()
+
+
+def namespace(client: KubeClient, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    client.create(NAMESPACES, {"metadata": {"name": name}})
+    return name
+
+
+def manifest(name: str, ns: str, lb_class: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"type": "LoadBalancer", "loadBalancerClass": lb_class, "ports": [{"port": 80}]},
+    }
+
+
+class IngressWatcher:
+    """The benchmark's own watch on one namespace: when each Service first showed an ingress IP."""
+
+    def __init__(self, client: KubeClient, ns: str) -> None:
+        self.seen: dict[str, float] = {}
+        self.ips: dict[str, str] = {}
+        self._cond = threading.Condition()
+        self.reflector = Reflector(client, SERVICES, self._on_change, namespace=ns)
+
+    def _on_change(self, change: Change) -> None:
+        now = time.monotonic()
+        ingress = ((change.obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        name = change.obj["metadata"]["name"]
+        if ingress and name not in self.seen and change.type != "DELETED":
+            with self._cond:
+                self.seen[name] = now
+                self.ips[name] = ingress[0]["ip"]
+                self._cond.notify_all()
+
+    def __enter__(self) -> IngressWatcher:
+        self.reflector.start()
+        assert self.reflector.synced.wait(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reflector.stop()
+
+    def wait(self, name: str | None = None, count: int = 0, timeout: float = 300) -> None:
+        with self._cond:
+            done = self._cond.wait_for(
+                lambda: (name in self.seen) if name else len(self.seen) >= count, timeout=timeout
+            )
+        assert done, f"timed out waiting for {name or count}"
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def run_controller(plane: LocalControlPlane, lb_class: str) -> tuple[Controller, KubeClient]:
+    client = connect(plane.kubeconfig)
+    options = ControllerOptions(namespace=CONFIG_NS, lb_class=lb_class, identity=f"bench-{lb_class[-6:]}")
+    controller = Controller(client, options)
+    controller.start()
+    assert controller.ready.wait(60)
+    return controller, client
+
+
+def test_latency_created_to_ingress_ip(
+    plane: LocalControlPlane, api: KubeClient, figures: dict[str, float]
+) -> None:
+    # Baseline: the benchmark plays an ideal controller that writes the status at once.
+    ns = namespace(api, "floor")
+    floor = []
+    with IngressWatcher(api, ns) as watcher:
+        for i in range(N_LATENCY):
+            name = f"s{i}"
+            started = time.monotonic()
+            created = api.create(SERVICES, manifest(name, ns, "bench.metallb-py/unserved"), ns)
+            body = {
+                "metadata": {"resourceVersion": created["metadata"]["resourceVersion"]},
+                "status": {"loadBalancer": {"ingress": [{"ip": f"10.65.{i // 250}.{i % 250 + 1}"}]}},
+            }
+            api.patch(SERVICES, name, body, ns, subresource="status")
+            watcher.wait(name)
+            floor.append(watcher.seen[name] - started)
+
+    lb_class = "bench.metallb-py/latency"
+    controller, client = run_controller(plane, lb_class)
+    ns = namespace(api, "latency")
+    latencies = []
+    try:
+        with IngressWatcher(api, ns) as watcher:
+            for i in range(N_LATENCY):
+                name = f"s{i}"
+                started = time.monotonic()
+                api.create(SERVICES, manifest(name, ns, lb_class), ns)
+                watcher.wait(name)
+                latencies.append(watcher.seen[name] - started)
+        assert len(set(watcher.ips.values())) == N_LATENCY
+    finally:
+        controller.stop()
+        client.close()
+    figures["controller latency, created -> ingress IP: p50 ms"] = percentile(latencies, 50) * 1e3
+    figures["controller latency, created -> ingress IP: p99 ms"] = percentile(latencies, 99) * 1e3
+    figures["baseline (create + own status write): p50 ms"] = percentile(floor, 50) * 1e3
+    figures["baseline (create + own status write): p99 ms"] = percentile(floor, 99) * 1e3
+    figures["latency added by the controller, p50: ms"] = (
+        percentile(latencies, 50) - percentile(floor, 50)
+    ) * 1e3
+
+
+def bulk_create(api: KubeClient, ns: str, lb_class: str, n: int) -> float:
+    services = [manifest(f"s{i:04d}", ns, lb_class) for i in range(n)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda svc: api.create(SERVICES, svc, ns), services))
+    return started
+
+
+def test_bulk_create_1000_until_all_assigned(
+    plane: LocalControlPlane, api: KubeClient, figures: dict[str, float]
+) -> None:
+    # Baseline: the same creates, no controller.
+    ns = namespace(api, "bare")
+    started = bulk_create(api, ns, "bench.metallb-py/unserved", N_BULK)
+    bare = time.monotonic() - started
+
+    lb_class = "bench.metallb-py/bulk"
+    controller, client = run_controller(plane, lb_class)
+    ns = namespace(api, "bulk")
+    try:
+        with IngressWatcher(api, ns) as watcher:
+            before = client.requests.snapshot()
+            started = bulk_create(api, ns, lb_class, N_BULK)
+            created = time.monotonic() - started
+            watcher.wait(count=N_BULK, timeout=600)
+            wall = max(watcher.seen.values()) - started
+            controller.events.flush(60)
+            after = client.requests.snapshot()
+        assert len(set(watcher.ips.values())) == N_BULK
+    finally:
+        controller.stop()
+        client.close()
+    sent = {key: after.get(key, 0) - before.get(key, 0) for key in after}
+    total = sum(sent.values())
+    figures["bulk 1,000 Services: wall time until all assigned, s"] = wall
+    figures["bulk 1,000 Services: of which creating them took, s"] = created
+    figures["baseline (1,000 creates, no controller): wall time, s"] = bare
+    figures["bulk wall time / baseline creates"] = wall / bare
+    figures["API requests per Service (controller, all verbs)"] = total / N_BULK
+    for (verb, resource), count in sorted(sent.items()):
+        if count:
+            figures[f"  of which {verb} {resource} per Service"] = count / N_BULK

@@ -1,0 +1,475 @@
+"""The controller loop: watches in, decisions (reconcile.py) through one worker, writes out.
+
+Threads: one Reflector per watched resource (Services in every namespace, Namespaces, the ConfigMap `config`
+and the metallb.io resources in the controller's namespace) keeps a local copy and puts keys in the work
+queue; one worker takes keys one at a time (the allocator is not thread-safe, and one writer makes the order
+of allocations deterministic); the leader elector; the event recorder; the metrics server.
+
+The worker only acts while this replica leads (always, without leader election). Each time it becomes leader
+it starts from nothing: a fresh consistent list of Services, a new allocator, the configuration loaded, then
+every address the cluster already shows restored (`restore_assignments`) before any Service is reconciled, so
+no address is ever handed out while a Service still shows it. A follower watches but writes nothing.
+
+Writes carry the resourceVersion they were decided on; when the object changed meanwhile (409 Conflict) the
+worker reads it again and decides again. Other API failures are retried with per-key exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from metallb_py._core import Allocator
+from metallb_py.controller.config import ConfigOutcome, ConfigState
+from metallb_py.controller.metrics import Metrics
+from metallb_py.controller.queue import WorkQueue
+from metallb_py.controller.reconcile import (
+    WARNING,
+    Decision,
+    Outcome,
+    reconcile_service,
+    restore_assignments,
+    service_order,
+)
+from metallb_py.k8s.client import KubeClient
+from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
+from metallb_py.k8s.events import EventRecorder
+from metallb_py.k8s.leader import LeaderElector
+from metallb_py.k8s.resources import (
+    CONFIG_CRDS,
+    CONFIGMAPS,
+    CONFIGURATION_STATES,
+    NAMESPACES,
+    SERVICES,
+    object_key,
+)
+from metallb_py.k8s.watch import Change, Reflector
+
+__all__ = ["CONFIGMAP_NAME", "Controller", "ControllerOptions"]
+
+log = logging.getLogger("metallb_py.controller")
+
+CONFIGMAP_NAME = "config"
+CONFIGURATION_STATE_NAME = "controller"
+_CONFIG_KEY = "@config"  # reload the configuration
+_RESYNC_KEY = "@resync"  # became leader: start from nothing
+INVALID_CONFIGURATION = "InvalidConfiguration"
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    """How a controller runs; the CLI's flags map one to one."""
+
+    namespace: str = "metallb-system"
+    lb_class: str | None = None
+    leader_election: bool = True
+    lease_name: str = "metallb-controller"
+    identity: str = "metallb-controller"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    metrics_port: int | None = None  # None: no metrics server
+    metrics_address: str = "0.0.0.0"
+    watch_timeout: int = 300
+    conflict_retries: int = 5
+
+
+class Controller:
+    """Assigns addresses to LoadBalancer Services; see the module docstring.
+
+    controller = Controller(connect("kubeconfig"), ControllerOptions(namespace="metallb-system"))
+    controller.start()
+    ...
+    controller.stop()
+    """
+
+    def __init__(
+        self, client: KubeClient, options: ControllerOptions, *, metrics: Metrics | None = None
+    ) -> None:
+        self.options = options
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.raw_client = client
+        self.elector: LeaderElector | None = None
+        if options.leader_election:
+            self.elector = LeaderElector(
+                client,
+                namespace=options.namespace,
+                name=options.lease_name,
+                identity=options.identity,
+                lease_duration=options.lease_duration,
+                renew_deadline=options.renew_deadline,
+                retry_period=options.retry_period,
+                on_started_leading=self._started_leading,
+                on_stopped_leading=self._stopped_leading,
+            )
+        # Every write of the worker and the recorder goes through the leadership guard.
+        self.client = client.guarded(self.is_leader)
+        self.metrics.count_requests(client.requests.snapshot)
+        self.events = EventRecorder(self.client, component="metallb-controller", instance=options.identity)
+        self.queue = WorkQueue()
+        ns = options.namespace
+        timeout = options.watch_timeout
+        self.services = Reflector(client, SERVICES, self._on_service, watch_timeout=timeout)
+        self.namespaces = Reflector(client, NAMESPACES, self._on_namespace, watch_timeout=timeout)
+        self.configmaps = Reflector(
+            client,
+            CONFIGMAPS,
+            self._on_config,
+            namespace=ns,
+            field_selector=f"metadata.name={CONFIGMAP_NAME}",
+            watch_timeout=timeout,
+        )
+        self.crds = [
+            Reflector(client, r, self._on_config, namespace=ns, watch_timeout=timeout) for r in CONFIG_CRDS
+        ]
+        self.reflectors = [self.services, self.namespaces, self.configmaps, *self.crds]
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        # Owned by the worker thread:
+        self._allocator = Allocator()
+        self._config = ConfigState(ns)
+        self._synced = False  # leading, and every watch has listed since: the copies are complete
+        self._ready = False  # configuration in force and existing assignments restored
+        self._pending: set[str] = set()  # Services that got no address, to retry when addresses free up
+        self._last_failure: dict[str, str] = {}
+        self._config_state_written: tuple[str, str] | None = None
+        self.ready = threading.Event()  # for callers: the first restore is done
+        self.metrics_port: int | None = None
+
+    # -- life cycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.options.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(self.options.metrics_port, self.options.metrics_address)
+        self.metrics.set_config(loaded=False, stale=False)
+        self.events.start()
+        for reflector in self.reflectors:
+            reflector.start()
+        self._worker = threading.Thread(target=self._work, name="controller-worker", daemon=True)
+        self._worker.start()
+        if self.elector is not None:
+            self.elector.start()
+        else:
+            self._started_leading()
+        log.info(
+            "controller started",
+            extra={
+                "namespace": self.options.namespace,
+                "lb_class": self.options.lb_class,
+                "identity": self.options.identity,
+                "leader_election": self.options.leader_election,
+                "metrics_port": self.metrics_port,
+            },
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops the worker (after its current key), hands the lease back, sends the queued events, stops
+        watching."""
+        self._stop.set()
+        self.queue.shutdown()
+        if self._worker is not None:
+            self._worker.join(timeout)
+        if self.elector is not None:
+            self.elector.stop(release=True)
+        self.events.stop(timeout)
+        for reflector in self.reflectors:
+            reflector.stop()
+        self.metrics.close()
+        log.info("controller stopped", extra={"identity": self.options.identity})
+
+    def is_leader(self) -> bool:
+        if self._stop.is_set():
+            return False
+        return self.elector.is_leader() if self.elector is not None else True
+
+    def _started_leading(self) -> None:
+        self.metrics.leader.set(1)
+        self.queue.add(_RESYNC_KEY)
+
+    def _stopped_leading(self) -> None:
+        self.metrics.leader.set(0)
+        self.ready.clear()
+
+    # -- watch handlers (reflector threads) ------------------------------------------------------------------
+
+    def _on_service(self, change: Change) -> None:
+        self.queue.add(change.key)
+
+    def _on_namespace(self, change: Change) -> None:
+        # Pools may select namespaces by label: a namespace's Services are reconsidered when its labels
+        # change.
+        labels = (change.obj.get("metadata") or {}).get("labels")
+        old_labels = ((change.old or {}).get("metadata") or {}).get("labels")
+        if change.type == "MODIFIED" and labels != old_labels:
+            prefix = change.key + "/"
+            self.queue.add_all([k for k in self.services.keys() if k.startswith(prefix)])
+
+    def _on_config(self, change: Change) -> None:
+        self.queue.add(_CONFIG_KEY)
+
+    # -- the worker ------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            key = self.queue.get(timeout=1.0)
+            if key is None:
+                continue
+            try:
+                if not self.is_leader():
+                    self._synced = self._ready = False
+                    continue  # dropped: becoming leader again starts from a full resync
+                if key == _RESYNC_KEY:
+                    self._resync()
+                elif key == _CONFIG_KEY:
+                    self._reload_config()
+                else:
+                    self._sync_service(key)
+            except NotLeaderError:
+                log.info("lost leadership while working; dropping", extra={"key": key})
+            except Exception:
+                log.exception("unexpected error; retrying later", extra={"key": key})
+                self.metrics.update_errors.inc()
+                self.queue.add_rate_limited(key)
+            finally:
+                self.queue.done(key)
+
+    def _wait_synced(self) -> bool:
+        """Waits until every watch has listed once (a leader never decides on partial copies)."""
+        warn_at = time.monotonic() + 30
+        while not all(r.synced.is_set() for r in self.reflectors):
+            if self._stop.wait(0.05):
+                return False
+            if time.monotonic() > warn_at:
+                missing = [r.name for r in self.reflectors if not r.synced.is_set()]
+                log.warning("still waiting for the first list of", extra={"resources": missing})
+                warn_at += 30
+        return True
+
+    def _resync(self) -> None:
+        """Became leader (or started without election): rebuild every piece of state from the cluster."""
+        if not self._wait_synced():
+            return
+        # A follower's watched copy may lag the previous leader's last writes by a moment: read afresh
+        # (one consistent list) before restoring from it.
+        if self.elector is not None and not self.services.resync(timeout=30):
+            log.warning("could not list the Services afresh; retrying the resync")
+            self.queue.add_rate_limited(_RESYNC_KEY)
+            return
+        self._allocator = Allocator()
+        self._config = ConfigState(self.options.namespace)
+        self._synced = True
+        self._ready = False
+        self._pending.clear()
+        self._last_failure.clear()
+        self._config_state_written = None
+        log.info("leading: restoring state from the cluster", extra={"services": len(self.services.keys())})
+        self._reload_config()
+
+    def _config_objects(self) -> list[dict[str, Any]]:
+        objects = list(self.configmaps.items())
+        for reflector in self.crds:
+            objects += sorted(reflector.items(), key=object_key)
+        return objects
+
+    def _reload_config(self) -> None:
+        if not self._synced:
+            # A configuration change seen before the resync that starts every term as leader: that resync
+            # loads the configuration itself, once it has complete copies to restore assignments from.
+            return
+        objects = self._config_objects()
+        outcome = self._config.apply(objects, self._allocator)
+        self.metrics.set_config(loaded=outcome.loaded, stale=not outcome.loaded)
+        self._write_configuration_state(outcome)
+        if not outcome.loaded:
+            log.error(
+                "configuration refused; the last good one stays in force",
+                extra={"error": outcome.error, "in_force": self._config.config is not None},
+            )
+            if outcome.culprit is not None:
+                self.events.record(
+                    dict(outcome.culprit),
+                    WARNING,
+                    INVALID_CONFIGURATION,
+                    f"Configuration refused, the last valid one stays in force: {outcome.error}",
+                )
+            return
+        config = self._config.config
+        assert config is not None
+        if outcome.first or outcome.changed or not self._ready:
+            log.info(
+                "configuration loaded",
+                extra={"summary": outcome.summary, "evicted": list(outcome.evicted), "first": outcome.first},
+            )
+        if not self._ready:
+            kept = restore_assignments(self.services.items(), self._allocator, lb_class=self.options.lb_class)
+            self._ready = True
+            self.ready.set()
+            not_kept = sorted(k for k, ok in kept.items() if not ok)
+            log.info(
+                "restored existing assignments",
+                extra={
+                    "kept": len(kept) - len(not_kept),
+                    "not_kept": len(not_kept),
+                    "first_not_kept": not_kept[:20],
+                },
+            )
+            self._enqueue_all()
+        elif outcome.changed:
+            self.queue.add_all(list(outcome.evicted))
+            self._enqueue_all()
+        self.metrics.set_pools(self._allocator, [p.name for p in config.pools])
+
+    def _enqueue_all(self) -> None:
+        self.queue.add_all([object_key(s) for s in sorted(self.services.items(), key=service_order)])
+
+    def _write_configuration_state(self, outcome: ConfigOutcome) -> None:
+        """Our ConfigurationState's status says whether the latest configuration is valid, and why not."""
+        result = "Valid" if outcome.loaded else "Invalid"
+        summary = outcome.error or ""
+        if self._config_state_written == (result, summary):
+            return
+        ns, name = self.options.namespace, CONFIGURATION_STATE_NAME
+        status = {"status": {"result": result, "errorSummary": summary}}
+        try:
+            try:
+                self.client.patch(CONFIGURATION_STATES, name, status, ns, subresource="status")
+            except NotFoundError:
+                body = {
+                    "apiVersion": CONFIGURATION_STATES.api_version,
+                    "kind": CONFIGURATION_STATES.kind,
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {},
+                }
+                self.client.create(CONFIGURATION_STATES, body, ns)
+                self.client.patch(CONFIGURATION_STATES, name, status, ns, subresource="status")
+        except NotLeaderError:
+            raise
+        except ApiError as exc:
+            # An optional CRD: without it the state is in the metrics, the logs and the events.
+            log.debug("ConfigurationState not written", extra={"error": str(exc)})
+        self._config_state_written = (result, summary)
+
+    def _namespace_labels(self, namespace: str) -> dict[str, str]:
+        ns = self.namespaces.get(namespace)
+        labels = (ns or {}).get("metadata", {}).get("labels") if ns else None
+        return dict(labels) if isinstance(labels, dict) else {"kubernetes.io/metadata.name": namespace}
+
+    def _sync_service(self, key: str) -> None:
+        svc = self.services.get(key)
+        decision: Decision | None = None
+        for _ in range(self.options.conflict_retries):
+            decision = reconcile_service(
+                key,
+                svc,
+                self._allocator,
+                config_loaded=self._ready,
+                lb_class=self.options.lb_class,
+                namespace_labels=self._namespace_labels(key.split("/", 1)[0]),
+            )
+            try:
+                obj = self._write(key, svc, decision)
+            except ConflictError:
+                svc = self._read(key)  # changed since we decided: read it and decide again
+                continue
+            except NotFoundError:
+                svc = None  # deleted since: release
+                continue
+            except NotLeaderError:
+                raise
+            except ApiError as exc:
+                self._retry(key, str(exc))
+                return
+            if obj is not None:
+                self._record_events(key, obj, decision)
+            break
+        else:
+            self._retry(key, f"still conflicting after {self.options.conflict_retries} attempts")
+            return
+        assert decision is not None
+        self.queue.forget(key)
+        self.metrics.updates.inc()
+        self._after(key, decision)
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        namespace, name = key.split("/", 1)
+        try:
+            # Not stored: the watch may still deliver older versions; they must not replace a newer one.
+            return self.client.get(SERVICES, name, namespace)
+        except NotFoundError:
+            return None
+
+    def _retry(self, key: str, why: str) -> None:
+        self.metrics.update_errors.inc()
+        delay = self.queue.add_rate_limited(key)
+        log.warning(
+            "service not converged; retrying", extra={"service": key, "error": why, "retry_in": delay}
+        )
+
+    def _write(self, key: str, svc: dict[str, Any] | None, decision: Decision) -> dict[str, Any] | None:
+        if svc is None:
+            return None
+        namespace, name = key.split("/", 1)
+        obj = svc
+        if decision.status_ips is not None:
+            ingress = [{"ip": ip} for ip in decision.status_ips] or None
+            body = {
+                "metadata": {"resourceVersion": _version(obj)},
+                "status": {"loadBalancer": {"ingress": ingress}},
+            }
+            obj = self.client.patch(SERVICES, name, body, namespace, subresource="status")
+            self.services.observe(obj)
+        if decision.annotations:
+            body = {"metadata": {"resourceVersion": _version(obj), "annotations": dict(decision.annotations)}}
+            obj = self.client.patch(SERVICES, name, body, namespace)
+            self.services.observe(obj)
+        return obj
+
+    def _record_events(self, key: str, obj: dict[str, Any], decision: Decision) -> None:
+        if decision.outcome in (Outcome.FAILED, Outcome.INVALID):
+            # A Service that keeps failing the same way (retried whenever addresses free up) says so once.
+            message = decision.error or ""
+            if self._last_failure.get(key) == message:
+                return
+            self._last_failure[key] = message
+        else:
+            self._last_failure.pop(key, None)
+        for event in decision.events:
+            self.events.record(obj, event.type, event.reason, event.message)
+
+    def _after(self, key: str, decision: Decision) -> None:
+        if decision.outcome is Outcome.FAILED:
+            self._pending.add(key)
+        else:
+            self._pending.discard(key)
+        if decision.outcome is Outcome.RELEASED:
+            self._last_failure.pop(key, None)
+        if decision.freed and self._pending:
+            # Addresses went back to the pools: Services that got none may get one now (oldest first).
+            waiting = [self.services.get(k) for k in self._pending]
+            self.queue.add_all([object_key(s) for s in sorted((s for s in waiting if s), key=service_order)])
+        if (
+            decision.outcome in (Outcome.ALLOCATED, Outcome.RELEASED, Outcome.CLEARED, Outcome.FAILED)
+            or decision.freed
+        ):
+            config = self._config.config
+            if config is not None:
+                self.metrics.set_pools(self._allocator, [p.name for p in config.pools])
+        if decision.writes or decision.outcome in (Outcome.FAILED, Outcome.INVALID, Outcome.RELEASED):
+            failed = decision.outcome in (Outcome.FAILED, Outcome.INVALID)
+            log.log(
+                logging.WARNING if failed else logging.INFO,
+                decision.outcome.value,
+                extra={
+                    "service": key,
+                    "ips": list(decision.ips),
+                    "pool": decision.pool,
+                    "error": decision.error,
+                },
+            )
+
+
+def _version(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))

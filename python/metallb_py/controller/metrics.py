@@ -1,0 +1,109 @@
+"""Prometheus metrics of the controller, under MetalLB's names so existing dashboards and alerts keep working.
+
+Each Controller has its own registry (several controllers can run in one process, as the tests do).
+Allocator gauges are set by the worker thread after each change: the allocator is not thread-safe, so a
+scrape never reads it directly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from metallb_py._core import Allocator
+
+__all__ = ["Metrics"]
+
+
+class _RequestCollector(Collector):
+    """API requests sent, by verb and resource, read from the client's RequestCounter at scrape time."""
+
+    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "metallb_py_k8s_client_requests",
+            "Requests the controller sent to the Kubernetes API server, by verb and resource.",
+            labels=["verb", "resource"],
+        )
+        for (verb, resource), n in sorted(self._counts().items()):
+            family.add_metric([verb, resource], n)
+        yield family
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.addresses_total = Gauge(
+            "metallb_allocator_addresses_total",
+            "Addresses in each pool (a /64 counts 2^64).",
+            ["pool"],
+            registry=r,
+        )
+        self.addresses_in_use = Gauge(
+            "metallb_allocator_addresses_in_use_total",
+            "Addresses of each pool held by at least one Service.",
+            ["pool"],
+            registry=r,
+        )
+        self.config_loaded = Gauge(
+            "metallb_k8s_client_config_loaded_bool",
+            "1 when the latest configuration in the cluster is valid and in force, 0 otherwise.",
+            registry=r,
+        )
+        self.config_stale = Gauge(
+            "metallb_k8s_client_config_stale_bool",
+            "1 when the latest configuration was refused and an older one (or none) is in force.",
+            registry=r,
+        )
+        self.updates = Counter(
+            "metallb_k8s_client_updates_total", "Object changes the controller has processed.", registry=r
+        )
+        self.update_errors = Counter(
+            "metallb_k8s_client_update_errors_total",
+            "Object changes whose processing failed and will be retried.",
+            registry=r,
+        )
+        self.leader = Gauge(
+            "metallb_py_controller_leader_bool", "1 while this replica holds the leader lease.", registry=r
+        )
+        self._pools: set[str] = set()
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def count_requests(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self.registry.register(_RequestCollector(counts))
+
+    def set_config(self, *, loaded: bool, stale: bool) -> None:
+        self.config_loaded.set(1 if loaded else 0)
+        self.config_stale.set(1 if stale else 0)
+
+    def set_pools(self, allocator: Allocator, pools: Iterable[str]) -> None:
+        """Refreshes the per-pool gauges (call from the thread that owns the allocator)."""
+        names = set(pools)
+        for gone in self._pools - names:
+            self.addresses_total.remove(gone)
+            self.addresses_in_use.remove(gone)
+        for name in names:
+            counters = allocator.counters(name)
+            self.addresses_total.labels(name).set(counters["total"])
+            self.addresses_in_use.labels(name).set(counters["in_use"])
+        self._pools = names
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> int:
+        """Serves /metrics on `address:port` from a daemon thread; returns the port (useful with port 0)."""
+        self._server, self._thread = start_http_server(port, address, registry=self.registry)
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,335 @@
+"""The controller's decisions, pure: a Service (a dict) and the allocator in, what to write out.
+
+`reconcile_service` decides for one Service what it should hold and what must be written to the API (its
+`status.loadBalancer.ingress`, the `metallb.io/ip-allocated-from-pool` annotation, Events) to get there. It
+changes the allocator (allocate, assign, release) but does no I/O; the loop in `controller.py` performs the
+writes. `restore_assignments` is the startup pass: every address the cluster already shows is recorded
+(`Allocator.assign`) before anything new is allocated, oldest Service first, so a restarted controller never
+hands out an address that a Service still shows, unless sharing allows it.
+
+Rules, as MetalLB:
+
+- Only Services of type LoadBalancer whose `spec.loadBalancerClass` equals the controller's class (by default
+  unset) are ours. A Service that stops being ours (type changed; it is deleted) gives its addresses back;
+  the status and annotation we wrote are removed (the API server clears the status itself on a type change).
+- A Service keeps the addresses it shows while they still satisfy its request (pool, requested addresses,
+  sharing, families); otherwise it gets new ones, or none (AllocationFailed) when no pool can serve it.
+- An unreadable Service (a malformed annotation) keeps what it has, with a Warning saying why, as a bad
+  configuration does: errors change nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from metallb_py._core import Allocator
+from metallb_py.errors import AllocationError, ConfigError
+from metallb_py.ipam import (
+    ServiceError,
+    ServiceRequest,
+    creation_timestamp,
+    ingress_ips,
+    is_load_balancer,
+    service_key,
+    service_request,
+)
+
+__all__ = [
+    "ANNOTATION_ALLOCATED_FROM_POOL",
+    "Decision",
+    "Event",
+    "Outcome",
+    "SyncState",
+    "reconcile_service",
+    "restore",
+    "restore_assignments",
+    "service_order",
+]
+
+ANNOTATION_ALLOCATED_FROM_POOL = "metallb.io/ip-allocated-from-pool"
+_DEPRECATED_ALLOCATED_FROM_POOL = "metallb.universe.tf/ip-allocated-from-pool"
+_POOL_ANNOTATIONS = (ANNOTATION_ALLOCATED_FROM_POOL, _DEPRECATED_ALLOCATED_FROM_POOL)
+
+NORMAL, WARNING = "Normal", "Warning"
+IP_ALLOCATED, ALLOCATION_FAILED, CLEAR_ASSIGNMENT = "IPAllocated", "AllocationFailed", "ClearAssignment"
+
+
+class SyncState(enum.Enum):
+    """What the loop does with a key after handling it (MetalLB's vocabulary)."""
+
+    SUCCESS = "success"  # converged: forget the key until it changes
+    ERROR = "error"  # temporary failure (the API): retry with backoff
+    ERROR_NO_RETRY = "error-no-retry"  # cannot converge as things are: retry when something changes
+
+
+class Outcome(enum.Enum):
+    """What a decision is about, for logs, metrics and tests."""
+
+    UNCHANGED = "unchanged"  # holds what it shows; nothing to write
+    ALLOCATED = "allocated"  # new or moved addresses: status to write
+    UPDATED = "updated"  # same addresses; only the annotation to write
+    RELEASED = "released"  # the Service is gone; its addresses are free
+    CLEARED = "cleared"  # the Service is no longer ours; what we wrote is removed
+    IGNORED = "ignored"  # never ours (not a LoadBalancer, another class)
+    WAITING = "waiting"  # no configuration in force yet: nothing may be allocated
+    INVALID = "invalid"  # the Service cannot be read (bad annotation...); it keeps what it has
+    FAILED = "failed"  # no address can be given; it holds none
+
+
+_NO_RETRY = (Outcome.INVALID, Outcome.FAILED, Outcome.WAITING)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An Event to record about the Service."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one Service and the writes that carry it out.
+
+    `status_ips`: the addresses to write to status.loadBalancer.ingress (empty: clear it); None leaves the
+    status alone. `annotations`: annotation changes (a None value removes the annotation). `freed`: addresses
+    went back to the pools, so Services waiting for one may get it now.
+    """
+
+    outcome: Outcome
+    ips: tuple[str, ...] = ()
+    pool: str | None = None
+    status_ips: tuple[str, ...] | None = None
+    annotations: Mapping[str, str | None] = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+    freed: bool = False
+    error: str | None = None
+
+    @property
+    def state(self) -> SyncState:
+        return SyncState.ERROR_NO_RETRY if self.outcome in _NO_RETRY else SyncState.SUCCESS
+
+    @property
+    def writes(self) -> bool:
+        return self.status_ips is not None or bool(self.annotations)
+
+
+def reconcile_service(
+    key: str,
+    svc: Mapping[str, Any] | None,
+    allocator: Allocator,
+    *,
+    config_loaded: bool = True,
+    lb_class: str | None = None,
+    namespace_labels: Mapping[str, str] | None = None,
+) -> Decision:
+    """Decide for the Service `key` (`svc` None: it was deleted). `config_loaded` False means no configuration
+    is in force yet (or existing assignments were not restored): nothing is allocated or released then."""
+    if svc is None:
+        freed = allocator.release(key)
+        return Decision(Outcome.RELEASED, freed=freed)
+    if not config_loaded:
+        return Decision(Outcome.WAITING)
+    annotations = _annotations(svc)
+    current = _status_ips(svc)
+
+    if not is_load_balancer(svc) or _lb_class(svc) != lb_class:
+        return _not_ours(key, svc, allocator, annotations=annotations, current=current, lb_class=lb_class)
+
+    try:
+        request = service_request(dict(svc))
+    except ServiceError as exc:
+        held = tuple(str(ip) for ip in allocator.ips(key))
+        return Decision(
+            Outcome.INVALID,
+            ips=held,
+            pool=allocator.pool_of(key),
+            events=(Event(WARNING, ALLOCATION_FAILED, f"Cannot read the Service: {exc}"),),
+            error=str(exc),
+        )
+
+    held = tuple(str(ip) for ip in allocator.ips(key))
+    if not held and current:
+        # The status shows addresses this controller does not hold (it restarted, or the configuration just
+        # allowed them): keep them when they are still valid for this Service.
+        restore(allocator, request, current)
+    labels = dict(namespace_labels or {})
+    try:
+        ips = tuple(
+            str(ip) for ip in allocator.allocate(key, **request.allocate_kwargs(), namespace_labels=labels)
+        )
+    except (AllocationError, ConfigError) as exc:
+        freed = allocator.release(key)
+        events = [Event(WARNING, ALLOCATION_FAILED, f"Failed to allocate an IP: {exc}")]
+        if current:
+            events.append(
+                Event(
+                    WARNING,
+                    CLEAR_ASSIGNMENT,
+                    f"Removed {_ips_text(current)}: the Service can no longer keep it",
+                )
+            )
+        return Decision(
+            Outcome.FAILED,
+            status_ips=() if current else None,
+            annotations=_remove_pool_annotations(annotations),
+            events=tuple(events),
+            freed=freed,
+            error=str(exc),
+        )
+
+    pool = allocator.pool_of(key)
+    patch: dict[str, str | None] = {}
+    if pool is not None and annotations.get(ANNOTATION_ALLOCATED_FROM_POOL) != pool:
+        patch[ANNOTATION_ALLOCATED_FROM_POOL] = pool
+    if _DEPRECATED_ALLOCATED_FROM_POOL in annotations:
+        patch[_DEPRECATED_ALLOCATED_FROM_POOL] = None
+    if set(ips) == set(current) and len(ips) == len(current):
+        return Decision(
+            Outcome.UPDATED if patch else Outcome.UNCHANGED, ips=ips, pool=pool, annotations=patch
+        )
+    moved = [ip for ip in held if ip not in ips]
+    message = f"Assigned {_ips_text(ips)} from pool {pool}"
+    previous = held or current
+    if previous:
+        # Moved: the addresses it had no longer fit it (pool changed, request changed, taken by another).
+        message += f" (was {_ips_text(previous)})"
+    return Decision(
+        Outcome.ALLOCATED,
+        ips=ips,
+        pool=pool,
+        status_ips=ips,
+        annotations=patch,
+        events=(Event(NORMAL, IP_ALLOCATED, message),),
+        freed=bool(moved),
+    )
+
+
+def _not_ours(
+    key: str,
+    svc: Mapping[str, Any],
+    allocator: Allocator,
+    *,
+    annotations: Mapping[str, str],
+    current: tuple[str, ...],
+    lb_class: str | None,
+) -> Decision:
+    held = tuple(str(ip) for ip in allocator.ips(key))
+    freed = allocator.release(key)
+    load_balancer = is_load_balancer(svc)
+    # A Service of another class belongs to another implementation (maybe another metallb-py with its own
+    # --lb-class): its status and annotations are not ours to touch unless we held it ourselves. A Service
+    # that is no longer a LoadBalancer belongs to no implementation: what we may have written goes.
+    removals = _remove_pool_annotations(annotations) if held or not load_balancer else {}
+    clear_status = not load_balancer and bool(current)
+    if not held and not removals and not clear_status:
+        return Decision(Outcome.IGNORED)
+    if load_balancer:
+        why = f"its loadBalancerClass {_lb_class(svc)!r} is not {lb_class!r}, the class of this controller"
+    else:
+        why = "it is no longer of type LoadBalancer"
+    events: tuple[Event, ...] = ()
+    if held:
+        events = (Event(NORMAL, CLEAR_ASSIGNMENT, f"Released {_ips_text(held)}: {why}"),)
+    return Decision(
+        Outcome.CLEARED,
+        status_ips=() if clear_status else None,
+        annotations=removals,
+        events=events,
+        freed=freed,
+    )
+
+
+def restore(allocator: Allocator, request: ServiceRequest, ips: Iterable[str]) -> bool:
+    """Records that the Service holds `ips` (as its status shows) when allowed: no conflict with another
+    holder, and in the pool and on the addresses it asks for. False (and nothing recorded) otherwise."""
+    shown = sorted(ips)
+    try:
+        pool = allocator.assign(
+            request.key,
+            shown,
+            ports=list(request.ports),
+            sharing_key=request.sharing_key,
+            backend_key=request.backend_key,
+        )
+    except (AllocationError, ValueError):  # ConfigError is a ValueError, as is a malformed address
+        return False
+    wrong_pool = request.pool is not None and pool != request.pool
+    wrong_ips = bool(request.requested) and sorted(request.requested) != shown
+    if wrong_pool or wrong_ips:
+        allocator.release(request.key)
+        return False
+    return True
+
+
+_LATEST = _dt.datetime.max.replace(tzinfo=_dt.UTC)
+
+
+def service_order(svc: Mapping[str, Any]) -> tuple[_dt.datetime, str]:
+    """Sort key: oldest first (creationTimestamp; undated last), then namespace/name."""
+    try:
+        return creation_timestamp(dict(svc)) or _LATEST, service_key(dict(svc))
+    except ServiceError:
+        return _LATEST, ""
+
+
+def restore_assignments(
+    services: Iterable[Mapping[str, Any]], allocator: Allocator, *, lb_class: str | None = None
+) -> dict[str, bool]:
+    """Startup: for each of our Services showing addresses, oldest first, record them (see `restore`).
+
+    Returns, per key that showed addresses, whether they were kept. Those not kept are moved or cleared by
+    `reconcile_service` later; nothing new is allocated here.
+    """
+    kept: dict[str, bool] = {}
+    for svc in sorted(services, key=service_order):
+        if not is_load_balancer(svc) or _lb_class(svc) != lb_class:
+            continue
+        try:
+            request = service_request(dict(svc))
+            shown = ingress_ips(dict(svc))
+        except ServiceError:
+            continue
+        if shown:
+            kept[request.key] = restore(allocator, request, shown)
+    return kept
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+
+def _annotations(svc: Mapping[str, Any]) -> dict[str, str]:
+    metadata = svc.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict):
+        return {}
+    return {k: v for k, v in annotations.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _status_ips(svc: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ingress IPs as written (unparsed: a malformed entry is replaced like any other wrong one)."""
+    status = svc.get("status")
+    balancer = status.get("loadBalancer") if isinstance(status, dict) else None
+    ingress = balancer.get("ingress") if isinstance(balancer, dict) else None
+    if not isinstance(ingress, list):
+        return ()
+    return tuple(str(entry["ip"]) for entry in ingress if isinstance(entry, dict) and entry.get("ip"))
+
+
+def _lb_class(svc: Mapping[str, Any]) -> str | None:
+    spec = svc.get("spec")
+    value = spec.get("loadBalancerClass") if isinstance(spec, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _remove_pool_annotations(annotations: Mapping[str, str]) -> dict[str, str | None]:
+    return {k: None for k in _POOL_ANNOTATIONS if k in annotations}
+
+
+def _ips_text(ips: Iterable[str]) -> str:
+    return ", ".join(ips)

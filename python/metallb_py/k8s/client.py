@@ -1,0 +1,435 @@
+"""A small client for the Kubernetes API on plain dicts, built on the official client's configuration.
+
+The official `kubernetes` package loads kubeconfig files and in-cluster service-account credentials (with
+token refresh) and owns the connection pool; this module sends requests through it but reads and writes
+JSON itself, so the rest of metallb-py works on the same dicts as the API (and `kubectl get -o json`) shows,
+without the generated models' cost or their loose types. Every request is counted (`RequestCounter`), and
+writes can be gated by a guard (leader election: a replica that is not the leader sends nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any
+
+import kubernetes
+import urllib3
+
+from metallb_py.k8s.errors import (
+    ApiError,
+    ApiUnavailableError,
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    InvalidError,
+    NotFoundError,
+    NotLeaderError,
+)
+from metallb_py.k8s.resources import Resource
+
+__all__ = ["KubeClient", "ListResult", "RequestCounter", "WatchStream", "connect"]
+
+JSON = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+_DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+_POOL_SIZE = 32  # one connection per watch (about ten) plus writers; urllib3 discards beyond this
+
+
+class RequestCounter:
+    """Requests sent, by verb (`list`, `watch`, `get`, `create`, `patch`, `update`, `delete`) and resource.
+
+    Thread-safe; shared by every view of one client (see KubeClient.guarded).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, verb: str, resource: str) -> None:
+        with self._lock:
+            self._counts[verb, resource] += 1
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def by_verb(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for (verb, _), n in self.snapshot().items():
+            totals[verb] += n
+        return dict(totals)
+
+
+@dataclass(frozen=True)
+class ListResult:
+    """Every item of a (possibly paged) list, and the resourceVersion to watch from."""
+
+    items: list[JSON]
+    resource_version: str
+
+
+class KubeClient:
+    """Requests on dicts. Build one with `connect()`; share it between threads.
+
+    `guard`, when set, is asked before every write (create, patch, update, delete); when it says no, the write
+    raises NotLeaderError and nothing is sent. Reads are never gated.
+    """
+
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        *,
+        timeout: tuple[float, float] = _DEFAULT_TIMEOUT,
+        counter: RequestCounter | None = None,
+        guard: Callable[[], bool] | None = None,
+    ) -> None:
+        self._api = api
+        self.timeout = timeout
+        self.requests = counter if counter is not None else RequestCounter()
+        self._guard = guard
+
+    @property
+    def host(self) -> str:
+        return str(self._api.configuration.host)
+
+    def guarded(self, guard: Callable[[], bool]) -> KubeClient:
+        """A view of this client (same connections and counter) whose writes need `guard()` to be true."""
+        return KubeClient(self._api, timeout=self.timeout, counter=self.requests, guard=guard)
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    # -- reads -----------------------------------------------------------------------------------------------
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> JSON:
+        return self._json("get", resource, "GET", resource.path(namespace, name))
+
+    def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+        page_size: int = 500,
+    ) -> ListResult:
+        """Every object, page by page, as one consistent snapshot (resourceVersion unset: a quorum read).
+
+        A continue token that expires between pages (GoneError) restarts the list once without paging.
+        """
+        query: dict[str, str] = {}
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        if label_selector:
+            query["labelSelector"] = label_selector
+        items: list[JSON] = []
+        token = ""
+        paged = page_size > 0
+        while True:
+            page_query = dict(query)
+            if paged:
+                page_query["limit"] = str(page_size)
+            if token:
+                page_query["continue"] = token
+            try:
+                page = self._json("list", resource, "GET", resource.path(namespace), query=page_query)
+            except GoneError:
+                if not token or not paged:
+                    raise
+                items, token, paged = [], "", False
+                continue
+            items.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or ""
+            if not token:
+                return ListResult(items, str(metadata.get("resourceVersion", "")))
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        timeout_seconds: int = 300,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+    ) -> WatchStream:
+        """Opens a watch from `resource_version` (with bookmarks); the server ends it after `timeout_seconds`.
+
+        Raises GoneError when that version is too old to resume from.
+        """
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        if label_selector:
+            query["labelSelector"] = label_selector
+        path = resource.path(namespace)
+        # The read timeout only guards against a dead connection: the server sends bookmarks about once a
+        # minute and closes the stream itself after timeout_seconds.
+        response = self._send(
+            "watch",
+            resource,
+            "GET",
+            path,
+            query=query,
+            timeout=(self.timeout[0], timeout_seconds + 30.0),
+        )
+        return WatchStream(response, f"watch {path}")
+
+    # -- writes ----------------------------------------------------------------------------------------------
+
+    def create(self, resource: Resource, body: Mapping[str, Any], namespace: str | None = None) -> JSON:
+        return self._json("create", resource, "POST", resource.path(namespace), body=body, write=True)
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        body: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> JSON:
+        """A JSON merge patch by default. Put `metadata.resourceVersion` in `body` to make it conditional:
+        the server then answers ConflictError when the object changed since that version."""
+        return self._json(
+            "patch",
+            resource,
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            body=body,
+            content_type=content_type,
+            write=True,
+        )
+
+    def replace(
+        self,
+        resource: Resource,
+        name: str,
+        body: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+    ) -> JSON:
+        """PUT: conditional on the body's metadata.resourceVersion (ConflictError when it changed)."""
+        path = resource.path(namespace, name, subresource)
+        return self._json("update", resource, "PUT", path, body=body, write=True)
+
+    def delete(self, resource: Resource, name: str, namespace: str | None = None) -> JSON:
+        return self._json("delete", resource, "DELETE", resource.path(namespace, name), write=True)
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+
+    def _json(
+        self,
+        verb: str,
+        resource: Resource,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        write: bool = False,
+    ) -> JSON:
+        if write and self._guard is not None and not self._guard():
+            raise NotLeaderError(f"not the leader: {method} {path} not sent")
+        response = self._send(verb, resource, method, path, query=query, body=body, content_type=content_type)
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiUnavailableError(
+                0, "", f"reading the answer failed: {exc}", request=f"{method} {path}"
+            ) from exc
+        finally:
+            response.release_conn()
+        try:
+            decoded = json.loads(data) if data else {}
+        except ValueError as exc:
+            raise ApiUnavailableError(0, "", f"not JSON: {data[:200]!r}", request=f"{method} {path}") from exc
+        if not isinstance(decoded, dict):
+            raise ApiUnavailableError(0, "", f"expected an object, got {type(decoded).__name__}")
+        return decoded
+
+    def _send(
+        self,
+        verb: str,
+        resource: Resource,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        timeout: tuple[float, float] | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Sends one request; returns the urllib3 response of a 2xx answer, raises ApiError otherwise."""
+        self.requests.add(verb, str(resource))
+        request = f"{method} {path}"
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            serialized = self._api.param_serialize(
+                method,
+                path,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=dict(body) if body is not None else None,
+                auth_settings=["BearerToken"],
+            )
+            answer = self._api.call_api(
+                *serialized, _request_timeout=timeout if timeout is not None else self.timeout
+            )
+        except kubernetes.client.ApiException as exc:
+            # The client raises this itself only for TLS failures (status 0).
+            raise ApiUnavailableError(int(exc.status or 0), "", str(exc.reason), request=request) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiUnavailableError(0, "", f"no answer: {exc}", request=request) from exc
+        response: urllib3.BaseHTTPResponse = answer.response
+        status = int(response.status)
+        if 200 <= status < 300:
+            return response
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError):
+            data = b""
+        finally:
+            response.release_conn()
+        raise error_for_status(status, data, request)
+
+
+def error_for_status(status: int, body: bytes, request: str = "") -> ApiError:
+    """The ApiError subclass for an HTTP status and the Status object the server sent with it."""
+    reason, message = "", body.decode("utf-8", errors="replace")[:500]
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict):
+        reason = str(decoded.get("reason") or "")
+        message = str(decoded.get("message") or message)
+    return status_error(status, reason, message, request)
+
+
+def status_error(status: int, reason: str, message: str, request: str = "") -> ApiError:
+    cls: type[ApiError]
+    if status == 409:
+        cls = ConflictError
+    elif status == 404:
+        cls = NotFoundError
+    elif status == 410:
+        cls = GoneError
+    elif status == 403:
+        cls = ForbiddenError
+    elif status in (400, 422):
+        cls = InvalidError
+    elif status == 429 or status >= 500 or status == 0:
+        cls = ApiUnavailableError
+    else:
+        cls = ApiError
+    return cls(status, reason, message, request=request)
+
+
+class WatchStream:
+    """The events of one watch: `(type, object)` pairs, type one of ADDED, MODIFIED, DELETED, BOOKMARK.
+
+    Iteration ends when the server closes the stream; an ERROR event raises its ApiError (GoneError for an
+    expired resourceVersion); a broken connection raises ApiUnavailableError. `close()` may be called from
+    another thread to end it at once.
+    """
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, request: str) -> None:
+        self._response = response
+        self._request = request
+        self._closed = False
+
+    def __iter__(self) -> Iterator[tuple[str, JSON]]:
+        buffer = b""
+        try:
+            for chunk in self._response.stream(amt=None, decode_content=True):
+                buffer += chunk
+                while True:
+                    line, newline, rest = buffer.partition(b"\n")
+                    if not newline:
+                        break
+                    buffer = rest
+                    if line.strip():
+                        yield self._event(line)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if self._closed:
+                return
+            raise ApiUnavailableError(0, "", f"watch interrupted: {exc}", request=self._request) from exc
+        finally:
+            self.close()
+
+    def _event(self, line: bytes) -> tuple[str, JSON]:
+        try:
+            event = json.loads(line)
+            kind, obj = event["type"], event["object"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ApiUnavailableError(
+                0, "", f"bad watch event: {line[:200]!r}", request=self._request
+            ) from exc
+        if kind == "ERROR":
+            obj = obj if isinstance(obj, dict) else {}
+            raise status_error(
+                int(obj.get("code") or 0),
+                str(obj.get("reason") or ""),
+                str(obj.get("message") or ""),
+                self._request,
+            )
+        return str(kind), obj
+
+    def close(self) -> None:
+        """Ends the stream, from any thread: a reader blocked on the socket returns at once."""
+        if self._closed:
+            return
+        self._closed = True
+        # shutdown() unblocks a read in another thread (release_conn() alone would wait for it); it refuses
+        # (ValueError, RuntimeError) when the connection is already closed or back in the pool: then there
+        # is nothing left to unblock.
+        with contextlib.suppress(urllib3.exceptions.HTTPError, OSError, ValueError, RuntimeError):
+            self._response.shutdown()
+        with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
+            self._response.close()
+        self._response.release_conn()
+
+
+def connect(
+    kubeconfig: str | PathLike[str] | None = None,
+    *,
+    context: str | None = None,
+    timeout: tuple[float, float] = _DEFAULT_TIMEOUT,
+) -> KubeClient:
+    """A client from a kubeconfig file, or (kubeconfig None) from the pod's service account (in-cluster)."""
+    configuration = kubernetes.client.Configuration()
+    if kubeconfig is None:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig),
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    configuration.connection_pool_maxsize = _POOL_SIZE
+    api = kubernetes.client.ApiClient(configuration)
+    api.user_agent = "metallb-py-controller"
+    return KubeClient(api, timeout=timeout)

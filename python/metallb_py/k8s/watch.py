@@ -1,0 +1,321 @@
+"""List-then-watch of one resource into a local store, resumed across expiry and API server restarts.
+
+A `Reflector` keeps an up-to-date copy of every object of one resource (optionally one namespace and
+selectors) and calls a handler with each change. It lists once (a consistent, paged read), then watches from
+the list's resourceVersion with bookmarks, and:
+
+- when the server ends the watch (timeout), watches again from the last version seen;
+- when that version is too old (410 Gone, as an HTTP status or an ERROR event), lists again and hands the
+  handler the difference (objects added, changed and deleted meanwhile), so no change is lost;
+- when the connection breaks or the server does not answer (an API server restart), retries with capped
+  exponential backoff and jitter, resuming the watch where it stopped;
+- when the resource type does not exist (a CRD not installed: 404), counts as synced with no objects and
+  keeps retrying slowly, so optional CRDs do not block the controller.
+
+The handler runs in the reflector's thread and must be quick (enqueue a key). `resync()` forces a fresh
+consistent list (the controller does this when it becomes leader, to start from the latest state).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from metallb_py.k8s.client import KubeClient, WatchStream
+from metallb_py.k8s.errors import ApiError, GoneError, NotFoundError
+from metallb_py.k8s.resources import Resource, object_key
+
+__all__ = ["Backoff", "Change", "Reflector"]
+
+log = logging.getLogger("metallb_py.k8s.watch")
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of an object: `type` is ADDED, MODIFIED or DELETED; `old` the previous copy (None when
+    ADDED); `obj` the new one (for DELETED: the last copy known)."""
+
+    type: str
+    key: str
+    obj: JSON
+    old: JSON | None = None
+
+
+class Backoff:
+    """Capped exponential delays with full jitter: retry n waits a random time in [base*2^n/2, base*2^n]."""
+
+    def __init__(self, base: float = 0.2, cap: float = 10.0, rng: random.Random | None = None) -> None:
+        self.base, self.cap = base, cap
+        self._failures = 0
+        self._rng = rng or random.Random()
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2.0**self._failures)
+        self._failures = min(self._failures + 1, 30)
+        return delay / 2 + self._rng.random() * delay / 2
+
+    def reset(self) -> None:
+        self._failures = 0
+
+
+def _version(obj: JSON) -> str:
+    metadata = obj.get("metadata")
+    return str(metadata.get("resourceVersion", "")) if isinstance(metadata, dict) else ""
+
+
+class Reflector:
+    """Keeps `store` equal to the API's objects of one resource; see the module docstring."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        resource: Resource,
+        handler: Callable[[Change], None],
+        *,
+        namespace: str | None = None,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+        watch_timeout: int = 300,
+        page_size: int = 500,
+        backoff: Backoff | None = None,
+        missing_retry: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self._handler = handler
+        self._field_selector = field_selector
+        self._label_selector = label_selector
+        self._watch_timeout = watch_timeout
+        self._page_size = page_size
+        self._backoff = backoff or Backoff()
+        self._missing_retry = missing_retry
+        self._lock = threading.Lock()
+        self._store: dict[str, JSON] = {}
+        self._own: dict[str, set[str]] = {}  # versions our own writes produced, not echoed by the watch yet
+        self._version = ""
+        self._stream: WatchStream | None = None
+        self._stop = threading.Event()
+        self._relist = threading.Event()
+        self._lists = 0  # completed lists, for resync()
+        self._listed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self.synced = threading.Event()
+        self.missing = False  # the resource type does not exist (last list answered 404)
+
+    @property
+    def name(self) -> str:
+        where = f" in {self.namespace}" if self.namespace else ""
+        return f"{self.resource}{where}"
+
+    # -- the store -------------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> JSON | None:
+        with self._lock:
+            return self._store.get(key)
+
+    def items(self) -> list[JSON]:
+        with self._lock:
+            return list(self._store.values())
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._store)
+
+    def observe(self, obj: JSON) -> None:
+        """Stores an object a write of ours returned, so the next read sees it before the watch echoes it.
+
+        Safe for objects written with a resourceVersion precondition: nothing happened between the version
+        we read and this one, and the watch delivers only later versions. No handler call: the caller knows.
+        The watch's echoes of these writes are then skipped, including those of earlier writes in a row that
+        arrive after a later one was stored (they must not take the copy back in time).
+        """
+        key = object_key(obj)
+        if key:
+            self._typed(obj)
+            with self._lock:
+                if key in self._store:
+                    self._store[key] = obj
+                    self._own.setdefault(key, set()).add(_version(obj))
+
+    # -- life cycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name=f"reflector-{self.name}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._close_stream()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def resync(self, timeout: float | None = None) -> bool:
+        """Lists again now (ending the current watch) and waits for that list; False on timeout."""
+        with self._lock:
+            target = self._lists + 1
+            self._relist.set()
+        self._close_stream()
+        with self._listed:
+            return self._listed.wait_for(lambda: self._lists >= target or self._stop.is_set(), timeout)
+
+    def run(self) -> None:
+        """List, then watch, until stop(); never raises."""
+        need_list = True
+        while not self._stop.is_set():
+            try:
+                if need_list or self._relist.is_set():
+                    self._list()
+                    need_list = False
+                self._watch()
+                self._backoff.reset()
+            except GoneError as exc:
+                log.info("watch expired, listing again", extra={"resource": self.name, "error": str(exc)})
+                need_list = True
+            except NotFoundError as exc:
+                need_list = True
+                self._mark_missing(exc)
+                self._stop.wait(self._missing_retry)
+            except ApiError as exc:
+                delay = self._backoff.next()
+                log.warning(
+                    "list/watch failed, retrying",
+                    extra={"resource": self.name, "error": str(exc), "retry_in": round(delay, 3)},
+                )
+                # A watch can resume from the last version; a failed list starts over.
+                self._stop.wait(delay)
+            except Exception:
+                log.exception("unexpected error in list/watch", extra={"resource": self.name})
+                need_list = True
+                self._stop.wait(self._backoff.next())
+
+    def _mark_missing(self, exc: NotFoundError) -> None:
+        if not self.missing:
+            log.warning(
+                "resource type not served; treating it as empty",
+                extra={"resource": self.name, "error": exc.message},
+            )
+        self.missing = True
+        self._replace([], "")
+        self.synced.set()
+
+    def _list(self) -> None:
+        self._relist.clear()
+        result = self.client.list(
+            self.resource,
+            self.namespace,
+            field_selector=self._field_selector,
+            label_selector=self._label_selector,
+            page_size=self._page_size,
+        )
+        self.missing = False
+        self._replace(result.items, result.resource_version)
+        self.synced.set()
+
+    def _typed(self, obj: JSON) -> JSON:
+        # List items of built-in types carry no kind or apiVersion (watch events do); consumers need both.
+        if "kind" not in obj:
+            obj["kind"] = self.resource.kind
+        if "apiVersion" not in obj:
+            obj["apiVersion"] = self.resource.api_version
+        return obj
+
+    def _replace(self, items: list[JSON], version: str) -> None:
+        """Swaps in a full list and reports the difference to the handler."""
+        fresh = {object_key(obj): self._typed(obj) for obj in items}
+        changes: list[Change] = []
+        with self._lock:
+            old_store = self._store
+            for key, obj in fresh.items():
+                old = old_store.get(key)
+                if old is None:
+                    changes.append(Change("ADDED", key, obj))
+                elif _version(old) != _version(obj):
+                    changes.append(Change("MODIFIED", key, obj, old))
+            changes += [
+                Change("DELETED", key, obj, obj) for key, obj in old_store.items() if key not in fresh
+            ]
+            self._store = fresh
+            self._own.clear()
+            self._version = version
+            self._lists += 1
+            self._listed.notify_all()
+        for change in changes:
+            self._deliver(change)
+
+    def _watch(self) -> None:
+        if self._stop.is_set() or self._relist.is_set():
+            return
+        stream = self.client.watch(
+            self.resource,
+            self.namespace,
+            resource_version=self._version,
+            timeout_seconds=self._watch_timeout,
+            field_selector=self._field_selector,
+            label_selector=self._label_selector,
+        )
+        with self._lock:
+            self._stream = stream
+        if self._stop.is_set() or self._relist.is_set():  # stop()/resync() raced the open
+            stream.close()
+        try:
+            for kind, obj in stream:
+                self._backoff.reset()
+                self._apply(kind, obj)
+        finally:
+            with self._lock:
+                self._stream = None
+
+    def _apply(self, kind: str, obj: JSON) -> None:
+        version = _version(obj)
+        if kind == "BOOKMARK":
+            with self._lock:
+                self._version = version or self._version
+            return
+        key = object_key(obj)
+        if not key:
+            return
+        self._typed(obj)
+        with self._lock:
+            if version:
+                self._version = version
+            own = self._own.get(key)
+            if own is not None and kind != "DELETED":
+                if version in own:
+                    own.discard(version)
+                    if not own:
+                        del self._own[key]
+                    return  # the echo of our own write, already stored (or superseded by a later one)
+                del self._own[key]  # someone else's write, necessarily after ours
+            elif own is not None:
+                del self._own[key]
+            old = self._store.get(key)
+            if kind == "DELETED":
+                self._store.pop(key, None)
+            else:
+                self._store[key] = obj
+        if kind == "DELETED":
+            self._deliver(Change("DELETED", key, obj, old))
+        elif old is None:
+            self._deliver(Change("ADDED", key, obj))
+        elif _version(old) != version:
+            self._deliver(Change("MODIFIED", key, obj, old))
+
+    def _deliver(self, change: Change) -> None:
+        try:
+            self._handler(change)
+        except Exception:
+            log.exception("change handler failed", extra={"resource": self.name, "key": change.key})
+
+    def _close_stream(self) -> None:
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()

@@ -1,0 +1,375 @@
+"""The controller against a real API server: annotations, classes, release, restore, pool changes, bad
+configuration, namespace selectors and write conflicts.
+
+Each test runs a controller in a thread of the test process, on the session's control plane, with a
+loadBalancerClass of its own so tests never see each other's Services.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _controller_support import (
+    Cluster,
+    lb_ips,
+    legacy_config,
+    running_controller,
+    service,
+    unique,
+    wait_until,
+)
+from prometheus_client import generate_latest
+
+from metallb_py.controller import Controller, ControllerOptions
+from metallb_py.k8s import connect
+from metallb_py.k8s.resources import CONFIGURATION_STATES, NAMESPACES, SERVICES
+from metallb_py.testing import LocalControlPlane
+
+pytestmark = pytest.mark.integration
+
+POOL_ANNOTATION = "metallb.io/ip-allocated-from-pool"
+
+
+@pytest.fixture
+def cluster(control_plane: LocalControlPlane) -> Iterator[Cluster]:
+    c = Cluster(control_plane)
+    yield c
+    c.cleanup()
+
+
+class Env:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.config_ns = cluster.namespace("mlb")
+        self.ns = cluster.namespace("svc")
+        self.lb_class = f"metallb-py.test/{unique('c')}"
+
+    def svc(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("lb_class", self.lb_class)
+        return self.cluster.create_service(service(name, self.ns, **kwargs))
+
+    def get(self, name: str) -> dict[str, Any]:
+        svc = self.cluster.get_service(self.ns, name)
+        assert svc is not None, name
+        return svc
+
+    def ips(self, name: str) -> list[str]:
+        return lb_ips(self.cluster.get_service(self.ns, name))
+
+    def wait_ips(self, name: str, expected: list[str] | None = None, timeout: float = 30) -> list[str]:
+        if expected is None:
+            return wait_until(lambda: self.ips(name), timeout, what=f"{name} to get an address")
+        wait_until(lambda: self.ips(name) == expected, timeout, what=f"{name} to show {expected}")
+        return expected
+
+    def wait_event(self, name: str, reason: str, namespace: str | None = None) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            events = self.cluster.events(namespace or self.ns, name)
+            return next((e for e in events if e["reason"] == reason), None)
+
+        event = wait_until(find, 30, what=f"a {reason} event on {name}")
+        assert event is not None
+        return event
+
+    def controller(self, **options: Any) -> Any:
+        options.setdefault("lb_class", self.lb_class)
+        return running_controller(self.cluster, self.config_ns, **options)
+
+
+@pytest.fixture
+def env(cluster: Cluster) -> Env:
+    return Env(cluster)
+
+
+def metric(controller: Controller, name: str) -> float:
+    for line in generate_latest(controller.metrics.registry).decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rpartition(" ")[2])
+    raise KeyError(name)
+
+
+def test_annotations_and_requested_addresses(env: Env) -> None:
+    env.cluster.apply_pool(env.config_ns, "auto", "10.20.0.1-10.20.0.10")
+    env.cluster.apply_pool(env.config_ns, "manual", "10.20.1.0/29", autoAssign=False)
+    shared = {"metallb.io/allow-shared-ip": "k", "metallb.io/loadBalancerIPs": "10.20.0.10"}
+    with env.controller():
+        env.svc("plain")
+        env.svc("pool", annotations={"metallb.io/address-pool": "manual"})
+        env.svc("old-pool", annotations={"metallb.universe.tf/address-pool": "manual"})
+        env.svc("ips", annotations={"metallb.io/loadBalancerIPs": "10.20.1.5"})
+        env.svc("old-ips", annotations={"metallb.universe.tf/loadBalancerIPs": "10.20.1.6"})
+        env.svc("spec-ip", loadBalancerIP="10.20.0.9")
+        env.svc("share-http", annotations=shared)
+        env.svc("share-https", annotations=shared, ports=((443, "TCP"),))
+        env.svc(
+            "share-dns",
+            annotations={
+                "metallb.universe.tf/allow-shared-ip": "k",
+                "metallb.io/loadBalancerIPs": "10.20.0.10",
+            },
+            ports=((53, "UDP"),),
+        )
+        env.svc("prefer-dual", ipFamilyPolicy="PreferDualStack")
+        env.svc("bad", annotations={"metallb.io/loadBalancerIPs": "banana"})
+
+        env.wait_ips("plain", ["10.20.0.1"])
+        env.wait_ips("pool", ["10.20.1.0"])
+        env.wait_ips("old-pool", ["10.20.1.1"])
+        env.wait_ips("ips", ["10.20.1.5"])
+        env.wait_ips("old-ips", ["10.20.1.6"])
+        env.wait_ips("spec-ip", ["10.20.0.9"])
+        for name in ("share-http", "share-https", "share-dns"):
+            env.wait_ips(name, ["10.20.0.10"])
+        # The API server gives a PreferDualStack Service only IPv4 on this single-stack cluster.
+        assert env.get("prefer-dual")["spec"]["ipFamilies"] == ["IPv4"]
+        env.wait_ips("prefer-dual", ["10.20.0.2"])
+
+        wait_until(
+            lambda: env.get("pool")["metadata"].get("annotations", {}).get(POOL_ANNOTATION) == "manual"
+        )
+        assert env.get("plain")["metadata"]["annotations"][POOL_ANNOTATION] == "auto"
+        failed = env.wait_event("bad", "AllocationFailed")
+        assert failed["type"] == "Warning"
+        assert '"banana" is not an IP address' in failed["message"]
+        assert env.ips("bad") == []
+        allocated = env.wait_event("plain", "IPAllocated")
+        assert allocated["type"] == "Normal"
+        assert allocated["message"] == "Assigned 10.20.0.1 from pool auto"
+        assert allocated["source"]["component"] == "metallb-controller"
+
+
+def test_only_services_of_its_class_are_served(env: Env) -> None:
+    env.cluster.apply_pool(env.config_ns, "auto", "10.21.0.1-10.21.0.10")
+    with env.controller():
+        env.svc("ours")
+        env.svc("classless", lb_class=None)
+        env.svc("theirs", lb_class="example.com/someone-else")
+        env.cluster.create_service(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "cluster-ip", "namespace": env.ns},
+                "spec": {"ports": [{"port": 80}]},
+            }
+        )
+        env.wait_ips("ours", ["10.21.0.1"])
+        env.svc("ours-too")
+        env.wait_ips("ours-too", ["10.21.0.2"])  # processed after the others: they were skipped, not slow
+        for name in ("classless", "theirs", "cluster-ip"):
+            svc = env.get(name)
+            assert lb_ips(svc) == []
+            assert POOL_ANNOTATION not in (svc["metadata"].get("annotations") or {})
+            assert env.cluster.events(env.ns, name) == []
+
+
+def test_release_on_delete_and_on_type_change(env: Env) -> None:
+    env.cluster.apply_pool(env.config_ns, "two", "10.22.0.1-10.22.0.2")
+    with env.controller() as controller:
+        env.svc("a")
+        env.wait_ips("a", ["10.22.0.1"])
+        env.svc("b")
+        env.wait_ips("b", ["10.22.0.2"])
+        env.svc("c")
+        env.wait_event("c", "AllocationFailed")
+        assert env.ips("c") == []
+
+        env.cluster.delete_service(env.ns, "a")
+        env.wait_ips("c", ["10.22.0.1"])  # the freed address goes to the waiting Service
+
+        # Type change: the API server drops the status; we release the address and remove our annotation.
+        b = env.get("b")
+        ports = [{k: v for k, v in p.items() if k != "nodePort"} for p in b["spec"]["ports"]]
+        env.cluster.client.patch(
+            SERVICES,
+            "b",
+            {"spec": {"type": "ClusterIP", "ports": ports, "loadBalancerClass": None}},
+            env.ns,
+        )
+        cleared = env.wait_event("b", "ClearAssignment")
+        assert "Released 10.22.0.2" in cleared["message"]
+        wait_until(lambda: POOL_ANNOTATION not in (env.get("b")["metadata"].get("annotations") or {}))
+        assert env.ips("b") == []
+        env.svc("d")
+        env.wait_ips("d", ["10.22.0.2"])
+        wait_until(lambda: metric(controller, 'metallb_allocator_addresses_in_use_total{pool="two"}') == 2)
+        assert metric(controller, 'metallb_allocator_addresses_total{pool="two"}') == 2
+
+
+def test_addresses_shown_at_start_are_kept_and_never_reused(env: Env) -> None:
+    env.cluster.apply_pool(env.config_ns, "p", "10.23.0.1-10.23.0.4")
+    # As a previous run left them: one Service showing .3, one showing an address outside every pool.
+    for name, ip in (("kept", "10.23.0.3"), ("outside", "192.0.2.77")):
+        env.svc(name)
+        status = {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}
+        env.cluster.client.patch(SERVICES, name, status, env.ns, subresource="status")
+    with env.controller() as controller:
+        assert controller.ready.wait(30)
+        env.svc("new-1")
+        env.svc("new-2")
+        env.svc("new-3")
+        env.wait_event("new-3", "AllocationFailed")
+        assert env.ips("kept") == ["10.23.0.3"]  # not moved to .1
+        # Created first, so reconciled first: "outside" moved to .1; the new ones skip .3.
+        assert env.ips("outside") == ["10.23.0.1"]
+        assert [env.ips(f"new-{i}") for i in (1, 2, 3)] == [["10.23.0.2"], ["10.23.0.4"], []]
+        assert env.get("kept")["metadata"]["annotations"][POOL_ANNOTATION] == "p"
+
+
+def test_a_shrinking_pool_moves_only_the_services_outside_it(env: Env) -> None:
+    env.cluster.apply_pool(env.config_ns, "p", "10.24.0.1-10.24.0.4")
+    with env.controller():
+        for i in range(4):
+            env.svc(f"s{i}")
+            env.wait_ips(f"s{i}", [f"10.24.0.{i + 1}"])
+        versions = {i: env.get(f"s{i}")["metadata"]["resourceVersion"] for i in range(2)}
+        env.cluster.apply_pool(env.config_ns, "p", "10.24.0.1-10.24.0.2", "10.24.0.10-10.24.0.11")
+        env.wait_ips("s2", ["10.24.0.10"])
+        env.wait_ips("s3", ["10.24.0.11"])
+        # The others were not written to at all.
+        assert {i: env.get(f"s{i}")["metadata"]["resourceVersion"] for i in range(2)} == versions
+        wait_until(
+            lambda: any(
+                e["message"] == "Assigned 10.24.0.10 from pool p (was 10.24.0.3)"
+                for e in env.cluster.events(env.ns, "s2")
+            ),
+            what="an IPAllocated event saying where s2 moved from",
+        )
+
+
+def test_a_bad_configmap_edit_moves_nothing_and_says_why(env: Env) -> None:
+    ns = env.config_ns
+    env.cluster.apply_configmap(ns, legacy_config("10.25.0.1-10.25.0.5"))
+    with env.controller() as controller:
+        for i in range(3):
+            env.svc(f"s{i}")
+        for i in range(3):
+            env.wait_ips(f"s{i}", [f"10.25.0.{i + 1}"])
+        before = env.cluster.ips_by_service(env.ns)
+        assert metric(controller, "metallb_k8s_client_config_loaded_bool") == 1
+
+        good = legacy_config("10.25.0.1-10.25.0.5")
+        edits = {
+            # Would shrink the pool to one address, but a key is misspelt: refused as a whole.
+            "unknown field": (
+                good.replace("addresses:\n  - 10.25.0.1-10.25.0.5", "adresses: [10.25.0.1/32]"),
+                "adresses",
+            ),
+            "invalid YAML": ("address-pools: [\n", "YAML"),
+            "overlap": (
+                good + "- name: other\n  protocol: layer2\n  addresses: [10.25.0.4/32]\n",
+                "overlaps",
+            ),
+        }
+        for label, (text, why) in edits.items():
+            env.cluster.apply_configmap(ns, text)
+
+            def refused(why: str = why) -> dict[str, Any] | None:
+                events = env.cluster.events(ns, "config")
+                return next(
+                    (e for e in events if e["reason"] == "InvalidConfiguration" and why in e["message"]), None
+                )
+
+            event = wait_until(refused, 30, what=f"a Warning about the {label}")
+            assert event is not None and event["type"] == "Warning"
+            assert event["involvedObject"]["kind"] == "ConfigMap"
+            assert "the last valid one stays in force" in event["message"]
+            state = env.cluster.client.get(CONFIGURATION_STATES, "controller", ns)
+            assert state["status"]["result"] == "Invalid"
+            assert why in state["status"]["errorSummary"]
+            assert metric(controller, "metallb_k8s_client_config_loaded_bool") == 0
+            assert metric(controller, "metallb_k8s_client_config_stale_bool") == 1
+            assert env.cluster.ips_by_service(env.ns) == before, label
+
+        # The last good configuration still serves new Services.
+        env.svc("while-stale")
+        env.wait_ips("while-stale", ["10.25.0.4"])
+
+        env.cluster.apply_configmap(ns, legacy_config("10.25.0.1-10.25.0.5"))
+        wait_until(lambda: metric(controller, "metallb_k8s_client_config_loaded_bool") == 1)
+        assert metric(controller, "metallb_k8s_client_config_stale_bool") == 0
+        wait_until(
+            lambda: (
+                env.cluster.client.get(CONFIGURATION_STATES, "controller", ns)["status"]
+                == {"result": "Valid", "errorSummary": ""}
+            )
+        )
+        assert env.cluster.ips_by_service(env.ns) == {**before, "while-stale": ["10.25.0.4"]}
+
+
+def test_namespace_labels_select_pools(env: Env) -> None:
+    selector = {"namespaceSelectors": [{"matchLabels": {"team": "blue"}}]}
+    env.cluster.apply_pool(env.config_ns, "blue", "10.26.0.1-10.26.0.2", serviceAllocation=selector)
+    with env.controller():
+        env.svc("web")
+        env.wait_event("web", "AllocationFailed")
+        assert env.ips("web") == []
+        env.cluster.client.patch(NAMESPACES, env.ns, {"metadata": {"labels": {"team": "blue"}}})
+        env.wait_ips("web", ["10.26.0.1"])
+
+
+def test_a_write_conflict_is_retried_after_reading_again(env: Env) -> None:
+    env.cluster.apply_pool(env.config_ns, "p", "10.27.0.1-10.27.0.2")
+    with env.controller() as controller:
+        real_patch = controller.client.patch
+        meddled: list[str] = []
+
+        def patch_after_someone_else(
+            resource: Any, name: str, body: Any, namespace: Any = None, **kw: Any
+        ) -> Any:
+            if kw.get("subresource") == "status" and not meddled:
+                # Another client changes the Service between our read and our write.
+                env.cluster.client.patch(
+                    SERVICES, name, {"metadata": {"labels": {"touched": "yes"}}}, namespace
+                )
+                meddled.append(name)
+            return real_patch(resource, name, body, namespace, **kw)
+
+        controller.client.patch = patch_after_someone_else  # type: ignore[method-assign]
+        gets_before = controller.raw_client.requests.snapshot().get(("get", "services"), 0)
+        env.svc("web")
+        env.wait_ips("web", ["10.27.0.1"])
+        assert meddled == ["web"]
+        svc = env.get("web")
+        assert svc["metadata"]["labels"] == {"touched": "yes"}  # their change is kept
+        assert (
+            controller.raw_client.requests.snapshot()[("get", "services")] == gets_before + 1
+        )  # one re-read
+
+
+def test_nothing_is_allocated_before_every_service_was_listed(env: Env) -> None:
+    """Regression: a configuration seen before the Services were listed must not start allocation, or a new
+    Service listed first would take the address an older one still shows."""
+    env.cluster.apply_pool(env.config_ns, "p", "10.28.0.1-10.28.0.4")
+    env.svc("z-old")
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": "10.28.0.1"}]}}}
+    env.cluster.client.patch(SERVICES, "z-old", status, env.ns, subresource="status")
+    env.svc("a-new")
+    client = connect(env.cluster.cp.kubeconfig)
+    options = ControllerOptions(namespace=env.config_ns, lb_class=env.lb_class, leader_election=False)
+    controller = Controller(client, options)
+    slow_list = controller.services._list
+
+    def list_late() -> None:
+        time.sleep(0.5)  # the configuration's watches are synced long before this one
+        slow_list()
+
+    controller.services._list = list_late  # type: ignore[method-assign]
+    # Leadership (here: the start signal) arrives after the configuration was seen, before the Services were.
+    start_leading = controller._started_leading
+    controller._started_leading = lambda: threading.Timer(1.5, start_leading).start()  # type: ignore[method-assign]
+    controller.start()
+    try:
+        env.wait_ips("a-new", ["10.28.0.2"])
+        assert env.ips("z-old") == ["10.28.0.1"]
+        env.wait_event("a-new", "IPAllocated")
+        assert controller.events.flush(10)
+        # Never shown the old Service's address, not even for a moment.
+        messages = [e["message"] for e in env.cluster.events(env.ns, "a-new") if e["reason"] == "IPAllocated"]
+        assert messages == ["Assigned 10.28.0.2 from pool p"]
+    finally:
+        controller.stop()
+        client.close()

@@ -1,0 +1,157 @@
+"""metallb_py.k8s.watch.Reflector against a scripted API: resume, relist on 410, backoff, missing CRDs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from metallb_py.k8s.client import ListResult
+from metallb_py.k8s.errors import ApiUnavailableError, GoneError, NotFoundError
+from metallb_py.k8s.resources import SERVICES
+from metallb_py.k8s.watch import Backoff, Change, Reflector
+
+
+def obj(name: str, version: str, **extra: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": version}, **extra}
+
+
+class Stream:
+    def __init__(self, events: list[tuple[str, dict[str, Any]] | Exception]) -> None:
+        self.events = events
+        self.closed = False
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for event in self.events:
+            if self.closed:
+                return
+            if isinstance(event, Exception):
+                raise event
+            yield event
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedClient:
+    """Answers list() and watch() from scripts; records the versions watches were opened from."""
+
+    def __init__(self, lists: list[ListResult | Exception], watches: list[Stream | Exception]) -> None:
+        self.lists, self.watches = lists, watches
+        self.watched_from: list[str] = []
+        self.done = threading.Event()
+
+    def list(self, resource: object, namespace: str | None = None, **kwargs: Any) -> ListResult:
+        answer = self.lists.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def watch(self, resource: object, namespace: str | None = None, **kwargs: Any) -> Stream:
+        self.watched_from.append(kwargs["resource_version"])
+        if not self.watches:
+            self.done.set()
+            raise ApiUnavailableError(0, "", "end of script")
+        answer = self.watches.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def run(client: ScriptedClient) -> tuple[Reflector, list[Change]]:
+    changes: list[Change] = []
+    reflector = Reflector(
+        client,  # type: ignore[arg-type]
+        SERVICES,
+        changes.append,
+        backoff=Backoff(base=0.001, cap=0.002),
+        missing_retry=0.001,
+    )
+    reflector.start()
+    assert client.done.wait(5)
+    reflector.stop()
+    return reflector, changes
+
+
+def summary(changes: list[Change]) -> list[tuple[str, str]]:
+    return [(c.type, c.key) for c in changes]
+
+
+def test_list_then_watch_then_resume_after_a_broken_connection() -> None:
+    client = ScriptedClient(
+        [ListResult([obj("a", "1"), obj("b", "2")], "10")],
+        [
+            Stream([("MODIFIED", obj("a", "11")), ApiUnavailableError(0, "", "connection reset")]),
+            ApiUnavailableError(0, "", "connection refused"),  # the API server restarting
+            Stream([("BOOKMARK", {"metadata": {"resourceVersion": "15"}}), ("DELETED", obj("b", "16"))]),
+        ],
+    )
+    reflector, changes = run(client)
+    assert summary(changes) == [
+        ("ADDED", "ns/a"),
+        ("ADDED", "ns/b"),
+        ("MODIFIED", "ns/a"),
+        ("DELETED", "ns/b"),
+    ]
+    # Resumed from the last version seen each time; never listed again.
+    assert client.watched_from == ["10", "11", "11", "16"]
+    assert reflector.keys() == ["ns/a"]
+    assert reflector.items()[0]["kind"] == "Service"  # list items lack kind; the store adds it
+    assert reflector.synced.is_set()
+
+
+def test_expired_watch_lists_again_and_reports_what_changed_meanwhile() -> None:
+    client = ScriptedClient(
+        [
+            ListResult([obj("a", "1"), obj("b", "2"), obj("c", "3")], "10"),
+            ListResult([obj("a", "1"), obj("c", "30"), obj("d", "31")], "40"),
+        ],
+        [Stream([GoneError(410, "Expired", "too old resource version")])],
+    )
+    _, changes = run(client)
+    assert summary(changes)[3:] == [("MODIFIED", "ns/c"), ("ADDED", "ns/d"), ("DELETED", "ns/b")]
+    assert client.watched_from == ["10", "40"]
+
+
+def test_a_missing_resource_type_counts_as_synced_and_empty() -> None:
+    client = ScriptedClient(
+        [
+            NotFoundError(404, "NotFound", "the server could not find the requested resource"),
+            ListResult([], "5"),
+        ],
+        [],
+    )
+    reflector, changes = run(client)
+    assert reflector.synced.is_set()
+    assert changes == []
+    assert client.watched_from == ["5"]
+
+
+def test_echoes_of_observed_writes_are_not_reported_and_never_go_back_in_time() -> None:
+    client = ScriptedClient([ListResult([obj("a", "1")], "10")], [])
+    changes: list[Change] = []
+    reflector = Reflector(client, SERVICES, changes.append)  # type: ignore[arg-type]
+    reflector._list()
+    # Two writes in a row (status, then annotation); the watch echoes the first after the second returned.
+    reflector.observe(obj("a", "12", status="written"))
+    reflector.observe(obj("a", "13", status="written", annotated=True))
+    reflector._apply("MODIFIED", obj("a", "12", status="written"))
+    stored = reflector.get("ns/a")
+    assert stored is not None and stored["metadata"]["resourceVersion"] == "13"
+    reflector._apply("MODIFIED", obj("a", "13", status="written", annotated=True))
+    reflector._apply("MODIFIED", obj("a", "14"))  # someone else's change: reported
+    assert summary(changes) == [("ADDED", "ns/a"), ("MODIFIED", "ns/a")]
+    assert changes[-1].old is not None and changes[-1].old["metadata"]["resourceVersion"] == "13"
+    assert reflector._own == {}
+
+
+@pytest.mark.parametrize("failures", [0, 1, 5, 40])
+def test_backoff_is_capped_and_jittered(failures: int) -> None:
+    backoff = Backoff(base=0.2, cap=10.0)
+    for _ in range(failures):
+        backoff.next()
+    delay = backoff.next()
+    nominal = min(10.0, 0.2 * 2**failures)
+    assert nominal / 2 <= delay <= nominal
