@@ -3,13 +3,15 @@
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from types import TracebackType
-from typing import Any, final
+from typing import Any, Literal, TypedDict, final
 
 _IP = IPv4Address | IPv6Address
 
 __all__ = [
     "Allocator",
     "LabelSelector",
+    "Membership",
+    "MembershipEvent",
     "Pool",
     "Port",
     "Responder",
@@ -193,3 +195,84 @@ class Responder:
     def interfaces(self) -> list[str]: ...
     @property
     def netns(self) -> str | None: ...
+
+class _MemberInfo(TypedDict):
+    address: str
+    state: Literal["alive", "suspect", "down"]
+    incarnation: int
+    generation: int
+
+@final
+class MembershipEvent:
+    """A change seen by a member. `at` is on the clock of `time.monotonic()`."""
+
+    @property
+    def kind(self) -> Literal["up", "suspect", "alive", "down", "isolated", "reconnected"]: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def at(self) -> float: ...
+
+@final
+class Membership:
+    """Failure detection among speakers: SWIM gossip over UDP, every datagram authenticated with `secret`.
+
+    Runs on its own Rust thread (inside `netns` if given: needs CAP_SYS_ADMIN). Addresses are "ip:port".
+    `stop()` is a crash to the peers; `leave()` (and leaving the `with` block) hands over at once. Bad
+    arguments raise ValueError; `start()` raises GossipBindError, GossipNetnsError or GossipPermissionError.
+    """
+
+    def __new__(
+        cls,
+        name: str,
+        bind: str,
+        secret: bytes,
+        *,
+        advertise: str | None = None,
+        netns: str | None = None,
+        seeds: Sequence[str] = ...,
+        probe_interval: float = 0.1,
+        probe_timeout: float = 0.04,
+        suspect_timeout: float = 0.25,
+        indirect_probes: int = 3,
+        isolation_timeout: float = 0.4,
+        quorum: Literal["any", "majority"] = "any",
+        announce_interval: float = 1.0,
+        retransmits: int = 6,
+    ) -> Membership: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> Membership: ...
+    def __exit__(
+        self,
+        _exc_type: type[BaseException] | None = None,
+        _exc: BaseException | None = None,
+        _traceback: TracebackType | None = None,
+    ) -> bool: ...
+    def join(self, addresses: Sequence[str]) -> None:
+        """Add peers and announce to them at once."""
+    def set_peers(self, addresses: Sequence[str]) -> None:
+        """Replace the expected peers (the full list; this member's own address may be in it)."""
+    def leave(self) -> None:
+        """Tell every member this one leaves, so its addresses move without waiting for detection."""
+    def members(self) -> dict[str, _MemberInfo]: ...
+    def alive(self) -> list[str]:
+        """Names counted alive (alive or suspect), this member included, sorted."""
+    def isolated(self) -> bool:
+        """Cut off from its peers: the speaker should stop announcing."""
+    def peers(self) -> list[str]: ...
+    def next_event(self, timeout: float | None = None) -> MembershipEvent | None: ...
+    def events(self, timeout: float | None = 0.0) -> list[MembershipEvent]: ...
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def netns(self) -> str | None: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def generation(self) -> int | None: ...

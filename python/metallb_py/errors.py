@@ -10,6 +10,10 @@ __all__ = [
     "AllocationError",
     "ConfigError",
     "FamilyError",
+    "GossipBindError",
+    "GossipError",
+    "GossipNetnsError",
+    "GossipPermissionError",
     "IPInUseError",
     "IPNotAllowedError",
     "InterfaceNotFoundError",
@@ -85,3 +89,20 @@ class NoMacAddressError(ResponderError):
 
 class NetnsError(ResponderError):
     """The named network namespace does not exist under /var/run/netns or is not a network namespace."""
+
+
+class GossipError(MetalLBError):
+    """The gossip member (failure detection among speakers) cannot start or do what was asked: not running,
+    socket error, thread gone. Bad names, addresses, secrets or timings raise ValueError instead."""
+
+
+class GossipBindError(GossipError):
+    """The gossip address cannot be bound: already in use, or not an address of the (named) namespace."""
+
+
+class GossipNetnsError(GossipError):
+    """The named network namespace for the gossip socket does not exist or is not a network namespace."""
+
+
+class GossipPermissionError(GossipError, PermissionError):
+    """Entering a network namespace needs CAP_SYS_ADMIN; ports below 1024 need CAP_NET_BIND_SERVICE."""

@@ -6,4 +6,5 @@
 
 pub mod alloc;
 pub mod l2;
+pub mod membership;
 pub mod packet;

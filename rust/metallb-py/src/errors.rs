@@ -1,6 +1,7 @@
 //! The one place where core errors become Python exceptions. The classes live in `metallb_py.errors`.
 
 use metallb_core::alloc::{AllocError, ConfigError};
+use metallb_gossip::GossipError;
 use metallb_l2::L2Error;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -18,6 +19,10 @@ mod py {
     pyo3::import_exception!(metallb_py.errors, PermissionDeniedError);
     pyo3::import_exception!(metallb_py.errors, NoMacAddressError);
     pyo3::import_exception!(metallb_py.errors, NetnsError);
+    pyo3::import_exception!(metallb_py.errors, GossipError);
+    pyo3::import_exception!(metallb_py.errors, GossipBindError);
+    pyo3::import_exception!(metallb_py.errors, GossipNetnsError);
+    pyo3::import_exception!(metallb_py.errors, GossipPermissionError);
 }
 
 /// A `ConfigError` carrying `.path` (where) and `.reason` (what) besides its message.
@@ -55,6 +60,21 @@ pub fn l2_error(err: L2Error) -> PyErr {
         L2Error::InvalidConfig(_) | L2Error::InvalidAddress { .. } => PyValueError::new_err(message),
         L2Error::NotRunning | L2Error::AlreadyRunning | L2Error::Io { .. } | L2Error::Stopped(_) => {
             py::ResponderError::new_err(message)
+        }
+    }
+}
+
+/// Gossip (membership) errors: configuration mistakes are ValueError, the rest one class per thing a caller
+/// handles differently.
+pub fn gossip_error(err: GossipError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        GossipError::Config(_) => PyValueError::new_err(message),
+        GossipError::Bind { .. } => py::GossipBindError::new_err(message),
+        GossipError::Netns { .. } => py::GossipNetnsError::new_err(message),
+        GossipError::PermissionDenied { .. } => py::GossipPermissionError::new_err(message),
+        GossipError::NotRunning | GossipError::AlreadyRunning | GossipError::Io { .. } | GossipError::Stopped(_) => {
+            py::GossipError::new_err(message)
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod alloc;
 mod errors;
+mod gossip;
 mod l2;
 
 use pyo3::prelude::*;
@@ -12,5 +13,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     alloc::register(m)?;
     l2::register(m)?;
+    gossip::register(m)?;
     Ok(())
 }

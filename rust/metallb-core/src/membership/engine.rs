@@ -1,0 +1,602 @@
+//! One member's failure detector, without I/O: datagrams and time in, datagrams, events and a view out.
+//!
+//! The runtime around it (a socket and a thread, or a simulated network in tests) calls [`Engine::receive`]
+//! for every datagram, [`Engine::tick`] when [`Engine::next_deadline`] passes, and sends what
+//! [`Engine::take_outgoing`] returns. Inside, foca runs SWIM: each probe interval a member pings one other
+//! member; without an answer within the probe timeout it asks `indirect_probes` others to ping it; without
+//! any answer by the end of the interval it marks it suspect and gossips that; a suspect that does not
+//! refute (by raising its incarnation) within the suspect timeout is declared down. Around foca the engine:
+//! authenticates every datagram ([`Authenticator`]); spreads every change of its view at once instead of
+//! waiting for the next probe; announces itself to the peers the caller listed that are not members yet (how
+//! a partition heals); tells the whole cluster when it leaves; and decides whether it is isolated.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use foca::{Codec, Foca, Identity, Message, NoCustomBroadcast, Notification, Runtime, Timer};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::auth::{Authenticator, Rejected};
+use super::codec::WireCodec;
+use super::config::{validate_peer_address, MembershipConfig, Quorum, Timing};
+use super::error::MembershipError;
+use super::identity::MemberId;
+use super::view::{transition, Event, EventKind, MemberState, MemberView};
+
+/// A datagram to send.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Datagram {
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// Why a received datagram was dropped. Every drop is counted in [`Stats`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dropped {
+    /// Refused before decoding: bad tag, replay, not ours.
+    Auth(Rejected),
+    /// Authentic but not decodable: a peer running an incompatible version.
+    Malformed,
+    /// Decoded, but the protocol refused it (e.g. a message for an identity this member no longer has).
+    Protocol,
+}
+
+/// Counters since start.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct Stats {
+    pub datagrams_sent: u64,
+    pub datagrams_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Datagrams whose tag did not verify (another secret, corruption, forgery).
+    pub auth_failures: u64,
+    pub replays: u64,
+    /// Too short, not gossip, or authentic but undecodable.
+    pub malformed: u64,
+    /// Authentic and decoded, but refused by the protocol.
+    pub protocol_errors: u64,
+    /// Datagrams the runtime failed to send (reported with [`Engine::count_send_error`]).
+    pub send_errors: u64,
+    /// Direct probes (pings) sent.
+    pub probes_sent: u64,
+    /// Requests to other members to probe for us.
+    pub indirect_probes_sent: u64,
+    /// Members this member saw become suspect, and declared down.
+    pub suspicions: u64,
+    pub members_down: u64,
+    /// Times this member was suspected and refuted it. Non-zero under load means it came close to a false
+    /// failover.
+    pub refutations: u64,
+    /// Times the cluster declared this member down while it ran, and it rejoined with a new generation.
+    pub rejoins: u64,
+    /// Times this member became isolated.
+    pub isolations: u64,
+    /// "You are down" notices foca wanted to send to members that refuted their suspicion in time; dropped.
+    pub stale_down_notices: u64,
+}
+
+type Swim = Foca<MemberId, WireCodec, SmallRng, NoCustomBroadcast>;
+
+/// What foca asked for during one call.
+#[derive(Default)]
+struct Outbox {
+    sends: Vec<(MemberId, Vec<u8>)>,
+    timers: Vec<(Duration, Timer<MemberId>)>,
+    rejoins: u64,
+}
+
+impl Runtime<MemberId> for Outbox {
+    fn notify(&mut self, notification: Notification<'_, MemberId>) {
+        if let Notification::Rejoin(_) = notification {
+            self.rejoins += 1;
+        }
+    }
+
+    fn send_to(&mut self, to: MemberId, data: &[u8]) {
+        self.sends.push((to, data.to_vec()));
+    }
+
+    fn submit_after(&mut self, event: Timer<MemberId>, after: Duration) {
+        self.timers.push((after, event));
+    }
+}
+
+/// The view of one other member, by name.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Seen {
+    address: SocketAddr,
+    state: MemberState,
+    incarnation: u16,
+    generation: u64,
+}
+
+/// One member's failure detector. Time is always passed in; nothing here reads a clock.
+pub struct Engine {
+    swim: Swim,
+    name: String,
+    advertise: SocketAddr,
+    timing: Timing,
+    quorum: Quorum,
+    auth: Authenticator,
+    outbox: Outbox,
+    timers: BTreeMap<(Instant, u64), Timer<MemberId>>,
+    timer_seq: u64,
+    outgoing: Vec<Datagram>,
+    events: Vec<Event>,
+    view: BTreeMap<String, Seen>,
+    /// Peers the caller expects to hear from (seeds, join, set_peers), without this member's own address.
+    peers: BTreeSet<SocketAddr>,
+    /// Last authentic datagram from each sender address.
+    heard: HashMap<SocketAddr, Instant>,
+    /// When the caller's peer list last went from empty to not empty (or the start): the isolation rule
+    /// counts from here until someone is heard.
+    counting_since: Instant,
+    /// Since when this member's view has held too few active members for its quorum.
+    short_since: Option<Instant>,
+    isolated: bool,
+    /// When the isolation rule would next flip to isolated if nothing is heard (kept by `update_isolation`).
+    isolation_deadline: Option<Instant>,
+    next_announce: Instant,
+    left: bool,
+    incarnation: u16,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("identity", self.swim.identity()).field("members", &self.view.len()).finish()
+    }
+}
+
+impl Engine {
+    pub fn new(config: MembershipConfig, now: Instant) -> Result<Self, MembershipError> {
+        config.validate()?;
+        let identity = MemberId::new(&config.name, config.advertise, config.generation);
+        let swim = Foca::new(identity, config.timing.foca(), SmallRng::seed_from_u64(config.rng_seed), WireCodec);
+        // Replay state outlives the memory of down members, so a replayed datagram of a forgotten member
+        // still meets its window.
+        let retention = config.timing.forget_down_after.saturating_mul(2);
+        Ok(Engine {
+            swim,
+            name: config.name,
+            advertise: config.advertise,
+            timing: config.timing,
+            quorum: config.quorum,
+            auth: Authenticator::new(&config.secret, config.boot, retention),
+            outbox: Outbox::default(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            outgoing: Vec::new(),
+            events: Vec::new(),
+            view: BTreeMap::new(),
+            peers: BTreeSet::new(),
+            heard: HashMap::new(),
+            counting_since: now,
+            short_since: Some(now),
+            isolated: false,
+            isolation_deadline: None,
+            next_announce: now + config.timing.announce_interval,
+            left: false,
+            incarnation: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn advertise(&self) -> SocketAddr {
+        self.advertise
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    /// This member's current identity generation (raised by each rejoin).
+    pub fn generation(&self) -> u64 {
+        self.swim.identity().generation()
+    }
+
+    /// Adds `addrs` to the expected peers and announces this member to each at once. After [`leave`], joins
+    /// again with a new generation.
+    ///
+    /// [`leave`]: Engine::leave
+    pub fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), MembershipError> {
+        let addrs = self.check_peers(addrs)?;
+        self.rejoin_if_left();
+        self.expect(now, self.peers.iter().copied().chain(addrs.iter().copied()).collect());
+        for addr in addrs {
+            self.announce(addr);
+        }
+        self.settle(now);
+        Ok(())
+    }
+
+    /// Replaces the expected peers (the speaker hands the full list it reads from the API each time) and
+    /// announces this member to the new ones that are not members yet. Members are not removed: liveness is
+    /// gossip's call; the list only says whom to reach and, for the isolation rule, whom to expect. After
+    /// [`leave`](Engine::leave) it only updates the list: a speaker that is shutting down and still relays
+    /// the API's list must not come back.
+    pub fn set_peers(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), MembershipError> {
+        let addrs = self.check_peers(addrs)?;
+        let new: Vec<SocketAddr> = addrs.iter().copied().filter(|a| !self.peers.contains(a)).collect();
+        self.expect(now, addrs.into_iter().collect());
+        if !self.left {
+            let active = self.active_addresses();
+            for addr in new.into_iter().filter(|a| !active.contains(a)) {
+                self.announce(addr);
+            }
+        }
+        self.settle(now);
+        Ok(())
+    }
+
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.peers.iter().copied().collect()
+    }
+
+    /// Handles one received datagram.
+    pub fn receive(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Dropped> {
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += datagram.len() as u64;
+        let result = self.handle(now, datagram);
+        if let Err(dropped) = result {
+            match dropped {
+                Dropped::Auth(Rejected::BadTag) => self.stats.auth_failures += 1,
+                Dropped::Auth(Rejected::Replayed) => self.stats.replays += 1,
+                Dropped::Auth(Rejected::TooShort | Rejected::NotGossip | Rejected::FromSelf) | Dropped::Malformed => {
+                    self.stats.malformed += 1
+                }
+                Dropped::Protocol => self.stats.protocol_errors += 1,
+            }
+        }
+        self.settle(now);
+        result
+    }
+
+    fn handle(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Dropped> {
+        let payload = self.auth.open(datagram, now).map_err(Dropped::Auth)?;
+        let header = WireCodec.decode_header(payload).map_err(|_| Dropped::Malformed)?;
+        // Any authentic datagram proves the path from its sender works, whatever the protocol makes of it.
+        self.heard.insert(header.src.addr(), now);
+        match self.swim.handle_data(payload, &mut self.outbox) {
+            Ok(()) => Ok(()),
+            Err(foca::Error::Decode(_) | foca::Error::MalformedPacket | foca::Error::DataTooBig) => {
+                Err(Dropped::Malformed)
+            }
+            Err(_) => Err(Dropped::Protocol),
+        }
+    }
+
+    /// Runs what is due at `now`: foca's timers, announces to peers that are not members, the isolation rule.
+    pub fn tick(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((at, _), timer) = entry.remove_entry();
+            due.push((at, timer));
+        }
+        // Same order as foca's own: by time, then indirect probes before the next probe, and so on.
+        due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, timer) in due {
+            if self.swim.handle_timer(timer, &mut self.outbox).is_err() {
+                self.stats.protocol_errors += 1;
+            }
+            self.absorb(now);
+        }
+        if now >= self.next_announce {
+            self.next_announce = now + self.timing.announce_interval;
+            if !self.left {
+                let active = self.active_addresses();
+                let absent: Vec<SocketAddr> = self.peers.iter().copied().filter(|a| !active.contains(a)).collect();
+                for addr in absent {
+                    self.announce(addr);
+                }
+            }
+        }
+        self.settle(now);
+    }
+
+    /// When [`tick`](Engine::tick) should run next.
+    pub fn next_deadline(&self) -> Instant {
+        let mut next = self.next_announce;
+        if let Some(((at, _), _)) = self.timers.first_key_value() {
+            next = next.min(*at);
+        }
+        if let Some(at) = self.isolation_deadline {
+            next = next.min(at);
+        }
+        next
+    }
+
+    /// Leaves the cluster: the departure goes to every member at once (twice, against a lost datagram), so
+    /// peers move this member's addresses without waiting for detection. Idempotent; [`join`](Engine::join)
+    /// comes back with a new generation.
+    pub fn leave(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        let mut config = self.timing.foca();
+        config.num_indirect_probes =
+            std::num::NonZeroUsize::new(self.swim.num_members()).unwrap_or(config.num_indirect_probes);
+        // Only the fan-out changes, which foca accepts at any time; the next line restores it.
+        let widened = self.swim.set_config(config).is_ok();
+        if self.swim.leave_cluster(&mut self.outbox).is_err() || self.swim.gossip(&mut self.outbox).is_err() {
+            self.stats.protocol_errors += 1;
+        }
+        if widened {
+            let _ = self.swim.set_config(self.timing.foca());
+        }
+        self.left = true;
+        self.settle(now);
+    }
+
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Datagrams to send, in order.
+    pub fn take_outgoing(&mut self) -> Vec<Datagram> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// Changes since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Every member this member knows of, itself included, by name. Down members stay listed until
+    /// forgotten (`forget_down_after`).
+    pub fn members(&self) -> Vec<MemberView> {
+        let mut members: Vec<MemberView> = self
+            .view
+            .iter()
+            .map(|(name, seen)| MemberView {
+                name: name.clone(),
+                address: seen.address,
+                state: seen.state,
+                incarnation: seen.incarnation,
+                generation: seen.generation,
+            })
+            .collect();
+        let me = MemberView {
+            name: self.name.clone(),
+            address: self.advertise,
+            state: if self.left { MemberState::Down } else { MemberState::Alive },
+            incarnation: self.incarnation,
+            generation: self.generation(),
+        };
+        let at = members.partition_point(|m| m.name < me.name);
+        members.insert(at, me);
+        members
+    }
+
+    /// Names of the members counted alive (alive or suspect), this member included unless it left; sorted.
+    pub fn alive(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.view.iter().filter(|(_, seen)| seen.state.is_active()).map(|(name, _)| name.clone()).collect();
+        if !self.left {
+            let at = names.partition_point(|n| n.as_str() < self.name.as_str());
+            names.insert(at, self.name.clone());
+        }
+        names
+    }
+
+    /// Whether this member is cut off from the cluster, as of the last call. The rule: it expects peers (the
+    /// caller's list, or members it knows alive) and, for at least `isolation_timeout`, either it received
+    /// no authentic datagram from any of them, or its view held too few active members ([`Quorum::AnyPeer`]:
+    /// none, which is the case once every peer failed its probes or the cluster declared this member down;
+    /// [`Quorum::Majority`]: not more than half of the members it knows of, itself included). A member with
+    /// no peers, or that left, is never isolated. A speaker that is isolated stops announcing: its peers
+    /// declare it down within about the same time and take its addresses over, so the two sides do not
+    /// answer for the same address for longer than the difference.
+    pub fn isolated(&self) -> bool {
+        self.isolated
+    }
+
+    /// When this member last received an authentic datagram from `addr`.
+    pub fn last_heard(&self, addr: SocketAddr) -> Option<Instant> {
+        self.heard.get(&addr).copied()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The runtime reports each datagram it could not send.
+    pub fn count_send_error(&mut self) {
+        self.stats.send_errors += 1;
+    }
+
+    fn check_peers(&self, addrs: &[SocketAddr]) -> Result<Vec<SocketAddr>, MembershipError> {
+        let mut peers = Vec::with_capacity(addrs.len());
+        for &addr in addrs {
+            validate_peer_address(addr)
+                .map_err(|reason| MembershipError::InvalidAddress { addr: addr.to_string(), reason })?;
+            // The speaker hands the full list, this member included.
+            if addr != self.advertise && !peers.contains(&addr) {
+                peers.push(addr);
+            }
+        }
+        Ok(peers)
+    }
+
+    fn expect(&mut self, now: Instant, peers: BTreeSet<SocketAddr>) {
+        if self.peers.is_empty() && !peers.is_empty() {
+            // Both clocks of the isolation rule start now: the peers get `isolation_timeout` to answer.
+            self.counting_since = now;
+            self.short_since = None;
+        }
+        self.peers = peers;
+    }
+
+    fn rejoin_if_left(&mut self) {
+        if !self.left {
+            return;
+        }
+        self.left = false;
+        if let Some(renewed) = self.swim.identity().renew() {
+            if self.swim.change_identity(renewed, &mut self.outbox).is_err() {
+                self.stats.protocol_errors += 1;
+            }
+        }
+    }
+
+    fn announce(&mut self, addr: SocketAddr) {
+        if self.swim.announce(MemberId::placeholder(addr), &mut self.outbox).is_err() {
+            self.stats.protocol_errors += 1;
+        }
+    }
+
+    /// Takes what foca asked for: timers into the queue, messages sealed into datagrams.
+    fn absorb(&mut self, now: Instant) {
+        for (after, timer) in self.outbox.timers.drain(..) {
+            self.timer_seq += 1;
+            self.timers.insert((now + after, self.timer_seq), timer);
+        }
+        self.stats.rejoins += std::mem::take(&mut self.outbox.rejoins);
+        let sends = std::mem::take(&mut self.outbox.sends);
+        for (to, payload) in sends {
+            if let Ok(header) = WireCodec.decode_header(&payload[..]) {
+                if header.message == Message::TurnUndead && self.holds_active(&to) {
+                    // foca (1.0 and 2.0 alike) also sends "you are down" when the suspect-to-down timer of
+                    // a member that refuted in time fires: it does not check that the member went down. That
+                    // would make a live member rejoin: a false failover. The notice is only true for an
+                    // identity this member holds down (or has replaced), so it is dropped otherwise.
+                    self.stats.stale_down_notices += 1;
+                    continue;
+                }
+                match header.message {
+                    Message::Ping(_) => self.stats.probes_sent += 1,
+                    Message::PingReq { .. } => self.stats.indirect_probes_sent += 1,
+                    _ => {}
+                }
+                // foca raises its incarnation only to refute a suspicion of itself; a rejoin resets it.
+                if header.src_incarnation > self.incarnation {
+                    self.stats.refutations += u64::from(header.src_incarnation - self.incarnation);
+                }
+                self.incarnation = header.src_incarnation;
+            }
+            let bytes = self.auth.seal(&payload);
+            self.stats.datagrams_sent += 1;
+            self.stats.bytes_sent += bytes.len() as u64;
+            self.outgoing.push(Datagram { to: to.addr(), bytes });
+        }
+    }
+
+    /// After every input: absorb foca's output, turn view changes into events (and spread them at once),
+    /// re-evaluate isolation.
+    fn settle(&mut self, now: Instant) {
+        self.absorb(now);
+        if self.refresh_view(now) && !self.left {
+            // Gossip now rather than on the next probe: a suspect learns sooner that it must refute, and the
+            // members that will take over a dead member's addresses learn sooner that it is down.
+            if self.swim.gossip(&mut self.outbox).is_err() {
+                self.stats.protocol_errors += 1;
+            }
+            self.absorb(now);
+        }
+        self.update_isolation(now);
+    }
+
+    /// Rebuilds the by-name view from foca's; returns whether any member changed state.
+    fn refresh_view(&mut self, now: Instant) -> bool {
+        let mut view: BTreeMap<String, Seen> = BTreeMap::new();
+        for member in self.swim.iter_membership_state() {
+            let id = member.id();
+            // A previous identity of this member at another address is not another member.
+            if id.name().is_empty() || id.name() == self.name {
+                continue;
+            }
+            let seen = Seen {
+                address: id.addr(),
+                state: member.state().into(),
+                incarnation: member.incarnation(),
+                generation: id.generation(),
+            };
+            // A node that came back at a new address has two identities: the active, newest one speaks for it.
+            let better =
+                |old: &Seen| (seen.state.is_active(), seen.generation) > (old.state.is_active(), old.generation);
+            match view.get(id.name()) {
+                Some(old) if !better(old) => {}
+                _ => {
+                    view.insert(id.name().to_string(), seen);
+                }
+            }
+        }
+        let mut changed = false;
+        let names: BTreeSet<String> = self.view.keys().chain(view.keys()).cloned().collect();
+        for name in names {
+            let before = self.view.get(&name);
+            let after = view.get(&name);
+            if before.map(|s| s.state) != after.map(|s| s.state) {
+                changed = true;
+            }
+            let Some(kind) = transition(before.map(|s| s.state), after.map(|s| s.state)) else { continue };
+            match kind {
+                EventKind::Suspect => self.stats.suspicions += 1,
+                EventKind::Down => self.stats.members_down += 1,
+                _ => {}
+            }
+            let address = after.or(before).map(|s| s.address).expect("one side is present");
+            self.events.push(Event { kind, name, address, at: now });
+        }
+        self.view = view;
+        changed
+    }
+
+    /// Whether this member's view holds exactly `id` (not another generation at its address) as active.
+    fn holds_active(&self, id: &MemberId) -> bool {
+        self.swim.iter_membership_state().any(|m| m.id() == id && MemberState::from(m.state()).is_active())
+    }
+
+    fn active_addresses(&self) -> BTreeSet<SocketAddr> {
+        self.swim.iter_members().map(|m| m.id().addr()).filter(|a| *a != self.advertise).collect()
+    }
+
+    fn update_isolation(&mut self, now: Instant) {
+        let active = self.active_addresses();
+        let short = match self.quorum {
+            Quorum::AnyPeer => active.is_empty(),
+            Quorum::Majority => 2 * (1 + active.len()) <= 1 + self.peers.union(&active).count(),
+        };
+        match (short, self.short_since) {
+            (true, None) => self.short_since = Some(now),
+            (false, Some(_)) => self.short_since = None,
+            _ => {}
+        }
+        let expects_peers = !self.left && (!self.peers.is_empty() || !active.is_empty());
+        let timeout = self.timing.isolation_timeout;
+        // The "heard from nobody" clock: the last authentic datagram from an expected peer or a member, or when
+        // the peers were given.
+        let heard = self
+            .peers
+            .iter()
+            .chain(active.iter())
+            .filter_map(|addr| self.heard.get(addr))
+            .copied()
+            .fold(self.counting_since, Instant::max);
+        let mut deadline = heard + timeout;
+        if let Some(since) = self.short_since {
+            deadline = deadline.min(since + timeout);
+        }
+        let isolated = expects_peers && now >= deadline;
+        self.isolation_deadline = (expects_peers && !isolated).then_some(deadline);
+        if isolated != self.isolated {
+            self.isolated = isolated;
+            let kind = if isolated {
+                self.stats.isolations += 1;
+                EventKind::Isolated
+            } else {
+                EventKind::Reconnected
+            };
+            self.events.push(Event { kind, name: self.name.clone(), address: self.advertise, at: now });
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Python class over `metallb_gossip::Gossip`: failure detection among speakers.
+//!
+//! Every call that waits for the gossip thread (start, stop, join, set_peers, leave, waiting for events)
+//! releases the GIL first; the thread itself never calls into Python. Reads (members, alive, isolated, stats)
+//! copy the thread's latest snapshot and never wait.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU8, NonZeroUsize};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use metallb_gossip::{Event, Gossip, GossipConfig, GossipError, Quorum, Timing};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::gossip_error;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Membership>()?;
+    m.add_class::<MembershipEvent>()
+}
+
+/// Waits for events in slices this long, so that Ctrl-C (a Python signal handler) gets a chance in between.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+fn socket_addr(what: &str, text: &str) -> PyResult<SocketAddr> {
+    text.trim().parse().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what} {text:?} is not an address with a port (\"192.0.2.1:7946\", \"[2001:db8::1]:7946\")"
+        ))
+    })
+}
+
+fn socket_addrs(what: &str, texts: &[String]) -> PyResult<Vec<SocketAddr>> {
+    texts.iter().map(|t| socket_addr(what, t)).collect()
+}
+
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| PyValueError::new_err(format!("{name} must be a non-negative number of seconds, got {value}")))
+}
+
+fn timeout(value: Option<f64>) -> PyResult<Option<Duration>> {
+    value.map(|v| seconds("timeout", v)).transpose()
+}
+
+/// One change seen by a member: `kind` is "up", "suspect", "alive", "down", "isolated" or "reconnected";
+/// `name` and `address` are the member's (this member's own for isolation); `at` is when it was seen, on the
+/// clock of `time.monotonic()`.
+#[pyclass(module = "metallb_py._core", frozen, get_all)]
+pub struct MembershipEvent {
+    kind: &'static str,
+    name: String,
+    address: String,
+    at: f64,
+}
+
+#[pymethods]
+impl MembershipEvent {
+    fn __repr__(&self) -> String {
+        format!(
+            "MembershipEvent(kind={}, name={}, address={}, at={:.6})",
+            py_str(self.kind),
+            py_str(&self.name),
+            py_str(&self.address),
+            self.at
+        )
+    }
+}
+
+/// `time.monotonic()` and `Instant` read the same clock (CLOCK_MONOTONIC); pair them once per conversion.
+struct Clock {
+    monotonic: f64,
+    instant: Instant,
+}
+
+impl Clock {
+    fn now(py: Python<'_>) -> PyResult<Self> {
+        let monotonic = py.import("time")?.getattr("monotonic")?.call0()?.extract::<f64>()?;
+        Ok(Clock { monotonic, instant: Instant::now() })
+    }
+
+    fn event(&self, event: Event) -> MembershipEvent {
+        let age = self.instant.saturating_duration_since(event.at).as_secs_f64();
+        MembershipEvent {
+            kind: event.kind.as_str(),
+            name: event.name,
+            address: event.address.to_string(),
+            at: self.monotonic - age,
+        }
+    }
+}
+
+#[pyclass(module = "metallb_py._core", frozen)]
+pub struct Membership {
+    config: GossipConfig,
+    running: Mutex<Option<Arc<Gossip>>>,
+}
+
+impl Membership {
+    fn current(&self) -> Option<Arc<Gossip>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn require(&self) -> PyResult<Arc<Gossip>> {
+        self.current().ok_or_else(|| gossip_error(GossipError::NotRunning))
+    }
+}
+
+#[pymethods]
+impl Membership {
+    #[new]
+    #[pyo3(signature = (name, bind, secret, *, advertise = None, netns = None, seeds = Vec::new(),
+        probe_interval = 0.1, probe_timeout = 0.04, suspect_timeout = 0.25, indirect_probes = 3,
+        isolation_timeout = 0.4, quorum = "any", announce_interval = 1.0, retransmits = 6))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per option.
+    fn new(
+        name: String,
+        bind: &str,
+        secret: &[u8],
+        advertise: Option<&str>,
+        netns: Option<String>,
+        seeds: Vec<String>,
+        probe_interval: f64,
+        probe_timeout: f64,
+        suspect_timeout: f64,
+        indirect_probes: usize,
+        isolation_timeout: f64,
+        quorum: &str,
+        announce_interval: f64,
+        retransmits: u8,
+    ) -> PyResult<Self> {
+        let quorum = match quorum {
+            "any" => Quorum::AnyPeer,
+            "majority" => Quorum::Majority,
+            other => {
+                return Err(PyValueError::new_err(format!("quorum must be \"any\" or \"majority\", got {other:?}")))
+            }
+        };
+        let timing = Timing {
+            probe_interval: seconds("probe_interval", probe_interval)?,
+            probe_timeout: seconds("probe_timeout", probe_timeout)?,
+            indirect_probes: NonZeroUsize::new(indirect_probes)
+                .ok_or_else(|| PyValueError::new_err("indirect_probes must be at least 1"))?,
+            suspect_timeout: seconds("suspect_timeout", suspect_timeout)?,
+            isolation_timeout: seconds("isolation_timeout", isolation_timeout)?,
+            announce_interval: seconds("announce_interval", announce_interval)?,
+            retransmits: NonZeroU8::new(retransmits)
+                .ok_or_else(|| PyValueError::new_err("retransmits must be at least 1"))?,
+            ..Timing::default()
+        };
+        let mut config = GossipConfig::new(&name, socket_addr("bind", bind)?, secret);
+        config.advertise = advertise.map(|a| socket_addr("advertise", a)).transpose()?;
+        config.netns = netns;
+        config.seeds = socket_addrs("seed", &seeds)?;
+        config.timing = timing;
+        config.quorum = quorum;
+        config.validate().map_err(gossip_error)?;
+        Ok(Membership { config, running: Mutex::new(None) })
+    }
+
+    /// Binds the socket (inside `netns` if given), announces to the seeds and starts the gossip thread.
+    /// Raises GossipBindError, GossipNetnsError, GossipPermissionError.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            if running.as_ref().is_some_and(|g| g.is_running()) {
+                return Err(GossipError::AlreadyRunning);
+            }
+            *running = Some(Arc::new(Gossip::start(self.config.clone())?));
+            Ok(())
+        })
+        .map_err(gossip_error)
+    }
+
+    /// Stops the thread and closes the socket at once, telling nobody: peers detect it as a failure. Call
+    /// leave() first for a graceful handover. Does nothing if not running.
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| {
+            let gossip = self.running.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(gossip) = gossip {
+                gossip.stop();
+            }
+        })
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().start(slf.py())?;
+        Ok(slf)
+    }
+
+    /// Leaves gracefully (peers learn at once), then stops.
+    #[pyo3(signature = (_exc_type = None, _exc = None, _traceback = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<Bound<'_, PyAny>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _traceback: Option<Bound<'_, PyAny>>,
+    ) -> bool {
+        if let Some(gossip) = self.current() {
+            let _ = py.detach(|| gossip.leave());
+        }
+        self.stop(py);
+        false
+    }
+
+    /// Adds peers ("ip:port") and announces to them at once.
+    fn join(&self, py: Python<'_>, addresses: Vec<String>) -> PyResult<()> {
+        let addrs = socket_addrs("peer", &addresses)?;
+        let gossip = self.require()?;
+        py.detach(|| gossip.join(addrs)).map_err(gossip_error)
+    }
+
+    /// Replaces the peers this member expects (the full list of gossip addresses, this member's own may be
+    /// in it) and announces to the new ones. Members are never removed by this: liveness is gossip's call.
+    fn set_peers(&self, py: Python<'_>, addresses: Vec<String>) -> PyResult<()> {
+        let addrs = socket_addrs("peer", &addresses)?;
+        let gossip = self.require()?;
+        py.detach(|| gossip.set_peers(addrs)).map_err(gossip_error)
+    }
+
+    /// Tells every member that this one leaves, so its addresses move without waiting for detection.
+    fn leave(&self, py: Python<'_>) -> PyResult<()> {
+        let gossip = self.require()?;
+        py.detach(|| gossip.leave()).map_err(gossip_error)
+    }
+
+    /// Every known member (this one included) by name: {"address": "ip:port", "state": "alive"|"suspect"|
+    /// "down", "incarnation": int, "generation": int}. Empty when not running.
+    fn members<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for member in self.current().map(|g| g.members()).unwrap_or_default() {
+            let entry = PyDict::new(py);
+            entry.set_item("address", member.address.to_string())?;
+            entry.set_item("state", member.state.as_str())?;
+            entry.set_item("incarnation", member.incarnation)?;
+            entry.set_item("generation", member.generation)?;
+            dict.set_item(member.name, entry)?;
+        }
+        Ok(dict)
+    }
+
+    /// Names of the members counted alive (alive or suspect), this one included, sorted. Empty when not
+    /// running.
+    fn alive(&self) -> Vec<String> {
+        self.current().map(|g| g.alive()).unwrap_or_default()
+    }
+
+    /// Whether this member is cut off from its peers and should stop announcing. False when not running.
+    fn isolated(&self) -> bool {
+        self.current().is_some_and(|g| g.isolated())
+    }
+
+    /// The peers this member expects, as given by seeds, join() and set_peers().
+    fn peers(&self) -> Vec<String> {
+        self.current().map(|g| g.peers()).unwrap_or_default().iter().map(ToString::to_string).collect()
+    }
+
+    /// The next event, waiting up to `timeout` seconds (None: until one comes or the member stops); None if
+    /// there was none.
+    #[pyo3(signature = (timeout = None))]
+    fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<MembershipEvent>> {
+        let gossip = self.require()?;
+        let deadline = self::timeout(timeout)?.map(|t| Instant::now() + t);
+        loop {
+            let slice = match deadline {
+                None => WAIT_SLICE,
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+            };
+            if let Some(event) = py.detach(|| gossip.next_event(Some(slice))) {
+                return Ok(Some(Clock::now(py)?.event(event)));
+            }
+            py.check_signals()?;
+            let expired = deadline.is_some_and(|d| Instant::now() >= d);
+            if expired || !gossip.is_running() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Every pending event; if there is none, waits up to `timeout` seconds (None: without limit) for one.
+    #[pyo3(signature = (timeout = 0.0))]
+    fn events(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Vec<MembershipEvent>> {
+        let gossip = self.require()?;
+        let pending = gossip.take_events();
+        let mut events = Vec::with_capacity(pending.len());
+        if pending.is_empty() && timeout != Some(0.0) {
+            match self.next_event(py, timeout)? {
+                Some(first) => events.push(first),
+                None => return Ok(events),
+            }
+        }
+        let clock = Clock::now(py)?;
+        events.extend(pending.into_iter().chain(gossip.take_events()).map(|e| clock.event(e)));
+        Ok(events)
+    }
+
+    /// Counters since start: datagrams and bytes sent and received, drops by reason (auth_failures, replays,
+    /// malformed, protocol_errors, send_errors), probes, suspicions, members_down, refutations (this member
+    /// was suspected and refuted), rejoins (it was declared down while running), isolations, events_dropped.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let gossip = self.require()?;
+        let (s, events_dropped) = gossip.stats();
+        let dict = PyDict::new(py);
+        for (key, value) in [
+            ("datagrams_sent", s.datagrams_sent),
+            ("datagrams_received", s.datagrams_received),
+            ("bytes_sent", s.bytes_sent),
+            ("bytes_received", s.bytes_received),
+            ("auth_failures", s.auth_failures),
+            ("replays", s.replays),
+            ("malformed", s.malformed),
+            ("protocol_errors", s.protocol_errors),
+            ("send_errors", s.send_errors),
+            ("probes_sent", s.probes_sent),
+            ("indirect_probes_sent", s.indirect_probes_sent),
+            ("suspicions", s.suspicions),
+            ("members_down", s.members_down),
+            ("refutations", s.refutations),
+            ("rejoins", s.rejoins),
+            ("isolations", s.isolations),
+            ("stale_down_notices", s.stale_down_notices),
+            ("events_dropped", events_dropped),
+        ] {
+            dict.set_item(key, value)?;
+        }
+        Ok(dict)
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.config.name.clone()
+    }
+
+    /// The address peers send to: the advertised one, with the port actually bound while running.
+    #[getter]
+    fn address(&self) -> String {
+        match self.current() {
+            Some(gossip) => gossip.address().to_string(),
+            None => self.config.advertise.unwrap_or(self.config.bind).to_string(),
+        }
+    }
+
+    #[getter]
+    fn netns(&self) -> Option<String> {
+        self.config.netns.clone()
+    }
+
+    #[getter]
+    fn running(&self) -> bool {
+        self.current().is_some_and(|g| g.is_running())
+    }
+
+    /// The identity generation: raised each time this member rejoins after being declared down.
+    #[getter]
+    fn generation(&self) -> Option<u64> {
+        self.current().map(|g| g.generation())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Membership(name={}, address={}, netns={}, running={})",
+            py_str(&self.config.name),
+            py_str(&self.address()),
+            self.config.netns.as_deref().map_or("None".to_string(), py_str),
+            if self.running() { "True" } else { "False" },
+        )
+    }
+}
+
+/// A string as Python's repr shows it (for the plain names and addresses shown here).
+fn py_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
