@@ -32,6 +32,28 @@ def test_fifo_and_deduplicated() -> None:
     assert q.idle()
 
 
+def test_an_ordered_batch_moves_keys_already_waiting() -> None:
+    """Regression: the seed's second Service was queued by its watch event before the controller was ready;
+    the ordered batch on becoming ready left it first, so it got 192.168.1.11 instead of the older one."""
+    q = WorkQueue()
+    q.add("default/lb-ip-svc")
+    q.add("default/other")
+    q.add_all(["default/lb-hname-svc", "default/lb-ip-svc"], in_order=True)
+    assert drain(q) == ["default/other", "default/lb-hname-svc", "default/lb-ip-svc"]
+    # Without in_order a waiting key keeps its place (plain deduplication).
+    q.add("b")
+    q.add_all(["a", "b"])
+    assert drain(q) == ["b", "a"]
+    # A key being processed is not duplicated: it comes back once, after done().
+    q.add("x")
+    assert q.get(timeout=0) == "x"
+    q.add_all(["y", "x"], in_order=True)
+    assert q.get(timeout=0) == "y"
+    q.done("y")
+    q.done("x")
+    assert drain(q) == ["x"]
+
+
 def test_a_key_added_while_processing_comes_back_once_after_done() -> None:
     q = WorkQueue()
     q.add("a")

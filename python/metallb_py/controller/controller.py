@@ -323,7 +323,9 @@ class Controller:
         self.metrics.set_pools(self._allocator, [p.name for p in config.pools])
 
     def _enqueue_all(self) -> None:
-        self.queue.add_all([object_key(s) for s in sorted(self.services.items(), key=service_order)])
+        self.queue.add_all(
+            [object_key(s) for s in sorted(self.services.items(), key=service_order)], in_order=True
+        )
 
     def _write_configuration_state(self, outcome: ConfigOutcome) -> None:
         """Our ConfigurationState's status says whether the latest configuration is valid, and why not."""
@@ -449,7 +451,9 @@ class Controller:
         if decision.freed and self._pending:
             # Addresses went back to the pools: Services that got none may get one now (oldest first).
             waiting = [self.services.get(k) for k in self._pending]
-            self.queue.add_all([object_key(s) for s in sorted((s for s in waiting if s), key=service_order)])
+            self.queue.add_all(
+                [object_key(s) for s in sorted((s for s in waiting if s), key=service_order)], in_order=True
+            )
         if (
             decision.outcome in (Outcome.ALLOCATED, Outcome.RELEASED, Outcome.CLEARED, Outcome.FAILED)
             or decision.freed

@@ -42,8 +42,15 @@ class WorkQueue:
         with self._cond:
             self._add(key)
 
-    def add_all(self, keys: list[str]) -> None:
+    def add_all(self, keys: list[str], *, in_order: bool = False) -> None:
+        """Adds each key. With `in_order`, the keys that are waiting move too, so the batch is handled in
+        exactly this order: allocation order (oldest Service first) must not depend on earlier adds."""
         with self._cond:
+            if in_order:
+                waiting = set(keys).intersection(self._queue)
+                if waiting:
+                    self._queue = deque(k for k in self._queue if k not in waiting)
+                    self._dirty -= waiting
             for key in keys:
                 self._add(key)
 
