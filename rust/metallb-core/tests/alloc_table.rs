@@ -285,3 +285,21 @@ fn huge_pools_cost_nothing_up_front() {
     check("first", a.allocate("ns/a", &req), &Want::Ips(&["2001:db8::"]));
     assert_eq!(a.counters("v6").unwrap().total, [0, 1u128 << 96]);
 }
+
+#[test]
+fn the_last_ipv6_address_can_be_released() {
+    // Regression: giving back ffff:...:ffff computed its successor with an overflowing x + 1.
+    let mut a = Allocator::new(vec![pool("all6", &["::/0"])]).unwrap();
+    let top = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+    let asked = |s: &str| Request { requested: vec![ip(s)], ..Request::default() };
+    check("low", a.allocate("ns/a", &asked("::5")), &Want::Ips(&["::5"]));
+    check("top", a.allocate("ns/b", &asked(top)), &Want::Ips(&[top]));
+    assert!(a.release("ns/b"));
+    let v6 = Request { ip_families: vec![Family::V6], ..Request::default() };
+    for (key, want) in
+        [("ns/c", "::"), ("ns/d", "::1"), ("ns/e", "::2"), ("ns/f", "::3"), ("ns/g", "::4"), ("ns/h", "::6")]
+    {
+        check(key, a.allocate(key, &v6), &Want::Ips(&[want]));
+    }
+    check("top again", a.allocate("ns/b", &asked(top)), &Want::Ips(&[top]));
+}

@@ -522,8 +522,9 @@ impl Allocator {
                     let (p, range) = Self::locate_in(&self.ranges, ip).expect("committed addresses lie in a pool");
                     debug_assert_eq!(p, holding.pool);
                     let state = &mut self.pools[p];
+                    // check_ip said yes; a failure here is a bug that must not turn into a shared address.
                     let taken = state.free[range].take(x);
-                    debug_assert!(taken, "{ip} was free");
+                    assert!(taken, "{ip} was not free when committed");
                     if state.free[range].is_empty() {
                         state.nonfull[family.index()].remove(&range);
                     }

@@ -69,7 +69,8 @@ impl FreeRuns {
                 start = s;
             }
         }
-        if let Some((&s, &e)) = self.runs.range(x + 1..).next() {
+        // x + 1 overflows only at the very last IPv6 address, which has no successor run.
+        if let Some((&s, &e)) = x.checked_add(1).and_then(|next| self.runs.range(next..).next()) {
             if self.only_disallowed_between(x, s) {
                 self.runs.remove(&s);
                 end = e;
