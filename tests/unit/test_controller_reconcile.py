@@ -316,6 +316,13 @@ CASES = [
         setup=(hold("default/web", "192.168.1.11"),),
     ),
     Case(
+        "a malformed annotation after a restart: keeps what its status shows",
+        svc(ips=("192.168.1.11",), annotations={**SEED_POOL, "metallb.io/loadBalancerIPs": "banana"}),
+        Outcome.INVALID,
+        ips=("192.168.1.11",),
+        events=("AllocationFailed",),
+    ),
+    Case(
         "no configuration yet: nothing happens",
         svc(),
         Outcome.WAITING,
@@ -441,8 +448,13 @@ def test_restore_keeps_the_oldest_claim_and_allocates_nothing() -> None:
         svc("broken", ips=("192.168.1.13",), annotations={"metallb.io/loadBalancerIPs": "x"}),
     ]
     kept = restore_assignments(services, allocator)
-    assert kept == {"default/older": True, "default/newer": False, "default/elsewhere": False}
-    assert allocator.keys() == ["default/older"]
+    assert kept == {
+        "default/older": True,
+        "default/newer": False,
+        "default/elsewhere": False,
+        "default/broken": True,  # unreadable, but it keeps what it shows (regression: it was skipped)
+    }
+    assert allocator.keys() == ["default/broken", "default/older"]
     # The loser is moved by its reconcile, never given the address the older one holds.
     moved = reconcile_service("default/newer", services[0], allocator)
     assert moved.ips == ("192.168.1.12",)

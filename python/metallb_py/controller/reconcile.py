@@ -144,6 +144,8 @@ def reconcile_service(
     try:
         request = service_request(dict(svc))
     except ServiceError as exc:
+        if not allocator.ips(key) and current:
+            _hold_as_shown(allocator, key, current)  # keep what it shows until it can be read again
         held = tuple(str(ip) for ip in allocator.ips(key))
         return Decision(
             Outcome.INVALID,
@@ -294,10 +296,27 @@ def restore_assignments(
             request = service_request(dict(svc))
             shown = ingress_ips(dict(svc))
         except ServiceError:
+            # Unreadable (a bad annotation): it still owns what its status shows, or a restart would hand
+            # that address to the next Service while this one keeps showing it.
+            try:
+                key = service_key(dict(svc))
+            except ServiceError:
+                continue
+            if _status_ips(svc):
+                kept[key] = _hold_as_shown(allocator, key, _status_ips(svc))
             continue
         if shown:
             kept[request.key] = restore(allocator, request, shown)
     return kept
+
+
+def _hold_as_shown(allocator: Allocator, key: str, shown: Iterable[str]) -> bool:
+    """Records the addresses an unreadable Service shows, without sharing terms; False if they cannot be."""
+    try:
+        allocator.assign(key, list(shown))
+    except (AllocationError, ValueError):
+        return False
+    return True
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
