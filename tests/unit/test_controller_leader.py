@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -132,6 +133,42 @@ def test_renewals_keep_followers_waiting() -> None:
         assert a.try_acquire_or_renew()  # renews: the record changes each time
         assert not b.try_acquire_or_renew()
     assert leases.lease is not None and leases.lease["spec"]["leaseTransitions"] == 0
+
+
+class SlowLeases(FakeLeases):
+    """A GET that takes `delay` seconds, during which the holder renews (the answer carries the renewal)."""
+
+    def __init__(self, clock: Clock, delay: float) -> None:
+        super().__init__()
+        self.clock, self.delay = clock, delay
+        self.renew: Callable[[], object] = lambda: None
+        self.slow = False
+
+    def get(self, resource: object, name: str, namespace: str | None = None) -> dict[str, Any]:
+        if self.slow:
+            self.slow = False
+            self.clock.now += self.delay
+            self.renew()
+        return super().get(resource, name, namespace)
+
+
+def test_a_slow_get_does_not_shorten_the_holders_lease() -> None:
+    """Regression: the follower dated a renewal it saw from when its GET started, so after a 6 s GET it took
+    the Lease 6 s early, while the old holder still believed it led."""
+    clock, events = Clock(), []
+    leases = SlowLeases(clock, 6.0)
+    a, b = elector(leases, clock, "a", events), elector(leases, clock, "b", events)
+    leases.renew = a.try_acquire_or_renew
+    assert a.try_acquire_or_renew()
+    assert not b.try_acquire_or_renew()
+    leases.slow = True  # b's next GET takes 6 s; a renews meanwhile, then dies
+    clock.now += 1
+    assert not b.try_acquire_or_renew()
+    renewed_at = clock.now  # a's last renewal happened at the end of the slow GET
+    clock.now = renewed_at + 14.9
+    assert not b.try_acquire_or_renew(), "took the lease before a full duration after the last renewal"
+    clock.now = renewed_at + 15.1
+    assert b.try_acquire_or_renew()
 
 
 def test_racing_for_an_expired_lease_has_one_winner() -> None:

@@ -230,11 +230,14 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One round: read the Lease, then create, renew or take it over when allowed. True when held."""
+        # Our own renewals count from before the request (conservative for the renew deadline); another
+        # holder's renewal counts from when its answer arrived, or a slow GET would shorten its lease.
         now = self._clock()
         try:
             lease = self.client.get(LEASES, self.name, self.namespace)
         except NotFoundError:
             lease = None
+        received = self._clock()
         if lease is None:
             record = self._record(acquiring=True, previous=None)
             body = {
@@ -254,10 +257,10 @@ class LeaderElector:
         with self._lock:
             # Any write to the Lease (a renewal changes renewTime and the resourceVersion) restarts the wait.
             if record != self._observed or version != self._observed_version:
-                self._observed, self._observed_at = record, now
+                self._observed, self._observed_at = record, received
             self._observed_version = version
             observed_at = self._observed_at
-        action, _ = decide(record, identity=self.identity, observed_at=observed_at, now=now)
+        action, _ = decide(record, identity=self.identity, observed_at=observed_at, now=received)
         if action is LeaseAction.WAIT:
             return False
         new = self._record(acquiring=action is LeaseAction.ACQUIRE, previous=record)
