@@ -129,6 +129,20 @@ def test_a_missing_resource_type_counts_as_synced_and_empty() -> None:
     assert client.watched_from == ["5"]
 
 
+def test_a_404_after_a_successful_list_keeps_the_store() -> None:
+    """Regression: one spurious 404 around an API server restart emptied the store (deleting every pool)."""
+    not_found = NotFoundError(404, "NotFound", "the server could not find the requested resource")
+    client = ScriptedClient(
+        [ListResult([obj("a", "1")], "10"), not_found, ListResult([obj("a", "1")], "12")],
+        [not_found],
+    )
+    reflector, changes = run(client)
+    assert summary(changes) == [("ADDED", "ns/a")]  # no DELETED in between
+    assert reflector.keys() == ["ns/a"]
+    assert not reflector.missing
+    assert client.watched_from == ["10", "12"]
+
+
 def test_echoes_of_observed_writes_are_not_reported_and_never_go_back_in_time() -> None:
     client = ScriptedClient([ListResult([obj("a", "1")], "10")], [])
     changes: list[Change] = []

@@ -104,6 +104,7 @@ class Reflector:
         self._stop = threading.Event()
         self._relist = threading.Event()
         self._lists = 0  # completed lists, for resync()
+        self._served = False  # a list has succeeded: a later 404 is a hiccup, not "type not installed"
         self._listed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self.synced = threading.Event()
@@ -181,6 +182,16 @@ class Reflector:
                 need_list = True
             except NotFoundError as exc:
                 need_list = True
+                if self._served:
+                    # The API server answers 404 for custom resources for a moment around restarts; emptying
+                    # the store then would delete every pool. Keep the copies and retry like any failure.
+                    delay = self._backoff.next()
+                    log.warning(
+                        "resource answered 404 after it had listed; keeping the last copies",
+                        extra={"resource": self.name, "error": exc.message, "retry_in": round(delay, 3)},
+                    )
+                    self._stop.wait(delay)
+                    continue
                 self._mark_missing(exc)
                 self._stop.wait(self._missing_retry)
             except ApiError as exc:
@@ -216,6 +227,7 @@ class Reflector:
             page_size=self._page_size,
         )
         self.missing = False
+        self._served = True
         self._replace(result.items, result.resource_version)
         self.synced.set()
 
