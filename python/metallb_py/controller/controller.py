@@ -16,7 +16,9 @@ worker reads it again and decides again. Other API failures are retried with per
 
 from __future__ import annotations
 
+import itertools
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -134,6 +136,10 @@ class Controller:
         self._synced = False  # leading, and every watch has listed since: the copies are complete
         self._ready = False  # configuration in force and existing assignments restored
         self._pending: set[str] = set()  # Services that got no address, to retry when addresses free up
+        # When each Service was first seen: watch events arrive in creation order, which breaks the ties of
+        # creationTimestamp's one-second resolution (Services created in one second keep their order).
+        self._seen: dict[str, int] = {}
+        self._seen_counter = itertools.count()
         self._last_failure: dict[str, str] = {}
         self._config_state_written: tuple[str, str] | None = None
         self.ready = threading.Event()  # for callers: the first restore is done
@@ -196,7 +202,16 @@ class Controller:
     # -- watch handlers (reflector threads) ------------------------------------------------------------------
 
     def _on_service(self, change: Change) -> None:
+        if change.type == "DELETED":
+            self._seen.pop(change.key, None)
+        else:
+            self._seen.setdefault(change.key, next(self._seen_counter))
         self.queue.add(change.key)
+
+    def _allocation_order(self, svc: dict[str, Any]) -> tuple[Any, int, str]:
+        """Oldest first; within one second of creationTimestamp, in the order the Services appeared."""
+        created, key = service_order(svc)
+        return created, self._seen.get(key, sys.maxsize), key
 
     def _on_namespace(self, change: Change) -> None:
         # Pools may select namespaces by label: a namespace's Services are reconsidered when its labels
@@ -324,7 +339,7 @@ class Controller:
 
     def _enqueue_all(self) -> None:
         self.queue.add_all(
-            [object_key(s) for s in sorted(self.services.items(), key=service_order)], in_order=True
+            [object_key(s) for s in sorted(self.services.items(), key=self._allocation_order)], in_order=True
         )
 
     def _write_configuration_state(self, outcome: ConfigOutcome) -> None:
@@ -452,7 +467,8 @@ class Controller:
             # Addresses went back to the pools: Services that got none may get one now (oldest first).
             waiting = [self.services.get(k) for k in self._pending]
             self.queue.add_all(
-                [object_key(s) for s in sorted((s for s in waiting if s), key=service_order)], in_order=True
+                [object_key(s) for s in sorted((s for s in waiting if s), key=self._allocation_order)],
+                in_order=True,
             )
         if (
             decision.outcome in (Outcome.ALLOCATED, Outcome.RELEASED, Outcome.CLEARED, Outcome.FAILED)
