@@ -23,6 +23,7 @@ use metallb_core::membership::{
     validate_name, Engine, Event, MemberView, MembershipConfig, MembershipError, Quorum, Stats, Timing, MAX_DATAGRAM,
 };
 use metallb_l2::sys::{EventFd, Poller};
+use metallb_l2::worker::panic_message;
 
 use crate::{netns, GossipError};
 
@@ -201,7 +202,9 @@ impl Gossip {
                 let _ = thread.join();
                 Err(err)
             }
-            Err(_) => Err(GossipError::Stopped(panic_message(thread.join().err()))),
+            Err(_) => {
+                Err(GossipError::Stopped(panic_message(thread.join().err(), "it ended before binding its socket")))
+            }
         }
     }
 
@@ -336,15 +339,6 @@ impl Drop for Gossip {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn panic_message(payload: Option<Box<dyn std::any::Any + Send>>) -> String {
-    let Some(payload) = payload else { return "it ended before binding its socket".into() };
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "it panicked".into())
 }
 
 /// A number that differs between runs and processes: the boot number of the datagrams and the probe order's

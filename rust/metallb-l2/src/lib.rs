@@ -17,6 +17,7 @@ pub mod stats;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod table;
+pub mod worker;
 
 pub use error::L2Error;
 pub use iface::InterfaceInfo;

@@ -24,6 +24,7 @@ use crate::schedule::{GratuitousPolicy, Schedules};
 use crate::stats::{self, Counters, Stats};
 use crate::sys::{EventFd, GroupSocket, Poller, RecvBatch, PACKET_OUTGOING};
 use crate::table::{wanted_groups, AnnounceTable, InterfaceSet, MAX_INTERFACES};
+use crate::worker::panic_message;
 use crate::L2Error;
 
 /// How long an API call waits for the thread's answer before deciding it is gone.
@@ -146,7 +147,7 @@ impl Responder {
                 let _ = thread.join();
                 Err(err)
             }
-            Err(_) => Err(L2Error::Stopped(panic_message(thread.join().err()))),
+            Err(_) => Err(L2Error::Stopped(panic_message(thread.join().err(), "it ended before opening its sockets"))),
         }
     }
 
@@ -249,15 +250,6 @@ impl Drop for Responder {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn panic_message(payload: Option<Box<dyn std::any::Any + Send>>) -> String {
-    let Some(payload) = payload else { return "it ended before opening its sockets".into() };
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "it panicked".into())
 }
 
 /// Addresses no host may claim on a link.
