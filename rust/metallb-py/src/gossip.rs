@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metallb_gossip::{Event, Gossip, GossipConfig, GossipError, Quorum, Timing};
@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::gossip_error;
+use crate::worker::Slot;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Membership>()?;
@@ -95,12 +96,12 @@ impl Clock {
 #[pyclass(module = "metallb_py._core", frozen)]
 pub struct Membership {
     config: GossipConfig,
-    running: Mutex<Option<Arc<Gossip>>>,
+    running: Slot<Gossip>,
 }
 
 impl Membership {
     fn current(&self) -> Option<Arc<Gossip>> {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.running.current()
     }
 
     fn require(&self) -> PyResult<Arc<Gossip>> {
@@ -157,32 +158,19 @@ impl Membership {
         config.timing = timing;
         config.quorum = quorum;
         config.validate().map_err(gossip_error)?;
-        Ok(Membership { config, running: Mutex::new(None) })
+        Ok(Membership { config, running: Slot::new() })
     }
 
     /// Binds the socket (inside `netns` if given), announces to the seeds and starts the gossip thread.
     /// Raises GossipBindError, GossipNetnsError, GossipPermissionError.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
-            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-            if running.as_ref().is_some_and(|g| g.is_running()) {
-                return Err(GossipError::AlreadyRunning);
-            }
-            *running = Some(Arc::new(Gossip::start(self.config.clone())?));
-            Ok(())
-        })
-        .map_err(gossip_error)
+        self.running.start(py, &self.config, GossipError::AlreadyRunning).map_err(gossip_error)
     }
 
     /// Stops the thread and closes the socket at once, telling nobody: peers detect it as a failure. Call
     /// leave() first for a graceful handover. Does nothing if not running.
     fn stop(&self, py: Python<'_>) {
-        py.detach(|| {
-            let gossip = self.running.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(gossip) = gossip {
-                gossip.stop();
-            }
-        })
+        self.running.stop(py)
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {

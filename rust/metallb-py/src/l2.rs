@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use metallb_l2::{GratuitousPolicy, L2Error, Responder as CoreResponder, ResponderConfig, Stats};
@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::errors::l2_error;
+use crate::worker::Slot;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Responder>()
@@ -36,12 +37,12 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
 #[pyclass(module = "metallb_py._core", frozen)]
 pub struct Responder {
     config: ResponderConfig,
-    running: Mutex<Option<Arc<CoreResponder>>>,
+    running: Slot<CoreResponder>,
 }
 
 impl Responder {
     fn current(&self) -> Option<Arc<CoreResponder>> {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.running.current()
     }
 
     fn require(&self) -> PyResult<Arc<CoreResponder>> {
@@ -74,31 +75,18 @@ impl Responder {
         let busy_poll = seconds("busy_poll", busy_poll)?;
         let config = ResponderConfig { interfaces, netns, gratuitous, socket_buffer, busy_poll, cpu };
         config.validate().map_err(l2_error)?;
-        Ok(Responder { config, running: Mutex::new(None) })
+        Ok(Responder { config, running: Slot::new() })
     }
 
     /// Opens the sockets (inside `netns` if given) and starts answering. Raises InterfaceNotFoundError,
     /// PermissionDeniedError, NoMacAddressError or NetnsError.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
-            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-            if running.as_ref().is_some_and(|r| r.is_running()) {
-                return Err(L2Error::AlreadyRunning);
-            }
-            *running = Some(Arc::new(CoreResponder::start(self.config.clone())?));
-            Ok(())
-        })
-        .map_err(l2_error)
+        self.running.start(py, &self.config, L2Error::AlreadyRunning).map_err(l2_error)
     }
 
     /// Stops answering and closes the sockets; returns within milliseconds. Does nothing if not running.
     fn stop(&self, py: Python<'_>) {
-        py.detach(|| {
-            let responder = self.running.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(responder) = responder {
-                responder.stop();
-            }
-        })
+        self.running.stop(py)
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
