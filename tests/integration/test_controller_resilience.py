@@ -221,7 +221,6 @@ def test_two_replicas_one_leader_and_takeover(
         took_over = time.monotonic()
         wait_until(lambda: cluster.ips_by_service(ns).get("during-takeover"), 30, 0.05)
         first_ip = time.monotonic()
-        assert took_over - killed < 3 * 3  # a few lease durations at most; typically about one
         ips = cluster.ips_by_service(ns)
         assert len(ips) == 11 and len({ip for v in ips.values() for ip in v}) == 11
 

@@ -1,8 +1,8 @@
 """Gossip between network namespaces over real UDP: discovery, a crash, a leave, a cut cable, IPv6.
 
 Each node is a namespace on one bridge (see _gossip_lab.py); the members run in this process, each on its
-own Rust thread inside its node's namespace. Bounds asserted here are generous (behaviour, not speed); the
-figures are printed by benches/test_bench_gossip.py.
+own Rust thread inside its node's namespace. Nothing here bounds how long anything takes (behaviour, not
+speed; deadlines in waits only stop a hang); the figures are printed by benches/test_bench_gossip.py.
 """
 
 from __future__ import annotations
@@ -24,20 +24,28 @@ pytestmark = pytest.mark.netns
 NAMES = ["node-0", "node-1", "node-2", "node-3"]
 
 
-def wait_for(done: Callable[[], bool], timeout: float = 5.0) -> None:
+def wait_for(done: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
 
 
-def first_event(member: Membership, kind: str, name: str, timeout: float = 5.0) -> MembershipEvent:
+def events_until(member: Membership, kind: str, name: str, timeout: float = 30.0) -> list[MembershipEvent]:
+    """The events `member` saw up to the first `kind` event for `name`, that one last."""
+    seen: list[MembershipEvent] = []
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         event = member.next_event(timeout=left)
-        if event is not None and event.kind == kind and event.name == name:
-            return event
-    raise AssertionError(f"no {kind} event for {name} at {member.name}")
+        if event is not None:
+            seen.append(event)
+            if event.kind == kind and event.name == name:
+                return seen
+    raise AssertionError(f"no {kind} event for {name} at {member.name}: {seen}")
+
+
+def first_event(member: Membership, kind: str, name: str) -> MembershipEvent:
+    return events_until(member, kind, name)[-1]
 
 
 @pytest.fixture
@@ -81,18 +89,25 @@ def test_a_crashed_member_is_declared_down_by_every_survivor(cluster: list[Membe
     victim = cluster[3]
     killed_at = time.monotonic()
     victim.stop()
+    suspected = False
     for survivor in cluster[:3]:
-        down = first_event(survivor, "down", "node-3")
-        assert 0.2 < down.at - killed_at < 2.0
+        seen = events_until(survivor, "down", "node-3")
+        suspected |= "suspect" in [e.kind for e in seen if e.name == "node-3"]
+        # Detected, never announced: no survivor can declare it down before the suspect timeout (0.25 s).
+        assert seen[-1].at - killed_at >= 0.25
         assert survivor.alive() == NAMES[:3]
         assert not survivor.isolated()
+    assert suspected, "a crash goes through suspicion"
 
 
 def test_a_leaving_member_hands_over_at_once(cluster: list[Membership]) -> None:
     left_at = time.monotonic()
     cluster[2].leave()
     for survivor in (cluster[0], cluster[1], cluster[3]):
-        assert first_event(survivor, "down", "node-2", timeout=1.0).at - left_at < 0.1
+        seen = events_until(survivor, "down", "node-2")
+        # Straight to down, no suspicion; the figure (well under the 0.25 s suspect timeout) is in the bench.
+        assert [e.kind for e in seen if e.name == "node-2"] == ["down"], seen
+        assert seen[-1].at >= left_at
 
 
 def test_a_cut_cable_isolates_the_node_and_the_cluster_merges_after(
@@ -101,8 +116,9 @@ def test_a_cut_cable_isolates_the_node_and_the_cluster_merges_after(
     cut_at = time.monotonic()
     nodes.cut(1)
     isolated = first_event(cluster[1], "isolated", "node-1")
-    # Bounded: isolation timeout (0.4 s) after the last datagram heard, checked at least every probe interval.
-    assert 0.2 < isolated.at - cut_at < 1.0
+    # Not before the isolation timeout (0.4 s) after the last datagram heard (at most a probe interval
+    # before the cut).
+    assert isolated.at - cut_at >= 0.4 - 0.1
     for survivor in (cluster[0], cluster[2], cluster[3]):
         first_event(survivor, "down", "node-1")
         assert not survivor.isolated()
@@ -110,8 +126,7 @@ def test_a_cut_cable_isolates_the_node_and_the_cluster_merges_after(
 
     healed_at = time.monotonic()
     nodes.heal(1)
-    reconnected = first_event(cluster[1], "reconnected", "node-1", timeout=10.0)
-    assert reconnected.at - healed_at < 5.0
+    assert first_event(cluster[1], "reconnected", "node-1").at >= healed_at
     for member in cluster:
         wait_for(lambda m=member: m.alive() == NAMES)  # type: ignore[misc]
     assert not cluster[1].isolated()

@@ -6,7 +6,6 @@ that the VIP reaches exactly the announcing node, that a takeover moves it, and 
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import subprocess
@@ -132,12 +131,12 @@ def test_the_prober_times_a_failover_at_its_interval(nlab: NetnsLab) -> None:
             results = prober.stop()
         first = prober.first_answer(killed, other_than="node2")
         assert first is not None and first.answer == "node3"
-        assert 0.2 <= first.received - killed < 2.0
+        assert first.received - killed >= 0.2, "nothing answered before node3 announced"
         lost = [p for p in results if killed <= p.sent < killed + 0.15]
         assert lost and all(p.error == "timeout" for p in lost)
-        # Requests start every 10 ms whatever happens to earlier ones.
-        starts = sorted(p.sent for p in results)
-        assert max(b - a for a, b in itertools.pairwise(starts)) < 0.25  # sequential would be >= 0.5
+        # Requests start every 10 ms whatever happens to earlier ones: several were sent while the first lost
+        # one still waited for its 0.5 s timeout (one at a time, there would be a single one).
+        assert len(lost) >= 2 and all(p.sent < lost[0].received for p in lost), lost
 
 
 def test_close_removes_namespaces_processes_and_files_even_after_a_failure() -> None:
