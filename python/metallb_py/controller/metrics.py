@@ -7,39 +7,19 @@ scrape never reads it directly.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from metallb_py._core import Allocator
+from metallb_py.metrics import MetricsServer
 
 __all__ = ["Metrics"]
 
 
-class _RequestCollector(Collector):
-    """API requests sent, by verb and resource, read from the client's RequestCounter at scrape time."""
-
-    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
-        self._counts = counts
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "metallb_py_k8s_client_requests",
-            "Requests the controller sent to the Kubernetes API server, by verb and resource.",
-            labels=["verb", "resource"],
-        )
-        for (verb, resource), n in sorted(self._counts().items()):
-            family.add_metric([verb, resource], n)
-        yield family
-
-
-class Metrics:
+class Metrics(MetricsServer):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        super().__init__(registry)
         r = self.registry
         self.addresses_total = Gauge(
             "metallb_allocator_addresses_total",
@@ -75,11 +55,6 @@ class Metrics:
             "metallb_py_controller_leader_bool", "1 while this replica holds the leader lease.", registry=r
         )
         self._pools: set[str] = set()
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def count_requests(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
-        self.registry.register(_RequestCollector(counts))
 
     def set_config(self, *, loaded: bool, stale: bool) -> None:
         self.config_loaded.set(1 if loaded else 0)
@@ -96,14 +71,3 @@ class Metrics:
             self.addresses_total.labels(name).set(counters["total"])
             self.addresses_in_use.labels(name).set(counters["in_use"])
         self._pools = names
-
-    def serve(self, port: int, address: str = "0.0.0.0") -> int:
-        """Serves /metrics on `address:port` from a daemon thread; returns the port (useful with port 0)."""
-        self._server, self._thread = start_http_server(port, address, registry=self.registry)
-        return int(self._server.server_port)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None

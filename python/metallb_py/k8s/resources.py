@@ -1,4 +1,4 @@
-"""The API resources the controller reads and writes, and how their URLs are built."""
+"""The API resources the controller and the speaker read and write, and how their URLs are built."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ __all__ = [
     "CONFIGMAPS",
     "CONFIGURATION_STATES",
     "CONFIG_CRDS",
+    "ENDPOINT_SLICES",
     "EVENTS",
     "IP_ADDRESS_POOLS",
     "L2_ADVERTISEMENTS",
     "LEASES",
     "NAMESPACES",
+    "NODES",
+    "SECRETS",
     "SERVICES",
+    "SERVICE_L2_STATUSES",
     "Resource",
     "object_key",
 ]
@@ -64,6 +68,9 @@ CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 EVENTS = Resource("", "v1", "events", "Event")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
+SECRETS = Resource("", "v1", "secrets", "Secret")
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 
 IP_ADDRESS_POOLS = Resource("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool")
 L2_ADVERTISEMENTS = Resource("metallb.io", "v1beta1", "l2advertisements", "L2Advertisement")
@@ -71,6 +78,7 @@ BGP_ADVERTISEMENTS = Resource("metallb.io", "v1beta1", "bgpadvertisements", "BGP
 BGP_PEERS = Resource("metallb.io", "v1beta2", "bgppeers", "BGPPeer")
 COMMUNITIES = Resource("metallb.io", "v1beta1", "communities", "Community")
 BFD_PROFILES = Resource("metallb.io", "v1beta1", "bfdprofiles", "BFDProfile")
+SERVICE_L2_STATUSES = Resource("metallb.io", "v1beta1", "servicel2statuses", "ServiceL2Status")
 CONFIGURATION_STATES = Resource("metallb.io", "v1beta1", "configurationstates", "ConfigurationState")
 
 # The metallb.io kinds that make up the configuration, in the order the loader reads them.
