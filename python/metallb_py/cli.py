@@ -247,10 +247,96 @@ def _controller(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# -- speaker -----------------------------------------------------------------------------------------
+
+
+def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = groups.add_parser(
+        "speaker",
+        help="announce assigned addresses from this node (layer 2: ARP and NDP)",
+        description="Elect, per address, the node that announces it (live speakers by gossip, MetalLB's "
+        "order) and answer ARP/NDP for the addresses this node wins. Needs CAP_NET_RAW (and "
+        "CAP_SYS_ADMIN with --netns). The gossip secret comes from $METALLB_ML_SECRET_KEY, else from the "
+        "Secret memberlist (key secretkey) in --namespace. Runs until SIGTERM or SIGINT, then hands over "
+        "at once. Logs are JSON lines on standard error.",
+    )
+    parser.add_argument("--node-name", metavar="NAME", help="this node's name (default: $NODE_NAME)")
+    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster config)")
+    parser.add_argument("--context", help="kubeconfig context (default: its current context)")
+    parser.add_argument(
+        "--namespace",
+        help="where the configuration and the speakers' Leases live (default: $METALLB_NAMESPACE, else the "
+        "pod's namespace, else metallb-system)",
+    )
+    parser.add_argument(
+        "--netns",
+        metavar="NAME",
+        help="open the packet and gossip sockets in this network namespace (/var/run/netns/NAME); API "
+        "traffic stays in the caller's",
+    )
+    parser.add_argument(
+        "--gossip-address",
+        metavar="IP[:PORT]",
+        help="where peers reach this speaker (default: the Node's InternalIP, else the first global "
+        "address; port 7946)",
+    )
+    parser.add_argument(
+        "--gossip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="detect failures by gossip (default: on); --no-gossip uses the Nodes' Ready condition",
+    )
+    parser.add_argument(
+        "--ignore-exclude-lb",
+        action="store_true",
+        help="announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers too",
+    )
+    parser.add_argument("--busy-poll", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--metrics-port", type=int, default=7473, metavar="N", help="0 disables (default 7473)"
+    )
+    parser.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR", help="default 0.0.0.0")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.set_defaults(handler=_speaker)
+
+
+def _speaker(args: argparse.Namespace) -> int:
+    from metallb_py.speaker.main import run  # noqa: PLC0415
+
+    return run(args)
+
+
+# -- demo --------------------------------------------------------------------------------------------
+
+
+def _register_demo(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = groups.add_parser(
+        "demo",
+        help="the seed scenario end to end on this machine (root)",
+        description="Starts a local control plane, a lab of network namespaces (three workers and a "
+        "control-plane node), the controller and a speaker per node; replays the seed's kubectl steps, "
+        "fetches both addresses from a client, kills the announcing node and shows the failover. Removes "
+        "everything it made.",
+    )
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy the components' logs to DIR at the end")
+    parser.add_argument(
+        "--prefix", default="mlbdemo", help="name prefix of the lab's network namespaces (default mlbdemo)"
+    )
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from metallb_py.demo import run  # noqa: PLC0415
+
+    return run(args)
+
+
 _COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _register_config,
     _register_ipam,
     _register_controller,
+    _register_speaker,
+    _register_demo,
 ]
 
 
