@@ -1,5 +1,6 @@
-"""Test and demo helpers that users can use too: a real local Kubernetes control plane, and a lab of node
-and client network namespaces (`NetnsLab`, root only) where a VIP reaches the node that announces it.
+"""Test and demo helpers that users can use too: a real local Kubernetes control plane, a lab of node
+and client network namespaces (`NetnsLab`, root only) where a VIP reaches the node that announces it, and
+`LabCluster` (root only), both together with our controller and a speaker per node: a whole cluster.
 
 `LocalControlPlane` runs etcd and kube-apiserver on 127.0.0.1, built once per Kubernetes version from the Go
 module proxy by tools/k8s/build.sh and cached in ~/.cache/metallb-py (or $METALLB_PY_CACHE).
@@ -17,6 +18,7 @@ from metallb_py.testing.controlplane import (
     default_cache_dir,
     ensure_kubernetes_binaries,
 )
+from metallb_py.testing.labcluster import LabCluster, LabClusterError
 from metallb_py.testing.netlab import FetchError, NetnsLab, NetnsLabError, Probe, Prober, cleanup_stale
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "FetchError",
     "KubectlError",
     "KubernetesBinaries",
+    "LabCluster",
+    "LabClusterError",
     "LocalControlPlane",
     "NetnsLab",
     "NetnsLabError",

@@ -1,0 +1,761 @@
+"""A whole MetalLB-like cluster on one machine: control plane, nodes, controller and speakers, for end-to-end
+tests and the demo.
+
+`LabCluster` owns its whole life: a `LocalControlPlane` (API on 127.0.0.1), a `NetnsLab` with one namespace
+per node, the API objects a real cluster would already hold (the speakers' namespace, the memberlist Secret,
+a Node per lab node with its InternalIP and Ready condition), one `metallb-py controller` process, one
+`metallb-py speaker` process per lab node, and the clean-up. Nothing reconciles workloads here (no
+scheduler, kubelet or controller-manager), so the harness publishes the EndpointSlices the endpoint
+controller would: each node's HTTP server in the lab stands for the pods on it.
+
+The processes run as children of this Python process, each in a session of its own and killed if this
+process dies (PR_SET_PDEATHSIG follows the thread that started them: start and stop a cluster from one
+thread that outlives it, as the main thread does). Needs root, like NetnsLab.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import datetime as _dt
+import io
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from metallb_py.errors import MetalLBError
+from metallb_py.k8s import ConflictError, KubeClient, NotFoundError, connect
+from metallb_py.k8s.resources import (
+    ENDPOINT_SLICES,
+    LEASES,
+    NAMESPACES,
+    NODES,
+    SECRETS,
+    SERVICE_L2_STATUSES,
+    SERVICES,
+)
+from metallb_py.testing.controlplane import (
+    DEFAULT_KUBERNETES_VERSION,
+    KubernetesBinaries,
+    LocalControlPlane,
+    _die_with_parent,
+    default_cache_dir,
+    ensure_kubernetes_binaries,
+)
+from metallb_py.testing.netlab import NetnsLab
+
+__all__ = [
+    "CONTROL_PLANE_ROLE_LABEL",
+    "EXCLUDE_FROM_LB_LABEL",
+    "EndpointPort",
+    "LabCluster",
+    "LabClusterError",
+    "endpoint_ports",
+    "endpoint_slice_manifest",
+    "load_balancer_ips",
+    "memberlist_secret",
+    "node_manifest",
+    "node_status",
+]
+
+T = TypeVar("T")
+
+# The objects a real cluster holds that the controller never touches; written here in its place.
+
+EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+CONTROL_PLANE_ROLE_LABEL = "node-role.kubernetes.io/control-plane"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+MANAGED_BY = "labcluster.testing.metallb-py"
+# What a speaker publishes once it runs: a Lease labelled so, held by its node (see speaker/state.py). The
+# harness reads it from outside, as kubectl would, rather than importing the speaker.
+SPEAKER_LEASE_LABEL = "metallb-py.io/gossip"
+CONTROLLER_LEASE = "metallb-controller"
+CONTROLLER_IDENTITY = "lab-controller"
+MEMBERLIST_SECRET = "memberlist"
+_SECRET_ENV = "METALLB_ML_SECRET_KEY"
+_NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+_STOP_GRACE = 15.0
+
+
+class LabClusterError(MetalLBError):
+    """The lab cluster could not start, a process of it died, or a wait timed out; the message says what and
+    where the logs are."""
+
+
+# -- manifests (pure) ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndpointPort:
+    """One port of an EndpointSlice: the Service port's name, the number traffic is sent to, the protocol."""
+
+    name: str
+    port: int
+    protocol: str = "TCP"
+
+
+def node_manifest(name: str, *, control_plane: bool = False) -> dict[str, Any]:
+    """A Node as kubeadm registers it: a control-plane node carries the role label, the NoSchedule taint and
+    the label that keeps it out of external load balancers (so no speaker ever elects it)."""
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+    spec: dict[str, Any] = {}
+    if control_plane:
+        labels[CONTROL_PLANE_ROLE_LABEL] = ""
+        labels[EXCLUDE_FROM_LB_LABEL] = ""
+        spec["taints"] = [{"key": CONTROL_PLANE_ROLE_LABEL, "effect": "NoSchedule"}]
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}, "spec": spec}
+
+
+def node_status(name: str, address: str, now: _dt.datetime) -> dict[str, Any]:
+    """The status a kubelet would report: the node's InternalIP (the speakers' default gossip address) and
+    Ready=True. Written through the status subresource; nothing here ever makes the node NotReady."""
+    stamp = now.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "lab node (network namespace)",
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+        ],
+    }
+
+
+def memberlist_secret(namespace: str, key: bytes) -> dict[str, Any]:
+    """The Secret `memberlist` whose `secretkey` authenticates the speakers' gossip, as MetalLB's manifests
+    create it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": MEMBERLIST_SECRET, "namespace": namespace},
+        "data": {"secretkey": base64.b64encode(key).decode()},
+    }
+
+
+def endpoint_ports(service: Mapping[str, Any]) -> list[EndpointPort]:
+    """The ports an EndpointSlice of `service` lists, as the endpoint controller derives them: each Service
+    port's name and protocol, and its numeric targetPort (else its port: a named targetPort would name a
+    container port, and here no container exists)."""
+    ports: list[EndpointPort] = []
+    for entry in (service.get("spec") or {}).get("ports") or ():
+        target = entry.get("targetPort")
+        number = target if isinstance(target, int) else entry.get("port")
+        ports.append(
+            EndpointPort(str(entry.get("name") or ""), int(number), str(entry.get("protocol") or "TCP"))
+        )
+    return ports
+
+
+def endpoint_slice_manifest(
+    namespace: str,
+    service: str,
+    endpoints: Sequence[tuple[str, str]],
+    *,
+    family: int = 4,
+    ports: Sequence[EndpointPort] = (EndpointPort("", 80, "TCP"),),
+    owner_uid: str | None = None,
+) -> dict[str, Any]:
+    """The EndpointSlice the endpoint controller would publish for `service`: one ready endpoint per
+    (node, address) in `endpoints`, with `ports`, owned by the Service when its `owner_uid` is given. Empty
+    `endpoints` means no ready endpoint, so no speaker announces the Service."""
+    if family not in (4, 6):
+        raise ValueError(f"family {family}: expected 4 or 6")
+    metadata: dict[str, Any] = {
+        "name": f"{service}-lab-ipv{family}",
+        "namespace": namespace,
+        "labels": {SERVICE_NAME_LABEL: service, MANAGED_BY_LABEL: MANAGED_BY},
+    }
+    if owner_uid is not None:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "name": service,
+                "uid": owner_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": metadata,
+        "addressType": f"IPv{family}",
+        "endpoints": [
+            {
+                "addresses": [address],
+                "conditions": {"ready": True, "serving": True, "terminating": False},
+                "nodeName": node,
+            }
+            for node, address in endpoints
+        ],
+        "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in ports],
+    }
+
+
+def load_balancer_ips(service: Mapping[str, Any] | None) -> list[str]:
+    """The addresses in a Service's status.loadBalancer.ingress, in order."""
+    status = (service or {}).get("status") or {}
+    ingress = (status.get("loadBalancer") or {}).get("ingress") or []
+    return [str(entry["ip"]) for entry in ingress if isinstance(entry, Mapping) and entry.get("ip")]
+
+
+# -- processes -----------------------------------------------------------------------------------------------
+
+
+class _Child:
+    """One process of the cluster (controller or speaker), its output appended to a log file."""
+
+    def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.log = log
+        with log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                # Its own session, so a Ctrl-C reaches only Python, which stops the children in order.
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
+            )
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, then reap: a crash, with no clean-up of any kind."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+
+    def terminate(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+
+    def wait(self, grace: float) -> int | None:
+        """The exit status, or None when the process had to be SIGKILLed after `grace` seconds."""
+        try:
+            return self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return f"({self.log}: no log)"
+        return f"--- last lines of {self.log} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+class _ProgressLines(io.StringIO):
+    """A text stream that hands each complete line to a progress callback (the Kubernetes build's output)."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        super().__init__()
+        self._emit = emit
+        self._partial = ""
+
+    def write(self, s: str) -> int:
+        *lines, self._partial = (self._partial + s).split("\n")
+        for line in lines:
+            if line.strip():
+                self._emit(line.rstrip())
+        return len(s)
+
+
+# -- the cluster ---------------------------------------------------------------------------------------------
+
+
+class LabCluster:
+    """A control plane, a namespace lab, the controller and a speaker per node; see the module docstring.
+
+    ```
+    with LabCluster(progress=print) as cluster:
+        cluster.kubectl("apply", "-f", "examples/seed/metallb-l2config.yaml")
+        cluster.kubectl("create", "deployment", "web", "--image=sysnet4admin/echo-hname")
+        cluster.kubectl("expose", "deployment", "web", "--type=LoadBalancer", "--port=80")
+        ip = cluster.wait_for(lambda: cluster.external_ips("default", "web"), 30, "an external IP")[0]
+        cluster.lab.serve(ip, "hname")
+        cluster.publish_endpoints("default", "web")            # ready on node1-3
+        node = cluster.wait_for(lambda: cluster.announcer("default", "web"), 30, "an announcer")
+        cluster.lab.fetch(ip)                                  # (200, f"{node}\\n")
+    ```
+
+    Parameters:
+        workers: the nodes that run the seed's pods (echo servers) and may announce.
+        control_plane_node: a node with a speaker that must never announce (labelled as excluded from
+            external load balancers, as kubeadm's control-plane nodes are).
+        namespace: where the controller and the speakers live (their configuration, Leases, Secret).
+        prefix: the lab's namespace prefix (see NetnsLab).
+        log_dir: where the processes' logs go (kept, with the control plane's logs copied in by close());
+            default: a temporary directory that close() removes.
+        speaker_args, controller_args: extra flags for every speaker / the controller (later flags win).
+        service_cluster_ip_range: the API server's Service range (e.g. an IPv6 one for IPv6 Services).
+        progress: called with one line per step (and per line of a first Kubernetes build); default: silent
+            steps, and the build's output on stderr.
+    """
+
+    def __init__(
+        self,
+        workers: Sequence[str] = ("node1", "node2", "node3"),
+        control_plane_node: str = "control-plane",
+        *,
+        namespace: str = "metallb-system",
+        prefix: str = "mlbe2e",
+        log_dir: Path | str | None = None,
+        speaker_args: Sequence[str] = (),
+        controller_args: Sequence[str] = (),
+        progress: Callable[[str], None] | None = None,
+        kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+        service_cluster_ip_range: str | None = None,
+    ) -> None:
+        if not workers:
+            raise LabClusterError("a lab cluster needs at least one worker node")
+        if control_plane_node in workers:
+            raise LabClusterError(f"{control_plane_node!r} is both a worker and the control-plane node")
+        self.workers: tuple[str, ...] = tuple(workers)
+        self.control_plane_node = control_plane_node
+        self.namespace = namespace
+        self.kubernetes_version = kubernetes_version
+        self._service_range = service_cluster_ip_range
+        self._prefix = prefix
+        self._speaker_args = tuple(speaker_args)
+        self._controller_args = tuple(controller_args)
+        self._progress = progress
+        self._given_log_dir = Path(log_dir) if log_dir is not None else None
+        self._log_dir: Path | None = None
+        self._control_plane: LocalControlPlane | None = None
+        self._client: KubeClient | None = None
+        self._lab: NetnsLab | None = None
+        self._controller: _Child | None = None
+        self._speakers: dict[str, _Child] = {}
+        # Processes that must be running: a wait fails at once, with the log, when one of them has exited.
+        self._expected: set[str] = set()
+        self._started = False
+
+    # -- what a test uses ------------------------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every lab node, workers first, then the control-plane node."""
+        return (*self.workers, self.control_plane_node)
+
+    @property
+    def control_plane(self) -> LocalControlPlane:
+        if self._control_plane is None:
+            raise LabClusterError("the lab cluster is not running; use start() or a with block")
+        return self._control_plane
+
+    @property
+    def client(self) -> KubeClient:
+        """A client of the control plane with cluster-admin rights (the controller and speakers have their
+        own)."""
+        if self._client is None:
+            raise LabClusterError("the lab cluster is not running; use start() or a with block")
+        return self._client
+
+    @property
+    def lab(self) -> NetnsLab:
+        if self._lab is None:
+            raise LabClusterError("the lab cluster is not running; use start() or a with block")
+        return self._lab
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.control_plane.kubeconfig
+
+    @property
+    def log_dir(self) -> Path:
+        if self._log_dir is None:
+            raise LabClusterError("the lab cluster has no log directory before start()")
+        return self._log_dir
+
+    @property
+    def controller_log(self) -> Path:
+        return self.log_dir / "controller.log"
+
+    def speaker_log(self, node: str) -> Path:
+        self._check_node(node)
+        return self.log_dir / f"speaker-{node}.log"
+
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 60.0) -> str:
+        """Runs `kubectl ARGS` against the control plane; returns stdout, raises KubectlError on failure."""
+        return self.control_plane.kubectl(*args, input=stdin, check=True, timeout=timeout).stdout
+
+    # -- life cycle ------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:
+            # The error in flight says what went wrong; a clean-up error would only hide it.
+            with contextlib.suppress(LabClusterError):
+                self.close()
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Starts everything, in order, and returns when every speaker has published its gossip Lease and the
+        controller leads. On any failure, whatever started is stopped again before the error propagates."""
+        if self._started:
+            raise LabClusterError("this lab cluster has already been started")
+        self._started = True
+        atexit.register(self.close)
+        try:
+            self._start(timeout)
+        except BaseException:
+            with contextlib.suppress(LabClusterError):
+                self.close()
+            raise
+
+    def _start(self, timeout: float) -> None:
+        if self._given_log_dir is not None:
+            self._given_log_dir.mkdir(parents=True, exist_ok=True)
+            self._log_dir = self._given_log_dir
+        else:
+            self._log_dir = Path(tempfile.mkdtemp(prefix="metallb-py-lab-"))
+
+        began = time.monotonic()
+        binaries = self._binaries()
+        bin_dir = binaries.kubectl.parent
+        if self._service_range:
+            self._control_plane = LocalControlPlane(
+                self.kubernetes_version, bin_dir=bin_dir, service_cluster_ip_range=self._service_range
+            )
+        else:
+            self._control_plane = LocalControlPlane(self.kubernetes_version, bin_dir=bin_dir)
+        self._control_plane.start()
+        self._client = connect(self._control_plane.kubeconfig)
+        self._say(f"control plane up at {self._control_plane.server} ({time.monotonic() - began:.1f} s)")
+
+        began = time.monotonic()
+        self._lab = NetnsLab(nodes=self.workers, extra_nodes=[self.control_plane_node], prefix=self._prefix)
+        self._lab.start()
+        addresses = ", ".join(f"{n} {self._lab.node_address(n)}" for n in self.nodes)
+        self._say(
+            f"lab {self._lab.name}: {addresses}; client {self._lab.client_address()} "
+            f"({1000 * (time.monotonic() - began):.0f} ms)"
+        )
+
+        self._create_cluster_objects()
+        self._say(
+            f"namespace {self.namespace}, Secret {MEMBERLIST_SECRET}, Nodes {', '.join(self.nodes)} "
+            f"({self.control_plane_node} excluded from load balancers)"
+        )
+
+        began = time.monotonic()
+        self.start_controller()
+        for node in self.nodes:
+            self.start_speaker(node)
+        if "--no-leader-elect" not in self._controller_args:
+            self.wait_for(self._controller_leads, timeout, "the controller to take its leader Lease")
+        self.wait_for_speakers(timeout=timeout)
+        self._say(
+            f"controller and {len(self.nodes)} speakers running ({time.monotonic() - began:.1f} s); "
+            f"logs in {self._log_dir}"
+        )
+
+    def _binaries(self) -> KubernetesBinaries:
+        cached = KubernetesBinaries.in_dir(default_cache_dir() / "k8s" / self.kubernetes_version / "bin")
+        if not cached.missing():
+            return cached
+        self._say(
+            f"building Kubernetes {self.kubernetes_version} once (about 15 minutes on two cores, "
+            f"then cached in {default_cache_dir()})"
+        )
+        sink = _ProgressLines(self._progress) if self._progress is not None else None
+        return ensure_kubernetes_binaries(self.kubernetes_version, progress=sink)
+
+    def _create_cluster_objects(self) -> None:
+        client, lab = self.client, self.lab
+        with contextlib.suppress(ConflictError):  # an existing namespace (`default`) is fine
+            client.create(
+                NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+            )
+        client.create(SECRETS, memberlist_secret(self.namespace, secrets.token_bytes(32)), self.namespace)
+        now = _dt.datetime.now(_dt.UTC)
+        for node in self.nodes:
+            client.create(NODES, node_manifest(node, control_plane=node == self.control_plane_node))
+            status = node_status(node, lab.node_address(node, 4), now)
+            client.patch(NODES, node, {"status": status}, subresource="status")
+
+    def close(self) -> None:
+        """Stops every process (SIGTERM together, SIGKILL after a grace period), removes the lab and the
+        control plane, and the log directory unless one was given (then the control plane's logs are copied
+        into it). Safe to call twice; raises LabClusterError after the whole clean-up if a step failed."""
+        atexit.unregister(self.close)
+        failures: list[str] = []
+        children = [*self._speakers.values(), *([self._controller] if self._controller else [])]
+        self._expected.clear()
+        # Together: the speakers leave their gossip and withdraw in parallel, while the API still answers.
+        for child in children:
+            child.terminate()
+        for child in children:
+            if child.wait(_STOP_GRACE) is None:
+                failures.append(f"{child.name} ignored SIGTERM for {_STOP_GRACE:.0f} s and was killed")
+        self._speakers.clear()
+        self._controller = None
+        if self._lab is not None:
+            try:
+                self._lab.close()
+            except MetalLBError as exc:
+                failures.append(f"removing the lab: {exc}")
+            self._lab = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._control_plane is not None:
+            if self._given_log_dir is not None:
+                self._keep_control_plane_logs(self._control_plane)
+            self._control_plane.stop()
+            self._control_plane = None
+        if self._given_log_dir is None and self._log_dir is not None:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._log_dir = None
+        if failures:
+            raise LabClusterError("; ".join(failures))
+
+    def _keep_control_plane_logs(self, cp: LocalControlPlane) -> None:
+        with contextlib.suppress(MetalLBError, OSError):
+            for name in ("kube-apiserver.log", "etcd.log"):
+                source = cp.workdir / name
+                if source.is_file():
+                    shutil.copyfile(source, self.log_dir / name)
+
+    # -- processes -------------------------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        # Without the variable, speakers read the memberlist Secret, as in a cluster.
+        env = {k: v for k, v in os.environ.items() if k != _SECRET_ENV}
+        return {**env, **_NO_PROXY}
+
+    def start_controller(self) -> None:
+        """Starts `metallb-py controller` (no metrics port: several labs may run at once)."""
+        if self._controller is not None and self._controller.running():
+            raise LabClusterError("the controller is already running")
+        argv = [
+            sys.executable,
+            "-m",
+            "metallb_py.cli",
+            "controller",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--namespace={self.namespace}",
+            f"--identity={CONTROLLER_IDENTITY}",
+            "--metrics-port=0",
+            *self._controller_args,
+        ]
+        self._controller = _Child("controller", argv, self.controller_log, self._env())
+        self._expected.add("controller")
+
+    def start_speaker(self, node: str) -> None:
+        """Starts `metallb-py speaker` for `node`: in this host's network namespace for its API traffic
+        (127.0.0.1), with its responder and gossip in the node's namespace (`--netns`). Returns at once; see
+        wait_for_speakers."""
+        self._check_node(node)
+        current = self._speakers.get(node)
+        if current is not None and current.running():
+            raise LabClusterError(f"the speaker of {node} is already running")
+        argv = [
+            sys.executable,
+            "-m",
+            "metallb_py.cli",
+            "speaker",
+            f"--node-name={node}",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--namespace={self.namespace}",
+            f"--netns={self.lab.node_ns(node)}",
+            "--metrics-port=0",
+            *self._speaker_args,
+        ]
+        self._speakers[node] = _Child(f"speaker {node}", argv, self.speaker_log(node), self._env())
+        self._expected.add(node)
+
+    def speaker_running(self, node: str) -> bool:
+        self._check_node(node)
+        speaker = self._speakers.get(node)
+        return speaker is not None and speaker.running()
+
+    def speaker_pid(self, node: str) -> int | None:
+        """The process id of the node's running speaker, None when it does not run."""
+        speaker = self._speakers.get(node)
+        return speaker.popen.pid if speaker is not None and speaker.running() else None
+
+    def kill_speaker(self, node: str) -> None:
+        """SIGKILL: the speaker crashes without leaving its gossip, withdrawing or deleting anything."""
+        self._check_node(node)
+        self._expected.discard(node)
+        speaker = self._speakers.get(node)
+        if speaker is not None:
+            speaker.kill()
+
+    def stop_speaker(self, node: str, grace: float = _STOP_GRACE) -> int:
+        """SIGTERM, and waits for the speaker to exit: a graceful stop (it leaves the gossip at once and
+        withdraws). Returns its exit status; raises LabClusterError if it had to be killed after `grace`."""
+        self._check_node(node)
+        self._expected.discard(node)
+        speaker = self._speakers.get(node)
+        if speaker is None:
+            raise LabClusterError(f"no speaker was started for {node}")
+        speaker.terminate()
+        status = speaker.wait(grace)
+        if status is None:
+            raise LabClusterError(
+                f"the speaker of {node} ignored SIGTERM for {grace:.0f} s and was killed\n{speaker.tail()}"
+            )
+        return status
+
+    def kill_controller(self) -> None:
+        self._expected.discard("controller")
+        if self._controller is not None:
+            self._controller.kill()
+
+    def check_processes(self) -> None:
+        """Raises LabClusterError, with the end of its log, if a process that should run has exited."""
+        children = dict(self._speakers)
+        if self._controller is not None:
+            children["controller"] = self._controller
+        for name in sorted(self._expected):
+            child = children.get(name)
+            if child is not None and not child.running():
+                self._expected.discard(name)
+                raise LabClusterError(
+                    f"the {child.name} exited with status {child.popen.returncode}\n{child.tail()}"
+                )
+
+    # -- waiting ---------------------------------------------------------------------------------------------
+
+    def wait_for(
+        self, predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
+    ) -> T:
+        """Polls `predicate` until it returns something truthy and returns that. Fails (LabClusterError) after
+        `timeout` seconds, or at once when a process that should run has exited."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_processes()
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise LabClusterError(
+                    f"timed out after {timeout:g} s waiting for {what} (last: {value!r}); "
+                    f"logs in {self._log_dir}"
+                )
+            time.sleep(interval)
+
+    def wait_for_speakers(self, nodes: Sequence[str] | None = None, timeout: float = 60.0) -> None:
+        """Waits until the speakers of `nodes` (default: every node) run and have published their gossip
+        Lease. After a SIGKILL the dead speaker's Lease stays, so for a restarted speaker this only proves
+        that it runs."""
+        wanted = set(self.nodes if nodes is None else nodes)
+
+        def missing() -> set[str]:
+            return wanted - self._speaker_leases()
+
+        self.wait_for(lambda: not missing(), timeout, f"the speakers' gossip Leases of {sorted(wanted)}")
+
+    def _speaker_leases(self) -> set[str]:
+        leases = self.client.list(LEASES, self.namespace, label_selector=SPEAKER_LEASE_LABEL).items
+        return {str((lease.get("spec") or {}).get("holderIdentity") or "") for lease in leases}
+
+    def _controller_leads(self) -> bool:
+        try:
+            lease = self.client.get(LEASES, CONTROLLER_LEASE, self.namespace)
+        except NotFoundError:
+            return False
+        return (lease.get("spec") or {}).get("holderIdentity") == CONTROLLER_IDENTITY
+
+    # -- services --------------------------------------------------------------------------------------------
+
+    def publish_endpoints(
+        self,
+        namespace: str,
+        service: str,
+        nodes: Sequence[str] | None = None,
+        *,
+        family: int = 4,
+    ) -> dict[str, Any]:
+        """Creates or replaces the Service's EndpointSlice of `family`: one ready endpoint on each of `nodes`
+        (default: every worker), at the node's lab address, where its echo server plays the pod, with the
+        Service's ports. `nodes=[]` leaves the Service without ready endpoints. Returns the object as
+        stored. The Service must exist."""
+        chosen = self.workers if nodes is None else tuple(nodes)
+        for node in chosen:
+            self._check_node(node)
+        svc = self.client.get(SERVICES, service, namespace)
+        endpoints = [(node, self.lab.node_address(node, family)) for node in chosen]
+        body = endpoint_slice_manifest(
+            namespace,
+            service,
+            endpoints,
+            family=family,
+            ports=endpoint_ports(svc),
+            owner_uid=str(svc["metadata"]["uid"]),
+        )
+        name = body["metadata"]["name"]
+        try:
+            current = self.client.get(ENDPOINT_SLICES, name, namespace)
+        except NotFoundError:
+            return self.client.create(ENDPOINT_SLICES, body, namespace)
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self.client.replace(ENDPOINT_SLICES, name, body, namespace)
+
+    def external_ips(self, namespace: str, service: str) -> list[str]:
+        """The Service's external addresses as its status shows them; [] while pending or absent."""
+        try:
+            return load_balancer_ips(self.client.get(SERVICES, service, namespace))
+        except NotFoundError:
+            return []
+
+    def announcers(self, namespace: str, service: str) -> list[str]:
+        """Every node a ServiceL2Status names for the Service, sorted (one at most when speakers agree)."""
+        selector = f"metallb.io/service-name={service},metallb.io/service-namespace={namespace}"
+        statuses = self.client.list(SERVICE_L2_STATUSES, self.namespace, label_selector=selector).items
+        nodes = {str((s.get("status") or {}).get("node") or "") for s in statuses}
+        return sorted(nodes - {""})
+
+    def announcer(self, namespace: str, service: str) -> str | None:
+        """The node whose ServiceL2Status says it announces the Service; None when none does. A crashed
+        announcer's claim stays until the next one takes the object over. Raises LabClusterError if several
+        nodes claim it."""
+        nodes = self.announcers(namespace, service)
+        if len(nodes) > 1:
+            raise LabClusterError(f"several nodes claim {namespace}/{service}: {', '.join(nodes)}")
+        return nodes[0] if nodes else None
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _check_node(self, node: str) -> None:
+        if node not in self.nodes:
+            raise LabClusterError(f"no node {node!r} in this lab cluster (nodes: {', '.join(self.nodes)})")
+
+    def _say(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress(message)
+
+    def __repr__(self) -> str:
+        state = f"lab {self._lab.name}" if self._lab is not None else "stopped"
+        return f"LabCluster({', '.join(self.nodes)}; {state})"
