@@ -8,7 +8,7 @@ STAMP := $(VENV)/.deps-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-rust test-python lint bench bench-l2 fuzz demo clean
+.PHONY: help dev ext k8s test test-rust test-python lint bench bench-l2 fuzz demo plan clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,7 +55,10 @@ bench-l2: dev ## The layer 2 wire figures alone (root): latency and flood, ours 
 fuzz: ## Run each packet fuzz target briefly
 	bash scripts/fuzz.sh
 
-demo: dev ## The main job: plan the seed's services against the seed's ConfigMap
+demo: dev k8s ## The main job (root): the seed end to end on this machine, failover included
+	$(VENV)/bin/metallb-py demo
+
+plan: dev ## Offline, no root: plan the seed's Services against the seed's ConfigMap
 	$(VENV)/bin/metallb-py config validate examples/seed/metallb-l2config.yaml
 	@# The fourth Service is meant to stay pending, which makes plan exit 1; anything worse fails the target.
 	$(VENV)/bin/metallb-py ipam plan --config examples/seed/metallb-l2config.yaml \

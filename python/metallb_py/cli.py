@@ -318,9 +318,17 @@ def _register_demo(groups: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "fetches both addresses from a client, kills the announcing node and shows the failover. Removes "
         "everything it made.",
     )
-    parser.add_argument("--keep-logs", metavar="DIR", help="copy the components' logs to DIR at the end")
+    # The flags live here, not in metallb_py.demo: importing it (and the API client) would slow every command.
     parser.add_argument(
-        "--prefix", default="mlbdemo", help="name prefix of the lab's network namespaces (default mlbdemo)"
+        "--keep-logs",
+        metavar="DIR",
+        help="write the logs of the controller, the speakers and the control plane here and keep them "
+        "(default: a temporary directory, kept only when the demo fails)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="mlbdemo",
+        help="name prefix of the lab's network namespaces: lowercase letters and digits (default mlbdemo)",
     )
     parser.set_defaults(handler=_demo)
 

@@ -33,7 +33,7 @@ from metallb_py.errors import MetalLBError
 from metallb_py.testing import FetchError, LabCluster, Probe
 from metallb_py.testing.netlab import EchoKind
 
-__all__ = ["SEED_CONFIGMAP", "add_arguments", "run"]
+__all__ = ["SEED_CONFIGMAP", "run"]
 
 # examples/seed/metallb-l2config.yaml, for installations without the examples directory.
 SEED_CONFIGMAP = """\
@@ -94,21 +94,6 @@ class _Terminal:
     def blank(self) -> None:
         self.out.write("\n")
         self.out.flush()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--keep-logs",
-        metavar="DIR",
-        type=Path,
-        help="write the logs of the controller, the speakers and the control plane here and keep them "
-        "(default: a temporary directory, kept only when the demo fails)",
-    )
-    parser.add_argument(
-        "--prefix",
-        default="mlbdemo",
-        help="name prefix of the lab's network namespaces: lowercase letters and digits (default mlbdemo)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:
