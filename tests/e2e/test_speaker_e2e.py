@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -337,3 +339,48 @@ def test_an_ipv6_pool_answers_ndp(kubernetes_binaries: None) -> None:
         assert cluster.lab.node_mac(owner).upper() in out.upper(), out
         cluster.kill_speaker(owner)
         assert answered_by(cluster, vip, other_than=owner) != owner
+
+
+def test_a_bad_configuration_changes_nothing(cluster: LabCluster, seed: dict[str, str]) -> None:
+    owner = answered_by(cluster, seed["lb-hname-svc"])
+    refused = count(cluster, owner, "configuration refused; the last good one stays in force")
+    broken = SEED_CONFIG.read_text().replace("192.168.1.11-192.168.1.13", "192.168.1.13-192.168.1.11")
+    cluster.kubectl("apply", "-f", "-", stdin=broken)
+    try:
+        cluster.wait_for(
+            lambda: (
+                count(cluster, owner, "configuration refused; the last good one stays in force") > refused
+            ),
+            WAIT,
+            "the speaker to refuse the configuration",
+        )
+        assert answered_by(cluster, seed["lb-hname-svc"]) == owner
+        assert cluster.announcer("default", "lb-hname-svc") == owner
+    finally:
+        cluster.kubectl("apply", "-f", str(SEED_CONFIG))
+
+
+def test_without_a_gossip_secret_the_speaker_says_what_to_do(cluster: LabCluster) -> None:
+    cluster.kubectl("create", "namespace", "no-secret")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "metallb_py.cli",
+            "speaker",
+            "--node-name=node1",
+            f"--kubeconfig={cluster.kubeconfig}",
+            "--namespace=no-secret",
+            f"--netns={cluster.lab.node_ns('node1')}",
+            "--metrics-port=0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "METALLB_ML_SECRET_KEY"},
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "no gossip secret" in done.stderr and "create secret generic memberlist" in done.stderr, (
+        done.stderr
+    )

@@ -155,6 +155,7 @@ class Speaker:
         self.membership: Membership | None = None
         self.links: list[Link] = []
         self.gossip_address: str | None = None
+        self.metrics_port: int | None = None
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._config_dirty = threading.Event()
@@ -189,6 +190,10 @@ class Speaker:
         o = self.options
         if self.options.metrics_port is not None:
             self.metrics_port = self.metrics.serve(o.metrics_port or 0, o.metrics_address)
+        # What the user must fix comes first: the secret and the gossip address, then the sockets.
+        secret = self._secret() if o.gossip else b""
+        if o.gossip:
+            self.gossip_address = self._gossip_address()
         self.links = read_links(o.netns)
         choice = eligible_interfaces(self.links)
         if not choice.interfaces:
@@ -200,9 +205,7 @@ class Speaker:
         self.responder = Responder(list(choice.interfaces), o.netns, busy_poll=o.busy_poll)
         self.responder.start()
         self.metrics.count_layer2(self.responder.stats)
-        if o.gossip:
-            secret = self._secret()
-            self.gossip_address = self._gossip_address()
+        if self.gossip_address is not None:
             self.membership = Membership(self.me, self.gossip_address, secret, netns=o.netns)
             self.membership.start()
             self._publish_lease()
@@ -236,9 +239,13 @@ class Speaker:
         self._stop.set()
         self._dirty.set()
         self._report_dirty.set()
+        # The worker first: no round may run once this member has left (alone in its view, it would claim
+        # every address).
+        for thread in self._threads[:1]:
+            thread.join(timeout)
         if self.membership is not None and graceful:
             self.membership.leave()
-        for thread in self._threads:
+        for thread in self._threads[1:]:
             thread.join(timeout)
         if self.responder is not None:
             self.responder.stop()
@@ -331,13 +338,13 @@ class Speaker:
         self._dirty.set()
 
     def _on_lease(self, change: Change) -> None:
-        if change.type == "DELETED" and change.key.endswith("/" + gossip_lease_name(self.me)):
-            if not self._stop.is_set() and self.gossip_address is not None:
-                log.warning("own gossip Lease deleted; publishing it again")
-                try:
-                    self._publish_lease()
-                except (ApiError, OSError) as exc:
-                    log.error("cannot publish the gossip Lease", extra={"error": str(exc)})
+        own = change.key.endswith("/" + gossip_lease_name(self.me))
+        if change.type == "DELETED" and own and not self._stop.is_set() and self.gossip_address is not None:
+            log.warning("own gossip Lease deleted; publishing it again")
+            try:
+                self._publish_lease()
+            except (ApiError, OSError) as exc:
+                log.error("cannot publish the gossip Lease", extra={"error": str(exc)})
         self._dirty.set()
 
     def _on_status(self, change: Change) -> None:
