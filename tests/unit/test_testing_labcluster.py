@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from metallb_py import demo
+from metallb_py.cli import build_parser
 from metallb_py.testing import LabCluster, LabClusterError, Probe
 from metallb_py.testing import labcluster as labcluster_module
 from metallb_py.testing.labcluster import (
@@ -163,9 +163,7 @@ def test_progress_lines_are_handed_on_whole() -> None:
 
 def test_demo_needs_root(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(demo.os, "geteuid", lambda: 1000)
-    parser = argparse.ArgumentParser()
-    demo.add_arguments(parser)
-    args = parser.parse_args([])
+    args = build_parser().parse_args(["demo"])
     assert args.prefix == "mlbdemo" and args.keep_logs is None
     assert demo.run(args) == 2
     assert "metallb-py demo needs root (network namespaces); run it with sudo" in capsys.readouterr().err
