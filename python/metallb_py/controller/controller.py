@@ -37,12 +37,11 @@ from metallb_py.controller.reconcile import (
     service_order,
 )
 from metallb_py.k8s.client import KubeClient
+from metallb_py.k8s.config_watch import CONFIGMAP_NAME, ConfigWatch
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
 from metallb_py.k8s.events import EventRecorder
 from metallb_py.k8s.leader import LeaderElector
 from metallb_py.k8s.resources import (
-    CONFIG_CRDS,
-    CONFIGMAPS,
     CONFIGURATION_STATES,
     NAMESPACES,
     SERVICES,
@@ -54,7 +53,6 @@ __all__ = ["CONFIGMAP_NAME", "Controller", "ControllerOptions"]
 
 log = logging.getLogger("metallb_py.controller")
 
-CONFIGMAP_NAME = "config"
 CONFIGURATION_STATE_NAME = "controller"
 _CONFIG_KEY = "@config"  # reload the configuration
 _RESYNC_KEY = "@resync"  # became leader: start from nothing
@@ -116,18 +114,8 @@ class Controller:
         timeout = options.watch_timeout
         self.services = Reflector(client, SERVICES, self._on_service, watch_timeout=timeout)
         self.namespaces = Reflector(client, NAMESPACES, self._on_namespace, watch_timeout=timeout)
-        self.configmaps = Reflector(
-            client,
-            CONFIGMAPS,
-            self._on_config,
-            namespace=ns,
-            field_selector=f"metadata.name={CONFIGMAP_NAME}",
-            watch_timeout=timeout,
-        )
-        self.crds = [
-            Reflector(client, r, self._on_config, namespace=ns, watch_timeout=timeout) for r in CONFIG_CRDS
-        ]
-        self.reflectors = [self.services, self.namespaces, self.configmaps, *self.crds]
+        self.config_watch = ConfigWatch(client, ns, self._on_config, watch_timeout=timeout)
+        self.reflectors = [self.services, self.namespaces, *self.config_watch.reflectors]
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         # Owned by the worker thread:
@@ -283,18 +271,12 @@ class Controller:
         log.info("leading: restoring state from the cluster", extra={"services": len(self.services.keys())})
         self._reload_config()
 
-    def _config_objects(self) -> list[dict[str, Any]]:
-        objects = list(self.configmaps.items())
-        for reflector in self.crds:
-            objects += sorted(reflector.items(), key=object_key)
-        return objects
-
     def _reload_config(self) -> None:
         if not self._synced:
             # A configuration change seen before the resync that starts every term as leader: that resync
             # loads the configuration itself, once it has complete copies to restore assignments from.
             return
-        objects = self._config_objects()
+        objects = self.config_watch.objects()
         outcome = self._config.apply(objects, self._allocator)
         self.metrics.set_config(loaded=outcome.loaded, stale=not outcome.loaded)
         self._write_configuration_state(outcome)

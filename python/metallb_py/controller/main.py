@@ -13,15 +13,18 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from metallb_py.controller.controller import Controller, ControllerOptions
 from metallb_py.controller.logs import configure_logging
-from metallb_py.k8s.client import connect
+from metallb_py.errors import MetalLBError
+from metallb_py.k8s.client import KubeClient, connect
 from metallb_py.k8s.errors import ApiError
 
-__all__ = ["default_identity", "default_namespace", "options_from_args", "run"]
+__all__ = ["default_identity", "default_namespace", "options_from_args", "run", "run_until_signalled"]
 
 log = logging.getLogger("metallb_py.controller")
 
@@ -61,31 +64,46 @@ def options_from_args(args: argparse.Namespace) -> ControllerOptions:
     )
 
 
+class Component(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     options = options_from_args(args)
+    return run_until_signalled(args, lambda client: Controller(client, options), log)
+
+
+def run_until_signalled(
+    args: argparse.Namespace, make: Callable[[KubeClient], Component], logger: logging.Logger
+) -> int:
+    """Connects (`--kubeconfig`, `--context`), starts what `make` builds, runs it until SIGTERM or SIGINT and
+    stops it. 1 when it cannot connect or start, with the reason logged."""
     try:
         client = connect(args.kubeconfig, context=args.context)
     except Exception as exc:  # the client raises several unrelated types for unusable configurations
-        log.error("cannot load the API client configuration", extra={"error": f"{type(exc).__name__}: {exc}"})
+        logger.error(
+            "cannot load the API client configuration", extra={"error": f"{type(exc).__name__}: {exc}"}
+        )
         return 1
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        logger.info("stopping", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    controller = Controller(client, options)
+    component = make(client)
     try:
-        controller.start()
-    except (ApiError, OSError) as exc:
-        log.error("cannot start", extra={"error": str(exc)})
-        controller.stop()
+        component.start()
+    except (MetalLBError, ApiError, OSError) as exc:
+        logger.error("cannot start", extra={"error": str(exc)})
+        component.stop()
         client.close()
         return 1
     stop.wait()
-    controller.stop()
+    component.stop()
     client.close()
     return 0

@@ -33,18 +33,16 @@ from metallb_py._core import Membership, Responder
 from metallb_py.config import Config, load_objects
 from metallb_py.errors import ConfigError, MetalLBError
 from metallb_py.k8s.client import KubeClient
+from metallb_py.k8s.config_watch import ConfigWatch
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
 from metallb_py.k8s.events import EventRecorder
 from metallb_py.k8s.resources import (
-    CONFIG_CRDS,
-    CONFIGMAPS,
     ENDPOINT_SLICES,
     LEASES,
     NODES,
     SECRETS,
     SERVICE_L2_STATUSES,
     SERVICES,
-    object_key,
 )
 from metallb_py.k8s.watch import Change, Reflector
 from metallb_py.speaker.election import (
@@ -76,7 +74,6 @@ __all__ = ["SECRET_ENV", "Speaker", "SpeakerError", "SpeakerOptions"]
 
 log = logging.getLogger("metallb_py.speaker")
 
-CONFIGMAP_NAME = "config"
 SECRET_ENV = "METALLB_ML_SECRET_KEY"
 SECRET_NAME = "memberlist"
 SECRET_KEY = "secretkey"
@@ -127,17 +124,7 @@ class Speaker:
         self.services = Reflector(client, SERVICES, self._on_change, watch_timeout=timeout)
         self.slices = Reflector(client, ENDPOINT_SLICES, self._on_change, watch_timeout=timeout)
         self.nodes = Reflector(client, NODES, self._on_change, watch_timeout=timeout)
-        self.configmaps = Reflector(
-            client,
-            CONFIGMAPS,
-            self._on_config,
-            namespace=ns,
-            field_selector=f"metadata.name={CONFIGMAP_NAME}",
-            watch_timeout=timeout,
-        )
-        self.crds = [
-            Reflector(client, r, self._on_config, namespace=ns, watch_timeout=timeout) for r in CONFIG_CRDS
-        ]
+        self.config_watch = ConfigWatch(client, ns, self._on_config, watch_timeout=timeout)
         self.leases = Reflector(
             client, LEASES, self._on_lease, namespace=ns, label_selector=f"{GOSSIP_LABEL}=true"
         )
@@ -146,8 +133,7 @@ class Speaker:
             self.services,
             self.slices,
             self.nodes,
-            self.configmaps,
-            *self.crds,
+            *self.config_watch.reflectors,
             self.leases,
             self.statuses,
         ]
@@ -157,6 +143,7 @@ class Speaker:
         self.gossip_address: str | None = None
         self.metrics_port: int | None = None
         self._stop = threading.Event()
+        self._stopped = False
         self._dirty = threading.Event()
         self._config_dirty = threading.Event()
         self._report_dirty = threading.Event()
@@ -235,7 +222,10 @@ class Speaker:
 
     def stop(self, *, graceful: bool = True, timeout: float = 5.0) -> None:
         """Stops announcing. `graceful`: tell the peers first, so they take over at once, and remove this
-        speaker's Lease; otherwise just stop (the peers detect it as they would a crash)."""
+        speaker's Lease; otherwise just stop (the peers detect it as they would a crash). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         self._dirty.set()
         self._report_dirty.set()
@@ -410,9 +400,7 @@ class Speaker:
         self.ready.set()
 
     def _reload_config(self) -> None:
-        objects = list(self.configmaps.items())
-        for reflector in self.crds:
-            objects += sorted(reflector.items(), key=object_key)
+        objects = self.config_watch.objects()
         if not objects:
             error = "no MetalLB configuration (ConfigMap config or metallb.io resources)"
         else:

@@ -49,7 +49,8 @@ from metallb_py.testing.controlplane import (
     DEFAULT_KUBERNETES_VERSION,
     KubernetesBinaries,
     LocalControlPlane,
-    _die_with_parent,
+    _Process,
+    _tail,
     default_cache_dir,
     ensure_kubernetes_binaries,
 )
@@ -220,23 +221,8 @@ def load_balancer_ips(service: Mapping[str, Any] | None) -> list[str]:
 # -- processes -----------------------------------------------------------------------------------------------
 
 
-class _Child:
-    """One process of the cluster (controller or speaker), its output appended to a log file."""
-
-    def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str]) -> None:
-        self.name = name
-        self.log = log
-        with log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=dict(env),
-                # Its own session, so a Ctrl-C reaches only Python, which stops the children in order.
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
-            )
+class _Child(_Process):
+    """One process of the cluster (controller or speaker), its output appended to a log file; see _Process."""
 
     def running(self) -> bool:
         return self.popen.poll() is None
@@ -260,11 +246,7 @@ class _Child:
             return None
 
     def tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return f"({self.log}: no log)"
-        return f"--- last lines of {self.log} ---\n" + "\n".join(text.splitlines()[-lines:])
+        return _tail(self.log, lines)
 
 
 class _ProgressLines(io.StringIO):
