@@ -203,6 +203,26 @@ def write_table(rows: Sequence[PlanRow], out: TextIO) -> None:
 # -- controller --------------------------------------------------------------------------------------
 
 
+def _add_cluster_flags(parser: argparse.ArgumentParser, lives: str, *, metrics_port: int) -> None:
+    """The flags every in-cluster command shares: API access, its namespace, metrics, logs."""
+    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster config)")
+    parser.add_argument("--context", help="kubeconfig context (default: its current context)")
+    parser.add_argument(
+        "--namespace",
+        help=f"where {lives} live (default: $METALLB_NAMESPACE, else the pod's namespace, else "
+        "metallb-system)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=metrics_port,
+        metavar="N",
+        help=f"0 disables (default {metrics_port})",
+    )
+    parser.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR", help="default 0.0.0.0")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
 def _register_controller(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = groups.add_parser(
         "controller",
@@ -210,20 +230,9 @@ def _register_controller(groups: argparse._SubParsersAction[argparse.ArgumentPar
         description="Watch Services and MetalLB's configuration and write each LoadBalancer Service's "
         "external IP. Runs until SIGTERM or SIGINT. Logs are JSON lines on standard error.",
     )
-    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster config)")
-    parser.add_argument("--context", help="kubeconfig context (default: its current context)")
-    parser.add_argument(
-        "--namespace",
-        help="where the configuration, Lease and ConfigurationState live (default: $METALLB_NAMESPACE, "
-        "else the pod's namespace, else metallb-system)",
-    )
     parser.add_argument(
         "--lb-class", metavar="CLASS", help="serve Services with this spec.loadBalancerClass (default: none)"
     )
-    parser.add_argument(
-        "--metrics-port", type=int, default=7472, metavar="N", help="0 disables (default 7472)"
-    )
-    parser.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR", help="default 0.0.0.0")
     parser.add_argument(
         "--leader-elect",
         action=argparse.BooleanOptionalAction,
@@ -236,7 +245,7 @@ def _register_controller(groups: argparse._SubParsersAction[argparse.ArgumentPar
     parser.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--watch-timeout", type=int, default=300, metavar="SECONDS", help=argparse.SUPPRESS)
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _add_cluster_flags(parser, "the configuration, Lease and ConfigurationState", metrics_port=7472)
     parser.set_defaults(handler=_controller)
 
 
@@ -261,13 +270,6 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
         "at once. Logs are JSON lines on standard error.",
     )
     parser.add_argument("--node-name", metavar="NAME", help="this node's name (default: $NODE_NAME)")
-    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster config)")
-    parser.add_argument("--context", help="kubeconfig context (default: its current context)")
-    parser.add_argument(
-        "--namespace",
-        help="where the configuration and the speakers' Leases live (default: $METALLB_NAMESPACE, else the "
-        "pod's namespace, else metallb-system)",
-    )
     parser.add_argument(
         "--netns",
         metavar="NAME",
@@ -292,11 +294,7 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
         help="announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers too",
     )
     parser.add_argument("--busy-poll", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--metrics-port", type=int, default=7473, metavar="N", help="0 disables (default 7473)"
-    )
-    parser.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR", help="default 0.0.0.0")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _add_cluster_flags(parser, "the configuration and the speakers' Leases", metrics_port=7473)
     parser.set_defaults(handler=_speaker)
 
 
