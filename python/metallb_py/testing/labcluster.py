@@ -651,13 +651,27 @@ class LabCluster:
     def wait_for_speakers(self, nodes: Sequence[str] | None = None, timeout: float = 60.0) -> None:
         """Waits until the speakers of `nodes` (default: every node) run and have published their gossip
         Lease. After a SIGKILL the dead speaker's Lease stays, so for a restarted speaker this only proves
-        that it runs."""
+        that it runs. Speakers without gossip (`--no-gossip` in speaker_args) publish no Lease: for them,
+        this waits until each has logged that it started."""
         wanted = set(self.nodes if nodes is None else nodes)
+        if "--no-gossip" in self._speaker_args:
+            self.wait_for(
+                lambda: all('"msg": "speaker started"' in self._read_log(n) for n in wanted),
+                timeout,
+                f"the speakers of {sorted(wanted)} to start",
+            )
+            return
 
         def missing() -> set[str]:
             return wanted - self._speaker_leases()
 
         self.wait_for(lambda: not missing(), timeout, f"the speakers' gossip Leases of {sorted(wanted)}")
+
+    def _read_log(self, node: str) -> str:
+        try:
+            return self.speaker_log(node).read_text(errors="replace")
+        except OSError:
+            return ""
 
     def _speaker_leases(self) -> set[str]:
         leases = self.client.list(LEASES, self.namespace, label_selector=SPEAKER_LEASE_LABEL).items
