@@ -354,11 +354,13 @@ class Speaker:
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            # Rounds are triggered by changes; the timeout also ends the settle wait and catches a missed
-            # isolation change.
-            self._dirty.wait(0.5)
+            # Rounds are triggered by changes (watches, gossip events); an idle speaker only wakes to end
+            # the settle wait or to catch an isolation change it was not told about.
+            changed = self._dirty.wait(0.5)
             if self._stop.is_set():
                 return
+            if not changed and self._settled and not self._isolation_changed():
+                continue
             self._dirty.clear()
             try:
                 self._round()
@@ -366,6 +368,9 @@ class Speaker:
                 log.exception("election round failed; retrying")
                 time.sleep(0.5)
                 self._dirty.set()
+
+    def _isolation_changed(self) -> bool:
+        return self.membership is not None and self.membership.isolated() != self._isolated
 
     def _synced(self) -> bool:
         return all(r.synced.is_set() or r.missing for r in self.reflectors)
