@@ -37,6 +37,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _measure import cpu_load, percentile  # noqa: E402
 from netns._gossip_lab import SECRET, GossipLab, gossip_lab  # type: ignore[import-not-found]  # noqa: E402
 from netns._lab import lab  # type: ignore[import-not-found]  # noqa: E402
 
@@ -197,25 +198,6 @@ def cluster() -> Iterator[Cluster]:
                 agent.finish(signal.SIGKILL)
 
 
-@contextmanager
-def cpu_load() -> Iterator[int]:
-    """One busy-looping process per CPU (or METALLB_PY_GOSSIP_HOGS), like `stress --cpu N`."""
-    count = int(os.environ.get("METALLB_PY_GOSSIP_HOGS", "0")) or os.cpu_count() or 1
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    try:
-        yield count
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
 def measure_kills(the_cluster: Cluster, rounds: int) -> dict[str, Any]:
     first: list[float] = []
     last: list[float] = []
@@ -262,7 +244,7 @@ def test_detection_time_idle(figures: dict[str, float]) -> None:
 
 
 def test_detection_time_loaded(figures: dict[str, float]) -> None:
-    with cluster() as the_cluster, cpu_load():
+    with cluster() as the_cluster, cpu_load("METALLB_PY_GOSSIP_HOGS"):
         measured = measure_kills(the_cluster, KILLS)
     print("\n" + detection_figures("gossip detection loaded", measured, figures))
 
@@ -306,7 +288,7 @@ def test_isolation_window(figures: dict[str, float]) -> None:
 
 @pytest.mark.timeout(LOAD_SECONDS + 120)
 def test_false_positives_under_load(figures: dict[str, float]) -> None:
-    with cluster() as the_cluster, cpu_load() as hogs:
+    with cluster() as the_cluster, cpu_load("METALLB_PY_GOSSIP_HOGS") as hogs:
         started = time.monotonic()
         time.sleep(LOAD_SECONDS)
         ran = time.monotonic() - started
