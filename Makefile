@@ -46,7 +46,7 @@ lint: dev ## cargo fmt/clippy, ruff, mypy --strict, stubtest, import contracts
 	$(PY) -m mypy.stubtest metallb_py._core
 	$(VENV)/bin/lint-imports
 
-bench: dev ## Run the benchmarks and print figures with ratios against their baselines
+bench: dev k8s ## Run the benchmarks and print figures with ratios against their baselines
 	$(PY) -m pytest benches -p no:cacheprovider --benchmark-columns=median,ops,rounds
 
 bench-l2: dev ## The layer 2 wire figures alone (root): latency and flood, ours vs the kernel

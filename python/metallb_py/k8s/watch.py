@@ -203,6 +203,8 @@ class Reflector:
                 # A watch can resume from the last version; a failed list starts over.
                 self._stop.wait(delay)
             except Exception:
+                if self._stop.is_set():
+                    return  # stop() closed the stream under the reading thread: not an error
                 log.exception("unexpected error in list/watch", extra={"resource": self.name})
                 need_list = True
                 self._stop.wait(self._backoff.next())

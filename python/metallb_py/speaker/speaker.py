@@ -419,7 +419,10 @@ class Speaker:
                 self._config, self._config_error = config, None
                 return
         if error != self._config_error:
-            log.error(
+            # No configuration yet is a normal first state (installed before configured); a bad one is not.
+            level = logging.WARNING if not objects else logging.ERROR
+            log.log(
+                level,
                 "configuration refused; the last good one stays in force",
                 extra={"error": error, "in_force": self._config is not None},
             )
@@ -517,10 +520,23 @@ class Speaker:
                 continue
             try:
                 self._write_statuses()
+            except (ConflictError, NotFoundError) as exc:
+                # Another speaker changed or removed the object meanwhile (a hand-over): read it afresh and
+                # decide again at once.
+                log.debug("ServiceL2Status changed meanwhile; again", extra={"error": str(exc)})
+                self._refresh_statuses()
+                self._report_dirty.set()
             except (ApiError, OSError) as exc:
                 log.warning("cannot write ServiceL2Status; retrying", extra={"error": str(exc)})
                 self._stop.wait(1.0)
                 self._report_dirty.set()
+
+    def _refresh_statuses(self) -> None:
+        """Puts the API's current ServiceL2Status objects into the watched copy (a write lost a race; the
+        watch may not have caught up yet)."""
+        for obj in self.client.list(SERVICE_L2_STATUSES, self.options.namespace).items:
+            self.statuses.observe(obj)
+        self._stop.wait(0.05)  # whatever is still in flight lands before the next attempt
 
     def _wanted(self) -> dict[str, tuple[str, ...]]:
         with self._lock:
