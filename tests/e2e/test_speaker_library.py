@@ -142,3 +142,29 @@ def test_without_gossip_node_readiness_decides(kubernetes_binaries: None) -> Non
             lambda: (node := cluster.announcer("default", "web")) != owner and node, WAIT, "a new announcer"
         )
         cluster.wait_for(lambda: cluster.lab.fetch(vip, timeout=0.5) == (200, f"{new}\n"), WAIT, "the move")
+
+
+def test_a_lone_survivor_announces_once_the_dead_stop_renewing(kubernetes_binaries: None) -> None:
+    """Every other speaker crashes: the survivor hears nobody, as if it were cut off, and withdraws; once
+    the dead speakers' Leases have gone unrenewed for the lease duration (6 s) while its own renews, it no
+    longer expects them and announces everything."""
+    with LabCluster(("node1", "node2"), "control-plane", prefix="mlblone") as cluster:
+        cluster.kubectl("apply", "-f", str(SEED_CONFIG))
+        vips = [lb_service(cluster, name) for name in ("a", "b", "c")]
+        for name, vip in zip("abc", vips, strict=True):
+            cluster.publish_endpoints("default", name)
+            cluster.lab.serve(vip, "hname")
+        for name in "abc":
+            cluster.wait_for(lambda n=name: cluster.announcer("default", n), WAIT, f"an announcer of {name}")  # type: ignore[misc]
+        for node in ("node2", "control-plane"):
+            cluster.kill_speaker(node)
+            cluster.lab.kill_link(node)
+        log = cluster.speaker_log("node1")
+        cluster.wait_for(
+            lambda: "cut off from every peer" in log.read_text(), WAIT, "node1 to see itself alone"
+        )
+        cluster.wait_for(
+            lambda: "hearing peers again" in log.read_text(), WAIT, "node1 to stop expecting them"
+        )
+        for vip in vips:
+            cluster.wait_for(lambda v=vip: cluster.lab.fetch(v, timeout=0.5) == (200, "node1\n"), WAIT, vip)  # type: ignore[misc]

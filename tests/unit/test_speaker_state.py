@@ -13,6 +13,7 @@ from metallb_py._core import Pool
 from metallb_py.config.model import Config
 from metallb_py.speaker.election import Decision, Endpoint
 from metallb_py.speaker.state import (
+    PeerLeases,
     endpoint_slice_from_api,
     gossip_address,
     gossip_lease,
@@ -159,3 +160,33 @@ def test_plan_announces_exactly_what_it_won(
     assert todo.withdraw == before - won
     for ip, (ifaces, services) in todo.announce.items():
         assert ifaces == interfaces[ip] and services == (f"ns/{ip}",)
+
+
+def lease(node: str, renewed: str, address: str = "198.51.100.9:7946") -> dict[str, Any]:
+    obj = gossip_lease(node, "ns", address, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    obj["spec"]["renewTime"] = renewed
+    return obj
+
+
+def test_peer_leases_expire_on_this_clock_only_while_the_api_answers() -> None:
+    peers = PeerLeases(duration=6.0)
+    peers.observe(lease("a", "t1", "198.51.100.1:7946"), now=100.0)
+    peers.observe(lease("b", "t1", "198.51.100.2:7946"), now=100.0)
+    peers.observe(lease("b", "t1", "198.51.100.2:7946"), now=104.0)  # unchanged: not a renewal
+    peers.observe(lease("a", "t2", "198.51.100.1:7946"), now=104.0)  # renewed
+    assert peers.expected(105.0, api_healthy=True) == {"a": "198.51.100.1:7946", "b": "198.51.100.2:7946"}
+    # b stopped renewing 6 s ago (by this clock, whatever its timestamps say): no longer expected.
+    assert peers.expected(106.0, api_healthy=True) == {"a": "198.51.100.1:7946"}
+    # Cut off from the API too, every Lease looks stale: keep expecting everyone (stay isolated).
+    assert set(peers.expected(1000.0, api_healthy=False)) == {"a", "b"}
+    # A new address is a change too; a deleted Lease is forgotten.
+    peers.observe(lease("b", "t1", "198.51.100.22:7946"), now=107.0)
+    assert peers.expected(107.0, api_healthy=True)["b"] == "198.51.100.22:7946"
+    peers.forget("b")
+    peers.observe({"metadata": {"name": "not-a-speaker-lease"}}, now=107.0)
+    assert set(peers.expected(107.0, api_healthy=True)) == {"a"}
+
+
+def test_gossip_lease_carries_its_duration() -> None:
+    obj = gossip_lease("n", "ns", "198.51.100.1:7946", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 5.5)
+    assert obj["spec"]["leaseDurationSeconds"] == 6

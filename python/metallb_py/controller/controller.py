@@ -174,6 +174,12 @@ class Controller:
         self.metrics.close()
         log.info("controller stopped", extra={"identity": self.options.identity})
 
+    def healthy(self) -> str | None:
+        """None while the worker runs; else why not."""
+        if self._worker is not None and not self._worker.is_alive() and not self._stop.is_set():
+            return "the controller's worker thread ended"
+        return None
+
     def is_leader(self) -> bool:
         if self._stop.is_set():
             return False

@@ -67,6 +67,8 @@ def options_from_args(args: argparse.Namespace) -> ControllerOptions:
 class Component(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def healthy(self) -> str | None:
+        """None while it works; else what broke (the process then exits with status 1)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,7 +105,12 @@ def run_until_signalled(
         component.stop()
         client.close()
         return 1
-    stop.wait()
+    broken = None
+    while not stop.wait(1.0):
+        broken = component.healthy()
+        if broken is not None:
+            logger.error("stopping: a part of it stopped working", extra={"error": broken})
+            break
     component.stop()
     client.close()
-    return 0
+    return 0 if broken is None else 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -47,6 +48,7 @@ from metallb_py.k8s.resources import (
 from metallb_py.k8s.watch import Change, Reflector
 from metallb_py.speaker.election import (
     Decision,
+    L2Service,
     Link,
     announcers,
     eligible_interfaces,
@@ -57,6 +59,7 @@ from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.state import (
     GOSSIP_LABEL,
     GOSSIP_PORT,
+    PeerLeases,
     endpoint_slice_from_api,
     gossip_address,
     gossip_lease,
@@ -65,6 +68,7 @@ from metallb_py.speaker.state import (
     l2_service_from_api,
     l2_status,
     l2_status_name,
+    lease_stamp,
     node_from_api,
     peer_from_lease,
     plan,
@@ -100,6 +104,10 @@ class SpeakerOptions:
     watch_timeout: int = 300
     ignore_exclude_label: bool = False
     busy_poll: float = 0.0
+    # The gossip Lease is renewed every `lease_renew` seconds; a peer whose Lease has not changed for
+    # `lease_duration` seconds is no longer expected (see state.PeerLeases).
+    lease_renew: float = 2.0
+    lease_duration: float = 6.0
 
 
 class Speaker:
@@ -154,12 +162,16 @@ class Speaker:
         self._config_error: str | None = None
         self._peers: list[str] | None = None
         self._settled = False
-        self._started_at = 0.0
+        self._settle_from: float | None = None  # when the peers were first known
+        # Shared with the lease and reflector threads (under _lock):
+        self._peer_leases = PeerLeases(options.lease_duration)
+        self._last_renewed = 0.0
         self._isolated = False
         # Shared with the reporter (under _lock): address -> (interfaces, Services) announced now.
         self._announced: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.rounds = 0
         self._assigned: set[str] = set()  # reporter: Services it has claimed since it began announcing them
+        self._takeovers: dict[str, tuple[float, float]] = {}  # reporter: Service -> (not before, backoff)
         self.ready = threading.Event()  # for callers: settled, the first round is done
 
     # -- life cycle ------------------------------------------------------------------------------------------
@@ -199,11 +211,11 @@ class Speaker:
         self.events.start()
         for reflector in self.reflectors:
             reflector.start()
-        self._started_at = time.monotonic()
         self._spawn(self._work, "speaker-worker")
         self._spawn(self._report, "speaker-reporter")
         if self.membership is not None:
             self._spawn(self._pump, "speaker-gossip-events")
+            self._spawn(self._renew, "speaker-lease")
         log.info(
             "speaker started",
             extra={
@@ -235,10 +247,11 @@ class Speaker:
             thread.join(timeout)
         if self.membership is not None and graceful:
             self.membership.leave()
-        for thread in self._threads[1:]:
-            thread.join(timeout)
+        # At once: the peers are taking over now, and the other threads may be in an API call.
         if self.responder is not None:
             self.responder.stop()
+        for thread in self._threads[1:]:
+            thread.join(timeout)
         if self.membership is not None:
             self.membership.stop()
         if graceful and self.gossip_address is not None:
@@ -250,6 +263,18 @@ class Speaker:
             reflector.stop()
         self.metrics.close()
         log.info("speaker stopped", extra={"node": self.me, "graceful": graceful})
+
+    def healthy(self) -> str | None:
+        """None while every part runs; else what stopped (the responder's or the gossip's thread, or one of
+        the speaker's own): a speaker that still wins elections but can no longer answer must go."""
+        if self._stop.is_set():
+            return None
+        if self.responder is not None and not self.responder.running:
+            return "the layer 2 responder stopped"
+        if self.membership is not None and not self.membership.running:
+            return "the gossip member stopped"
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        return f"threads ended: {', '.join(dead)}" if dead else None
 
     # -- start-up helpers ------------------------------------------------------------------------------------
 
@@ -300,13 +325,38 @@ class Speaker:
     def _publish_lease(self) -> None:
         assert self.gossip_address is not None
         ns = self.options.namespace
-        body = gossip_lease(self.me, ns, self.gossip_address, _dt.datetime.now(_dt.UTC))
+        body = gossip_lease(
+            self.me, ns, self.gossip_address, _dt.datetime.now(_dt.UTC), self.options.lease_duration
+        )
         try:
             self.client.create(LEASES, body, ns)
         except ConflictError:  # already exists (a restart): take it over with the new address
             current = self.client.get(LEASES, body["metadata"]["name"], ns)
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             self.client.replace(LEASES, body["metadata"]["name"], body, ns)
+        with self._lock:
+            self._last_renewed = time.monotonic()
+
+    def _renew(self) -> None:
+        """Renews the gossip Lease while the speaker runs (peers stop expecting a speaker that stops)."""
+        ns, name = self.options.namespace, gossip_lease_name(self.me)
+        while not self._stop.wait(self.options.lease_renew):
+            patch = {"spec": {"renewTime": lease_stamp(_dt.datetime.now(_dt.UTC))}}
+            try:
+                self.client.patch(LEASES, name, patch, ns)
+            except NotFoundError:
+                with contextlib.suppress(ApiError, OSError):
+                    self._publish_lease()
+                continue
+            except (ApiError, OSError) as exc:
+                log.warning("cannot renew the gossip Lease", extra={"error": str(exc)})
+                continue
+            with self._lock:
+                self._last_renewed = time.monotonic()
+
+    def _api_healthy(self, now: float) -> bool:
+        with self._lock:
+            return now - self._last_renewed < self.options.lease_duration
 
     def _delete_own(self, resource: Any, name: str) -> None:
         try:
@@ -328,6 +378,13 @@ class Speaker:
         self._dirty.set()
 
     def _on_lease(self, change: Change) -> None:
+        with self._lock:
+            if change.type == "DELETED":
+                peer = peer_from_lease(change.obj)
+                if peer is not None:
+                    self._peer_leases.forget(peer[0])
+            else:
+                self._peer_leases.observe(change.obj, time.monotonic())
         own = change.key.endswith("/" + gossip_lease_name(self.me))
         if change.type == "DELETED" and own and not self._stop.is_set() and self.gossip_address is not None:
             log.warning("own gossip Lease deleted; publishing it again")
@@ -359,7 +416,7 @@ class Speaker:
             changed = self._dirty.wait(0.5)
             if self._stop.is_set():
                 return
-            if not changed and self._settled and not self._isolation_changed():
+            if not changed and self._settled and not self._isolation_changed() and not self._peers_changed():
                 continue
             self._dirty.clear()
             try:
@@ -369,11 +426,22 @@ class Speaker:
                 time.sleep(0.5)
                 self._dirty.set()
 
+    def _expected_peers(self) -> list[str]:
+        now = time.monotonic()
+        healthy = self._api_healthy(now)
+        with self._lock:
+            expected = self._peer_leases.expected(now, api_healthy=healthy)
+        return sorted(address for node, address in expected.items() if node != self.me)
+
+    def _peers_changed(self) -> bool:
+        return self.membership is not None and self._expected_peers() != self._peers
+
     def _isolation_changed(self) -> bool:
         return self.membership is not None and self.membership.isolated() != self._isolated
 
     def _synced(self) -> bool:
-        return all(r.synced.is_set() or r.missing for r in self.reflectors)
+        # The ServiceL2Status watch is the reporter's: announcing never waits for it.
+        return all(r.synced.is_set() or r.missing for r in self.reflectors if r is not self.statuses)
 
     def _round(self) -> None:
         if not self._synced():
@@ -399,8 +467,12 @@ class Speaker:
                 log.warning("cut off from every peer: withdrawing every address until one is heard again")
             else:
                 log.info("hearing peers again: announcing")
-        decisions = {} if isolated or self._config is None else self._elect(live)
-        self._apply(decisions)
+        config = self._config
+        services = (
+            [s for obj in self.services.items() if (s := l2_service_from_api(obj, config))] if config else []
+        )
+        decisions = {} if isolated or config is None else self._elect(services, live)
+        self._apply(decisions, services)
         self.rounds += 1
         self.ready.set()
 
@@ -429,19 +501,22 @@ class Speaker:
         self._config_error = error
 
     def _update_peers(self, membership: Membership) -> None:
-        peers = sorted(
-            {address for obj in self.leases.items() if (peer := peer_from_lease(obj)) for address in peer[1:]}
-        )
+        peers = self._expected_peers()
         if peers != self._peers:
+            if self._peers is not None:
+                gone, new = sorted(set(self._peers) - set(peers)), sorted(set(peers) - set(self._peers))
+                log.info("expected peers changed", extra={"no_longer": gone, "new": new})
             membership.set_peers(peers)
             self._peers = peers
+        if self._settle_from is None:
+            self._settle_from = time.monotonic()
 
     def _settle(self, membership: Membership) -> bool:
         # Every node may run a speaker that is starting too (a cold start of the whole cluster): wait for
         # each Node to show up in the gossip, or for the settle time.
         expected = set(self.nodes.keys()) - {self.me}
         alive = set(membership.alive())
-        waited = time.monotonic() - self._started_at
+        waited = time.monotonic() - (self._settle_from or time.monotonic())
         if expected <= alive or waited >= self.options.settle_timeout:
             self._settled = True
             log.info(
@@ -455,10 +530,9 @@ class Speaker:
             return True
         return False
 
-    def _elect(self, live: set[str] | None) -> dict[str, Decision]:
+    def _elect(self, services: list[L2Service], live: set[str] | None) -> dict[str, Decision]:
         config = self._config
         assert config is not None
-        services = [s for obj in self.services.items() if (s := l2_service_from_api(obj, config))]
         slices = [e for obj in self.slices.items() if (e := endpoint_slice_from_api(obj))]
         nodes = [node_from_api(obj) for obj in self.nodes.items()]
         return announcers(
@@ -470,7 +544,7 @@ class Speaker:
             ignore_exclude_label=self.options.ignore_exclude_label,
         )
 
-    def _apply(self, decisions: dict[str, Decision]) -> None:
+    def _apply(self, decisions: dict[str, Decision], services: list[L2Service]) -> None:
         responder = self.responder
         assert responder is not None
         config = self._config
@@ -478,7 +552,10 @@ class Speaker:
         interfaces: dict[str, tuple[str, ...]] = {}
         if config is not None and me_obj is not None:
             me = node_from_api(me_obj)
-            pools_by_ip = _pools_by_ip(self.services.items(), config)
+            pools_by_ip: dict[str, set[str]] = {}
+            for svc in services:
+                for ip in svc.ips:
+                    pools_by_ip.setdefault(ip, set()).add(svc.pool)
             for ip, decision in decisions.items():
                 if decision.node == self.me:
                     choice = interfaces_for(me, pools_by_ip.get(ip, ()), config.l2_advertisements, self.links)
@@ -489,12 +566,12 @@ class Speaker:
         for ip in sorted(todo.withdraw):
             responder.withdraw(ip)
             log.info("withdrawn", extra={"ip": ip, "node": self.me, "services": list(current[ip][1])})
-        for ip, (ifaces, services) in sorted(todo.announce.items()):
+        for ip, (ifaces, keys) in sorted(todo.announce.items()):
             if current.get(ip, ((), ()))[0] != ifaces:
                 responder.announce(ip, list(ifaces))
                 log.info(
                     "announcing",
-                    extra={"ip": ip, "node": self.me, "interfaces": list(ifaces), "services": list(services)},
+                    extra={"ip": ip, "node": self.me, "interfaces": list(ifaces), "services": list(keys)},
                 )
         with self._lock:
             changed = self._announced != todo.announce
@@ -519,17 +596,25 @@ class Speaker:
             if not self.statuses.synced.is_set() or not self.ready.is_set():
                 continue
             try:
-                self._write_statuses()
-            except (ConflictError, NotFoundError) as exc:
-                # Another speaker changed or removed the object meanwhile (a hand-over): read it afresh and
-                # decide again at once.
-                log.debug("ServiceL2Status changed meanwhile; again", extra={"error": str(exc)})
-                self._refresh_statuses()
-                self._report_dirty.set()
-            except (ApiError, OSError) as exc:
-                log.warning("cannot write ServiceL2Status; retrying", extra={"error": str(exc)})
+                self._report_once()
+            except Exception:
+                log.exception("ServiceL2Status reporting failed; retrying")
                 self._stop.wait(1.0)
                 self._report_dirty.set()
+
+    def _report_once(self) -> None:
+        try:
+            self._write_statuses()
+        except (ConflictError, NotFoundError) as exc:
+            # Another speaker changed or removed the object meanwhile (a hand-over): read it afresh and
+            # decide again at once.
+            log.debug("ServiceL2Status changed meanwhile; again", extra={"error": str(exc)})
+            self._refresh_statuses()
+            self._report_dirty.set()
+        except (ApiError, OSError) as exc:
+            log.warning("cannot write ServiceL2Status; retrying", extra={"error": str(exc)})
+            self._stop.wait(1.0)
+            self._report_dirty.set()
 
     def _refresh_statuses(self) -> None:
         """Puts the API's current ServiceL2Status objects into the watched copy (a write lost a race; the
@@ -557,7 +642,14 @@ class Speaker:
             previous = ((current or {}).get("status") or {}).get("node")
             if current is not None and previous not in (None, self.me):
                 # Another node's claim (it died or lost the election): status.node is immutable, so the
-                # object is replaced.
+                # object is replaced; at once the first time, then backing off, so two nodes that both
+                # announce (a partition) do not replace each other's claim in a tight loop.
+                now = time.monotonic()
+                not_before, delay = self._takeovers.get(service, (0.0, 0.0))
+                if now < not_before:
+                    continue
+                delay = min(max(2 * delay, 0.5), 30.0)
+                self._takeovers[service] = (now + delay, delay)
                 self._delete_own(SERVICE_L2_STATUSES, name)
                 current = None
             if current is None:
@@ -584,6 +676,7 @@ class Speaker:
                     self.events.record(svc, "Normal", NODE_ASSIGNED, message)
             self._assigned.add(service)
         self._assigned &= wanted.keys()
+        self._takeovers = {k: v for k, v in self._takeovers.items() if k in wanted}
         for obj in self.statuses.items():
             status = obj.get("status") or {}
             key = f"{status.get('serviceNamespace')}/{status.get('serviceName')}"
@@ -595,16 +688,6 @@ class Speaker:
         for obj in self.statuses.items():
             if (obj.get("status") or {}).get("node") == self.me:
                 self._delete_own(SERVICE_L2_STATUSES, obj["metadata"]["name"])
-
-
-def _pools_by_ip(services: list[dict[str, Any]], config: Config) -> dict[str, set[str]]:
-    pools: dict[str, set[str]] = {}
-    for obj in services:
-        svc = l2_service_from_api(obj, config)
-        if svc is not None:
-            for ip in svc.ips:
-                pools.setdefault(ip, set()).add(svc.pool)
-    return pools
 
 
 def _first_global_address(netns: str | None) -> str | None:

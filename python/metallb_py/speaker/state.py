@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import ipaddress
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "GOSSIP_LABEL",
     "GOSSIP_PORT",
     "SERVICE_NAME_LABEL",
+    "PeerLeases",
     "Plan",
     "endpoint_slice_from_api",
     "gossip_address",
@@ -39,6 +41,7 @@ __all__ = [
     "l2_service_from_api",
     "l2_status",
     "l2_status_name",
+    "lease_stamp",
     "node_from_api",
     "peer_from_lease",
     "plan",
@@ -172,10 +175,17 @@ def gossip_lease_name(node: str) -> str:
     return f"metallb-py-speaker-{node}"
 
 
-def gossip_lease(node: str, namespace: str, address: str, now: _dt.datetime) -> dict[str, Any]:
-    """The Lease a speaker publishes its gossip address in (held by its node, never expiring by itself:
-    the gossip decides who is alive; the Lease only says where to ask)."""
-    stamp = now.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def lease_stamp(now: _dt.datetime) -> str:
+    """A Lease's MicroTime."""
+    return now.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def gossip_lease(
+    node: str, namespace: str, address: str, now: _dt.datetime, duration: float = 6.0
+) -> dict[str, Any]:
+    """The Lease a speaker publishes its gossip address in, renewed while it runs. The gossip decides who is
+    alive; the Lease says where to ask, and whom to expect (see PeerLeases)."""
+    stamp = lease_stamp(now)
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -185,7 +195,12 @@ def gossip_lease(node: str, namespace: str, address: str, now: _dt.datetime) -> 
             "labels": {GOSSIP_LABEL: "true"},
             "annotations": {GOSSIP_ADDRESS_ANNOTATION: address},
         },
-        "spec": {"holderIdentity": node, "acquireTime": stamp, "renewTime": stamp},
+        "spec": {
+            "holderIdentity": node,
+            "acquireTime": stamp,
+            "renewTime": stamp,
+            "leaseDurationSeconds": max(1, math.ceil(duration)),
+        },
     }
 
 
@@ -204,6 +219,43 @@ def peer_from_lease(obj: Mapping[str, Any]) -> tuple[str, str] | None:
     except ValueError:
         return None
     return str(node), str(address)
+
+
+class PeerLeases:
+    """Whom a speaker expects to hear in the gossip: the speakers whose Leases are renewed.
+
+    A peer's Lease counts while it changed less than `duration` seconds ago on this speaker's own clock
+    (`observe` is called with time.monotonic(); the Lease's timestamps come from other clocks and are only
+    compared for change, as client-go's leader election does). A crashed speaker stops renewing, so after
+    `duration` the survivors stop expecting it: a lone survivor is then no longer "cut off" and announces.
+    Only while this speaker can renew its own Lease, though (`api_healthy`): one cut off from the API as well
+    sees every Lease go stale, and must keep expecting its peers rather than announce beside them.
+    """
+
+    def __init__(self, duration: float) -> None:
+        self.duration = duration
+        self._seen: dict[str, tuple[str, str, float]] = {}  # node -> (address, renewTime, observed at)
+
+    def observe(self, obj: Mapping[str, Any], now: float) -> None:
+        peer = peer_from_lease(obj)
+        if peer is None:
+            return
+        node, address = peer
+        renewed = str((obj.get("spec") or {}).get("renewTime") or "")
+        known = self._seen.get(node)
+        if known is None or known[:2] != (address, renewed):
+            self._seen[node] = (address, renewed, now)
+
+    def forget(self, node: str) -> None:
+        self._seen.pop(node, None)
+
+    def expected(self, now: float, *, api_healthy: bool) -> dict[str, str]:
+        """node -> gossip address of the peers to expect."""
+        return {
+            node: address
+            for node, (address, _, seen) in sorted(self._seen.items())
+            if not api_healthy or now - seen < self.duration
+        }
 
 
 # -- what to announce ----------------------------------------------------------------------------------------
