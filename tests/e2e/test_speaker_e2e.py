@@ -222,7 +222,8 @@ def test_a_cut_link_moves_the_vip_and_the_cut_node_stops_announcing(
         )
     finally:
         cluster.lab.restore_link(old)
-    cluster.wait_for(lambda: count(cluster, old, "hearing peers again: announcing") > 0, WAIT, "the merge")
+    back = "no longer cut off: settling before announcing"
+    cluster.wait_for(lambda: count(cluster, old, back) > 0, WAIT, "the merge")
     # One owner again: answers come from one node, the one the ServiceL2Status names.
     owner = answered_by(cluster, vip)
     cluster.wait_for(lambda: cluster.announcer("default", "lb-hname-svc") == owner, WAIT, "agreement")

@@ -163,6 +163,7 @@ class Speaker:
         self._peers: list[str] | None = None
         self._settled = False
         self._settle_from: float | None = None  # when the peers were first known
+        self._resettling = False  # settling again after a cut
         # Shared with the lease and reflector threads (under _lock):
         self._peer_leases = PeerLeases(options.lease_duration)
         self._last_renewed = 0.0
@@ -426,12 +427,17 @@ class Speaker:
                 time.sleep(0.5)
                 self._dirty.set()
 
-    def _expected_peers(self) -> list[str]:
+    def _expected(self) -> dict[str, str]:
+        """node -> gossip address of the peers to expect now (this node excluded)."""
         now = time.monotonic()
         healthy = self._api_healthy(now)
         with self._lock:
             expected = self._peer_leases.expected(now, api_healthy=healthy)
-        return sorted(address for node, address in expected.items() if node != self.me)
+        expected.pop(self.me, None)
+        return expected
+
+    def _expected_peers(self) -> list[str]:
+        return sorted(self._expected().values())
 
     def _peers_changed(self) -> bool:
         return self.membership is not None and self._expected_peers() != self._peers
@@ -452,6 +458,13 @@ class Speaker:
         membership = self.membership
         if membership is not None:
             self._update_peers(membership)
+            if self._isolated and not membership.isolated():
+                # Back from a cut: its view may still be partial, and a partial view would claim (and
+                # gratuitously announce) addresses their owners keep. Settle again first.
+                self._isolated = False
+                self.metrics.isolated.set(0)
+                log.info("no longer cut off: settling before announcing")
+                self._settled, self._settle_from, self._resettling = False, time.monotonic(), True
             if not self._settled and not self._settle(membership):
                 return
             live: set[str] | None = set(membership.alive())
@@ -465,8 +478,6 @@ class Speaker:
             self.metrics.isolated.set(1 if isolated else 0)
             if isolated:
                 log.warning("cut off from every peer: withdrawing every address until one is heard again")
-            else:
-                log.info("hearing peers again: announcing")
         config = self._config
         services = (
             [s for obj in self.services.items() if (s := l2_service_from_api(obj, config))] if config else []
@@ -513,12 +524,14 @@ class Speaker:
 
     def _settle(self, membership: Membership) -> bool:
         # Every node may run a speaker that is starting too (a cold start of the whole cluster): wait for
-        # each Node to show up in the gossip, or for the settle time.
-        expected = set(self.nodes.keys()) - {self.me}
+        # each Node to show up in the gossip, or for the settle time. Back from a cut, the speakers that
+        # renew their Leases are those to wait for.
+        nodes = set(self.nodes.keys()) - {self.me}
+        expected = nodes & set(self._expected()) if self._resettling else nodes
         alive = set(membership.alive())
         waited = time.monotonic() - (self._settle_from or time.monotonic())
         if expected <= alive or waited >= self.options.settle_timeout:
-            self._settled = True
+            self._settled, self._resettling = True, False
             log.info(
                 "joined the speakers",
                 extra={
