@@ -293,6 +293,11 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers too",
     )
+    parser.add_argument(
+        "--lb-class",
+        metavar="CLASS",
+        help="announce Services with this spec.loadBalancerClass (default: none)",
+    )
     parser.add_argument("--busy-poll", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS)
     _add_cluster_flags(parser, "the configuration and the speakers' Leases", metrics_port=7473)
     parser.set_defaults(handler=_speaker)

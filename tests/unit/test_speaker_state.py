@@ -113,6 +113,13 @@ def test_services_that_are_not_ours(svc: dict[str, Any]) -> None:
     assert l2_service_from_api(svc, CONFIG) is None
 
 
+def test_load_balancer_class_as_the_controller_serves_it() -> None:
+    classed = service(["192.168.1.11"], loadBalancerClass="example.com/other")
+    assert l2_service_from_api(classed, CONFIG) is None
+    assert l2_service_from_api(classed, CONFIG, "example.com/other") is not None
+    assert l2_service_from_api(service(["192.168.1.11"]), CONFIG, "example.com/other") is None
+
+
 def test_gossip_lease_round_trip() -> None:
     lease = gossip_lease(
         "node1", "metallb-system", gossip_address("2001:db8::1"), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)

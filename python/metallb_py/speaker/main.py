@@ -36,6 +36,7 @@ def options_from_args(args: argparse.Namespace) -> SpeakerOptions:
         metrics_port=args.metrics_port if args.metrics_port > 0 else None,
         metrics_address=args.metrics_address,
         ignore_exclude_label=args.ignore_exclude_lb,
+        lb_class=args.lb_class or None,
         busy_poll=args.busy_poll,
     )
 

@@ -103,6 +103,7 @@ class SpeakerOptions:
     metrics_address: str = "0.0.0.0"
     watch_timeout: int = 300
     ignore_exclude_label: bool = False
+    lb_class: str | None = None  # announce Services of this loadBalancerClass (None: those without one)
     busy_poll: float = 0.0
     # The gossip Lease is renewed every `lease_renew` seconds; a peer whose Lease has not changed for
     # `lease_duration` seconds is no longer expected (see state.PeerLeases).
@@ -480,7 +481,13 @@ class Speaker:
                 log.warning("cut off from every peer: withdrawing every address until one is heard again")
         config = self._config
         services = (
-            [s for obj in self.services.items() if (s := l2_service_from_api(obj, config))] if config else []
+            [
+                s
+                for obj in self.services.items()
+                if (s := l2_service_from_api(obj, config, self.options.lb_class))
+            ]
+            if config
+            else []
         )
         decisions = {} if isolated or config is None else self._elect(services, live)
         self._apply(decisions, services)

@@ -139,14 +139,17 @@ def _ingress_ips(svc: Mapping[str, Any]) -> list[str]:
     return ips
 
 
-def l2_service_from_api(svc: Mapping[str, Any], config: Config | None) -> L2Service | None:
-    """A LoadBalancer Service with addresses, as the election sees it; None for any other Service.
+def l2_service_from_api(
+    svc: Mapping[str, Any], config: Config | None, lb_class: str | None = None
+) -> L2Service | None:
+    """A LoadBalancer Service with addresses, as the election sees it; None for any other Service, and for
+    one whose spec.loadBalancerClass is not `lb_class` (None: Services without a class, as the controller).
 
     The pool is the one the controller recorded (MetalLB's annotation), else the configured pool that
     contains the first address; a Service whose addresses are in no pool is not ours to announce.
     """
     spec = svc.get("spec") or {}
-    if spec.get("type") != "LoadBalancer":
+    if spec.get("type") != "LoadBalancer" or (spec.get("loadBalancerClass") or None) != lb_class:
         return None
     ips = _ingress_ips(svc)
     if not ips:
