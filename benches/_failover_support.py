@@ -11,16 +11,14 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from _measure import percentile
-
-T = TypeVar("T")
 
 Record = dict[str, Any]
 
@@ -39,18 +37,6 @@ class Progress:
             # The first line would otherwise continue pytest's "benches/test_...py " line.
             print(("\n" if self._first else "") + line, flush=True)
         self._first = False
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
-    """Polls `predicate` until it returns something truthy and returns that; TimeoutError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what} (last: {value!r})")
-        time.sleep(interval)
 
 
 # -- speaker logs --------------------------------------------------------------------------------------------

@@ -52,7 +52,6 @@ from _failover_support import (
     log_time,
     sample_process,
     table,
-    wait_until,
 )
 from _measure import cpu_load
 from metallb_py import Responder
@@ -325,9 +324,10 @@ def measure_floor(rounds: int, progress: Progress, label: str) -> list[float]:
                     killed = time.monotonic()
                     lab.kill_link(owner)
                     responders[other].announce(vip)
-                    first = wait_until(
-                        partial(prober.first_answer, killed, other_than=owner), WAIT, f"{other} to answer"
-                    )
+                    if prober.wait_for_answer(other, timeout=WAIT, after=killed) is None:
+                        raise TimeoutError(f"floor: {other} never answered {vip}")
+                    first = prober.first_answer(killed, other_than=owner)
+                    assert first is not None
                     times.append(first.received - killed)
                     lab.restore_link(owner)
                     responders[owner].withdraw(vip)
