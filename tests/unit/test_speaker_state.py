@@ -177,17 +177,17 @@ def lease(node: str, renewed: str, address: str = "198.51.100.9:7946") -> dict[s
 
 def test_peer_leases_expire_on_this_clock_only_while_the_api_answers() -> None:
     peers = PeerLeases(duration=6.0)
-    peers.observe(lease("a", "t1", "198.51.100.1:7946"), now=100.0)
-    peers.observe(lease("b", "t1", "198.51.100.2:7946"), now=100.0)
-    peers.observe(lease("b", "t1", "198.51.100.2:7946"), now=104.0)  # unchanged: not a renewal
-    peers.observe(lease("a", "t2", "198.51.100.1:7946"), now=104.0)  # renewed
+    assert peers.observe(lease("a", "t1", "198.51.100.1:7946"), now=100.0), "a new peer is news"
+    assert peers.observe(lease("b", "t1", "198.51.100.2:7946"), now=100.0)
+    assert not peers.observe(lease("b", "t1", "198.51.100.2:7946"), now=104.0)  # unchanged: not a renewal
+    assert not peers.observe(lease("a", "t2", "198.51.100.1:7946"), now=104.0), "a renewal is not news"
     assert peers.expected(105.0, api_healthy=True) == {"a": "198.51.100.1:7946", "b": "198.51.100.2:7946"}
     # b stopped renewing 6 s ago (by this clock, whatever its timestamps say): no longer expected.
     assert peers.expected(106.0, api_healthy=True) == {"a": "198.51.100.1:7946"}
     # Cut off from the API too, every Lease looks stale: keep expecting everyone (stay isolated).
     assert set(peers.expected(1000.0, api_healthy=False)) == {"a", "b"}
     # A new address is a change too; a deleted Lease is forgotten.
-    peers.observe(lease("b", "t1", "198.51.100.22:7946"), now=107.0)
+    assert peers.observe(lease("b", "t1", "198.51.100.22:7946"), now=107.0)
     assert peers.expected(107.0, api_healthy=True)["b"] == "198.51.100.22:7946"
     peers.forget("b")
     peers.observe({"metadata": {"name": "not-a-speaker-lease"}}, now=107.0)

@@ -174,6 +174,7 @@ class Speaker:
         self.rounds = 0
         self._assigned: set[str] = set()  # reporter: Services it has claimed since it began announcing them
         self._takeovers: dict[str, tuple[float, float]] = {}  # reporter: Service -> (not before, backoff)
+        self._report_again = False  # reporter: a takeover waits out its backoff
         self.ready = threading.Event()  # for callers: settled, the first round is done
 
     # -- life cycle ------------------------------------------------------------------------------------------
@@ -385,8 +386,10 @@ class Speaker:
                 peer = peer_from_lease(change.obj)
                 if peer is not None:
                     self._peer_leases.forget(peer[0])
+                news = True
             else:
-                self._peer_leases.observe(change.obj, time.monotonic())
+                # Renewals arrive every couple of seconds from every speaker: only news wakes the worker.
+                news = self._peer_leases.observe(change.obj, time.monotonic())
         own = change.key.endswith("/" + gossip_lease_name(self.me))
         if change.type == "DELETED" and own and not self._stop.is_set() and self.gossip_address is not None:
             log.warning("own gossip Lease deleted; publishing it again")
@@ -394,7 +397,8 @@ class Speaker:
                 self._publish_lease()
             except (ApiError, OSError) as exc:
                 log.error("cannot publish the gossip Lease", extra={"error": str(exc)})
-        self._dirty.set()
+        if news:
+            self._dirty.set()
 
     def _on_status(self, change: Change) -> None:
         self._report_dirty.set()
@@ -609,11 +613,15 @@ class Speaker:
 
     def _report(self) -> None:
         while not self._stop.is_set():
-            self._report_dirty.wait(1.0)
+            changed = self._report_dirty.wait(1.0)
             if self._stop.is_set():
                 return
+            if not changed and not self._report_again:
+                continue  # idle: nothing to write, and no takeover waiting out its backoff
+            self._report_again = False
             self._report_dirty.clear()
             if not self.statuses.synced.is_set() or not self.ready.is_set():
+                self._report_again = True  # look again in a second
                 continue
             try:
                 self._report_once()
@@ -667,6 +675,7 @@ class Speaker:
                 now = time.monotonic()
                 not_before, delay = self._takeovers.get(service, (0.0, 0.0))
                 if now < not_before:
+                    self._report_again = True
                     continue
                 delay = min(max(2 * delay, 0.5), 30.0)
                 self._takeovers[service] = (now + delay, delay)

@@ -239,15 +239,18 @@ class PeerLeases:
         self.duration = duration
         self._seen: dict[str, tuple[str, str, float]] = {}  # node -> (address, renewTime, observed at)
 
-    def observe(self, obj: Mapping[str, Any], now: float) -> None:
+    def observe(self, obj: Mapping[str, Any], now: float) -> bool:
+        """Records a Lease as seen at `now`; True when it names a new peer or a new address (a renewal
+        alone is not news: expiry is checked by time, not by events)."""
         peer = peer_from_lease(obj)
         if peer is None:
-            return
+            return False
         node, address = peer
         renewed = str((obj.get("spec") or {}).get("renewTime") or "")
         known = self._seen.get(node)
         if known is None or known[:2] != (address, renewed):
             self._seen[node] = (address, renewed, now)
+        return known is None or known[0] != address
 
     def forget(self, node: str) -> None:
         self._seen.pop(node, None)
