@@ -48,8 +48,10 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def cluster(kubernetes_binaries: None) -> Iterator[LabCluster]:
-    with LabCluster(WORKERS, CONTROL_PLANE, prefix="mlbe2e") as the_cluster:
+def cluster(kubernetes_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
+    # The logs stay in pytest's temporary directory (the last three runs are kept), for a failed run.
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    with LabCluster(WORKERS, CONTROL_PLANE, prefix="mlbe2e", log_dir=logs) as the_cluster:
         the_cluster.kubectl("apply", "-f", str(SEED_CONFIG))
         the_cluster.kubectl("apply", "-f", "-", stdin=EXTRA_POOL)
         yield the_cluster
@@ -100,6 +102,20 @@ def restart(cluster: LabCluster, node: str) -> None:
     joined = count(cluster, node, "joined the speakers")
     cluster.start_speaker(node)
     cluster.wait_for(lambda: count(cluster, node, "joined the speakers") > joined, WAIT, f"{node} to rejoin")
+
+
+@contextlib.contextmanager
+def speaker_down(cluster: LabCluster, node: str, *, graceful: bool = False) -> Iterator[None]:
+    """Kills (or stops) `node`'s speaker for the block and starts it again after, also when the block fails,
+    so the module's later tests find every speaker running."""
+    if graceful:
+        assert cluster.stop_speaker(node) == 0
+    else:
+        cluster.kill_speaker(node)
+    try:
+        yield
+    finally:
+        restart(cluster, node)
 
 
 def lb_service(cluster: LabCluster, namespace: str, name: str, **spec: Any) -> list[str]:
@@ -165,34 +181,36 @@ def test_the_seed_scenario(cluster: LabCluster, seed: dict[str, str]) -> None:
 def test_sigkill_of_the_announcer_moves_the_vip(cluster: LabCluster, seed: dict[str, str]) -> None:
     vip = seed["lb-hname-svc"]
     old = answered_by(cluster, vip)
-    cluster.kill_speaker(old)
-    new = answered_by(cluster, vip, other_than=old)
-    assert new in WORKERS
-    assert announcer(cluster, "default", "lb-hname-svc", other_than=old) == new
-    # Exactly one nodeAssigned per change of announcer, from the new one.
-    messages = [
-        e["message"]
-        for e in cluster.client.list(EVENTS, "default").items
-        if e.get("reason") == "nodeAssigned" and e["involvedObject"]["name"] == "lb-hname-svc"
-    ]
-    assert any(f'"{new}"' in m for m in messages)
-    restart(cluster, old)
+    with speaker_down(cluster, old):
+        new = answered_by(cluster, vip, other_than=old)
+        assert new in WORKERS
+        assert announcer(cluster, "default", "lb-hname-svc", other_than=old) == new
+        # A nodeAssigned Event from the new announcer (Events are sent after the fact, by a queue).
+        cluster.wait_for(
+            lambda: any(
+                e.get("reason") == "nodeAssigned"
+                and e["involvedObject"]["name"] == "lb-hname-svc"
+                and f'"{new}"' in e["message"]
+                for e in cluster.client.list(EVENTS, "default").items
+            ),
+            WAIT,
+            f"a nodeAssigned Event from {new}",
+        )
     answered_by(cluster, vip)
 
 
 def test_a_graceful_stop_hands_the_vip_over(cluster: LabCluster, seed: dict[str, str]) -> None:
     vip = seed["lb-ip-svc"]
     old = announcer(cluster, "default", "lb-ip-svc")
-    assert cluster.stop_speaker(old) == 0
-    new = announcer(cluster, "default", "lb-ip-svc", other_than=old)
-    status, _ = cluster.lab.fetch(vip)
-    assert status == 200
-    # It left the gossip (the others were told, not left to detect it) and removed its Lease.
-    leases = cluster.kubectl("get", "leases", "-n", NS, "-o", "name")
-    assert f"metallb-py-speaker-{old}" not in leases
-    assert count(cluster, old, "speaker stopped") >= 1
-    assert new != old
-    restart(cluster, old)
+    with speaker_down(cluster, old, graceful=True):
+        new = announcer(cluster, "default", "lb-ip-svc", other_than=old)
+        status, _ = cluster.lab.fetch(vip)
+        assert status == 200
+        # It left the gossip (the others were told, not left to detect it) and removed its Lease.
+        leases = cluster.kubectl("get", "leases", "-n", NS, "-o", "name")
+        assert f"metallb-py-speaker-{old}" not in leases
+        assert count(cluster, old, "speaker stopped") >= 1
+        assert new != old
 
 
 def test_a_cut_link_moves_the_vip_and_the_cut_node_stops_announcing(
@@ -268,12 +286,11 @@ def test_services_sharing_an_ip_share_its_announcer(cluster: LabCluster) -> None
     assert answered_by(cluster, "192.168.1.70") == owner
     assert answered_by(cluster, "192.168.1.70", port=8080) == owner
     # Moved together when the owner dies.
-    cluster.kill_speaker(owner)
-    new = answered_by(cluster, "192.168.1.70", other_than=owner)
-    assert announcer(cluster, ns, "web", other_than=owner) == new
-    assert announcer(cluster, ns, "alt", other_than=owner) == new
-    assert answered_by(cluster, "192.168.1.70", port=8080) == new
-    restart(cluster, owner)
+    with speaker_down(cluster, owner):
+        new = answered_by(cluster, "192.168.1.70", other_than=owner)
+        assert announcer(cluster, ns, "web", other_than=owner) == new
+        assert announcer(cluster, ns, "alt", other_than=owner) == new
+        assert answered_by(cluster, "192.168.1.70", port=8080) == new
 
 
 def test_the_excluded_node_never_announces_even_when_it_is_the_last_one(
