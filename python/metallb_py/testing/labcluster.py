@@ -45,6 +45,9 @@ from metallb_py.k8s.resources import (
     SERVICE_L2_STATUSES,
     SERVICES,
 )
+from metallb_py.speaker.election import EXCLUDE_FROM_LB_LABEL
+from metallb_py.speaker.speaker import SECRET_ENV, SECRET_KEY, SECRET_NAME
+from metallb_py.speaker.state import GOSSIP_LABEL, SERVICE_NAME_LABEL
 from metallb_py.testing.controlplane import (
     DEFAULT_KUBERNETES_VERSION,
     KubernetesBinaries,
@@ -74,18 +77,14 @@ T = TypeVar("T")
 
 # The objects a real cluster holds that the controller never touches; written here in its place.
 
-EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 CONTROL_PLANE_ROLE_LABEL = "node-role.kubernetes.io/control-plane"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "labcluster.testing.metallb-py"
-# What a speaker publishes once it runs: a Lease labelled so, held by its node (see speaker/state.py). The
-# harness reads it from outside, as kubectl would, rather than importing the speaker.
-SPEAKER_LEASE_LABEL = "metallb-py.io/gossip"
+# What a speaker publishes once it runs: a Lease labelled so, held by its node (see speaker/state.py).
+SPEAKER_LEASE_LABEL = GOSSIP_LABEL
 CONTROLLER_LEASE = "metallb-controller"
 CONTROLLER_IDENTITY = "lab-controller"
-MEMBERLIST_SECRET = "memberlist"
-_SECRET_ENV = "METALLB_ML_SECRET_KEY"
+MEMBERLIST_SECRET = SECRET_NAME
 _NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 _STOP_GRACE = 15.0
 
@@ -146,7 +145,7 @@ def memberlist_secret(namespace: str, key: bytes) -> dict[str, Any]:
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {"name": MEMBERLIST_SECRET, "namespace": namespace},
-        "data": {"secretkey": base64.b64encode(key).decode()},
+        "data": {SECRET_KEY: base64.b64encode(key).decode()},
     }
 
 
@@ -532,7 +531,7 @@ class LabCluster:
 
     def _env(self) -> dict[str, str]:
         # Without the variable, speakers read the memberlist Secret, as in a cluster.
-        env = {k: v for k, v in os.environ.items() if k != _SECRET_ENV}
+        env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
         return {**env, **_NO_PROXY}
 
     def start_controller(self) -> None:
