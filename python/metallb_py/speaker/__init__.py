@@ -30,9 +30,16 @@ from metallb_py.speaker.election import (
     read_links,
     ready_nodes,
 )
+from metallb_py.speaker.speaker import SECRET_ENV, SECRET_KEY, SECRET_NAME
+from metallb_py.speaker.state import GOSSIP_LABEL, SERVICE_NAME_LABEL
 
 __all__ = [
     "EXCLUDE_FROM_LB_LABEL",
+    "GOSSIP_LABEL",
+    "SECRET_ENV",
+    "SECRET_KEY",
+    "SECRET_NAME",
+    "SERVICE_NAME_LABEL",
     "Decision",
     "Endpoint",
     "EndpointSlice",
