@@ -417,8 +417,13 @@ def connect(
     *,
     context: str | None = None,
     timeout: tuple[float, float] = _DEFAULT_TIMEOUT,
+    user_agent: str = "metallb-py",
 ) -> KubeClient:
-    """A client from a kubeconfig file, or (kubeconfig None) from the pod's service account (in-cluster)."""
+    """A client from a kubeconfig file, or (kubeconfig None) from the pod's service account (in-cluster).
+
+    `user_agent` is how the API server (its audit log, its metrics, `kubectl get --raw /metrics`) tells this
+    program's requests from the others': the controller and the speaker each pass their own.
+    """
     configuration = kubernetes.client.Configuration()
     if kubeconfig is None:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -431,5 +436,5 @@ def connect(
         )
     configuration.connection_pool_maxsize = _POOL_SIZE
     api = kubernetes.client.ApiClient(configuration)
-    api.user_agent = "metallb-py-controller"
+    api.user_agent = user_agent
     return KubeClient(api, timeout=timeout)
