@@ -11,7 +11,7 @@ import pytest
 from metallb_py.k8s.client import ListResult
 from metallb_py.k8s.errors import ApiUnavailableError, GoneError, NotFoundError
 from metallb_py.k8s.resources import SERVICES
-from metallb_py.k8s.watch import Backoff, Change, Reflector
+from metallb_py.k8s.watch import Backoff, Change, Reflector, default_backoff
 
 
 def obj(name: str, version: str, **extra: Any) -> dict[str, Any]:
@@ -162,8 +162,8 @@ def test_echoes_of_observed_writes_are_not_reported_and_never_go_back_in_time() 
 
 
 @pytest.mark.parametrize("failures", [0, 1, 5, 40])
-def test_backoff_is_capped_and_jittered(failures: int) -> None:
-    backoff = Backoff(base=0.2, cap=10.0)
+def test_default_backoff_is_capped_and_jittered(failures: int) -> None:
+    backoff = default_backoff()
     for _ in range(failures):
         backoff.next()
     delay = backoff.next()

@@ -19,17 +19,17 @@ consistent list (the controller does this when it becomes leader, to start from 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from metallb_py.backoff import Backoff
 from metallb_py.k8s.client import KubeClient, WatchStream
 from metallb_py.k8s.errors import ApiError, GoneError, NotFoundError
 from metallb_py.k8s.resources import Resource, object_key
 
-__all__ = ["Backoff", "Change", "Reflector"]
+__all__ = ["Backoff", "Change", "Reflector", "default_backoff"]  # Backoff: metallb_py.backoff's, for users
 
 log = logging.getLogger("metallb_py.k8s.watch")
 
@@ -47,21 +47,9 @@ class Change:
     old: JSON | None = None
 
 
-class Backoff:
-    """Capped exponential delays with full jitter: retry n waits a random time in [base*2^n/2, base*2^n]."""
-
-    def __init__(self, base: float = 0.2, cap: float = 10.0, rng: random.Random | None = None) -> None:
-        self.base, self.cap = base, cap
-        self._failures = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2.0**self._failures)
-        self._failures = min(self._failures + 1, 30)
-        return delay / 2 + self._rng.random() * delay / 2
-
-    def reset(self) -> None:
-        self._failures = 0
+def default_backoff() -> Backoff:
+    """A reflector's retry delays unless given others: 0.2 s doubling to 10 s, each within [d/2, d]."""
+    return Backoff(0.2, 10.0, jitter=0.5)
 
 
 def _version(obj: JSON) -> str:
@@ -94,7 +82,7 @@ class Reflector:
         self._label_selector = label_selector
         self._watch_timeout = watch_timeout
         self._page_size = page_size
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or default_backoff()
         self._missing_retry = missing_retry
         self._lock = threading.Lock()
         self._store: dict[str, JSON] = {}
