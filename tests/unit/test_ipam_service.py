@@ -287,6 +287,14 @@ def test_ingress_ips_and_creation_timestamp() -> None:
         ServiceError, match=r"status.loadBalancer.ingress\[0\].ip: \"x\" is not an IP address"
     ):
         ingress_ips(svc(ips=["x"]))
+    with pytest.raises(
+        ServiceError, match=r"status.loadBalancer.ingress\[1\]: expected a mapping, got a list"
+    ):
+        ingress_ips(
+            svc(ips=["192.168.1.13"]) | {"status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}, []]}}}
+        )
+    with pytest.raises(ServiceError, match=r"status.loadBalancer: expected a mapping, got a string"):
+        ingress_ips(svc() | {"status": {"loadBalancer": "x"}})
 
     utc = dt.datetime(2024, 3, 1, 10, 0, tzinfo=dt.UTC)
     assert creation_timestamp(svc(created="2024-03-01T10:00:00Z")) == utc
@@ -382,6 +390,8 @@ def test_requests_sharing_and_failures() -> None:
     assert rows_of([svc("other-class", loadBalancerClass="example.com/lb")], lb_class="example.com/lb") == [
         ("default/other-class", ("192.168.1.11",))
     ]
+    # An empty class is no class, as the controller reads it: MetalLB's own.
+    assert rows_of([svc("empty-class", loadBalancerClass="")]) == [("default/empty-class", ("192.168.1.11",))]
 
 
 def test_duplicates_are_reported_not_allocated_twice() -> None:

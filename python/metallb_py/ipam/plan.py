@@ -8,8 +8,8 @@ a restart: first every Service that already has addresses in status.loadBalancer
 longer fits (outside every pool, another pool than the annotation asks for, other IPs than requested) is
 released and the Service allocated afresh in the second pass, as MetalLB does.
 
-Only Services of type LoadBalancer whose spec.loadBalancerClass equals `lb_class` (by default: unset, i.e.
-MetalLB's own) are planned; the others are not MetalLB's business and get no row.
+Only Services of type LoadBalancer whose spec.loadBalancerClass equals `lb_class` (by default: unset or
+empty, i.e. MetalLB's own) are planned; the others are not MetalLB's business and get no row.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from metallb_py._core import Allocator
 from metallb_py.config import Config
 from metallb_py.config._reader import Reader, Where, describe, load_yaml_documents
 from metallb_py.errors import AllocationError, ConfigError
+from metallb_py.ipam.fields import load_balancer_class
 from metallb_py.ipam.service import (
     ServiceError,
     ServiceRequest,
@@ -100,7 +101,7 @@ def plan(
             continue
         assert isinstance(svc, dict)
         key = service_key(svc)
-        if _lb_class(svc) != lb_class:
+        if load_balancer_class(svc) != lb_class:
             continue
         if key in seen:
             duplicates.append(PlanRow(key, error=f"Service {key} appears more than once in the input"))
@@ -166,11 +167,6 @@ def _keep(allocator: Allocator, request: ServiceRequest, current: list[str]) -> 
         allocator.release(request.key)
         return False
     return True
-
-
-def _lb_class(svc: dict[str, Any]) -> object:
-    spec = svc.get("spec")
-    return spec.get("loadBalancerClass") if isinstance(spec, dict) else None
 
 
 def load_services(

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from metallb_py._core import Port
 from metallb_py.config._reader import Reader, Where, describe, quote
 from metallb_py.errors import ConfigError
+from metallb_py.ipam.fields import canonical_ip, walk_ingress_ips
 
 __all__ = [
     "ANNOTATION_ADDRESS_POOL",
@@ -182,25 +183,25 @@ def service_request(svc: object) -> ServiceRequest:
         ip_families=tuple(families),
         ip_family_policy=policy,
         labels=labels,
-        lb_class=spec.text("loadBalancerClass", allow_empty=False),
+        lb_class=spec.text("loadBalancerClass")
+        or None,  # empty is unset, as fields.load_balancer_class reads it
     )
 
 
 @_as_service_error
 def ingress_ips(svc: object) -> list[str]:
-    """The addresses in `status.loadBalancer.ingress` (what a previous run assigned), in order."""
+    """The addresses in `status.loadBalancer.ingress` (what a previous run assigned), in order.
+
+    The entries `fields.ingress_ips` reads, but a malformed one is a ServiceError naming its path.
+    """
     where = Where(f"Service {service_key(svc)}")
-    assert isinstance(svc, dict)
-    status = Reader(svc.get("status") or {}, where, "status")
-    balancer = status.mapping("loadBalancer")
-    if balancer is None:
-        return []
-    ips = []
-    for ingress in balancer.mappings("ingress"):
-        ip = ingress.text("ip", allow_empty=False)
-        if ip is not None:
-            ips.append(str(_parse_ip(where, ingress.path_of("ip"), ip)))
-    return ips
+
+    def invalid(path: str, value: object, expected: str) -> None:
+        if expected == "an IP address":
+            where.fail(path, f"{quote(str(value))} is not an IP address")
+        where.fail(path, f"expected {expected}, got {describe(value)}")
+
+    return walk_ingress_ips(svc, invalid)
 
 
 @_as_service_error
@@ -281,12 +282,10 @@ def _requested_ips(annotations: Mapping[str, str], spec: Reader, where: Where) -
 
 
 def _parse_ip(where: Where, path: str, text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        if "%" in text or "/" in text:
-            raise ValueError(text)
-        return ipaddress.ip_address(text.strip())
-    except ValueError:
-        raise ServiceError(f"{where.text}: {path}: {quote(text)} is not an IP address") from None
+    canonical = canonical_ip(text)
+    if canonical is None:
+        raise ServiceError(f"{where.text}: {path}: {quote(text)} is not an IP address")
+    return ipaddress.ip_address(canonical)
 
 
 def _families_of(ips: list[str]) -> list[str]:
