@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use metallb_core::packet::{ArpOp, ArpPacket, EtherType, EthernetFrame, FrameBuf, MacAddr};
 use metallb_l2::filter::Instruction;
-use metallb_l2::sys::{PacketSocket, Poller, RecvBatch, ETH_P_ALL, PACKET_OUTGOING};
+use metallb_l2::sys::{PacketSocket, RecvBatch, ETH_P_ALL, PACKET_OUTGOING};
+use metallb_sys::Poller;
 
 /// ARP frames only (both directions): `ldh [12]; jeq #0x806, accept, drop`.
 const ARP_ONLY: [Instruction; 4] = [

@@ -15,15 +15,15 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metallb_core::membership::{
     validate_name, Engine, Event, MemberView, MembershipConfig, MembershipError, Quorum, Stats, Timing, MAX_DATAGRAM,
 };
-use metallb_l2::sys::{EventFd, Poller};
-use metallb_l2::worker::panic_message;
+use metallb_sys::worker::{lock, panic_message};
+use metallb_sys::{EventFd, Poller};
 
 use crate::{netns, GossipError};
 
@@ -124,10 +124,6 @@ struct Shared {
     snapshot: Mutex<Snapshot>,
     events: Mutex<Events>,
     event_ready: Condvar,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 enum Command {

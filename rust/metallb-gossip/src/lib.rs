@@ -6,7 +6,7 @@
 //! engine: probes, suspicion, dissemination, authentication of every datagram. Callers read the view and the
 //! isolation state from a snapshot and wait for events, without ever blocking the thread; the thread never
 //! calls back into the caller. The system calls that need `unsafe` (setns, eventfd, poll) are the audited
-//! wrappers of `metallb_l2::sys`; this crate has none of its own.
+//! wrappers of metallb-sys; this crate has none of its own.
 #![forbid(unsafe_code)]
 
 mod error;

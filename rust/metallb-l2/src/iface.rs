@@ -4,9 +4,10 @@ use std::io;
 
 use metallb_core::l2::Interface;
 use metallb_core::packet::MacAddr;
+use metallb_sys::NetnsError;
 
 use crate::filter::RESPONDER_FILTER;
-use crate::sys::{self, PacketSocket, ARPHRD_ETHER, ETH_P_ALL};
+use crate::sys::{PacketSocket, ARPHRD_ETHER, ETH_P_ALL};
 use crate::L2Error;
 
 /// What a caller learns about an interface the responder serves.
@@ -64,18 +65,11 @@ pub(crate) fn is_link_down(err: &io::Error) -> bool {
 
 /// Enters `/var/run/netns/NAME` (the calling thread only).
 pub(crate) fn enter_netns(name: &str) -> Result<(), L2Error> {
-    let bad = |reason: String| L2Error::Netns { name: name.to_string(), reason };
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-        return Err(bad("not a namespace name (want what `ip netns list` shows)".into()));
-    }
-    let path = std::path::Path::new("/var/run/netns").join(name);
-    sys::enter_netns(&path).map_err(|err| match err.raw_os_error() {
-        Some(libc::ENOENT) => bad(format!("{} does not exist (see `ip netns list`)", path.display())),
-        Some(libc::EPERM | libc::EACCES) => L2Error::PermissionDenied {
+    metallb_sys::netns::enter(name).map_err(|err| match err {
+        NetnsError::PermissionDenied => L2Error::PermissionDenied {
             what: format!("entering network namespace {name:?}"),
-            capability: "CAP_SYS_ADMIN",
+            capability: metallb_sys::netns::CAPABILITY,
         },
-        Some(libc::EINVAL) => bad(format!("{} is not a network namespace", path.display())),
-        _ => bad(err.to_string()),
+        _ => L2Error::Netns { name: name.to_string(), reason: err.to_string() },
     })
 }

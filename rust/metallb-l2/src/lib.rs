@@ -5,7 +5,8 @@
 //! through. Its thread hands each frame to the pure [`metallb_core::l2::decide`] and sends the reply it builds;
 //! [`Responder::announce`] and [`Responder::withdraw`] swap the announce set ([`table`]) atomically and the
 //! gratuitous [`schedule`] announces takeovers. Decisions are pure and take time as an argument; the only
-//! `unsafe` code is the system calls in [`sys`].
+//! `unsafe` code is the packet-socket system calls in [`sys`] (the eventfd, poll, setns and socket helpers it
+//! shares with the other protocol threads are in metallb-sys).
 #![deny(unsafe_code)]
 
 mod error;
@@ -17,7 +18,6 @@ pub mod stats;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod table;
-pub mod worker;
 
 pub use error::L2Error;
 pub use iface::InterfaceInfo;

@@ -11,20 +11,21 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use metallb_core::l2::{announcement, decide, Decision, DropReason};
 use metallb_core::packet::{solicited_node_mac, FrameBuf};
+use metallb_sys::worker::{lock, panic_message};
+use metallb_sys::{EventFd, Poller};
 
 use crate::iface::{self, InterfaceInfo, OpenInterface};
 use crate::schedule::{GratuitousPolicy, Schedules};
 use crate::stats::{self, Counters, Stats};
-use crate::sys::{EventFd, GroupSocket, Poller, RecvBatch, PACKET_OUTGOING};
+use crate::sys::{GroupSocket, RecvBatch, PACKET_OUTGOING};
 use crate::table::{wanted_groups, AnnounceTable, InterfaceSet, MAX_INTERFACES};
-use crate::worker::panic_message;
 use crate::L2Error;
 
 /// How long an API call waits for the thread's answer before deciding it is gone.
@@ -129,7 +130,7 @@ impl Responder {
                     };
                     let _ = ready_tx.send(Ok(worker.interfaces.iter().map(|i| i.info.clone()).collect()));
                     if let Err(err) = worker.run() {
-                        *worker.shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+                        *lock(&worker.shared.failure) = Some(err);
                     }
                 })
                 .map_err(|e| L2Error::io("starting the responder thread", "CAP_NET_RAW", e))?
@@ -196,14 +197,14 @@ impl Responder {
     }
 
     pub fn is_running(&self) -> bool {
-        self.thread.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|t| !t.is_finished())
+        lock(&self.thread).as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// Stops the thread and closes the sockets (which leaves every group). Idempotent.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.wake.notify();
-        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
             let _ = thread.join();
         }
@@ -224,7 +225,7 @@ impl Responder {
 
     fn call<T>(&self, command: impl FnOnce(SyncSender<T>) -> Command) -> Result<T, L2Error> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let sent = self.commands.lock().unwrap_or_else(PoisonError::into_inner).send(command(reply_tx));
+        let sent = lock(&self.commands).send(command(reply_tx));
         if sent.is_err() {
             return Err(self.gone());
         }
@@ -241,7 +242,7 @@ impl Responder {
         if self.shared.stop.load(Ordering::SeqCst) {
             return L2Error::NotRunning;
         }
-        let failure = self.shared.failure.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let failure = lock(&self.shared.failure).clone();
         L2Error::Stopped(failure.unwrap_or_else(|| "it panicked".into()))
     }
 }
@@ -301,7 +302,7 @@ impl Worker {
         wake: Arc<EventFd>,
     ) -> Result<Self, L2Error> {
         if let Some(cpu) = config.cpu {
-            crate::sys::pin_current_thread(cpu)
+            metallb_sys::pin_current_thread(cpu)
                 .map_err(|e| L2Error::InvalidConfig(format!("cannot pin the responder thread to CPU {cpu}: {e}")))?;
         }
         if let Some(name) = &config.netns {

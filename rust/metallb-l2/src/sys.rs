@@ -1,16 +1,18 @@
-//! The Linux system calls of the layer 2 data plane, each behind a safe function.
+//! The layer 2 system calls: AF_PACKET sockets with their BPF filter, multicast memberships and batched
+//! receive and send, and the AF_INET6 socket that joins solicited-node groups.
 //!
-//! This is the only module with `unsafe` code. Every block calls one libc function with pointers to live,
-//! correctly sized values owned by the caller's stack frame or by `self`, and says so in its `SAFETY` comment.
-//! Nothing here decides anything: sockets, filters, memberships, poll, eventfd, setns.
+//! This is the only module of the crate with `unsafe` code. Every block calls one libc function with pointers
+//! to live, correctly sized values owned by the caller's stack frame or by `self`, and says so in its `SAFETY`
+//! comment. What other protocol threads need too (sockets, socket options, eventfd, poll, setns) is in
+//! metallb-sys. Nothing here decides anything.
 
-use std::fs::File;
 use std::io;
 use std::mem;
 use std::net::Ipv6Addr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
+
+use metallb_sys::syscall::{check, setsockopt, socket};
 
 use crate::filter::Instruction;
 
@@ -60,36 +62,6 @@ struct PacketMreq {
 struct TpacketStats {
     tp_packets: libc::c_uint,
     tp_drops: libc::c_uint,
-}
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn setsockopt<T>(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live reference to a `T`, and the length passed is exactly `size_of::<T>()`; the
-    // kernel only reads that many bytes during the call.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    check(ret).map(drop)
-}
-
-fn socket(domain: libc::c_int, kind: libc::c_int, protocol: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket() takes no pointers; on success it returns a new descriptor that nothing else owns.
-    let fd = check(unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, protocol) })?;
-    // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A raw AF_PACKET socket bound to one interface.
@@ -423,103 +395,4 @@ fn ipv6_mreq(group: Ipv6Addr, ifindex: i32) -> libc::ipv6_mreq {
         ipv6mr_multiaddr: libc::in6_addr { s6_addr: group.octets() },
         ipv6mr_interface: ifindex as libc::c_uint,
     }
-}
-
-/// An eventfd: another thread writes to it to wake the responder out of poll().
-#[derive(Debug)]
-pub struct EventFd {
-    fd: OwnedFd,
-}
-
-impl EventFd {
-    pub fn new() -> io::Result<Self> {
-        // SAFETY: eventfd() takes no pointers and returns a new descriptor on success.
-        let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-        // SAFETY: `fd` was just returned by eventfd() and is owned by nobody else.
-        Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
-    }
-
-    pub fn notify(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes the 8 bytes of a live u64. A full counter (EAGAIN) already means "wake up".
-        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    pub fn drain(&self) {
-        let mut value: u64 = 0;
-        // SAFETY: reads at most 8 bytes into a live u64; EAGAIN (nothing pending) is fine.
-        unsafe { libc::read(self.fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
-    }
-}
-
-impl AsFd for EventFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-/// A fixed set of descriptors to wait on. Holds raw descriptor numbers: the caller keeps the descriptors open
-/// for as long as it uses the poller (the responder owns both).
-#[derive(Debug)]
-pub struct Poller {
-    pollfds: Vec<libc::pollfd>,
-}
-
-impl Poller {
-    pub fn new(fds: &[BorrowedFd<'_>]) -> Self {
-        Poller {
-            pollfds: fds
-                .iter()
-                .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-                .collect(),
-        }
-    }
-
-    /// Waits until a descriptor is readable or in error, or `timeout` passes (`None`: no limit). An
-    /// interrupted wait returns with nothing ready.
-    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        for p in &mut self.pollfds {
-            p.revents = 0;
-        }
-        // Round up, so a deadline 0.3 ms away does not become a busy loop of zero-timeout polls.
-        let timeout_ms = match timeout {
-            None => -1,
-            Some(t) => libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX),
-        };
-        // SAFETY: `pollfds` is a live array and its exact length is passed; the kernel writes only `revents`.
-        let ret = unsafe { libc::poll(self.pollfds.as_mut_ptr(), self.pollfds.len() as libc::nfds_t, timeout_ms) };
-        if ret < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether descriptor `i` (in the order given to [`Poller::new`]) needs attention after the last wait.
-    pub fn is_ready(&self, i: usize) -> bool {
-        self.pollfds.get(i).is_some_and(|p| p.revents != 0)
-    }
-}
-
-/// Pins the calling thread (only it) to CPU `cpu`.
-pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    // SAFETY: all-zero bytes are an empty `cpu_set_t` (a plain bit array).
-    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
-    // SAFETY: `cpu` < CPU_SETSIZE, so the bit CPU_SET writes is inside `set`.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: passes a live `cpu_set_t` and its exact size; pid 0 is the calling thread.
-    check(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) }).map(drop)
-}
-
-/// Moves the calling thread (only it) into the network namespace at `path` (e.g. /var/run/netns/NAME).
-/// Needs CAP_SYS_ADMIN.
-pub fn enter_netns(path: &Path) -> io::Result<()> {
-    let file = File::open(path)?;
-    // SAFETY: setns() takes a descriptor that `file` keeps open for the duration of the call.
-    check(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
 }
