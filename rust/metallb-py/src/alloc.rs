@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::errors::{alloc_error, config_error};
+use crate::repr::{py_bool, py_str};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Port>()?;
@@ -65,7 +66,7 @@ impl Port {
     }
 
     fn __repr__(&self) -> String {
-        format!("Port(port={}, protocol='{}')", self.0.port, self.0.protocol.as_str())
+        format!("Port(port={}, protocol={})", self.0.port, py_str(self.0.protocol.as_str()))
     }
 }
 
@@ -243,19 +244,6 @@ impl Pool {
             py_bool(self.0.auto_assign),
             py_bool(self.0.avoid_buggy_ips),
         )
-    }
-}
-
-/// A string as Python's repr would show it (for the simple strings that names and addresses are).
-fn py_str(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn py_bool(b: bool) -> &'static str {
-    if b {
-        "True"
-    } else {
-        "False"
     }
 }
 

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::gossip_error;
+use crate::repr::{py_bool, py_optional_str, py_str};
 use crate::worker::Slot;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -352,13 +353,8 @@ impl Membership {
             "Membership(name={}, address={}, netns={}, running={})",
             py_str(&self.config.name),
             py_str(&self.address()),
-            self.config.netns.as_deref().map_or("None".to_string(), py_str),
-            if self.running() { "True" } else { "False" },
+            py_optional_str(self.config.netns.as_deref()),
+            py_bool(self.running()),
         )
     }
-}
-
-/// A string as Python's repr shows it (for the plain names and addresses shown here).
-fn py_str(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }

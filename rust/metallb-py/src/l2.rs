@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::errors::l2_error;
+use crate::repr::{py_bool, py_optional_str, py_str};
 use crate::worker::Slot;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -161,15 +162,10 @@ impl Responder {
         format!(
             "Responder(interfaces=[{}], netns={}, running={})",
             names.join(", "),
-            self.config.netns.as_deref().map_or("None".to_string(), py_str),
-            if self.running() { "True" } else { "False" },
+            py_optional_str(self.config.netns.as_deref()),
+            py_bool(self.running()),
         )
     }
-}
-
-/// A string as Python's repr shows it (for the plain names interfaces and namespaces have).
-fn py_str(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict>> {

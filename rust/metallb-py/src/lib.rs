@@ -5,6 +5,7 @@ mod alloc;
 mod errors;
 mod gossip;
 mod l2;
+mod repr;
 mod worker;
 
 use pyo3::prelude::*;
