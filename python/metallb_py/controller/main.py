@@ -9,37 +9,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
-import threading
 import uuid
-from collections.abc import Callable
-from pathlib import Path
-from types import FrameType
-from typing import Protocol
 
 from metallb_py.controller.controller import Controller, ControllerOptions
-from metallb_py.controller.logs import configure_logging
-from metallb_py.errors import MetalLBError
-from metallb_py.k8s.client import KubeClient, connect
-from metallb_py.k8s.errors import ApiError
+from metallb_py.runtime import configure_logging, default_namespace, run_until_signalled
 
-__all__ = ["default_identity", "default_namespace", "options_from_args", "run", "run_until_signalled"]
+__all__ = ["USER_AGENT", "default_identity", "options_from_args", "run"]
 
 log = logging.getLogger("metallb_py.controller")
 
-_POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def default_namespace() -> str:
-    """$METALLB_NAMESPACE, else the pod's own namespace (in a cluster), else metallb-system."""
-    configured = os.environ.get("METALLB_NAMESPACE")
-    if configured:
-        return configured
-    try:
-        return _POD_NAMESPACE_FILE.read_text().strip() or "metallb-system"
-    except OSError:
-        return "metallb-system"
+# How the API server tells the controller's requests from the speakers'.
+USER_AGENT = "metallb-py-controller"
 
 
 def default_identity() -> str:
@@ -64,53 +45,13 @@ def options_from_args(args: argparse.Namespace) -> ControllerOptions:
     )
 
 
-class Component(Protocol):
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def healthy(self) -> str | None:
-        """None while it works; else what broke (the process then exits with status 1)."""
-
-
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     options = options_from_args(args)
-    return run_until_signalled(args, lambda client: Controller(client, options), log)
-
-
-def run_until_signalled(
-    args: argparse.Namespace, make: Callable[[KubeClient], Component], logger: logging.Logger
-) -> int:
-    """Connects (`--kubeconfig`, `--context`), starts what `make` builds, runs it until SIGTERM or SIGINT and
-    stops it. 1 when it cannot connect or start, with the reason logged."""
-    try:
-        client = connect(args.kubeconfig, context=args.context)
-    except Exception as exc:  # the client raises several unrelated types for unusable configurations
-        logger.error(
-            "cannot load the API client configuration", extra={"error": f"{type(exc).__name__}: {exc}"}
-        )
-        return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    component = make(client)
-    try:
-        component.start()
-    except (MetalLBError, ApiError, OSError) as exc:
-        logger.error("cannot start", extra={"error": str(exc)})
-        component.stop()
-        client.close()
-        return 1
-    broken = None
-    while not stop.wait(1.0):
-        broken = component.healthy()
-        if broken is not None:
-            logger.error("stopping: a part of it stopped working", extra={"error": broken})
-            break
-    component.stop()
-    client.close()
-    return 0 if broken is None else 1
+    return run_until_signalled(
+        lambda client: Controller(client, options),
+        log,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        user_agent=USER_AGENT,
+    )

@@ -11,14 +11,16 @@ import argparse
 import logging
 import os
 
-from metallb_py.controller.logs import configure_logging
-from metallb_py.controller.main import default_namespace, run_until_signalled
 from metallb_py.errors import MetalLBError
+from metallb_py.runtime import configure_logging, default_namespace, run_until_signalled
 from metallb_py.speaker.speaker import SECRET_ENV, Speaker, SpeakerOptions
 
-__all__ = ["options_from_args", "run"]
+__all__ = ["USER_AGENT", "options_from_args", "run"]
 
 log = logging.getLogger("metallb_py.speaker")
+
+# How the API server tells a speaker's requests from the controller's.
+USER_AGENT = "metallb-py-speaker"
 
 
 def options_from_args(args: argparse.Namespace) -> SpeakerOptions:
@@ -48,4 +50,10 @@ def run(args: argparse.Namespace) -> int:
     except MetalLBError as exc:
         log.error(str(exc))
         return 2
-    return run_until_signalled(args, lambda client: Speaker(client, options), log)
+    return run_until_signalled(
+        lambda client: Speaker(client, options),
+        log,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        user_agent=USER_AGENT,
+    )
