@@ -27,7 +27,6 @@ from typing import Any
 from metallb_py._core import Allocator
 from metallb_py.controller.config import ConfigOutcome, ConfigState
 from metallb_py.controller.metrics import Metrics
-from metallb_py.controller.queue import WorkQueue
 from metallb_py.controller.reconcile import (
     WARNING,
     Decision,
@@ -48,6 +47,7 @@ from metallb_py.k8s.resources import (
     object_key,
 )
 from metallb_py.k8s.watch import Change, Reflector
+from metallb_py.runtime.workqueue import WorkQueue
 
 __all__ = ["CONFIGMAP_NAME", "Controller", "ControllerOptions"]
 

@@ -1,10 +1,10 @@
-"""metallb_py.controller.queue: one entry per key, no key processed twice at once, delayed retries."""
+"""metallb_py.runtime.workqueue: one entry per key, no key processed twice at once, delayed retries."""
 
 from __future__ import annotations
 
 import threading
 
-from metallb_py.controller.queue import WorkQueue
+from metallb_py.runtime.workqueue import WorkQueue
 
 
 class Clock:
