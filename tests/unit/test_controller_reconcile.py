@@ -23,8 +23,9 @@ from metallb_py.controller.reconcile import (
     restore_assignments,
     service_order,
 )
+from metallb_py.ipam.fields import DEPRECATED_ALLOCATED_FROM_POOL
 
-DEPRECATED_POOL_ANNOTATION = "metallb.universe.tf/ip-allocated-from-pool"
+DEPRECATED_POOL_ANNOTATION = DEPRECATED_ALLOCATED_FROM_POOL
 
 
 def svc(

@@ -32,11 +32,12 @@ from metallb_py.ipam import (
     ServiceError,
     ServiceRequest,
     creation_timestamp,
-    ingress_ips,
     is_load_balancer,
     service_key,
     service_request,
 )
+from metallb_py.ipam.fields import ALLOCATED_FROM_POOL as ANNOTATION_ALLOCATED_FROM_POOL
+from metallb_py.ipam.fields import DEPRECATED_ALLOCATED_FROM_POOL, ingress_ips, load_balancer_class
 
 __all__ = [
     "ANNOTATION_ALLOCATED_FROM_POOL",
@@ -50,9 +51,7 @@ __all__ = [
     "service_order",
 ]
 
-ANNOTATION_ALLOCATED_FROM_POOL = "metallb.io/ip-allocated-from-pool"
-_DEPRECATED_ALLOCATED_FROM_POOL = "metallb.universe.tf/ip-allocated-from-pool"
-_POOL_ANNOTATIONS = (ANNOTATION_ALLOCATED_FROM_POOL, _DEPRECATED_ALLOCATED_FROM_POOL)
+_POOL_ANNOTATIONS = (ANNOTATION_ALLOCATED_FROM_POOL, DEPRECATED_ALLOCATED_FROM_POOL)
 
 NORMAL, WARNING = "Normal", "Warning"
 IP_ALLOCATED, ALLOCATION_FAILED, CLEAR_ASSIGNMENT = "IPAllocated", "AllocationFailed", "ClearAssignment"
@@ -136,9 +135,9 @@ def reconcile_service(
     if not config_loaded:
         return Decision(Outcome.WAITING)
     annotations = _annotations(svc)
-    current = _status_ips(svc)
+    current = tuple(ingress_ips(svc))
 
-    if not is_load_balancer(svc) or _lb_class(svc) != lb_class:
+    if not is_load_balancer(svc) or load_balancer_class(svc) != lb_class:
         return _not_ours(key, svc, allocator, annotations=annotations, current=current, lb_class=lb_class)
 
     try:
@@ -189,8 +188,8 @@ def reconcile_service(
     patch: dict[str, str | None] = {}
     if pool is not None and annotations.get(ANNOTATION_ALLOCATED_FROM_POOL) != pool:
         patch[ANNOTATION_ALLOCATED_FROM_POOL] = pool
-    if _DEPRECATED_ALLOCATED_FROM_POOL in annotations:
-        patch[_DEPRECATED_ALLOCATED_FROM_POOL] = None
+    if DEPRECATED_ALLOCATED_FROM_POOL in annotations:
+        patch[DEPRECATED_ALLOCATED_FROM_POOL] = None
     if set(ips) == set(current) and len(ips) == len(current):
         return Decision(
             Outcome.UPDATED if patch else Outcome.UNCHANGED, ips=ips, pool=pool, annotations=patch
@@ -232,7 +231,8 @@ def _not_ours(
     if not held and not removals and not clear_status:
         return Decision(Outcome.IGNORED)
     if load_balancer:
-        why = f"its loadBalancerClass {_lb_class(svc)!r} is not {lb_class!r}, the class of this controller"
+        theirs = load_balancer_class(svc)
+        why = f"its loadBalancerClass {theirs!r} is not {lb_class!r}, the class of this controller"
     else:
         why = "it is no longer of type LoadBalancer"
     events: tuple[Event, ...] = ()
@@ -290,11 +290,11 @@ def restore_assignments(
     """
     kept: dict[str, bool] = {}
     for svc in sorted(services, key=service_order):
-        if not is_load_balancer(svc) or _lb_class(svc) != lb_class:
+        if not is_load_balancer(svc) or load_balancer_class(svc) != lb_class:
             continue
+        shown = ingress_ips(svc)
         try:
             request = service_request(dict(svc))
-            shown = ingress_ips(dict(svc))
         except ServiceError:
             # Unreadable (a bad annotation): it still owns what its status shows, or a restart would hand
             # that address to the next Service while this one keeps showing it.
@@ -302,8 +302,8 @@ def restore_assignments(
                 key = service_key(dict(svc))
             except ServiceError:
                 continue
-            if _status_ips(svc):
-                kept[key] = _hold_as_shown(allocator, key, _status_ips(svc))
+            if shown:
+                kept[key] = _hold_as_shown(allocator, key, shown)
             continue
         if shown:
             kept[request.key] = restore(allocator, request, shown)
@@ -328,22 +328,6 @@ def _annotations(svc: Mapping[str, Any]) -> dict[str, str]:
     if not isinstance(annotations, dict):
         return {}
     return {k: v for k, v in annotations.items() if isinstance(k, str) and isinstance(v, str)}
-
-
-def _status_ips(svc: Mapping[str, Any]) -> tuple[str, ...]:
-    """The ingress IPs as written (unparsed: a malformed entry is replaced like any other wrong one)."""
-    status = svc.get("status")
-    balancer = status.get("loadBalancer") if isinstance(status, dict) else None
-    ingress = balancer.get("ingress") if isinstance(balancer, dict) else None
-    if not isinstance(ingress, list):
-        return ()
-    return tuple(str(entry["ip"]) for entry in ingress if isinstance(entry, dict) and entry.get("ip"))
-
-
-def _lb_class(svc: Mapping[str, Any]) -> str | None:
-    spec = svc.get("spec")
-    value = spec.get("loadBalancerClass") if isinstance(spec, dict) else None
-    return value if isinstance(value, str) and value else None
 
 
 def _remove_pool_annotations(annotations: Mapping[str, str]) -> dict[str, str | None]:
