@@ -1,10 +1,15 @@
 """A small client for the Kubernetes API on plain dicts, built on the official client's configuration.
 
 The official `kubernetes` package loads kubeconfig files and in-cluster service-account credentials (with
-token refresh) and owns the connection pool; this module sends requests through it but reads and writes
-JSON itself, so the rest of metallb-py works on the same dicts as the API (and `kubectl get -o json`) shows,
-without the generated models' cost or their loose types. Every request is counted (`RequestCounter`), and
-writes can be gated by a guard (leader election: a replica that is not the leader sends nothing).
+token refresh) and builds the connection pool (TLS, client certificates, proxy); this module sends requests
+through that pool with urllib3 itself and reads and writes JSON itself, so the rest of metallb-py works on
+the same dicts as the API (and `kubectl get -o json`) shows, without the generated models' cost or their
+loose types. Only the parts of the package that every supported version shares are used (`Configuration`,
+`auth_settings()`, `ApiClient.rest_client.pool_manager`, `default_headers`): its request methods changed
+shape in 37 (`param_serialize`), and the floor in pyproject.toml is tested in CI (`make test-floor`).
+
+Every request is counted (`RequestCounter`), and writes can be gated by a guard (leader election: a replica
+that is not the leader sends nothing). Whatever a request can fail with is one of `metallb_py.k8s.errors`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
+from urllib.parse import urlencode
 
 import kubernetes
 import urllib3
@@ -107,6 +113,7 @@ class KubeClient:
         return KubeClient(self._api, timeout=self.timeout, counter=self.requests, guard=guard)
 
     def close(self) -> None:
+        self._api.rest_client.pool_manager.clear()
         self._api.close()  # type: ignore[no-untyped-call]
 
     # -- reads -----------------------------------------------------------------------------------------------
@@ -267,6 +274,22 @@ class KubeClient:
             raise ApiUnavailableError(0, "", f"expected an object, got {type(decoded).__name__}")
         return decoded
 
+    def _credentials(self, request: str) -> dict[str, str]:
+        """The Authorization header of the configuration's bearer token, if it has one (client certificates
+        are in the connection pool instead).
+
+        Asking for the token runs the configuration's refresh hook: in a pod it rereads the rotated
+        service-account token, with a kubeconfig it may run an exec plugin or an OIDC refresh. Whatever that
+        third-party code raises means no request can be sent now, like a refused connection.
+        """
+        try:
+            auth = self._api.configuration.auth_settings().get("BearerToken")
+        except Exception as exc:
+            raise ApiUnavailableError(0, "", f"no credentials: {exc!r}", request=request) from exc
+        if auth is None or not auth.get("value"):
+            return {}
+        return {"Authorization": str(auth["value"])}
+
     def _send(
         self,
         verb: str,
@@ -282,27 +305,26 @@ class KubeClient:
         """Sends one request; returns the urllib3 response of a 2xx answer, raises ApiError otherwise."""
         self.requests.add(verb, str(resource))
         request = f"{method} {path}"
-        headers = {"Accept": "application/json"}
+        headers = {**self._api.default_headers, **self._credentials(request), "Accept": "application/json"}
+        payload = None
         if body is not None:
             headers["Content-Type"] = content_type
+            payload = json.dumps(body).encode()
+        url = str(self._api.configuration.host) + path
+        if query:
+            url += "?" + urlencode(query)
+        connect_timeout, read_timeout = timeout if timeout is not None else self.timeout
         try:
-            serialized = self._api.param_serialize(
+            response = self._api.rest_client.pool_manager.request(
                 method,
-                path,
-                query_params=list((query or {}).items()),
-                header_params=headers,
-                body=dict(body) if body is not None else None,
-                auth_settings=["BearerToken"],
+                url,
+                body=payload,
+                headers=headers,
+                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+                preload_content=False,
             )
-            answer = self._api.call_api(
-                *serialized, _request_timeout=timeout if timeout is not None else self.timeout
-            )
-        except kubernetes.client.ApiException as exc:
-            # The client raises this itself only for TLS failures (status 0).
-            raise ApiUnavailableError(int(exc.status or 0), "", str(exc.reason), request=request) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ApiUnavailableError(0, "", f"no answer: {exc}", request=request) from exc
-        response: urllib3.BaseHTTPResponse = answer.response
         status = int(response.status)
         if 200 <= status < 300:
             return response
