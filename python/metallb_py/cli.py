@@ -20,9 +20,9 @@ from importlib import metadata
 from typing import TextIO
 
 from metallb_py.config import Config, convert_legacy
-from metallb_py.config._resources import Resources
 from metallb_py.config.loader import build_config, read_file
 from metallb_py.config.model import address_count
+from metallb_py.config.resources import Resources
 from metallb_py.errors import ConfigError
 from metallb_py.ipam import PlanRow, load_services, plan
 

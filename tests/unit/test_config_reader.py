@@ -8,9 +8,9 @@ import pytest
 
 from metallb_py._core import Pool
 from metallb_py.config import BGPCommunity
-from metallb_py.config._reader import Reader, Where, load_yaml_documents
 from metallb_py.config._values import dns_label, format_duration, parse_duration, unique_dns_labels
 from metallb_py.config.model import address_count
+from metallb_py.config.reader import Reader, Where, load_yaml_documents
 from metallb_py.errors import ConfigError
 
 HERE = Where('Thing "t" (test)')

@@ -2,6 +2,10 @@
 
 `load_config` and friends parse and validate; `convert_legacy` rewrites a legacy ConfigMap as CRDs. Every
 mistake is a `metallb_py.errors.ConfigError` whose message names the object, the source and the field.
+
+Public modules other packages build on: `reader` (typed reading of untrusted YAML, with paths in every error:
+the Service reader in `ipam` uses it too) and `resources` (the parsed records before validation, which the
+CLI summarises per file). Modules whose names start with `_` are this package's own.
 """
 
 from __future__ import annotations

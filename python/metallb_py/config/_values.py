@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from metallb_py._core import LabelSelector
-from metallb_py.config._reader import Reader, Where, quote
+from metallb_py.config.reader import Reader, Where, quote
 from metallb_py.errors import ConfigError
 
 __all__ = [

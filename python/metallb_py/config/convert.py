@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 
 from metallb_py._core import LabelSelector, Pool
-from metallb_py.config._reader import Where, describe, load_yaml_documents, quote
-from metallb_py.config._resources import Resources
 from metallb_py.config._values import dns_label, format_duration, unique_dns_labels
 from metallb_py.config.crds import GROUP, VERSIONS
 from metallb_py.config.legacy import LEGACY_KEYS
 from metallb_py.config.loader import build_config, read_object
 from metallb_py.config.model import BFDProfile, BGPAdvertisement, BGPPeer, Community, Config, L2Advertisement
+from metallb_py.config.reader import Where, describe, load_yaml_documents, quote
+from metallb_py.config.resources import Resources
 from metallb_py.errors import ConfigError
 
 __all__ = ["convert_legacy", "dump_crds", "kubernetes_names"]

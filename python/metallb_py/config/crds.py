@@ -14,8 +14,6 @@ import re
 from collections.abc import Callable
 
 from metallb_py._core import LabelSelector, ServiceAllocation
-from metallb_py.config._reader import Reader, Where, quote
-from metallb_py.config._resources import Entry, PoolSpec, Resources
 from metallb_py.config._values import (
     check_dns_subdomain,
     check_labels,
@@ -35,6 +33,8 @@ from metallb_py.config.model import (
     L2Advertisement,
     SecretReference,
 )
+from metallb_py.config.reader import Reader, Where, quote
+from metallb_py.config.resources import Entry, PoolSpec, Resources
 from metallb_py.errors import ConfigError
 
 __all__ = ["GROUP", "VERSIONS", "parse_crd"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from metallb_py.config._reader import Reader, Where, load_yaml_documents, quote
-from metallb_py.config._resources import Entry, PoolSpec, Resources
 from metallb_py.config._values import check_dns_subdomain, dns_label, unique_dns_labels
 from metallb_py.config.crds import (
     STANDARD_METADATA,
@@ -22,6 +20,8 @@ from metallb_py.config.crds import (
     read_peer,
 )
 from metallb_py.config.model import BGPAdvertisement, Community, CommunityAlias, L2Advertisement
+from metallb_py.config.reader import Reader, Where, load_yaml_documents, quote
+from metallb_py.config.resources import Entry, PoolSpec, Resources
 
 __all__ = ["DEFAULT_NAMESPACE", "LEGACY_KEYS", "PROTOCOLS", "read_legacy_config", "read_legacy_configmap"]
 

@@ -20,8 +20,6 @@ from dataclasses import replace
 from typing import Any
 
 from metallb_py._core import Pool, validate_pools
-from metallb_py.config._reader import Reader, Where, describe, load_yaml_documents, quote
-from metallb_py.config._resources import Entry, PoolSpec, Resources
 from metallb_py.config.crds import GROUP, parse_crd
 from metallb_py.config.legacy import DEFAULT_NAMESPACE, LEGACY_KEYS, read_legacy_config, read_legacy_configmap
 from metallb_py.config.model import (
@@ -33,6 +31,8 @@ from metallb_py.config.model import (
     Config,
     L2Advertisement,
 )
+from metallb_py.config.reader import Reader, Where, describe, load_yaml_documents, quote
+from metallb_py.config.resources import Entry, PoolSpec, Resources
 from metallb_py.errors import ConfigError
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 
 from metallb_py._core import Allocator
 from metallb_py.config import Config
-from metallb_py.config._reader import Reader, Where, describe, load_yaml_documents
+from metallb_py.config.reader import Reader, Where, describe, load_yaml_documents
 from metallb_py.errors import AllocationError, ConfigError
 from metallb_py.ipam.fields import load_balancer_class
 from metallb_py.ipam.service import (

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from metallb_py._core import Port
-from metallb_py.config._reader import Reader, Where, describe, quote
+from metallb_py.config.reader import Reader, Where, describe, quote
 from metallb_py.errors import ConfigError
 from metallb_py.ipam.fields import canonical_ip, walk_ingress_ips
 

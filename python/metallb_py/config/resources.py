@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, NoReturn, TypeVar
 
 from metallb_py._core import ServiceAllocation
-from metallb_py.config._reader import Where
 from metallb_py.config.model import BFDProfile, BGPAdvertisement, BGPPeer, Community, L2Advertisement
+from metallb_py.config.reader import Where
 from metallb_py.errors import ConfigError
 
 __all__ = ["Entry", "PoolSpec", "Resources"]
