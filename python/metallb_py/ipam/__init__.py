@@ -2,6 +2,8 @@
 
 `service_request` reads a Service object (annotations and spec) into the arguments of the Rust
 `Allocator`; `plan` runs the allocator over a set of Services the way MetalLB's controller would.
+`metallb_py.ipam.fields` holds the lenient readers of the fields every package reads (ingress addresses,
+loadBalancerClass, the pool annotation); `ingress_ips` here is the strict one, that names what is wrong.
 """
 
 from __future__ import annotations
