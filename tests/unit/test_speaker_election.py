@@ -19,7 +19,7 @@ from metallb_py._core import LabelSelector
 from metallb_py.config import L2Advertisement
 from metallb_py.speaker import (
     EXCLUDE_FROM_LB_LABEL,
-    Decision,
+    Election,
     Endpoint,
     EndpointSlice,
     Exclusion,
@@ -68,7 +68,7 @@ def decide(
     advs: tuple[L2Advertisement, ...] = (EVERY_NODE_ADV,),
     live: set[str] | None = set(ALL),  # noqa: B006 (never mutated)
     **options: bool,
-) -> Decision:
+) -> Election:
     if slices is None:
         slices = [ready_on(s.key.split("/")[1], *WORKERS) for s in services]
     return announcer_for(
@@ -445,7 +445,7 @@ def worlds(draw: st.DrawFn) -> dict[str, object]:
     }
 
 
-def run(world: dict[str, object]) -> Decision:
+def run(world: dict[str, object]) -> Election:
     return announcer_for("192.168.1.11", **world)  # type: ignore[arg-type]
 
 

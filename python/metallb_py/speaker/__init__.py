@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from metallb_py.speaker.election import (
     EXCLUDE_FROM_LB_LABEL,
-    Decision,
+    Election,
     Endpoint,
     EndpointSlice,
     Exclusion,
@@ -30,8 +30,9 @@ from metallb_py.speaker.election import (
     read_links,
     ready_nodes,
 )
+from metallb_py.speaker.leases import GOSSIP_LABEL
+from metallb_py.speaker.objects import SERVICE_NAME_LABEL
 from metallb_py.speaker.speaker import SECRET_ENV, SECRET_KEY, SECRET_NAME
-from metallb_py.speaker.state import GOSSIP_LABEL, SERVICE_NAME_LABEL
 
 __all__ = [
     "EXCLUDE_FROM_LB_LABEL",
@@ -40,7 +41,7 @@ __all__ = [
     "SECRET_KEY",
     "SECRET_NAME",
     "SERVICE_NAME_LABEL",
-    "Decision",
+    "Election",
     "Endpoint",
     "EndpointSlice",
     "Exclusion",

@@ -49,7 +49,7 @@ from metallb_py.config.model import L2Advertisement
 
 __all__ = [
     "EXCLUDE_FROM_LB_LABEL",
-    "Decision",
+    "Election",
     "Endpoint",
     "EndpointSlice",
     "Exclusion",
@@ -132,7 +132,7 @@ class L2Service:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Election:
     """The announcer of one IP, or None, with everything a log line or Event needs to say why.
 
     `order` is the candidates in election order (the winner first, then who takes over if it goes);
@@ -205,7 +205,7 @@ def announcer_for(
     live_members: Iterable[str] | None,
     ignore_exclude_label: bool = False,
     require_endpoints: bool = True,
-) -> Decision:
+) -> Election:
     """Elects the announcer of `ip` for the Services that have it (see the module docstring).
 
     `live_members` None means gossip is off: Nodes whose Ready condition is True stand in.
@@ -218,7 +218,7 @@ def announcer_for(
     live = ready_nodes(by_name.values()) if live_members is None else set(live_members)
     key = election_key(ip, services)
     if not services:
-        return Decision(ip, None, "no Service has this address", key=key)
+        return Election(ip, None, "no Service has this address", key=key)
 
     serving: dict[str, set[str]] = {s.key: set() for s in services}
     has_endpoint: set[str] = set()
@@ -232,14 +232,14 @@ def announcer_for(
                     serving[eps.service].add(endpoint.node_name)
     announced = [s for s in services if s.key in has_endpoint or not require_endpoints]
     if not announced:
-        return Decision(ip, None, "no endpoint that can serve (ready or serving) for any Service", key=key)
+        return Election(ip, None, "no endpoint that can serve (ready or serving) for any Service", key=key)
 
     pools = {s.pool for s in announced}
     advertisements = [a for a in l2_advertisements if pools & set(a.pools)]
     names = tuple(s.key for s in announced)
     if not advertisements:
         reason = f"no L2Advertisement for pool {', '.join(sorted(pools))}"
-        return Decision(ip, None, reason, services=names, key=key)
+        return Election(ip, None, reason, services=names, key=key)
 
     excluded: dict[str, Exclusion] = {}
     candidates: list[str] = []
@@ -268,9 +268,9 @@ def announcer_for(
 
     order = tuple(election_order(key, candidates))
     if not order:
-        return Decision(ip, None, "no eligible node", (), excluded, names, key)
+        return Election(ip, None, "no eligible node", (), excluded, names, key)
     reason = f"{order[0]} wins among {len(order)} eligible node{'s' if len(order) > 1 else ''}"
-    return Decision(ip, order[0], reason, order, excluded, names, key)
+    return Election(ip, order[0], reason, order, excluded, names, key)
 
 
 def announcers(
@@ -281,8 +281,8 @@ def announcers(
     l2_advertisements: Iterable[L2Advertisement],
     live_members: Iterable[str] | None,
     **options: bool,
-) -> dict[str, Decision]:
-    """`announcer_for` for every address of `services`, grouped by address: {ip: Decision}."""
+) -> dict[str, Election]:
+    """`announcer_for` for every address of `services`, grouped by address: {ip: Election}."""
     nodes, l2_advertisements = list(nodes), list(l2_advertisements)
     live = None if live_members is None else set(live_members)
     by_ip: dict[str, list[L2Service]] = {}

@@ -1,0 +1,147 @@
+"""Layer 2 mode: which addresses this node announces, and on which interfaces; the responder does the rest.
+
+`plan` is the pure part: from the elections (election.py) to this node's to-do list. `Layer2` keeps what
+is announced and applies each plan to the responder (through the `L2Responder` protocol: a fake in tests).
+A second protocol (BGP) is a sibling of this module with the same shape: `elect_and_apply` per round,
+`withdraw_all` when the speaker is isolated or stops, `announced` for the status reporter and the metrics.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from metallb_py.config.model import Config
+from metallb_py.speaker.election import Election, L2Service, Link, announcers, interfaces_for
+from metallb_py.speaker.objects import endpoint_slice_from_api, node_from_api
+from metallb_py.speaker.ports import ClusterView, L2Responder
+
+__all__ = ["PROTOCOL", "Layer2", "Plan", "plan"]
+
+log = logging.getLogger("metallb_py.speaker")
+
+PROTOCOL = "layer2"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """This node's to-do list after an election round.
+
+    `announce`: address -> (interfaces, Services announced with it), for every address this node owns now.
+    `withdraw`: addresses announced until now that this node no longer owns.
+    """
+
+    announce: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    withdraw: frozenset[str] = frozenset()
+
+
+def plan(
+    elections: Mapping[str, Election],
+    me: str,
+    interfaces: Mapping[str, tuple[str, ...]],
+    announced: Iterable[str],
+) -> Plan:
+    """The addresses `me` won (on the interfaces chosen per address; none chosen means none announced)
+    and those it announced before but no longer wins."""
+    mine = {
+        ip: (interfaces.get(ip, ()), e.services)
+        for ip, e in elections.items()
+        if e.node == me and interfaces.get(ip)
+    }
+    withdraw = frozenset(str(ipaddress.ip_address(ip)) for ip in announced) - mine.keys()
+    return Plan(mine, withdraw)
+
+
+class Layer2:
+    """Announces, through `responder`, the addresses `me` wins; `on_change(announced)` is called after a
+    round that changed the announce set (address -> Services)."""
+
+    def __init__(
+        self,
+        me: str,
+        responder: L2Responder,
+        links: Sequence[Link],
+        *,
+        on_change: Callable[[Mapping[str, tuple[str, ...]]], None],
+        ignore_exclude_label: bool = False,
+    ) -> None:
+        self.me = me
+        self.responder = responder
+        self.links = list(links)
+        self._on_change = on_change
+        self._ignore_exclude_label = ignore_exclude_label
+        self._lock = threading.Lock()  # the reporter reads what the worker writes
+        self._announced: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def elect_and_apply(
+        self, config: Config, services: list[L2Service], view: ClusterView, live: set[str] | None
+    ) -> None:
+        """Runs the elections (`live`: the gossip's live members, None without gossip) and announces what
+        this node wins."""
+        nodes = view.nodes()
+        elections = announcers(
+            services,
+            nodes=[node_from_api(obj) for obj in nodes.values()],
+            endpoint_slices=[e for obj in view.endpoint_slices() if (e := endpoint_slice_from_api(obj))],
+            l2_advertisements=config.l2_advertisements,
+            live_members=live,
+            ignore_exclude_label=self._ignore_exclude_label,
+        )
+        interfaces: dict[str, tuple[str, ...]] = {}
+        me_obj = nodes.get(self.me)
+        if me_obj is not None:
+            me = node_from_api(me_obj)
+            pools_by_ip: dict[str, set[str]] = {}
+            for svc in services:
+                for ip in svc.ips:
+                    pools_by_ip.setdefault(ip, set()).add(svc.pool)
+            usable = set(self.responder.interfaces)
+            for ip, election in elections.items():
+                if election.node == self.me:
+                    choice = interfaces_for(me, pools_by_ip.get(ip, ()), config.l2_advertisements, self.links)
+                    interfaces[ip] = tuple(i for i in choice.interfaces if i in usable)
+        self._apply(plan(elections, self.me, interfaces, self._current()))
+
+    def withdraw_all(self) -> None:
+        self._apply(plan({}, self.me, {}, self._current()))
+
+    def _current(self) -> list[str]:
+        with self._lock:
+            return list(self._announced)
+
+    def _apply(self, todo: Plan) -> None:
+        with self._lock:
+            current = dict(self._announced)
+        for ip in sorted(todo.withdraw):
+            self.responder.withdraw(ip)
+            log.info("withdrawn", extra={"ip": ip, "node": self.me, "services": list(current[ip][1])})
+        for ip, (ifaces, keys) in sorted(todo.announce.items()):
+            if current.get(ip, ((), ()))[0] != ifaces:
+                self.responder.announce(ip, list(ifaces))
+                log.info(
+                    "announcing",
+                    extra={"ip": ip, "node": self.me, "interfaces": list(ifaces), "services": list(keys)},
+                )
+        with self._lock:
+            changed = self._announced != todo.announce
+            self._announced = dict(todo.announce)
+        if changed:
+            self._on_change(self.announced())
+
+    def announced(self) -> dict[str, tuple[str, ...]]:
+        """Address -> the Services this node announces it for, now."""
+        with self._lock:
+            return {ip: services for ip, (_, services) in self._announced.items()}
+
+    def wanted_statuses(self) -> dict[str, tuple[str, ...]]:
+        """Service -> the interfaces it is announced on from this node (what its ServiceL2Status says)."""
+        with self._lock:
+            announced = list(self._announced.values())
+        wanted: dict[str, set[str]] = {}
+        for interfaces, services in announced:
+            for service in services:
+                wanted.setdefault(service, set()).update(interfaces)
+        return {svc: tuple(sorted(ifaces)) for svc, ifaces in wanted.items()}

@@ -1,0 +1,122 @@
+"""The speaker's view of API objects: pure adapters from plain dicts to what the election reads, no I/O.
+
+`node_from_api`, `endpoint_slice_from_api` and `l2_service_from_api` reduce Nodes, EndpointSlices and
+Services to election.py's types; a malformed object is skipped (None), never fatal. The Service's own fields
+are read by metallb_py.ipam.fields, the one reader the controller uses too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from metallb_py.config.model import Config
+from metallb_py.ipam.fields import allocated_pool, ingress_ips, load_balancer_class
+from metallb_py.speaker.election import Endpoint, EndpointSlice, L2Service, Node
+
+__all__ = [
+    "SERVICE_NAME_LABEL",
+    "endpoint_slice_from_api",
+    "internal_ip",
+    "l2_service_from_api",
+    "node_from_api",
+]
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _conditions(obj: Mapping[str, Any]) -> dict[str, str]:
+    status = obj.get("status") or {}
+    return {
+        str(c.get("type")): str(c.get("status"))
+        for c in (status.get("conditions") or ())
+        if isinstance(c, Mapping)
+    }
+
+
+def node_from_api(obj: Mapping[str, Any]) -> Node:
+    """A Node object as the election sees it. A Node without a Ready condition counts as ready (a node
+    that never reported is not known to be broken; gossip decides liveness anyway)."""
+    metadata = _metadata(obj)
+    conditions = _conditions(obj)
+    labels = metadata.get("labels") or {}
+    return Node(
+        name=str(metadata.get("name", "")),
+        labels={str(k): str(v) for k, v in labels.items()},
+        ready=conditions.get("Ready", "True") == "True",
+        network_unavailable=conditions.get("NetworkUnavailable") == "True",
+    )
+
+
+def internal_ip(obj: Mapping[str, Any], family: int = 4) -> str | None:
+    """The Node's first InternalIP of `family`, or None."""
+    for address in (obj.get("status") or {}).get("addresses") or ():
+        if not isinstance(address, Mapping) or address.get("type") != "InternalIP":
+            continue
+        try:
+            ip = ipaddress.ip_address(str(address.get("address")))
+        except ValueError:
+            continue
+        if ip.version == family:
+            return str(ip)
+    return None
+
+
+def _bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def endpoint_slice_from_api(obj: Mapping[str, Any]) -> EndpointSlice | None:
+    """An EndpointSlice reduced to its Service's key and endpoints; None when no Service owns it."""
+    metadata = _metadata(obj)
+    service = (metadata.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    namespace = metadata.get("namespace")
+    if not service or not namespace:
+        return None
+    endpoints = []
+    for endpoint in obj.get("endpoints") or ():
+        if not isinstance(endpoint, Mapping):
+            continue
+        conditions = endpoint.get("conditions") or {}
+        node = endpoint.get("nodeName")
+        endpoints.append(
+            Endpoint(
+                node_name=str(node) if node else None,
+                ready=_bool(conditions.get("ready")),
+                serving=_bool(conditions.get("serving")),
+                terminating=_bool(conditions.get("terminating")),
+            )
+        )
+    return EndpointSlice(f"{namespace}/{service}", tuple(endpoints))
+
+
+def l2_service_from_api(
+    svc: Mapping[str, Any], config: Config | None, lb_class: str | None = None
+) -> L2Service | None:
+    """A LoadBalancer Service with addresses, as the election sees it; None for any other Service, and for
+    one whose spec.loadBalancerClass is not `lb_class` (None: Services without a class, as the controller).
+
+    The pool is the one the controller recorded (MetalLB's annotation), else the configured pool that
+    contains the first address; a Service whose addresses are in no pool is not ours to announce.
+    """
+    spec = svc.get("spec") or {}
+    if spec.get("type") != "LoadBalancer" or load_balancer_class(svc) != lb_class:
+        return None
+    ips = ingress_ips(svc)
+    if not ips:
+        return None
+    metadata = _metadata(svc)
+    pool = allocated_pool(svc)
+    if config is not None and (not pool or config.pool(pool) is None):
+        pool = next((p.name for p in config.pools if p.contains(ips[0])), None)
+    if not pool:
+        return None
+    key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+    policy = str(spec.get("externalTrafficPolicy") or "Cluster")
+    return L2Service(key, str(pool), tuple(ips), policy)

@@ -1,0 +1,61 @@
+"""What the speaker needs of its parts, as small protocols: the Rust Responder and Membership satisfy them in
+production, fakes in unit tests (which then drive whole rounds without sockets, namespaces or an API server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+__all__ = ["ClusterView", "L2Responder", "MemberEvent", "Members"]
+
+JSON = dict[str, Any]
+
+
+class L2Responder(Protocol):
+    """Answers ARP and NDP for the addresses it is told to announce (metallb_py.Responder)."""
+
+    @property
+    def interfaces(self) -> list[str]: ...
+    @property
+    def running(self) -> bool: ...
+    def announce(self, ip: str, interfaces: Sequence[str] | None = None) -> bool: ...
+    def withdraw(self, ip: str) -> bool: ...
+    def stop(self) -> None: ...
+
+
+class MemberEvent(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+
+
+class Members(Protocol):
+    """This speaker's gossip member (metallb_py.Membership): who is alive, whether this one is cut off."""
+
+    @property
+    def running(self) -> bool: ...
+    def alive(self) -> list[str]: ...
+    def isolated(self) -> bool: ...
+    def set_peers(self, addresses: Sequence[str]) -> None: ...
+    def next_event(self, timeout: float | None = None) -> MemberEvent | None: ...
+    def leave(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class ClusterView(Protocol):
+    """The watched objects a round reads (plain dicts as the API returns them)."""
+
+    def synced(self) -> bool:
+        """Every watch has listed once: the copies are complete."""
+
+    def service_objects(self) -> list[JSON]: ...
+    def endpoint_slices(self) -> list[JSON]: ...
+    def nodes(self) -> Mapping[str, JSON]:
+        """name -> Node"""
+
+    def config_objects(self) -> list[JSON]:
+        """The ConfigMap `config` and the metallb.io resources, as watched."""

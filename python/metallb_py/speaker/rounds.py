@@ -1,0 +1,220 @@
+"""The speaker's worker: one round at a time, each for every address, driven by changes.
+
+A round reads the watched objects (a `ClusterView`), loads the configuration when it changed (a bad one is
+refused and the last good one stays in force), asks the gossip who is alive, lets gate.advance decide whether
+to wait (settling), elect or withdraw everything (isolated), and hands the outcome to the protocol (layer 2
+today; BGP beside it). It never waits on the API, so a failover costs one gossip detection plus one round,
+whatever the API's load. Time comes from an injected clock, the gossip and the announcer through the small
+protocols of ports.py: unit tests drive whole rounds with fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from metallb_py.config import Config, load_objects
+from metallb_py.errors import ConfigError
+from metallb_py.speaker.election import L2Service
+from metallb_py.speaker.gate import Gate, GossipView, Note, Step, Turn, advance, round_due
+from metallb_py.speaker.metrics import SpeakerMetrics
+from metallb_py.speaker.objects import l2_service_from_api
+from metallb_py.speaker.ports import ClusterView, Members
+
+__all__ = ["NO_CONFIGURATION", "Announcing", "Rounds"]
+
+log = logging.getLogger("metallb_py.speaker")
+
+NO_CONFIGURATION = "no MetalLB configuration (ConfigMap config or metallb.io resources)"
+
+
+class Announcing(Protocol):
+    """A protocol's announcing side (layer2.Layer2; BGP to come)."""
+
+    def elect_and_apply(
+        self, config: Config, services: list[L2Service], view: ClusterView, live: set[str] | None
+    ) -> None: ...
+    def withdraw_all(self) -> None: ...
+
+
+class Rounds:
+    """See the module docstring. `expected(now)`: node -> gossip address of the peers to expect (the gossip
+    Leases, this node excluded). Without `members` (no gossip) liveness comes from the Nodes' Ready condition
+    and there is nothing to settle."""
+
+    def __init__(
+        self,
+        me: str,
+        view: ClusterView,
+        protocol: Announcing,
+        members: Members | None,
+        *,
+        expected: Callable[[float], Mapping[str, str]],
+        metrics: SpeakerMetrics,
+        settle_timeout: float = 3.0,
+        lb_class: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.me = me
+        self.view, self.protocol, self.members = view, protocol, members
+        self._expected, self.metrics = expected, metrics
+        self.settle_timeout, self.lb_class = settle_timeout, lb_class
+        self._clock = clock
+        self.gate = Gate() if members is not None else Gate(settled=True)
+        self.config: Config | None = None
+        self.config_error: str | None = None
+        self.peers: list[str] | None = None  # the gossip addresses last given to the member
+        self.rounds = 0
+        self.ready = threading.Event()  # for callers: settled, and the first round is done
+        self._wake = threading.Event()
+        self._config_dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what wakes it ---------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def config_changed(self) -> None:
+        self._config_dirty.set()
+        self._wake.set()
+
+    # -- the thread ------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="speaker-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Returns once no round runs, nor will (a round in progress finishes first)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            # An idle speaker only wakes to end the settle wait or to catch an isolation change it was not
+            # told about.
+            woken = self._wake.wait(0.5)
+            if self._stop.is_set():
+                return
+            if not self._due(woken):
+                continue
+            self._wake.clear()
+            try:
+                self.run_round()
+            except Exception:
+                log.exception("election round failed; retrying")
+                self._stop.wait(0.5)
+                self._wake.set()
+
+    def _due(self, woken: bool) -> bool:
+        members = self.members
+        if members is None:
+            return woken
+        peers = sorted(self._expected(self._clock()).values())
+        return round_due(
+            self.gate, woken=woken, isolated_now=members.isolated(), peers_changed=peers != self.peers
+        )
+
+    # -- one round -------------------------------------------------------------------------------------------
+
+    def run_round(self) -> Step | None:
+        """One round now; what it did (None: the watches have not listed yet)."""
+        if not self.view.synced():
+            return None
+        if self._config_dirty.is_set() or (self.config is None and self.config_error is None):
+            self._config_dirty.clear()
+            self._reload_config()
+        live: set[str] | None = None
+        step = Step.ELECT
+        if self.members is not None:
+            now = self._clock()
+            live = set(self.members.alive())
+            turn = advance(self.gate, self._gossip_view(now, live), now, self.settle_timeout)
+            self.gate = turn.gate
+            self._report(turn, live)
+            if turn.step is Step.WAIT:
+                return turn.step
+            self.metrics.members_alive.set(len(live))
+            step = turn.step
+        config = self.config
+        if step is Step.ELECT and config is not None:
+            services = [
+                s
+                for obj in self.view.service_objects()
+                if (s := l2_service_from_api(obj, config, self.lb_class))
+            ]
+            self.protocol.elect_and_apply(config, services, self.view, live)
+        else:
+            self.protocol.withdraw_all()
+        self.rounds += 1
+        self.ready.set()
+        return step
+
+    def _gossip_view(self, now: float, live: set[str]) -> GossipView:
+        assert self.members is not None
+        expected = self._expected(now)
+        peers = sorted(expected.values())
+        if peers != self.peers:
+            if self.peers is not None:
+                gone, new = sorted(set(self.peers) - set(peers)), sorted(set(peers) - set(self.peers))
+                log.info("expected peers changed", extra={"no_longer": gone, "new": new})
+            self.members.set_peers(peers)
+            self.peers = peers
+        return GossipView(
+            others=frozenset(self.view.nodes()) - {self.me},
+            expected=frozenset(expected) - {self.me},
+            alive=frozenset(live) - {self.me},
+            isolated=self.members.isolated(),
+        )
+
+    def _report(self, turn: Turn, live: set[str]) -> None:
+        for note in turn.notes:
+            if note is Note.BACK:
+                self.metrics.isolated.set(0)
+                log.info("no longer cut off: settling before announcing")
+            elif note is Note.JOINED:
+                log.info(
+                    "joined the speakers",
+                    extra={
+                        "alive": sorted(live),
+                        "missing": sorted(turn.missing),
+                        "after": round(turn.waited, 3),
+                    },
+                )
+            elif note is Note.CUT_OFF:
+                self.metrics.isolated.set(1)
+                log.warning("cut off from every peer: withdrawing every address until one is heard again")
+
+    def _reload_config(self) -> None:
+        objects = self.view.config_objects()
+        if not objects:
+            error = NO_CONFIGURATION
+        else:
+            try:
+                config = load_objects([dict(o) for o in objects], source="cluster")
+            except ConfigError as exc:
+                error = str(exc)
+            else:
+                if config != self.config:
+                    log.info("configuration loaded", extra={"summary": config.summary()})
+                self.config, self.config_error = config, None
+                return
+        if error != self.config_error:
+            # No configuration yet is a normal first state (installed before configured); a bad one is not.
+            level = logging.WARNING if not objects else logging.ERROR
+            log.log(
+                level,
+                "configuration refused; the last good one stays in force",
+                extra={"error": error, "in_force": self.config is not None},
+            )
+        self.config_error = error

@@ -1,0 +1,512 @@
+"""The speaker's rounds and its status reporter driven with fakes: no sockets, no namespaces, no API server.
+
+The fakes stand for the Rust Responder and Membership (ports.L2Responder, ports.Members) and for the watched
+objects (ports.ClusterView); time is a clock the test moves. The real ones are exercised by tests/e2e.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from metallb_py.k8s.errors import ConflictError, ForbiddenError, NotFoundError
+from metallb_py.speaker.election import Link
+from metallb_py.speaker.gate import Step
+from metallb_py.speaker.l2status import l2_status, l2_status_name
+from metallb_py.speaker.layer2 import Layer2
+from metallb_py.speaker.metrics import SpeakerMetrics
+from metallb_py.speaker.objects import SERVICE_NAME_LABEL
+from metallb_py.speaker.reporter import NODE_ASSIGNED, StatusReporter
+from metallb_py.speaker.rounds import Rounds
+from metallb_py.speaker.speaker import stop_announcing
+
+JSON = dict[str, Any]
+VIP = "192.0.2.11"
+CONFIGMAP = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"namespace": "metallb-system", "name": "config"},
+    "data": {
+        "config": "address-pools:\n- name: web\n  protocol: layer2\n  addresses: [192.0.2.11-192.0.2.13]\n"
+    },
+}
+
+
+def node(name: str) -> JSON:
+    return {"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def service(name: str, ip: str) -> JSON:
+    return {
+        "metadata": {"namespace": "default", "name": name},
+        "spec": {"type": "LoadBalancer"},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+    }
+
+
+def endpoints(name: str, on: str) -> JSON:
+    return {
+        "metadata": {"namespace": "default", "name": f"{name}-x", "labels": {SERVICE_NAME_LABEL: name}},
+        "endpoints": [{"nodeName": on, "conditions": {"ready": True}}],
+    }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeView:
+    def __init__(self, nodes: Sequence[str]) -> None:
+        self.node_objects = {n: node(n) for n in nodes}
+        self.services = [service("web", VIP)]
+        self.slices = [endpoints("web", nodes[0])]
+        self.config = [CONFIGMAP]
+        self.listed = True
+
+    def synced(self) -> bool:
+        return self.listed
+
+    def service_objects(self) -> list[JSON]:
+        return self.services
+
+    def endpoint_slices(self) -> list[JSON]:
+        return self.slices
+
+    def nodes(self) -> Mapping[str, JSON]:
+        return self.node_objects
+
+    def config_objects(self) -> list[JSON]:
+        return self.config
+
+
+class Log:
+    """One ordered record of what every fake was asked to do."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.lock = threading.Lock()
+
+    def add(self, *call: str) -> None:
+        with self.lock:
+            self.calls.append(call)
+
+
+class FakeResponder:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.announced: dict[str, list[str]] = {}
+        self.running = True
+
+    @property
+    def interfaces(self) -> list[str]:
+        return ["eth0"]
+
+    def announce(self, ip: str, interfaces: Sequence[str] | None = None) -> bool:
+        self.log.add("announce", ip)
+        self.announced[ip] = list(interfaces or ())
+        return True
+
+    def withdraw(self, ip: str) -> bool:
+        self.log.add("withdraw", ip)
+        return self.announced.pop(ip, None) is not None
+
+    def stop(self) -> None:
+        self.log.add("responder stop")
+        self.running = False
+
+
+class FakeMembers:
+    def __init__(self, log: Log, me: str) -> None:
+        self.log, self.me = log, me
+        self.up: set[str] = {me}
+        self.cut = False
+        self.peers: list[str] = []
+        self.running = True
+        self.worker_alive = lambda: False
+
+    def alive(self) -> list[str]:
+        return sorted(self.up)
+
+    def isolated(self) -> bool:
+        return self.cut
+
+    def set_peers(self, addresses: Sequence[str]) -> None:
+        self.peers = list(addresses)
+
+    def next_event(self, timeout: float | None = None) -> None:
+        return None
+
+    def leave(self) -> None:
+        # Whether a round could still run while this member leaves (it must not: see stop_announcing).
+        self.log.add("leave", "worker running" if self.worker_alive() else "worker stopped")
+
+    def stop(self) -> None:
+        self.running = False
+
+
+class World:
+    """Speaker "a" among a, b, c; the Service's only endpoint is on a, and the hash puts a first for VIP."""
+
+    def __init__(self, *, gossip: bool = True) -> None:
+        self.log = Log()
+        self.clock = Clock()
+        self.view = FakeView(["a", "b", "c"])
+        self.responder = FakeResponder(self.log)
+        self.members = FakeMembers(self.log, "a") if gossip else None
+        self.leases = {"b": "198.51.100.2:7946", "c": "198.51.100.3:7946"}
+        self.changes: list[dict[str, tuple[str, ...]]] = []
+        self.layer2 = Layer2(
+            "a",
+            self.responder,
+            [Link("eth0")],
+            on_change=lambda announced: self.changes.append(dict(announced)),
+        )
+        self.metrics = SpeakerMetrics()
+        self.rounds = Rounds(
+            "a",
+            self.view,
+            self.layer2,
+            self.members,
+            expected=lambda _now: dict(self.leases),
+            metrics=self.metrics,
+            settle_timeout=3.0,
+            clock=self.clock,
+        )
+
+    def gauge(self, name: str) -> float | None:
+        return self.metrics.registry.get_sample_value(name)
+
+
+def test_nothing_is_read_before_every_watch_has_listed() -> None:
+    world = World()
+    world.view.listed = False
+    assert world.rounds.run_round() is None
+    assert world.responder.announced == {} and not world.rounds.ready.is_set()
+
+
+def test_start_announces_only_after_hearing_every_node() -> None:
+    world = World()
+    assert world.rounds.run_round() is Step.WAIT
+    assert world.members is not None and world.members.peers == sorted(world.leases.values())
+    world.members.up |= {"b"}
+    world.clock.now += 1.0
+    assert world.rounds.run_round() is Step.WAIT, "c not heard yet, settle time not over"
+    assert world.responder.announced == {} and not world.rounds.ready.is_set()
+    world.members.up |= {"c"}
+    assert world.rounds.run_round() is Step.ELECT
+    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.layer2.announced() == {VIP: ("default/web",)}
+    assert world.changes == [{VIP: ("default/web",)}]
+    assert world.rounds.ready.is_set()
+    assert world.gauge("metallb_py_speaker_members_alive") == 3
+
+
+def test_start_alone_waits_out_the_settle_time() -> None:
+    world = World()
+    assert world.rounds.run_round() is Step.WAIT
+    world.clock.now += 3.0
+    assert world.rounds.run_round() is Step.ELECT
+    assert world.responder.announced == {VIP: ["eth0"]}
+
+
+def test_a_cut_withdraws_everything_and_back_from_it_settles_before_announcing() -> None:
+    world = World()
+    assert world.members is not None
+    world.members.up |= {"b", "c"}
+    assert world.rounds.run_round() is Step.ELECT
+    world.members.cut, world.members.up = True, {"a"}
+    assert world.rounds.run_round() is Step.WITHDRAW
+    assert world.responder.announced == {} and ("withdraw", VIP) in world.log.calls
+    assert world.gauge("metallb_py_speaker_isolated_bool") == 1
+    assert world.changes[-1] == {}
+    # b is heard again; c crashed meanwhile and its Lease went stale: settle for b alone.
+    world.members.cut, world.members.up = False, {"a"}
+    del world.leases["c"]
+    world.clock.now += 10.0
+    assert world.rounds.run_round() is Step.WAIT
+    assert world.responder.announced == {}, "a partial view announces nothing"
+    assert world.gauge("metallb_py_speaker_isolated_bool") == 0
+    world.members.up |= {"b"}
+    assert world.rounds.run_round() is Step.ELECT
+    assert world.responder.announced == {VIP: ["eth0"]}
+
+
+def test_losing_the_election_withdraws_and_winning_it_back_announces_again() -> None:
+    world = World()
+    assert world.members is not None
+    world.members.up |= {"b", "c"}
+    world.rounds.run_round()
+    world.view.slices = [endpoints("web", "b")]  # ETP Cluster: any endpoint serves, so a still wins
+    world.view.services = [
+        {**service("web", VIP), "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}}
+    ]
+    world.rounds.run_round()
+    assert world.responder.announced == {}, "Local: only b, with the endpoint, may announce"
+    world.view.slices = [endpoints("web", "a")]
+    world.rounds.run_round()
+    assert world.responder.announced == {VIP: ["eth0"]}
+
+
+def test_a_bad_configuration_leaves_the_last_good_one_in_force() -> None:
+    world = World(gossip=False)
+    assert world.rounds.run_round() is Step.ELECT
+    assert world.responder.announced == {VIP: ["eth0"]}
+    world.view.config = [{**CONFIGMAP, "data": {"config": "address-pools: [{name: web, protocol: nope}]"}}]
+    world.rounds.config_changed()
+    world.rounds.run_round()
+    assert world.rounds.config_error is not None and "nope" in world.rounds.config_error
+    assert world.responder.announced == {VIP: ["eth0"]}
+
+
+def test_without_gossip_there_is_nothing_to_settle_and_no_idle_round() -> None:
+    world = World(gossip=False)
+    assert world.rounds.gate.settled
+    assert not world.rounds._due(woken=False)
+    assert world.rounds._due(woken=True)
+
+
+def test_graceful_stop_leaves_after_the_last_round_and_stops_answering_at_once() -> None:
+    world = World()
+    assert world.members is not None
+    world.members.up |= {"b", "c"}
+    world.members.worker_alive = world.rounds.alive
+    world.rounds.start()
+    world.rounds.wake()
+    assert world.rounds.ready.wait(10), "the worker ran no round"
+    stop_announcing(world.rounds, world.members, world.responder, graceful=True, timeout=10)
+    assert not world.rounds.alive()
+    calls = world.log.calls
+    assert calls[-2:] == [("leave", "worker stopped"), ("responder stop",)]
+    assert ("announce", VIP) in calls[:-2]
+    # Nothing runs after leaving: a round now (alone in its view) would claim every address.
+    world.rounds.wake()
+    assert world.log.calls == calls
+
+
+def test_a_crash_like_stop_does_not_leave() -> None:
+    world = World()
+    stop_announcing(world.rounds, world.members, world.responder, graceful=False, timeout=10)
+    assert world.log.calls == [("responder stop",)]
+
+
+# -- the status reporter ----------------------------------------------------------------------------------
+
+
+class MemoryApi:
+    """Just enough of an API server for ServiceL2Status: create (status dropped, as a status subresource
+    does), get, patch (merge), delete, list, with resourceVersions and 409 on a stale one."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, JSON] = {}
+        self.versions = itertools.count(1)
+        self.calls: list[tuple[str, str]] = []
+        self.fail: Exception | None = None
+
+    def _check(self, verb: str, name: str) -> None:
+        self.calls.append((verb, name))
+        if self.fail is not None:
+            raise self.fail
+
+    def create(self, _resource: object, body: JSON, _ns: str) -> JSON:
+        name = body["metadata"]["name"]
+        self._check("create", name)
+        if name in self.objects:
+            raise ConflictError(409, "AlreadyExists", name)
+        obj = copy.deepcopy(body)
+        obj.pop("status", None)
+        obj["metadata"]["resourceVersion"] = str(next(self.versions))
+        self.objects[name] = obj
+        return copy.deepcopy(obj)
+
+    def get(self, _resource: object, name: str, _ns: str) -> JSON:
+        self._check("get", name)
+        if name not in self.objects:
+            raise NotFoundError(404, "NotFound", name)
+        return copy.deepcopy(self.objects[name])
+
+    def patch(self, _resource: object, name: str, patch: JSON, _ns: str, subresource: str = "") -> JSON:
+        self._check("patch " + subresource, name)
+        obj = self.objects.get(name)
+        if obj is None:
+            raise NotFoundError(404, "NotFound", name)
+        if patch["metadata"].get("resourceVersion") not in (None, obj["metadata"]["resourceVersion"]):
+            raise ConflictError(409, "Conflict", name)
+        if subresource == "status":
+            obj["status"] = copy.deepcopy(patch["status"])
+        else:
+            obj["metadata"]["labels"] = dict(patch["metadata"].get("labels") or {})
+        obj["metadata"]["resourceVersion"] = str(next(self.versions))
+        return copy.deepcopy(obj)
+
+    def delete(self, _resource: object, name: str, _ns: str) -> None:
+        self._check("delete", name)
+        if self.objects.pop(name, None) is None:
+            raise NotFoundError(404, "NotFound", name)
+
+    def list(self, _resource: object, _ns: str) -> Any:
+        return type("Listed", (), {"items": [copy.deepcopy(o) for o in self.objects.values()]})()
+
+
+class Watched:
+    """The reporter's watched copy of the statuses; `sync()` plays the watch catching up."""
+
+    def __init__(self, api: MemoryApi) -> None:
+        self.api = api
+        self.objects: dict[str, JSON] = {}
+
+    def get(self, key: str) -> JSON | None:
+        return self.objects.get(key.partition("/")[2])
+
+    def items(self) -> list[JSON]:
+        return list(self.objects.values())
+
+    def observe(self, obj: JSON) -> None:
+        self.objects[obj["metadata"]["name"]] = copy.deepcopy(obj)
+
+    def sync(self) -> None:
+        self.objects = copy.deepcopy(self.api.objects)
+
+
+class Services:
+    def __init__(self, services: list[JSON]) -> None:
+        self.by_key = {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in services}
+
+    def get(self, key: str) -> JSON | None:
+        return self.by_key.get(key)
+
+    def items(self) -> list[JSON]:
+        return list(self.by_key.values())
+
+
+class Events:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, str]] = []
+
+    def record(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
+        self.recorded.append((reason, message))
+
+
+class Reporting:
+    def __init__(self) -> None:
+        self.api = MemoryApi()
+        self.statuses = Watched(self.api)
+        self.events = Events()
+        self.clock = Clock()
+        self.wanted: dict[str, tuple[str, ...]] = {"default/web": ("eth0",)}
+        self.reporter = StatusReporter(
+            self.api,  # type: ignore[arg-type]
+            "a",
+            "metallb-system",
+            wanted=lambda: dict(self.wanted),
+            statuses=self.statuses,
+            services=Services([service("web", VIP)]),
+            events=self.events,
+            clock=self.clock,
+        )
+        self.name = l2_status_name("default/web")
+
+    def owner(self) -> str | None:
+        obj = self.api.objects.get(self.name)
+        return ((obj or {}).get("status") or {}).get("node")
+
+    def drain(self) -> list[str]:
+        """Processes every queued key that is due now; the keys processed."""
+        done = []
+        while (key := self.reporter.queue.get(timeout=0)) is not None:
+            try:
+                self.reporter.process(key)
+            finally:
+                self.reporter.queue.done(key)
+            done.append(key)
+        return done
+
+
+def test_the_reporter_claims_the_service_once_and_says_so_once() -> None:
+    r = Reporting()
+    r.reporter.announce_changed()
+    assert r.drain() == ["default/web"]
+    assert r.owner() == "a" and r.api.objects[r.name]["status"]["interfaces"] == [{"name": "eth0"}]
+    assert r.events.recorded == [(NODE_ASSIGNED, 'announcing from node "a" with protocol "layer2"')]
+    r.statuses.sync()
+    r.reporter.status_changed(r.api.objects[r.name])  # the watch echoes our own write
+    writes = len(r.api.calls)
+    assert r.drain() == ["default/web"]
+    assert len(r.api.calls) == writes, "nothing to write"
+    assert len(r.events.recorded) == 1
+
+
+def test_takeovers_back_off_so_two_announcers_do_not_fight_in_a_loop() -> None:
+    r = Reporting()
+    other = l2_status("default/web", "b", ["eth0"], "metallb-system")
+    r.api.objects[r.name] = {
+        **copy.deepcopy(other),
+        "metadata": {**other["metadata"], "resourceVersion": "1"},
+    }
+    r.statuses.sync()
+    r.reporter.announce_changed()
+    r.drain()
+    assert r.owner() == "a", "the first takeover is at once"
+    taken: list[float] = [r.clock.now]
+    for _ in range(4):  # b takes it back each time (a partition: both announce)
+        r.api.objects[r.name]["status"] = copy.deepcopy(other["status"])
+        r.statuses.sync()
+        r.reporter.status_changed(r.api.objects[r.name])
+        while r.owner() != "a":
+            r.drain()
+            r.clock.now += 0.05
+        taken.append(r.clock.now)
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(taken)]
+    assert gaps == sorted(gaps) and gaps[-1] >= 2 * gaps[0] >= 1.0, gaps
+
+
+def test_a_permanent_error_is_not_retried_until_the_service_changes() -> None:
+    r = Reporting()
+    r.api.fail = ForbiddenError(403, "Forbidden", "no")
+    r.reporter.announce_changed()
+    r.drain()
+    calls = len(r.api.calls)
+    r.clock.now += 60.0
+    assert r.drain() == [] and len(r.api.calls) == calls, "no retry"
+    r.api.fail = None
+    r.wanted["default/web"] = ("eth1",)
+    r.reporter.announce_changed()
+    r.drain()
+    assert r.owner() == "a"
+
+
+def test_a_temporary_error_is_retried_with_backoff() -> None:
+    r = Reporting()
+    r.api.fail = ConflictError(409, "Conflict", "raced")
+    r.reporter.announce_changed()
+    assert r.drain() == ["default/web"]
+    r.api.fail = None
+    assert r.drain() == [], "not before its delay"
+    r.clock.now += 1.0
+    assert r.drain() == ["default/web"] and r.owner() == "a"
+
+
+def test_no_longer_announced_removes_its_own_claim_only() -> None:
+    r = Reporting()
+    r.reporter.announce_changed()
+    r.drain()
+    r.statuses.sync()
+    r.wanted.clear()
+    r.reporter.announce_changed()
+    r.drain()
+    assert r.name not in r.api.objects
+
+
+def test_release_on_a_graceful_stop() -> None:
+    r = Reporting()
+    r.reporter.announce_changed()
+    r.drain()
+    r.statuses.sync()
+    r.reporter.release()
+    assert r.api.objects == {}
