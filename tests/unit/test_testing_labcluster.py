@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from metallb_py import demo
 from metallb_py.cli import build_parser
@@ -18,10 +19,10 @@ from metallb_py.testing.labcluster import (
     EndpointPort,
     endpoint_ports,
     endpoint_slice_manifest,
-    load_balancer_ips,
     memberlist_secret,
     node_manifest,
     node_status,
+    parse_metrics,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,22 +114,22 @@ def test_endpoint_slice_of_ipv6_and_without_endpoints() -> None:
         endpoint_slice_manifest("default", "web", [], family=5)
 
 
-def _ingress(*entries: dict[str, str]) -> dict[str, object]:
-    return {"status": {"loadBalancer": {"ingress": list(entries)}}}
-
-
-@pytest.mark.parametrize(
-    ("service", "ips"),
-    [
-        (None, []),
-        ({"status": {}}, []),
-        ({"status": {"loadBalancer": {}}}, []),
-        (_ingress({"ip": "192.168.1.11"}, {"hostname": "lb.example"}), ["192.168.1.11"]),
-        (_ingress({"ip": "192.168.1.11"}, {"ip": "2001:db8:1::1"}), ["192.168.1.11", "2001:db8:1::1"]),
-    ],
-)
-def test_load_balancer_ips(service: dict[str, object] | None, ips: list[str]) -> None:
-    assert load_balancer_ips(service) == ips
+def test_a_scrape_reads_samples_by_name_and_labels() -> None:
+    registry = CollectorRegistry()
+    announced = Gauge("announced", "", ["ip", "node"], registry=registry)
+    announced.labels("192.168.1.11", "node1").set(1)
+    announced.labels("192.168.1.12", "node1").set(1)
+    Gauge("members_alive", "", registry=registry).set(4)
+    Counter("requests_received", "", ["ip"], registry=registry)  # a family without samples yet
+    scrape = parse_metrics(generate_latest(registry).decode())
+    assert scrape.value("members_alive") == 4
+    assert scrape.value("announced", {"node": "node1", "ip": "192.168.1.12"}) == 1
+    assert scrape.value("announced", {"ip": "192.168.1.12"}) is None, "labels must match exactly"
+    assert scrape.value("announced") is None
+    ips = sorted(labels["ip"] for labels, _ in scrape.series("announced"))
+    assert ips == ["192.168.1.11", "192.168.1.12"]
+    assert scrape.series("requests_received_total") == []
+    assert {"announced", "members_alive", "requests_received"} <= scrape.families
 
 
 def test_refuses_bad_arguments() -> None:
@@ -147,6 +148,7 @@ def test_using_a_cluster_that_is_not_started_says_so() -> None:
     with pytest.raises(LabClusterError, match="no node 'node9'"):
         cluster.kill_speaker("node9")
     assert not cluster.speaker_running("node1")
+    assert cluster.speaker_metrics("node1") is None
     cluster.close()  # nothing to clean up, and safe to call again
     cluster.close()
 

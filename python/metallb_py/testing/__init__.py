@@ -3,7 +3,8 @@ and client network namespaces (`NetnsLab`, root only) where a VIP reaches the no
 `LabCluster` (root only), both together with our controller and a speaker per node: a whole cluster.
 
 `LocalControlPlane` runs etcd and kube-apiserver on 127.0.0.1, built once per Kubernetes version from the Go
-module proxy by tools/k8s/build.sh and cached in ~/.cache/metallb-py (or $METALLB_PY_CACHE).
+module proxy by `make k8s` (tools/k8s/build.sh) and cached in ~/.cache/metallb-py (or $METALLB_PY_CACHE).
+Nothing here builds them unless asked (`build=True`): without them, KubernetesNotBuiltError says how.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from metallb_py.testing.controlplane import (
     ControlPlaneUnavailableError,
     KubectlError,
     KubernetesBinaries,
+    KubernetesNotBuiltError,
     LocalControlPlane,
     default_cache_dir,
     ensure_kubernetes_binaries,
@@ -28,6 +30,7 @@ __all__ = [
     "FetchError",
     "KubectlError",
     "KubernetesBinaries",
+    "KubernetesNotBuiltError",
     "LabCluster",
     "LabClusterError",
     "LocalControlPlane",

@@ -1,11 +1,11 @@
 """A real Kubernetes control plane on loopback: etcd and kube-apiserver, for tests and demos.
 
-Owns the whole life of that control plane: getting the binaries (built once per version from the Go
-module proxy by tools/k8s/build.sh, then cached), the throwaway credentials (a bearer token in system:masters,
-the API server's self-signed serving certificate, a service-account signing key), the processes, the
-kubeconfig, the installation of our CRDs, and the clean-up. There are no nodes, scheduler or
-controller-manager: objects are stored and validated but nothing reconciles them, so a LoadBalancer Service
-stays `<pending>` until our controller assigns it an address.
+Owns the whole life of that control plane: finding the binaries (built once per version from the Go module
+proxy by `make k8s` / tools/k8s/build.sh, then cached; never built unasked), the throwaway credentials (a
+bearer token in system:masters, the API server's self-signed serving certificate, a service-account signing
+key), the processes, the kubeconfig, the installation of our CRDs, and the clean-up. There are no nodes,
+scheduler or controller-manager: objects are stored and validated but nothing reconciles them, so a
+LoadBalancer Service stays `<pending>` until our controller assigns it an address.
 
 Every byte of traffic stays on 127.0.0.1. This module drives the API server through kubectl and plain HTTP;
 only metallb_py.k8s talks to it through a client library.
@@ -16,12 +16,9 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import ctypes
 import os
 import secrets
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -29,7 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +35,7 @@ from typing import IO, Self
 import yaml
 
 from metallb_py.errors import MetalLBError
+from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, free_loopback_port, tail_log
 
 __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
@@ -45,6 +43,7 @@ __all__ = [
     "ControlPlaneUnavailableError",
     "KubectlError",
     "KubernetesBinaries",
+    "KubernetesNotBuiltError",
     "LocalControlPlane",
     "default_cache_dir",
     "ensure_kubernetes_binaries",
@@ -59,8 +58,6 @@ _REPO_CRDS = _REPO_ROOT / "deploy" / "crds"
 _BINARIES = ("kube-apiserver", "etcd", "kubectl")
 _LOOPBACK = "127.0.0.1"
 _WORKDIR_PREFIX = "metallb-py-cp-"
-# Nothing here may go through a proxy: every child process and every request of ours talks to 127.0.0.1 only.
-_NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
 class ControlPlaneError(MetalLBError):
@@ -72,6 +69,11 @@ class ControlPlaneUnavailableError(ControlPlaneError):
 
     Tests skip on this error (unless METALLB_PY_REQUIRE_K8S=1); every other ControlPlaneError is a failure.
     """
+
+
+class KubernetesNotBuiltError(ControlPlaneUnavailableError):
+    """The Kubernetes binaries are not in the cache and nobody asked for a build: the message says how to
+    build them (`make k8s`). Only `make k8s` (or an explicit build=True) spends the 15-30 minutes."""
 
 
 class KubectlError(subprocess.CalledProcessError):
@@ -117,38 +119,48 @@ def ensure_kubernetes_binaries(
     version: str = DEFAULT_KUBERNETES_VERSION,
     cache_dir: Path | None = None,
     *,
+    build: bool = False,
     progress: IO[str] | None = None,
 ) -> KubernetesBinaries:
-    """The kube-apiserver, etcd and kubectl of `version`, building them first if they are not cached.
+    """The kube-apiserver, etcd and kubectl of `version` from the cache (default_cache_dir()).
 
-    The build runs tools/k8s/build.sh (15-30 minutes the first time on two cores; a no-op once cached), whose
-    progress goes to `progress` (default: this process's stderr). Raises ControlPlaneUnavailableError when the
-    binaries are not cached and cannot be built here, ControlPlaneError when a build fails.
+    By default this only looks: it never runs Go or tools/k8s/build.sh, and raises KubernetesNotBuiltError
+    (a ControlPlaneUnavailableError, on which the test suites skip) saying how to build them: `make k8s`.
+    With `build=True` it builds them first when they are not cached, by running tools/k8s/build.sh (15-30
+    minutes the first time on two cores; a no-op once cached), whose progress goes to `progress` (default:
+    this process's stderr); it raises ControlPlaneUnavailableError when they cannot be built here (no Go,
+    an installed wheel without the script) and ControlPlaneError when a build fails.
     """
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     cached = KubernetesBinaries.in_dir(cache / "k8s" / version / "bin")
+    if not cached.missing():
+        return cached
     if not _BUILD_SCRIPT.is_file():
         # An installed wheel has no tools/: use what a checkout built into the shared cache, or explain.
-        if not cached.missing():
-            return cached
-        raise ControlPlaneUnavailableError(
+        raise KubernetesNotBuiltError(
             f"Kubernetes {version} is not built in {cached.kubectl.parent} and this installation has no "
             "build script; run tools/k8s/build.sh from a metallb-py checkout (with METALLB_PY_CACHE "
             f"pointing at {cache}), then retry"
         )
-    if cached.missing() and _find_go() is None:
+    if not build:
+        how = "`make k8s`" if version == DEFAULT_KUBERNETES_VERSION else f"`tools/k8s/build.sh {version}`"
+        raise KubernetesNotBuiltError(
+            f"Kubernetes {version} is not built in {cached.kubectl.parent}: build it once with {how} "
+            "(15-30 minutes on two cores), or point METALLB_PY_CACHE at a cache that has it"
+        )
+    return _build(version, cache, progress if progress is not None else sys.stderr)
+
+
+def _build(version: str, cache: Path, out: IO[str]) -> KubernetesBinaries:
+    go = _find_go()
+    if go is None:
         raise ControlPlaneUnavailableError(
             f"Go is not installed, so Kubernetes {version} cannot be built (tools/k8s/build.sh needs "
             "Go >= 1.26 on PATH or in /usr/local/go)"
         )
-    env = {**os.environ, "METALLB_PY_CACHE": str(cache)}
-    go = _find_go()
-    if go is not None:
-        env["GO"] = go
-    out = progress if progress is not None else sys.stderr
-    if cached.missing():
-        print(f">> metallb-py: building Kubernetes {version} (once; cached in {cache})", file=out, flush=True)
-    # build.sh prints progress on stderr and the bin directory on stdout; a cached build returns in ~10 ms.
+    env = {**os.environ, "METALLB_PY_CACHE": str(cache), "GO": go}
+    print(f">> metallb-py: building Kubernetes {version} (once; cached in {cache})", file=out, flush=True)
+    # build.sh prints progress on stderr and the bin directory on stdout.
     tail: list[str] = []
     with subprocess.Popen(
         ["bash", str(_BUILD_SCRIPT), version],
@@ -174,21 +186,6 @@ def ensure_kubernetes_binaries(
     return binaries
 
 
-def _free_loopback_port() -> int:
-    # The port is free now; the process that binds it a moment later may lose a race. start() retries once.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((_LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: SIGKILL the child if the Python process dies first, so a
-    crashed test run leaves no etcd or kube-apiserver behind. Linux only; elsewhere stop() and atexit do."""
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def _sweep_orphaned_workdirs() -> None:
     """Removes the work directories of control planes whose Python process was killed before stop() ran.
 
@@ -204,50 +201,6 @@ def _sweep_orphaned_workdirs() -> None:
             continue  # unreadable, half-written, or owned by a live process of another user: leave it
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"({path.name}: no log)"
-    return f"--- last lines of {path.name} ---\n" + "\n".join(text.splitlines()[-lines:])
-
-
-class _Process:
-    """One child process with its log file."""
-
-    def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str]) -> None:
-        self.name = name
-        self.log = log
-        with log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=dict(env),
-                # Its own session: a Ctrl-C in the terminal reaches Python, which stops the children in order.
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def exited(self) -> int | None:
-        return self.popen.poll()
-
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after `grace` seconds; always reaps the process."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
 class LocalControlPlane:
     """etcd and kube-apiserver on 127.0.0.1, with a cluster-admin kubeconfig and our CRDs installed.
 
@@ -255,9 +208,11 @@ class LocalControlPlane:
             cp.kubectl("get", "services", check=True)
 
     Parameters:
-        version: the Kubernetes version to run (built on first use, see ensure_kubernetes_binaries).
+        version: the Kubernetes version to run; its binaries must be built (`make k8s`) unless `build`.
         cache_dir: where built binaries are cached (default: default_cache_dir()).
-        bin_dir: a directory holding kube-apiserver, etcd and kubectl to use instead of building.
+        build: build the binaries at start when they are not cached (15-30 minutes once, see
+            ensure_kubernetes_binaries); by default start() raises KubernetesNotBuiltError instead.
+        bin_dir: a directory holding kube-apiserver, etcd and kubectl to use instead of the cache.
         crds_dir: CRD manifests to install at start (default: deploy/crds of this checkout, if present);
             pass a directory that does not exist to install none.
         service_cluster_ip_range: ClusterIP range. /20 leaves room for the benchmarks' 1,000 Services.
@@ -269,6 +224,7 @@ class LocalControlPlane:
         version: str = DEFAULT_KUBERNETES_VERSION,
         cache_dir: Path | str | None = None,
         *,
+        build: bool = False,
         bin_dir: Path | str | None = None,
         crds_dir: Path | str | None = None,
         service_cluster_ip_range: str = "10.96.0.0/20",
@@ -276,14 +232,15 @@ class LocalControlPlane:
     ) -> None:
         self.version = version
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._build = build
         self._bin_dir = Path(bin_dir) if bin_dir is not None else None
         self._crds_dir = Path(crds_dir) if crds_dir is not None else _REPO_CRDS
         self._service_range = service_cluster_ip_range
         self._timeout = start_timeout
         self._binaries: KubernetesBinaries | None = None
         self._workdir: Path | None = None
-        self._etcd: _Process | None = None
-        self._apiserver: _Process | None = None
+        self._etcd: ChildProcess | None = None
+        self._apiserver: ChildProcess | None = None
         self._apiserver_argv: list[str] = []
         self._port = 0
         self._etcd_url = ""
@@ -367,7 +324,8 @@ class LocalControlPlane:
         self.stop()
 
     def start(self) -> None:
-        """Builds the binaries if needed, starts etcd and kube-apiserver, installs the CRDs."""
+        """Finds (or, with build=True, builds) the binaries, starts etcd and kube-apiserver, installs the
+        CRDs."""
         if self._workdir is not None:
             raise ControlPlaneError("this control plane is already running")
         if self._bin_dir is not None:
@@ -377,7 +335,7 @@ class LocalControlPlane:
                     f"not executable: {', '.join(map(str, self._binaries.missing()))}"
                 )
         else:
-            self._binaries = ensure_kubernetes_binaries(self.version, self._cache_dir)
+            self._binaries = ensure_kubernetes_binaries(self.version, self._cache_dir, build=self._build)
         if shutil.which("openssl") is None:
             raise ControlPlaneUnavailableError(
                 "openssl is not installed (needed for the service-account key)"
@@ -434,14 +392,14 @@ class LocalControlPlane:
 
     def _stop_processes(self) -> None:
         for attr in ("_apiserver", "_etcd"):
-            proc: _Process | None = getattr(self, attr)
+            proc: ChildProcess | None = getattr(self, attr)
             if proc is not None:
                 proc.stop()
                 setattr(self, attr, None)
 
     def _prepare_credentials(self) -> None:
         workdir = self._require_running()
-        self._env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), **_NO_PROXY}
+        self._env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), **NO_PROXY_ENV}
         self._token = secrets.token_urlsafe(32)
         # user,uid,"group": kube-apiserver's static token file format.
         (workdir / "tokens.csv").write_text(f'{self._token},admin,admin,"system:masters"\n')
@@ -466,11 +424,11 @@ class LocalControlPlane:
     def _start_etcd(self) -> None:
         workdir = self._require_running()
         assert self._binaries is not None
-        client, peer = _free_loopback_port(), _free_loopback_port()
+        client, peer = free_loopback_port(), free_loopback_port()
         self._etcd_url = f"http://{_LOOPBACK}:{client}"
         peer_url = f"http://{_LOOPBACK}:{peer}"
         log = workdir / "etcd.log"
-        self._etcd = _Process(
+        self._etcd = ChildProcess(
             "etcd",
             [
                 str(self._binaries.etcd),
@@ -494,7 +452,7 @@ class LocalControlPlane:
     def _start_apiserver(self) -> None:
         workdir = self._require_running()
         assert self._binaries is not None
-        self._port = _free_loopback_port()
+        self._port = free_loopback_port()
         self._apiserver_argv = [
             str(self._binaries.kube_apiserver),
             f"--etcd-servers={self._etcd_url}",
@@ -521,23 +479,23 @@ class LocalControlPlane:
     def _launch_apiserver(self) -> None:
         workdir = self._require_running()
         log = workdir / "kube-apiserver.log"
-        self._apiserver = _Process("kube-apiserver", self._apiserver_argv, log, self._env)
+        self._apiserver = ChildProcess("kube-apiserver", self._apiserver_argv, log, self._env)
         self._ssl = None
         self._wait("kube-apiserver", self._apiserver, log, lambda: self._api_get("/readyz") == 200)
 
-    def _wait(self, name: str, proc: _Process, log: Path, ready: Callable[[], bool]) -> None:
+    def _wait(self, name: str, proc: ChildProcess, log: Path, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self._timeout
         while True:
             code = proc.exited()
             if code is not None:
-                text = _tail(log)
+                text = tail_log(log)
                 if "address already in use" in text:
                     raise _PortTakenError(name)
                 raise ControlPlaneError(f"{name} exited with status {code} while starting\n{text}")
             if ready():
                 return
             if time.monotonic() > deadline:
-                raise ControlPlaneError(f"{name} was not ready after {self._timeout:.0f}s\n{_tail(log)}")
+                raise ControlPlaneError(f"{name} was not ready after {self._timeout:.0f}s\n{tail_log(log)}")
             time.sleep(0.1)
 
     def _get(self, url: str, context: ssl.SSLContext | None, headers: Mapping[str, str] | None = None) -> int:
@@ -597,7 +555,7 @@ class LocalControlPlane:
         while self._api_get("/api/v1/namespaces/default") != 200:
             if time.monotonic() > deadline:
                 raise ControlPlaneError(
-                    "namespace `default` never appeared\n" + _tail(self.workdir / "kube-apiserver.log")
+                    "namespace `default` never appeared\n" + tail_log(self.workdir / "kube-apiserver.log")
                 )
             time.sleep(0.1)
 

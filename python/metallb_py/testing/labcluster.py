@@ -23,18 +23,21 @@ import io
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from metallb_py.errors import MetalLBError
+from metallb_py.ipam.fields import ingress_ips
 from metallb_py.k8s import ConflictError, KubeClient, NotFoundError, connect
 from metallb_py.k8s.resources import (
     ENDPOINT_SLICES,
@@ -45,19 +48,23 @@ from metallb_py.k8s.resources import (
     SERVICE_L2_STATUSES,
     SERVICES,
 )
-from metallb_py.speaker.election import EXCLUDE_FROM_LB_LABEL
-from metallb_py.speaker.speaker import SECRET_ENV, SECRET_KEY, SECRET_NAME
-from metallb_py.speaker.state import GOSSIP_LABEL, SERVICE_NAME_LABEL
+from metallb_py.speaker import (
+    EXCLUDE_FROM_LB_LABEL,
+    GOSSIP_LABEL,
+    SECRET_ENV,
+    SECRET_KEY,
+    SECRET_NAME,
+    SERVICE_NAME_LABEL,
+)
 from metallb_py.testing.controlplane import (
     DEFAULT_KUBERNETES_VERSION,
     KubernetesBinaries,
+    KubernetesNotBuiltError,
     LocalControlPlane,
-    _Process,
-    _tail,
-    default_cache_dir,
     ensure_kubernetes_binaries,
 )
 from metallb_py.testing.netlab import NetnsLab
+from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, free_loopback_port
 
 __all__ = [
     "CONTROL_PLANE_ROLE_LABEL",
@@ -65,12 +72,13 @@ __all__ = [
     "EndpointPort",
     "LabCluster",
     "LabClusterError",
+    "Scrape",
     "endpoint_ports",
     "endpoint_slice_manifest",
-    "load_balancer_ips",
     "memberlist_secret",
     "node_manifest",
     "node_status",
+    "parse_metrics",
 ]
 
 T = TypeVar("T")
@@ -85,7 +93,6 @@ SPEAKER_LEASE_LABEL = GOSSIP_LABEL
 CONTROLLER_LEASE = "metallb-controller"
 CONTROLLER_IDENTITY = "lab-controller"
 MEMBERLIST_SECRET = SECRET_NAME
-_NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 _STOP_GRACE = 15.0
 
 
@@ -210,42 +217,38 @@ def endpoint_slice_manifest(
     }
 
 
-def load_balancer_ips(service: Mapping[str, Any] | None) -> list[str]:
-    """The addresses in a Service's status.loadBalancer.ingress, in order."""
-    status = (service or {}).get("status") or {}
-    ingress = (status.get("loadBalancer") or {}).get("ingress") or []
-    return [str(entry["ip"]) for entry in ingress if isinstance(entry, Mapping) and entry.get("ip")]
+# -- metrics -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One scrape of a Prometheus /metrics page: the metric families it declares and every sample."""
+
+    families: frozenset[str]
+    samples: tuple[tuple[str, tuple[tuple[str, str], ...], float], ...]
+
+    def value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+        """The sample `name` with exactly `labels` (none by default), None when there is none; as
+        prometheus_client's CollectorRegistry.get_sample_value."""
+        wanted = tuple(sorted((labels or {}).items()))
+        return next((v for n, ls, v in self.samples if n == name and ls == wanted), None)
+
+    def series(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample `name`, with its labels."""
+        return [(dict(ls), v) for n, ls, v in self.samples if n == name]
+
+
+def parse_metrics(text: str) -> Scrape:
+    """A Scrape of a page in Prometheus' text format."""
+    families, samples = set(), []
+    for family in text_string_to_metric_families(text):
+        families.add(family.name)
+        for sample in family.samples:
+            samples.append((sample.name, tuple(sorted(sample.labels.items())), float(sample.value)))
+    return Scrape(frozenset(families), tuple(samples))
 
 
 # -- processes -----------------------------------------------------------------------------------------------
-
-
-class _Child(_Process):
-    """One process of the cluster (controller or speaker), its output appended to a log file; see _Process."""
-
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL, then reap: a crash, with no clean-up of any kind."""
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait()
-
-    def terminate(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-
-    def wait(self, grace: float) -> int | None:
-        """The exit status, or None when the process had to be SIGKILLed after `grace` seconds."""
-        try:
-            return self.popen.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def tail(self, lines: int = 30) -> str:
-        return _tail(self.log, lines)
 
 
 class _ProgressLines(io.StringIO):
@@ -292,8 +295,11 @@ class LabCluster:
             default: a temporary directory that close() removes.
         speaker_args, controller_args: extra flags for every speaker / the controller (later flags win).
         service_cluster_ip_range: the API server's Service range (e.g. an IPv6 one for IPv6 Services).
-        progress: called with one line per step (and per line of a first Kubernetes build); default: silent
+        progress: called with one line per step (and per line of a Kubernetes build); default: silent
             steps, and the build's output on stderr.
+        kubernetes_version: the control plane's version; its binaries must be built (`make k8s`), else
+            start() raises KubernetesNotBuiltError, unless `build_kubernetes`.
+        build_kubernetes: build them at start when they are not cached (15-30 minutes once).
     """
 
     def __init__(
@@ -308,6 +314,7 @@ class LabCluster:
         controller_args: Sequence[str] = (),
         progress: Callable[[str], None] | None = None,
         kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+        build_kubernetes: bool = False,
         service_cluster_ip_range: str | None = None,
     ) -> None:
         if not workers:
@@ -318,6 +325,7 @@ class LabCluster:
         self.control_plane_node = control_plane_node
         self.namespace = namespace
         self.kubernetes_version = kubernetes_version
+        self._build_kubernetes = build_kubernetes
         self._service_range = service_cluster_ip_range
         self._prefix = prefix
         self._speaker_args = tuple(speaker_args)
@@ -328,8 +336,9 @@ class LabCluster:
         self._control_plane: LocalControlPlane | None = None
         self._client: KubeClient | None = None
         self._lab: NetnsLab | None = None
-        self._controller: _Child | None = None
-        self._speakers: dict[str, _Child] = {}
+        self._controller: ChildProcess | None = None
+        self._speakers: dict[str, ChildProcess] = {}
+        self._metrics_ports: dict[str, int] = {}
         # Processes that must be running: a wait fails at once, with the log, when one of them has exited.
         self._expected: set[str] = set()
         self._started = False
@@ -461,15 +470,14 @@ class LabCluster:
         )
 
     def _binaries(self) -> KubernetesBinaries:
-        cached = KubernetesBinaries.in_dir(default_cache_dir() / "k8s" / self.kubernetes_version / "bin")
-        if not cached.missing():
-            return cached
-        self._say(
-            f"building Kubernetes {self.kubernetes_version} once (about 15 minutes on two cores, "
-            f"then cached in {default_cache_dir()})"
-        )
+        try:
+            return ensure_kubernetes_binaries(self.kubernetes_version)
+        except KubernetesNotBuiltError:
+            if not self._build_kubernetes:
+                raise
+        self._say(f"building Kubernetes {self.kubernetes_version} once (about 15 minutes on two cores)")
         sink = _ProgressLines(self._progress) if self._progress is not None else None
-        return ensure_kubernetes_binaries(self.kubernetes_version, progress=sink)
+        return ensure_kubernetes_binaries(self.kubernetes_version, build=True, progress=sink)
 
     def _create_cluster_objects(self) -> None:
         client, lab = self.client, self.lab
@@ -532,7 +540,7 @@ class LabCluster:
     def _env(self) -> dict[str, str]:
         # Without the variable, speakers read the memberlist Secret, as in a cluster.
         env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
-        return {**env, **_NO_PROXY}
+        return {**env, **NO_PROXY_ENV}
 
     def start_controller(self) -> None:
         """Starts `metallb-py controller` (no metrics port: several labs may run at once)."""
@@ -549,17 +557,18 @@ class LabCluster:
             "--metrics-port=0",
             *self._controller_args,
         ]
-        self._controller = _Child("controller", argv, self.controller_log, self._env())
+        self._controller = ChildProcess("controller", argv, self.controller_log, self._env())
         self._expected.add("controller")
 
     def start_speaker(self, node: str) -> None:
-        """Starts `metallb-py speaker` for `node`: in this host's network namespace for its API traffic
-        (127.0.0.1), with its responder and gossip in the node's namespace (`--netns`). Returns at once; see
-        wait_for_speakers."""
+        """Starts `metallb-py speaker` for `node`: in this host's network namespace for its API traffic and
+        its metrics (127.0.0.1, a free port: see speaker_metrics), with its responder and gossip in the
+        node's namespace (`--netns`). Returns at once; see wait_for_speakers."""
         self._check_node(node)
         current = self._speakers.get(node)
         if current is not None and current.running():
             raise LabClusterError(f"the speaker of {node} is already running")
+        metrics_port = free_loopback_port()
         argv = [
             sys.executable,
             "-m",
@@ -569,10 +578,12 @@ class LabCluster:
             f"--kubeconfig={self.kubeconfig}",
             f"--namespace={self.namespace}",
             f"--netns={self.lab.node_ns(node)}",
-            "--metrics-port=0",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={metrics_port}",
             *self._speaker_args,
         ]
-        self._speakers[node] = _Child(f"speaker {node}", argv, self.speaker_log(node), self._env())
+        self._speakers[node] = ChildProcess(f"speaker {node}", argv, self.speaker_log(node), self._env())
+        self._metrics_ports[node] = metrics_port
         self._expected.add(node)
 
     def speaker_running(self, node: str) -> bool:
@@ -580,10 +591,24 @@ class LabCluster:
         speaker = self._speakers.get(node)
         return speaker is not None and speaker.running()
 
+    def speaker_metrics(self, node: str) -> Scrape | None:
+        """A scrape of the node's speaker's /metrics (served on 127.0.0.1, on a port of its own); None while
+        it does not run or does not answer yet."""
+        self._check_node(node)
+        port = self._metrics_ports.get(node)
+        if port is None or not self.speaker_running(node):
+            return None
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                return parse_metrics(response.read().decode())
+        except (urllib.error.URLError, OSError):
+            return None
+
     def speaker_pid(self, node: str) -> int | None:
         """The process id of the node's running speaker, None when it does not run."""
         speaker = self._speakers.get(node)
-        return speaker.popen.pid if speaker is not None and speaker.running() else None
+        return speaker.pid if speaker is not None and speaker.running() else None
 
     def kill_speaker(self, node: str) -> None:
         """SIGKILL: the speaker crashes without leaving its gossip, withdrawing or deleting anything."""
@@ -624,7 +649,7 @@ class LabCluster:
             if child is not None and not child.running():
                 self._expected.discard(name)
                 raise LabClusterError(
-                    f"the {child.name} exited with status {child.popen.returncode}\n{child.tail()}"
+                    f"the {child.name} exited with status {child.returncode}\n{child.tail()}"
                 )
 
     # -- waiting ---------------------------------------------------------------------------------------------
@@ -648,29 +673,31 @@ class LabCluster:
             time.sleep(interval)
 
     def wait_for_speakers(self, nodes: Sequence[str] | None = None, timeout: float = 60.0) -> None:
-        """Waits until the speakers of `nodes` (default: every node) run and have published their gossip
-        Lease. After a SIGKILL the dead speaker's Lease stays, so for a restarted speaker this only proves
-        that it runs. Speakers without gossip (`--no-gossip` in speaker_args) publish no Lease: for them,
-        this waits until each has logged that it started."""
-        wanted = set(self.nodes if nodes is None else nodes)
+        """Waits until the speakers of `nodes` (default: every node) run, have published their gossip Lease
+        and have joined the others (their metrics count the members they hear: at least themselves, once
+        settled). Speakers without gossip (`--no-gossip` in speaker_args) publish no Lease and count no
+        members: for them, this waits until each exports its layer 2 responder's counters (its responder
+        runs)."""
+        wanted = sorted(set(self.nodes if nodes is None else nodes))
         if "--no-gossip" in self._speaker_args:
-            self.wait_for(
-                lambda: all('"msg": "speaker started"' in self._read_log(n) for n in wanted),
-                timeout,
-                f"the speakers of {sorted(wanted)} to start",
-            )
+
+            def responding(node: str) -> bool:
+                scrape = self.speaker_metrics(node)
+                return scrape is not None and "metallb_layer2_requests_received" in scrape.families
+
+            self.wait_for(lambda: all(map(responding, wanted)), timeout, f"the speakers of {wanted} to start")
             return
 
-        def missing() -> set[str]:
-            return wanted - self._speaker_leases()
+        def joined(node: str) -> bool:
+            scrape = self.speaker_metrics(node)
+            alive = scrape.value("metallb_py_speaker_members_alive") if scrape is not None else None
+            return alive is not None and alive >= 1
 
-        self.wait_for(lambda: not missing(), timeout, f"the speakers' gossip Leases of {sorted(wanted)}")
-
-    def _read_log(self, node: str) -> str:
-        try:
-            return self.speaker_log(node).read_text(errors="replace")
-        except OSError:
-            return ""
+        self.wait_for(
+            lambda: set(wanted) <= self._speaker_leases() and all(map(joined, wanted)),
+            timeout,
+            f"the speakers of {wanted} to publish their gossip Leases and join",
+        )
 
     def _speaker_leases(self) -> set[str]:
         leases = self.client.list(LEASES, self.namespace, label_selector=SPEAKER_LEASE_LABEL).items
@@ -721,7 +748,7 @@ class LabCluster:
     def external_ips(self, namespace: str, service: str) -> list[str]:
         """The Service's external addresses as its status shows them; [] while pending or absent."""
         try:
-            return load_balancer_ips(self.client.get(SERVICES, service, namespace))
+            return ingress_ips(self.client.get(SERVICES, service, namespace))
         except NotFoundError:
             return []
 

@@ -1,0 +1,110 @@
+"""The child processes of the testing harness (etcd, kube-apiserver, the controller, the speakers): each with
+its output in a log file, dying with the Python process that started it, stopped in order.
+
+Shared by `controlplane` and `labcluster`, so neither imports the other's internals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["NO_PROXY_ENV", "ChildProcess", "die_with_parent", "free_loopback_port", "tail_log"]
+
+# Nothing the harness starts may go through a proxy: its children talk to 127.0.0.1 only.
+NO_PROXY_ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+def die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGKILL the child if the Python process dies first, so a
+    crashed test run leaves no process behind. Linux only; elsewhere stop() and atexit do.
+
+    PR_SET_PDEATHSIG follows the thread that forked: start and stop children from one thread that outlives
+    them, as the main thread does."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now. The process that binds it a moment later may lose a race, and then
+    exits saying so: callers retry or report it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tail_log(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of a log file, headed by its name, for an error message."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path.name}: no log)"
+    return f"--- last lines of {path.name} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+class ChildProcess:
+    """One child process, its stdout and stderr appended to `log`, in a session of its own (a Ctrl-C in
+    the terminal reaches Python, which stops the children in order) and killed if Python dies first."""
+
+    def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.log = log
+        with log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                start_new_session=True,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def exited(self) -> int | None:
+        """The exit status, None while it runs."""
+        return self.popen.poll()
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL, then reap: a crash, with no clean-up of any kind."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+
+    def wait(self, grace: float) -> int | None:
+        """The exit status, or None when the process had to be SIGKILLed after `grace` seconds."""
+        try:
+            return self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; always reaps the process."""
+        self.terminate()
+        self.wait(grace)
+
+    def tail(self, lines: int = 30) -> str:
+        return tail_log(self.log, lines)
