@@ -1,18 +1,24 @@
-"""metallb_py.controller.reconcile: one Service and the allocator in, the outcome and the writes out.
+"""metallb_py.controller.reconcile: one Service and the allocator in, the outcome and the writes out; and
+metallb_py.controller.sync: the worker's pass over one key, settled by its SyncState.
 
-Table tests: each case starts from an allocator over a few pools, optionally holding addresses for other
-Services, decides for one Service, and checks the outcome, what is written and which events are recorded.
+Table tests: each decision case starts from an allocator over a few pools, optionally holding addresses for
+other Services, decides for one Service, and checks the outcome, what is written and which events are
+recorded. Each worker case runs one pass against an in-memory API (resourceVersion preconditions as the API
+server has them, scripted failures) and checks what happens to the key (retried after its backoff, or left)
+and which Events are recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from metallb_py import Allocator, LabelSelector, Pool, Port, ServiceAllocation
+from metallb_py.controller.metrics import Metrics
 from metallb_py.controller.reconcile import (
     ANNOTATION_ALLOCATED_FROM_POOL as POOL_ANNOTATION,
 )
@@ -23,7 +29,19 @@ from metallb_py.controller.reconcile import (
     restore_assignments,
     service_order,
 )
+from metallb_py.controller.sync import WRITE_REFUSED, ServiceSync
 from metallb_py.ipam.fields import DEPRECATED_ALLOCATED_FROM_POOL
+from metallb_py.k8s.errors import (
+    ApiError,
+    ApiUnavailableError,
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    InvalidError,
+    NotFoundError,
+)
+from metallb_py.k8s.resources import Resource, object_key
+from metallb_py.runtime.workqueue import WorkQueue
 
 DEPRECATED_POOL_ANNOTATION = DEPRECATED_ALLOCATED_FROM_POOL
 
@@ -86,7 +104,7 @@ class Case:
     outcome: Outcome
     ips: tuple[str, ...] = ()
     status: tuple[str, ...] | None = None  # the status write expected (None: none)
-    annotations: dict[str, str | None] = field(default_factory=dict)
+    annotations: Mapping[str, str | None] = field(default_factory=dict)
     events: tuple[str, ...] = ()
     freed: bool = False
     setup: tuple[Setup, ...] = ()
@@ -406,12 +424,6 @@ def test_reconcile(case: Case) -> None:
     assert decision.freed == case.freed
     # The allocator agrees with the decision.
     assert tuple(str(ip) for ip in allocator.ips(case.key)) == case.ips
-    expected_state = (
-        SyncState.ERROR_NO_RETRY
-        if case.outcome in (Outcome.FAILED, Outcome.INVALID, Outcome.WAITING)
-        else SyncState.SUCCESS
-    )
-    assert decision.state is expected_state
     assert decision.writes == (case.status is not None or bool(case.annotations))
 
 
@@ -481,3 +493,325 @@ def test_service_order_is_oldest_first_then_by_key() -> None:
     ]
     names = [s["metadata"]["name"] for s in sorted(services, key=service_order)]
     assert names == ["c", "a", "b", "undated"]
+
+
+# -- the worker's pass over one key (controller.sync) --------------------------------------------------------
+
+
+class FakeApi:
+    """Services by key with the API server's rules for a merge patch: a `metadata.resourceVersion` in the body
+    is a precondition (409 when the object changed), each write makes a new version. `failures` are raised by
+    the next patches, one each, in order; `refuse` by every patch while set."""
+
+    def __init__(self, *services: dict[str, Any]) -> None:
+        self.objects = {object_key(s): copy.deepcopy(s) for s in services}
+        self.failures: list[ApiError] = []
+        self.refuse: ApiError | None = None
+        self.patches = 0
+        self.gets = 0
+        self._version = 100
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        self.gets += 1
+        obj = self.objects.get(f"{namespace}/{name}")
+        if obj is None:
+            raise NotFoundError(404, "NotFound", f'services "{name}" not found')
+        return copy.deepcopy(obj)
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        body: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        self.patches += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        if self.refuse is not None:
+            raise self.refuse
+        obj = self.objects.get(f"{namespace}/{name}")
+        if obj is None:
+            raise NotFoundError(404, "NotFound", f'services "{name}" not found')
+        metadata = body.get("metadata") or {}
+        if metadata.get("resourceVersion") not in (None, obj["metadata"]["resourceVersion"]):
+            raise ConflictError(409, "Conflict", "the object has been modified")
+        if subresource == "status":
+            obj["status"] = copy.deepcopy(body["status"])
+        for k, v in (metadata.get("annotations") or {}).items():
+            annotations = obj["metadata"].setdefault("annotations", {})
+            if v is None:
+                annotations.pop(k, None)
+            else:
+                annotations[k] = v
+        return self.touch(f"{namespace}/{name}")
+
+    def touch(self, key: str, **labels: str) -> dict[str, Any]:
+        """A new version of the object (another client's change when called by a test)."""
+        obj = self.objects[key]
+        obj["metadata"].setdefault("labels", {}).update(labels)
+        self._version += 1
+        obj["metadata"]["resourceVersion"] = str(self._version)
+        return copy.deepcopy(obj)
+
+
+class FakeStore:
+    """The watched copies (a Reflector's store)."""
+
+    def __init__(self, *services: dict[str, Any]) -> None:
+        self.objects = {object_key(s): copy.deepcopy(s) for s in services}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.objects.get(key)
+
+    def observe(self, obj: dict[str, Any]) -> None:
+        self.objects[object_key(obj)] = obj
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, str, str]] = []  # (object name, type, reason)
+
+    def record(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
+        self.recorded.append((obj["metadata"]["name"], type, reason))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+RETRY_BASE = 1.0  # the queue's first retry delay in these tests
+
+
+class World:
+    """One ServiceSync over fakes, a real WorkQueue on a fake clock and a real allocator."""
+
+    def __init__(self, *services: dict[str, Any], pool_list: list[Pool] | None = None) -> None:
+        for s in services:
+            s["metadata"]["uid"] = "uid-" + s["metadata"]["name"]
+        self.api = FakeApi(*services)
+        self.store = FakeStore(*services)
+        self.events = FakeEvents()
+        self.clock = Clock()
+        self.queue = WorkQueue(base_delay=RETRY_BASE, max_delay=8 * RETRY_BASE, clock=self.clock)
+        self.metrics = Metrics()
+        self.allocator = Allocator(pools() if pool_list is None else pool_list)
+        self.sync = ServiceSync(
+            self.api,
+            self.store,
+            self.events,
+            self.queue,
+            self.metrics,
+            order=service_order,
+            namespace_labels=lambda namespace: {},
+        )
+
+    def handle(self, key: str = "default/web") -> SyncState:
+        return self.sync.handle(key, self.allocator, ready=True).state
+
+    def changed(self, key: str = "default/web", **labels: str) -> None:
+        """Someone else changes the Service; the watch delivers it."""
+        self.store.observe(self.api.touch(key, **labels))
+
+    def due(self) -> list[str]:
+        """The keys handed out now, each marked done."""
+        keys = []
+        while (key := self.queue.get(timeout=0)) is not None:
+            keys.append(key)
+            self.queue.done(key)
+        return keys
+
+    def counter(self, name: str) -> float:
+        value = self.metrics.registry.get_sample_value(name)
+        return 0.0 if value is None else value
+
+
+UNAVAILABLE = ApiUnavailableError(503, "ServiceUnavailable", "the server is currently unable to handle it")
+FORBIDDEN = ForbiddenError(403, "Forbidden", 'cannot patch resource "services/status"')
+
+
+@dataclass
+class Pass:
+    name: str
+    failures: list[ApiError]
+    state: SyncState
+    retried: bool  # the key comes back after its backoff (and not before)
+    events: list[tuple[str, str]]  # (type, reason) recorded about the Service
+    errors: tuple[int, int] = (0, 0)  # (temporary, permanent) in the metrics
+    deleted: bool = False  # the Service was deleted from the API; the watch has not said so yet
+    fill_pools: bool = False  # no address left for it
+
+
+PASSES = [
+    Pass("converges", [], SyncState.SUCCESS, False, [("Normal", "IPAllocated")]),
+    Pass(
+        "a conflict: read again, decide again, written",
+        [ConflictError(409, "Conflict", "modified")],
+        SyncState.SUCCESS,
+        False,
+        [("Normal", "IPAllocated")],
+    ),
+    Pass("API server unavailable (503)", [UNAVAILABLE], SyncState.ERROR, True, [], errors=(1, 0)),
+    Pass(
+        "no answer (connection refused)",
+        [ApiUnavailableError(0, "", "no answer: connection refused")],
+        SyncState.ERROR,
+        True,
+        [],
+        errors=(1, 0),
+    ),
+    Pass(
+        "too many requests (429)",
+        [ApiUnavailableError(429, "TooManyRequests", "slow down")],
+        SyncState.ERROR,
+        True,
+        [],
+        errors=(1, 0),
+    ),
+    Pass("gone (410)", [GoneError(410, "Gone", "too old")], SyncState.ERROR, True, [], errors=(1, 0)),
+    Pass(
+        "still conflicting after every attempt",
+        [ConflictError(409, "Conflict", "modified")] * 5,
+        SyncState.ERROR,
+        True,
+        [],
+        errors=(1, 0),
+    ),
+    Pass(
+        "forbidden (403): reported, not retried",
+        [FORBIDDEN],
+        SyncState.ERROR_NO_RETRY,
+        False,
+        [("Warning", WRITE_REFUSED)],
+        errors=(0, 1),
+    ),
+    Pass(
+        "invalid (422): reported, not retried",
+        [InvalidError(422, "Invalid", "status.loadBalancer.ingress[0].ip: Invalid value")],
+        SyncState.ERROR_NO_RETRY,
+        False,
+        [("Warning", WRITE_REFUSED)],
+        errors=(0, 1),
+    ),
+    Pass(
+        "bad request (400): reported, not retried",
+        [InvalidError(400, "BadRequest", "the body of the request was in an unknown format")],
+        SyncState.ERROR_NO_RETRY,
+        False,
+        [("Warning", WRITE_REFUSED)],
+        errors=(0, 1),
+    ),
+    Pass(
+        "not found although it is still there: reported, not retried",
+        [NotFoundError(404, "NotFound", "the server could not find the requested resource")],
+        SyncState.ERROR_NO_RETRY,
+        False,
+        [("Warning", WRITE_REFUSED)],
+        errors=(0, 1),
+    ),
+    Pass("not found, and gone when read again: released", [], SyncState.SUCCESS, False, [], deleted=True),
+    Pass(
+        "no address for it: AllocationFailed, waits for addresses to free up",
+        [],
+        SyncState.ERROR_NO_RETRY,
+        False,
+        [("Warning", "AllocationFailed")],
+        fill_pools=True,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", PASSES, ids=[c.name for c in PASSES])
+def test_what_the_worker_does_with_each_outcome(case: Pass) -> None:
+    world = World(svc())
+    world.api.failures = list(case.failures)
+    if case.deleted:
+        del world.api.objects["default/web"]
+    if case.fill_pools:
+        fill_seed(world.allocator)
+
+    assert world.handle() is case.state
+
+    assert [(t, r) for _, t, r in world.events.recorded] == case.events
+    errors = (
+        world.counter("metallb_k8s_client_update_errors_total"),
+        world.counter("metallb_py_controller_permanent_errors_total"),
+    )
+    assert errors == case.errors
+    assert world.due() == []  # nothing comes back at once
+    world.clock.now += RETRY_BASE
+    assert world.due() == (["default/web"] if case.retried else [])
+    assert world.queue.idle()
+    if case.deleted:
+        assert world.allocator.ips("default/web") == []
+
+
+def test_a_refused_write_is_reported_once_and_left_until_the_service_changes() -> None:
+    world = World(svc())
+    world.api.refuse = FORBIDDEN
+    assert world.handle() is SyncState.ERROR_NO_RETRY
+    assert world.api.patches == 1
+    world.clock.now += 3600
+    assert world.queue.idle() and world.due() == []  # left alone: no retry, however long
+
+    # Woken again (another Service's change freed addresses, the configuration changed, or it changed):
+    # each wake-up is one attempt, and the same refusal is not reported again.
+    assert world.handle() is SyncState.ERROR_NO_RETRY
+    world.changed(team="blue")
+    assert world.handle() is SyncState.ERROR_NO_RETRY
+    assert world.api.patches == 3
+    assert world.events.recorded == [("web", "Warning", WRITE_REFUSED)]
+    assert world.counter("metallb_py_controller_permanent_errors_total") == 3
+    assert world.counter("metallb_k8s_client_update_errors_total") == 0
+
+    # The rights are granted; the next change converges, and a later refusal is news again.
+    world.api.refuse = None
+    world.changed(team="green")
+    assert world.handle() is SyncState.SUCCESS
+    assert world.api.objects["default/web"]["status"]["loadBalancer"]["ingress"] == [{"ip": "192.168.1.11"}]
+    world.api.refuse = FORBIDDEN
+    world.changed(team="red")
+    world.store.objects["default/web"]["spec"]["loadBalancerIP"] = "192.168.1.12"
+    assert world.handle() is SyncState.ERROR_NO_RETRY
+    assert [r for _, _, r in world.events.recorded] == [WRITE_REFUSED, "IPAllocated", WRITE_REFUSED]
+
+
+def test_temporary_failures_back_off_per_key_and_a_success_forgets() -> None:
+    world = World(svc(), svc("other"))
+    world.api.failures = [UNAVAILABLE, UNAVAILABLE, UNAVAILABLE]
+    waits = []
+    for _ in range(3):
+        assert world.handle() is SyncState.ERROR
+        waited = 0.0
+        while not world.due():
+            world.clock.now += RETRY_BASE / 4
+            waited += RETRY_BASE / 4
+        waits.append(waited)
+    assert waits[0] == RETRY_BASE and waits[0] < waits[1] < waits[2]
+    assert world.queue.failures("default/web") == 3
+    assert world.queue.failures("default/other") == 0  # per key
+    assert world.handle() is SyncState.SUCCESS
+    assert world.queue.failures("default/web") == 0
+    assert world.events.recorded == [("web", "Normal", "IPAllocated")]
+
+
+def test_addresses_freed_by_a_failed_write_still_wake_the_services_waiting_for_one() -> None:
+    """Regression: the wake-up of Services waiting for an address ran only after a successful write; when a
+    write that freed addresses failed, its retry freed nothing more, and the waiting Services slept on."""
+    world = World(svc("holder"), svc("waiter"), pool_list=[Pool("one", ["192.168.1.11/32"])])
+    assert world.handle("default/holder") is SyncState.SUCCESS
+    assert world.handle("default/waiter") is SyncState.ERROR_NO_RETRY  # no address left
+    world.store.objects["default/holder"]["spec"]["type"] = "ClusterIP"
+    world.api.failures = [UNAVAILABLE]
+    assert world.handle("default/holder") is SyncState.ERROR  # its address is free, its write failed
+    assert world.due() == ["default/waiter"]
+    assert world.handle("default/waiter") is SyncState.SUCCESS
+    assert world.api.objects["default/waiter"]["status"]["loadBalancer"]["ingress"] == [
+        {"ip": "192.168.1.11"}
+    ]

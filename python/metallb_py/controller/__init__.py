@@ -1,8 +1,10 @@
 """The controller: assigns addresses to LoadBalancer Services in a cluster and writes them to the API.
 
 `reconcile` holds the pure decisions (one Service and the allocator in, the writes out) and the startup
-restore; `config` the configuration reloads; `controller` the loop that wires the
-watches, the single worker, leader election, events and `metrics` together; `main` the CLI command.
+restore; `config` the configuration reloads; `sync` the worker's pass over one Service (decide, write, and
+retry, report or leave the key by its `SyncState`); `controller` the loop that wires the watches, the single
+worker, leader election, events and `metrics` together; `main` the CLI command. The work queue is
+`metallb_py.runtime.WorkQueue`, shared with the speaker, and exported here too.
 """
 
 from __future__ import annotations

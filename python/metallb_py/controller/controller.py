@@ -10,8 +10,10 @@ it starts from nothing: a fresh consistent list of Services, a new allocator, th
 every address the cluster already shows restored (`restore_assignments`) before any Service is reconciled, so
 no address is ever handed out while a Service still shows it. A follower watches but writes nothing.
 
-Writes carry the resourceVersion they were decided on; when the object changed meanwhile (409 Conflict) the
-worker reads it again and decides again. Other API failures are retried with per-key exponential backoff.
+Each Service key goes through `sync.ServiceSync`: decided, written on the resourceVersion it was decided on
+(409 Conflict: read again, decide again), then settled by its `SyncState`: forgotten when converged, retried
+with per-key backoff after a temporary failure, and reported once and left until something changes when it
+cannot converge (no address for it; a write the API server refuses for good, such as 403 or 422).
 """
 
 from __future__ import annotations
@@ -27,17 +29,11 @@ from typing import Any
 from metallb_py._core import Allocator
 from metallb_py.controller.config import ConfigOutcome, ConfigState
 from metallb_py.controller.metrics import Metrics
-from metallb_py.controller.reconcile import (
-    WARNING,
-    Decision,
-    Outcome,
-    reconcile_service,
-    restore_assignments,
-    service_order,
-)
+from metallb_py.controller.reconcile import WARNING, restore_assignments, service_order
+from metallb_py.controller.sync import ServiceSync
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.config_watch import CONFIGMAP_NAME, ConfigWatch
-from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
+from metallb_py.k8s.errors import ApiError, NotFoundError, NotLeaderError
 from metallb_py.k8s.events import EventRecorder
 from metallb_py.k8s.leader import LeaderElector
 from metallb_py.k8s.resources import (
@@ -123,12 +119,21 @@ class Controller:
         self._config = ConfigState(ns)
         self._synced = False  # leading, and every watch has listed since: the copies are complete
         self._ready = False  # configuration in force and existing assignments restored
-        self._pending: set[str] = set()  # Services that got no address, to retry when addresses free up
         # When each Service was first seen: watch events arrive in creation order, which breaks the ties of
         # creationTimestamp's one-second resolution (Services created in one second keep their order).
         self._seen: dict[str, int] = {}
         self._seen_counter = itertools.count()
-        self._last_failure: dict[str, str] = {}
+        self.sync = ServiceSync(
+            self.client,
+            self.services,
+            self.events,
+            self.queue,
+            self.metrics,
+            lb_class=options.lb_class,
+            conflict_retries=options.conflict_retries,
+            order=self._allocation_order,
+            namespace_labels=self._namespace_labels,
+        )
         self._config_state_written: tuple[str, str] | None = None
         self.ready = threading.Event()  # for callers: the first restore is done
         self.metrics_port: int | None = None
@@ -234,8 +239,8 @@ class Controller:
                     self._resync()
                 elif key == _CONFIG_KEY:
                     self._reload_config()
-                else:
-                    self._sync_service(key)
+                elif self.sync.handle(key, self._allocator, ready=self._ready).allocations_changed:
+                    self._set_pool_metrics()
             except NotLeaderError:
                 log.info("lost leadership while working; dropping", extra={"key": key})
             except Exception:
@@ -271,8 +276,7 @@ class Controller:
         self._config = ConfigState(self.options.namespace)
         self._synced = True
         self._ready = False
-        self._pending.clear()
-        self._last_failure.clear()
+        self.sync.reset()
         self._config_state_written = None
         log.info("leading: restoring state from the cluster", extra={"services": len(self.services.keys())})
         self._reload_config()
@@ -323,7 +327,12 @@ class Controller:
         elif outcome.changed:
             self.queue.add_all(list(outcome.evicted))
             self._enqueue_all()
-        self.metrics.set_pools(self._allocator, [p.name for p in config.pools])
+        self._set_pool_metrics()
+
+    def _set_pool_metrics(self) -> None:
+        config = self._config.config
+        if config is not None:
+            self.metrics.set_pools(self._allocator, [p.name for p in config.pools])
 
     def _enqueue_all(self) -> None:
         self.queue.add_all(
@@ -361,123 +370,3 @@ class Controller:
         ns = self.namespaces.get(namespace)
         labels = (ns or {}).get("metadata", {}).get("labels") if ns else None
         return dict(labels) if isinstance(labels, dict) else {"kubernetes.io/metadata.name": namespace}
-
-    def _sync_service(self, key: str) -> None:
-        svc = self.services.get(key)
-        decision: Decision | None = None
-        for _ in range(self.options.conflict_retries):
-            decision = reconcile_service(
-                key,
-                svc,
-                self._allocator,
-                config_loaded=self._ready,
-                lb_class=self.options.lb_class,
-                namespace_labels=self._namespace_labels(key.split("/", 1)[0]),
-            )
-            try:
-                obj = self._write(key, svc, decision)
-            except ConflictError:
-                svc = self._read(key)  # changed since we decided: read it and decide again
-                continue
-            except NotFoundError:
-                svc = None  # deleted since: release
-                continue
-            except NotLeaderError:
-                raise
-            except ApiError as exc:
-                self._retry(key, str(exc))
-                return
-            if obj is not None:
-                self._record_events(key, obj, decision)
-            break
-        else:
-            self._retry(key, f"still conflicting after {self.options.conflict_retries} attempts")
-            return
-        assert decision is not None
-        self.queue.forget(key)
-        self.metrics.updates.inc()
-        self._after(key, decision)
-
-    def _read(self, key: str) -> dict[str, Any] | None:
-        namespace, name = key.split("/", 1)
-        try:
-            # Not stored: the watch may still deliver older versions; they must not replace a newer one.
-            return self.client.get(SERVICES, name, namespace)
-        except NotFoundError:
-            return None
-
-    def _retry(self, key: str, why: str) -> None:
-        self.metrics.update_errors.inc()
-        delay = self.queue.add_rate_limited(key)
-        log.warning(
-            "service not converged; retrying", extra={"service": key, "error": why, "retry_in": delay}
-        )
-
-    def _write(self, key: str, svc: dict[str, Any] | None, decision: Decision) -> dict[str, Any] | None:
-        if svc is None:
-            return None
-        namespace, name = key.split("/", 1)
-        obj = svc
-        if decision.status_ips is not None:
-            ingress = [{"ip": ip} for ip in decision.status_ips] or None
-            body = {
-                "metadata": {"resourceVersion": _version(obj)},
-                "status": {"loadBalancer": {"ingress": ingress}},
-            }
-            obj = self.client.patch(SERVICES, name, body, namespace, subresource="status")
-            self.services.observe(obj)
-        if decision.annotations:
-            body = {"metadata": {"resourceVersion": _version(obj), "annotations": dict(decision.annotations)}}
-            obj = self.client.patch(SERVICES, name, body, namespace)
-            self.services.observe(obj)
-        return obj
-
-    def _record_events(self, key: str, obj: dict[str, Any], decision: Decision) -> None:
-        if decision.outcome in (Outcome.FAILED, Outcome.INVALID):
-            # A Service that keeps failing the same way (retried whenever addresses free up) says so once.
-            message = decision.error or ""
-            if self._last_failure.get(key) == message:
-                return
-            self._last_failure[key] = message
-        else:
-            self._last_failure.pop(key, None)
-        for event in decision.events:
-            self.events.record(obj, event.type, event.reason, event.message)
-
-    def _after(self, key: str, decision: Decision) -> None:
-        if decision.outcome is Outcome.FAILED:
-            self._pending.add(key)
-        else:
-            self._pending.discard(key)
-        if decision.outcome is Outcome.RELEASED:
-            self._last_failure.pop(key, None)
-        if decision.freed and self._pending:
-            # Addresses went back to the pools: Services that got none may get one now (oldest first).
-            waiting = [self.services.get(k) for k in self._pending]
-            self.queue.add_all(
-                [object_key(s) for s in sorted((s for s in waiting if s), key=self._allocation_order)],
-                in_order=True,
-            )
-        if (
-            decision.outcome in (Outcome.ALLOCATED, Outcome.RELEASED, Outcome.CLEARED, Outcome.FAILED)
-            or decision.freed
-        ):
-            config = self._config.config
-            if config is not None:
-                self.metrics.set_pools(self._allocator, [p.name for p in config.pools])
-        if decision.writes or decision.outcome in (Outcome.FAILED, Outcome.INVALID, Outcome.RELEASED):
-            failed = decision.outcome in (Outcome.FAILED, Outcome.INVALID)
-            log.log(
-                logging.WARNING if failed else logging.INFO,
-                decision.outcome.value,
-                extra={
-                    "service": key,
-                    "ips": list(decision.ips),
-                    "pool": decision.pool,
-                    "error": decision.error,
-                },
-            )
-
-
-def _version(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion", ""))

@@ -51,6 +51,12 @@ class Metrics(MetricsServer):
             "Object changes whose processing failed and will be retried.",
             registry=r,
         )
+        self.permanent_errors = Counter(
+            "metallb_py_controller_permanent_errors_total",
+            "Writes the API server refused for good (403, 422, 400): reported once as a Warning Event on the "
+            "Service, not retried until it or the configuration changes.",
+            registry=r,
+        )
         self.leader = Gauge(
             "metallb_py_controller_leader_bool", "1 while this replica holds the leader lease.", registry=r
         )

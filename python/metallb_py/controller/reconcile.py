@@ -58,11 +58,12 @@ IP_ALLOCATED, ALLOCATION_FAILED, CLEAR_ASSIGNMENT = "IPAllocated", "AllocationFa
 
 
 class SyncState(enum.Enum):
-    """What the loop does with a key after handling it (MetalLB's vocabulary)."""
+    """What the worker does with a key after a pass over it (MetalLB's vocabulary); `sync.ServiceSync`
+    switches on it. A decision's own state is SUCCESS or ERROR_NO_RETRY; ERROR comes from the API."""
 
-    SUCCESS = "success"  # converged: forget the key until it changes
-    ERROR = "error"  # temporary failure (the API): retry with backoff
-    ERROR_NO_RETRY = "error-no-retry"  # cannot converge as things are: retry when something changes
+    SUCCESS = "success"  # converged: forget the key's backoff until it changes
+    ERROR = "error"  # temporary failure (the API server): retry with per-key backoff
+    ERROR_NO_RETRY = "error-no-retry"  # cannot converge as things are: report once, wait for a change
 
 
 class Outcome(enum.Enum):
