@@ -1,9 +1,11 @@
 """Stateful property test of the allocator against MetalLB's rules, checked from the outside.
 
 Random small pools (IPv4 across a .255/.0 boundary and IPv6) and random allocate / assign / release /
-set_pools sequences. After every step: no address is held by two services unless the sharing rules allow it,
-every address lies in its service's pool, counters equal a recount, and a failed call changed nothing. After
-every fresh automatic allocation, the address is the lowest free-or-shareable one in pool order.
+set_pools sequences, against a model of the allocations kept by the test. After every step: the allocator
+holds what the model holds, no address is held by two services unless the sharing rules allow it, every
+address lies in its service's pool, each pool's counters count the model's addresses, and a failed call
+changed nothing. After every fresh automatic allocation, the address is the lowest free-or-shareable one in
+pool order.
 """
 
 from __future__ import annotations
@@ -112,11 +114,28 @@ families_st = st.sampled_from(
 
 
 class AllocatorMachine(RuleBasedStateMachine):
+    """Drives one Allocator and keeps a model of its allocations: each key's addresses as the calls that
+    succeeded gave or asked for them, and the sharing terms of each. Expectations come from the model and
+    the pools, never from the allocator's answers to other questions."""
+
     def __init__(self) -> None:
         super().__init__()
         self.alloc = Allocator()
         self.pools: list[Pool] = []
+        self.model: dict[str, frozenset[IP]] = {}
         self.terms: dict[str, Terms] = {}
+
+    # ---- the model ----
+
+    def model_pool(self, key: str) -> Pool:
+        """The one pool that holds every address of `key` (pools never overlap)."""
+        ips = self.model[key]
+        owners = [p for p in self.pools if all(p.contains(ip) for ip in ips)]
+        assert len(owners) == 1, f"{key}'s {sorted(map(str, ips))} lie in pools {[p.name for p in owners]}"
+        return owners[0]
+
+    def holders_of(self, ip: IP, exclude: str) -> list[Terms]:
+        return [self.terms[k] for k, ips in self.model.items() if ip in ips and k != exclude]
 
     # ---- observation ----
 
@@ -126,9 +145,6 @@ class AllocatorMachine(RuleBasedStateMachine):
             "counters": {p.name: self.alloc.counters(p.name) for p in self.pools},
             "pools": self.alloc.pools(),
         }
-
-    def holders_of(self, ip: IP, exclude: str) -> list[Terms]:
-        return [self.terms[k] for k in self.alloc.holders(ip) if k != exclude]
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Runs one allocator call; on an error, checks that nothing changed and returns the error."""
@@ -150,7 +166,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         key=st.sampled_from(KEYS), terms=terms_st, fam=families_st, named=st.sampled_from([None, *POOL_NAMES])
     )
     def allocate(self, key: str, terms: Terms, fam: tuple[tuple[str, ...], str], named: str | None) -> None:
-        had = self.alloc.ips(key)
+        had = key in self.model
         before = {ip: self.holders_of(ip, key) for p in self.pools for v in (4, 6) for ip in pool_order(p, v)}
         result = self.call(
             self.alloc.allocate,
@@ -173,10 +189,11 @@ class AllocatorMachine(RuleBasedStateMachine):
                 ]
                 assert not eligible, f"{named} reported exhausted but {eligible[:3]} are eligible"
             return
+        self.model[key] = frozenset(result)
         self.terms[key] = terms
         if had:
             return  # a key keeping its previous addresses is not a fresh choice
-        pool = next(p for p in self.pools if p.name == self.alloc.pool_of(key))
+        pool = self.model_pool(key)
         for ip in result:
             candidates = [
                 c for c in pool_order(pool, ip.version) if allowed(pool, c) and compatible(before[c], terms)
@@ -207,32 +224,41 @@ class AllocatorMachine(RuleBasedStateMachine):
         if isinstance(result, IPInUseError):
             assert conflict
         if not isinstance(result, Exception):
+            self.model[key] = frozenset(ips)
             self.terms[key] = terms
-            assert sorted(self.alloc.ips(key), key=str) == sorted(set(ips), key=str)
 
     @rule(key=st.sampled_from(KEYS))
     def release(self, key: str) -> None:
-        held = bool(self.alloc.ips(key))
-        assert self.alloc.release(key) == held
-        assert self.alloc.ips(key) == []
+        assert self.alloc.release(key) == (key in self.model)
+        self.model.pop(key, None)
+        self.terms.pop(key, None)
 
     @rule(pools=pool_sets())
     def set_pools(self, pools: list[Pool]) -> None:
-        before = {k: self.alloc.ips(k) for k in self.alloc.keys()}
+        # A key keeps its addresses when some new pool allows them all (MetalLB re-homes it), else it goes.
+        expected = {
+            k for k, ips in self.model.items() if not any(all(allowed(p, ip) for ip in ips) for p in pools)
+        }
         evicted = self.alloc.set_pools(pools)
         self.pools = pools
-        for key, ips in before.items():
-            still = [p for p in pools if all(allowed(p, ip) for ip in ips)]
-            assert (key in evicted) == (not still), (key, ips, evicted)
-            assert self.alloc.ips(key) == ([] if key in evicted else ips)
+        assert set(evicted) == expected
+        for key in expected:
+            del self.model[key], self.terms[key]
 
     # ---- invariants ----
 
     @invariant()
+    def the_allocator_holds_what_the_model_holds(self) -> None:
+        assert sorted(self.alloc.keys()) == sorted(self.model)
+        for key, ips in self.model.items():
+            assert set(self.alloc.ips(key)) == ips, key
+            assert self.alloc.pool_of(key) == self.model_pool(key).name, key
+
+    @invariant()
     def sharing_rules_hold(self) -> None:
         by_ip: dict[IP, list[str]] = {}
-        for key in self.alloc.keys():
-            for ip in self.alloc.ips(key):
+        for key, ips in self.model.items():
+            for ip in ips:
                 by_ip.setdefault(ip, []).append(key)
         for ip, keys in by_ip.items():
             assert sorted(self.alloc.holders(ip)) == sorted(keys)
@@ -242,29 +268,29 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     @invariant()
     def addresses_lie_in_the_services_pool(self) -> None:
-        for key in self.alloc.keys():
-            name = self.alloc.pool_of(key)
-            pool = next(p for p in self.pools if p.name == name)
-            ips = self.alloc.ips(key)
-            assert ips and all(allowed(pool, ip) for ip in ips), (key, ips, name)
+        for key, ips in self.model.items():
+            pool = self.model_pool(key)
+            assert ips and all(allowed(pool, ip) for ip in ips), (key, ips, pool.name)
             assert len({ip.version for ip in ips}) == len(ips)
 
     @invariant()
-    def counters_equal_a_recount(self) -> None:
+    def counters_count_the_models_addresses(self) -> None:
         for pool in self.pools:
-            counters = self.alloc.counters(pool.name)
-            for v in (4, 6):
-                order = pool_order(pool, v)
-                used = {
-                    ip
-                    for k in self.alloc.keys()
-                    if self.alloc.pool_of(k) == pool.name
-                    for ip in self.alloc.ips(k)
-                    if ip.version == v
-                }
-                assert counters[f"total_ipv{v}"] == sum(allowed(pool, ip) for ip in order)
-                assert counters[f"in_use_ipv{v}"] == len(used)
-            assert counters["available"] == counters["total"] - counters["in_use"]
+            # Addresses the pool may hand out (MetalLB's rules), and those the model says are held from it:
+            # an address shared by several Services counts once.
+            total = {v: sum(allowed(pool, ip) for ip in pool_order(pool, v)) for v in (4, 6)}
+            held = {ip for key, ips in self.model.items() if self.model_pool(key) is pool for ip in ips}
+            in_use = {v: sum(ip.version == v for ip in held) for v in (4, 6)}
+            expected = {
+                "total": total[4] + total[6],
+                "in_use": len(held),
+                "available": total[4] + total[6] - len(held),
+                "total_ipv4": total[4],
+                "in_use_ipv4": in_use[4],
+                "total_ipv6": total[6],
+                "in_use_ipv6": in_use[6],
+            }
+            assert self.alloc.counters(pool.name) == expected, pool.name
 
 
 AllocatorMachine.TestCase.settings = settings(
