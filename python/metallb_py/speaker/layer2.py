@@ -1,7 +1,7 @@
 """Layer 2 mode: which addresses this node announces, and on which interfaces; the responder does the rest.
 
-`plan` is the pure part: from the elections (election.py) to this node's to-do list. `Layer2` keeps what
-is announced and applies each plan to the responder (through the `L2Responder` protocol: a fake in tests).
+`todo` is the pure part: from the elections (election.py) to this node's to-do list. `Layer2` keeps what
+is announced and applies each to-do list to the responder (the `L2Responder` protocol: a fake in tests).
 A second protocol (BGP) is a sibling of this module with the same shape: `elect_and_apply` per round,
 `withdraw_all` when the speaker is isolated or stops, `announced` for the status reporter and the metrics.
 """
@@ -19,7 +19,7 @@ from metallb_py.speaker.election import Election, L2Service, Link, announcers, i
 from metallb_py.speaker.objects import endpoint_slice_from_api, node_from_api
 from metallb_py.speaker.ports import ClusterView, L2Responder
 
-__all__ = ["PROTOCOL", "Layer2", "Plan", "plan"]
+__all__ = ["PROTOCOL", "Layer2", "Todo", "todo"]
 
 log = logging.getLogger("metallb_py.speaker")
 
@@ -27,7 +27,7 @@ PROTOCOL = "layer2"
 
 
 @dataclass(frozen=True)
-class Plan:
+class Todo:
     """This node's to-do list after an election round.
 
     `announce`: address -> (interfaces, Services announced with it), for every address this node owns now.
@@ -38,12 +38,12 @@ class Plan:
     withdraw: frozenset[str] = frozenset()
 
 
-def plan(
+def todo(
     elections: Mapping[str, Election],
     me: str,
     interfaces: Mapping[str, tuple[str, ...]],
     announced: Iterable[str],
-) -> Plan:
+) -> Todo:
     """The addresses `me` won (on the interfaces chosen per address; none chosen means none announced)
     and those it announced before but no longer wins."""
     mine = {
@@ -52,7 +52,7 @@ def plan(
         if e.node == me and interfaces.get(ip)
     }
     withdraw = frozenset(str(ipaddress.ip_address(ip)) for ip in announced) - mine.keys()
-    return Plan(mine, withdraw)
+    return Todo(mine, withdraw)
 
 
 class Layer2:
@@ -103,22 +103,22 @@ class Layer2:
                 if election.node == self.me:
                     choice = interfaces_for(me, pools_by_ip.get(ip, ()), config.l2_advertisements, self.links)
                     interfaces[ip] = tuple(i for i in choice.interfaces if i in usable)
-        self._apply(plan(elections, self.me, interfaces, self._current()))
+        self._apply(todo(elections, self.me, interfaces, self._current()))
 
     def withdraw_all(self) -> None:
-        self._apply(plan({}, self.me, {}, self._current()))
+        self._apply(todo({}, self.me, {}, self._current()))
 
     def _current(self) -> list[str]:
         with self._lock:
             return list(self._announced)
 
-    def _apply(self, todo: Plan) -> None:
+    def _apply(self, plan: Todo) -> None:
         with self._lock:
             current = dict(self._announced)
-        for ip in sorted(todo.withdraw):
+        for ip in sorted(plan.withdraw):
             self.responder.withdraw(ip)
             log.info("withdrawn", extra={"ip": ip, "node": self.me, "services": list(current[ip][1])})
-        for ip, (ifaces, keys) in sorted(todo.announce.items()):
+        for ip, (ifaces, keys) in sorted(plan.announce.items()):
             if current.get(ip, ((), ()))[0] != ifaces:
                 self.responder.announce(ip, list(ifaces))
                 log.info(
@@ -126,8 +126,8 @@ class Layer2:
                     extra={"ip": ip, "node": self.me, "interfaces": list(ifaces), "services": list(keys)},
                 )
         with self._lock:
-            changed = self._announced != todo.announce
-            self._announced = dict(todo.announce)
+            changed = self._announced != plan.announce
+            self._announced = dict(plan.announce)
         if changed:
             self._on_change(self.announced())
 
