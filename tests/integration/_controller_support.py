@@ -4,6 +4,10 @@ a subprocess, and per-test isolation on the shared control plane.
 Isolation: every test gets its own namespaces and, on the session's control plane, its own
 loadBalancerClass (`--lb-class`), so a controller started by one test never touches another test's
 Services. Tests that need Services without a class start a control plane of their own.
+
+A test that needs the API server to refuse the controller something (a 403 on a write, a list or a watch)
+runs it as a ServiceAccount of its own (`Cluster.account`) with exactly the rights it gives: the refusals
+are the API server's, not a patched method's.
 """
 
 from __future__ import annotations
@@ -22,14 +26,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from metallb_py.controller import Controller, ControllerOptions
-from metallb_py.k8s import NotFoundError, connect
+from metallb_py.k8s import KubeClient, NotFoundError, Resource, connect
 from metallb_py.k8s.resources import CONFIGMAPS, EVENTS, IP_ADDRESS_POOLS, NAMESPACES, SERVICES
 from metallb_py.testing import LocalControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 T = TypeVar("T")
+
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
+CLUSTER_ROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
+CLUSTER_ROLE_BINDINGS = Resource(
+    "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
+)
+SERVICE_VERBS = ("get", "list", "watch", "patch")
 
 
 def unique(prefix: str) -> str:
@@ -103,6 +116,23 @@ def wait_until(predicate: Callable[[], T], timeout: float = 60.0, interval: floa
         time.sleep(interval)
 
 
+def controller_rules(
+    *, service_verbs: tuple[str, ...] = SERVICE_VERBS, write_status: bool = True
+) -> list[dict[str, Any]]:
+    """RBAC rules for everything a controller does (cluster-wide, unlike deploy/rbac.yaml, for brevity),
+    with `service_verbs` on Services and, if `write_status`, the right to write their status."""
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [""], "resources": ["services"], "verbs": list(service_verbs)},
+        {"apiGroups": [""], "resources": ["namespaces", "configmaps"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["metallb.io"], "resources": ["*"], "verbs": ["*"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+    ]
+    if write_status:
+        rules.append({"apiGroups": [""], "resources": ["services/status"], "verbs": ["patch"]})
+    return rules
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,6 +159,7 @@ class Cluster:
         self.cp = cp
         self.client = connect(cp.kubeconfig)
         self._namespaces: list[str] = []
+        self._accounts: list[Account] = []
 
     def namespace(self, prefix: str = "t", labels: dict[str, str] | None = None) -> str:
         name = unique(prefix)
@@ -191,7 +222,15 @@ class Cluster:
     def event_reasons(self, namespace: str, name: str) -> list[str]:
         return [e["reason"] for e in self.events(namespace, name)]
 
+    def account(self, rules: list[dict[str, Any]]) -> Account:
+        """A ServiceAccount with exactly `rules` (cluster-wide); removed by cleanup()."""
+        account = Account(self, rules)
+        self._accounts.append(account)
+        return account
+
     def cleanup(self) -> None:
+        for account in self._accounts:
+            account.remove()
         for namespace in self._namespaces:
             with contextlib.suppress(Exception):
                 for svc in self.services(namespace):
@@ -200,12 +239,81 @@ class Cluster:
         self.client.close()
 
 
+class Account:
+    """A ServiceAccount bound to a ClusterRole of its own, and a kubeconfig that authenticates as it."""
+
+    def __init__(self, cluster: Cluster, rules: list[dict[str, Any]]) -> None:
+        self.cluster = cluster
+        self.namespace = cluster.namespace("sa")
+        self.name = unique("controller")
+        self.user = f"system:serviceaccount:{self.namespace}:{self.name}"
+        api = cluster.client
+        api.create(
+            SERVICE_ACCOUNTS,
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": self.name}},
+            self.namespace,
+        )
+        rbac = "rbac.authorization.k8s.io"
+        api.create(
+            CLUSTER_ROLES,
+            {
+                "apiVersion": f"{rbac}/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": self.name},
+                "rules": rules,
+            },
+        )
+        api.create(
+            CLUSTER_ROLE_BINDINGS,
+            {
+                "apiVersion": f"{rbac}/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": self.name},
+                "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": self.name},
+                "subjects": [{"kind": "ServiceAccount", "name": self.name, "namespace": self.namespace}],
+            },
+        )
+        cp = cluster.cp
+        token = cp.kubectl(
+            "create", "token", self.name, "-n", self.namespace, "--duration=1h", check=True
+        ).stdout.strip()
+        config = yaml.safe_load(cp.kubeconfig.read_text())
+        for user in config["users"]:
+            user["user"] = {"token": token}
+        self.kubeconfig = cp.workdir / f"{self.name}.kubeconfig"
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+
+    def connect(self) -> KubeClient:
+        return connect(self.kubeconfig)
+
+    def grant(self, rules: list[dict[str, Any]]) -> None:
+        """Replaces the account's rights with `rules`."""
+        self.cluster.client.patch(CLUSTER_ROLES, self.name, {"rules": rules})
+
+    def can(self, verb: str, resource: str, namespace: str) -> bool:
+        """What the API server's authorizer answers for this account now (`kubectl auth can-i`): the same
+        cache that decides its requests, so a grant is in force once this says yes."""
+        answer = self.cluster.cp.kubectl(
+            "auth", "can-i", verb, resource, "-n", namespace, f"--as={self.user}"
+        )
+        return answer.stdout.strip() == "yes"
+
+    def remove(self) -> None:
+        for resource in (CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES):
+            with contextlib.suppress(NotFoundError):
+                self.cluster.client.delete(resource, self.name)
+
+
 @contextlib.contextmanager
-def running_controller(cluster: Cluster, namespace: str, **options: Any) -> Iterator[Controller]:
-    """A controller in a thread of this process (its own client), stopped at the end."""
+def running_controller(
+    cluster: Cluster, namespace: str, *, client: KubeClient | None = None, **options: Any
+) -> Iterator[Controller]:
+    """A controller in a thread of this process, stopped at the end. Its client is `client` (closed at the
+    end), by default one of its own with the cluster's admin credentials."""
     options.setdefault("leader_election", False)
     options.setdefault("identity", unique("test"))
-    client = connect(cluster.cp.kubeconfig)
+    if client is None:
+        client = connect(cluster.cp.kubeconfig)
     controller = Controller(client, ControllerOptions(namespace=namespace, **options))
     controller.start()
     try:

@@ -1,5 +1,5 @@
 """The controller against a real API server: annotations, classes, release, restore, pool changes, bad
-configuration, namespace selectors and write conflicts.
+configuration, namespace selectors, write conflicts and writes the API server refuses.
 
 Each test runs a controller in a thread of the test process, on the session's control plane, with a
 loadBalancerClass of its own so tests never see each other's Services.
@@ -7,14 +7,13 @@ loadBalancerClass of its own so tests never see each other's Services.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from _controller_support import (
     Cluster,
+    controller_rules,
     lb_ips,
     legacy_config,
     running_controller,
@@ -24,8 +23,8 @@ from _controller_support import (
 )
 from prometheus_client import generate_latest
 
-from metallb_py.controller import Controller, ControllerOptions
-from metallb_py.k8s import connect
+from metallb_py.controller import Controller
+from metallb_py.controller.sync import WRITE_REFUSED
 from metallb_py.k8s.resources import CONFIGURATION_STATES, NAMESPACES, SERVICES
 from metallb_py.testing import LocalControlPlane
 
@@ -311,58 +310,91 @@ def test_namespace_labels_select_pools(env: Env) -> None:
         env.wait_ips("web", ["10.26.0.1"])
 
 
+def requests(controller: Controller, verb: str, resource: str = "services") -> int:
+    return controller.raw_client.requests.snapshot().get((verb, resource), 0)
+
+
 def test_a_write_conflict_is_retried_after_reading_again(env: Env) -> None:
-    env.cluster.apply_pool(env.config_ns, "p", "10.27.0.1-10.27.0.2")
-    with env.controller() as controller:
-        real_patch = controller.client.patch
-        meddled: list[str] = []
+    """The controller decides on its watched copy; when that copy is stale, the write's resourceVersion
+    precondition fails (409) and it reads the Service again and decides again, keeping the other change.
 
-        def patch_after_someone_else(
-            resource: Any, name: str, body: Any, namespace: Any = None, **kw: Any
-        ) -> Any:
-            if kw.get("subresource") == "status" and not meddled:
-                # Another client changes the Service between our read and our write.
-                env.cluster.client.patch(
-                    SERVICES, name, {"metadata": {"labels": {"touched": "yes"}}}, namespace
-                )
-                meddled.append(name)
-            return real_patch(resource, name, body, namespace, **kw)
-
-        controller.client.patch = patch_after_someone_else  # type: ignore[method-assign]
-        gets_before = controller.raw_client.requests.snapshot().get(("get", "services"), 0)
-        env.svc("web")
+    Its account may list Services but not watch them, so its copy stays as first listed; the Service
+    changes after that list, and only then does the configuration (watched) let the controller write."""
+    account = env.cluster.account(controller_rules(service_verbs=("get", "list", "patch")))
+    env.svc("web")
+    with env.controller(client=account.connect()) as controller:
+        wait_until(controller.services.synced.is_set, what="the Services to be listed")
+        env.cluster.client.patch(SERVICES, "web", {"metadata": {"labels": {"touched": "yes"}}}, env.ns)
+        stale = controller.services.get(f"{env.ns}/web")
+        assert stale is not None and "labels" not in stale["metadata"]  # its copy is the listed one
+        env.cluster.apply_pool(env.config_ns, "p", "10.27.0.1-10.27.0.2")
         env.wait_ips("web", ["10.27.0.1"])
-        assert meddled == ["web"]
         svc = env.get("web")
         assert svc["metadata"]["labels"] == {"touched": "yes"}  # their change is kept
-        assert (
-            controller.raw_client.requests.snapshot()[("get", "services")] == gets_before + 1
-        )  # one re-read
+        assert svc["metadata"]["annotations"][POOL_ANNOTATION] == "p"
+        assert requests(controller, "get") == 1  # one re-read, after the one conflict
+        assert metric(controller, "metallb_k8s_client_update_errors_total") == 0  # not a retry
+
+
+def test_a_write_the_api_server_refuses_is_reported_once_and_not_retried(env: Env) -> None:
+    """A 403 is permanent: one Warning Event, then the Service is left alone until it changes, not retried
+    with backoff forever. Granted the right, a change to the Service brings it back."""
+    env.cluster.apply_pool(env.config_ns, "p", "10.29.0.1-10.29.0.4")
+    account = env.cluster.account(controller_rules(write_status=False))
+    with env.controller(client=account.connect()) as controller:
+        assert controller.ready.wait(30)
+        env.svc("web")
+        refused = env.wait_event("web", WRITE_REFUSED)
+        assert refused["type"] == "Warning"
+        assert "403" in refused["message"] and "services/status" in refused["message"]
+        wait_until(controller.queue.idle, what="the worker to leave web alone")  # nothing scheduled
+        assert requests(controller, "patch") == 1
+
+        # The worker goes on with other Services meanwhile; web is not tried again.
+        env.svc("later")
+        env.wait_event("later", WRITE_REFUSED)
+        wait_until(controller.queue.idle, what="the worker to leave later alone")
+        assert requests(controller, "patch") == 2
+        assert metric(controller, "metallb_py_controller_permanent_errors_total") == 2
+        assert metric(controller, "metallb_k8s_client_update_errors_total") == 0
+        events = [e for e in env.cluster.events(env.ns, "web") if e["reason"] == WRITE_REFUSED]
+        assert [e["count"] for e in events] == [1]
+        assert env.ips("web") == []
+
+        account.grant(controller_rules())
+        wait_until(lambda: account.can("patch", "services/status", env.ns), what="the grant in force")
+        env.cluster.client.patch(SERVICES, "web", {"metadata": {"labels": {"fixed": "rbac"}}}, env.ns)
+        env.wait_ips("web", ["10.29.0.1"])
+        wait_until(lambda: POOL_ANNOTATION in (env.get("web")["metadata"].get("annotations") or {}))
+        wait_until(controller.queue.idle, what="the worker to finish web")
+        assert requests(controller, "patch") == 4  # web's status and annotation; later not tried again
+        assert env.ips("later") == []
 
 
 def test_nothing_is_allocated_before_every_service_was_listed(env: Env) -> None:
     """Regression: a configuration seen before the Services were listed must not start allocation, or a new
-    Service listed first would take the address an older one still shows."""
+    Service listed first would take the address an older one still shows.
+
+    The controller's account may not list Services at first: it leads and has its configuration, and the
+    Services' list keeps being refused until the test grants it."""
     env.cluster.apply_pool(env.config_ns, "p", "10.28.0.1-10.28.0.4")
     env.svc("z-old")
     status = {"status": {"loadBalancer": {"ingress": [{"ip": "10.28.0.1"}]}}}
     env.cluster.client.patch(SERVICES, "z-old", status, env.ns, subresource="status")
     env.svc("a-new")
-    client = connect(env.cluster.cp.kubeconfig)
-    options = ControllerOptions(namespace=env.config_ns, lb_class=env.lb_class, leader_election=False)
-    controller = Controller(client, options)
-    slow_list = controller.services._list
+    account = env.cluster.account(controller_rules(service_verbs=("get", "patch")))
+    with env.controller(client=account.connect()) as controller:
+        wait_until(
+            lambda: all(r.synced.is_set() for r in controller.config_watch.reflectors),
+            what="the configuration to be listed",
+        )
+        wait_until(lambda: requests(controller, "list") >= 2, what="the Services' list refused twice")
+        assert controller.is_leader()
+        assert not controller.services.synced.is_set()
+        assert not controller.ready.is_set()
+        assert requests(controller, "patch") == 0
 
-    def list_late() -> None:
-        time.sleep(0.5)  # the configuration's watches are synced long before this one
-        slow_list()
-
-    controller.services._list = list_late  # type: ignore[method-assign]
-    # Leadership (here: the start signal) arrives after the configuration was seen, before the Services were.
-    start_leading = controller._started_leading
-    controller._started_leading = lambda: threading.Timer(1.5, start_leading).start()  # type: ignore[method-assign]
-    controller.start()
-    try:
+        account.grant(controller_rules())
         env.wait_ips("a-new", ["10.28.0.2"])
         assert env.ips("z-old") == ["10.28.0.1"]
         env.wait_event("a-new", "IPAllocated")
@@ -370,6 +402,3 @@ def test_nothing_is_allocated_before_every_service_was_listed(env: Env) -> None:
         # Never shown the old Service's address, not even for a moment.
         messages = [e["message"] for e in env.cluster.events(env.ns, "a-new") if e["reason"] == "IPAllocated"]
         assert messages == ["Assigned 10.28.0.2 from pool p"]
-    finally:
-        controller.stop()
-        client.close()

@@ -115,7 +115,9 @@ def test_the_controller_rbac_is_enough_and_no_more(
             assert state["status"]["result"] == "Valid"
             lease = cluster.client.get(LEASES, "metallb-controller", "metallb-system")
             assert lease["spec"]["holderIdentity"] == "rbac-test"
-            assert controller.metrics.update_errors._value.get() == 0
+            registry = controller.metrics.registry
+            for errors in ("metallb_k8s_client_update_errors", "metallb_py_controller_permanent_errors"):
+                assert registry.get_sample_value(errors + "_total") == 0, errors
         finally:
             controller.stop()
             client.close()

@@ -1,7 +1,9 @@
 """Errors of the Kubernetes API, one class per case the controller treats differently.
 
 Each says whether retrying can help: `temporary` errors (the API server is down or overloaded, a write raced
-another writer) are retried with a delay; the others are permanent for the same request.
+another writer) are retried with a delay; the others are permanent for the same request. The controller's
+worker (`controller.sync`) decides on it: a temporary error is retried with per-key backoff, a permanent one
+is reported once (a Warning Event) and not retried until the object changes.
 """
 
 from __future__ import annotations
