@@ -13,11 +13,13 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -147,6 +149,73 @@ def send_udp(the_lab: Lab, ns: str, ip: str) -> None:
     family = "AF_INET6" if ":" in ip else "AF_INET"
     code = f"import socket; socket.socket(socket.{family}, socket.SOCK_DGRAM).sendto(b'x', ({ip!r}, 9))"
     the_lab.sh(ns, sys.executable, "-c", code)
+
+
+class Capture:
+    """What a packet client in `ns` receives on `ifname`: ARP packets and Neighbor Advertisements, decoded by
+    _capture.py, in arrival order. Started (and listening) before the constructor returns."""
+
+    def __init__(self, ns: str, ifname: str) -> None:
+        script = Path(__file__).with_name("_capture.py")
+        self._proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, str(script), ifname],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._frames: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        ready = self._proc.stdout.readline()
+        if not ready.startswith('{"ready"'):
+            self._proc.kill()
+            _, errors = self._proc.communicate()
+            raise RuntimeError(f"the packet client in {ns} did not start: {errors.strip() or ready!r}")
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with self._changed:
+                self._frames.append(json.loads(line))
+                self._changed.notify_all()
+
+    def frames(self, match: Callable[[dict[str, Any]], bool] = lambda _: True) -> list[dict[str, Any]]:
+        with self._changed:
+            return [f for f in self._frames if match(f)]
+
+    def wait_for(
+        self, match: Callable[[dict[str, Any]], bool], count: int, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """Waits until `count` frames `match` (or `timeout` passes); returns those seen either way."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(seen := [f for f in self._frames if match(f)]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+        return seen
+
+    def close(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+        if self._reader.ident is not None:  # started
+            self._reader.join()  # it stops at the end of the dead client's output
+        for stream in (self._proc.stdout, self._proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@contextmanager
+def capture(ns: str, ifname: str) -> Iterator[Capture]:
+    """A Capture for the block, stopped however the block ends."""
+    client = Capture(ns, ifname)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout: float = 5.0) -> T:

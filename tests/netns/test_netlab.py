@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from metallb_py import Responder
-from metallb_py.testing import FetchError, NetnsLab, cleanup_stale
+from metallb_py.testing import FetchError, NetnsLab, Probe, cleanup_stale
 
 pytestmark = pytest.mark.netns
 
@@ -127,13 +127,18 @@ def test_the_prober_times_a_failover_at_its_interval(nlab: NetnsLab) -> None:
             time.sleep(0.2)  # requests sent now are lost: the dead node's MAC is still in the client's cache
             node3.announce(HNAME_VIP)
             assert prober.wait_for_answer("node3", timeout=5) is not None
-            time.sleep(0.5)  # the lost requests' timeout
-            results = prober.stop()
+
+            def sent_while_lost(results: list[Probe]) -> list[Probe]:
+                return [p for p in results if killed <= p.sent < killed + 0.15]
+
+            # The requests sent into the dead node's MAC end with their 0.5 s timeout: wait for two of them.
+            results = prober.wait_until(lambda done: len(sent_while_lost(done)) >= 2, timeout=10)
+            prober.stop()
         first = prober.first_answer(killed, other_than="node2")
         assert first is not None and first.answer == "node3"
         assert first.received - killed >= 0.2, "nothing answered before node3 announced"
-        lost = [p for p in results if killed <= p.sent < killed + 0.15]
-        assert lost and all(p.error == "timeout" for p in lost)
+        lost = sent_while_lost(results)
+        assert lost and all(p.error == "timeout" for p in lost), lost
         # Requests start every 10 ms whatever happens to earlier ones: several were sent while the first lost
         # one still waited for its 0.5 s timeout (one at a time, there would be a single one).
         assert len(lost) >= 2 and all(p.sent < lost[0].received for p in lost), lost

@@ -12,7 +12,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -33,6 +35,7 @@ from ._lab import (
     Lab,
     Pair,
     arping,
+    capture,
     make_pair,
     ndisc6,
     send_udp,
@@ -40,6 +43,9 @@ from ._lab import (
 )
 
 pytestmark = pytest.mark.netns
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+ZERO_MAC = "00:00:00:00:00:00"
 
 
 def responder(pair: Pair, **options: float | None) -> Responder:
@@ -186,23 +192,72 @@ def test_neighbour_table_moves_to_the_new_speaker(netlab: Lab) -> None:
         assert rb.stats()["ips"][VIP_V4]["gratuitous_sent"] >= 2
 
 
-def test_gratuitous_frames_follow_the_schedule(pair: Pair) -> None:
-    with responder(pair, gratuitous_interval=0.1, gratuitous_duration=0.3) as r:
+def gratuitous_arp(mac: str, ip: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches a gratuitous ARP for `ip` from `mac`, broadcast, in either form: request (target hardware
+    address zero, RFC 5227) or reply (target hardware address `mac`)."""
+
+    def match(f: dict[str, Any]) -> bool:
+        if f["kind"] != "arp" or (f["src"], f["sha"], f["dst"]) != (mac, mac, BROADCAST):
+            return False
+        return f["spa"] == f["tpa"] == ip and (f["op"], f["tha"]) in ((1, ZERO_MAC), (2, mac))
+
+    return match
+
+
+def unsolicited_na(mac: str, ip: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches an unsolicited Neighbor Advertisement for `ip` from `mac` to all nodes, with Override set, so
+    neighbours replace the entry they have."""
+
+    def match(f: dict[str, Any]) -> bool:
+        if f["kind"] != "na" or (f["src"], f["dst"], f["ip_dst"]) != (mac, "33:33:00:00:00:01", "ff02::1"):
+            return False
+        return (
+            (f["target"], f["lladdr"], f["hop_limit"]) == (ip, mac, 255)
+            and f["override"]
+            and not (f["solicited"] or f["router"])
+        )
+
+    return match
+
+
+def test_gratuitous_bursts_reach_the_client_as_counted(pair: Pair) -> None:
+    """Each burst is a gratuitous ARP in both forms and one unsolicited NA, and every frame the responder
+    counts reaches a client on the link. When bursts fall is the schedule's own table test
+    (rust/metallb-l2/src/schedule.rs), with time passed in."""
+    our_mac = pair.lab.mac(pair.responder_ns, pair.responder_if)
+    arp, na = gratuitous_arp(our_mac, VIP_V4), unsolicited_na(our_mac, VIP_V6)
+    bursting = responder(pair, gratuitous_interval=0.1, gratuitous_duration=0.3)
+    with capture(pair.client_ns, pair.client_if) as client, bursting as r:
         r.announce(VIP_V4)
         r.announce(VIP_V6)
-        time.sleep(0.8)
-        stats = r.stats()
-    # Bursts at 0, 0.1, 0.2 and 0.3 s: two ARP frames (request and reply form) or one NA each.
-    assert stats["ips"][VIP_V4]["gratuitous_sent"] == 8
-    assert stats["ips"][VIP_V6]["gratuitous_sent"] == 4
+
+        def seen_as_counted() -> tuple[int, int] | None:
+            ips = r.stats()["ips"]
+            counted = (ips[VIP_V4]["gratuitous_sent"], ips[VIP_V6]["gratuitous_sent"])
+            seen = (len(client.frames(arp)), len(client.frames(na)))
+            # Two bursts at least (the schedule repeats), each one whole (two ARP frames).
+            whole = seen[0] >= 4 and seen[0] % 2 == 0 and seen[1] >= 2
+            return seen if whole and seen == counted else None
+
+        # The schedule ends after 0.3 s: the client has caught up with the counters then at the latest.
+        caught_up = wait_for(seen_as_counted, lambda seen: seen is not None)
+        assert caught_up is not None, (r.stats()["ips"], client.frames())
+    ops = [f["op"] for f in client.frames(arp)]
+    assert ops.count(1) == ops.count(2), ops
+    assert all(arp(f) for f in client.frames(lambda f: f["kind"] == "arp")), "an ARP frame of another kind"
 
 
 def test_refresh_keeps_announcing(pair: Pair) -> None:
-    with responder(pair, gratuitous_interval=0.1, gratuitous_duration=0.0, refresh_interval=0.1) as r:
+    """With a single burst (duration 0) and a refresh every 0.1 s, a client keeps receiving unsolicited NAs:
+    four of them are the burst and three refreshes, each one counted."""
+    our_mac = pair.lab.mac(pair.responder_ns, pair.responder_if)
+    refreshing = responder(pair, gratuitous_interval=0.1, gratuitous_duration=0.0, refresh_interval=0.1)
+    with capture(pair.client_ns, pair.client_if) as client, refreshing as r:
         r.announce(VIP_V6)
-        time.sleep(0.55)
-        sent = r.stats()["ips"][VIP_V6]["gratuitous_sent"]
-    assert 4 <= sent <= 7, sent
+        received = client.wait_for(unsolicited_na(our_mac, VIP_V6), 4)
+        counted = r.stats()["ips"][VIP_V6]["gratuitous_sent"]
+    assert len(received) >= 4, client.frames()
+    assert counted >= len(received)
 
 
 def test_stop_is_quick_and_the_responder_restarts(pair: Pair, capsys: pytest.CaptureFixture[str]) -> None:

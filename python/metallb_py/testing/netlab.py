@@ -281,6 +281,18 @@ class Prober:
                     return None
                 self._changed.wait(left)
 
+    def wait_until(self, done: Callable[[list[Probe]], bool], timeout: float) -> list[Probe]:
+        """Blocks until `done(results)` holds for the finished requests (in the order they finished), or
+        `timeout` passes; returns the results either way."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not done(list(self._probes)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            return list(self._probes)
+
     def stop(self) -> list[Probe]:
         """Stops requesting (requests in flight are dropped) and returns every result."""
         self._helper.stop()
