@@ -91,12 +91,13 @@ def server() -> Iterator[FakeApiServer]:
                 return
             code, headers, body = answer
             self.send_response(code)
-            headers.setdefault("Content-Length", str(len(body)))
+            if "Transfer-Encoding" not in headers:
+                headers.setdefault("Content-Length", str(len(body)))
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
-            if int(headers["Content-Length"]) > len(body):
+            if int(headers.get("Content-Length", len(body))) > len(body):
                 # Promised more than it sent: cut the connection mid-body.
                 self.close_connection = True
                 self.wfile.flush()
@@ -269,3 +270,67 @@ def test_credentials_that_cannot_be_refreshed_are_api_unavailable_and_nothing_is
     finally:
         kube.close()
     assert server.seen == []
+
+
+def chunked(*pieces: bytes) -> Answer:
+    """A streamed answer, as the API server sends a watch: each piece one HTTP chunk."""
+    body = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+    return 200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, body
+
+
+def event(kind: str, name: str) -> bytes:
+    return json.dumps({"type": kind, "object": {"metadata": {"name": name}}}).encode() + b"\n"
+
+
+def test_a_watch_yields_each_event_whatever_the_chunks(server: FakeApiServer, client: KubeClient) -> None:
+    lines = event("ADDED", "a") + event("MODIFIED", "a") + event("DELETED", "a")
+    server.answer = lambda seen: chunked(lines[:10], lines[10:70], lines[70:])
+    stream = client.watch(CONFIGMAPS, "default", resource_version="5")
+    assert [(kind, obj["metadata"]["name"]) for kind, obj in stream] == [
+        ("ADDED", "a"),
+        ("MODIFIED", "a"),
+        ("DELETED", "a"),
+    ]
+    assert server.seen[0].query["resourceVersion"] == ["5"]
+    assert server.seen[0].query["watch"] == ["1"]
+
+
+def test_a_watch_closed_before_its_first_read_yields_nothing(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    """The Reflector closes a stream that a stop raced while it was opening, then iterates it."""
+    server.answer = lambda seen: chunked(event("ADDED", "a"))
+    stream = client.watch(CONFIGMAPS, "default", resource_version="5")
+    stream.close()
+    assert list(stream) == []
+
+
+def test_a_watch_closed_by_its_consumer_ends_after_that_event(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    server.answer = lambda seen: chunked(event("ADDED", "a"), event("ADDED", "b"), event("ADDED", "c"))
+    stream = client.watch(CONFIGMAPS, "default", resource_version="5")
+    names = []
+    for _, obj in stream:
+        names.append(obj["metadata"]["name"])
+        stream.close()
+    assert names == ["a"]
+
+
+def test_an_error_event_raises_its_status_error(server: FakeApiServer, client: KubeClient) -> None:
+    expired = {
+        "type": "ERROR",
+        "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "old"},
+    }
+    server.answer = lambda seen: chunked(event("ADDED", "a"), json.dumps(expired).encode() + b"\n")
+    stream = client.watch(CONFIGMAPS, "default", resource_version="5")
+    with pytest.raises(GoneError) as raised:
+        list(stream)
+    assert (raised.value.reason, raised.value.message) == ("Expired", "old")
+
+
+@pytest.mark.parametrize("line", [b"not json\n", b'{"type": "ADDED"}\n'])
+def test_a_garbled_event_is_api_unavailable(server: FakeApiServer, client: KubeClient, line: bytes) -> None:
+    server.answer = lambda seen: chunked(line)
+    with pytest.raises(ApiUnavailableError, match="bad watch event"):
+        list(client.watch(CONFIGMAPS, "default", resource_version="5"))

@@ -385,18 +385,29 @@ class WatchStream:
     def __iter__(self) -> Iterator[tuple[str, JSON]]:
         buffer = b""
         try:
-            for chunk in self._response.stream(amt=None, decode_content=True):
+            # A closed urllib3 response must not be read again (its file object is gone: AttributeError), so
+            # the closed flag is checked before every read: closed before the first one (a stop that raced
+            # the open), or by the consumer while it handled an event.
+            chunks = self._response.stream(amt=None, decode_content=True)
+            while not self._closed:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
                 buffer += chunk
-                while True:
+                while not self._closed:
                     line, newline, rest = buffer.partition(b"\n")
                     if not newline:
                         break
                     buffer = rest
                     if line.strip():
                         yield self._event(line)
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as exc:
+            # Closed from another thread in the middle of a read: shutdown() ends the read with an error,
+            # close() may take the file object from under it.
             if self._closed:
                 return
+            if isinstance(exc, AttributeError):
+                raise
             raise ApiUnavailableError(0, "", f"watch interrupted: {exc}", request=self._request) from exc
         finally:
             self.close()
