@@ -1,6 +1,8 @@
 """KubeClient on the wire, against a small HTTP server on 127.0.0.1 that stands in for the API server: what
 it sends (user agent, credentials, query, body) and how every way a request can fail maps to one of
-metallb_py.k8s.errors. Requests against a real API server are in tests/integration/test_k8s_client_apiserver.py."""
+metallb_py.k8s.errors. The same requests against a real API server are in
+tests/integration/test_k8s_client_apiserver.py.
+"""
 
 from __future__ import annotations
 
