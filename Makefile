@@ -6,9 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
 PYTEST_ARGS ?=
+FLOOR_VENV := .venv-floor
+FLOOR_STAMP := $(FLOOR_VENV)/.deps-stamp
+# What the dependencies' floor can break: the API client, on the wire and against a real API server.
+FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py \
+	tests/integration/test_k8s_client_apiserver.py tests/integration/test_controlplane.py
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-rust test-python lint bench bench-l2 fuzz demo plan clean
+.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 fuzz demo plan clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +35,23 @@ k8s: ## Build (once, then cached) the kube-apiserver, etcd and kubectl the integ
 	bash tools/k8s/build.sh
 
 test: dev k8s test-rust test-python lint ## Set up, then run every test and lint (what CI runs)
+
+test-floor: dev k8s $(FLOOR_STAMP) ## The API client's tests on the lowest dependency versions pyproject allows
+	METALLB_PY_FLOOR=1 $(FLOOR_VENV)/bin/python -m pytest $(FLOOR_TESTS)
+
+# The runtime and test dependencies pyproject.toml declares, under ci/floor-constraints.txt; the package itself
+# is this checkout's python/ (with the extension `make ext` built there) on the path, not a second Rust build.
+$(FLOOR_STAMP): pyproject.toml ci/floor-constraints.txt
+	@echo ">> creating $(FLOOR_VENV) with the lowest dependency versions pyproject.toml allows"
+	rm -rf $(FLOOR_VENV)
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	echo '*' > $(FLOOR_VENV)/.gitignore
+	$(FLOOR_VENV)/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("\n".join(p["dependencies"] + p["optional-dependencies"]["test"]))' > $(FLOOR_VENV)/requirements.txt
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --constraint ci/floor-constraints.txt \
+		--requirement $(FLOOR_VENV)/requirements.txt
+	echo "$(CURDIR)/python" > "$$($(FLOOR_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/metallb_py.pth"
+	touch $(FLOOR_STAMP)
 
 test-rust:
 	cargo test --workspace --locked
@@ -65,4 +87,4 @@ plan: dev ## Offline, no root: plan the seed's Services against the seed's Confi
 		--services examples/seed/services.yaml; test $$? -le 1
 
 clean: ## Remove build products and the virtualenv
-	rm -rf $(VENV) target python/metallb_py/*.so
+	rm -rf $(VENV) $(FLOOR_VENV) target python/metallb_py/*.so
