@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from metallb_py.runtime.logs import JSONFormatter, configure_logging
 from metallb_py.runtime.process import Component, default_namespace, run_until_signalled
+from metallb_py.runtime.workqueue import WorkQueue
 
 __all__ = [
     "Component",
     "JSONFormatter",
+    "WorkQueue",
     "configure_logging",
     "default_namespace",
     "run_until_signalled",
