@@ -801,17 +801,21 @@ def test_temporary_failures_back_off_per_key_and_a_success_forgets() -> None:
     assert world.events.recorded == [("web", "Normal", "IPAllocated")]
 
 
-def test_addresses_freed_by_a_failed_write_still_wake_the_services_waiting_for_one() -> None:
-    """Regression: the wake-up of Services waiting for an address ran only after a successful write; when a
-    write that freed addresses failed, its retry freed nothing more, and the waiting Services slept on."""
+def test_addresses_freed_wake_the_services_waiting_for_one_once_the_release_is_written() -> None:
+    """Regression: the wake-up of Services waiting for an address followed only a successful write of the
+    decision that freed it; when that write failed, its retry decided again but freed nothing more, so the
+    waiting Services slept on. Waking them before the write would hand out an address still shown."""
     world = World(svc("holder"), svc("waiter"), pool_list=[Pool("one", ["192.168.1.11/32"])])
     assert world.handle("default/holder") is SyncState.SUCCESS
     assert world.handle("default/waiter") is SyncState.ERROR_NO_RETRY  # no address left
     world.store.objects["default/holder"]["spec"]["type"] = "ClusterIP"
     world.api.failures = [UNAVAILABLE]
-    assert world.handle("default/holder") is SyncState.ERROR  # its address is free, its write failed
+    assert world.handle("default/holder") is SyncState.ERROR  # released in the allocator, still shown
+    assert world.due() == []
+    world.clock.now += RETRY_BASE
+    assert world.due() == ["default/holder"]
+    assert world.handle("default/holder") is SyncState.SUCCESS  # the release is written now
     assert world.due() == ["default/waiter"]
     assert world.handle("default/waiter") is SyncState.SUCCESS
-    assert world.api.objects["default/waiter"]["status"]["loadBalancer"]["ingress"] == [
-        {"ip": "192.168.1.11"}
-    ]
+    waiter = world.api.objects["default/waiter"]
+    assert waiter["status"]["loadBalancer"]["ingress"] == [{"ip": "192.168.1.11"}]

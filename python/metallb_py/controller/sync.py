@@ -83,7 +83,7 @@ class Synced:
 
     `decision`: what was decided and written; None when the API did not take it (then `error` says why).
     `obj`: the Service as last known, the subject of Events. `freed`: a decision gave addresses back (even one
-    whose writes then failed), so Services waiting for an address may get one now.
+    whose writes then failed): once written, Services waiting for an address may get one.
     """
 
     state: SyncState
@@ -130,10 +130,12 @@ class ServiceSync:
         self._namespace_labels = namespace_labels
         self._pending: set[str] = set()  # Services that got no address, to retry when addresses free up
         self._reported: dict[str, str] = {}  # why each key could not converge, as last reported
+        self._freed: set[str] = set()  # decided to give addresses back; not written yet (still shown)
 
     def reset(self) -> None:
         self._pending.clear()
         self._reported.clear()
+        self._freed.clear()
 
     def handle(self, key: str, allocator: Allocator, *, ready: bool) -> Synced:
         """One pass over the Service `key` (`ready`: a configuration is in force and the assignments the
@@ -238,8 +240,13 @@ class ServiceSync:
             self._pending.add(key)
         else:
             self._pending.discard(key)
-        if synced.freed and self._pending:
-            # Addresses went back to the pools: Services that got none may get one now (oldest first).
+        if synced.freed:
+            self._freed.add(key)
+        if decision is not None and key in self._freed:
+            # Addresses went back to the pools and the Service no longer shows them: Services that got none
+            # may get one now (oldest first). Not before the write: a retry decides again but frees nothing
+            # more, so the wake-up waits for whichever pass writes it.
+            self._freed.discard(key)
             waiting = [s for s in (self.services.get(k) for k in self._pending) if s]
             self.queue.add_all([object_key(s) for s in sorted(waiting, key=self._order)], in_order=True)
 
