@@ -36,7 +36,8 @@ class Writer:
 
     def start(self) -> None:
         assert self.client is not None
-        self.client.create(CONFIGMAPS, {"metadata": {"name": self.name}}, self.namespace)
+        # With data: a write that sets no field leaves no field manager behind.
+        self.client.create(CONFIGMAPS, {"metadata": {"name": self.name}, "data": {"k": "v"}}, self.namespace)
         os.kill(os.getpid(), signal.SIGTERM)
 
     def stop(self) -> None:
