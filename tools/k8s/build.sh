@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kubectl and etcd from the Go module proxy for metallb-py's tests and demos.
+# `make k8s` runs it (and `make test`, `make demo`, `make bench` depend on that); pytest and LocalControlPlane
+# only look in the cache, unless asked to build (ensure_kubernetes_binaries(build=True)).
 #
 # No release binaries are downloaded: Go fetches source modules (checked against sum.golang.org) and compiles
 # them. The pinned versions are the ones in this directory's wrapper modules:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import ipaddress
 import json
 import os
@@ -42,6 +41,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from metallb_py.errors import MetalLBError
+from metallb_py.testing.process import die_with_parent
 
 __all__ = [
     "CLIENT_V4",
@@ -127,12 +127,6 @@ def _ip_batch(commands: Iterable[str], netns: str | None = None) -> None:
     _run(["ip", *(["-n", netns] if netns else []), "-batch", "-"], stdin=lines)
 
 
-def _die_with_parent() -> None:
-    """Between fork and exec: SIGKILL the helper when the Python process that started it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _namespaces() -> list[str]:
     out = _run(["ip", "-j", "netns", "list"]) if shutil.which("ip") else ""
     return [str(entry["name"]) for entry in json.loads(out or "[]")]
@@ -163,7 +157,7 @@ class _Helper:
                 text=True,
                 bufsize=1,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
             )
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._on_record = on_record
