@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         term.note("metallb-py demo: the seed scenario (MetalLB in layer 2 mode) on this machine")
-        with LabCluster(prefix=args.prefix, log_dir=log_dir, progress=term.note) as cluster:
+        with LabCluster(
+            prefix=args.prefix, log_dir=log_dir, progress=term.note, build_kubernetes=True
+        ) as cluster:
             failover = _play(cluster, term)
             term.blank()
             term.note("cleaning up: speakers, controller, lab namespaces, control plane")

@@ -29,8 +29,6 @@ SEED_CONFIG = REPO / "examples" / "seed" / "metallb-l2config.yaml"
 NS = "metallb-system"
 WAIT = 60.0
 NODE_ASSIGNED = "nodeAssigned"  # the Event reason a speaker gives when it starts announcing a Service
-# The one log message still read (see refusals): it has no metric, Event or object yet.
-CONFIG_REFUSED = "configuration refused; the last good one stays in force"
 WORKERS = ("node1", "node2", "node3")
 CONTROL_PLANE = "control-plane"
 
@@ -121,11 +119,9 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return records
 
 
-def refusals(cluster: LabCluster, node: str) -> int:
-    """How many times `node`'s speaker refused a configuration. Its log is the only sign until the speaker
-    exports whether its configuration is stale (MetalLB's metallb_k8s_client_config_stale_bool)."""
-    records = json_lines(cluster.speaker_log(node).read_text())
-    return sum(r.get("msg") == CONFIG_REFUSED for r in records)
+def refusals(cluster: LabCluster, node: str) -> float:
+    """How many configurations `node`'s speaker has refused."""
+    return metric(cluster, node, "metallb_py_speaker_config_refusals_total") or 0.0
 
 
 def running(cluster: LabCluster) -> int:
@@ -397,6 +393,7 @@ def test_a_bad_configuration_changes_nothing(cluster: LabCluster, seed: dict[str
         cluster.wait_for(
             lambda: refusals(cluster, owner) > refused, WAIT, "the speaker to refuse the configuration"
         )
+        assert metric(cluster, owner, "metallb_k8s_client_config_stale_bool") == 1
         assert answered_by(cluster, seed["lb-hname-svc"]) == owner
         assert cluster.announcer("default", "lb-hname-svc") == owner
     finally:

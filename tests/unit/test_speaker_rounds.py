@@ -263,6 +263,13 @@ def test_a_bad_configuration_leaves_the_last_good_one_in_force() -> None:
     world.rounds.run_round()
     assert world.rounds.config_error is not None and "nope" in world.rounds.config_error
     assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.gauge("metallb_k8s_client_config_stale_bool") == 1
+    assert world.gauge("metallb_k8s_client_config_loaded_bool") == 1
+    assert world.gauge("metallb_py_speaker_config_refusals_total") == 1
+    world.view.config = [CONFIGMAP]
+    world.rounds.config_changed()
+    world.rounds.run_round()
+    assert world.gauge("metallb_k8s_client_config_stale_bool") == 0
 
 
 def test_without_gossip_there_is_nothing_to_settle_and_no_idle_round() -> None:

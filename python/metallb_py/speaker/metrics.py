@@ -4,6 +4,8 @@
 - metallb_layer2_requests_received / responses_sent / gratuitous_sent {ip}: the responder's counters, read at
   scrape time (the Rust thread keeps them).
 - metallb_py_speaker_members_alive, metallb_py_speaker_isolated_bool: the gossip's view.
+- metallb_k8s_client_config_loaded_bool, metallb_k8s_client_config_stale_bool: a configuration is in force;
+  the last one seen was refused (the one in force, if any, is older), as MetalLB's speaker exports them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -55,6 +57,21 @@ class SpeakerMetrics(MetricsServer):
         self.isolated = Gauge(
             "metallb_py_speaker_isolated_bool",
             "1 while this speaker hears none of its peers (it announces nothing then).",
+            registry=r,
+        )
+        self.config_loaded = Gauge(
+            "metallb_k8s_client_config_loaded_bool",
+            "1 once a configuration is in force.",
+            registry=r,
+        )
+        self.config_stale = Gauge(
+            "metallb_k8s_client_config_stale_bool",
+            "1 while the configuration last seen was refused (the last good one stays in force).",
+            registry=r,
+        )
+        self.config_refusals = Counter(
+            "metallb_py_speaker_config_refusals",
+            "Configurations seen and refused (bad, or none at all).",
             registry=r,
         )
         self._announced: set[tuple[str, str, str, str]] = set()

@@ -208,7 +208,11 @@ class Rounds:
                 if config != self.config:
                     log.info("configuration loaded", extra={"summary": config.summary()})
                 self.config, self.config_error = config, None
+                self.metrics.config_loaded.set(1)
+                self.metrics.config_stale.set(0)
                 return
+        self.metrics.config_stale.set(1)
+        self.metrics.config_refusals.inc()
         if error != self.config_error:
             # No configuration yet is a normal first state (installed before configured); a bad one is not.
             level = logging.WARNING if not objects else logging.ERROR
