@@ -1,5 +1,6 @@
 """What the controller's and the speaker's metrics have in common: a registry of their own (several can run
-in one process, as the tests do), the /metrics server, and the API request counts read at scrape time."""
+in one process, as the tests do), the /metrics server, the API request counts read at scrape time, and
+MetalLB's two configuration gauges (both of its programs export them)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -36,8 +37,22 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.config_loaded = Gauge(
+            "metallb_k8s_client_config_loaded_bool",
+            "1 when a valid configuration is in force, 0 otherwise.",
+            registry=self.registry,
+        )
+        self.config_stale = Gauge(
+            "metallb_k8s_client_config_stale_bool",
+            "1 when the latest configuration was refused and an older one (or none) is in force.",
+            registry=self.registry,
+        )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    def set_config(self, *, loaded: bool, stale: bool) -> None:
+        self.config_loaded.set(1 if loaded else 0)
+        self.config_stale.set(1 if stale else 0)
 
     def count_requests(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
         self.registry.register(RequestCollector(counts))

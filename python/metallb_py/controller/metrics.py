@@ -33,16 +33,6 @@ class Metrics(MetricsServer):
             ["pool"],
             registry=r,
         )
-        self.config_loaded = Gauge(
-            "metallb_k8s_client_config_loaded_bool",
-            "1 when the latest configuration in the cluster is valid and in force, 0 otherwise.",
-            registry=r,
-        )
-        self.config_stale = Gauge(
-            "metallb_k8s_client_config_stale_bool",
-            "1 when the latest configuration was refused and an older one (or none) is in force.",
-            registry=r,
-        )
         self.updates = Counter(
             "metallb_k8s_client_updates_total", "Object changes the controller has processed.", registry=r
         )
@@ -61,10 +51,6 @@ class Metrics(MetricsServer):
             "metallb_py_controller_leader_bool", "1 while this replica holds the leader lease.", registry=r
         )
         self._pools: set[str] = set()
-
-    def set_config(self, *, loaded: bool, stale: bool) -> None:
-        self.config_loaded.set(1 if loaded else 0)
-        self.config_stale.set(1 if stale else 0)
 
     def set_pools(self, allocator: Allocator, pools: Iterable[str]) -> None:
         """Refreshes the per-pool gauges (call from the thread that owns the allocator)."""

@@ -59,16 +59,6 @@ class SpeakerMetrics(MetricsServer):
             "1 while this speaker hears none of its peers (it announces nothing then).",
             registry=r,
         )
-        self.config_loaded = Gauge(
-            "metallb_k8s_client_config_loaded_bool",
-            "1 once a configuration is in force.",
-            registry=r,
-        )
-        self.config_stale = Gauge(
-            "metallb_k8s_client_config_stale_bool",
-            "1 while the configuration last seen was refused (the last good one stays in force).",
-            registry=r,
-        )
         self.config_refusals = Counter(
             "metallb_py_speaker_config_refusals",
             "Configurations seen and refused (bad, or none at all).",

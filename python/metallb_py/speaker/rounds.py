@@ -208,10 +208,9 @@ class Rounds:
                 if config != self.config:
                     log.info("configuration loaded", extra={"summary": config.summary()})
                 self.config, self.config_error = config, None
-                self.metrics.config_loaded.set(1)
-                self.metrics.config_stale.set(0)
+                self.metrics.set_config(loaded=True, stale=False)
                 return
-        self.metrics.config_stale.set(1)
+        self.metrics.set_config(loaded=self.config is not None, stale=True)
         self.metrics.config_refusals.inc()
         if error != self.config_error:
             # No configuration yet is a normal first state (installed before configured); a bad one is not.
