@@ -275,8 +275,8 @@ def test_a_bad_configuration_leaves_the_last_good_one_in_force() -> None:
 def test_without_gossip_there_is_nothing_to_settle_and_no_idle_round() -> None:
     world = World(gossip=False)
     assert world.rounds.gate.settled
-    assert not world.rounds._due(woken=False)
-    assert world.rounds._due(woken=True)
+    assert not world.rounds.due(woken=False)
+    assert world.rounds.due(woken=True)
 
 
 def test_graceful_stop_leaves_after_the_last_round_and_stops_answering_at_once() -> None:

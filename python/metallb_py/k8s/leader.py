@@ -30,7 +30,7 @@ from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
 from metallb_py.k8s.resources import LEASES
 
-__all__ = ["LeaderElector", "LeaseAction", "LeaseRecord", "decide"]
+__all__ = ["LeaderElector", "LeaseAction", "LeaseRecord", "decide", "micro_time"]
 
 log = logging.getLogger("metallb_py.k8s.leader")
 
@@ -39,9 +39,9 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def _micro_time(t: _dt.datetime) -> str:
-    # MicroTime: RFC 3339 with exactly six fractional digits.
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def micro_time(t: _dt.datetime) -> str:
+    """A Lease's MicroTime: RFC 3339 in UTC with exactly six fractional digits."""
+    return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ class LeaderElector:
         return True
 
     def _record(self, *, acquiring: bool, previous: LeaseRecord | None) -> LeaseRecord:
-        now = _micro_time(self._wall())
+        now = micro_time(self._wall())
         duration = max(1, math.ceil(self.lease_duration))
         if previous is None:
             return LeaseRecord(self.identity, duration, now, now, 0)
@@ -295,7 +295,7 @@ class LeaderElector:
             record = LeaseRecord.from_lease(lease)
             if record.holder != self.identity:
                 return
-            now = _micro_time(self._wall())
+            now = micro_time(self._wall())
             spec = LeaseRecord("", 1, now, now, record.transitions).to_spec()
             self.client.replace(LEASES, self.name, {**lease, "spec": spec}, self.namespace)
             log.info("released the leader lease", extra={"lease": self.name, "identity": self.identity})

@@ -19,6 +19,7 @@ from typing import Any
 
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
+from metallb_py.k8s.leader import micro_time
 from metallb_py.k8s.resources import LEASES
 from metallb_py.k8s.watch import Change
 
@@ -31,7 +32,6 @@ __all__ = [
     "gossip_address",
     "gossip_lease",
     "gossip_lease_name",
-    "lease_stamp",
     "peer_from_lease",
 ]
 
@@ -52,17 +52,12 @@ def gossip_lease_name(node: str) -> str:
     return f"metallb-py-speaker-{node}"
 
 
-def lease_stamp(now: _dt.datetime) -> str:
-    """A Lease's MicroTime."""
-    return now.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def gossip_lease(
     node: str, namespace: str, address: str, now: _dt.datetime, duration: float = 6.0
 ) -> dict[str, Any]:
     """The Lease a speaker publishes its gossip address in, renewed while it runs. The gossip decides who is
     alive; the Lease says where to ask, and whom to expect (see PeerLeases)."""
-    stamp = lease_stamp(now)
+    stamp = micro_time(now)
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -182,7 +177,7 @@ class LeaseKeeper:
     def run(self, stop: threading.Event) -> None:
         """Renews the Lease every `renew` seconds until `stop` (peers stop expecting a speaker that stops)."""
         while not stop.wait(self.renew):
-            patch = {"spec": {"renewTime": lease_stamp(_dt.datetime.now(_dt.UTC))}}
+            patch = {"spec": {"renewTime": micro_time(_dt.datetime.now(_dt.UTC))}}
             try:
                 self.client.patch(LEASES, self.name, patch, self.namespace)
             except NotFoundError:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from metallb_py.backoff import KeyedBackoff
@@ -238,7 +238,3 @@ class StatusReporter:
         for obj in self._statuses.items():
             if status_node(obj) == self.me:
                 self._delete(obj["metadata"]["name"])
-
-    def claimed(self) -> Iterable[str]:
-        """The Services this node has claimed (written its ServiceL2Status for) since it announced them."""
-        return sorted(self._assigned)

@@ -57,6 +57,7 @@ class Rounds:
         settle_timeout: float = 3.0,
         lb_class: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ready: threading.Event | None = None,
     ) -> None:
         self.me = me
         self.view, self.protocol, self.members = view, protocol, members
@@ -68,7 +69,8 @@ class Rounds:
         self.config_error: str | None = None
         self.peers: list[str] | None = None  # the gossip addresses last given to the member
         self.rounds = 0
-        self.ready = threading.Event()  # for callers: settled, and the first round is done
+        # For callers: settled, and the first round is done.
+        self.ready = ready if ready is not None else threading.Event()
         self._wake = threading.Event()
         self._config_dirty = threading.Event()
         self._stop = threading.Event()
@@ -106,7 +108,7 @@ class Rounds:
             woken = self._wake.wait(0.5)
             if self._stop.is_set():
                 return
-            if not self._due(woken):
+            if not self.due(woken):
                 continue
             self._wake.clear()
             try:
@@ -116,7 +118,8 @@ class Rounds:
                 self._stop.wait(0.5)
                 self._wake.set()
 
-    def _due(self, woken: bool) -> bool:
+    def due(self, woken: bool) -> bool:
+        """Whether to run a round now (gate.round_due, with what the gossip says now)."""
         members = self.members
         if members is None:
             return woken

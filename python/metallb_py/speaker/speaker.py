@@ -264,8 +264,8 @@ class Speaker:
             metrics=self.metrics,
             settle_timeout=o.settle_timeout,
             lb_class=o.lb_class,
+            ready=self.ready,
         )
-        self.ready = self.rounds.ready
         self.reporter = StatusReporter(
             self.client,
             self.me,
