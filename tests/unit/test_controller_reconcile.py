@@ -302,6 +302,14 @@ CASES = [
         annotations=SEED_POOL,
         events=("IPAllocated",),
     ),
+    Case(
+        "a malformed entry beside a valid one is removed, the valid one kept",
+        svc(ips=("192.168.1.12", "not-an-ip"), annotations=SEED_POOL),
+        Outcome.ALLOCATED,
+        ips=("192.168.1.12",),
+        status=("192.168.1.12",),
+        events=("IPAllocated",),
+    ),
     # -- failures --
     Case(
         "pool exhausted: pending with AllocationFailed",

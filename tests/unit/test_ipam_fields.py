@@ -15,7 +15,6 @@ from metallb_py.ipam.fields import (
     canonical_ip,
     ingress_ips,
     load_balancer_class,
-    walk_ingress_ips,
 )
 
 
@@ -63,14 +62,14 @@ def test_invalid_entries_are_skipped_and_the_rest_kept() -> None:
 def test_walk_reports_each_skipped_part_with_its_path() -> None:
     found: list[tuple[str, object, str]] = []
     svc = with_ingress({"hostname": "lb.example"}, "x", {"ip": 5}, {"ip": "nope"}, {"ip": "10.0.0.2"})
-    assert walk_ingress_ips(svc, lambda *args: found.append(args)) == ["10.0.0.2"]
+    assert ingress_ips(svc, lambda *args: found.append(args)) == ["10.0.0.2"]
     assert found == [
         ("status.loadBalancer.ingress[1]", "x", "a mapping"),
         ("status.loadBalancer.ingress[2].ip", 5, "a string"),
         ("status.loadBalancer.ingress[3].ip", "nope", "an IP address"),
     ]
     found.clear()
-    walk_ingress_ips({"status": {"loadBalancer": {"ingress": "10.0.0.1"}}}, lambda *args: found.append(args))
+    ingress_ips({"status": {"loadBalancer": {"ingress": "10.0.0.1"}}}, lambda *args: found.append(args))
     assert found == [("status.loadBalancer.ingress", "10.0.0.1", "a list")]
 
 

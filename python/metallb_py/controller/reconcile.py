@@ -136,7 +136,10 @@ def reconcile_service(
     if not config_loaded:
         return Decision(Outcome.WAITING)
     annotations = _annotations(svc)
-    current = tuple(ingress_ips(svc))
+    # As the status shows them (a malformed entry stays, so it is replaced like any other wrong one), and
+    # the valid ones among them, which are what can be kept.
+    current = tuple(ingress_ips(svc, keep_malformed=True))
+    shown = tuple(ingress_ips(svc))
 
     if not is_load_balancer(svc) or load_balancer_class(svc) != lb_class:
         return _not_ours(key, svc, allocator, annotations=annotations, current=current, lb_class=lb_class)
@@ -144,8 +147,8 @@ def reconcile_service(
     try:
         request = service_request(dict(svc))
     except ServiceError as exc:
-        if not allocator.ips(key) and current:
-            _hold_as_shown(allocator, key, current)  # keep what it shows until it can be read again
+        if not allocator.ips(key) and shown:
+            _hold_as_shown(allocator, key, shown)  # keep what it shows until it can be read again
         held = tuple(str(ip) for ip in allocator.ips(key))
         return Decision(
             Outcome.INVALID,
@@ -156,10 +159,10 @@ def reconcile_service(
         )
 
     held = tuple(str(ip) for ip in allocator.ips(key))
-    if not held and current:
+    if not held and shown:
         # The status shows addresses this controller does not hold (it restarted, or the configuration just
         # allowed them): keep them when they are still valid for this Service.
-        restore(allocator, request, current)
+        restore(allocator, request, shown)
     labels = dict(namespace_labels or {})
     try:
         ips = tuple(

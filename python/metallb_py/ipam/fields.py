@@ -6,8 +6,8 @@ disagree on an edge case (an empty class, a malformed address, the deprecated an
 Service as a mapping (from the API or YAML); anything malformed reads as "not set" or is skipped.
 
 `ipam.service` keeps the typed readers that must say what is wrong and where (`service_request`, and its
-`ingress_ips` for `plan`); the latter walks the ingress list through `walk_ingress_ips` here, so there is one
-definition of which entries count.
+`ingress_ips` for `plan`); the latter walks the ingress list through `ingress_ips` here (with `on_invalid`),
+so there is one definition of which entries count.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 __all__ = [
     "ALLOCATED_FROM_POOL",
     "DEPRECATED_ALLOCATED_FROM_POOL",
+    "EXPECTED_IP",
     "allocated_pool",
     "canonical_ip",
     "ingress_ips",
     "load_balancer_class",
-    "walk_ingress_ips",
 ]
 
 # Written by the controller with the pool a Service's addresses came from; read by the speaker.
@@ -31,8 +31,12 @@ ALLOCATED_FROM_POOL = "metallb.io/ip-allocated-from-pool"
 # MetalLB's older name for it: still read, removed by the controller when it writes the current one.
 DEPRECATED_ALLOCATED_FROM_POOL = "metallb.universe.tf/ip-allocated-from-pool"
 
-# Called with (path, value, what was expected) for each malformed part `walk_ingress_ips` skips.
+# Called with (path, value, what was expected) for each malformed part `ingress_ips` skips.
 OnInvalid = Callable[[str, object, str], None]
+
+
+# What `on_invalid` is told an ip that is a string but no address should have been.
+EXPECTED_IP = "an IP address"
 
 
 def _ignore(path: str, value: object, expected: str) -> None:
@@ -52,12 +56,13 @@ def canonical_ip(text: str) -> str | None:
         return None
 
 
-def walk_ingress_ips(svc: object, on_invalid: OnInvalid = _ignore) -> list[str]:
+def ingress_ips(svc: object, on_invalid: OnInvalid = _ignore, *, keep_malformed: bool = False) -> list[str]:
     """Canonical text of each valid `status.loadBalancer.ingress[].ip`, in order.
 
     Entries without an ip (hostname-only) or with an empty one are not addresses and are passed over; each
     malformed part (a status that is not a mapping, an ip that is not an address...) is reported to
-    `on_invalid` with its path and skipped.
+    `on_invalid` with its path and skipped. With `keep_malformed`, an ip that is a string but no address
+    stays in place as written: what the status shows, for a writer that must see it is wrong and replace it.
     """
     status = svc.get("status") if isinstance(svc, Mapping) else None
     if status is None:
@@ -91,15 +96,12 @@ def walk_ingress_ips(svc: object, on_invalid: OnInvalid = _ignore) -> list[str]:
             continue
         text = canonical_ip(ip)
         if text is None:
-            on_invalid(f"{path}.ip", ip, "an IP address")
+            on_invalid(f"{path}.ip", ip, EXPECTED_IP)
+            if keep_malformed:
+                ips.append(ip)
             continue
         ips.append(text)
     return ips
-
-
-def ingress_ips(svc: Mapping[str, Any]) -> list[str]:
-    """Canonical text of each valid `status.loadBalancer.ingress[].ip`, in order; invalid entries skipped."""
-    return walk_ingress_ips(svc)
 
 
 def load_balancer_class(svc: Mapping[str, Any]) -> str | None:

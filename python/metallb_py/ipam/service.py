@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 from metallb_py._core import Port
 from metallb_py.config.reader import Reader, Where, describe, quote
 from metallb_py.errors import ConfigError
-from metallb_py.ipam.fields import canonical_ip, walk_ingress_ips
+from metallb_py.ipam import fields
+from metallb_py.ipam.fields import EXPECTED_IP, canonical_ip
 
 __all__ = [
     "ANNOTATION_ADDRESS_POOL",
@@ -197,11 +198,11 @@ def ingress_ips(svc: object) -> list[str]:
     where = Where(f"Service {service_key(svc)}")
 
     def invalid(path: str, value: object, expected: str) -> None:
-        if expected == "an IP address":
+        if expected == EXPECTED_IP:
             where.fail(path, f"{quote(str(value))} is not an IP address")
         where.fail(path, f"expected {expected}, got {describe(value)}")
 
-    return walk_ingress_ips(svc, invalid)
+    return fields.ingress_ips(svc, invalid)
 
 
 @_as_service_error
