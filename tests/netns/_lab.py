@@ -13,6 +13,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -157,20 +158,25 @@ class Capture:
 
     def __init__(self, ns: str, ifname: str) -> None:
         script = Path(__file__).with_name("_capture.py")
+        # Its errors go to a file: a pipe nobody reads after the start could fill and block the client.
+        self._errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in close())
         self._proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, str(script), ifname],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._errors,
             text=True,
         )
         self._frames: list[dict[str, Any]] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
-        assert self._proc.stdout is not None and self._proc.stderr is not None
+        assert self._proc.stdout is not None
         ready = self._proc.stdout.readline()
         if not ready.startswith('{"ready"'):
             self._proc.kill()
-            _, errors = self._proc.communicate()
+            self._proc.wait()
+            self._errors.seek(0)
+            errors = self._errors.read()
+            self._errors.close()
             raise RuntimeError(f"the packet client in {ns} did not start: {errors.strip() or ready!r}")
         self._reader.start()
 
@@ -189,23 +195,18 @@ class Capture:
         self, match: Callable[[dict[str, Any]], bool], count: int, timeout: float = 5.0
     ) -> list[dict[str, Any]]:
         """Waits until `count` frames `match` (or `timeout` passes); returns those seen either way."""
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while len(seen := [f for f in self._frames if match(f)]) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._changed.wait(left)
-        return seen
+            self._changed.wait_for(lambda: len([f for f in self._frames if match(f)]) >= count, timeout)
+            return [f for f in self._frames if match(f)]
 
     def close(self) -> None:
         self._proc.kill()
         self._proc.wait()
         if self._reader.ident is not None:  # started
             self._reader.join()  # it stops at the end of the dead client's output
-        for stream in (self._proc.stdout, self._proc.stderr):
-            if stream is not None:
-                stream.close()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._errors.close()
 
 
 @contextmanager

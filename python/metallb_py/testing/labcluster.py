@@ -59,7 +59,6 @@ from metallb_py.speaker import (
 from metallb_py.testing.controlplane import (
     DEFAULT_KUBERNETES_VERSION,
     KubernetesBinaries,
-    KubernetesNotBuiltError,
     LocalControlPlane,
     ensure_kubernetes_binaries,
 )
@@ -470,14 +469,10 @@ class LabCluster:
         )
 
     def _binaries(self) -> KubernetesBinaries:
-        try:
-            return ensure_kubernetes_binaries(self.kubernetes_version)
-        except KubernetesNotBuiltError:
-            if not self._build_kubernetes:
-                raise
-        self._say(f"building Kubernetes {self.kubernetes_version} once (about 15 minutes on two cores)")
         sink = _ProgressLines(self._progress) if self._progress is not None else None
-        return ensure_kubernetes_binaries(self.kubernetes_version, build=True, progress=sink)
+        return ensure_kubernetes_binaries(
+            self.kubernetes_version, build=self._build_kubernetes, progress=sink
+        )
 
     def _create_cluster_objects(self) -> None:
         client, lab = self.client, self.lab
@@ -689,9 +684,11 @@ class LabCluster:
             return
 
         def joined(node: str) -> bool:
+            # It counts every running speaker alive, itself included (set once it has settled).
+            running = sum(self.speaker_running(n) for n in self.nodes)
             scrape = self.speaker_metrics(node)
             alive = scrape.value("metallb_py_speaker_members_alive") if scrape is not None else None
-            return alive is not None and alive >= 1
+            return alive is not None and alive >= running
 
         self.wait_for(
             lambda: set(wanted) <= self._speaker_leases() and all(map(joined, wanted)),

@@ -264,27 +264,18 @@ class Prober:
     def wait_for_answer(self, answer: str, timeout: float, *, after: float | None = None) -> Probe | None:
         """Blocks until a request sent at or after `after` (default: now) gets `answer`; None on timeout."""
         since = time.monotonic() if after is None else after
-        deadline = time.monotonic() + timeout
+
+        def found() -> Probe | None:
+            return next((p for p in self._probes if p.answer == answer and p.sent >= since), None)
+
         with self._changed:
-            while True:
-                for probe in self._probes:
-                    if probe.answer == answer and probe.sent >= since:
-                        return probe
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._changed.wait(left)
+            return self._changed.wait_for(found, timeout)
 
     def wait_until(self, done: Callable[[list[Probe]], bool], timeout: float) -> list[Probe]:
         """Blocks until `done(results)` holds for the finished requests (in the order they finished), or
         `timeout` passes; returns the results either way."""
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while not done(list(self._probes)):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._changed.wait(left)
+            self._changed.wait_for(lambda: done(list(self._probes)), timeout)
             return list(self._probes)
 
     def stop(self) -> list[Probe]:
