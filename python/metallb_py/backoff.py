@@ -16,14 +16,11 @@ import threading
 
 __all__ = ["Backoff", "KeyedBackoff"]
 
-# The exponent stops growing here: base * factor**n reached cap long before, and larger n would overflow.
-_MAX_EXPONENT = 64
-
 
 def _delay(base: float, cap: float, factor: float, failures: int) -> float:
     try:
-        return min(cap, base * factor ** min(failures, _MAX_EXPONENT))
-    except OverflowError:  # a huge factor: long past the cap
+        return min(cap, base * factor**failures)
+    except OverflowError:  # factor**failures beyond a float: long past the cap
         return cap
 
 

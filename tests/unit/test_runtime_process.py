@@ -2,7 +2,7 @@
 run_until_signalled (start, health, signals), with a kubeconfig that needs no API server to load.
 
 That the client really names itself with `user_agent` is checked against an API server in
-tests/integration/test_runtime_process.py.
+tests/integration/test_runtime_process_apiserver.py.
 """
 
 from __future__ import annotations
@@ -87,7 +87,10 @@ def test_a_signal_stops_it_cleanly_and_the_previous_handlers_come_back(kubeconfi
 
 def test_a_component_that_breaks_stops_with_status_1(kubeconfig: Path) -> None:
     part = Part(broken="the responder died")
-    assert run_until_signalled(part.make, log, kubeconfig=kubeconfig, user_agent="metallb-py-tests") == 1
+    code = run_until_signalled(
+        part.make, log, kubeconfig=kubeconfig, user_agent="metallb-py-tests", health_period=0.01
+    )
+    assert code == 1
     assert part.events == ["start", "healthy?", "stop"]
 
 

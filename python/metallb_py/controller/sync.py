@@ -35,7 +35,7 @@ from metallb_py.controller.reconcile import (
     SyncState,
     reconcile_service,
 )
-from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
+from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
 from metallb_py.k8s.resources import SERVICES, Resource, object_key
 from metallb_py.runtime.workqueue import WorkQueue
 
@@ -173,8 +173,6 @@ class ServiceSync:
                     svc = current  # deleted (release), or deleted and created again (decide afresh)
                     continue
                 return Synced(decision.state, decision, obj, freed=freed, error=decision.error)
-        except NotLeaderError:
-            raise
         except ApiError as exc:
             state = SyncState.ERROR if exc.temporary else SyncState.ERROR_NO_RETRY
             return Synced(state, obj=svc, freed=freed, error=str(exc))

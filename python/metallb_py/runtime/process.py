@@ -53,6 +53,7 @@ def run_until_signalled(
     kubeconfig: str | PathLike[str] | None,
     context: str | None = None,
     user_agent: str,
+    health_period: float = _HEALTH_PERIOD,
 ) -> int:
     """Connects (`kubeconfig` None: in-cluster) as `user_agent`, starts what `make` builds, runs it until
     SIGTERM or SIGINT or until it reports itself unhealthy, and stops it.
@@ -75,13 +76,19 @@ def run_until_signalled(
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _run(make(client), client, stop, logger)
+        return _run(make(client), client, stop, logger, health_period)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def _run(component: Component, client: KubeClient, stop: threading.Event, logger: logging.Logger) -> int:
+def _run(
+    component: Component,
+    client: KubeClient,
+    stop: threading.Event,
+    logger: logging.Logger,
+    health_period: float,
+) -> int:
     try:
         component.start()
     except (MetalLBError, ApiError, OSError) as exc:
@@ -90,7 +97,7 @@ def _run(component: Component, client: KubeClient, stop: threading.Event, logger
         client.close()
         return 1
     broken = None
-    while not stop.wait(_HEALTH_PERIOD):
+    while not stop.wait(health_period):
         broken = component.healthy()
         if broken is not None:
             logger.error("stopping: a part of it stopped working", extra={"error": broken})
