@@ -2,7 +2,11 @@
 //! machine as a function of events and time (`fsm`), and what to send a peer so that it holds the routes we
 //! want it to hold (`rib`). The I/O crate `metallb-bgp` puts sockets and a thread around them.
 
+pub mod codec;
+pub mod error;
+pub mod fsm;
 pub mod message;
+pub mod rib;
 
 pub use message::{
     Afi, AsSegment, Capability, GracefulRestart, Message, MpReach, MpUnreach, Notification, Open, Origin,

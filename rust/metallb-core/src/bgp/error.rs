@@ -1,0 +1,1 @@
+//! Why bytes are not a BGP message, as the NOTIFICATION that says so.
