@@ -53,6 +53,8 @@ def test_an_embedded_speaker_with_least_privilege(kubernetes_binaries: None, tmp
             "list l2advertisements.metallb.io -n metallb-system",
             "create servicel2statuses.metallb.io -n metallb-system",
             "patch servicel2statuses.metallb.io/x -n metallb-system --subresource=status",
+            "create servicebgpstatuses.metallb.io -n metallb-system",
+            "patch servicebgpstatuses.metallb.io/x -n metallb-system --subresource=status",
             "create leases -n metallb-system",
             "get secrets/memberlist -n metallb-system",
         ]

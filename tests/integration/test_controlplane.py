@@ -32,6 +32,7 @@ CRD_NAMES = {
         "communities",
         "bfdprofiles",
         "servicel2statuses",
+        "servicebgpstatuses",
     )
 }
 

@@ -34,6 +34,7 @@ EXPECTED_CRDS = {
     "Community": ("communities", ["v1beta1"], "v1beta1"),
     "BFDProfile": ("bfdprofiles", ["v1beta1"], "v1beta1"),
     "ServiceL2Status": ("servicel2statuses", ["v1beta1"], "v1beta1"),
+    "ServiceBGPStatus": ("servicebgpstatuses", ["v1beta1"], "v1beta1"),
     "ConfigurationState": ("configurationstates", ["v1beta1"], "v1beta1"),
 }
 

@@ -22,6 +22,7 @@ __all__ = [
     "NODES",
     "SECRETS",
     "SERVICES",
+    "SERVICE_BGP_STATUSES",
     "SERVICE_L2_STATUSES",
     "Resource",
     "object_key",
@@ -79,6 +80,7 @@ BGP_PEERS = Resource("metallb.io", "v1beta2", "bgppeers", "BGPPeer")
 COMMUNITIES = Resource("metallb.io", "v1beta1", "communities", "Community")
 BFD_PROFILES = Resource("metallb.io", "v1beta1", "bfdprofiles", "BFDProfile")
 SERVICE_L2_STATUSES = Resource("metallb.io", "v1beta1", "servicel2statuses", "ServiceL2Status")
+SERVICE_BGP_STATUSES = Resource("metallb.io", "v1beta1", "servicebgpstatuses", "ServiceBGPStatus")
 CONFIGURATION_STATES = Resource("metallb.io", "v1beta1", "configurationstates", "ConfigurationState")
 
 # The metallb.io kinds that make up the configuration, in the order the loader reads them.

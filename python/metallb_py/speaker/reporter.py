@@ -1,10 +1,12 @@
-"""The status reporter: ServiceL2Status objects and nodeAssigned Events, written after the fact.
+"""The status reporter: ServiceL2Status (or ServiceBGPStatus) objects and nodeAssigned Events, written after
+the fact.
 
 Announcing never waits for the API: the worker changes the announce set, and this reporter writes what it says
 from its own thread, one work-queue key per Service (as MetalLB keeps its status reporter apart from the
-announcing). A key is queued when the announce set changes for that Service and when its ServiceL2Status
-changes (another node took it over or removed it). Per key:
-- the decision is l2status.decide_status (create, update, take over, wait, delete, keep);
+announcing). A key is queued when the announce set changes for that Service and when its status object
+changes (another node took it over or removed it). One reporter per protocol (`kind`: status.L2_STATUS or
+status.BGP_STATUS). Per key:
+- the decision is status.decide_status (create, update, take over, wait, delete, keep);
 - a lost race (409, 404: another speaker changed the object meanwhile) reads the objects afresh and tries
   again at once; other temporary errors are retried with per-key backoff; a permanent one (403, 422) is
   logged once and the key left alone until it changes again.
@@ -21,13 +23,12 @@ from typing import Any, Protocol
 from metallb_py.backoff import KeyedBackoff
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
-from metallb_py.k8s.resources import SERVICE_L2_STATUSES
 from metallb_py.runtime.workqueue import WorkQueue
-from metallb_py.speaker.l2status import (
+from metallb_py.speaker.status import (
+    L2_STATUS,
+    StatusKind,
     StatusWrite,
     decide_status,
-    l2_status,
-    l2_status_name,
     status_node,
     status_service,
 )
@@ -56,7 +57,8 @@ class Recorder(Protocol):
 
 
 class StatusReporter:
-    """See the module docstring. `wanted()`: Service -> interfaces this node announces it on, now."""
+    """See the module docstring. `wanted()`: Service -> what this node announces it with, now (interfaces
+    in layer 2 mode, BGPPeers in BGP mode)."""
 
     def __init__(
         self,
@@ -69,11 +71,13 @@ class StatusReporter:
         services: Store,
         events: Recorder,
         protocol: str = "layer2",
+        kind: StatusKind = L2_STATUS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client, self.me, self.namespace = client, node, namespace
         self._wanted, self._statuses, self._services, self._events = wanted, statuses, services, events
-        self._protocol = protocol
+        self._protocol, self.kind = protocol, kind
+        self._resource = kind.resource
         self._clock = clock
         self.queue = WorkQueue(base_delay=0.5, max_delay=30.0, clock=clock)
         self._takeovers = KeyedBackoff(0.5, 30.0)  # Service -> delay before its next takeover
@@ -94,11 +98,11 @@ class StatusReporter:
         self.queue.add_all(keys)
 
     def status_changed(self, obj: JSON) -> None:
-        """A ServiceL2Status changed (the watch's handler)."""
+        """A status object changed (the watch's handler)."""
         self.queue.add(status_service(obj))
 
     def resync(self) -> None:
-        """Looks at every Service announced now and every ServiceL2Status naming this node."""
+        """Looks at every Service announced now and every status object naming this node."""
         mine = {status_service(obj) for obj in self._statuses.items() if status_node(obj) == self.me}
         with self._lock:
             self._last_wanted = set(self._wanted())
@@ -131,20 +135,22 @@ class StatusReporter:
         try:
             self.sync(key)
         except (ConflictError, NotFoundError) as exc:
-            log.debug("ServiceL2Status changed meanwhile; again", extra={"service": key, "error": str(exc)})
+            log.debug(
+                f"{self._resource.kind} changed meanwhile; again", extra={"service": key, "error": str(exc)}
+            )
             self._refresh()
             self.queue.add_after(key, 0.05)  # whatever is still in flight lands first
         except ApiError as exc:
             if exc.temporary:
                 delay = self.queue.add_rate_limited(key)
                 log.warning(
-                    "cannot write ServiceL2Status; retrying",
+                    f"cannot write {self._resource.kind}; retrying",
                     extra={"service": key, "error": str(exc), "retry_in": round(delay, 3)},
                 )
             elif self._refused.get(key) != str(exc):
                 self._refused[key] = str(exc)
                 log.error(
-                    "ServiceL2Status refused; not retried until the Service's announcement changes",
+                    f"{self._resource.kind} refused; not retried until the Service's announcement changes",
                     extra={"service": key, "error": str(exc)},
                 )
         except OSError as exc:
@@ -157,11 +163,11 @@ class StatusReporter:
             self._refused.pop(key, None)
 
     def sync(self, key: str) -> None:
-        """Brings the ServiceL2Status of Service `key` in line with what this node announces."""
-        interfaces = self._wanted().get(key)
+        """Brings the status object of Service `key` in line with what this node announces."""
+        detail = self._wanted().get(key)
         ns = self.namespace
-        name = l2_status_name(key)
-        body = l2_status(key, self.me, interfaces, ns) if interfaces is not None else None
+        name = self.kind.name(key, self.me)
+        body = self.kind.build(key, self.me, detail, ns) if detail is not None else None
         current = self._statuses.get(f"{ns}/{name}")
         previous = status_node(current)
         now = self._clock()
@@ -197,9 +203,9 @@ class StatusReporter:
         ns, name = self.namespace, body["metadata"]["name"]
         if current is None:
             try:
-                current = self.client.create(SERVICE_L2_STATUSES, body, ns)
+                current = self.client.create(self._resource, body, ns)
             except ConflictError:  # created meanwhile (by us, not echoed yet, or by another node)
-                current = self.client.get(SERVICE_L2_STATUSES, name, ns)
+                current = self.client.get(self._resource, name, ns)
             if status_node(current) not in (None, self.me):
                 raise ConflictError(409, "Conflict", f"{name} names {status_node(current)}")
         # Creating ignores `status` (a subresource): labels and status are written after.
@@ -208,33 +214,33 @@ class StatusReporter:
         ):
             version = current["metadata"]["resourceVersion"]
             patch = {"metadata": {"labels": body["metadata"]["labels"], "resourceVersion": version}}
-            updated = self.client.patch(SERVICE_L2_STATUSES, name, patch, ns)
+            updated = self.client.patch(self._resource, name, patch, ns)
             status = {
                 "metadata": {"resourceVersion": updated["metadata"]["resourceVersion"]},
                 "status": body["status"],
             }
-            updated = self.client.patch(SERVICE_L2_STATUSES, name, status, ns, subresource="status")
+            updated = self.client.patch(self._resource, name, status, ns, subresource="status")
             self._statuses.observe(updated)
 
     def _refresh(self) -> None:
-        """Puts the API's current ServiceL2Status objects into the watched copy (a write lost a race; the
-        watch may not have caught up yet)."""
+        """Puts the API's current status objects into the watched copy (a write lost a race; the watch may
+        not have caught up yet)."""
         try:
-            for obj in self.client.list(SERVICE_L2_STATUSES, self.namespace).items:
+            for obj in self.client.list(self._resource, self.namespace).items:
                 self._statuses.observe(obj)
         except (ApiError, OSError) as exc:
-            log.debug("cannot list ServiceL2Status", extra={"error": str(exc)})
+            log.debug(f"cannot list {self._resource.kind}", extra={"error": str(exc)})
 
     def _delete(self, name: str) -> None:
         try:
-            self.client.delete(SERVICE_L2_STATUSES, name, self.namespace)
+            self.client.delete(self._resource, name, self.namespace)
         except NotFoundError:
             pass
         except (ApiError, OSError) as exc:
-            log.warning("could not delete ServiceL2Status", extra={"name": name, "error": str(exc)})
+            log.warning(f"could not delete {self._resource.kind}", extra={"name": name, "error": str(exc)})
 
     def release(self) -> None:
-        """On a graceful stop: removes the ServiceL2Status objects that still name this node."""
+        """On a graceful stop: removes the status objects that still name this node."""
         for obj in self._statuses.items():
             if status_node(obj) == self.me:
                 self._delete(obj["metadata"]["name"])

@@ -1,10 +1,17 @@
-"""metallb_py.speaker.l2status: ServiceL2Status objects and what to write."""
+"""metallb_py.speaker.status: ServiceL2Status objects and what to write."""
 
 from __future__ import annotations
 
 import pytest
 
-from metallb_py.speaker.l2status import StatusWrite, decide_status, l2_status, l2_status_name
+from metallb_py.speaker.status import (
+    StatusWrite,
+    bgp_status,
+    bgp_status_name,
+    decide_status,
+    l2_status,
+    l2_status_name,
+)
 
 
 def test_l2_status_one_object_per_service() -> None:
@@ -48,3 +55,26 @@ def test_what_to_write(
     write: StatusWrite,
 ) -> None:
     assert decide_status(wanted, current, ME, now=now, not_before=not_before) is write
+
+
+def test_bgp_status_is_one_object_per_service_and_node_naming_its_peers() -> None:
+    obj = bgp_status("default/web", "node1", ["tor-b", "tor-a", "tor-a"], "metallb-system")
+    assert obj["kind"] == "ServiceBGPStatus"
+    assert obj["metadata"]["name"] == bgp_status_name("default/web", "node1")
+    assert len({bgp_status_name("default/web", n) for n in ("node1", "node2")}) == 2
+    assert bgp_status_name("default/web", "node1") != bgp_status_name("default/web2", "node1")
+    assert obj["status"] == {
+        "node": "node1",
+        "serviceName": "web",
+        "serviceNamespace": "default",
+        "peers": ["tor-a", "tor-b"],
+    }
+    assert obj["metadata"]["labels"]["metallb.io/node"] == "node1"
+
+
+def test_a_bgp_status_of_this_node_is_updated_when_its_peers_change_and_deleted_when_not_advertised() -> None:
+    current = bgp_status("default/web", ME, ["tor-a"], "metallb-system")
+    wanted = bgp_status("default/web", ME, ["tor-a", "tor-b"], "metallb-system")
+    assert decide_status(wanted, current, ME, now=0, not_before=0) is StatusWrite.UPDATE
+    assert decide_status(current, current, ME, now=0, not_before=0) is StatusWrite.KEEP
+    assert decide_status(None, current, ME, now=0, not_before=0) is StatusWrite.DELETE

@@ -1,23 +1,33 @@
-"""ServiceL2Status: which node announces a Service, one object per Service. Pure builders and the write
-decision; the reporter (reporter.py) does the API calls.
+"""The speaker's status objects, as MetalLB writes them. Pure builders and the write decision; the reporter
+(reporter.py) does the API calls.
 
-`status.node` is immutable, so a new announcer replaces the object: at once the first time, then backing off
-(`takeover_at`), so that two nodes that both announce during a partition do not replace each other's claim in
-a tight loop.
+- ServiceL2Status: which node announces a Service in layer 2 mode, one object per Service. `status.node` is
+  immutable, so a new announcer replaces the object: at once the first time, then backing off (`takeover_at`),
+  so that two nodes that both announce during a partition do not replace each other's claim in a tight loop.
+- ServiceBGPStatus: the BGPPeers one node advertises a Service to, one object per Service and node (every
+  selected node advertises in BGP mode), so there is nothing to take over.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from metallb_py.k8s.resources import SERVICE_BGP_STATUSES, SERVICE_L2_STATUSES, Resource
+
 __all__ = [
+    "BGP_STATUS",
+    "L2_STATUS",
     "L2_STATUS_NAMESPACE_LABEL",
     "L2_STATUS_NODE_LABEL",
     "L2_STATUS_SERVICE_LABEL",
+    "StatusKind",
     "StatusWrite",
+    "bgp_status",
+    "bgp_status_name",
     "decide_status",
     "l2_status",
     "l2_status_name",
@@ -49,12 +59,32 @@ def l2_status_name(service_key: str) -> str:
 
 def l2_status(service_key: str, node: str, interfaces: Iterable[str], namespace: str) -> dict[str, Any]:
     """The ServiceL2Status saying `node` announces the Service `service_key` on `interfaces`."""
+    body = _status_object("ServiceL2Status", l2_status_name(service_key), service_key, node, namespace)
+    body["status"]["interfaces"] = [{"name": name} for name in sorted(set(interfaces))]
+    return body
+
+
+def bgp_status_name(service_key: str, node: str) -> str:
+    """One ServiceBGPStatus per Service and node."""
+    return "bgp-" + hashlib.sha256(f"{service_key}@{node}".encode()).hexdigest()[:16]
+
+
+def bgp_status(service_key: str, node: str, peers: Iterable[str], namespace: str) -> dict[str, Any]:
+    """The ServiceBGPStatus saying `node` advertises the Service `service_key` to the BGPPeers `peers`."""
+    body = _status_object(
+        "ServiceBGPStatus", bgp_status_name(service_key, node), service_key, node, namespace
+    )
+    body["status"]["peers"] = sorted(set(peers))
+    return body
+
+
+def _status_object(kind: str, name: str, service_key: str, node: str, namespace: str) -> dict[str, Any]:
     svc_namespace, _, svc_name = service_key.partition("/")
     return {
         "apiVersion": "metallb.io/v1beta1",
-        "kind": "ServiceL2Status",
+        "kind": kind,
         "metadata": {
-            "name": l2_status_name(service_key),
+            "name": name,
             "namespace": namespace,
             "labels": {
                 L2_STATUS_NODE_LABEL: node,
@@ -62,23 +92,32 @@ def l2_status(service_key: str, node: str, interfaces: Iterable[str], namespace:
                 L2_STATUS_NAMESPACE_LABEL: svc_namespace,
             },
         },
-        "status": {
-            "node": node,
-            "serviceName": svc_name,
-            "serviceNamespace": svc_namespace,
-            "interfaces": [{"name": name} for name in sorted(set(interfaces))],
-        },
+        "status": {"node": node, "serviceName": svc_name, "serviceNamespace": svc_namespace},
     }
 
 
+@dataclass(frozen=True)
+class StatusKind:
+    """One kind of status object, for the reporter: its resource, its name for (Service, node), and the
+    object saying a node announces a Service with `detail` (interfaces, or peers)."""
+
+    resource: Resource
+    name: Callable[[str, str], str]
+    build: Callable[[str, str, tuple[str, ...], str], dict[str, Any]]
+
+
+L2_STATUS = StatusKind(SERVICE_L2_STATUSES, lambda service, _node: l2_status_name(service), l2_status)
+BGP_STATUS = StatusKind(SERVICE_BGP_STATUSES, bgp_status_name, bgp_status)
+
+
 def status_node(obj: Mapping[str, Any] | None) -> str | None:
-    """The node a ServiceL2Status names, if any."""
+    """The node a status object names, if any."""
     node = ((obj or {}).get("status") or {}).get("node")
     return str(node) if node else None
 
 
 def status_service(obj: Mapping[str, Any]) -> str:
-    """The `namespace/name` of the Service a ServiceL2Status is about."""
+    """The `namespace/name` of the Service a status object is about."""
     status = obj.get("status") or {}
     return f"{status.get('serviceNamespace')}/{status.get('serviceName')}"
 
