@@ -15,7 +15,7 @@ from typing import Any
 from metallb_py.k8s.errors import ConflictError, ForbiddenError, NotFoundError
 from metallb_py.speaker.election import Link
 from metallb_py.speaker.gate import Step
-from metallb_py.speaker.l2status import l2_status, l2_status_name
+from metallb_py.speaker.status import l2_status, l2_status_name
 from metallb_py.speaker.layer2 import Layer2
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.objects import SERVICE_NAME_LABEL

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from metallb_py.config.model import Config
-from metallb_py.speaker.election import Election, L2Service, Link, announcers, interfaces_for
-from metallb_py.speaker.objects import endpoint_slice_from_api, node_from_api
+from metallb_py.speaker.election import Election, Link, announcers, interfaces_for
+from metallb_py.speaker.objects import endpoint_slice_from_api, l2_service_from_api, node_from_api
 from metallb_py.speaker.ports import ClusterView, L2Responder
 
 __all__ = ["PROTOCOL", "Layer2", "Todo", "todo"]
@@ -67,20 +67,23 @@ class Layer2:
         *,
         on_change: Callable[[Mapping[str, tuple[str, ...]]], None],
         ignore_exclude_label: bool = False,
+        lb_class: str | None = None,
     ) -> None:
         self.me = me
         self.responder = responder
         self.links = list(links)
         self._on_change = on_change
         self._ignore_exclude_label = ignore_exclude_label
+        self.lb_class = lb_class  # announce Services of this loadBalancerClass (None: those without one)
         self._lock = threading.Lock()  # the reporter reads what the worker writes
         self._announced: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
-    def elect_and_apply(
-        self, config: Config, services: list[L2Service], view: ClusterView, live: set[str] | None
-    ) -> None:
+    def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None:
         """Runs the elections (`live`: the gossip's live members, None without gossip) and announces what
         this node wins."""
+        services = [
+            s for obj in view.service_objects() if (s := l2_service_from_api(obj, config, self.lb_class))
+        ]
         nodes = view.nodes()
         elections = announcers(
             services,

@@ -18,13 +18,11 @@ from typing import Protocol
 
 from metallb_py.config import Config, load_objects
 from metallb_py.errors import ConfigError
-from metallb_py.speaker.election import L2Service
 from metallb_py.speaker.gate import Gate, GossipView, Note, Step, Turn, advance, round_due
 from metallb_py.speaker.metrics import SpeakerMetrics
-from metallb_py.speaker.objects import l2_service_from_api
 from metallb_py.speaker.ports import ClusterView, Members
 
-__all__ = ["NO_CONFIGURATION", "Announcing", "Rounds"]
+__all__ = ["NO_CONFIGURATION", "Announcing", "Protocols", "Rounds"]
 
 log = logging.getLogger("metallb_py.speaker")
 
@@ -32,12 +30,26 @@ NO_CONFIGURATION = "no MetalLB configuration (ConfigMap config or metallb.io res
 
 
 class Announcing(Protocol):
-    """A protocol's announcing side (layer2.Layer2; BGP to come)."""
+    """A protocol's announcing side (layer2.Layer2, bgp.Bgp): each reads the Services it announces from the
+    view. `live`: the gossip's live members (None without gossip)."""
 
-    def elect_and_apply(
-        self, config: Config, services: list[L2Service], view: ClusterView, live: set[str] | None
-    ) -> None: ...
+    def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None: ...
     def withdraw_all(self) -> None: ...
+
+
+class Protocols:
+    """Several protocols as one, each told in turn (a pool can be in L2 and BGP advertisements at once)."""
+
+    def __init__(self, *protocols: Announcing) -> None:
+        self.protocols = protocols
+
+    def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None:
+        for protocol in self.protocols:
+            protocol.elect_and_apply(config, view, live)
+
+    def withdraw_all(self) -> None:
+        for protocol in self.protocols:
+            protocol.withdraw_all()
 
 
 class Rounds:
@@ -55,14 +67,13 @@ class Rounds:
         expected: Callable[[float], Mapping[str, str]],
         metrics: SpeakerMetrics,
         settle_timeout: float = 3.0,
-        lb_class: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         ready: threading.Event | None = None,
     ) -> None:
         self.me = me
         self.view, self.protocol, self.members = view, protocol, members
         self._expected, self.metrics = expected, metrics
-        self.settle_timeout, self.lb_class = settle_timeout, lb_class
+        self.settle_timeout = settle_timeout
         self._clock = clock
         self.gate = Gate() if members is not None else Gate(settled=True)
         self.config: Config | None = None
@@ -151,12 +162,7 @@ class Rounds:
             step = turn.step
         config = self.config
         if step is Step.ELECT and config is not None:
-            services = [
-                s
-                for obj in self.view.service_objects()
-                if (s := l2_service_from_api(obj, config, self.lb_class))
-            ]
-            self.protocol.elect_and_apply(config, services, self.view, live)
+            self.protocol.elect_and_apply(config, self.view, live)
         else:
             self.protocol.withdraw_all()
         self.rounds += 1

@@ -254,6 +254,7 @@ class Speaker:
             self.links,
             on_change=self._announced_changed,
             ignore_exclude_label=o.ignore_exclude_label,
+            lb_class=o.lb_class,
         )
         self.rounds = Rounds(
             self.me,
@@ -263,7 +264,6 @@ class Speaker:
             expected=self.leases.expected,
             metrics=self.metrics,
             settle_timeout=o.settle_timeout,
-            lb_class=o.lb_class,
             ready=self.ready,
         )
         self.reporter = StatusReporter(
