@@ -57,12 +57,13 @@ def test_an_embedded_speaker_with_least_privilege(kubernetes_binaries: None, tmp
             "patch servicebgpstatuses.metallb.io/x -n metallb-system --subresource=status",
             "create leases -n metallb-system",
             "get secrets/memberlist -n metallb-system",
+            "list secrets -n metallb-system",  # BGPPeer passwordSecrets
         ]
         denied = [
             "patch services -n x",
             "patch services/status -n x",
-            "get secrets/other -n metallb-system",
-            "list secrets -n metallb-system",
+            "get secrets/other -n default",
+            "list secrets -A",
             "list pods -A",
             "create leases -n default",
             "update configmaps/config -n metallb-system",
