@@ -1,9 +1,10 @@
 //! What the protocol threads of metallb-py share below their protocol: the layer 2 responder (metallb-l2), the
-//! gossip member (metallb-gossip), and the BGP sessions to come.
+//! gossip member (metallb-gossip), and the BGP sessions (metallb-bgp).
 //!
 //! [`syscall`] holds every `unsafe` block of the crate, each a single libc call behind a safe function:
 //! sockets and socket options, the eventfd that wakes a thread, poll, CPU pinning, setns. [`netns`] enters a
-//! named network namespace with errors a caller can act on, and [`worker`] holds the helpers of a thread that
+//! named network namespace with errors a caller can act on, [`tcp`] opens the outgoing TCP connection of a
+//! routing protocol (source address, TTL, MD5 key), and [`worker`] holds the helpers of a thread that
 //! reports ready before it serves. Protocol-specific system calls (AF_PACKET sockets and their filters) stay in
 //! their crate.
 #![deny(unsafe_code)]
@@ -11,7 +12,8 @@
 pub mod netns;
 #[allow(unsafe_code)]
 pub mod syscall;
+pub mod tcp;
 pub mod worker;
 
 pub use netns::NetnsError;
-pub use syscall::{pin_current_thread, EventFd, Poller};
+pub use syscall::{pin_current_thread, EventFd, Interest, Poller, Readiness};

@@ -2,13 +2,17 @@
 //!
 //! This is the only module of the crate with `unsafe` code. Every block calls one libc function with pointers
 //! to live, correctly sized values owned by the caller's stack frame or by `self`, and says so in its `SAFETY`
-//! comment. Nothing here decides anything: sockets, socket options, eventfd, poll, CPU affinity, setns.
+//! comment. Nothing here decides anything: sockets, socket options, bind/connect, TCP MD5 keys, eventfd, poll,
+//! interface addresses, CPU affinity, setns.
 
+use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::mem;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
+use std::ptr;
 use std::time::Duration;
 
 /// A libc return value as a result: negative means failure, with the reason in `errno`.
@@ -85,14 +89,57 @@ pub struct Poller {
     pollfds: Vec<libc::pollfd>,
 }
 
+/// What to wait for on one descriptor of a [`Poller`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Interest {
+    pub const READ: Interest = Interest { read: true, write: false };
+    pub const WRITE: Interest = Interest { read: false, write: true };
+    pub const BOTH: Interest = Interest { read: true, write: true };
+
+    fn events(self) -> libc::c_short {
+        (if self.read { libc::POLLIN } else { 0 }) | (if self.write { libc::POLLOUT } else { 0 })
+    }
+}
+
+/// What the last wait found on one descriptor. Errors and hang-ups are reported whatever was asked for
+/// (poll() always does): a reader learns of them from read(), a connecting socket from its SO_ERROR.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    pub readable: bool,
+    pub writable: bool,
+    pub error: bool,
+    pub hangup: bool,
+}
+
+impl Readiness {
+    pub fn any(self) -> bool {
+        self.readable || self.writable || self.error || self.hangup
+    }
+}
+
 impl Poller {
     pub fn new(fds: &[BorrowedFd<'_>]) -> Self {
-        Poller {
-            pollfds: fds
-                .iter()
-                .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-                .collect(),
+        let mut poller = Poller { pollfds: Vec::with_capacity(fds.len()) };
+        for fd in fds {
+            poller.add(*fd, Interest::READ);
         }
+        poller
+    }
+
+    /// Forgets every descriptor (a thread whose set of sockets changes rebuilds it before each wait).
+    pub fn clear(&mut self) {
+        self.pollfds.clear();
+    }
+
+    /// Adds a descriptor; returns its index for [`Poller::is_ready`] and [`Poller::readiness`].
+    pub fn add(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> usize {
+        self.pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: interest.events(), revents: 0 });
+        self.pollfds.len() - 1
     }
 
     /// Waits until a descriptor is readable or in error, or `timeout` passes (`None`: no limit). An
@@ -121,6 +168,178 @@ impl Poller {
     pub fn is_ready(&self, i: usize) -> bool {
         self.pollfds.get(i).is_some_and(|p| p.revents != 0)
     }
+
+    /// What descriptor `i` is ready for after the last wait (nothing for an index it does not have).
+    pub fn readiness(&self, i: usize) -> Readiness {
+        let Some(p) = self.pollfds.get(i) else { return Readiness::default() };
+        Readiness {
+            readable: p.revents & libc::POLLIN != 0,
+            writable: p.revents & libc::POLLOUT != 0,
+            error: p.revents & (libc::POLLERR | libc::POLLNVAL) != 0,
+            hangup: p.revents & libc::POLLHUP != 0,
+        }
+    }
+}
+
+/// A socket address in the C layout the kernel reads.
+enum RawAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl RawAddr {
+    fn new(addr: SocketAddr) -> Self {
+        match addr {
+            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+                sin_zero: [0; 8],
+            }),
+            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            }),
+        }
+    }
+
+    fn as_ptr(&self) -> *const libc::sockaddr {
+        match self {
+            RawAddr::V4(a) => (a as *const libc::sockaddr_in).cast(),
+            RawAddr::V6(a) => (a as *const libc::sockaddr_in6).cast(),
+        }
+    }
+
+    fn len(&self) -> libc::socklen_t {
+        match self {
+            RawAddr::V4(_) => mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            RawAddr::V6(_) => mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        }
+    }
+}
+
+/// The IP address in a C socket address, if it is an IPv4 or IPv6 one.
+///
+/// # Safety
+/// `sa` is null or points to a socket address whose length fits its `sa_family` (as getifaddrs() returns).
+unsafe fn ip_of(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the caller guarantees a valid socket address; `sa_family` is its first field in every layout,
+    // and the family says which layout the rest has. read_unaligned: nothing promises its alignment.
+    unsafe {
+        match libc::c_int::from((*sa).sa_family) {
+            libc::AF_INET => {
+                let a = ptr::read_unaligned(sa.cast::<libc::sockaddr_in>());
+                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
+            }
+            libc::AF_INET6 => {
+                let a = ptr::read_unaligned(sa.cast::<libc::sockaddr_in6>());
+                Some(IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Binds a socket to a local address (port 0: any free port).
+pub fn bind(fd: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
+    let raw = RawAddr::new(addr);
+    // SAFETY: `raw` is a live socket address of the length passed; the kernel only reads it.
+    check(unsafe { libc::bind(fd.as_raw_fd(), raw.as_ptr(), raw.len()) }).map(drop)
+}
+
+/// Starts connecting a non-blocking socket: `Ok(true)` when connected at once, `Ok(false)` while in progress
+/// (wait for the socket to become writable, then read SO_ERROR: `TcpStream::take_error`).
+pub fn connect(fd: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<bool> {
+    let raw = RawAddr::new(addr);
+    // SAFETY: `raw` is a live socket address of the length passed; the kernel only reads it.
+    match check(unsafe { libc::connect(fd.as_raw_fd(), raw.as_ptr(), raw.len()) }) {
+        Ok(_) => Ok(true),
+        Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// The longest TCP MD5 key Linux takes (TCP_MD5SIG_MAXKEYLEN).
+pub const TCP_MD5_MAX_KEY_LEN: usize = 80;
+
+/// `struct tcp_md5sig` of <linux/tcp.h> (libc does not declare it).
+#[repr(C)]
+struct TcpMd5Sig {
+    addr: libc::sockaddr_storage,
+    flags: u8,
+    prefix_len: u8,
+    key_len: u16,
+    ifindex: libc::c_int,
+    key: [u8; TCP_MD5_MAX_KEY_LEN],
+}
+
+// The kernel's layout: 128 bytes of address, 8 of flags, lengths and index, 80 of key.
+const _: () = assert!(mem::size_of::<TcpMd5Sig>() == 216);
+
+/// Signs every segment exchanged with `peer` on this TCP socket with `key` (RFC 2385, TCP_MD5SIG). Set before
+/// connect(): the SYN is signed too. An empty key removes the peer's key. Longer than
+/// [`TCP_MD5_MAX_KEY_LEN`] is refused (InvalidInput).
+pub fn set_tcp_md5_key(fd: BorrowedFd<'_>, peer: IpAddr, key: &[u8]) -> io::Result<()> {
+    if key.len() > TCP_MD5_MAX_KEY_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a TCP MD5 key is at most {TCP_MD5_MAX_KEY_LEN} bytes, this one has {}", key.len()),
+        ));
+    }
+    // SAFETY: all-zero bytes are a valid `TcpMd5Sig` (integers and byte arrays only).
+    let mut sig: TcpMd5Sig = unsafe { mem::zeroed() };
+    let raw = RawAddr::new(SocketAddr::new(peer, 0));
+    // SAFETY: copies `raw.len()` bytes (at most 28) from the live socket address into the 128-byte storage
+    // field of `sig`; the regions are distinct.
+    unsafe {
+        ptr::copy_nonoverlapping(
+            raw.as_ptr().cast::<u8>(),
+            ptr::addr_of_mut!(sig.addr).cast::<u8>(),
+            raw.len() as usize,
+        )
+    };
+    sig.key_len = key.len() as u16;
+    sig.key[..key.len()].copy_from_slice(key);
+    setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_MD5SIG, &sig)
+}
+
+/// One address of one interface, as `ip address` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    pub interface: String,
+    pub addr: IpAddr,
+}
+
+/// Every IPv4 and IPv6 address of every interface of the calling thread's network namespace, in the
+/// kernel's order (per interface, the order the addresses were added).
+pub fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
+    let mut list: *mut libc::ifaddrs = ptr::null_mut();
+    // SAFETY: getifaddrs() writes a pointer to a list it allocated into `list`, a live local.
+    check(unsafe { libc::getifaddrs(&mut list) })?;
+    let mut out = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a node of the list getifaddrs() returned, freed only below, after the walk.
+        let node = unsafe { &*entry };
+        // SAFETY: `ifa_addr` is null or a socket address of the length its family implies.
+        if let Some(addr) = unsafe { ip_of(node.ifa_addr) } {
+            if !node.ifa_name.is_null() {
+                // SAFETY: `ifa_name` is a NUL-terminated string owned by the list.
+                let name = unsafe { CStr::from_ptr(node.ifa_name) };
+                out.push(InterfaceAddress { interface: name.to_string_lossy().into_owned(), addr });
+            }
+        }
+        entry = node.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs() and is freed once; no reference into it outlives this call.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(out)
 }
 
 /// Pins the calling thread (only it) to CPU `cpu`.
@@ -187,6 +406,70 @@ mod tests {
         let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
         let err = std::net::UdpSocket::from(fd).recv(&mut [0; 1]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn a_poller_reports_what_each_descriptor_is_ready_for() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        let at_once = connect(fd.as_fd(), listener.local_addr().unwrap()).unwrap();
+        let mut poller = Poller::new(&[]);
+        let i = poller.add(fd.as_fd(), Interest::BOTH);
+        poller.wait(Some(Duration::from_secs(5))).unwrap();
+        let ready = poller.readiness(i);
+        assert!(at_once || ready.writable, "a connected socket is writable: {ready:?}");
+        assert!(!ready.readable && !ready.error, "{ready:?}");
+        assert_eq!(poller.readiness(i + 1), Readiness::default());
+        poller.clear();
+        poller.wait(Some(Duration::ZERO)).unwrap();
+        assert!(!poller.readiness(i).any());
+    }
+
+    #[test]
+    fn bind_then_connect_uses_the_bound_source() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        bind(fd.as_fd(), "127.0.0.2:0".parse().unwrap()).unwrap();
+        connect(fd.as_fd(), listener.local_addr().unwrap()).unwrap();
+        let (_accepted, from) = listener.accept().unwrap();
+        assert_eq!(from.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_refused_connection_surfaces_in_so_error() {
+        // A port nobody listens on: bind a listener, note its port, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let fd = socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        match connect(fd.as_fd(), SocketAddr::from(([127, 0, 0, 1], port))) {
+            Err(err) => assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED)),
+            Ok(_) => {
+                let mut poller = Poller::new(&[]);
+                poller.add(fd.as_fd(), Interest::WRITE);
+                poller.wait(Some(Duration::from_secs(5))).unwrap();
+                let err = std::net::TcpStream::from(fd).take_error().unwrap().expect("an error");
+                assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
+            }
+        }
+    }
+
+    #[test]
+    fn tcp_md5_keys_are_accepted_for_both_families_and_bounded() {
+        for (domain, peer) in [(libc::AF_INET, "192.0.2.1"), (libc::AF_INET6, "2001:db8::1")] {
+            let fd = socket(domain, libc::SOCK_STREAM, 0).unwrap();
+            set_tcp_md5_key(fd.as_fd(), peer.parse().unwrap(), b"secret").unwrap();
+            set_tcp_md5_key(fd.as_fd(), peer.parse().unwrap(), &[b'k'; TCP_MD5_MAX_KEY_LEN]).unwrap();
+            let err = set_tcp_md5_key(fd.as_fd(), peer.parse().unwrap(), &[b'k'; 81]).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        }
+    }
+
+    #[test]
+    fn interface_addresses_include_loopback() {
+        let addrs = interface_addresses().unwrap();
+        assert!(
+            addrs.iter().any(|a| a.addr == IpAddr::V4(Ipv4Addr::LOCALHOST) && !a.interface.is_empty()),
+            "{addrs:?}"
+        );
     }
 
     #[test]
