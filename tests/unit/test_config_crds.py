@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from metallb_py.config import Config, load_config, load_config_files, load_objects
+from metallb_py.config import Config, dump_crds, load_config, load_config_files, load_objects
+from metallb_py.config.crds import PEER_V1BETA2_FIELDS
 from metallb_py.errors import ConfigError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -298,7 +299,12 @@ CRD_ERRORS = [
         id="api-version",
     ),
     pytest.param(
-        [peer() | {"apiVersion": V1B1}], ["apiVersion", "use metallb.io/v1beta2"], id="peer-version"
+        [peer() | {"apiVersion": "metallb.io/v1alpha1"}],
+        [
+            'apiVersion: "metallb.io/v1alpha1" is not supported for BGPPeer; use metallb.io/v1beta2 (or '
+            "metallb.io/v1beta1)"
+        ],
+        id="peer-version",
     ),
     pytest.param(
         [obj("AddressPool", "old")],
@@ -501,9 +507,36 @@ CRD_ERRORS = [
         id="unknown-peer",
     ),
     pytest.param(
-        [obj("BGPAdvertisement", "b", {"serviceSelectors": []})],
-        ["spec.serviceSelectors: a newer MetalLB field"],
-        id="bgp-newer-field",
+        [
+            obj(
+                "BGPAdvertisement",
+                "b",
+                {"serviceSelectors": [{"matchLabels": {"a": "b"}}], "aggregationLength": 24},
+            )
+        ],
+        ["spec.aggregationLength: serviceSelectors and aggregationLength are mutually exclusive"],
+        id="bgp-selectors-aggregation",
+    ),
+    pytest.param(
+        [
+            obj(
+                "BGPAdvertisement",
+                "b",
+                {"serviceSelectors": [{"matchLabels": {"a": "b"}}], "aggregationLengthV6": 64},
+            )
+        ],
+        ["spec.aggregationLengthV6: serviceSelectors and aggregationLengthV6 are mutually exclusive"],
+        id="bgp-selectors-aggregation-v6",
+    ),
+    pytest.param(
+        [obj("BGPAdvertisement", "b", {"serviceSelectors": [{"matchLabels": {"a": "b"}}] * 2})],
+        ["spec.serviceSelectors[1]: duplicate selector"],
+        id="bgp-selectors-duplicate",
+    ),
+    pytest.param(
+        [obj("BGPAdvertisement", "b", {"serviceSelectors": [{"matchLabels": {"a": "b c"}}]})],
+        ['spec.serviceSelectors[0].matchLabels.a: invalid label value "b c"'],
+        id="bgp-selectors-value",
     ),
     pytest.param(
         [obj("Community", "c", {"communities": [{"name": "x", "value": "1:2:3"}]})],
@@ -643,7 +676,39 @@ CRD_ERRORS = [
         id="peer-selectors",
     ),
     pytest.param(
-        [with_spec(peer(), localASN=1)], ["spec.localASN: a newer MetalLB field"], id="peer-newer-field"
+        [with_spec(peer(), localASN=0)],
+        ["spec.localASN: 0 is out of range; expected 1 to 4294967295"],
+        id="peer-local-asn-zero",
+    ),
+    pytest.param(
+        [with_spec(peer(), localASN=2**32)],
+        ["spec.localASN: 4294967296 is out of range"],
+        id="peer-local-asn-range",
+    ),
+    pytest.param(
+        [with_spec(peer(), localASN="64512")],
+        ['spec.localASN: expected an integer, got a string ("64512")'],
+        id="peer-local-asn-type",
+    ),
+    pytest.param(
+        [with_spec(peer(), peerASN=None) | {"apiVersion": V1B1}],
+        ['BGPPeer "r1" (pools.yaml, document 1): spec.peerASN: required field is missing'],
+        id="peer-v1beta1-no-asn",
+    ),
+    pytest.param(
+        [with_spec(peer(), peerAddress=None) | {"apiVersion": V1B1}],
+        ["spec.peerAddress: required field is missing"],
+        id="peer-v1beta1-no-address",
+    ),
+    pytest.param(
+        [with_spec(peer(), peerPort=65536) | {"apiVersion": V1B1}],
+        ["spec.peerPort: 65536 is out of range; expected 0 to 65535"],
+        id="peer-v1beta1-port",
+    ),
+    pytest.param(
+        [with_spec(peer(), holdTime="2s") | {"apiVersion": V1B1}],
+        ["spec.holdTime: hold time 2s is too short"],
+        id="peer-v1beta1-hold",
     ),
     pytest.param(
         [peer("a"), peer("b")],
@@ -739,3 +804,194 @@ def test_peer_timers_as_metallb_derives_them() -> None:
     a, b = config.bgp_peers
     assert (a.hold_time, a.keepalive_time) == (None, dt.timedelta(seconds=10))  # hold is 3 x 10s, left unset
     assert b.hold_time == dt.timedelta(0)
+
+
+# A value each v1beta2-only field accepts in v1beta2, so only the version can be what refuses it in v1beta1.
+V1BETA2_ONLY = {
+    "dynamicASN": "external",
+    "localASN": 64512,
+    "interface": "eth1",
+    "connectTime": "5s",
+    "passwordSecret": {"name": "bgp-auth"},
+    "enableGracefulRestart": True,
+    "vrf": "red",
+    "disableMP": True,
+    "dualStackAddressFamily": True,
+}
+
+
+def test_every_v1beta2_only_field_is_listed() -> None:
+    assert sorted(PEER_V1BETA2_FIELDS) == sorted(V1BETA2_ONLY)
+
+
+@pytest.mark.parametrize(("field", "value"), sorted(V1BETA2_ONLY.items()))
+def test_v1beta1_peer_refuses_the_fields_of_v1beta2(field: str, value: Any) -> None:
+    changes = {field: value} | ({"peerASN": None} if field == "dynamicASN" else {})
+    changes |= {"peerAddress": None} if field == "interface" else {}
+    v2 = with_spec(peer(), **changes)
+    load(v2)  # accepted in v1beta2
+    with pytest.raises(ConfigError) as info:
+        load(v2 | {"apiVersion": V1B1})
+    assert (
+        f'BGPPeer "r1" (pools.yaml, document 1): spec.{field}: not a field of BGPPeer metallb.io/v1beta1'
+        in (str(info.value))
+    )
+    assert "use apiVersion metallb.io/v1beta2" in str(info.value)
+
+
+def test_v1beta1_peer_reads_as_its_v1beta2_conversion() -> None:
+    spec = {
+        "myASN": 64500,
+        "peerASN": 64501,
+        "peerAddress": "10.0.0.1",
+        "sourceAddress": "10.0.0.2",
+        "peerPort": 1179,
+        "holdTime": "180s",
+        "keepaliveTime": "1s",
+        "routerID": "10.20.30.40",
+        "password": "nopass",
+        "bfdProfile": "default",
+        "ebgpMultiHop": True,
+        "nodeSelectors": [
+            {
+                "matchLabels": {"foo": "bar"},
+                "matchExpressions": [{"key": "k", "operator": "In", "values": ["q"]}],
+            }
+        ],
+    }
+    profile = obj("BFDProfile", "default")
+    v1 = load(obj("BGPPeer", "p", spec) | {"apiVersion": V1B1}, profile)
+    v2 = load(obj("BGPPeer", "p", spec), profile)
+    assert v1.bgp_peers == v2.bgp_peers
+    assert v1.bgp_peers[0].hold_time == dt.timedelta(seconds=180) and v1.bgp_peers[0].peer_port == 1179
+
+
+def test_v1beta1_peer_port_and_timers() -> None:
+    minimal = {"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1"}
+    [unset] = load(obj("BGPPeer", "p", minimal | {"peerPort": 0}) | {"apiVersion": V1B1}).bgp_peers
+    # Port 0 is v1beta1's "unset"; absent timers stay unset (MetalLB's conversion would make them 0s).
+    assert (unset.peer_port, unset.hold_time, unset.keepalive_time) == (179, None, None)
+    [zero] = load(obj("BGPPeer", "p", minimal | {"holdTime": "0s"}) | {"apiVersion": V1B1}).bgp_peers
+    assert zero.hold_time == dt.timedelta(0)
+
+
+def test_local_asn_and_service_selectors() -> None:
+    config = load(
+        pool(),
+        peer("r1", localASN=64512),
+        obj(
+            "BGPAdvertisement",
+            "b",
+            {
+                "serviceSelectors": [{"matchLabels": {"tier": "fe"}}],
+                "aggregationLength": 32,
+                "aggregationLengthV6": 128,
+            },
+        ),
+    )
+    [r1] = config.bgp_peers
+    assert (r1.my_asn, r1.local_asn, r1.session_asn) == (64500, 64512, 64512)
+    [adv] = config.bgp_advertisements
+    assert adv.selects_service({"tier": "fe", "x": "y"}) and not adv.selects_service({"tier": "be"})
+    assert load(peer("r1")).bgp_peers[0].session_asn == 64500
+
+
+def test_local_asn_and_service_selectors_convert_back() -> None:
+    config = load(
+        pool(),
+        peer("r1", localASN=64512),
+        obj("BGPAdvertisement", "b", {"serviceSelectors": [{"matchLabels": {"tier": "fe"}}]}),
+    )
+    text = dump_crds(config)
+    assert "localASN: 64512" in text and "serviceSelectors" in text
+    assert load_config(text) == config
+
+
+def bgp(name: str, **spec: Any) -> dict[str, Any]:
+    return obj("BGPAdvertisement", name, spec)
+
+
+# (documents, fragment of the message or None when accepted): MetalLB's localPref rule between advertisements.
+LOCAL_PREF_CASES = [
+    pytest.param(
+        [pool(), bgp("a", localPref=100), bgp("b", localPref=200)], "conflicts", id="same-everything"
+    ),
+    pytest.param([pool(), bgp("a", localPref=100), bgp("b", localPref=100)], None, id="same-pref"),
+    pytest.param([pool(), bgp("a", localPref=100), bgp("b")], "conflicts", id="unset-is-zero"),
+    pytest.param(
+        [pool(), bgp("a", localPref=100, aggregationLength=24), bgp("b", localPref=200)],
+        None,
+        id="v4-lengths",
+    ),
+    pytest.param(
+        [
+            pool("blue", "192.0.2.0/24", "2001:db8::/64"),
+            bgp("a", localPref=100, aggregationLength=24),
+            bgp("b"),
+        ],
+        "conflicts",
+        id="dual-stack-v4-length-only",
+    ),
+    pytest.param(
+        [
+            pool("blue", "192.0.2.0/24", "2001:db8::/64"),
+            bgp("a", localPref=100, aggregationLength=24, aggregationLengthV6=64),
+            bgp("b"),
+        ],
+        None,
+        id="dual-stack-both-lengths",
+    ),
+    pytest.param(
+        [pool("blue", "2001:db8::/64"), bgp("a", localPref=100, aggregationLength=24), bgp("b")],
+        "conflicts",
+        id="v6-pool-v4-length",
+    ),
+    pytest.param(
+        [
+            peer("r1"),
+            peer("r2", peerAddress="10.0.0.2"),
+            pool(),
+            bgp("a", localPref=1, peers=["r1"]),
+            bgp("b", peers=["r2"]),
+        ],
+        None,
+        id="disjoint-peers",
+    ),
+    pytest.param(
+        [peer("r1"), pool(), bgp("a", localPref=1, peers=["r1"]), bgp("b")],
+        "conflicts",
+        id="all-peers-overlap",
+    ),
+    pytest.param(
+        [pool(), bgp("a", localPref=1, nodeSelectors=[{"matchLabels": {"rack": "a"}}]), bgp("b")],
+        None,
+        id="node-selectors-left-to-the-speaker",
+    ),
+    pytest.param(
+        [pool(), bgp("a", localPref=1, serviceSelectors=[{"matchLabels": {"t": "a"}}]), bgp("b")],
+        None,
+        id="service-selectors-left-to-the-speaker",
+    ),
+    pytest.param(
+        [
+            pool(),
+            pool("green", "198.51.100.0/24"),
+            bgp("a", localPref=1, ipAddressPools=["blue"]),
+            bgp("b", ipAddressPools=["green"]),
+        ],
+        None,
+        id="no-common-pool",
+    ),
+]
+
+
+@pytest.mark.parametrize(("docs", "fragment"), LOCAL_PREF_CASES)
+def test_local_pref_rule(docs: list[dict[str, Any]], fragment: str | None) -> None:
+    if fragment is None:
+        load(*docs)
+        return
+    with pytest.raises(ConfigError) as info:
+        load(*docs)
+    n = len(docs)
+    assert f'BGPAdvertisement "b" (pools.yaml, document {n}): spec.localPref: ' in str(info.value)
+    assert f'of BGPAdvertisement "a" (pools.yaml, document {n - 1}) for pool "blue"' in str(info.value)

@@ -419,8 +419,23 @@ def test_layer2_and_bgp_pools_imply_advertisements_named_after_them() -> None:
         "address-pools:\n"
         "- {name: Web, protocol: layer2, addresses: [10.0.0.0/28]}\n"
         "- {name: web, protocol: layer2, addresses: [10.0.1.0/28]}\n"
-        "- {name: edge, protocol: bgp, addresses: [10.0.2.0/28], bgp-advertisements: [{}, {localpref: 5}]}\n"
+        "- {name: edge, protocol: bgp, addresses: [10.0.2.0/28],\n"
+        "   bgp-advertisements: [{}, {localpref: 5, aggregation-length: 30}]}\n"
     )
     config = load_config(configmap(text))
     assert [(a.name, a.pools) for a in config.l2_advertisements] == [("web", ("Web",)), ("web-2", ("web",))]
     assert [(a.name, a.local_pref) for a in config.bgp_advertisements] == [("edge-1", 0), ("edge-2", 5)]
+
+
+def test_two_local_prefs_for_one_route_are_refused() -> None:
+    # MetalLB added this rule after it dropped the ConfigMap; the CRDs a legacy ConfigMap converts to obey it.
+    text = (
+        "address-pools:\n"
+        "- {name: edge, protocol: bgp, addresses: [10.0.2.0/28], bgp-advertisements: [{}, {localpref: 5}]}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(configmap(text))
+    assert (
+        'address-pools[0] "edge": bgp-advertisements[1].localpref: 5 conflicts with localPref 0 of '
+        in str(info.value)
+    )

@@ -157,6 +157,7 @@ def _bgp(adv: BGPAdvertisement, namespace: str, pool_names: Mapping[str, str]) -
     _put(spec, "ipAddressPoolSelectors", [_selector(s) for s in adv.ip_address_pool_selectors])
     _put(spec, "nodeSelectors", [_selector(s) for s in adv.node_selectors])
     _put(spec, "peers", list(adv.peers))
+    _put(spec, "serviceSelectors", [_selector(s) for s in adv.service_selectors])
     return _object("BGPAdvertisement", adv.name, namespace, spec)
 
 
@@ -164,6 +165,7 @@ def _peer(peer: BGPPeer, namespace: str, bfd_names: Mapping[str, str]) -> dict[s
     spec: dict[str, Any] = {"myASN": peer.my_asn}
     _put(spec, "peerASN", peer.peer_asn)
     _put(spec, "dynamicASN", peer.dynamic_asn)
+    _put(spec, "localASN", peer.local_asn)
     _put(spec, "peerAddress", peer.peer_address)
     _put(spec, "interface", peer.interface)
     _put(spec, "sourceAddress", peer.source_address)

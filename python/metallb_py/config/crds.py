@@ -1,9 +1,16 @@
 """metallb.io custom resources: one document (a dict) in, validated records out.
 
 Owns the field rules of each kind (IPAddressPool, L2Advertisement, BGPAdvertisement, Community, BFDProfile in
-metallb.io/v1beta1, BGPPeer in metallb.io/v1beta2). The readers of the kinds the legacy ConfigMap also has
-(peers, BFD profiles, BGP advertisements) take `legacy=True` to read the same fields in the legacy spelling
-(`peer-asn` for `peerASN`), so both formats obey one set of rules. Rules that span objects live in `loader`.
+metallb.io/v1beta1, BGPPeer in metallb.io/v1beta2 and v1beta1). The readers of the kinds the legacy ConfigMap
+also has (peers, BFD profiles, BGP advertisements) take `legacy=True` to read the same fields in the legacy
+spelling (`peer-asn` for `peerASN`), so both formats obey one set of rules. Rules that span objects live in
+`loader`.
+
+A BGPPeer in metallb.io/v1beta1 reads as MetalLB's conversion webhook turns it into v1beta2: the same fields
+under the same names, a subset of them (those of the legacy ConfigMap's peers), and a port of 0 meaning the
+default. One deliberate difference: v1beta1 has no way to leave holdTime/keepaliveTime unset, so MetalLB's
+conversion turns an absent one into an explicit 0s (a hold time of 0: no keepalives, no failure detection).
+Here an absent timer stays unset (the speaker's default), as it does in v1beta2; an explicit "0s" stays 0.
 """
 
 from __future__ import annotations
@@ -37,10 +44,10 @@ from metallb_py.config.reader import Reader, Where, quote
 from metallb_py.config.resources import Entry, PoolSpec, Resources
 from metallb_py.errors import ConfigError
 
-__all__ = ["GROUP", "VERSIONS", "parse_crd"]
+__all__ = ["GROUP", "OLDER_VERSIONS", "PEER_V1BETA2_FIELDS", "VERSIONS", "parse_crd"]
 
 GROUP = "metallb.io"
-# The served version of each kind this package reads (BGPPeer moved to v1beta2 in MetalLB 0.13).
+# The version of each kind this package writes (BGPPeer moved to v1beta2 in MetalLB 0.13).
 VERSIONS = {
     "IPAddressPool": "v1beta1",
     "L2Advertisement": "v1beta1",
@@ -49,6 +56,8 @@ VERSIONS = {
     "BFDProfile": "v1beta1",
     "BGPPeer": "v1beta2",
 }
+# Older versions MetalLB still serves, read as its conversion reads them.
+OLDER_VERSIONS = {"BGPPeer": ("v1beta1",)}
 # ObjectMeta fields that say nothing about MetalLB's configuration; accepted and ignored.
 STANDARD_METADATA = (
     "annotations",
@@ -67,9 +76,19 @@ STANDARD_METADATA = (
 # Fields of newer MetalLB releases: named as unsupported instead of "unknown", which would suggest a typo.
 _NEWER_FIELDS = {
     "L2Advertisement": ("serviceSelectors", "preferredNodeSelectors"),
-    "BGPAdvertisement": ("serviceSelectors",),
-    "BGPPeer": ("localASN",),
 }
+# The BGPPeer fields MetalLB added in v1beta2: unknown to v1beta1 (the API server would drop them silently).
+PEER_V1BETA2_FIELDS = (
+    "dynamicASN",
+    "localASN",
+    "interface",
+    "connectTime",
+    "passwordSecret",
+    "enableGracefulRestart",
+    "vrf",
+    "disableMP",
+    "dualStackAddressFamily",
+)
 
 U16 = 0xFFFF
 U32 = 0xFFFF_FFFF
@@ -108,8 +127,11 @@ def parse_crd(obj: object, context: str) -> Resources:
     if kind not in VERSIONS:
         r.fail("kind", f"unknown {GROUP} kind {quote(kind)}; expected one of {', '.join(sorted(VERSIONS))}")
     expected = f"{GROUP}/{VERSIONS[kind]}"
-    if api_version != expected:
-        r.fail("apiVersion", f"{quote(api_version)} is not supported for {kind}; use {expected}")
+    older = [f"{GROUP}/{v}" for v in OLDER_VERSIONS.get(kind, ())]
+    if api_version != expected and api_version not in older:
+        also = "".join(f" (or {v})" for v in older)
+        r.fail("apiVersion", f"{quote(api_version)} is not supported for {kind}; use {expected}{also}")
+    version = api_version.partition("/")[2]
     metadata = r.mapping("metadata", required=True)
     assert metadata is not None
     name = metadata.required_text("name")
@@ -142,7 +164,7 @@ def parse_crd(obj: object, context: str) -> Resources:
         bgp, paths = read_bgp_advertisement(spec, name, legacy=False)
         resources.bgp_advertisements.append(Entry(bgp, where, paths, namespace, kind))
     elif kind == "BGPPeer":
-        peer, paths = read_peer(spec, name, legacy=False)
+        peer, paths = read_peer(spec, name, legacy=False, version=version)
         resources.bgp_peers.append(Entry(peer, where, paths, namespace, kind))
     elif kind == "Community":
         community, paths = read_community(spec, name)
@@ -238,6 +260,7 @@ def read_bgp_advertisement(
     pool_selectors: tuple[LabelSelector, ...] = ()
     node_selectors: tuple[LabelSelector, ...] = ()
     peers: list[str] = []
+    service_selectors: tuple[LabelSelector, ...] = ()
     if not legacy:
         pools_list = spec.texts("ipAddressPools")
         check_no_duplicates(spec.where, spec.path_of("ipAddressPools"), pools_list, "pool name")
@@ -246,8 +269,21 @@ def read_bgp_advertisement(
         node_selectors = read_selectors(spec, "nodeSelectors")
         peers = spec.texts("peers")
         check_no_duplicates(spec.where, spec.path_of("peers"), peers, "peer")
-        paths["ipAddressPools"] = spec.path_of("ipAddressPools")
-        paths["peers"] = spec.path_of("peers")
+        service_selectors = read_selectors(spec, "serviceSelectors")
+        if service_selectors:
+            # As MetalLB: an aggregated route would cover Services the selectors leave out.
+            for key, default, value in (
+                ("aggregationLength", 32, aggregation_length),
+                ("aggregationLengthV6", 128, aggregation_length_v6),
+            ):
+                if value not in (None, default):
+                    spec.fail(
+                        key,
+                        f"serviceSelectors and {key} are mutually exclusive (an aggregated route would also "
+                        f"cover Services the selectors leave out); remove {key} or set it to {default}",
+                    )
+        for field in ("ipAddressPools", "peers"):
+            paths[field] = spec.path_of(field)
     advertisement = BGPAdvertisement(
         name=name,
         aggregation_length=32 if aggregation_length is None else aggregation_length,
@@ -258,6 +294,7 @@ def read_bgp_advertisement(
         ip_address_pool_selectors=pool_selectors,
         node_selectors=node_selectors,
         peers=tuple(peers),
+        service_selectors=service_selectors,
     )
     return advertisement, paths
 
@@ -303,10 +340,23 @@ def read_bfd_profile(spec: Reader, name: str, *, legacy: bool) -> tuple[BFDProfi
     return profile, paths
 
 
-def read_peer(spec: Reader, name: str, *, legacy: bool) -> tuple[BGPPeer, dict[str, str]]:
-    """A BGPPeer spec (v1beta2), or a legacy `peers` item (which has a subset of the fields)."""
+def read_peer(
+    spec: Reader, name: str, *, legacy: bool, version: str = "v1beta2"
+) -> tuple[BGPPeer, dict[str, str]]:
+    """A BGPPeer spec (`version` v1beta2 or v1beta1), or a legacy `peers` item. The legacy item and v1beta1
+    have the same subset of v1beta2's fields; v1beta1 spells them as v1beta2 does."""
     k = spelling(legacy)
     paths = {"": spec.path} if legacy else {"name": "metadata.name"}
+    # `full`: the fields only v1beta2 has are read (the legacy item and v1beta1 lack them).
+    full = not legacy and version == "v1beta2"
+    if not legacy and not full:
+        for field in PEER_V1BETA2_FIELDS:
+            if spec.has(field):
+                spec.fail(
+                    field,
+                    f"not a field of BGPPeer {GROUP}/{version} (MetalLB added it in v1beta2, and the API "
+                    f"server would drop it); use apiVersion {GROUP}/v1beta2",
+                )
     # AS number 0 is reserved (RFC 7607); MetalLB reads it as "not set".
     my_asn = spec.number(k("myASN"), minimum=0, maximum=U32)
     if my_asn is None:
@@ -316,20 +366,22 @@ def read_peer(spec: Reader, name: str, *, legacy: bool) -> tuple[BGPPeer, dict[s
     peer_asn = spec.number(k("peerASN"), minimum=0, maximum=U32)
     if peer_asn == 0:
         spec.fail(k("peerASN"), "0 is not a valid AS number")
-    dynamic_asn = None if legacy else spec.text("dynamicASN", allow_empty=False)
+    dynamic_asn = spec.text("dynamicASN", allow_empty=False) if full else None
     if dynamic_asn is not None and dynamic_asn not in ("internal", "external"):
         spec.fail(
             "dynamicASN", f"{quote(dynamic_asn)} is not a dynamic ASN mode; expected internal or external"
         )
     if peer_asn is None and dynamic_asn is None:
-        if legacy:
+        if not full:
             spec.missing(k("peerASN"))
         spec.fail("peerASN", "required field is missing; set peerASN or dynamicASN")
     if peer_asn is not None and dynamic_asn is not None:
         spec.fail("dynamicASN", "peerASN and dynamicASN are mutually exclusive; set one")
+    # MetalLB's CRD range: 0 would mean "unset", which is how an absent field reads.
+    local_asn = spec.number("localASN", minimum=1, maximum=U32) if full else None
 
-    address = spec.text(k("peerAddress"), required=legacy, allow_empty=False)
-    interface = None if legacy else spec.text("interface", allow_empty=False)
+    address = spec.text(k("peerAddress"), required=not full, allow_empty=False)
+    interface = spec.text("interface", allow_empty=False) if full else None
     no_newlines(spec, "interface", interface)
     if address is None and interface is None:
         spec.missing("peerAddress")
@@ -340,12 +392,12 @@ def read_peer(spec: Reader, name: str, *, legacy: bool) -> tuple[BGPPeer, dict[s
     source = spec.text(k("sourceAddress"), allow_empty=False)
     if source is not None:
         source = str(parse_ip(spec.where, spec.path_of(k("sourceAddress")), source))
-    # The legacy format read an unset port as 0; the CRD has no such spelling.
-    port = spec.number(k("peerPort"), minimum=0 if legacy else 1, maximum=U16) or 179
+    # The legacy format and v1beta1 read a port of 0 as unset; v1beta2's CRD has no such spelling.
+    port = spec.number(k("peerPort"), minimum=1 if full else 0, maximum=U16) or 179
 
     hold, keepalive = _read_timers(spec, k, legacy=legacy)
     connect = None
-    if not legacy:
+    if full:
         connect = read_duration(spec, "connectTime")
         if connect is not None and (connect.total_seconds() % 1 or not 1 <= connect.total_seconds() <= 65535):
             spec.fail("connectTime", "must be a whole number of seconds from 1s to 65535s")
@@ -362,7 +414,7 @@ def read_peer(spec: Reader, name: str, *, legacy: bool) -> tuple[BGPPeer, dict[s
     node_selectors = read_selectors(spec, k("nodeSelectors"), legacy=legacy)
     password = spec.text("password", allow_empty=False)
     no_newlines(spec, "password", password)
-    secret = None if legacy else _read_secret_reference(spec)
+    secret = _read_secret_reference(spec) if full else None
     if password is not None and secret is not None:
         spec.fail("passwordSecret", "password and passwordSecret are mutually exclusive; set one")
     bfd_profile = spec.text(k("bfdProfile"), allow_empty=False)
@@ -371,7 +423,7 @@ def read_peer(spec: Reader, name: str, *, legacy: bool) -> tuple[BGPPeer, dict[s
     if ebgp_multihop and peer_asn == my_asn:
         spec.fail(k("ebgpMultiHop"), "ebgp multihop is for eBGP; this peer is iBGP (peerASN equals myASN)")
     graceful = vrf = disable_mp = dual_stack = None
-    if not legacy:
+    if full:
         graceful = spec.flag("enableGracefulRestart")
         vrf = spec.text("vrf", allow_empty=False)
         no_newlines(spec, "vrf", vrf)
@@ -382,6 +434,7 @@ def read_peer(spec: Reader, name: str, *, legacy: bool) -> tuple[BGPPeer, dict[s
         my_asn=my_asn,
         peer_asn=peer_asn,
         dynamic_asn=dynamic_asn,
+        local_asn=local_asn,
         peer_address=address,
         interface=interface,
         source_address=source,

@@ -7,7 +7,8 @@ configuration, and skipping a mistyped kind silently would hide it.
 
 Across objects (`build_config`): one namespace, unique names per kind, addresses (the core's Pool and
 validate_pools), references (pools, peers, communities, BFD profiles must exist), aggregation lengths against
-every pool an advertisement selects, identical peers, and BFD echo mode towards IPv6 pools.
+every pool an advertisement selects, identical peers, BFD echo mode towards IPv6 pools, and clashing
+localPrefs of advertisements that share a pool.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def build_config(resources: Resources) -> Config:
         _origin(replace(e.record, pools=_selected_pools(e, e.record, pool_entries)), e)
         for e in resources.l2_advertisements
     ]
-    bgp_advertisements = []
+    bgp_advertisements: list[BGPAdvertisement] = []
     for e in resources.bgp_advertisements:
         selected = _selected_pools(e, e.record, pool_entries)
         for i, peer in enumerate(e.record.peers):
@@ -175,6 +176,7 @@ def build_config(resources: Resources) -> Config:
             _check_aggregation(e, *pool_entries[pool_name])
         advertisement = _origin(replace(e.record, pools=selected, community_values=values), e)
         _check_bfd_echo(e, advertisement, pool_entries, peers, profiles)
+        _check_local_pref(e, advertisement, bgp_advertisements, pool_entries)
         bgp_advertisements.append(advertisement)
 
     return Config(
@@ -357,6 +359,35 @@ def _check_aggregation(entry: Entry[BGPAdvertisement], pool_entry: Entry[PoolSpe
                 f"{quote(pool_entry.record.addresses[i])} in {pool_entry.describe()}; "
                 "the aggregated route would cover addresses outside the pool",
             )
+
+
+def _check_local_pref(
+    entry: Entry[BGPAdvertisement],
+    adv: BGPAdvertisement,
+    earlier: Sequence[BGPAdvertisement],
+    pools: dict[str, tuple[Entry[PoolSpec], Pool]],
+) -> None:
+    """As MetalLB: two advertisements of a pool may not give the same route two LOCAL_PREFs.
+
+    MetalLB decides with the Nodes each one selects at load time; without Nodes, only the pairs that select
+    every node (no nodeSelectors) are certain to clash here. The speaker checks the others per node and
+    Service, as MetalLB's does, and leaves a clashing Service unadvertised. Advertisements with
+    serviceSelectors are checked only there too, as in MetalLB (which Services they share is not known yet).
+    """
+    if adv.service_selectors or adv.node_selectors:
+        return
+    for other in earlier:
+        if other.service_selectors or other.node_selectors:
+            continue
+        for pool_name in sorted(set(adv.pools) & set(other.pools)):
+            if not adv.local_pref_compatible(other, pools[pool_name][1].families):
+                entry.fail(
+                    "localPref",
+                    f"{adv.local_pref} conflicts with localPref {other.local_pref} of {other.origin} for "
+                    f"pool {quote(pool_name)}: both advertise it from every node to a common peer with the "
+                    "same aggregation length; give them one localPref, or different aggregation lengths, "
+                    "peers or nodeSelectors",
+                )
 
 
 def _check_peer(entry: Entry[BGPPeer], profiles: dict[str, BFDProfile]) -> BGPPeer:

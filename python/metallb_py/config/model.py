@@ -11,7 +11,7 @@ the same configuration written as a legacy ConfigMap or as CRDs compares equal.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from metallb_py._core import LabelSelector, Pool
@@ -107,13 +107,16 @@ class SecretReference:
 
 @dataclass(frozen=True)
 class BGPPeer:
-    """A BGP session to a router (metallb.io/v1beta2 BGPPeer). Exactly one of peer_asn / dynamic_asn is set,
-    and exactly one of peer_address / interface."""
+    """A BGP session to a router (metallb.io/v1beta2 BGPPeer; v1beta1 reads into the same record). Exactly one
+    of peer_asn / dynamic_asn is set, and exactly one of peer_address / interface. `local_asn` is MetalLB's
+    `localASN`: the AS this session presents to the peer instead of `my_asn` (FRR's `local-as ... no-prepend
+    replace-as`), so it also decides whether the session is iBGP."""
 
     name: str
     my_asn: int
     peer_asn: int | None = None
     dynamic_asn: str | None = None
+    local_asn: int | None = None
     peer_address: str | None = None
     interface: str | None = None
     source_address: str | None = None
@@ -133,6 +136,15 @@ class BGPPeer:
     dual_stack_address_family: bool = False
     origin: str = field(default="", compare=False, repr=False)
 
+    def selects_node(self, labels: Mapping[str, str]) -> bool:
+        """Whether a node with `labels` peers with this router: no node selectors means every node."""
+        return _any_selects(self.node_selectors, labels)
+
+    @property
+    def session_asn(self) -> int:
+        """The AS number the peer sees from us: `local_asn` when set, else `my_asn`."""
+        return self.local_asn if self.local_asn is not None else self.my_asn
+
 
 @dataclass(frozen=True)
 class L2Advertisement:
@@ -151,7 +163,8 @@ class L2Advertisement:
 @dataclass(frozen=True)
 class BGPAdvertisement:
     """Announce some pools' addresses over BGP. `communities` is as written (aliases or values);
-    `community_values` what they resolve to; `pools` as for L2Advertisement."""
+    `community_values` what they resolve to; `pools` as for L2Advertisement. `service_selectors` limit it to
+    the Services whose labels match one of them (none: every Service of its pools)."""
 
     name: str
     aggregation_length: int = 32
@@ -162,9 +175,43 @@ class BGPAdvertisement:
     ip_address_pool_selectors: tuple[LabelSelector, ...] = ()
     node_selectors: tuple[LabelSelector, ...] = ()
     peers: tuple[str, ...] = ()
+    service_selectors: tuple[LabelSelector, ...] = ()
     pools: tuple[str, ...] = ()
     community_values: tuple[BGPCommunity, ...] = ()
     origin: str = field(default="", compare=False, repr=False)
+
+    def selects_node(self, labels: Mapping[str, str]) -> bool:
+        """Whether a node with `labels` advertises through this: no node selectors means every node."""
+        return _any_selects(self.node_selectors, labels)
+
+    def selects_service(self, labels: Mapping[str, str]) -> bool:
+        """Whether a Service with `labels` is advertised through this: no selectors means every Service."""
+        return _any_selects(self.service_selectors, labels)
+
+    def selects_peer(self, peer: str) -> bool:
+        """Whether this advertises to the BGPPeer named `peer`: an empty `peers` means every peer."""
+        return not self.peers or peer in self.peers
+
+    def local_pref_compatible(self, other: BGPAdvertisement, families: Iterable[str]) -> bool:
+        """Whether both may apply to one Service of a pool with `families` ("IPv4", "IPv6") on one node.
+
+        As MetalLB, two advertisements clash when they would give the same route two LOCAL_PREFs: different
+        localPref, the same prefix length in some family of the pool, and peers in common (an empty list is
+        every peer). That both select the node is the caller's premise.
+        """
+        if self.local_pref == other.local_pref:
+            return True
+        present = set(families)
+        lengths_differ = [
+            (self.aggregation_length != other.aggregation_length)
+            if family == "IPv4"
+            else (self.aggregation_length_v6 != other.aggregation_length_v6)
+            for family in ("IPv4", "IPv6")
+            if family in present
+        ]
+        if all(lengths_differ):  # different prefixes, so different routes (vacuous for an empty pool)
+            return True
+        return bool(self.peers and other.peers and not set(self.peers) & set(other.peers))
 
 
 @dataclass(frozen=True)
@@ -209,6 +256,11 @@ class Config:
             if count:
                 parts.append(_plural(count, kind, kinds))
         return ", ".join(parts)
+
+
+def _any_selects(selectors: Iterable[LabelSelector], labels: Mapping[str, str]) -> bool:
+    selectors = tuple(selectors)
+    return not selectors or any(s.matches(dict(labels)) for s in selectors)
 
 
 def address_count(pools: Iterable[Pool]) -> str:
