@@ -214,6 +214,12 @@ fn encode_open(open: &Open, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.extend_from_slice(&my_as.to_be_bytes());
     out.extend_from_slice(&open.hold_time.to_be_bytes());
     out.extend_from_slice(&open.router_id.octets());
+    // The most specific complaint first: one capability too long for its length octet.
+    if let Some((code, length)) =
+        open.capabilities.iter().map(|c| (capability_code_of(c), capability_value_len(c))).find(|&(_, n)| n > 255)
+    {
+        return Err(EncodeError::CapabilityTooLong { code, length });
+    }
     let Some(params_len) = capabilities_len(&open.capabilities) else {
         out.push(0);
         return Ok(());
@@ -228,16 +234,20 @@ fn encode_open(open: &Open, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     Ok(())
 }
 
-fn encode_capability(cap: &Capability, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    // Every known capability is short; only Unknown can exceed a length octet.
-    let len = capability_value_len(cap);
-    let code = match cap {
+fn capability_code_of(cap: &Capability) -> u8 {
+    match cap {
         Capability::Multiprotocol(..) => capability_code::MULTIPROTOCOL,
         Capability::RouteRefresh => capability_code::ROUTE_REFRESH,
         Capability::GracefulRestart(_) => capability_code::GRACEFUL_RESTART,
         Capability::FourOctetAs(_) => capability_code::FOUR_OCTET_AS,
         Capability::Unknown { code, .. } => *code,
-    };
+    }
+}
+
+fn encode_capability(cap: &Capability, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    // Every known capability is short; only Unknown can exceed a length octet.
+    let len = capability_value_len(cap);
+    let code = capability_code_of(cap);
     let len8 = u8::try_from(len).map_err(|_| EncodeError::CapabilityTooLong { code, length: len })?;
     out.extend_from_slice(&[code, len8]);
     match cap {
