@@ -1,0 +1,546 @@
+//! One peer on the speaker's thread: its state machine, its Adj-RIB-Out, and the TCP connection they run
+//! on. Everything here is called by the thread only; it turns socket readiness and time into state machine
+//! events, and carries out the actions the state machine returns, in order.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use metallb_core::bgp::fsm::{Action, Down, DownReason, Event as FsmEvent, Negotiated, Session};
+use metallb_core::bgp::rib::{AdjRibOut, RouteAttrs, Unsendable, UpdateContext};
+use metallb_core::bgp::{decode, encode, Afi, CodecOptions, ErrorAction, Message, Prefix};
+use metallb_sys::tcp::{self, Connecting, TcpConnect};
+use metallb_sys::{Interest, Readiness};
+
+use crate::config::PeerConfig;
+use crate::nexthop::{self, NextHops};
+use crate::status::{Counters, Event, EventKind, PeerStatus};
+
+/// Bytes queued for a peer beyond which no more UPDATEs are built until the socket takes them: keepalives
+/// and NOTIFICATIONs queue behind at most this much (about 16 full UPDATEs).
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// UPDATEs built per call to the Adj-RIB-Out before the queue is looked at again.
+const UPDATE_BATCH: usize = 16;
+/// Bytes read from one peer per wake-up, so that one busy peer does not starve the others' timers.
+const READ_PER_WAKE: usize = 256 * 1024;
+/// How long a closed connection may take to send what was queued before it (a final NOTIFICATION).
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the peer hands back to the thread: events to publish, connections to finish sending then close.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    pub events: Vec<Event>,
+    pub draining: Vec<Draining>,
+}
+
+/// A connection the state machine closed while bytes were still queued (a NOTIFICATION after UPDATEs):
+/// the thread sends them, then drops the socket.
+pub(crate) struct Draining {
+    pub stream: TcpStream,
+    pub queue: Vec<u8>,
+    pub sent: usize,
+    pub deadline: Instant,
+}
+
+impl Draining {
+    /// Writes what it can; true when there is nothing left to do (all sent, an error, or too late).
+    pub fn progress(&mut self, now: Instant) -> bool {
+        while self.sent < self.queue.len() {
+            match self.stream.write(&self.queue[self.sent..]) {
+                Ok(0) => return true,
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return now >= self.deadline,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        true
+    }
+}
+
+struct Stream {
+    tcp: TcpStream,
+    local: SocketAddr,
+    read: Vec<u8>,
+    queue: Vec<u8>,
+    /// Bytes of `queue` already written.
+    sent: usize,
+}
+
+impl Stream {
+    fn pending(&self) -> usize {
+        self.queue.len() - self.sent
+    }
+}
+
+enum Conn {
+    None,
+    Connecting(Connecting),
+    Open(Stream),
+}
+
+pub(crate) struct Peer {
+    pub config: PeerConfig,
+    session: Session,
+    rib: AdjRibOut,
+    conn: Conn,
+    counters: Counters,
+    last_error: Option<String>,
+    next_hops: NextHops,
+    codec: CodecOptions,
+    /// The negotiated parameters while established (the routes are sent with them).
+    established: Option<Negotiated>,
+}
+
+impl Peer {
+    /// A peer whose session starts at once. The configuration was validated by the caller.
+    pub fn start(config: PeerConfig, now: Instant, out: &mut Outbox) -> Peer {
+        Peer::restart(config, AdjRibOut::new(), Counters::default(), now, out)
+    }
+
+    fn restart(config: PeerConfig, rib: AdjRibOut, counters: Counters, now: Instant, out: &mut Outbox) -> Peer {
+        // PeerConfig::validate ran the state machine's own checks.
+        let session = Session::new(config.session_config(), now).expect("a validated peer configuration");
+        let next_hops = NextHops { v4: config.next_hop_v4, v6: config.next_hop_v6 };
+        let mut peer = Peer {
+            config,
+            session,
+            rib,
+            conn: Conn::None,
+            counters,
+            last_error: None,
+            next_hops,
+            codec: CodecOptions::default(),
+            established: None,
+        };
+        peer.feed(FsmEvent::Start, now, out);
+        peer
+    }
+
+    /// Ends the session with a Cease of `subcode` (it goes out before the connection closes) and hands back
+    /// what a successor session keeps: the routes and the counters.
+    pub fn stop(mut self, subcode: u8, now: Instant, out: &mut Outbox) -> (AdjRibOut, Counters) {
+        self.feed(FsmEvent::Stop { subcode }, now, out);
+        self.close(now, out);
+        self.rib.reset_sent();
+        (self.rib, self.counters)
+    }
+
+    /// Applies a new configuration: the same session keeps running (only next hops changed: the routes are
+    /// sent again with them), another one replaces it after a Cease "other configuration change". Returns
+    /// the peer and whether the session was restarted.
+    pub fn reconfigure(mut self, config: PeerConfig, now: Instant, out: &mut Outbox) -> (Peer, bool) {
+        if self.config.same_session(&config) {
+            if self.config != config {
+                self.config = config;
+                self.refresh_next_hops();
+                self.rib.reset_sent();
+            }
+            return (self, false);
+        }
+        let (mut rib, counters) = self.stop(metallb_core::bgp::fsm::cease::OTHER_CONFIGURATION_CHANGE, now, out);
+        // Routes of a family the peer no longer carries are forgotten with it.
+        let dropped: Vec<Prefix> = rib.wanted().keys().filter(|p| !config.families.has(p.afi())).copied().collect();
+        for prefix in dropped {
+            rib.withdraw(prefix);
+        }
+        (Peer::restart(config, rib, counters, now, out), true)
+    }
+
+    pub fn set_routes(&mut self, routes: BTreeMap<Prefix, RouteAttrs>) {
+        self.rib.set_wanted(routes);
+    }
+
+    pub fn advertise(&mut self, prefix: Prefix, route: RouteAttrs) {
+        self.rib.advertise(prefix, route);
+    }
+
+    pub fn withdraw(&mut self, prefix: Prefix) -> bool {
+        self.rib.withdraw(prefix)
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.session.next_deadline()
+    }
+
+    /// What to wait for on the socket, if there is one.
+    pub fn interest(&self) -> Option<(std::os::fd::BorrowedFd<'_>, Interest)> {
+        use std::os::fd::AsFd;
+        match &self.conn {
+            Conn::None => None,
+            Conn::Connecting(c) => Some((c.stream().as_fd(), Interest::WRITE)),
+            Conn::Open(s) => Some((s.tcp.as_fd(), Interest { read: true, write: s.pending() > 0 })),
+        }
+    }
+
+    /// Runs the timers that are due.
+    pub fn tick(&mut self, now: Instant, out: &mut Outbox) {
+        if self.session.next_deadline().is_some_and(|d| d <= now) {
+            let actions = self.session.poll(now);
+            self.apply(actions, now, out);
+        }
+    }
+
+    /// Handles what poll() found on the socket.
+    pub fn on_ready(&mut self, ready: Readiness, now: Instant, out: &mut Outbox) {
+        match &self.conn {
+            Conn::None => {}
+            Conn::Connecting(_) => {
+                if ready.any() {
+                    self.finish_connect(now, out);
+                }
+            }
+            Conn::Open(_) => {
+                if ready.readable || ready.hangup || ready.error {
+                    self.receive(now, out);
+                }
+                if ready.writable {
+                    self.flush(now, out);
+                }
+            }
+        }
+    }
+
+    /// Builds UPDATEs while established and the queue has room, then writes what the socket takes.
+    pub fn pump(&mut self, now: Instant, out: &mut Outbox) {
+        if let (Some(context), Conn::Open(_)) = (self.update_context(), &self.conn) {
+            while self.queued() < WRITE_HIGH_WATER && self.rib.has_pending(&context) {
+                let updates = self.rib.next_updates(&context, UPDATE_BATCH);
+                if updates.is_empty() {
+                    break;
+                }
+                for update in updates {
+                    self.send(Message::Update(update), now, out);
+                }
+            }
+        }
+        self.flush(now, out);
+    }
+
+    pub fn status(&self) -> PeerStatus {
+        let local_address = match &self.conn {
+            Conn::Open(s) => Some(s.local),
+            _ => None,
+        };
+        PeerStatus {
+            name: self.config.name.clone(),
+            address: SocketAddr::new(self.config.address, self.config.port),
+            state: self.session.state(),
+            established_since: self.session.established_since(),
+            negotiated: self.session.negotiated().cloned(),
+            local_address,
+            next_hops: self.next_hops,
+            last_error: self.last_error.clone(),
+            counters: self.counters,
+            prefixes_configured: self.rib.wanted().len(),
+            prefixes_advertised: self.rib.sent_count(),
+            prefixes_pending: self.rib.pending_count(),
+            unsendable: self.update_context().and_then(|context| unsendable_text(&self.rib.unsendable(&context))),
+        }
+    }
+
+    // --- the state machine
+
+    fn feed(&mut self, event: FsmEvent, now: Instant, out: &mut Outbox) {
+        let actions = self.session.handle(event, now);
+        self.apply(actions, now, out);
+    }
+
+    fn apply(&mut self, actions: Vec<Action>, now: Instant, out: &mut Outbox) {
+        for action in actions {
+            match action {
+                Action::Connect => self.connect(now, out),
+                Action::Send(message) => self.send(message, now, out),
+                Action::Close => self.close(now, out),
+                Action::Up(negotiated) => self.up(negotiated, now, out),
+                Action::Down(down) => self.down(&down, now, out),
+                Action::RefreshRequested(afi, _) => self.rib.resend(afi),
+            }
+        }
+    }
+
+    fn up(&mut self, negotiated: Negotiated, now: Instant, out: &mut Outbox) {
+        self.counters.established += 1;
+        self.last_error = None;
+        self.codec = CodecOptions { four_octet_as: negotiated.four_octet_as };
+        let local = match &self.conn {
+            Conn::Open(s) => Some(s.local.ip()),
+            _ => None,
+        };
+        out.events.push(Event::up(&self.config.name, &negotiated, local, now));
+        // A new session: the peer holds nothing from us yet.
+        self.rib.reset_sent();
+        self.established = Some(negotiated);
+    }
+
+    fn down(&mut self, down: &Down, now: Instant, out: &mut Outbox) {
+        self.established = None;
+        self.codec = CodecOptions::default();
+        self.rib.reset_sent();
+        if matches!(down.reason, DownReason::ConnectFailed(_) | DownReason::ConnectTimedOut(_)) {
+            self.counters.connect_failures += 1;
+        }
+        let hint = self.hint(&down.reason);
+        let event = Event::down(&self.config.name, down, hint, now);
+        if !matches!(down.reason, DownReason::Stopped { .. }) {
+            self.last_error = Some(event.reason.clone());
+        }
+        out.events.push(event);
+    }
+
+    /// What to check, for the failures whose cause is not obvious from the system's words.
+    fn hint(&self, reason: &DownReason) -> Option<&'static str> {
+        match reason {
+            DownReason::ConnectTimedOut(_) if self.config.password.is_some() => {
+                Some("with a TCP MD5 password, a password mismatch looks like this: check it on both sides")
+            }
+            DownReason::ConnectTimedOut(_) => Some("is the peer up, reachable, and configured for this address?"),
+            DownReason::TcpClosed if self.config.password.is_none() => {
+                Some("a peer that requires a TCP MD5 password, or does not know this address, closes at once")
+            }
+            _ => None,
+        }
+    }
+
+    // --- the connection
+
+    fn connect(&mut self, now: Instant, out: &mut Outbox) {
+        self.close(now, out);
+        self.counters.connect_attempts += 1;
+        let spec = TcpConnect {
+            peer: SocketAddr::new(self.config.address, self.config.port),
+            source: self.config.source_address,
+            ttl: Some(self.config.ttl()),
+            md5_key: self.config.password.as_ref().map(|p| p.as_bytes().to_vec()),
+        };
+        match tcp::connect(&spec) {
+            Ok(connecting) if connecting.is_connected() => self.connected(connecting.finish(), now, out),
+            Ok(connecting) => self.conn = Conn::Connecting(connecting),
+            Err(err) => self.feed(FsmEvent::TcpFailed(err.to_string()), now, out),
+        }
+    }
+
+    fn finish_connect(&mut self, now: Instant, out: &mut Outbox) {
+        if let Conn::Connecting(connecting) = std::mem::replace(&mut self.conn, Conn::None) {
+            self.connected(connecting.finish(), now, out);
+        }
+    }
+
+    fn connected(&mut self, result: io::Result<TcpStream>, now: Instant, out: &mut Outbox) {
+        let stream = result.and_then(|tcp| {
+            let local = tcp.local_addr()?;
+            Ok(Stream { tcp, local, read: Vec::new(), queue: Vec::new(), sent: 0 })
+        });
+        match stream {
+            Ok(stream) => {
+                self.conn = Conn::Open(stream);
+                self.refresh_next_hops();
+                self.feed(FsmEvent::TcpConnected, now, out);
+            }
+            Err(err) => self.feed(FsmEvent::TcpFailed(err.to_string()), now, out),
+        }
+    }
+
+    /// The next hops for the current connection's local address (configured ones win).
+    fn refresh_next_hops(&mut self) {
+        let configured = NextHops { v4: self.config.next_hop_v4, v6: self.config.next_hop_v6 };
+        self.next_hops = match &self.conn {
+            Conn::Open(s) => {
+                // Without the interface list only the session's own family gets a default next hop.
+                let addresses = metallb_sys::syscall::interface_addresses().unwrap_or_default();
+                nexthop::choose(s.local.ip(), &addresses, configured.v4, configured.v6)
+            }
+            _ => configured,
+        };
+    }
+
+    fn close(&mut self, now: Instant, out: &mut Outbox) {
+        match std::mem::replace(&mut self.conn, Conn::None) {
+            Conn::Open(mut stream) => {
+                // Whatever the socket takes at once; the rest (a final NOTIFICATION behind UPDATEs) drains.
+                let mut draining = Draining {
+                    stream: stream.tcp,
+                    queue: std::mem::take(&mut stream.queue),
+                    sent: stream.sent,
+                    deadline: now + DRAIN_TIMEOUT,
+                };
+                if !draining.progress(now) {
+                    out.draining.push(draining);
+                }
+            }
+            Conn::Connecting(_) | Conn::None => {}
+        }
+    }
+
+    fn queued(&self) -> usize {
+        match &self.conn {
+            Conn::Open(s) => s.pending(),
+            _ => 0,
+        }
+    }
+
+    fn send(&mut self, message: Message, now: Instant, out: &mut Outbox) {
+        let Conn::Open(stream) = &mut self.conn else { return };
+        if stream.sent == stream.queue.len() {
+            stream.queue.clear();
+            stream.sent = 0;
+        }
+        if let Err(err) = encode(&message, &self.codec, &mut stream.queue) {
+            // A message we built and cannot encode is a bug here, not the peer's doing: say so, send nothing.
+            self.last_error = Some(format!("could not encode a message for the peer: {err}"));
+            return;
+        }
+        self.counters.count_sent(&message);
+        if let Message::Notification(n) = &message {
+            out.events.push(Event::notification(&self.config.name, EventKind::NotificationSent, n, now));
+        }
+    }
+
+    /// Writes queued bytes until the socket would block; tells the state machine that messages went out.
+    fn flush(&mut self, now: Instant, out: &mut Outbox) {
+        let Conn::Open(stream) = &mut self.conn else { return };
+        let mut wrote = 0;
+        let mut failure = None;
+        while stream.sent < stream.queue.len() {
+            match stream.tcp.write(&stream.queue[stream.sent..]) {
+                Ok(0) => {
+                    failure = Some("the connection accepts no more data".to_string());
+                    break;
+                }
+                Ok(n) => {
+                    stream.sent += n;
+                    wrote += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if stream.sent == stream.queue.len() {
+            stream.queue.clear();
+            stream.sent = 0;
+        }
+        self.counters.bytes_sent += wrote as u64;
+        if let Some(error) = failure {
+            // A broken connection has nothing left to drain.
+            self.conn = Conn::None;
+            self.feed(FsmEvent::TcpFailed(error), now, out);
+        } else if wrote > 0 {
+            self.feed(FsmEvent::Sent, now, out);
+        }
+    }
+
+    /// Reads what arrived and feeds every whole message to the state machine.
+    fn receive(&mut self, now: Instant, out: &mut Outbox) {
+        let mut ended = None;
+        {
+            let Conn::Open(stream) = &mut self.conn else { return };
+            let mut chunk = [0u8; 16 * 1024];
+            let mut total = 0;
+            while total < READ_PER_WAKE {
+                match stream.tcp.read(&mut chunk) {
+                    Ok(0) => {
+                        ended = Some(None);
+                        break;
+                    }
+                    Ok(n) => {
+                        stream.read.extend_from_slice(&chunk[..n]);
+                        total += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        ended = Some(Some(e.to_string()));
+                        break;
+                    }
+                }
+            }
+            self.counters.bytes_received += total as u64;
+        }
+        // Messages that arrived before the connection ended still count (a NOTIFICATION, then FIN).
+        self.decode_all(now, out);
+        if let Some(error) = ended {
+            if matches!(self.conn, Conn::Open(_)) {
+                self.conn = Conn::None;
+                let event = match error {
+                    None => FsmEvent::TcpClosed,
+                    Some(error) => FsmEvent::TcpFailed(error),
+                };
+                self.feed(event, now, out);
+            }
+        }
+    }
+
+    fn decode_all(&mut self, now: Instant, out: &mut Outbox) {
+        let mut used = 0;
+        loop {
+            let Conn::Open(stream) = &mut self.conn else { return };
+            match decode(&stream.read[used..], &self.codec) {
+                Ok(None) => break,
+                Ok(Some((message, len))) => {
+                    used += len;
+                    self.counters.count_received(&message);
+                    if let Message::Notification(n) = &message {
+                        let kind = EventKind::NotificationReceived;
+                        out.events.push(Event::notification(&self.config.name, kind, n, now));
+                    }
+                    self.feed(FsmEvent::Received(message), now, out);
+                }
+                Err(err) => match (err.action(), err.message_len) {
+                    (ErrorAction::TreatAsWithdraw | ErrorAction::Ignore, Some(len)) => {
+                        // RFC 7606: the peer's routes would be withdrawn, and we take none; carry on.
+                        used += len;
+                        self.last_error = Some(format!("ignored a malformed message from the peer: {err}"));
+                    }
+                    _ => {
+                        self.last_error = Some(format!("the peer sent a malformed message: {err}"));
+                        self.feed(FsmEvent::Malformed(err.notification()), now, out);
+                        return;
+                    }
+                },
+            }
+        }
+        if let Conn::Open(stream) = &mut self.conn {
+            stream.read.drain(..used);
+        }
+    }
+
+    /// What the routes are sent with, while established.
+    fn update_context(&self) -> Option<UpdateContext> {
+        let negotiated = self.established.as_ref()?;
+        Some(UpdateContext::new(self.config.my_asn, negotiated, self.next_hops.v4, self.next_hops.v6))
+    }
+
+    pub fn has_route_family(&self, prefix: &Prefix) -> bool {
+        self.config.families.has(prefix.afi())
+    }
+}
+
+/// Why pending prefixes cannot be sent, in words: "2 prefixes cannot be sent: 2001:db8::10/128 and 1 more:
+/// the peer did not agree to this address family".
+fn unsendable_text(unsendable: &[(Prefix, Unsendable)]) -> Option<String> {
+    let (first, why) = unsendable.first()?;
+    let family = match first.afi() {
+        Afi::Ipv4 => "IPv4",
+        Afi::Ipv6 => "IPv6",
+    };
+    let reason = match why {
+        Unsendable::FamilyNotNegotiated => format!("the peer did not agree to {family} unicast"),
+        Unsendable::NoNextHop => format!(
+            "no {family} next hop: the session's interface has no global {family} address; set next_hop_{}",
+            if first.afi() == Afi::Ipv4 { "v4" } else { "v6" }
+        ),
+        Unsendable::AttributesTooLarge => "its communities alone exceed a BGP message (4096 bytes)".to_string(),
+    };
+    let more = match unsendable.len() {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    let count = unsendable.len();
+    let noun = if count == 1 { "prefix" } else { "prefixes" };
+    Some(format!("{count} {noun} cannot be sent: {first}{more}: {reason}"))
+}

@@ -1,0 +1,489 @@
+//! The BGP speaker: one thread that owns every session of the node.
+//!
+//! The thread waits in poll() on an eventfd and each peer's socket, with the earliest session timer as
+//! timeout. It connects, reads and decodes, runs the state machines' timers, builds UPDATEs from each
+//! peer's Adj-RIB-Out while its write queue has room, writes what the sockets take, then publishes: a
+//! snapshot of every peer's status that callers read without talking to the thread, and events into a queue
+//! callers wait on ([`Speaker::next_event`]). Commands (add or remove a peer, set routes) go over a channel,
+//! the eventfd wakes the thread, and the caller waits for the answer, so the change is in force (and visible
+//! in the snapshot) when the call returns. [`Speaker::stop`] sends a Cease to every peer, gives the sockets
+//! a moment to send it, and joins the thread.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use metallb_core::bgp::fsm::cease;
+use metallb_core::bgp::Prefix;
+use metallb_sys::worker::{lock, panic_message};
+use metallb_sys::{EventFd, Interest, Poller};
+
+use crate::config::{family_name, PeerConfig};
+use crate::peer::{Draining, Outbox, Peer, DRAIN_TIMEOUT};
+use crate::route::Route;
+use crate::status::{Event, PeerStatus};
+use crate::{netns, BgpError};
+
+/// How long an API call waits for the thread's answer before deciding it is gone.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Events kept for a caller that does not read them; the oldest are dropped beyond this (and counted).
+const MAX_QUEUED_EVENTS: usize = 65_536;
+
+/// What to run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpeakerConfig {
+    /// A namespace under /var/run/netns to open the sessions in; `None` for the caller's.
+    pub netns: Option<String>,
+}
+
+/// What [`Speaker::add_peer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// A new peer: its session is starting.
+    Added,
+    /// The same session parameters: nothing changed.
+    Unchanged,
+    /// Only next hops changed: the routes are being sent again with them, the session stays up.
+    NextHopsChanged,
+    /// Session parameters changed: the old session got a Cease "other configuration change", a new one is
+    /// starting.
+    Restarted,
+}
+
+impl AddOutcome {
+    /// Whether a session was (re)started.
+    pub fn started_session(self) -> bool {
+        matches!(self, AddOutcome::Added | AddOutcome::Restarted)
+    }
+}
+
+#[derive(Default)]
+struct Events {
+    queue: VecDeque<Event>,
+    dropped: u64,
+    closed: bool,
+}
+
+struct Shared {
+    stop: AtomicBool,
+    /// Why the thread ended, if it ended on its own.
+    failure: Mutex<Option<String>>,
+    snapshot: Mutex<Vec<PeerStatus>>,
+    events: Mutex<Events>,
+    event_ready: Condvar,
+}
+
+type Reply<T> = SyncSender<Result<T, BgpError>>;
+
+enum Command {
+    AddPeer { config: Box<PeerConfig>, reply: Reply<AddOutcome> },
+    RemovePeer { name: String, reply: Reply<bool> },
+    SetRoutes { peer: String, routes: BTreeMap<Prefix, Route>, reply: Reply<()> },
+    Advertise { peer: String, prefix: Prefix, route: Route, reply: Reply<()> },
+    Withdraw { peer: String, prefix: Prefix, reply: Reply<bool> },
+}
+
+/// A running speaker. Dropping it stops the thread (with a Cease to every peer).
+pub struct Speaker {
+    shared: Arc<Shared>,
+    commands: Mutex<Sender<Command>>,
+    wake: Arc<EventFd>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    netns: Option<String>,
+}
+
+impl Speaker {
+    /// Starts the thread, which enters the namespace; returns once it runs, or with the namespace's error.
+    pub fn start(config: SpeakerConfig) -> Result<Self, BgpError> {
+        let wake =
+            Arc::new(EventFd::new().map_err(|source| BgpError::Io { context: "creating an eventfd".into(), source })?);
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            snapshot: Mutex::new(Vec::new()),
+            events: Mutex::new(Events::default()),
+            event_ready: Condvar::new(),
+        });
+        let (command_tx, command_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let netns = config.netns.clone();
+        let thread = {
+            let (shared, wake) = (Arc::clone(&shared), Arc::clone(&wake));
+            thread::Builder::new()
+                .name("metallb-bgp".into())
+                .spawn(move || {
+                    if let Some(name) = &config.netns {
+                        if let Err(err) = netns::enter(name) {
+                            let _ = ready_tx.send(Err(err));
+                            return;
+                        }
+                    }
+                    let mut worker = Worker::new(shared, command_rx, wake);
+                    let _ = ready_tx.send(Ok(()));
+                    if let Err(err) = worker.run() {
+                        *lock(&worker.shared.failure) = Some(err);
+                    }
+                    worker.shut_down();
+                })
+                .map_err(|source| BgpError::Io { context: "starting the BGP thread".into(), source })?
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => {
+                Ok(Speaker { shared, commands: Mutex::new(command_tx), wake, thread: Mutex::new(Some(thread)), netns })
+            }
+            Ok(Err(err)) => {
+                let _ = thread.join();
+                Err(err)
+            }
+            Err(_) => Err(BgpError::Stopped(panic_message(thread.join().err(), "it ended before it was ready"))),
+        }
+    }
+
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
+    }
+
+    /// Adds a peer and starts its session, or reconfigures the peer of that name (see [`AddOutcome`]).
+    /// Routes never reset a session; only a change of session parameters does.
+    pub fn add_peer(&self, config: PeerConfig) -> Result<AddOutcome, BgpError> {
+        config.validate()?;
+        self.call(|reply| Command::AddPeer { config: Box::new(config), reply })
+    }
+
+    /// Ends the peer's session with a Cease "peer de-configured" and forgets it. False if there was none.
+    pub fn remove_peer(&self, name: &str) -> Result<bool, BgpError> {
+        self.call(|reply| Command::RemovePeer { name: name.to_string(), reply })
+    }
+
+    /// Makes `routes` the whole set of prefixes the peer should hold from us: announces the new and changed
+    /// ones, withdraws the rest. Refused as a whole (nothing changes) if a prefix is of a family the peer
+    /// does not carry.
+    pub fn set_routes(&self, peer: &str, routes: BTreeMap<Prefix, Route>) -> Result<(), BgpError> {
+        self.call(|reply| Command::SetRoutes { peer: peer.to_string(), routes, reply })
+    }
+
+    /// Announces one prefix (or changes its attributes), leaving the others as they are.
+    pub fn advertise(&self, peer: &str, prefix: Prefix, route: Route) -> Result<(), BgpError> {
+        self.call(|reply| Command::Advertise { peer: peer.to_string(), prefix, route, reply })
+    }
+
+    /// Withdraws one prefix; false if it was not set for that peer.
+    pub fn withdraw(&self, peer: &str, prefix: Prefix) -> Result<bool, BgpError> {
+        self.call(|reply| Command::Withdraw { peer: peer.to_string(), prefix, reply })
+    }
+
+    /// Every peer as the thread last saw it, by name.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        lock(&self.shared.snapshot).clone()
+    }
+
+    pub fn peer(&self, name: &str) -> Option<PeerStatus> {
+        lock(&self.shared.snapshot).iter().find(|p| p.name == name).cloned()
+    }
+
+    /// The next event, waiting up to `timeout` (`None`: until one comes or the speaker stops). `None` when
+    /// the wait ended without one.
+    pub fn next_event(&self, timeout: Option<Duration>) -> Option<Event> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut events = lock(&self.shared.events);
+        loop {
+            if let Some(event) = events.queue.pop_front() {
+                return Some(event);
+            }
+            if events.closed {
+                return None;
+            }
+            events = match deadline {
+                None => self.shared.event_ready.wait(events).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.shared.event_ready.wait_timeout(events, left).unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
+        }
+    }
+
+    /// Every queued event, without waiting.
+    pub fn take_events(&self) -> Vec<Event> {
+        lock(&self.shared.events).queue.drain(..).collect()
+    }
+
+    /// Events dropped because nobody read them.
+    pub fn events_dropped(&self) -> u64 {
+        lock(&self.shared.events).dropped
+    }
+
+    pub fn is_running(&self) -> bool {
+        lock(&self.thread).as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Sends a Cease "administrative shutdown" to every peer with a session, waits (briefly) until the
+    /// sockets took it, closes them and ends the thread. Idempotent.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.wake.notify();
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, BgpError> {
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        if self.shared.stop.load(Ordering::SeqCst) || lock(&self.commands).send(command(reply_tx)).is_err() {
+            return Err(self.gone());
+        }
+        self.wake.notify();
+        match reply_rx.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(BgpError::Stopped(format!("no answer from the BGP thread within {COMMAND_TIMEOUT:?}")))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.gone()),
+        }
+    }
+
+    fn gone(&self) -> BgpError {
+        if self.shared.stop.load(Ordering::SeqCst) {
+            return BgpError::NotRunning;
+        }
+        let failure = lock(&self.shared.failure).clone();
+        BgpError::Stopped(failure.unwrap_or_else(|| "it panicked".into()))
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    peers: BTreeMap<String, Peer>,
+    draining: Vec<Draining>,
+    out: Outbox,
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    wake: Arc<EventFd>,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, commands: Receiver<Command>, wake: Arc<EventFd>) -> Self {
+        Worker { peers: BTreeMap::new(), draining: Vec::new(), out: Outbox::default(), shared, commands, wake }
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        let mut poller = Poller::new(&[]);
+        loop {
+            if self.shared.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            for peer in self.peers.values_mut() {
+                peer.tick(now, &mut self.out);
+                peer.pump(now, &mut self.out);
+            }
+            self.settle(now);
+            self.publish();
+
+            // Wait for the eventfd, every socket, and the earliest timer.
+            poller.clear();
+            poller.add(self.wake.as_fd(), Interest::READ);
+            let mut watched: Vec<(usize, &str)> = Vec::with_capacity(self.peers.len());
+            for (name, peer) in &self.peers {
+                if let Some((fd, interest)) = peer.interest() {
+                    watched.push((poller.add(fd, interest), name));
+                }
+            }
+            let first_draining = watched.len() + 1;
+            for d in &self.draining {
+                poller.add(d.stream.as_fd(), Interest::WRITE);
+            }
+            let deadline = self
+                .peers
+                .values()
+                .filter_map(Peer::next_deadline)
+                .chain(self.draining.iter().map(|d| d.deadline))
+                .min();
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            poller.wait(timeout).map_err(|e| format!("poll failed: {e}"))?;
+
+            let now = Instant::now();
+            let ready: Vec<(String, metallb_sys::Readiness)> = watched
+                .iter()
+                .map(|&(i, name)| (name.to_string(), poller.readiness(i)))
+                .filter(|(_, r)| r.any())
+                .collect();
+            let draining_ready = (0..self.draining.len()).map(|i| poller.readiness(first_draining + i).any());
+            let draining_ready: Vec<bool> = draining_ready.collect();
+            for (name, readiness) in ready {
+                if let Some(peer) = self.peers.get_mut(&name) {
+                    peer.on_ready(readiness, now, &mut self.out);
+                }
+            }
+            let mut i = 0;
+            self.draining.retain_mut(|d| {
+                let keep = !(draining_ready[i] || now >= d.deadline) || !d.progress(now);
+                i += 1;
+                keep
+            });
+            if poller.is_ready(0) {
+                self.wake.drain();
+                while let Ok(command) = self.commands.try_recv() {
+                    self.handle(command, now);
+                }
+            }
+        }
+    }
+
+    /// Moves connections closed during this round to the draining list.
+    fn settle(&mut self, _now: Instant) {
+        self.draining.append(&mut self.out.draining);
+    }
+
+    fn handle(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::AddPeer { config, reply } => {
+                let result = Ok(self.add_peer(*config, now));
+                self.answer(reply, result);
+            }
+            Command::RemovePeer { name, reply } => {
+                let removed = match self.peers.remove(&name) {
+                    Some(peer) => {
+                        peer.stop(cease::PEER_DECONFIGURED, now, &mut self.out);
+                        true
+                    }
+                    None => false,
+                };
+                self.answer(reply, Ok(removed));
+            }
+            Command::SetRoutes { peer, routes, reply } => {
+                let result = self.with_peer(&peer, |p| {
+                    for prefix in routes.keys() {
+                        check_family(p, prefix)?;
+                    }
+                    p.set_routes(routes);
+                    Ok(())
+                });
+                self.answer(reply, result);
+            }
+            Command::Advertise { peer, prefix, route, reply } => {
+                let result = self.with_peer(&peer, |p| {
+                    check_family(p, &prefix)?;
+                    p.advertise(prefix, route);
+                    Ok(())
+                });
+                self.answer(reply, result);
+            }
+            Command::Withdraw { peer, prefix, reply } => {
+                let result = self.with_peer(&peer, |p| Ok(p.withdraw(prefix)));
+                self.answer(reply, result);
+            }
+        }
+    }
+
+    fn add_peer(&mut self, config: PeerConfig, now: Instant) -> AddOutcome {
+        let name = config.name.clone();
+        match self.peers.remove(&name) {
+            None => {
+                self.peers.insert(name, Peer::start(config, now, &mut self.out));
+                AddOutcome::Added
+            }
+            Some(peer) => {
+                let unchanged = peer.config == config;
+                let (peer, restarted) = peer.reconfigure(config, now, &mut self.out);
+                self.peers.insert(name, peer);
+                match (unchanged, restarted) {
+                    (true, _) => AddOutcome::Unchanged,
+                    (false, false) => AddOutcome::NextHopsChanged,
+                    (false, true) => AddOutcome::Restarted,
+                }
+            }
+        }
+    }
+
+    fn with_peer<T>(&mut self, name: &str, f: impl FnOnce(&mut Peer) -> Result<T, BgpError>) -> Result<T, BgpError> {
+        let peer = self.peers.get_mut(name).ok_or_else(|| BgpError::UnknownPeer(name.to_string()))?;
+        f(peer)
+    }
+
+    /// Answers a command once its effects are visible: sends what it queued, publishes, then replies.
+    fn answer<T>(&mut self, reply: Reply<T>, result: Result<T, BgpError>) {
+        let now = Instant::now();
+        for peer in self.peers.values_mut() {
+            peer.pump(now, &mut self.out);
+        }
+        self.settle(now);
+        self.publish();
+        let _ = reply.send(result);
+    }
+
+    /// Replaces the snapshot, then queues the round's events: a caller woken by an event reads a snapshot
+    /// that already shows it.
+    fn publish(&mut self) {
+        let snapshot: Vec<PeerStatus> = self.peers.values().map(Peer::status).collect();
+        *lock(&self.shared.snapshot) = snapshot;
+        if self.out.events.is_empty() {
+            return;
+        }
+        let mut queue = lock(&self.shared.events);
+        for event in self.out.events.drain(..) {
+            if queue.queue.len() >= MAX_QUEUED_EVENTS {
+                queue.queue.pop_front();
+                queue.dropped += 1;
+            }
+            queue.queue.push_back(event);
+        }
+        drop(queue);
+        self.shared.event_ready.notify_all();
+    }
+
+    /// Ends every session with a Cease "administrative shutdown", gives the sockets up to DRAIN_TIMEOUT to
+    /// send it, and wakes every waiter for good.
+    fn shut_down(&mut self) {
+        let now = Instant::now();
+        for (_, peer) in std::mem::take(&mut self.peers) {
+            peer.stop(cease::ADMINISTRATIVE_SHUTDOWN, now, &mut self.out);
+        }
+        self.settle(now);
+        self.publish();
+        let deadline = now + DRAIN_TIMEOUT;
+        let mut poller = Poller::new(&[]);
+        while !self.draining.is_empty() {
+            let now = Instant::now();
+            self.draining.retain_mut(|d| !d.progress(now));
+            if self.draining.is_empty() || now >= deadline {
+                break;
+            }
+            poller.clear();
+            for d in &self.draining {
+                poller.add(d.stream.as_fd(), Interest::WRITE);
+            }
+            if poller.wait(Some(deadline.saturating_duration_since(now))).is_err() {
+                break;
+            }
+        }
+        self.draining.clear();
+        lock(&self.shared.events).closed = true;
+        self.shared.event_ready.notify_all();
+    }
+}
+
+fn check_family(peer: &Peer, prefix: &Prefix) -> Result<(), BgpError> {
+    if peer.has_route_family(prefix) {
+        return Ok(());
+    }
+    Err(BgpError::InvalidRoute(format!(
+        "prefix {prefix} is {}, but peer {:?} carries {} only (add the family to its families)",
+        family_name(prefix.afi()),
+        peer.config.name,
+        peer.config.families.afis().iter().map(|a| family_name(*a)).collect::<Vec<_>>().join(" and "),
+    )))
+}
