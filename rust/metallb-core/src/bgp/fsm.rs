@@ -218,7 +218,8 @@ pub enum Action {
     /// Open a TCP connection to the peer.
     Connect,
     Send(Message),
-    /// Close the connection (or abandon the attempt) after sending what was asked before.
+    /// Close the connection (or abandon the attempt) after sending what was asked before. Not emitted
+    /// after [`Event::TcpClosed`] or [`Event::TcpFailed`]: that connection is already gone.
     Close,
     /// The session is established with these parameters: send the routes.
     Up(Negotiated),
