@@ -1,0 +1,401 @@
+//! The speaker against a scripted BGP peer on loopback, no privileges: the peer is a TCP listener that speaks
+//! through metallb-core's codec, so each test says exactly what the other end sends and checks every byte
+//! the speaker sends back. Real routers (FRR, GoBGP, BIRD) are the Python netns tests' job.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use metallb_bgp::{
+    parse_prefix, parse_route, AddOutcome, BgpError, EventKind, PeerAsn, PeerConfig, Prefix, Route, Speaker,
+    SpeakerConfig, State,
+};
+use metallb_core::bgp::{decode, encode, Afi, Capability, CodecOptions, Message, Notification, Open, Safi, Update};
+
+const MY_ASN: u32 = 64512;
+const PEER_ASN: u32 = 64513;
+const PEER_ID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+/// Long enough for any wait on a loaded machine; only stops a hang.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The other end: accepts the speaker's connections.
+struct TestPeer {
+    listener: TcpListener,
+}
+
+impl TestPeer {
+    fn new() -> TestPeer {
+        TestPeer { listener: TcpListener::bind("127.0.0.1:0").unwrap() }
+    }
+
+    fn port(&self) -> u16 {
+        self.listener.local_addr().unwrap().port()
+    }
+
+    fn accept(&self) -> Wire {
+        self.listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+                    return Wire { stream, buf: Vec::new(), opts: CodecOptions { four_octet_as: true } };
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "the speaker never connected");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+}
+
+/// One accepted connection, read and written as BGP messages.
+struct Wire {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    opts: CodecOptions,
+}
+
+impl Wire {
+    /// The next message, or None when the speaker closed the connection.
+    fn recv(&mut self) -> Option<Message> {
+        loop {
+            if let Some((message, used)) = decode(&self.buf, &self.opts).unwrap() {
+                self.buf.drain(..used);
+                return Some(message);
+            }
+            let mut chunk = [0; 65536];
+            let n = self.stream.read(&mut chunk).expect("the speaker said nothing in time");
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn expect(&mut self) -> Message {
+        self.recv().expect("a message, not the end of the connection")
+    }
+
+    fn send(&mut self, message: Message) {
+        let mut bytes = Vec::new();
+        encode(&message, &self.opts, &mut bytes).unwrap();
+        self.stream.write_all(&bytes).unwrap();
+    }
+
+    /// Reads the speaker's OPEN, answers with ours (AS `asn`) and a KEEPALIVE, and reads its KEEPALIVE.
+    fn handshake(&mut self, asn: u32) -> Open {
+        let Message::Open(open) = self.expect() else { panic!("the speaker starts with OPEN") };
+        self.send(Message::Open(peer_open(asn)));
+        self.send(Message::Keepalive);
+        assert_eq!(self.expect(), Message::Keepalive);
+        open
+    }
+
+    /// UPDATEs until `done` says the routes seen so far are complete; KEEPALIVEs in between are skipped.
+    fn updates_until(&mut self, mut done: impl FnMut(&[Update]) -> bool) -> Vec<Update> {
+        let mut updates = Vec::new();
+        while !done(&updates) {
+            match self.expect() {
+                Message::Update(u) => updates.push(u),
+                Message::Keepalive => {}
+                other => panic!("expected UPDATEs, got {other:?}"),
+            }
+        }
+        updates
+    }
+
+    /// The next message that is not a KEEPALIVE, or None at the end of the connection.
+    fn next_not_keepalive(&mut self) -> Option<Message> {
+        loop {
+            match self.recv()? {
+                Message::Keepalive => {}
+                other => return Some(other),
+            }
+        }
+    }
+}
+
+fn peer_open(asn: u32) -> Open {
+    Open {
+        asn,
+        hold_time: 90,
+        router_id: PEER_ID,
+        capabilities: vec![
+            Capability::Multiprotocol(Afi::Ipv4, Safi::Unicast),
+            Capability::Multiprotocol(Afi::Ipv6, Safi::Unicast),
+            Capability::RouteRefresh,
+            Capability::FourOctetAs(asn),
+        ],
+    }
+}
+
+fn config(name: &str, port: u16) -> PeerConfig {
+    let mut config = PeerConfig::new(
+        name,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        MY_ASN,
+        PeerAsn::Fixed(PEER_ASN),
+        "192.0.2.1".parse().unwrap(),
+    );
+    config.port = port;
+    config.connect_time = Duration::from_secs(2);
+    config
+}
+
+fn speaker() -> Speaker {
+    Speaker::start(SpeakerConfig::default()).unwrap()
+}
+
+fn wait_event(speaker: &Speaker, peer: &str, kind: EventKind) -> metallb_bgp::Event {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    while let Some(event) = speaker.next_event(Some(deadline.saturating_duration_since(Instant::now()))) {
+        if event.peer == peer && event.kind == kind {
+            return event;
+        }
+        seen.push(event);
+    }
+    panic!("no {kind:?} event for {peer}; saw {seen:?}");
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn prefix(text: &str) -> Prefix {
+    parse_prefix(text).unwrap()
+}
+
+fn announced(updates: &[Update]) -> Vec<Prefix> {
+    let mut out: Vec<Prefix> = updates
+        .iter()
+        .flat_map(|u| u.nlri.iter().chain(u.attributes.mp_reach.iter().flat_map(|m| &m.nlri)))
+        .copied()
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn routes_with_attributes_reach_the_peer_and_withdrawals_follow() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    assert_eq!(speaker.add_peer(config("router", peer.port())).unwrap(), AddOutcome::Added);
+    let mut wire = peer.accept();
+    let open = wire.handshake(PEER_ASN);
+    assert_eq!(open.asn, MY_ASN);
+    assert!(open.capabilities.contains(&Capability::Multiprotocol(Afi::Ipv6, Safi::Unicast)));
+    let up = wait_event(&speaker, "router", EventKind::Up);
+    assert!(up.reason.contains("AS 64513"), "{}", up.reason);
+
+    let route = parse_route(Some(300), &["65000:100"], &["large:65000:1:2"]).unwrap();
+    let routes = BTreeMap::from([(prefix("198.51.100.10/32"), route.clone()), (prefix("2001:db8::10/128"), route)]);
+    speaker.set_routes("router", routes.clone()).unwrap();
+    let updates = wire.updates_until(|u| !announced(u).is_empty());
+    assert_eq!(announced(&updates), vec![prefix("198.51.100.10/32")]);
+    let attrs = &updates[0].attributes;
+    assert_eq!(attrs.next_hop, Some(Ipv4Addr::LOCALHOST), "the session's own address");
+    assert_eq!(attrs.communities, vec![(65000 << 16) | 100]);
+    assert_eq!(attrs.large_communities, vec![(65000, 1, 2)]);
+    assert_eq!(attrs.local_pref, None, "LOCAL_PREF is for iBGP only");
+
+    // Loopback has no global IPv6 address: the IPv6 route waits, and the status says why.
+    let status = speaker.peer("router").unwrap();
+    assert_eq!((status.prefixes_configured, status.prefixes_advertised, status.prefixes_pending), (2, 1, 1));
+    assert!(status.unsendable.as_deref().unwrap().contains("set next_hop_v6"), "{:?}", status.unsendable);
+
+    // A next hop is a route matter: the session stays, the routes go out again with it.
+    let mut with_hop = config("router", peer.port());
+    with_hop.next_hop_v6 = Some("2001:db8::1".parse().unwrap());
+    assert_eq!(speaker.add_peer(with_hop.clone()).unwrap(), AddOutcome::NextHopsChanged);
+    assert_eq!(speaker.add_peer(with_hop).unwrap(), AddOutcome::Unchanged);
+    let updates = wire.updates_until(|u| announced(u).len() == 2);
+    assert_eq!(announced(&updates), vec![prefix("198.51.100.10/32"), prefix("2001:db8::10/128")]);
+    let v6 = updates.iter().find_map(|u| u.attributes.mp_reach.as_ref()).unwrap();
+    assert_eq!(v6.next_hops, vec!["2001:db8::1".parse::<IpAddr>().unwrap()]);
+    wait_until("nothing pending", || speaker.peer("router").unwrap().prefixes_pending == 0);
+
+    assert!(speaker.withdraw("router", prefix("198.51.100.10/32")).unwrap());
+    assert!(!speaker.withdraw("router", prefix("198.51.100.10/32")).unwrap());
+    let updates = wire.updates_until(|u| !u.is_empty());
+    assert_eq!(updates[0].withdrawn, vec![prefix("198.51.100.10/32")]);
+
+    let status = speaker.peer("router").unwrap();
+    assert_eq!(status.state, State::Established);
+    assert_eq!(status.counters.established, 1, "no reset along the way");
+    assert_eq!(status.counters.opens_sent, 1);
+    assert_eq!(status.counters.prefixes_withdrawn, 1);
+    assert!(status.counters.updates_sent >= 3);
+    assert_eq!(status.local_address.unwrap().ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let negotiated = status.negotiated.unwrap();
+    assert_eq!((negotiated.peer_asn, negotiated.hold_time, negotiated.keepalive), (PEER_ASN, 90, 30));
+    speaker.stop();
+}
+
+#[test]
+fn remove_peer_and_stop_send_their_cease() {
+    let (a, b) = (TestPeer::new(), TestPeer::new());
+    let speaker = speaker();
+    speaker.add_peer(config("a", a.port())).unwrap();
+    speaker.add_peer(config("b", b.port())).unwrap();
+    let (mut wire_a, mut wire_b) = (a.accept(), b.accept());
+    wire_a.handshake(PEER_ASN);
+    wire_b.handshake(PEER_ASN);
+    wait_event(&speaker, "a", EventKind::Up);
+    wait_event(&speaker, "b", EventKind::Up);
+
+    assert!(speaker.remove_peer("a").unwrap());
+    assert!(!speaker.remove_peer("a").unwrap());
+    let cease = Notification { code: 6, subcode: 3, data: Vec::new() };
+    assert_eq!(wire_a.next_not_keepalive(), Some(Message::Notification(cease)));
+    assert_eq!(wire_a.recv(), None, "then the connection closes");
+    assert!(speaker.peer("a").is_none());
+    assert!(matches!(speaker.set_routes("a", BTreeMap::new()), Err(BgpError::UnknownPeer(_))));
+
+    speaker.stop();
+    let cease = Notification { code: 6, subcode: 2, data: Vec::new() };
+    assert_eq!(wire_b.next_not_keepalive(), Some(Message::Notification(cease)));
+    assert_eq!(wire_b.recv(), None);
+    assert!(!speaker.is_running());
+    assert!(matches!(speaker.add_peer(config("c", b.port())), Err(BgpError::NotRunning)));
+}
+
+#[test]
+fn changed_session_parameters_restart_with_a_cease_and_routes_do_not() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut wire = peer.accept();
+    wire.handshake(PEER_ASN);
+    speaker.advertise("router", prefix("198.51.100.10/32"), Route::default()).unwrap();
+    wire.updates_until(|u| !announced(u).is_empty());
+
+    let mut changed = config("router", peer.port());
+    changed.hold_time = Duration::from_secs(30);
+    assert_eq!(speaker.add_peer(changed).unwrap(), AddOutcome::Restarted);
+    let cease = Notification { code: 6, subcode: 6, data: Vec::new() };
+    assert_eq!(wire.next_not_keepalive(), Some(Message::Notification(cease)));
+    let mut wire = peer.accept();
+    let open = wire.handshake(PEER_ASN);
+    assert_eq!(open.hold_time, 30);
+    // The routes survive the reset and go to the new session.
+    let updates = wire.updates_until(|u| !announced(u).is_empty());
+    assert_eq!(announced(&updates), vec![prefix("198.51.100.10/32")]);
+    // Events come after the snapshot that shows them: once the second Up is read, the counters have it.
+    wait_event(&speaker, "router", EventKind::Up);
+    let down = wait_event(&speaker, "router", EventKind::Down);
+    assert_eq!(down.notification, Some((6, 6)));
+    wait_event(&speaker, "router", EventKind::Up);
+    let status = speaker.peer("router").unwrap();
+    assert_eq!(status.counters.established, 2);
+    assert_eq!(status.counters.notifications_sent, 1);
+}
+
+#[test]
+fn a_peer_with_the_wrong_asn_is_refused_with_bad_peer_as() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut wire = peer.accept();
+    let Message::Open(_) = wire.expect() else { panic!("OPEN first") };
+    wire.send(Message::Open(peer_open(65099)));
+    let Some(Message::Notification(n)) = wire.next_not_keepalive() else { panic!("a NOTIFICATION") };
+    assert_eq!((n.code, n.subcode), (2, 2));
+    let sent = wait_event(&speaker, "router", EventKind::NotificationSent);
+    assert_eq!(sent.notification, Some((2, 2)));
+    let down = wait_event(&speaker, "router", EventKind::Down);
+    assert!(down.reason.contains("bad peer AS") && down.reason.contains("peer AS 65099"), "{}", down.reason);
+    let status = speaker.peer("router").unwrap();
+    assert_eq!(status.counters.notifications_sent, 1);
+    assert!(status.last_error.unwrap().contains("bad peer AS"));
+}
+
+#[test]
+fn a_peer_that_refuses_us_is_reported_in_words() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut wire = peer.accept();
+    let Message::Open(_) = wire.expect() else { panic!("OPEN first") };
+    wire.send(Message::Notification(Notification { code: 2, subcode: 2, data: Vec::new() }));
+    let refused = wait_event(&speaker, "router", EventKind::NotificationReceived);
+    assert_eq!(refused.notification, Some((2, 2)));
+    assert_eq!(refused.reason, "notification received: OPEN message error / bad peer AS (2/2)");
+    wait_event(&speaker, "router", EventKind::Down);
+    let status = speaker.peer("router").unwrap();
+    assert_eq!(status.counters.notifications_received, 1);
+    assert_ne!(status.state, State::Established);
+    // It tries again (with backoff): the next connection arrives.
+    peer.accept();
+}
+
+#[test]
+fn an_unreachable_peer_is_a_connect_failure_and_others_carry_on() {
+    let closed_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let good = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("nobody", closed_port)).unwrap();
+    speaker.add_peer(config("router", good.port())).unwrap();
+    let failed = wait_event(&speaker, "nobody", EventKind::ConnectFailed);
+    assert!(failed.reason.contains("refused"), "{}", failed.reason);
+    good.accept().handshake(PEER_ASN);
+    wait_event(&speaker, "router", EventKind::Up);
+    let status = speaker.peer("nobody").unwrap();
+    assert!(status.counters.connect_failures >= 1 && status.counters.connect_attempts >= 1);
+    assert!(status.last_error.unwrap().contains("refused"));
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    let mut v4_only = config("router", peer.port());
+    v4_only.families.ipv6 = false;
+    speaker.add_peer(v4_only).unwrap();
+    let routes = BTreeMap::from([
+        (prefix("198.51.100.10/32"), Route::default()),
+        (prefix("2001:db8::10/128"), Route::default()),
+    ]);
+    let err = speaker.set_routes("router", routes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "prefix 2001:db8::10/128 is ipv6, but peer \"router\" carries ipv4 only (add the family to its families)"
+    );
+    assert_eq!(speaker.peer("router").unwrap().prefixes_configured, 0, "nothing of it was kept");
+    let mut bad = config("router", peer.port());
+    bad.hold_time = Duration::from_secs(2);
+    assert!(matches!(speaker.add_peer(bad), Err(BgpError::InvalidPeer { .. })));
+    assert_eq!(speaker.peer("router").unwrap().address, SocketAddr::from((Ipv4Addr::LOCALHOST, peer.port())));
+    assert!(matches!(speaker.withdraw("nobody", prefix("198.51.100.10/32")), Err(BgpError::UnknownPeer(_))));
+}
+
+#[test]
+fn a_large_table_arrives_whole() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut wire = peer.accept();
+    wire.handshake(PEER_ASN);
+    let routes: BTreeMap<Prefix, Route> =
+        (0..20_000u32).map(|i| (Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))), Route::default())).collect();
+    speaker.set_routes("router", routes).unwrap();
+    let mut count = 0;
+    wire.updates_until(|u| {
+        count = u.iter().map(|u| u.nlri.len()).sum::<usize>();
+        count >= 20_000
+    });
+    assert_eq!(count, 20_000);
+    wait_until("all sent", || speaker.peer("router").unwrap().prefixes_advertised == 20_000);
+    let status = speaker.peer("router").unwrap();
+    assert_eq!(status.counters.prefixes_announced, 20_000);
+    assert!(status.counters.updates_sent < 200, "prefixes share UPDATEs: {}", status.counters.updates_sent);
+}
