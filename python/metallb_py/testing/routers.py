@@ -1062,7 +1062,7 @@ class FrrRouter(RouterDaemon):
     def rib_size(self, family: int = 4) -> int:
         # The summary's ribCount counts the table's inner nodes too; the statistics count prefixes.
         stats = self._json(f"show bgp {_afi(family)} unicast statistics json")
-        tables = next(iter(stats.values()), []) if isinstance(stats, dict) else []
+        tables: list[dict[str, Any]] = next(iter(stats.values()), []) if isinstance(stats, dict) else []
         return int(tables[0].get("totalPrefixes", 0)) if tables else 0
 
 
