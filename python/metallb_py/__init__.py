@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from metallb_py._core import (
     Allocator,
+    BgpEvent,
+    BgpPeerStatus,
+    BgpRoute,
+    BgpSpeaker,
     LabelSelector,
     Membership,
     MembershipEvent,
@@ -43,6 +47,10 @@ from metallb_py.errors import (
 __all__ = [
     "AllocationError",
     "Allocator",
+    "BgpEvent",
+    "BgpPeerStatus",
+    "BgpRoute",
+    "BgpSpeaker",
     "Config",
     "ConfigError",
     "FamilyError",

@@ -9,6 +9,10 @@ _IP = IPv4Address | IPv6Address
 
 __all__ = [
     "Allocator",
+    "BgpEvent",
+    "BgpPeerStatus",
+    "BgpRoute",
+    "BgpSpeaker",
     "LabelSelector",
     "Membership",
     "MembershipEvent",
@@ -276,3 +280,195 @@ class Membership:
     def running(self) -> bool: ...
     @property
     def generation(self) -> int | None: ...
+
+# --- BGP (metallb-bgp): the sessions of a node on one Rust thread.
+
+_BgpState = Literal["idle", "connect", "opensent", "openconfirm", "established"]
+_BgpEventKind = Literal["up", "down", "connect_failed", "notification_received", "notification_sent"]
+
+class _BgpCounters(TypedDict):
+    opens_sent: int
+    opens_received: int
+    updates_sent: int
+    updates_received: int
+    keepalives_sent: int
+    keepalives_received: int
+    notifications_sent: int
+    notifications_received: int
+    route_refresh_sent: int
+    route_refresh_received: int
+    prefixes_announced: int
+    prefixes_withdrawn: int
+    connect_attempts: int
+    connect_failures: int
+    established: int
+    bytes_sent: int
+    bytes_received: int
+
+@final
+class BgpRoute:
+    """The attributes a prefix is advertised with, communities in MetalLB's spelling.
+
+    `local_pref` reaches iBGP peers only (100 when None). `communities` takes standard ("65000:100") and
+    large ("large:65000:1:2") ones, `large_communities` large ones with or without "large:". Kept sorted and
+    without duplicates; the properties give standard ones as "A:B" and large ones as "large:A:B:C". A bad
+    value raises ValueError naming it.
+    """
+
+    def __new__(
+        cls,
+        local_pref: int | None = None,
+        communities: Sequence[str] = ...,
+        large_communities: Sequence[str] = ...,
+    ) -> BgpRoute: ...
+    @property
+    def local_pref(self) -> int | None: ...
+    @property
+    def communities(self) -> list[str]: ...
+    @property
+    def large_communities(self) -> list[str]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class BgpPeerStatus:
+    """One session as the speaker's thread last saw it.
+
+    `established_at` is on the clock of `time.monotonic()`, `uptime` in seconds; both None unless
+    established. `peer_asn` ... `ibgp` are what the OPENs agreed (None before). `next_hop_v4`/`next_hop_v6`
+    are what routes carry (the session's local address, the same interface's address of the other family, or
+    the configured ones). `last_error` says why the last attempt or session ended; `unsendable` why pending
+    prefixes cannot be sent (family not agreed, no next hop). `prefixes_advertised` are held by the peer now.
+    `counters` count since the peer was added, across session resets.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def state(self) -> _BgpState: ...
+    @property
+    def established_at(self) -> float | None: ...
+    @property
+    def uptime(self) -> float | None: ...
+    @property
+    def peer_asn(self) -> int | None: ...
+    @property
+    def peer_router_id(self) -> str | None: ...
+    @property
+    def hold_time(self) -> float | None: ...
+    @property
+    def keepalive_time(self) -> float | None: ...
+    @property
+    def families(self) -> list[Literal["ipv4", "ipv6"]]: ...
+    @property
+    def ibgp(self) -> bool | None: ...
+    @property
+    def local_address(self) -> str | None: ...
+    @property
+    def next_hop_v4(self) -> str | None: ...
+    @property
+    def next_hop_v6(self) -> str | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def unsendable(self) -> str | None: ...
+    @property
+    def prefixes_configured(self) -> int: ...
+    @property
+    def prefixes_advertised(self) -> int: ...
+    @property
+    def prefixes_pending(self) -> int: ...
+    @property
+    def counters(self) -> _BgpCounters: ...
+
+@final
+class BgpEvent:
+    """One event of one session. "notification_received" is the peer refusing us (or ending the session),
+    "notification_sent" us refusing it (or a Cease); `code`/`subcode` are the NOTIFICATION's, `reason` says it
+    in words. "connect_failed": no TCP connection (an MD5 password mismatch looks like a time-out). `at` is on
+    the clock of `time.monotonic()`.
+    """
+
+    @property
+    def peer(self) -> str: ...
+    @property
+    def kind(self) -> _BgpEventKind: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def code(self) -> int | None: ...
+    @property
+    def subcode(self) -> int | None: ...
+    @property
+    def at(self) -> float: ...
+
+@final
+class BgpSpeaker:
+    """The BGP sessions of a node on one Rust thread, started at construction; active side only (it connects
+    to each peer's port and never listens).
+
+    With `netns` the thread enters /var/run/netns/NAME (CAP_SYS_ADMIN; OSError if it cannot). Bad arguments
+    raise ValueError, an unknown peer KeyError; either way nothing changes. Calls after stop() raise
+    RuntimeError. stop() (and leaving the `with` block) sends a Cease to every peer first.
+    """
+
+    def __new__(cls, *, netns: str | None = None) -> BgpSpeaker: ...
+    def add_peer(
+        self,
+        name: str,
+        address: str,
+        *,
+        my_asn: int,
+        peer_asn: int | None = None,
+        dynamic_asn: Literal["internal", "external"] | None = None,
+        router_id: str,
+        port: int = 179,
+        source_address: str | None = None,
+        hold_time: float = 90.0,
+        keepalive_time: float | None = None,
+        connect_time: float = 10.0,
+        password: str | None = None,
+        ebgp_multihop: bool = False,
+        families: Sequence[Literal["ipv4", "ipv6"]] = ...,
+        next_hop_v4: str | None = None,
+        next_hop_v6: str | None = None,
+    ) -> bool:
+        """Add a peer or reconfigure it; True if a session was (re)started. Same parameters: no-op; changed
+        session parameters: Cease 6/6, then a new session; only next hops changed: routes re-sent, no
+        reset."""
+    def remove_peer(self, name: str) -> bool:
+        """Cease 6/3 ("peer de-configured"), close, forget the peer; whether it existed."""
+    def set_routes(self, peer: str, routes: Mapping[str, BgpRoute]) -> None:
+        """Make `routes` (prefix -> attributes) all the peer should hold; never resets the session."""
+    def advertise(
+        self,
+        peer: str,
+        prefix: str,
+        *,
+        local_pref: int | None = None,
+        communities: Sequence[str] = ...,
+        large_communities: Sequence[str] = ...,
+    ) -> None: ...
+    def withdraw(self, peer: str, prefix: str) -> bool: ...
+    def peers(self) -> list[BgpPeerStatus]: ...
+    def peer(self, name: str) -> BgpPeerStatus | None: ...
+    def next_event(self, timeout: float | None = None) -> BgpEvent | None: ...
+    def events(self) -> list[BgpEvent]: ...
+    @property
+    def events_dropped(self) -> int: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> BgpSpeaker: ...
+    def __exit__(
+        self,
+        _exc_type: type[BaseException] | None = None,
+        _exc: BaseException | None = None,
+        _traceback: TracebackType | None = None,
+    ) -> bool: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def netns(self) -> str | None: ...

@@ -1,9 +1,10 @@
 //! The one place where core errors become Python exceptions. The classes live in `metallb_py.errors`.
 
+use metallb_bgp::BgpError;
 use metallb_core::alloc::{AllocError, ConfigError};
 use metallb_gossip::GossipError;
 use metallb_l2::L2Error;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyKeyError, PyOSError, PyPermissionError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 mod py {
@@ -76,5 +77,18 @@ pub fn gossip_error(err: GossipError) -> PyErr {
         GossipError::NotRunning | GossipError::AlreadyRunning | GossipError::Io { .. } | GossipError::Stopped(_) => {
             py::GossipError::new_err(message)
         }
+    }
+}
+
+/// BGP speaker errors: bad peer parameters and routes are ValueError, an unknown peer KeyError; the rest are
+/// the builtin classes until metallb_py.errors has BGP classes of its own.
+pub fn bgp_error(err: BgpError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        BgpError::InvalidPeer { .. } | BgpError::InvalidRoute(_) => PyValueError::new_err(message),
+        BgpError::UnknownPeer(_) => PyKeyError::new_err(message),
+        BgpError::PermissionDenied { .. } => PyPermissionError::new_err(message),
+        BgpError::Netns { .. } => PyOSError::new_err(message),
+        BgpError::NotRunning | BgpError::Io { .. } | BgpError::Stopped(_) => PyRuntimeError::new_err(message),
     }
 }

@@ -2,6 +2,7 @@
 //! core call and maps the error (in `errors.rs`, the only place that knows the Python exception classes).
 
 mod alloc;
+mod bgp;
 mod errors;
 mod gossip;
 mod l2;
@@ -16,5 +17,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     alloc::register(m)?;
     l2::register(m)?;
     gossip::register(m)?;
+    bgp::register(m)?;
     Ok(())
 }
