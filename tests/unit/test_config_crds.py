@@ -995,3 +995,16 @@ def test_local_pref_rule(docs: list[dict[str, Any]], fragment: str | None) -> No
     n = len(docs)
     assert f'BGPAdvertisement "b" (pools.yaml, document {n}): spec.localPref: ' in str(info.value)
     assert f'of BGPAdvertisement "a" (pools.yaml, document {n - 1}) for pool "blue"' in str(info.value)
+
+
+def test_bgp_fixture_loads_and_converts_back() -> None:
+    config = load_config((FIXTURES / "bgp-crds.yaml").read_text())
+    assert config.summary() == (
+        "2 pools (272 IPv4 + 256 IPv6 addresses), 1 L2Advertisement, 4 BGPAdvertisements, 3 BGPPeers, "
+        "1 Community"
+    )
+    peers = {p.name: p for p in config.bgp_peers}
+    assert peers["reflector"].peer_port == 1179 and peers["tor"].local_asn == 64510
+    text = dump_crds(config)
+    assert "metallb.io/v1beta1\nkind: BGPPeer" not in text, "written in the version MetalLB stores"
+    assert load_config(text) == config

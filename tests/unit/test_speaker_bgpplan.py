@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from metallb_py.config import Config, load_objects
+from metallb_py.config import Config, load_config, load_objects
 from metallb_py.speaker.bgpplan import (
     DEFAULT_HOLD_TIME,
     BgpService,
@@ -753,3 +754,116 @@ def test_secret_from_api() -> None:
     assert secret_from_api({"metadata": {}}) is None
     result = plan_sessions(config(peer(passwordSecret={"name": "bgp-auth"})), secrets=dict([read]))
     assert result.sessions[0].password == "pw"
+
+
+# -- the whole picture: tests/fixtures/bgp-crds.yaml ---------------------------------------------------------
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "bgp-crds.yaml"
+RACK_A = Node("node-a", {"rack": "a"})
+ADDRESSES = ("192.0.2.11", "2001:db8:ff::11")
+MD5 = {("metallb-system", "tor-md5"): SecretData(BASIC_AUTH, {"password": "s3cret"})}
+
+
+def test_fixture_sessions_on_rack_a() -> None:
+    result = sessions(load_config(FIXTURE.read_text()), RACK_A, ADDRESSES, MD5)
+    assert result.problems == {} and result.notes == {}
+    assert result.sessions == (
+        PeerSession(
+            name="edge6",
+            address="2001:db8::1",
+            my_asn=64500,
+            router_id="192.0.2.11",
+            dynamic_asn="external",
+            ebgp_multihop=True,
+            families=("ipv4", "ipv6"),
+            next_hop_v4="192.0.2.11",
+        ),
+        PeerSession(
+            name="reflector",
+            address="192.0.2.2",
+            my_asn=64500,
+            router_id="10.255.0.1",
+            peer_asn=64500,
+            port=1179,
+            hold_time=30.0,
+            keepalive_time=10.0,
+            families=("ipv4",),
+        ),
+        PeerSession(
+            name="tor",
+            address="192.0.2.1",
+            my_asn=64510,
+            router_id="192.0.2.11",
+            peer_asn=64501,
+            hold_time=9.0,
+            keepalive_time=3.0,
+            connect_time=5.0,
+            password="s3cret",
+            families=("ipv4",),
+        ),
+    )
+    rack_b = sessions(load_config(FIXTURE.read_text()), Node("node-b", {"rack": "b"}), ADDRESSES, MD5)
+    assert [s.name for s in rack_b.sessions] == ["edge6", "tor"] and rack_b.not_selected == ("reflector",)
+
+
+FIXTURE_SERVICES = [
+    BgpService("default/web", ("203.0.113.10", "2001:db8:100::10"), "public", labels={"app": "web"}),
+    BgpService("default/db", ("203.0.113.20",), "public", local_only=True, labels={"app": "db"}),
+    BgpService("default/db-elsewhere", ("203.0.113.21",), "public", local_only=True),
+    BgpService("office/printer", ("198.51.100.20",), "office"),
+]
+FIXTURE_ENDPOINTS = {
+    "default/web": Serving.HERE,
+    "default/db": Serving.HERE,
+    "default/db-elsewhere": Serving.ELSEWHERE,
+    "office/printer": Serving.ELSEWHERE,
+}
+
+
+def fixture_plan(node: Node) -> RoutePlan:
+    cfg = load_config(FIXTURE.read_text())
+    peers = sessions(cfg, node, ADDRESSES, MD5).sessions
+    return routes(cfg, node, FIXTURE_SERVICES, FIXTURE_ENDPOINTS, peers)
+
+
+def test_fixture_routes_on_rack_a() -> None:
+    result = fixture_plan(RACK_A)
+    no_export = ("65535:65281",)
+    web = Route(None, ("64500:80", "65535:65281"), ("large:64500:80:1",))
+    assert result.routes == {
+        "edge6": {
+            "198.51.100.20/32": Route(),
+            "2001:db8:100::/120": Route(),
+            "2001:db8:100::10/128": web,
+            "203.0.113.0/24": Route(),
+            "203.0.113.10/32": web,
+            "203.0.113.20/32": Route(None, no_export),
+        },
+        "reflector": {  # iBGP: LOCAL_PREF; not in public-aggregate's peers
+            "198.51.100.20/32": Route(),
+            "203.0.113.10/32": dataclasses.replace(web, local_pref=200),
+            "203.0.113.20/32": Route(200, no_export),
+        },
+        "tor": {
+            "198.51.100.20/32": Route(),
+            "203.0.113.0/24": Route(),
+            "203.0.113.10/32": web,
+            "203.0.113.20/32": Route(None, no_export),
+        },
+    }
+    assert result.announced == ("default/db", "default/web", "office/printer")
+    assert result.service_peers == {
+        "default/db": ("edge6", "reflector", "tor"),
+        "default/web": ("edge6", "reflector", "tor"),
+        "office/printer": ("edge6", "reflector", "tor"),
+    }
+    assert {k: s.reason for k, s in result.skipped.items()} == {
+        "default/db-elsewhere": SkipReason.NO_LOCAL_ENDPOINTS
+    }
+
+
+def test_fixture_routes_on_rack_b() -> None:
+    result = fixture_plan(Node("node-b", {"rack": "b"}))
+    assert set(result.routes) == {"edge6", "tor"}
+    assert result.skipped["office/printer"].reason is SkipReason.NOT_OWNER
+    assert "198.51.100.20/32" not in result.prefixes()
