@@ -3,6 +3,11 @@
 - metallb_speaker_announced{ip,node,protocol,service}: 1 for each address this node announces, per Service.
 - metallb_layer2_requests_received / responses_sent / gratuitous_sent {ip}: the responder's counters, read at
   scrape time (the Rust thread keeps them).
+- metallb_bgp_session_up, metallb_bgp_updates_total, metallb_bgp_announced_prefixes_total,
+  metallb_bgp_pending_prefixes_total and the message counters of MetalLB's FRR mode (metallb_bgp_opens_sent,
+  ..._received, notifications, keepalives, route refresh, updates received, totals) {peer="address:port"}: the
+  BGP speaker's sessions, read at scrape time. metallb_py_bgp_connect_failures_total and
+  metallb_py_bgp_notifications_received_total count a peer refusing us.
 - metallb_py_speaker_members_alive, metallb_py_speaker_isolated_bool: the gossip's view.
 - metallb_k8s_client_config_loaded_bool, metallb_k8s_client_config_stale_bool: a configuration is in force;
   the last one seen was refused (the one in force, if any, is older), as MetalLB's speaker exports them.
@@ -14,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from metallb_py.metrics import MetricsServer
@@ -38,6 +43,71 @@ class _Layer2Collector(Collector):
             family = CounterMetricFamily(f"metallb_layer2_{name}", help_text, labels=["ip"])
             for ip, counters in sorted(per_ip.items()):
                 family.add_metric([str(ip)], int(counters.get(name, 0)))
+            yield family
+
+
+# (metric name, counter key of BgpPeerStatus.counters, help); MetalLB's names, theirs are counters too.
+_BGP_COUNTERS = (
+    ("metallb_bgp_updates_total", "updates_sent", "Number of BGP UPDATE messages sent."),
+    ("metallb_bgp_updates_total_received", "updates_received", "Number of BGP UPDATE messages received."),
+    ("metallb_bgp_opens_sent", "opens_sent", "Number of BGP OPEN messages sent."),
+    ("metallb_bgp_opens_received", "opens_received", "Number of BGP OPEN messages received."),
+    ("metallb_bgp_notifications_sent", "notifications_sent", "Number of BGP NOTIFICATION messages sent."),
+    ("metallb_bgp_keepalives_sent", "keepalives_sent", "Number of BGP KEEPALIVE messages sent."),
+    ("metallb_bgp_keepalives_received", "keepalives_received", "Number of BGP KEEPALIVE messages received."),
+    ("metallb_bgp_route_refresh_sent", "route_refresh_sent", "Number of BGP ROUTE-REFRESH messages sent."),
+    (
+        "metallb_py_bgp_notifications_received_total",
+        "notifications_received",
+        "Number of BGP NOTIFICATION messages received (the peer refused or ended the session).",
+    ),
+    (
+        "metallb_py_bgp_connect_failures_total",
+        "connect_failures",
+        "TCP connections to the peer that failed or timed out (an MD5 mismatch looks like a time-out).",
+    ),
+)
+_BGP_TOTALS = (
+    ("metallb_bgp_total_sent", "sent", "Number of total BGP messages sent."),
+    ("metallb_bgp_total_received", "received", "Number of total BGP messages received."),
+)
+
+
+class _BgpCollector(Collector):
+    def __init__(self, peers: Callable[[], Iterable[Any]]) -> None:
+        self._peers = peers
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        peers = [(f"{p.address}:{p.port}", p) for p in self._peers()]
+        up = GaugeMetricFamily(
+            "metallb_bgp_session_up", "BGP session state (1 is up, 0 is down).", labels=["peer"]
+        )
+        held = GaugeMetricFamily(
+            "metallb_bgp_announced_prefixes_total",
+            "Number of prefixes currently being advertised on the BGP session.",
+            labels=["peer"],
+        )
+        pending = GaugeMetricFamily(
+            "metallb_bgp_pending_prefixes_total",
+            "Number of prefixes that should be advertised on the BGP session but are not yet.",
+            labels=["peer"],
+        )
+        for label, p in peers:
+            up.add_metric([label], 1 if p.state == "established" else 0)
+            held.add_metric([label], p.prefixes_advertised)
+            pending.add_metric([label], p.prefixes_pending)
+        yield from (up, held, pending)
+        for name, key, help_text in _BGP_COUNTERS:
+            family = CounterMetricFamily(name, help_text, labels=["peer"])
+            for label, p in peers:
+                family.add_metric([label], int(p.counters[key]))
+            yield family
+        for name, direction, help_text in _BGP_TOTALS:
+            family = CounterMetricFamily(name, help_text, labels=["peer"])
+            for label, p in peers:
+                c = p.counters
+                kinds = ("opens", "updates", "keepalives", "notifications", "route_refresh")
+                family.add_metric([label], sum(int(c[f"{k}_{direction}"]) for k in kinds))
             yield family
 
 
@@ -69,11 +139,18 @@ class SpeakerMetrics(MetricsServer):
     def count_layer2(self, stats: Callable[[], Mapping[str, Any]]) -> None:
         self.registry.register(_Layer2Collector(stats))
 
-    def set_announced(self, node: str, announced: Mapping[str, Iterable[str]]) -> None:
-        """`announced`: address -> the Services announced with it."""
-        now = {(ip, node, "layer2", svc) for ip, services in announced.items() for svc in services}
-        for labels in self._announced - now:
+    def count_bgp(self, peers: Callable[[], Iterable[Any]]) -> None:
+        """`peers()`: the BgpSpeaker's BgpPeerStatus list, read at each scrape."""
+        self.registry.register(_BgpCollector(peers))
+
+    def set_announced(
+        self, node: str, announced: Mapping[str, Iterable[str]], protocol: str = "layer2"
+    ) -> None:
+        """`announced`: address -> the Services announced with it over `protocol`."""
+        now = {(ip, node, protocol, svc) for ip, services in announced.items() for svc in services}
+        mine = {labels for labels in self._announced if labels[2] == protocol}
+        for labels in mine - now:
             self.announced.remove(*labels)
-        for labels in now - self._announced:
+        for labels in now - mine:
             self.announced.labels(*labels).set(1)
-        self._announced = now
+        self._announced = (self._announced - mine) | now

@@ -1,13 +1,16 @@
-"""What the speaker needs of its parts, as small protocols: the Rust Responder and Membership satisfy them in
-production, fakes in unit tests (which then drive whole rounds without sockets, namespaces or an API server).
+"""What the speaker needs of its parts, as small protocols: the Rust Responder, BgpSpeaker and Membership
+satisfy them in production, fakes in unit tests (which then drive whole rounds without sockets, namespaces or
+an API server).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-__all__ = ["ClusterView", "L2Responder", "MemberEvent", "Members"]
+from metallb_py._core import BgpEvent, BgpPeerStatus, BgpRoute
+
+__all__ = ["BgpSessions", "ClusterView", "L2Responder", "MemberEvent", "Members"]
 
 JSON = dict[str, Any]
 
@@ -21,6 +24,38 @@ class L2Responder(Protocol):
     def running(self) -> bool: ...
     def announce(self, ip: str, interfaces: Sequence[str] | None = None) -> bool: ...
     def withdraw(self, ip: str) -> bool: ...
+    def stop(self) -> None: ...
+
+
+class BgpSessions(Protocol):
+    """The BGP sessions of this node (metallb_py.BgpSpeaker): peers added and removed, routes set per peer."""
+
+    @property
+    def running(self) -> bool: ...
+    def add_peer(
+        self,
+        name: str,
+        address: str,
+        *,
+        my_asn: int,
+        peer_asn: int | None = None,
+        dynamic_asn: Literal["internal", "external"] | None = None,
+        router_id: str,
+        port: int = 179,
+        source_address: str | None = None,
+        hold_time: float = 90.0,
+        keepalive_time: float | None = None,
+        connect_time: float = 10.0,
+        password: str | None = None,
+        ebgp_multihop: bool = False,
+        families: Sequence[Literal["ipv4", "ipv6"]] = ...,
+        next_hop_v4: str | None = None,
+        next_hop_v6: str | None = None,
+    ) -> bool: ...
+    def remove_peer(self, name: str) -> bool: ...
+    def set_routes(self, peer: str, routes: Mapping[str, BgpRoute]) -> None: ...
+    def peers(self) -> list[BgpPeerStatus]: ...
+    def next_event(self, timeout: float | None = None) -> BgpEvent | None: ...
     def stop(self) -> None: ...
 
 

@@ -2,16 +2,20 @@
 
 Parts (each its own module, each driven by tests on its own):
 - ClusterWatches (here): one Reflector per watched resource: Services and EndpointSlices everywhere, Nodes,
-  and in the speaker's namespace the configuration, the gossip Leases and the ServiceL2Status objects;
+  and in the speaker's namespace the configuration, the gossip Leases, the Secrets (BGPPeer passwords), the
+  ServiceL2Status objects and this node's ServiceBGPStatus objects;
 - leases.LeaseKeeper: this speaker's gossip Lease (publish, renew) and whom to expect;
 - the gossip member (Rust) and a pump that turns its events into rounds;
-- rounds.Rounds: the worker, one round at a time; gate.py decides settling and isolation, layer2.Layer2
-  elects and drives the responder (Rust);
-- reporter.StatusReporter: ServiceL2Status objects and nodeAssigned Events, after the fact.
+- rounds.Rounds: the worker, one round at a time; gate.py decides settling and isolation, then both protocols
+  act: layer2.Layer2 elects and drives the responder (Rust), bgp.Bgp opens the BGP sessions and sets each
+  peer's routes in the BgpSpeaker (Rust);
+- reporter.StatusReporter, twice: ServiceL2Status and ServiceBGPStatus objects and nodeAssigned Events, after
+  the fact; a pump turns BGP session events into log lines and Events on the BGPPeer.
 
 Liveness comes from gossip (SWIM, failure detection in a few hundred milliseconds, authenticated); without
 it (`gossip=False`) from the Nodes' Ready condition. A graceful stop ends the rounds, leaves the gossip (peers
-take over at once), stops answering, then removes its Lease and its ServiceL2Status objects.
+take over at once), stops answering, ends the BGP sessions with a Cease (routers drop this node's routes at
+once), then removes its Lease and its status objects.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from metallb_py._core import Membership, Responder
+from metallb_py._core import BgpEvent, BgpSpeaker, Membership, Responder
 from metallb_py.errors import MetalLBError
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.config_watch import ConfigWatch
@@ -36,10 +40,14 @@ from metallb_py.k8s.resources import (
     LEASES,
     NODES,
     SECRETS,
+    SERVICE_BGP_STATUSES,
     SERVICE_L2_STATUSES,
     SERVICES,
 )
 from metallb_py.k8s.watch import Change, Reflector
+from metallb_py.speaker import bgp as bgp_mode
+from metallb_py.speaker.bgp import Bgp
+from metallb_py.speaker.bgpplan import SecretData, Secrets, secret_from_api
 from metallb_py.speaker.election import Link, eligible_interfaces, read_links
 from metallb_py.speaker.layer2 import PROTOCOL, Layer2
 from metallb_py.speaker.leases import GOSSIP_LABEL, GOSSIP_PORT, LeaseKeeper, gossip_address
@@ -47,7 +55,8 @@ from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.objects import internal_ip
 from metallb_py.speaker.ports import JSON, L2Responder, Members
 from metallb_py.speaker.reporter import StatusReporter
-from metallb_py.speaker.rounds import Rounds
+from metallb_py.speaker.rounds import Protocols, Rounds
+from metallb_py.speaker.status import BGP_STATUS, L2_STATUS_NODE_LABEL
 
 __all__ = [
     "SECRET_ENV",
@@ -101,11 +110,13 @@ class ClusterWatches:
         self,
         client: KubeClient,
         namespace: str,
+        node: str,
         *,
         on_change: Callable[[Change], None],
         on_config: Callable[[Change], None],
         on_lease: Callable[[Change], None],
         on_status: Callable[[Change], None],
+        on_bgp_status: Callable[[Change], None] = lambda _change: None,
         watch_timeout: int = 300,
     ) -> None:
         ns, timeout = namespace, watch_timeout
@@ -117,18 +128,33 @@ class ClusterWatches:
             client, LEASES, on_lease, namespace=ns, label_selector=f"{GOSSIP_LABEL}=true"
         )
         self.status_watch = Reflector(client, SERVICE_L2_STATUSES, on_status, namespace=ns)
+        self.bgp_status_watch = Reflector(
+            client,
+            SERVICE_BGP_STATUSES,
+            on_bgp_status,
+            namespace=ns,
+            label_selector=f"{L2_STATUS_NODE_LABEL}={node}",
+        )
+        self.secret_watch = Reflector(client, SECRETS, on_config, namespace=ns, watch_timeout=timeout)
         self.all = [
             self.service_watch,
             self.slice_watch,
             self.node_watch,
             *self.config.reflectors,
             self.lease_watch,
+            self.secret_watch,
             self.status_watch,
+            self.bgp_status_watch,
         ]
 
     def synced(self) -> bool:
-        # The ServiceL2Status watch is the reporter's: announcing never waits for it.
-        return all(r.synced.is_set() or r.missing for r in self.all if r is not self.status_watch)
+        # The status watches are the reporters': announcing never waits for them.
+        reporters = (self.status_watch, self.bgp_status_watch)
+        return all(r.synced.is_set() or r.missing for r in self.all if r not in reporters)
+
+    def secrets(self) -> dict[tuple[str, str], SecretData]:
+        """The Secrets of the speaker's namespace, decoded (BGPPeer passwordSecret)."""
+        return dict(s for obj in self.secret_watch.items() if (s := secret_from_api(obj)))
 
     def service_objects(self) -> list[JSON]:
         return self.service_watch.items()
@@ -152,15 +178,24 @@ class ClusterWatches:
 
 
 def stop_announcing(
-    rounds: Rounds, members: Members | None, responder: L2Responder | None, *, graceful: bool, timeout: float
+    rounds: Rounds,
+    members: Members | None,
+    responder: L2Responder | None,
+    *,
+    graceful: bool,
+    timeout: float,
+    bgp: Bgp | None = None,
 ) -> None:
     """The order of a stop, which matters: no round may run once this member has left (alone in its view,
-    it would claim every address); the peers take over as soon as it leaves, so it stops answering at once."""
+    it would claim every address); the peers take over as soon as it leaves, so it stops answering at once,
+    and ends its BGP sessions (a Cease: the routers drop its routes without waiting for a hold time)."""
     rounds.stop(timeout)
     if members is not None and graceful:
         members.leave()
     if responder is not None:
         responder.stop()
+    if bgp is not None:
+        bgp.stop()
 
 
 class Speaker:
@@ -187,10 +222,12 @@ class Speaker:
         self.watches = ClusterWatches(
             client,
             options.namespace,
+            self.me,
             on_change=lambda _change: self._wake(),
             on_config=lambda _change: self._config_changed(),
             on_lease=lambda change: self.leases.on_lease(change, stopping=self._stop.is_set()),
             on_status=self._status_changed,
+            on_bgp_status=self._bgp_status_changed,
             watch_timeout=options.watch_timeout,
         )
         self.leases = LeaseKeeper(
@@ -205,8 +242,11 @@ class Speaker:
         self.responder: Responder | None = None
         self.membership: Membership | None = None
         self.layer2: Layer2 | None = None
+        self.bgp_speaker: BgpSpeaker | None = None
+        self.bgp: Bgp | None = None
         self.rounds: Rounds | None = None
         self.reporter: StatusReporter | None = None
+        self.bgp_reporter: StatusReporter | None = None
         self.links: list[Link] = []
         self.gossip_address: str | None = None
         self.metrics_port: int | None = None
@@ -256,10 +296,21 @@ class Speaker:
             ignore_exclude_label=o.ignore_exclude_label,
             lb_class=o.lb_class,
         )
+        self.bgp_speaker = BgpSpeaker(netns=o.netns)
+        self.metrics.count_bgp(self.bgp_speaker.peers)
+        self.bgp = Bgp(
+            self.me,
+            self.bgp_speaker,
+            secrets=self._secrets_for_bgp,
+            on_change=self._advertised_changed,
+            on_problem=self._bgp_problem,
+            ignore_exclude_label=o.ignore_exclude_label,
+            lb_class=o.lb_class,
+        )
         self.rounds = Rounds(
             self.me,
             self.watches,
-            self.layer2,
+            Protocols(self.layer2, self.bgp),
             self.membership,
             expected=self.leases.expected,
             metrics=self.metrics,
@@ -276,6 +327,17 @@ class Speaker:
             events=self.events,
             protocol=PROTOCOL,
         )
+        self.bgp_reporter = StatusReporter(
+            self.client,
+            self.me,
+            o.namespace,
+            wanted=self.bgp.wanted_statuses,
+            statuses=self.watches.bgp_status_watch,
+            services=self.watches.service_watch,
+            events=self.events,
+            protocol=bgp_mode.PROTOCOL,
+            kind=BGP_STATUS,
+        )
         self.events.start()
         self.watches.start()
         self.rounds.start()
@@ -283,6 +345,12 @@ class Speaker:
         self._spawn(
             lambda: reporter.run(self._stop, lambda: statuses.is_set() and ready.is_set()), "speaker-reporter"
         )
+        bgp_reporter, bgp_statuses = self.bgp_reporter, self.watches.bgp_status_watch.synced
+        self._spawn(
+            lambda: bgp_reporter.run(self._stop, lambda: bgp_statuses.is_set() and ready.is_set()),
+            "speaker-bgp-reporter",
+        )
+        self._spawn(self._bgp_pump, "speaker-bgp-events")
         if self.membership is not None:
             self._spawn(self._pump, "speaker-gossip-events")
             self._spawn(lambda: self.leases.run(self._stop), "speaker-lease")
@@ -310,20 +378,32 @@ class Speaker:
             return
         self._stopped = True
         self._stop.set()
-        if self.reporter is not None:
-            self.reporter.stop()
+        for reporter in (self.reporter, self.bgp_reporter):
+            if reporter is not None:
+                reporter.stop()
         if self.rounds is not None:
-            stop_announcing(self.rounds, self.membership, self.responder, graceful=graceful, timeout=timeout)
-        elif self.responder is not None:
-            self.responder.stop()
+            stop_announcing(
+                self.rounds,
+                self.membership,
+                self.responder,
+                graceful=graceful,
+                timeout=timeout,
+                bgp=self.bgp,
+            )
+        else:
+            if self.responder is not None:
+                self.responder.stop()
+            if self.bgp_speaker is not None:
+                self.bgp_speaker.stop()
         for thread in self._threads:
             thread.join(timeout)
         if self.membership is not None:
             self.membership.stop()
         if graceful:
             self.leases.delete()
-            if self.reporter is not None:
-                self.reporter.release()
+            for reporter in (self.reporter, self.bgp_reporter):
+                if reporter is not None:
+                    reporter.release()
         self.events.stop(timeout)
         self.watches.stop()
         self.metrics.close()
@@ -338,14 +418,20 @@ class Speaker:
             return "the layer 2 responder stopped"
         if self.membership is not None and not self.membership.running:
             return "the gossip member stopped"
+        if self.bgp_speaker is not None and not self.bgp_speaker.running:
+            return "the BGP speaker stopped"
         dead = [t.name for t in self._threads if not t.is_alive()]
         if self.rounds is not None and not self.rounds.alive():
             dead.insert(0, "speaker-worker")
         return f"threads ended: {', '.join(dead)}" if dead else None
 
     def announced(self) -> dict[str, tuple[str, ...]]:
-        """Address -> the Services this node announces it for, now."""
+        """Address -> the Services this node announces it for in layer 2 mode, now."""
         return self.layer2.announced() if self.layer2 is not None else {}
+
+    def advertised(self) -> dict[str, tuple[str, ...]]:
+        """Address -> the Services this node advertises it for over BGP, now."""
+        return self.bgp.announced() if self.bgp is not None else {}
 
     # -- wiring ----------------------------------------------------------------------------------------------
 
@@ -365,6 +451,66 @@ class Speaker:
         self.metrics.set_announced(self.me, announced)
         if self.reporter is not None:
             self.reporter.announce_changed()
+
+    def _advertised_changed(self) -> None:
+        if self.bgp is not None:
+            self.metrics.set_announced(self.me, self.bgp.announced(), bgp_mode.PROTOCOL)
+        if self.bgp_reporter is not None:
+            self.bgp_reporter.announce_changed()
+
+    def _bgp_status_changed(self, change: Change) -> None:
+        if self.bgp_reporter is not None:
+            self.bgp_reporter.status_changed(change.obj)
+
+    def _secrets_for_bgp(self) -> Secrets:
+        return self.watches.secrets()
+
+    def _bgp_peer_object(self, peer: str) -> JSON | None:
+        """The BGPPeer named `peer` as watched (or the legacy ConfigMap that defines it), for Events."""
+        objects = self.watches.config_objects()
+        for obj in objects:
+            if obj.get("kind") == "BGPPeer" and (obj.get("metadata") or {}).get("name") == peer:
+                return obj
+        return next((obj for obj in objects if obj.get("kind") == "ConfigMap"), None)
+
+    def _bgp_problem(self, peer: str, message: str | None) -> None:
+        obj = self._bgp_peer_object(peer)
+        if message is not None and obj is not None:
+            self.events.record(obj, "Warning", "BGPPeerNotUsed", f"node {self.me}: {message}")
+
+    def _bgp_pump(self) -> None:
+        """BGP session events as log lines, and as Events on the BGPPeer when a session changes or a peer
+        refuses us."""
+        speaker = self.bgp_speaker
+        assert speaker is not None
+        while not self._stop.is_set():
+            event = speaker.next_event(timeout=0.5)
+            if event is not None:
+                self._bgp_event(event)
+
+    def _bgp_event(self, event: BgpEvent) -> None:
+        extra: dict[str, object] = {"peer": event.peer, "node": self.me, "reason": event.reason}
+        if event.code is not None:
+            extra.update(code=event.code, subcode=event.subcode)
+        kind = event.kind
+        if kind == "up":
+            log.info("BGP session established", extra=extra)
+            reason, type_, text = "BGPSessionEstablished", "Normal", "session established"
+        elif kind == "down":
+            log.warning("BGP session down", extra=extra)
+            reason, type_, text = "BGPSessionDown", "Warning", f"session down: {event.reason}"
+        elif kind == "notification_received":
+            log.error("BGP peer sent a NOTIFICATION", extra=extra)
+            reason, type_, text = "BGPPeerRefused", "Warning", f"the peer sent {event.reason}"
+        elif kind == "connect_failed":
+            log.warning("BGP peer unreachable; retrying with backoff", extra=extra)
+            reason, type_, text = "BGPConnectFailed", "Warning", f"cannot connect: {event.reason}"
+        else:
+            log.info("BGP NOTIFICATION sent", extra=extra)
+            return
+        obj = self._bgp_peer_object(event.peer)
+        if obj is not None:
+            self.events.record(obj, type_, reason, f"node {self.me}: {text}")
 
     def _pump(self) -> None:
         assert self.membership is not None
