@@ -6,6 +6,12 @@ the lab's network); the addresses, sysctls and routes; the HTTP servers that sta
 client to fetch from and a prober to watch a VIP fail over; and the clean-up, also after a failed test
 (`cleanup_stale` removes what a killed run left behind).
 
+With `router=True` (BGP mode) a router namespace joins the switch at 198.51.100.254 and 2001:db8:100::254,
+forwarding, and the client moves behind it, on a link of its own: 203.0.113.2 and 2001:db8:203::2, the router
+203.0.113.1 and 2001:db8:203::1 there. The client routes the VIP ranges and the nodes' network via the router,
+the nodes route the client's network via the router, and the router knows no VIP until a routing daemon in
+its namespace learns one (see `routers` and `bgplab`): the client reaches a VIP only through BGP.
+
 Addresses are documentation ranges: nodes 198.51.100.1.. and 2001:db8:100::1.., the client
 198.51.100.200 and 2001:db8:100::200. VIPs live on each node's loopback with `arp_ignore=1` and
 `arp_announce=2` (IPv6: /128 on lo, which the kernel never answers Neighbor Solicitations for when they
@@ -42,11 +48,16 @@ from typing import Any, Literal, Self
 
 from metallb_py.errors import MetalLBError
 from metallb_py.testing.process import die_with_parent
+from metallb_py.testing.routers import cleanup_stale_routers
 
 __all__ = [
     "CLIENT_V4",
     "CLIENT_V6",
     "DEFAULT_VIP_ROUTES",
+    "ROUTED_CLIENT_V4",
+    "ROUTED_CLIENT_V6",
+    "ROUTER_V4",
+    "ROUTER_V6",
     "FetchError",
     "Neighbour",
     "NetnsLab",
@@ -60,12 +71,22 @@ NODE_V4_NETWORK = ipaddress.IPv4Network("198.51.100.0/24")
 NODE_V6_NETWORK = ipaddress.IPv6Network("2001:db8:100::/64")
 CLIENT_V4 = "198.51.100.200"
 CLIENT_V6 = "2001:db8:100::200"
+# With a router: its address on the nodes' network, and the client's own network behind it.
+ROUTER_V4 = "198.51.100.254"
+ROUTER_V6 = "2001:db8:100::254"
+CLIENT_NET_V4 = ipaddress.IPv4Network("203.0.113.0/24")
+CLIENT_NET_V6 = ipaddress.IPv6Network("2001:db8:203::/64")
+ROUTER_CLIENT_SIDE_V4 = str(CLIENT_NET_V4[1])
+ROUTER_CLIENT_SIDE_V6 = str(CLIENT_NET_V6[1])
+ROUTED_CLIENT_V4 = str(CLIENT_NET_V4[2])
+ROUTED_CLIENT_V6 = str(CLIENT_NET_V6[2])
+ROUTER_CLIENT_INTERFACE = "eth1"
 # The seed's pool (192.168.1.11-13) and an IPv6 documentation range for IPv6 VIPs.
 DEFAULT_VIP_ROUTES = ("192.168.1.0/24", "2001:db8:1::/64")
 DEFAULT_PREFIX = "mlblab"
 INTERFACE = "eth0"
 _BRIDGE = "br0"
-_RESERVED = ("client", "switch")
+_RESERVED = ("client", "switch", "router")
 _NODE_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _HELPER = Path(__file__).with_name("_netlab_helper.py")
@@ -304,8 +325,9 @@ class NetnsLab:
     ```
 
     `nodes` run the echo servers (the seed's pods); `extra_nodes` are nodes without pods, such as a
-    control-plane node. Namespace names are `{prefix}{6 hex digits}-{node}`, `...-client`, `...-switch`, so
-    labs never collide; everything is removed by `close()` (also on `with` exit and at interpreter exit).
+    control-plane node. Namespace names are `{prefix}{6 hex digits}-{node}`, `...-client`, `...-switch` (and
+    `...-router` with `router=True`), so labs never collide; everything is removed by `close()` (also on
+    `with` exit and at interpreter exit).
     """
 
     def __init__(
@@ -315,11 +337,14 @@ class NetnsLab:
         *,
         prefix: str = DEFAULT_PREFIX,
         vip_routes: Sequence[str] = DEFAULT_VIP_ROUTES,
+        router: bool = False,
     ) -> None:
         all_nodes = [*nodes, *extra_nodes]
         for node in all_nodes:
             if not _NODE_NAME.match(node) or node in _RESERVED:
-                raise NetnsLabError(f"{node!r} is not a usable node name (a DNS label, not client or switch)")
+                raise NetnsLabError(
+                    f"{node!r} is not a usable node name (a DNS label, not client, switch or router)"
+                )
         if len(set(all_nodes)) != len(all_nodes):
             raise NetnsLabError(f"node names repeat: {all_nodes}")
         if not 1 <= len(all_nodes) <= 199:
@@ -333,6 +358,7 @@ class NetnsLab:
         self.name = f"{prefix}{secrets.token_hex(3)}"
         self.client_ns = f"{self.name}-client"
         self.bridge_ns = f"{self.name}-switch"
+        self.has_router = router
         self._state = _STATE_ROOT / self.name
         self._created: list[str] = []
         self._servers: dict[tuple[str, int], _Helper] = {}
@@ -367,7 +393,72 @@ class NetnsLab:
         return str(NODE_V4_NETWORK[index] if family == 4 else NODE_V6_NETWORK[index])
 
     def client_address(self, family: int = 4) -> str:
+        """The client's address: on the nodes' network, or behind the router in a lab with one."""
+        if self.has_router:
+            return ROUTED_CLIENT_V4 if family == 4 else ROUTED_CLIENT_V6
         return CLIENT_V4 if family == 4 else CLIENT_V6
+
+    def node_network(self, family: int = 4) -> str:
+        """The nodes' network (the switch): 198.51.100.0/24 or 2001:db8:100::/64."""
+        return str(NODE_V4_NETWORK if family == 4 else NODE_V6_NETWORK)
+
+    # -- the router (router=True) --
+
+    @property
+    def router_ns(self) -> str:
+        """The router's namespace, where a routing daemon runs (see metallb_py.testing.routers)."""
+        self._require_router()
+        return f"{self.name}-router"
+
+    def router_address(self, family: int = 4) -> str:
+        """The router's address on the nodes' network: the speakers' BGP peer address."""
+        self._require_router()
+        return ROUTER_V4 if family == 4 else ROUTER_V6
+
+    @property
+    def router_interface(self) -> str:
+        """The router's interface on the nodes' network (its client link is `eth1`)."""
+        self._require_router()
+        return INTERFACE
+
+    def router_client_side_address(self, family: int = 4) -> str:
+        """The router's address on the client's link (a multihop peer address, one hop past the LAN)."""
+        self._require_router()
+        return ROUTER_CLIENT_SIDE_V4 if family == 4 else ROUTER_CLIENT_SIDE_V6
+
+    def client_network(self, family: int = 4) -> str:
+        self._require_router()
+        return str(CLIENT_NET_V4 if family == 4 else CLIENT_NET_V6)
+
+    def node_link_local(self, node: str) -> str:
+        """The node's IPv6 link-local address on the lab network: the next hop a router may install for
+        the IPv6 routes it learns from that node."""
+        rows = json.loads(
+            _run(
+                [
+                    "ip",
+                    "-n",
+                    self.node_ns(node),
+                    "-j",
+                    "-6",
+                    "addr",
+                    "show",
+                    "dev",
+                    INTERFACE,
+                    "scope",
+                    "link",
+                ]
+            )
+        )
+        for row in rows:
+            for info in row.get("addr_info", []):
+                if str(info.get("local", "")).startswith("fe80:"):
+                    return str(info["local"])
+        raise NetnsLabError(f"node {node} has no IPv6 link-local address on {INTERFACE}")
+
+    def _require_router(self) -> None:
+        if not self.has_router:
+            raise NetnsLabError(f"lab {self.name} has no router: build it with NetnsLab(..., router=True)")
 
     def node_mac(self, node: str) -> str:
         return self._mac(self.node_ns(node), INTERFACE)
@@ -418,7 +509,8 @@ class NetnsLab:
 
     def _build(self) -> None:
         node_nss = [self.node_ns(n) for n in self.all_nodes]
-        every = [self.bridge_ns, self.client_ns, *node_nss]
+        router_nss = [self.router_ns] if self.has_router else []
+        every = [self.bridge_ns, self.client_ns, *router_nss, *node_nss]
         self._created = every
         _ip_batch(f"netns add {ns}" for ns in every)
         # Sysctls first, so the interfaces created next inherit the `default` values.
@@ -430,6 +522,19 @@ class NetnsLab:
         )
         quiet_v6 = ("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
         self._sysctl(self.client_ns, *quiet_v6)
+        for ns in router_nss:
+            self._sysctl(
+                ns,
+                *quiet_v6,
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1",
+                # ECMP legs and replies may arrive on either link: no reverse-path drops.
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.default.rp_filter=0",
+                # Hash ECMP on addresses and ports (layer 4), so one client spreads over the nodes.
+                "net.ipv4.fib_multipath_hash_policy=1",
+                "net.ipv6.fib_multipath_hash_policy=1",
+            )
         for ns in node_nss:
             self._sysctl(
                 ns,
@@ -439,11 +544,18 @@ class NetnsLab:
                 "net.ipv4.conf.all.arp_ignore=1",
                 "net.ipv4.conf.all.arp_announce=2",
             )
-        ports = [("client", self.client_ns), *((str(i), ns) for i, ns in enumerate(node_nss))]
+        lan = ("router", self.router_ns) if self.has_router else ("client", self.client_ns)
+        ports = [lan, *((str(i), ns) for i, ns in enumerate(node_nss))]
         batch = [
             f"link add {INTERFACE} netns {ns} type veth peer name p-{port} netns {self.bridge_ns}"
             for port, ns in ports
         ]
+        if self.has_router:
+            # The client's own link: straight to the router, not through the switch.
+            batch.append(
+                f"link add {INTERFACE} netns {self.client_ns} type veth peer name {ROUTER_CLIENT_INTERFACE} "
+                f"netns {self.router_ns}"
+            )
         _ip_batch(batch)
         _ip_batch(
             [
@@ -457,14 +569,26 @@ class NetnsLab:
             ],
             self.bridge_ns,
         )
-        client = [
-            "link set lo up",
-            f"addr add {CLIENT_V4}/{NODE_V4_NETWORK.prefixlen} dev {INTERFACE}",
-            f"addr add {CLIENT_V6}/{NODE_V6_NETWORK.prefixlen} dev {INTERFACE} nodad",
-            f"link set {INTERFACE} up",
-            *(f"route add {route} dev {INTERFACE}" for route in self.vip_routes),
-        ]
-        _ip_batch(client, self.client_ns)
+        if self.has_router:
+            self._build_router()
+        else:
+            client = [
+                "link set lo up",
+                f"addr add {CLIENT_V4}/{NODE_V4_NETWORK.prefixlen} dev {INTERFACE}",
+                f"addr add {CLIENT_V6}/{NODE_V6_NETWORK.prefixlen} dev {INTERFACE} nodad",
+                f"link set {INTERFACE} up",
+                *(f"route add {route} dev {INTERFACE}" for route in self.vip_routes),
+            ]
+            _ip_batch(client, self.client_ns)
+        # With a router, the nodes answer the client through it (a node's default gateway, in effect).
+        back = (
+            [
+                f"route add {CLIENT_NET_V4} via {ROUTER_V4}",
+                f"route add {CLIENT_NET_V6} via {ROUTER_V6}",
+            ]
+            if self.has_router
+            else []
+        )
         for node, ns in zip(self.all_nodes, node_nss, strict=True):
             v4, v6 = self.node_address(node, 4), self.node_address(node, 6)
             _ip_batch(
@@ -473,9 +597,36 @@ class NetnsLab:
                     f"addr add {v4}/{NODE_V4_NETWORK.prefixlen} dev {INTERFACE}",
                     f"addr add {v6}/{NODE_V6_NETWORK.prefixlen} dev {INTERFACE} nodad",
                     f"link set {INTERFACE} up",
+                    *back,
                 ],
                 ns,
             )
+
+    def _build_router(self) -> None:
+        _ip_batch(
+            [
+                "link set lo up",
+                f"addr add {ROUTER_V4}/{NODE_V4_NETWORK.prefixlen} dev {INTERFACE}",
+                f"addr add {ROUTER_V6}/{NODE_V6_NETWORK.prefixlen} dev {INTERFACE} nodad",
+                f"addr add {ROUTER_CLIENT_SIDE_V4}/24 dev {ROUTER_CLIENT_INTERFACE}",
+                f"addr add {ROUTER_CLIENT_SIDE_V6}/64 dev {ROUTER_CLIENT_INTERFACE} nodad",
+                f"link set {INTERFACE} up",
+                f"link set {ROUTER_CLIENT_INTERFACE} up",
+            ],
+            self.router_ns,
+        )
+        via = {4: ROUTER_CLIENT_SIDE_V4, 6: ROUTER_CLIENT_SIDE_V6}
+        routes = [*self.vip_routes, str(NODE_V4_NETWORK), str(NODE_V6_NETWORK)]
+        _ip_batch(
+            [
+                "link set lo up",
+                f"addr add {ROUTED_CLIENT_V4}/{CLIENT_NET_V4.prefixlen} dev {INTERFACE}",
+                f"addr add {ROUTED_CLIENT_V6}/{CLIENT_NET_V6.prefixlen} dev {INTERFACE} nodad",
+                f"link set {INTERFACE} up",
+                *(f"route add {r} via {via[ipaddress.ip_network(r).version]}" for r in routes),
+            ],
+            self.client_ns,
+        )
 
     @staticmethod
     def _sysctl(netns: str, *settings: str) -> None:
@@ -602,7 +753,8 @@ class NetnsLab:
         return prober
 
     def neighbours(self) -> list[Neighbour]:
-        """The client's neighbour table on its lab interface: who it believes owns each address."""
+        """The client's neighbour table on its lab interface: who it believes owns each address (behind a
+        router: only the router)."""
         rows = json.loads(_run(["ip", "-n", self.client_ns, "-j", "neigh", "show", "dev", INTERFACE]) or "[]")
         return [
             Neighbour(
@@ -698,6 +850,9 @@ def cleanup_stale(prefix: str = DEFAULT_PREFIX, *, force: bool = False) -> list[
         if match:
             by_lab.setdefault(match.group(1), []).append(ns)
     removed: list[str] = []
+    # Routing daemons of dead runs go first (also those outside a lab's namespaces). Never forced: the
+    # daemons carry no lab prefix, and a live run's belong to it.
+    cleanup_stale_routers()
     for lab, namespaces in by_lab.items():
         state = _STATE_ROOT / lab
         # Without a state directory the namespaces are not a NetnsLab's (tests/netns/_lab.py uses similar
