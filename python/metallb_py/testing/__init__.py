@@ -1,6 +1,8 @@
 """Test and demo helpers that users can use too: a real local Kubernetes control plane, a lab of node
 and client network namespaces (`NetnsLab`, root only) where a VIP reaches the node that announces it, and
 `LabCluster` (root only), both together with our controller and a speaker per node: a whole cluster.
+For BGP mode, real routing daemons (FRR, BIRD 2, GoBGP: `FrrRouter`, `BirdRouter`, `GobgpRouter` from one
+`RouterConfig`) run in a namespace, and `BgpLab` puts one on a router between the nodes and the client.
 
 `LocalControlPlane` runs etcd and kube-apiserver on 127.0.0.1, built once per Kubernetes version from the Go
 module proxy by `make k8s` (tools/k8s/build.sh) and cached in ~/.cache/metallb-py (or $METALLB_PY_CACHE).
@@ -9,6 +11,7 @@ Nothing here builds them unless asked (`build=True`): without them, KubernetesNo
 
 from __future__ import annotations
 
+from metallb_py.testing.bgplab import BgpLab, Peering
 from metallb_py.testing.controlplane import (
     DEFAULT_KUBERNETES_VERSION,
     ControlPlaneError,
@@ -22,23 +25,63 @@ from metallb_py.testing.controlplane import (
 )
 from metallb_py.testing.labcluster import LabCluster, LabClusterError
 from metallb_py.testing.netlab import FetchError, NetnsLab, NetnsLabError, Probe, Prober, cleanup_stale
+from metallb_py.testing.routers import (
+    BgpPath,
+    BirdRouter,
+    FrrRouter,
+    GobgpRouter,
+    ListenRange,
+    Neighbor,
+    NextHop,
+    Origination,
+    Peer,
+    RouterConfig,
+    RouterDaemon,
+    RouterError,
+    RouterNotInstalledError,
+    RouterTimeoutError,
+    cleanup_stale_routers,
+    make_router,
+    missing_binaries,
+    read_fib,
+)
 
 __all__ = [
     "DEFAULT_KUBERNETES_VERSION",
+    "BgpLab",
+    "BgpPath",
+    "BirdRouter",
     "ControlPlaneError",
     "ControlPlaneUnavailableError",
     "FetchError",
+    "FrrRouter",
+    "GobgpRouter",
     "KubectlError",
     "KubernetesBinaries",
     "KubernetesNotBuiltError",
     "LabCluster",
     "LabClusterError",
+    "ListenRange",
     "LocalControlPlane",
+    "Neighbor",
     "NetnsLab",
     "NetnsLabError",
+    "NextHop",
+    "Origination",
+    "Peer",
+    "Peering",
     "Probe",
     "Prober",
+    "RouterConfig",
+    "RouterDaemon",
+    "RouterError",
+    "RouterNotInstalledError",
+    "RouterTimeoutError",
     "cleanup_stale",
+    "cleanup_stale_routers",
     "default_cache_dir",
     "ensure_kubernetes_binaries",
+    "make_router",
+    "missing_binaries",
+    "read_fib",
 ]
