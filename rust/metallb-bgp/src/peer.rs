@@ -236,7 +236,7 @@ impl Peer {
             prefixes_configured: self.rib.wanted().len(),
             prefixes_advertised: self.rib.sent_count(),
             prefixes_pending: self.rib.pending_count(),
-            unsendable: self.update_context().and_then(|context| unsendable_text(&self.rib.unsendable(&context))),
+            unsendable: self.unsendable(),
         }
     }
 
@@ -507,6 +507,16 @@ impl Peer {
         if let Conn::Open(stream) = &mut self.conn {
             stream.read.drain(..used);
         }
+    }
+
+    /// Why pending prefixes wait, once only unsendable ones are left (listing them costs a pass over them:
+    /// not while UPDATEs are still going out).
+    fn unsendable(&self) -> Option<String> {
+        let context = self.update_context()?;
+        if self.rib.pending_count() == 0 || self.rib.has_pending(&context) {
+            return None;
+        }
+        unsendable_text(&self.rib.unsendable(&context))
     }
 
     /// What the routes are sent with, while established.
