@@ -3,8 +3,9 @@
 The speaker's thread runs in a node namespace, the router (metallb_py.testing.routers) in its own; the tests
 read the router's own view (`vtysh ... json`, `gobgp -j`, `birdc`) and its kernel FIB. Covered: an iBGP
 session carrying a /32 and a /128 (MP-BGP) with communities and local preference, withdrawal, an attribute
-change without a session reset, ROUTE-REFRESH; eBGP; TCP MD5 matching and mismatching; a wrong ASN both
-ways; eBGP multihop (TTL 1 versus 255); the Cease of remove_peer and stop.
+change without a session reset, ROUTE-REFRESH; eBGP; the source address; an IPv6 session carrying IPv4 routes
+(next hop from the same interface); TCP MD5 matching and mismatching; a wrong ASN both ways; eBGP multihop
+(TTL 1 versus 255); the Cease of remove_peer and stop.
 
 Nothing here bounds how long anything takes: deadlines in waits only stop a hang.
 """
@@ -195,6 +196,32 @@ def test_ebgp_carries_our_as_path_and_no_local_preference(
     assert path.communities == ("65000:100",)
     status = speaker.peer("rtr")
     assert status is not None and status.ibgp is False and status.peer_asn == OTHER_ASN
+
+
+def test_source_address_is_the_local_end_and_the_next_hop(
+    link: Link, speaker: BgpSpeaker, routers: list[RouterDaemon]
+) -> None:
+    link.lab.address(link.node, "n0", "192.0.2.2/24")
+    routers.append(router := started(link, "frr", Peer("192.0.2.2", ASN, passive=True)))
+    add_peer(speaker, source_address="192.0.2.2")
+    speaker.set_routes("rtr", {VIP_V4: BgpRoute()})
+    path = only_path(router.wait_routes(lambda rib: VIP_V4 in rib, 4, PATIENCE), VIP_V4)
+    assert path.next_hop == "192.0.2.2" and path.peer == "192.0.2.2"
+    status = speaker.peer("rtr")
+    assert status is not None and status.local_address == "192.0.2.2"
+
+
+def test_an_ipv6_session_sends_ipv4_routes_with_the_interfaces_ipv4_next_hop(
+    link: Link, speaker: BgpSpeaker, routers: list[RouterDaemon]
+) -> None:
+    routers.append(router := started(link, "frr", Peer(NODE_V6, ASN, passive=True)))
+    add_peer(speaker, ROUTER_V6)
+    speaker.set_routes("rtr", {VIP_V4: BgpRoute(), VIP_V6: BgpRoute()})
+    v4 = only_path(router.wait_routes(lambda rib: VIP_V4 in rib, 4, PATIENCE), VIP_V4)
+    v6 = only_path(router.wait_routes(lambda rib: VIP_V6 in rib, 6, PATIENCE), VIP_V6)
+    assert (v4.next_hop, v6.next_hop) == (NODE_V4, NODE_V6)
+    status = speaker.peer("rtr")
+    assert status is not None and (status.local_address, status.next_hop_v4) == (NODE_V6, NODE_V4)
 
 
 def test_route_refresh_from_frr_sends_the_routes_again(
