@@ -135,7 +135,10 @@ impl Peer {
             if self.config != config {
                 self.config = config;
                 self.refresh_next_hops();
-                self.rib.reset_sent();
+                // Announced again with the new next hops (a re-announcement replaces the old route at the
+                // peer); withdrawals still pending stay pending.
+                self.rib.resend(Afi::Ipv4);
+                self.rib.resend(Afi::Ipv6);
             }
             return (self, false);
         }
