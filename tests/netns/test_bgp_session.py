@@ -224,6 +224,30 @@ def test_an_ipv6_session_sends_ipv4_routes_with_the_interfaces_ipv4_next_hop(
     assert status is not None and (status.local_address, status.next_hop_v4) == (NODE_V6, NODE_V4)
 
 
+def test_a_family_without_a_next_hop_waits_and_says_why_until_the_interface_has_one(
+    link: Link, speaker: BgpSpeaker, routers: list[RouterDaemon]
+) -> None:
+    link.lab.sh(link.node, "ip", "address", "del", f"{NODE_V6}/64", "dev", "n0")
+    routers.append(router := started(link, "frr", Peer(NODE_V4, ASN, passive=True)))
+    add_peer(speaker)
+    next_event(speaker, "up")
+    speaker.set_routes("rtr", {VIP_V4: BgpRoute(), VIP_V6: BgpRoute()})
+    router.wait_routes(lambda rib: VIP_V4 in rib, 4, PATIENCE)
+    status = wait_status(speaker, lambda s: s.prefixes_advertised == 1)
+    assert status.next_hop_v6 is None and status.prefixes_pending == 1
+    assert status.unsendable is not None
+    assert status.unsendable.startswith(f"1 prefix cannot be sent: {VIP_V6}: no IPv6 next hop"), (
+        status.unsendable
+    )
+
+    link.lab.address(link.node, "n0", f"{NODE_V6}/64")
+    speaker.set_routes("rtr", {VIP_V4: BgpRoute(), VIP_V6: BgpRoute()})
+    path = only_path(router.wait_routes(lambda rib: VIP_V6 in rib, 6, PATIENCE), VIP_V6)
+    assert path.next_hop == NODE_V6
+    status = wait_status(speaker, lambda s: s.prefixes_pending == 0)
+    assert status.unsendable is None and status.counters["established"] == 1
+
+
 def test_route_refresh_from_frr_sends_the_routes_again(
     link: Link, speaker: BgpSpeaker, routers: list[RouterDaemon]
 ) -> None:

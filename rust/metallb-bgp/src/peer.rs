@@ -153,10 +153,23 @@ impl Peer {
 
     pub fn set_routes(&mut self, routes: BTreeMap<Prefix, RouteAttrs>) {
         self.rib.set_wanted(routes);
+        self.find_missing_next_hops();
     }
 
     pub fn advertise(&mut self, prefix: Prefix, route: RouteAttrs) {
         self.rib.advertise(prefix, route);
+        self.find_missing_next_hops();
+    }
+
+    /// A family without a next hop when the session came up may have one now (an address added since):
+    /// nothing of that family was sent yet, so taking it changes no route the peer holds.
+    fn find_missing_next_hops(&mut self) {
+        if self.next_hops.v4.is_some() && self.next_hops.v6.is_some() {
+            return;
+        }
+        let before = self.next_hops;
+        self.refresh_next_hops();
+        self.next_hops = NextHops { v4: before.v4.or(self.next_hops.v4), v6: before.v6.or(self.next_hops.v6) };
     }
 
     pub fn withdraw(&mut self, prefix: Prefix) -> bool {
