@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 from prometheus_client.registry import Collector
 
 from metallb_py.metrics import MetricsServer
@@ -73,11 +73,19 @@ _BGP_TOTALS = (
 )
 
 
+def _counter(name: str, help_text: str) -> CounterMetricFamily | UnknownMetricFamily:
+    """A counter under MetalLB's exact name: prometheus_client appends `_total` to a counter's samples, so a
+    MetalLB counter whose name lacks it (metallb_bgp_opens_sent) is exposed untyped, keeping its name."""
+    if name.endswith("_total"):
+        return CounterMetricFamily(name, help_text, labels=["peer"])
+    return UnknownMetricFamily(name, help_text, labels=["peer"])
+
+
 class _BgpCollector(Collector):
     def __init__(self, peers: Callable[[], Iterable[Any]]) -> None:
         self._peers = peers
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | UnknownMetricFamily]:
         peers = [(f"{p.address}:{p.port}", p) for p in self._peers()]
         up = GaugeMetricFamily(
             "metallb_bgp_session_up", "BGP session state (1 is up, 0 is down).", labels=["peer"]
@@ -98,12 +106,12 @@ class _BgpCollector(Collector):
             pending.add_metric([label], p.prefixes_pending)
         yield from (up, held, pending)
         for name, key, help_text in _BGP_COUNTERS:
-            family = CounterMetricFamily(name, help_text, labels=["peer"])
+            family = _counter(name, help_text)
             for label, p in peers:
                 family.add_metric([label], int(p.counters[key]))
             yield family
         for name, direction, help_text in _BGP_TOTALS:
-            family = CounterMetricFamily(name, help_text, labels=["peer"])
+            family = _counter(name, help_text)
             for label, p in peers:
                 c = p.counters
                 kinds = ("opens", "updates", "keepalives", "notifications", "route_refresh")

@@ -4,7 +4,9 @@ tests and the demo.
 `LabCluster` owns its whole life: a `LocalControlPlane` (API on 127.0.0.1), a `NetnsLab` with one namespace
 per node, the API objects a real cluster would already hold (the speakers' namespace, the memberlist Secret,
 a Node per lab node with its InternalIP and Ready condition), one `metallb-py controller` process, one
-`metallb-py speaker` process per lab node, and the clean-up. Nothing reconciles workloads here (no
+`metallb-py speaker` process per lab node, and the clean-up. With `router=` (BGP mode) the lab has a router
+namespace running that routing daemon (FRR, BIRD or GoBGP), peering with every node as `peering` says
+(bgplab), and the client sits behind it. Nothing reconciles workloads here (no
 scheduler, kubelet or controller-manager), so the harness publishes the EndpointSlices the endpoint
 controller would: each node's HTTP server in the lab stands for the pods on it.
 
@@ -56,6 +58,7 @@ from metallb_py.speaker import (
     SECRET_NAME,
     SERVICE_NAME_LABEL,
 )
+from metallb_py.testing.bgplab import Peering, router_config
 from metallb_py.testing.controlplane import (
     DEFAULT_KUBERNETES_VERSION,
     KubernetesBinaries,
@@ -64,6 +67,7 @@ from metallb_py.testing.controlplane import (
 )
 from metallb_py.testing.netlab import NetnsLab
 from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, free_loopback_port
+from metallb_py.testing.routers import RouterDaemon, RouterKind, make_router
 
 __all__ = [
     "CONTROL_PLANE_ROLE_LABEL",
@@ -315,6 +319,8 @@ class LabCluster:
         kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
         build_kubernetes: bool = False,
         service_cluster_ip_range: str | None = None,
+        router: RouterKind | None = None,
+        peering: Peering | None = None,
     ) -> None:
         if not workers:
             raise LabClusterError("a lab cluster needs at least one worker node")
@@ -326,6 +332,9 @@ class LabCluster:
         self.kubernetes_version = kubernetes_version
         self._build_kubernetes = build_kubernetes
         self._service_range = service_cluster_ip_range
+        self.router_kind = router
+        self.peering = peering or Peering()
+        self._router: RouterDaemon | None = None
         self._prefix = prefix
         self._speaker_args = tuple(speaker_args)
         self._controller_args = tuple(controller_args)
@@ -368,6 +377,13 @@ class LabCluster:
         if self._lab is None:
             raise LabClusterError("the lab cluster is not running; use start() or a with block")
         return self._lab
+
+    @property
+    def router(self) -> RouterDaemon:
+        """The routing daemon in the router namespace (with `router=`)."""
+        if self._router is None:
+            raise LabClusterError("this lab cluster has no router (pass router='frr', 'bird' or 'gobgp')")
+        return self._router
 
     @property
     def kubeconfig(self) -> Path:
@@ -442,13 +458,27 @@ class LabCluster:
         self._say(f"control plane up at {self._control_plane.server} ({time.monotonic() - began:.1f} s)")
 
         began = time.monotonic()
-        self._lab = NetnsLab(nodes=self.workers, extra_nodes=[self.control_plane_node], prefix=self._prefix)
+        self._lab = NetnsLab(
+            nodes=self.workers,
+            extra_nodes=[self.control_plane_node],
+            prefix=self._prefix,
+            router=self.router_kind is not None,
+        )
         self._lab.start()
         addresses = ", ".join(f"{n} {self._lab.node_address(n)}" for n in self.nodes)
         self._say(
             f"lab {self._lab.name}: {addresses}; client {self._lab.client_address()} "
             f"({1000 * (time.monotonic() - began):.0f} ms)"
         )
+        if self.router_kind is not None:
+            began = time.monotonic()
+            config = router_config(self._lab, self.peering)
+            self._router = make_router(self.router_kind, self._lab.router_ns, config, name="router")
+            self._router.start()
+            self._say(
+                f"router {self.router_kind} (AS {self.peering.router_asn}) up in {self._lab.router_ns} "
+                f"({1000 * (time.monotonic() - began):.0f} ms)"
+            )
 
         self._create_cluster_objects()
         self._say(
@@ -503,6 +533,12 @@ class LabCluster:
                 failures.append(f"{child.name} ignored SIGTERM for {_STOP_GRACE:.0f} s and was killed")
         self._speakers.clear()
         self._controller = None
+        if self._router is not None:
+            try:
+                self._router.stop()
+            except MetalLBError as exc:
+                failures.append(f"stopping the router: {exc}")
+            self._router = None
         if self._lab is not None:
             try:
                 self._lab.close()
