@@ -8,6 +8,9 @@ from __future__ import annotations
 
 __all__ = [
     "AllocationError",
+    "BgpError",
+    "BgpNetnsError",
+    "BgpPermissionError",
     "ConfigError",
     "FamilyError",
     "GossipBindError",
@@ -106,3 +109,16 @@ class GossipNetnsError(GossipError):
 
 class GossipPermissionError(GossipError, PermissionError):
     """Entering a network namespace needs CAP_SYS_ADMIN; ports below 1024 need CAP_NET_BIND_SERVICE."""
+
+
+class BgpError(MetalLBError, RuntimeError):
+    """The BGP speaker cannot do what was asked: not running (stopped), socket error, thread gone. Bad peer
+    parameters or routes raise ValueError instead, an unknown peer KeyError."""
+
+
+class BgpNetnsError(BgpError, OSError):
+    """The named network namespace for the BGP sessions does not exist or is not a network namespace."""
+
+
+class BgpPermissionError(BgpError, PermissionError):
+    """Entering a network namespace needs CAP_SYS_ADMIN; TCP MD5 signatures need CAP_NET_ADMIN."""

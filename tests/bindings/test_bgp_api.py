@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import metallb_py
+from metallb_py import errors
 from metallb_py._core import BgpEvent, BgpPeerStatus, BgpRoute, BgpSpeaker
 
 ROUTER_ID = "192.0.2.1"
@@ -240,14 +241,19 @@ def test_context_manager_stop_and_calls_after_stop() -> None:
         lambda: speaker.set_routes("router", {}),
         lambda: speaker.withdraw("router", "198.51.100.10/32"),
     ):
-        with pytest.raises(RuntimeError, match="not running"):
+        with pytest.raises(errors.BgpError, match="not running") as info:
             call()
+        assert isinstance(info.value, RuntimeError)  # BgpError is one
     speaker.stop()  # idempotent
 
 
 def test_a_missing_namespace_is_reported() -> None:
-    with pytest.raises(OSError, match="mlb-no-such-namespace"):
+    with pytest.raises(errors.BgpNetnsError, match="mlb-no-such-namespace") as info:
         BgpSpeaker(netns="mlb-no-such-namespace")
+    assert isinstance(info.value, OSError)
+    assert issubclass(errors.BgpPermissionError, PermissionError)
+    for cls in (errors.BgpNetnsError, errors.BgpPermissionError):
+        assert issubclass(cls, errors.BgpError) and issubclass(cls, errors.MetalLBError)
 
 
 def test_waiting_for_events_releases_the_gil(speaker: BgpSpeaker) -> None:

@@ -4,7 +4,7 @@ use metallb_bgp::BgpError;
 use metallb_core::alloc::{AllocError, ConfigError};
 use metallb_gossip::GossipError;
 use metallb_l2::L2Error;
-use pyo3::exceptions::{PyKeyError, PyOSError, PyPermissionError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 
 mod py {
@@ -24,6 +24,9 @@ mod py {
     pyo3::import_exception!(metallb_py.errors, GossipBindError);
     pyo3::import_exception!(metallb_py.errors, GossipNetnsError);
     pyo3::import_exception!(metallb_py.errors, GossipPermissionError);
+    pyo3::import_exception!(metallb_py.errors, BgpError);
+    pyo3::import_exception!(metallb_py.errors, BgpNetnsError);
+    pyo3::import_exception!(metallb_py.errors, BgpPermissionError);
 }
 
 /// A `ConfigError` carrying `.path` (where) and `.reason` (what) besides its message.
@@ -81,14 +84,14 @@ pub fn gossip_error(err: GossipError) -> PyErr {
 }
 
 /// BGP speaker errors: bad peer parameters and routes are ValueError, an unknown peer KeyError; the rest are
-/// the builtin classes until metallb_py.errors has BGP classes of its own.
+/// metallb_py.errors' BGP classes (BgpError is a RuntimeError, BgpNetnsError an OSError).
 pub fn bgp_error(err: BgpError) -> PyErr {
     let message = err.to_string();
     match err {
         BgpError::InvalidPeer { .. } | BgpError::InvalidRoute(_) => PyValueError::new_err(message),
         BgpError::UnknownPeer(_) => PyKeyError::new_err(message),
-        BgpError::PermissionDenied { .. } => PyPermissionError::new_err(message),
-        BgpError::Netns { .. } => PyOSError::new_err(message),
-        BgpError::NotRunning | BgpError::Io { .. } | BgpError::Stopped(_) => PyRuntimeError::new_err(message),
+        BgpError::PermissionDenied { .. } => py::BgpPermissionError::new_err(message),
+        BgpError::Netns { .. } => py::BgpNetnsError::new_err(message),
+        BgpError::NotRunning | BgpError::Io { .. } | BgpError::Stopped(_) => py::BgpError::new_err(message),
     }
 }
