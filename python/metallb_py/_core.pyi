@@ -411,9 +411,10 @@ class BgpSpeaker:
     """The BGP sessions of a node on one Rust thread, started at construction; active side only (it connects
     to each peer's port and never listens).
 
-    With `netns` the thread enters /var/run/netns/NAME (CAP_SYS_ADMIN; BgpNetnsError, an OSError, if it cannot). Bad arguments
-    raise ValueError, an unknown peer KeyError; either way nothing changes. Calls after stop() raise
-    BgpError (a RuntimeError). stop() (and leaving the `with` block) sends a Cease to every peer first.
+    With `netns` the thread enters /var/run/netns/NAME (CAP_SYS_ADMIN; BgpNetnsError, an OSError, if it
+    cannot). Bad arguments raise ValueError, an unknown peer KeyError; either way nothing changes. Calls
+    after stop() raise BgpError (a RuntimeError). stop() (and leaving the `with` block) sends a Cease to
+    every peer first.
     """
 
     def __new__(cls, *, netns: str | None = None) -> BgpSpeaker: ...
