@@ -15,13 +15,13 @@ from typing import Any
 from metallb_py.k8s.errors import ConflictError, ForbiddenError, NotFoundError
 from metallb_py.speaker.election import Link
 from metallb_py.speaker.gate import Step
-from metallb_py.speaker.status import l2_status, l2_status_name
 from metallb_py.speaker.layer2 import Layer2
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.objects import SERVICE_NAME_LABEL
 from metallb_py.speaker.reporter import NODE_ASSIGNED, StatusReporter
 from metallb_py.speaker.rounds import Rounds
 from metallb_py.speaker.speaker import stop_announcing
+from metallb_py.speaker.status import l2_status, l2_status_name
 
 JSON = dict[str, Any]
 VIP = "192.0.2.11"
