@@ -72,6 +72,8 @@ class Bgp:
         self._sessions: dict[str, PeerSession] = {}  # as given to the speaker
         self._routes: dict[str, dict[str, Route]] = {}  # peer -> prefix -> attributes, as given
         self._problems: dict[str, str] = {}
+        self._notes: dict[str, tuple[str, ...]] = {}
+        self._conflicts: set[str] = set()
         self._announced: dict[str, tuple[str, ...]] = {}  # address -> Services
         self._service_peers: dict[str, tuple[str, ...]] = {}
 
@@ -136,6 +138,16 @@ class Bgp:
 
     def _apply(self, plan: SessionPlan, route_plan: RoutePlan, ips: Mapping[str, Iterable[str]]) -> None:
         self._report_problems(plan.problems)
+        for peer, notes in sorted(plan.notes.items()):
+            if self._notes.get(peer) != notes:
+                log.warning(
+                    "BGP peer used differently", extra={"peer": peer, "node": self.me, "notes": notes}
+                )
+        self._notes = dict(plan.notes)
+        for conflict in route_plan.conflicts:
+            if conflict not in self._conflicts:
+                log.warning("BGP advertisements conflict", extra={"node": self.me, "conflict": conflict})
+        self._conflicts = set(route_plan.conflicts)
         wanted = {s.name: s for s in plan.sessions}
         with self._lock:
             current = dict(self._sessions)
