@@ -235,11 +235,13 @@ class BgpLab:
         communities: Sequence[str] = (),
         large_communities: Sequence[str] = (),
         local_pref: int | None = None,
+        peering: Peering | None = None,
         start: bool = True,
     ) -> RouterDaemon:
         """A routing daemon in `node`'s namespace announcing `prefixes` (bare addresses are host routes)
         to the router over the node's sessions, with the given attributes on every plain prefix; started
-        unless `start=False`, stopped by close(). One per node: a second replaces the first."""
+        unless `start=False`, stopped by close(). One per node: a second replaces the first. `peering`
+        overrides the node's side only (a wrong password or AS, as a misconfigured speaker would have)."""
         plain = (communities, large_communities, local_pref) != ((), (), None)
         originate = [
             Origination(_host(p), tuple(communities), tuple(large_communities), local_pref)
@@ -250,7 +252,10 @@ class BgpLab:
         if (old := self._originators.pop(node, None)) is not None:
             old.stop()
         daemon = make_router(
-            kind, self.lab.node_ns(node), node_config(self.lab, node, self.peering, originate), name=node
+            kind,
+            self.lab.node_ns(node),
+            node_config(self.lab, node, peering or self.peering, originate),
+            name=node,
         )
         self._originators[node] = daemon
         if start:

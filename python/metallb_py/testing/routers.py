@@ -48,6 +48,7 @@ from metallb_py.errors import MetalLBError
 from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, tail_log
 
 __all__ = [
+    "APT_PACKAGES",
     "ESTABLISHED",
     "ROUTER_KINDS",
     "BgpPath",
@@ -83,7 +84,8 @@ _STATE_ROOT = Path(tempfile.gettempdir()) / "metallb-py-routers"
 # FRR keeps a crash-log directory per process, /var/tmp/frr/bgpd.<pid>: removed after a SIGKILL.
 _FRR_CRASH_DIR = Path("/var/tmp/frr")
 _FRR_DIRS = ("/usr/lib/frr", "/usr/libexec/frr")
-_APT_PACKAGE = {"frr": "frr", "bird": "bird2", "gobgp": "gobgpd"}
+# The Debian packages that carry each kind (named in RouterNotInstalledError and in test skips).
+APT_PACKAGES: dict[str, str] = {"frr": "frr", "bird": "bird2", "gobgp": "gobgpd"}
 # sockaddr_un.sun_path is 108 bytes: leave room for the longest socket name under the state directory.
 _MAX_SOCKET_PATH = 100
 _POLL = 0.005
@@ -396,13 +398,16 @@ class RouterConfig:
 class Neighbor:
     """One neighbor as the daemon sees it. `state` is one of STATES ('established', 'active', ...);
     `uptime_s` is how long the session has been established (None when it is not); `prefixes_received`
-    counts the prefixes accepted from it over every family."""
+    counts the prefixes accepted from it over every family. `last_error` is the last NOTIFICATION or
+    error the daemon reports for it ('OPEN Message Error/Bad Peer AS' in FRR's words, 'Received: Bad peer
+    AS' in BIRD's; GoBGP reports none), None when there was none."""
 
     address: str
     state: str
     uptime_s: float | None
     prefixes_received: int
     remote_asn: int | None = None
+    last_error: str | None = None
 
     @property
     def established(self) -> bool:
@@ -615,7 +620,7 @@ class RouterDaemon(abc.ABC):
             raise RouterError(f"{type(self).__name__} needs root (network namespaces)")
         if missing := missing_binaries(self.kind):
             raise RouterNotInstalledError(
-                f"{self.kind} needs {', '.join(missing)}: apt-get install {_APT_PACKAGE[self.kind]}"
+                f"{self.kind} needs {', '.join(missing)}: apt-get install {APT_PACKAGES[self.kind]}"
             )
         if not Path("/run/netns", self.netns).exists():
             raise RouterError(
@@ -853,9 +858,9 @@ def frr_config(config: RouterConfig, hostname: str) -> dict[str, str]:
         members.append((group, lr.families))
     for version, afi in ((4, "ipv4"), (6, "ipv6")):
         lines.append(f" address-family {afi} unicast")
-        if config.max_paths > 1:
-            lines.append(f"  maximum-paths {config.max_paths}")
-            lines.append(f"  maximum-paths ibgp {config.max_paths}")
+        # Always written: FRR's own default is multipath (as wide as it was built for), not one path.
+        lines.append(f"  maximum-paths {config.max_paths}")
+        lines.append(f"  maximum-paths ibgp {config.max_paths}")
         lines += [f"  neighbor {member} activate" for member, families in members if version in families]
         lines += [
             f"  network {o.prefix} route-map {maps[version, o.attributes]}"
@@ -958,6 +963,7 @@ def parse_frr_neighbors(data: Mapping[str, Any]) -> dict[str, Neighbor]:
             uptime_s=float(uptime) / 1000 if uptime is not None else None,
             prefixes_received=received,
             remote_asn=info.get("remoteAs"),
+            last_error=info.get("lastNotificationReason"),
         )
     return out
 
@@ -1268,6 +1274,7 @@ def parse_bird_protocols(lines: Iterable[str], now: float | None = None) -> dict
                 uptime_s=max(0.0, now - since) if state == ESTABLISHED and since is not None else None,
                 prefixes_received=info.get("imported", 0),
                 remote_asn=info.get("asn"),
+                last_error=info.get("last_error"),
             ),
         )
 
@@ -1291,6 +1298,8 @@ def parse_bird_protocols(lines: Iterable[str], now: float | None = None) -> dict
             info["address"] = str(ipaddress.ip_address(value.split("%")[0]))
         elif key == "Neighbor AS":
             info["asn"] = int(value)
+        elif key == "Last error":
+            info["last_error"] = value
         elif key == "Routes":
             imported = re.match(r"(\d+) imported", value)
             info["imported"] = info.get("imported", 0) + (int(imported.group(1)) if imported else 0)
