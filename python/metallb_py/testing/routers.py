@@ -448,12 +448,16 @@ def _state(value: object) -> str:
 
 def read_fib(netns: str, family: int = 4, *, protocol: str | None = None) -> dict[str, list[NextHop]]:
     """The main routing table of `netns` (`ip -j route show`): prefix -> next hops, one per ECMP leg.
-    `protocol` keeps only routes installed by it ('bgp' for FRR, 'bird', ...). Host routes are /32 and
-    /128 prefixes; local, link-local and multicast routes are left out."""
-    argv = ["ip", "-n", netns, "-j", f"-{family}", "route", "show", "table", "main"]
+    `protocol` keeps only routes installed by it ('bgp' for FRR, 'bird', ...)."""
+    argv = ["ip", "-n", netns, "-j", f"-{_afi(family)[-1]}", "route", "show", "table", "main"]
     if protocol is not None:
         argv += ["proto", protocol]
-    rows = json.loads(_run(argv) or "[]")
+    return parse_ip_routes(json.loads(_run(argv) or "[]"), family)
+
+
+def parse_ip_routes(rows: Iterable[Mapping[str, Any]], family: int = 4) -> dict[str, list[NextHop]]:
+    """`ip -j route show` rows -> {prefix: [NextHop]}. Host routes become /32 and /128 prefixes, `default`
+    0.0.0.0/0 or ::/0; link-local and multicast routes are left out."""
     out: dict[str, list[NextHop]] = {}
     for row in rows:
         dst = str(row.get("dst", ""))
