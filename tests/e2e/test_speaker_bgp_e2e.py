@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from metallb_py.k8s.resources import EVENTS, SERVICE_BGP_STATUSES
+from metallb_py.k8s.resources import EVENTS, SERVICE_BGP_STATUSES, SERVICES
 from metallb_py.testing import FetchError, LabCluster
 from metallb_py.testing.bgplab import DEFAULT_NODE_ASN, DEFAULT_ROUTER_ASN, Peering
 from metallb_py.testing.routers import NextHop
@@ -65,7 +65,13 @@ def cluster(kubernetes_binaries: None, tmp_path_factory: pytest.TempPathFactory)
     # The router also has a neighbor on each node's IPv6 address: the wrong-ASN test's peer.
     peering = Peering(session_families=(4, 6))
     with LabCluster(
-        WORKERS, CONTROL_PLANE, prefix="mlbbgpe", log_dir=logs, router="frr", peering=peering
+        WORKERS,
+        CONTROL_PLANE,
+        prefix="mlbbgpe",
+        log_dir=logs,
+        router="frr",
+        peering=peering,
+        service_cluster_ip_range="10.96.0.0/16,2001:db8:96::/112",  # dual-stack: the IPv6 test's Service
     ) as the_cluster:
         the_cluster.kubectl("apply", "-f", "-", stdin=CONFIG)
         yield the_cluster
@@ -101,7 +107,16 @@ def next_hops(cluster: LabCluster, prefix: str) -> set[str]:
 
 def wait_next_hops(cluster: LabCluster, prefix: str, nodes: tuple[str, ...]) -> None:
     wanted = {cluster.lab.node_address(n) for n in nodes}
-    cluster.wait_for(lambda: next_hops(cluster, prefix) == wanted, WAIT, f"{prefix} via {sorted(nodes)}")
+    try:
+        cluster.wait_for(lambda: next_hops(cluster, prefix) == wanted, WAIT, f"{prefix} via {sorted(nodes)}")
+    except Exception as exc:
+        family = 6 if ":" in prefix else 4
+        router = cluster.router
+        raise AssertionError(
+            f"{exc}\nrouter BGP paths: {router.routes(family).get(prefix)}\n"
+            f"router FIB: {router.fib(family).get(prefix)}\nneighbors: {router.neighbors()}\n"
+            f"router log:\n{router.logs(60)}"
+        ) from exc
 
 
 def statuses(cluster: LabCluster, node: str) -> dict[str, list[str]]:
@@ -247,3 +262,74 @@ spec: {{myASN: {DEFAULT_NODE_ASN}, peerASN: 65000, peerAddress: "{ROUTER_V6}"}}
         assert next_hops(cluster, f"{VIP_HNAME}/32") == {cluster.lab.node_address(n) for n in WORKERS}
     finally:
         cluster.kubectl("delete", "bgppeers.metallb.io", "wrong-asn", "-n", NS)
+
+
+V6_CONFIG = f"""
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: v6, namespace: {NS}}}
+spec: {{addresses: [2001:db8:1::100/120]}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: tor6, namespace: {NS}}}
+spec: {{myASN: {DEFAULT_NODE_ASN}, peerASN: {DEFAULT_ROUTER_ASN}, peerAddress: "{ROUTER_V6}"}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: v6, namespace: {NS}}}
+spec: {{ipAddressPools: [v6], peers: [tor6], communities: ["large:64513:6:6"]}}
+"""
+
+
+def lb_service(cluster: LabCluster, namespace: str, name: str, nodes: tuple[str, ...], **spec: object) -> str:
+    """A LoadBalancer Service with endpoints on `nodes`; its first address."""
+    family = 6 if spec.get("ipFamilies") == ["IPv6"] else 4
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}], **spec},
+    }
+    cluster.client.create(SERVICES, manifest, namespace)
+    cluster.publish_endpoints(namespace, name, nodes, family=family)
+    return cluster.wait_for(lambda: cluster.external_ips(namespace, name), WAIT, f"an address for {name}")[0]
+
+
+def test_local_traffic_policy_is_advertised_only_from_nodes_with_a_local_endpoint(
+    cluster: LabCluster, seed: dict[str, str]
+) -> None:
+    vip = lb_service(cluster, "default", "local", ("node2",), externalTrafficPolicy="Local")
+    cluster.lab.serve(vip, "hname")
+    try:
+        wait_next_hops(cluster, f"{vip}/32", ("node2",))
+        assert cluster.wait_for(lambda: answers(cluster, vip), WAIT, vip) == "node2"
+        # The endpoint moves: so does the route.
+        cluster.publish_endpoints("default", "local", ["node1", "node3"])
+        wait_next_hops(cluster, f"{vip}/32", ("node1", "node3"))
+    finally:
+        cluster.client.delete(SERVICES, "local", "default")
+    cluster.wait_for(lambda: not next_hops(cluster, f"{vip}/32"), WAIT, f"{vip} withdrawn")
+
+
+def test_an_ipv6_service_reaches_the_client_over_an_ipv6_session(
+    cluster: LabCluster, seed: dict[str, str]
+) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=V6_CONFIG)
+    vip = lb_service(cluster, "default", "web6", WORKERS, ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack")
+    cluster.lab.serve(vip, "hname")
+    try:
+        prefix = f"{vip}/128"
+        # MP_REACH over the IPv6 sessions; the next hops are the nodes' IPv6 addresses.
+        wanted = {cluster.lab.node_address(n, 6) for n in WORKERS}
+        cluster.wait_for(lambda: next_hops(cluster, prefix) == wanted, WAIT, f"{prefix} via every worker")
+        paths = cluster.router.routes(6)[prefix]
+        assert all("large:64513:6:6" in p.large_communities for p in paths), paths
+        assert cluster.wait_for(lambda: answers(cluster, vip), WAIT, vip) in WORKERS
+        # The IPv4 routes did not move to the IPv6 sessions, nor the IPv6 ones to the IPv4 sessions.
+        assert f"{VIP_HNAME}/32" not in cluster.router.routes(6)
+        assert prefix not in cluster.router.routes(4)
+    finally:
+        cluster.client.delete(SERVICES, "web6", "default")
+        for kind, name in (("bgpadvertisements", "v6"), ("bgppeers", "tor6"), ("ipaddresspools", "v6")):
+            cluster.kubectl("delete", f"{kind}.metallb.io", name, "-n", NS)
