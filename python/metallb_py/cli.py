@@ -318,10 +318,19 @@ def _register_demo(groups: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the seed scenario end to end on this machine (root)",
         description="Starts a local control plane, a lab of network namespaces (three workers and a "
         "control-plane node), the controller and a speaker per node; replays the seed's kubectl steps, "
-        "fetches both addresses from a client, kills the announcing node and shows the failover. Removes "
-        "everything it made.",
+        "fetches both addresses from a client, kills the announcing node and shows the failover. With "
+        "--mode bgp the client sits behind an FRR router peering with every node: the addresses reach it "
+        "over BGP, spread over the nodes (ECMP), and the failover is the router dropping the dead node. "
+        "Removes everything it made.",
     )
     # The flags live here, not in metallb_py.demo: importing it (and the API client) would slow every command.
+    parser.add_argument(
+        "--mode",
+        choices=("layer2", "bgp"),
+        default="layer2",
+        help="how the addresses reach the client: layer2 (ARP from one node, as in the seed; the default) or "
+        "bgp (routes to an FRR router in the lab)",
+    )
     parser.add_argument(
         "--keep-logs",
         metavar="DIR",

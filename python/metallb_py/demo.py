@@ -8,6 +8,12 @@ and a speaker per node), the same kubectl commands run against it, a client name
 and then the announcing node dies (its speaker SIGKILLed, its cable cut) while a prober measures how long
 the address stays unreachable.
 
+`--mode bgp` plays the same Services in BGP mode: the lab's client sits behind a router (FRR, AS 64512, at
+198.51.100.254) that peers with every node's speaker, the BGP configuration in examples/seed/
+metallb-bgpconfig.yaml replaces the ConfigMap, and the router spreads each address over the three workers
+(ECMP). The router's own view (vtysh) shows the next hops and the community; then a node dies the same way,
+and the demo measures how long the router's FIB kept routing to it and how many requests were lost.
+
 Needs root (network namespaces). Exit status: 0 when every step did what the seed shows, 1 when one did
 not (the message says which, and where the logs are), 2 without root, 130 when interrupted.
 """
@@ -30,10 +36,14 @@ from types import FrameType
 from typing import TextIO
 
 from metallb_py.errors import MetalLBError
-from metallb_py.testing import FetchError, LabCluster, Probe
+from metallb_py.k8s.resources import SERVICE_BGP_STATUSES
+from metallb_py.testing import FetchError, FrrRouter, LabCluster, Probe
+from metallb_py.testing.bgplab import DEFAULT_NODE_ASN, DEFAULT_ROUTER_ASN, Peering
 from metallb_py.testing.netlab import EchoKind
 
-__all__ = ["SEED_CONFIGMAP", "run"]
+__all__ = ["MODES", "SEED_BGP_CONFIG", "SEED_CONFIGMAP", "run"]
+
+MODES = ("layer2", "bgp")
 
 # examples/seed/metallb-l2config.yaml, for installations without the examples directory.
 SEED_CONFIGMAP = """\
@@ -50,7 +60,48 @@ data:
       addresses:
       - 192.168.1.11-192.168.1.13
 """
-_SEED_FILE = Path(__file__).resolve().parents[2] / "examples" / "seed" / "metallb-l2config.yaml"
+_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "seed"
+_SEED_FILE = _EXAMPLES / "metallb-l2config.yaml"
+
+# examples/seed/metallb-bgpconfig.yaml: the seed's pool, advertised over BGP to the lab's router (its AS and
+# address are the lab's: DEFAULT_ROUTER_ASN at 198.51.100.254, the nodes in DEFAULT_NODE_ASN) with a
+# community, from every node. holdTime bounds how long the router keeps the path of a node that vanishes
+# without closing its connection.
+SEED_BGP_CONFIG = f"""\
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  namespace: metallb-system
+  name: nginx-ip-range
+spec:
+  addresses:
+  - 192.168.1.11-192.168.1.13
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata:
+  namespace: metallb-system
+  name: router
+spec:
+  myASN: {DEFAULT_NODE_ASN}
+  peerASN: {DEFAULT_ROUTER_ASN}
+  peerAddress: 198.51.100.254
+  holdTime: 9s
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata:
+  namespace: metallb-system
+  name: nginx-ip-range
+spec:
+  ipAddressPools:
+  - nginx-ip-range
+  communities:
+  - 64513:100
+"""
+_SEED_BGP_FILE = _EXAMPLES / "metallb-bgpconfig.yaml"
+_COMMUNITY = "64513:100"
+_HOLD_TIME = 9.0  # the BGPPeer's holdTime
 
 
 @dataclass(frozen=True)
@@ -71,6 +122,10 @@ _SEED = (
 _NAMESPACE = "default"
 _WAIT = 30.0  # seconds for any one step; every step normally takes well under one
 _PROBE_INTERVAL = 0.01
+_PROBE_TIMEOUT = 1.0  # a request without an answer by then failed (it went to a dead node)
+_FIB_POLL = 0.002  # the router's kernel FIB is read this often while a node dies
+_MAX_FETCHES = 30  # requests until every node has answered once through the router's ECMP
+_STOPPED = "stopped"  # a prober request still in flight when the prober stopped (netlab's helper)
 
 
 class _DemoError(Exception):
@@ -100,19 +155,30 @@ def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("metallb-py demo needs root (network namespaces); run it with sudo", file=sys.stderr)
         return 2
+    bgp = args.mode == "bgp"
     term = _Terminal(sys.stdout)
     keep = Path(args.keep_logs) if args.keep_logs else None
     log_dir = keep if keep is not None else Path(tempfile.mkdtemp(prefix="metallb-py-demo-"))
     # SIGTERM unwinds like Ctrl-C, so the lab and the control plane are removed either way.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        term.note("metallb-py demo: the seed scenario (MetalLB in layer 2 mode) on this machine")
+        if bgp:
+            term.note("metallb-py demo: the seed scenario in BGP mode, behind an FRR router, on this machine")
+        else:
+            term.note("metallb-py demo: the seed scenario (MetalLB in layer 2 mode) on this machine")
         with LabCluster(
-            prefix=args.prefix, log_dir=log_dir, progress=term.note, build_kubernetes=True
+            prefix=args.prefix,
+            log_dir=log_dir,
+            progress=term.note,
+            build_kubernetes=True,
+            router="frr" if bgp else None,
+            peering=Peering(router_asn=DEFAULT_ROUTER_ASN, node_asn=DEFAULT_NODE_ASN) if bgp else None,
         ) as cluster:
-            failover = _play(cluster, term)
+            failover = _play_bgp(cluster, term) if bgp else _play(cluster, term)
             term.blank()
-            term.note("cleaning up: speakers, controller, lab namespaces, control plane")
+            term.note(
+                f"cleaning up: speakers, controller, {'router, ' if bgp else ''}lab namespaces, control plane"
+            )
     except (_DemoError, MetalLBError, subprocess.SubprocessError) as exc:
         print(f"\nmetallb-py demo failed: {exc}\nlogs: {log_dir}", file=sys.stderr)
         return 1
@@ -121,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    term.note(f"done: every step as in the seed; failover {failover}")
+    term.note(f"done: every step as in the seed{' (in BGP mode)' if bgp else ''}; failover {failover}")
     if keep is None:
         shutil.rmtree(log_dir, ignore_errors=True)
     return 0
@@ -141,6 +207,30 @@ def _kubectl(
 
 def _play(cluster: LabCluster, term: _Terminal) -> str:
     """The seed's steps, then the failover; returns the failover summary."""
+    vips = _replay_seed(cluster, term, _SEED_FILE, SEED_CONFIGMAP)
+    published = time.monotonic()
+    owners = {
+        seed.service: cluster.wait_for(
+            partial(cluster.announcer, _NAMESPACE, seed.service), _WAIT, f"a node to announce {seed.service}"
+        )
+        for seed in _SEED
+    }
+    term.note(f"both Services announced {1000 * (time.monotonic() - published):.0f} ms after publishing")
+    _kubectl(cluster, term, "get", "services")
+    _check_addresses(vips)
+    _check_owners(cluster, owners)
+    _kubectl(cluster, term, "get", "servicel2statuses", "-n", cluster.namespace)
+
+    term.note(f"from the client ({cluster.lab.client_address()}), as the seed's browser:")
+    for seed in _SEED:
+        _fetch(cluster, term, vips[seed.service])
+    term.note("(no kube-proxy here: the announcing node answers itself)")
+    return _failover(cluster, term, vips, owners)
+
+
+def _replay_seed(cluster: LabCluster, term: _Terminal, config_file: Path, config_text: str) -> dict[str, str]:
+    """The seed's kubectl steps with this mode's configuration, up to both Services having ready endpoints
+    (each node's HTTP server playing their pods); returns each Service's address."""
     term.blank()
     for seed in _SEED:
         _kubectl(cluster, term, "create", "deployment", seed.deployment, f"--image={seed.image}")
@@ -149,11 +239,11 @@ def _play(cluster: LabCluster, term: _Terminal) -> str:
         "no pods will run (no scheduler or kubelet here): each node's HTTP server in the lab plays them, and "
         "the demo publishes the EndpointSlices the endpoint controller would"
     )
-    shown = "kubectl apply -f metallb-l2config.yaml"
-    if _SEED_FILE.is_file():
-        _kubectl(cluster, term, "apply", "-f", str(_SEED_FILE), shown=shown)
+    shown = f"kubectl apply -f {config_file.name}"
+    if config_file.is_file():
+        _kubectl(cluster, term, "apply", "-f", str(config_file), shown=shown)
     else:
-        _kubectl(cluster, term, "apply", "-f", "-", stdin=SEED_CONFIGMAP, shown=shown)
+        _kubectl(cluster, term, "apply", "-f", "-", stdin=config_text, shown=shown)
 
     vips: dict[str, str] = {}
     for seed in _SEED:
@@ -172,26 +262,13 @@ def _play(cluster: LabCluster, term: _Terminal) -> str:
         cluster.publish_endpoints(_NAMESPACE, seed.service)
     workers = ", ".join(f"{n} ({cluster.lab.node_address(n)})" for n in cluster.workers)
     term.note(f"EndpointSlices published: both Services ready on {workers}")
-    published = time.monotonic()
-    owners = {
-        seed.service: cluster.wait_for(
-            partial(cluster.announcer, _NAMESPACE, seed.service), _WAIT, f"a node to announce {seed.service}"
-        )
-        for seed in _SEED
-    }
-    term.note(f"both Services announced {1000 * (time.monotonic() - published):.0f} ms after publishing")
-    _kubectl(cluster, term, "get", "services")
+    return vips
+
+
+def _check_addresses(vips: dict[str, str]) -> None:
     unexpected = [f"{s.service} got {vips[s.service]}, not {s.ip}" for s in _SEED if vips[s.service] != s.ip]
     if unexpected:
         raise _DemoError(f"the seed's addresses differ: {'; '.join(unexpected)}")
-    _check_owners(cluster, owners)
-    _kubectl(cluster, term, "get", "servicel2statuses", "-n", cluster.namespace)
-
-    term.note(f"from the client ({cluster.lab.client_address()}), as the seed's browser:")
-    for seed in _SEED:
-        _fetch(cluster, term, vips[seed.service])
-    term.note("(no kube-proxy here: the announcing node answers itself)")
-    return _failover(cluster, term, vips, owners)
 
 
 def _check_owners(cluster: LabCluster, owners: dict[str, str]) -> None:
@@ -271,3 +348,184 @@ def _announcer_other_than(cluster: LabCluster, service: str, node: str) -> str |
 def _failed_between(probes: list[Probe], start: float, first: Probe) -> int:
     """Requests sent from `start` until the one that got the first answer, that got none."""
     return sum(1 for p in probes if start <= p.sent < first.sent and not p.ok)
+
+
+# -- BGP mode ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The prober's requests sent within a time window: how many, how many failed, which nodes answered.
+    Requests still in flight when the prober stopped count as neither."""
+
+    sent: int
+    failed: int
+    answers: frozenset[str]
+
+
+def _window(probes: list[Probe], start: float, end: float) -> _Window:
+    chosen = [p for p in probes if start <= p.sent < end and p.error != _STOPPED]
+    return _Window(
+        sent=len(chosen),
+        failed=sum(1 for p in chosen if not p.ok),
+        answers=frozenset(p.answer for p in chosen if p.answer is not None),
+    )
+
+
+def _play_bgp(cluster: LabCluster, term: _Terminal) -> str:
+    """The seed's steps in BGP mode, the router's view, the client's requests spread over the nodes, then a
+    node's death; returns the failover summary."""
+    router = cluster.router
+    if not isinstance(router, FrrRouter):
+        raise _DemoError(f"the BGP demo shows FRR's own view (vtysh), and the lab's router is {router}")
+    vips = _replay_seed(cluster, term, _SEED_BGP_FILE, SEED_BGP_CONFIG)
+    published = time.monotonic()
+    cluster.wait_for(
+        partial(_routed_over, cluster, list(vips.values()), cluster.workers),
+        _WAIT,
+        f"the router's FIB to route both addresses over {', '.join(cluster.workers)}",
+    )
+    term.note(
+        f"the router routes both addresses over {', '.join(cluster.workers)} "
+        f"{1000 * (time.monotonic() - published):.0f} ms after publishing"
+    )
+    _kubectl(cluster, term, "get", "services")
+    _check_addresses(vips)
+    every = {(node, seed.service) for node in cluster.workers for seed in _SEED}
+    cluster.wait_for(
+        lambda: _bgp_statuses(cluster) == every, _WAIT, "a ServiceBGPStatus per worker and Service"
+    )
+    _kubectl(cluster, term, "get", "servicebgpstatuses", "-n", cluster.namespace)
+
+    vip = vips[_SEED[0].service]
+    term.note(
+        f"the router (FRR, AS {DEFAULT_ROUTER_ASN}, {cluster.lab.router_address()}) as its operator sees it: "
+        f"a next hop per worker (ECMP), each path from AS {DEFAULT_NODE_ASN} with the community {_COMMUNITY}"
+    )
+    _vtysh(router, term, f"show ip route {vip}/32")
+    _vtysh(router, term, f"show bgp ipv4 unicast {vip}/32")
+    _check_paths(cluster, router, list(vips.values()))
+
+    term.note(
+        f"from the client ({cluster.lab.client_address()}) behind the router, as the seed's browser: each "
+        "request is a new connection, which the router hashes onto one of its next hops"
+    )
+    answers = _fetch_until_each_answers(cluster, term, vip, cluster.workers)
+    _fetch(cluster, term, vips[_SEED[1].service])
+    term.note("(no kube-proxy here: the node the router picked answers itself)")
+    return _bgp_failover(cluster, term, router, vips, answers[0])
+
+
+def _routed_over(cluster: LabCluster, vips: list[str], nodes: tuple[str, ...]) -> bool:
+    """Whether the router's kernel FIB routes each of `vips` over exactly `nodes` (one ECMP leg each)."""
+    fib = cluster.router.fib(4)
+    wanted = {cluster.lab.node_address(n) for n in nodes}
+    return all({h.gateway for h in fib.get(f"{vip}/32", [])} == wanted for vip in vips)
+
+
+def _bgp_statuses(cluster: LabCluster) -> set[tuple[str, str]]:
+    """(node, Service) for each ServiceBGPStatus of a seed Service."""
+    found = set()
+    for obj in cluster.client.list(SERVICE_BGP_STATUSES, cluster.namespace).items:
+        status = obj.get("status") or {}
+        if status.get("serviceNamespace") == _NAMESPACE:
+            found.add((str(status.get("node")), str(status.get("serviceName"))))
+    return found
+
+
+def _check_paths(cluster: LabCluster, router: FrrRouter, vips: list[str]) -> None:
+    """What the vtysh lines show, read from FRR's JSON: a path from each worker, from the nodes' AS, with
+    the community."""
+    routes = router.routes(4)
+    wanted = {cluster.lab.node_address(n) for n in cluster.workers}
+    for vip in vips:
+        paths = routes.get(f"{vip}/32", [])
+        if {p.next_hop for p in paths} != wanted:
+            raise _DemoError(
+                f"the router's paths to {vip}/32 are {paths}, not one from each of {sorted(wanted)}"
+            )
+        wrong = [p for p in paths if _COMMUNITY not in p.communities or p.as_path != (DEFAULT_NODE_ASN,)]
+        if wrong:
+            raise _DemoError(
+                f"paths to {vip}/32 without the community {_COMMUNITY} or not from AS {DEFAULT_NODE_ASN}: "
+                f"{wrong}"
+            )
+
+
+def _vtysh(router: FrrRouter, term: _Terminal, command: str) -> str:
+    output = router.vtysh(command)
+    term.command(shlex.join(["vtysh", "-c", command]), output)
+    return output
+
+
+def _fetch_until_each_answers(
+    cluster: LabCluster, term: _Terminal, vip: str, nodes: tuple[str, ...]
+) -> list[str]:
+    """Requests `vip` until each of `nodes` has answered once; returns the answers in order. Fails on an
+    answer from another node, or when one of them never answers (the router does not spread the requests)."""
+    answers: list[str] = []
+    while missing := set(nodes) - set(answers):
+        if len(answers) == _MAX_FETCHES:
+            raise _DemoError(
+                f"{len(answers)} requests to {vip}, and {', '.join(sorted(missing))} never answered: the "
+                "router does not spread them over every node"
+            )
+        answer = _fetch(cluster, term, vip)
+        if answer not in nodes:
+            raise _DemoError(f"{answer!r} answered {vip}; only {', '.join(nodes)} should")
+        answers.append(answer)
+    return answers
+
+
+def _bgp_failover(
+    cluster: LabCluster, term: _Terminal, router: FrrRouter, vips: dict[str, str], dying: str
+) -> str:
+    vip = vips[_SEED[0].service]
+    survivors = tuple(n for n in cluster.workers if n != dying)
+    term.blank()
+    term.note(
+        f"failover: a prober requests http://{vip}/ from the client every {1000 * _PROBE_INTERVAL:.0f} ms, "
+        f"each on a new connection, so the router spreads them over the nodes"
+    )
+    prober = cluster.lab.prober(vip, interval=_PROBE_INTERVAL, timeout=_PROBE_TIMEOUT)
+    try:
+        if prober.wait_for_answer(dying, timeout=_WAIT) is None:
+            raise _DemoError(f"the prober got no answer from {dying} at {vip}")
+        term.note(f"{dying} dies: its speaker gets SIGKILL and its cable is cut")
+        killed = time.monotonic()
+        cluster.kill_speaker(dying)
+        cluster.lab.kill_link(dying)
+        cluster.wait_for(
+            partial(_routed_over, cluster, list(vips.values()), survivors),
+            _WAIT,
+            f"the router's FIB to route both addresses over {', '.join(survivors)} only",
+            interval=_FIB_POLL,
+        )
+        dropped = time.monotonic()
+        # Every request sent before the FIB changed has its answer, or its timeout, a little after this.
+        prober.wait_until(
+            lambda probes: any(p.received >= dropped + _PROBE_TIMEOUT + 0.1 for p in probes), _WAIT
+        )
+    finally:
+        probes = prober.stop()
+    during, after = _window(probes, killed, dropped), _window(probes, dropped, float("inf"))
+    converged = 1000 * (dropped - killed)
+    how = (
+        "its speaker's TCP connection closed as it died"
+        if converged < 1000 * _HOLD_TIME
+        else f"the {_HOLD_TIME:.0f} s hold time ran out"
+    )
+    term.note(f"the router's FIB dropped {dying} {converged:.0f} ms after the kill ({how})")
+    term.note(
+        f"requests sent meanwhile: {during.sent}, {during.failed} failed (those the router sent to {dying}); "
+        f"after: {after.sent}, {after.failed} failed, answered by {', '.join(sorted(after.answers))}"
+    )
+    if after.failed or not after.answers or not after.answers <= set(survivors):
+        raise _DemoError(
+            f"after the router dropped {dying}, {after.failed} of {after.sent} requests failed and "
+            f"{', '.join(sorted(after.answers)) or 'no node'} answered; expected only {', '.join(survivors)}"
+        )
+    _vtysh(router, term, f"show ip route {vip}/32")
+    _fetch_until_each_answers(cluster, term, vip, survivors)
+    _fetch(cluster, term, vips[_SEED[1].service])
+    return f"{converged:.0f} ms until the router dropped {dying}, {during.failed} requests lost"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metallb_py.cli import main
+from metallb_py import demo
+from metallb_py.cli import build_parser, main
 
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SEED = str(FIXTURES / "seed-configmap.yaml")
 SEED_CRDS = str(FIXTURES / "seed-crds.yaml")
@@ -163,7 +166,15 @@ def test_plan_with_several_config_files_and_a_bad_config(
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["config"], ["ipam"], ["config", "validate"], ["ipam", "plan", "--services", SERVICES], ["nope"]],
+    [
+        [],
+        ["config"],
+        ["ipam"],
+        ["config", "validate"],
+        ["ipam", "plan", "--services", SERVICES],
+        ["nope"],
+        ["demo", "--mode", "ospf"],
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     try:
@@ -172,6 +183,32 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
         code = int(exc.code or 0)
     assert code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_demo_mode_is_layer2_unless_bgp_is_asked_for() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["demo"]).mode == "layer2"
+    # cli.py spells the choices itself (importing the demo would slow every command): every mode it plays.
+    assert [parser.parse_args(["demo", "--mode", m]).mode for m in demo.MODES] == ["layer2", "bgp"]
+
+
+def test_demo_in_bgp_mode_needs_root_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["demo", "--mode", "bgp"]) == 2
+    assert "metallb-py demo needs root (network namespaces); run it with sudo" in capsys.readouterr().err
+
+
+def test_the_bgp_demo_applies_the_example_configuration_which_validates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = REPO / "examples" / "seed" / "metallb-bgpconfig.yaml"
+    # Embedded for installations without the examples directory: the same text.
+    assert example.read_text() == demo.SEED_BGP_CONFIG
+    code, out, err = run(capsys, "config", "validate", str(example))
+    assert (code, err) == (0, "")
+    assert out == f"{example}: OK: 1 pool (3 addresses), 1 BGPAdvertisement, 1 BGPPeer\n"
 
 
 def test_installed_console_script() -> None:
