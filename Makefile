@@ -13,7 +13,8 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 	tests/integration/test_k8s_client_apiserver.py tests/integration/test_controlplane.py
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 fuzz demo plan clean
+.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 fuzz demo demo-bgp plan \
+	clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,6 +80,9 @@ fuzz: ## Run each packet fuzz target briefly
 
 demo: dev k8s ## The main job (root): the seed end to end on this machine, failover included
 	$(VENV)/bin/metallb-py demo
+
+demo-bgp: dev k8s ## The seed in BGP mode (root): behind an FRR router, ECMP over the nodes, a node killed
+	$(VENV)/bin/metallb-py demo --mode bgp
 
 plan: dev ## Offline, no root: plan the seed's Services against the seed's ConfigMap
 	$(VENV)/bin/metallb-py config validate examples/seed/metallb-l2config.yaml
