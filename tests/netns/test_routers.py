@@ -9,6 +9,7 @@ fails them instead. Root and iproute2 are required for every `netns` test (tests
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from metallb_py.testing import (
     BgpLab,
     FetchError,
+    FrrRouter,
     NextHop,
     Peering,
     RouterDaemon,
@@ -212,6 +214,21 @@ def test_a_cut_cable_ends_the_session_after_the_hold_time(make_lab: Callable[...
     bgp.lab.restore_link("node1")
     bgp.router.wait_established(node1, timeout=20)
     assert legs(bgp.router.wait_fib(lambda fib: len(fib.get(HOST4, [])) == 2), HOST4) == {node1, node2}
+
+
+def test_bfd_comes_up_beside_the_session_when_asked(make_lab: Callable[..., BgpLab]) -> None:
+    need("frr", "bird")
+    bgp = make_lab("node1", router="frr", peering=Peering(bfd=True))
+    assert isinstance(bgp.router, FrrRouter) and "bfdd" in bgp.router.daemons
+    bgp.originator("node1", [VIP4])
+    node1 = bgp.lab.node_address("node1", 4)
+    bgp.router.wait_established(node1)
+
+    def bfd_peers() -> dict[str, str]:
+        assert isinstance(bgp.router, FrrRouter)
+        return {p["peer"]: p["status"] for p in json.loads(bgp.router.vtysh("show bfd peers json"))}
+
+    bgp.router.wait_neighbors(lambda _: bfd_peers().get(node1) == "up")
 
 
 def test_ibgp_carries_local_preference(make_lab: Callable[..., BgpLab]) -> None:

@@ -141,6 +141,20 @@ def test_frr_config_renders_every_option() -> None:
     assert bgpd.count("route-map ORIGINATE-1 permit 10") == 1
 
 
+def test_listen_addresses() -> None:
+    config = RouterConfig(
+        64512,
+        "192.0.2.1",
+        [Peer("192.0.2.2", 64513), Peer("2001:db8::2", 64513)],
+        listen_addresses=["192.0.2.1", "2001:db8::1"],
+    )
+    bird = bird_config(config, Path("/tmp/x/bird.log")).splitlines()
+    assert bird.count("  strict bind on;") == 2
+    assert "  local 192.0.2.1 as 64512;" in bird and "  local 2001:db8::1 as 64512;" in bird
+    gobgp = tomllib.loads(gobgp_config(config))
+    assert gobgp["global"]["config"]["local-address-list"] == ["192.0.2.1", "2001:db8::1"]
+
+
 def test_frr_config_asks_for_bfdd_only_with_a_bfd_peer() -> None:
     assert "bfdd.conf" not in frr_config(RouterConfig(64512, "192.0.2.1"), "r")
     with_bfd = RouterConfig(64512, "192.0.2.1", [Peer("192.0.2.2", 64513, bfd=True)])

@@ -57,7 +57,8 @@ class Peering:
     range) instead of configuring one neighbor per node. `multihop_ttl` moves the router's end to its
     client-side address (not on the nodes' network), with eBGP multihop on both sides. `passive` makes the
     router wait for the nodes to connect. `max_paths` is the router's ECMP width. `families` are the
-    address families every session carries.
+    address families every session carries. `bfd` asks for BFD on every session (FRR's bfdd, BIRD's bfd
+    protocol; GoBGP has none).
     """
 
     router_asn: int = DEFAULT_ROUTER_ASN
@@ -72,6 +73,7 @@ class Peering:
     max_paths: int = 8
     graceful_restart: bool = False
     families: tuple[int, ...] = (4, 6)
+    bfd: bool = False
 
     def asn_of(self, node: str) -> int:
         if isinstance(self.node_asn, int):
@@ -105,6 +107,7 @@ def router_config(lab: NetnsLab, peering: Peering, *, nodes: Iterable[str] | Non
                     multihop_ttl=peering.multihop_ttl,
                     hold_time=peering.hold_time,
                     keepalive_time=peering.keepalive_time,
+                    bfd=peering.bfd,
                 )
             )
             continue
@@ -120,6 +123,7 @@ def router_config(lab: NetnsLab, peering: Peering, *, nodes: Iterable[str] | Non
                     passive=peering.passive,
                     hold_time=peering.hold_time,
                     keepalive_time=peering.keepalive_time,
+                    bfd=peering.bfd,
                 )
             )
     return RouterConfig(
@@ -150,6 +154,7 @@ def node_config(
             password=peering.password,
             hold_time=peering.hold_time,
             keepalive_time=peering.keepalive_time,
+            bfd=peering.bfd,
         )
         for family in peering.session_families
     ]

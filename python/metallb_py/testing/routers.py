@@ -314,7 +314,9 @@ class RouterConfig:
     """What one daemon instance is told; rendered by frr_config, bird_config or gobgp_config.
 
     `asn`, `router_id` (an IPv4 address, also on IPv6-only routers), static `peers` and dynamic
-    `listen_ranges`. `listen_port` 0 makes the daemon never accept (active sessions only).
+    `listen_ranges`. `listen_port` 0 makes the daemon never accept (active sessions only);
+    `listen_addresses` limits where it accepts (every address of the namespace by default; BIRD binds each
+    session to the listen address of its family, `strict bind`).
     `max_paths` > 1 turns on ECMP: in the BGP table and in the kernel FIB (FRR `maximum-paths`, also for
     iBGP, with `bgp bestpath as-path multipath-relax` so paths from different neighbor ASes combine; BIRD
     `merge paths`). `install_routes` puts the best paths into the namespace's kernel FIB (GoBGP never does).
@@ -330,6 +332,7 @@ class RouterConfig:
     peers: tuple[Peer, ...] = ()
     listen_ranges: tuple[ListenRange, ...] = ()
     listen_port: int = 179
+    listen_addresses: tuple[str, ...] = ()
     max_paths: int = 1
     install_routes: bool = True
     graceful_restart: bool = False
@@ -345,6 +348,7 @@ class RouterConfig:
         listen_ranges: Iterable[ListenRange] = (),
         *,
         listen_port: int = 179,
+        listen_addresses: Iterable[str] = (),
         max_paths: int = 1,
         install_routes: bool = True,
         graceful_restart: bool = False,
@@ -376,6 +380,9 @@ class RouterConfig:
         object.__setattr__(self, "peers", peers)
         object.__setattr__(self, "listen_ranges", tuple(listen_ranges))
         object.__setattr__(self, "listen_port", listen_port)
+        object.__setattr__(
+            self, "listen_addresses", tuple(_ip(a, "listen address") for a in listen_addresses)
+        )
         object.__setattr__(self, "max_paths", max_paths)
         object.__setattr__(self, "install_routes", install_routes)
         object.__setattr__(self, "graceful_restart", graceful_restart)
@@ -1022,6 +1029,8 @@ class FrrRouter(RouterDaemon):
             ]  # fmt: skip
             if daemon == "bgpd":
                 argv += ["-p", str(self.config.listen_port)]
+                for address in self.config.listen_addresses:  # FRR 8's -l keeps the kernel routes
+                    argv += ["-l", address]
                 if not self.config.install_routes:
                     argv.append("-n")
             if daemon == "bfdd":
@@ -1127,7 +1136,9 @@ def bird_config(config: RouterConfig, log: Path) -> str:
     for peer in config.peers:
         name = "peer_" + re.sub(r"[^0-9a-f]", "_", peer.address)
         lines.append(f"protocol bgp {name} {{")
-        lines.append(_bird_local(config, peer.source_address))
+        lines.append(_bird_local(config, peer.source_address, peer.version))
+        if config.listen_addresses:
+            lines.append("  strict bind on;")
         lines.append(f"  neighbor {peer.address} port {peer.port} as {peer.asn};")
         lines += _bird_session(peer)
         if peer.passive:
@@ -1139,7 +1150,9 @@ def bird_config(config: RouterConfig, log: Path) -> str:
     for index, lr in enumerate(config.listen_ranges, 1):
         asn = f"as {lr.asn}" if lr.asn is not None else "external"
         lines.append(f"protocol bgp range_{index} {{")
-        lines.append(_bird_local(config, None))
+        lines.append(_bird_local(config, None, ipaddress.ip_network(lr.prefix).version))
+        if config.listen_addresses:
+            lines.append("  strict bind on;")
         lines.append(f"  neighbor range {lr.prefix} {asn};")
         lines.append(f'  dynamic name "range_{index}_";')
         lines += _bird_session(lr)
@@ -1151,7 +1164,11 @@ def bird_config(config: RouterConfig, log: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bird_local(config: RouterConfig, source: str | None) -> str:
+def _bird_local(config: RouterConfig, source: str | None, version: int) -> str:
+    if source is None:
+        source = next(
+            (a for a in config.listen_addresses if ipaddress.ip_address(a).version == version), None
+        )
     parts = ["local", *([source] if source else [])]
     if config.listen_port != 179:
         parts += ["port", str(config.listen_port)]
@@ -1471,6 +1488,8 @@ def gobgp_config(config: RouterConfig) -> str:
         f"  router-id = {_toml(config.router_id)}",
         f"  port = {config.listen_port if config.listen_port else -1}",
     ]
+    if config.listen_addresses:
+        lines.append(f"  local-address-list = [{', '.join(_toml(a) for a in config.listen_addresses)}]")
     if config.max_paths > 1:
         lines += ["[global.use-multiple-paths.config]", "  enabled = true"]
 
