@@ -259,3 +259,26 @@ def test_a_node_without_a_node_object_has_no_sessions() -> None:
     world.round()
     world.view.node_objects = {}
     assert world.round() == [("remove_peer", "tor")]
+
+
+def test_a_peer_the_speaker_refuses_is_a_problem_and_the_others_still_get_their_routes() -> None:
+    world = World()
+    text = CONFIG + (
+        "---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\n"
+        "metadata: {name: tor2, namespace: metallb-system}\n"
+        "spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.2}\n"
+    )
+    refuse = world.sessions.add_peer
+
+    def add_peer(name: str, address: str, **kwargs: Any) -> bool:
+        if name == "tor":
+            raise ValueError("hold time 2 s: want 0 or at least 3 s")
+        return refuse(name, address, **kwargs)
+
+    world.sessions.add_peer = add_peer  # type: ignore[method-assign]
+    calls = world.round(config(text))
+    assert ("set_routes", "tor2", "198.51.100.10/32") in calls
+    assert not any(c[0] == "set_routes" and c[1] == "tor" for c in calls)
+    assert world.problems == [("tor", "BGPPeer 'tor' is not used: hold time 2 s: want 0 or at least 3 s")]
+    world.round(config(text))
+    assert len(world.problems) == 1  # said once, not again each round

@@ -137,7 +137,6 @@ class Bgp:
     # -- applying --------------------------------------------------------------------------------------------
 
     def _apply(self, plan: SessionPlan, route_plan: RoutePlan, ips: Mapping[str, Iterable[str]]) -> None:
-        self._report_problems(plan.problems)
         for peer, notes in sorted(plan.notes.items()):
             if self._notes.get(peer) != notes:
                 log.warning(
@@ -157,11 +156,22 @@ class Bgp:
             with self._lock:
                 del self._sessions[name]
                 self._routes.pop(name, None)
+        refused: dict[str, str] = {}
         for name, session in sorted(wanted.items()):
             if current.get(name) == session:
                 continue
             args: dict[str, Any] = session.kwargs()
-            restarted = self.speaker.add_peer(name, session.address, **args)
+            try:
+                restarted = self.speaker.add_peer(name, session.address, **args)
+            except ValueError as exc:
+                # What the plan let through and the speaker refuses: this peer is left out, as a problem.
+                refused[name] = f"BGPPeer {name!r} is not used: {exc}"
+                if name in current:
+                    self.speaker.remove_peer(name)
+                    with self._lock:
+                        del self._sessions[name]
+                        self._routes.pop(name, None)
+                continue
             with self._lock:
                 self._sessions[name] = session
             log.info(
@@ -173,7 +183,8 @@ class Bgp:
                     "session_restarted": restarted,
                 },
             )
-        for name in sorted(wanted):
+        self._report_problems({**plan.problems, **refused})
+        for name in sorted(wanted.keys() - refused.keys()):
             self._set_routes(name, route_plan.routes.get(name, {}))
         announced: dict[str, set[str]] = {}
         for key in route_plan.service_peers:
