@@ -88,8 +88,9 @@ _FRR_DIRS = ("/usr/lib/frr", "/usr/libexec/frr")
 APT_PACKAGES: dict[str, str] = {"frr": "frr", "bird": "bird2", "gobgp": "gobgpd"}
 # sockaddr_un.sun_path is 108 bytes: leave room for the longest socket name under the state directory.
 _MAX_SOCKET_PATH = 100
-_POLL = 0.005
-_VIEW_POLL = 0.05
+_POLL = 0.005  # start-up: a file or socket appearing
+_VIEW_POLL = 0.05  # waits on a view: each read is a vtysh, birdc or gobgp call
+_MAX_SHOWN = 2000  # of a last view in a timeout's message
 _PASSWORD = re.compile(r"^[!#-&(-\[\]-~]{1,80}$")  # printable ASCII without space, quotes or backslash
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 T = TypeVar("T")
@@ -572,17 +573,6 @@ def cleanup_stale_routers(*, force: bool = False) -> list[int]:
     return killed
 
 
-def _wait(check: Callable[[], T | None], timeout: float, what: str, period: float = _POLL) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.monotonic() >= deadline:
-            raise RouterError(f"{what}: not within {timeout:.1f} s")
-        time.sleep(period)
-
-
 class RouterDaemon(abc.ABC):
     """One routing daemon instance in a network namespace; see the module docstring.
 
@@ -670,20 +660,18 @@ class RouterDaemon(abc.ABC):
         return child
 
     def _await(self, check: Callable[[], bool], deadline: float, what: str) -> None:
-        """Polls `check` until it holds; fails at once, with the logs, if a daemon exits meanwhile."""
+        """Polls `check` (a file, a socket: no sleep stands for readiness) until it holds; fails at once,
+        with the logs, if a daemon exits meanwhile."""
+        while not check():
+            self._check_alive()
+            if time.monotonic() >= deadline:
+                raise RouterError(f"{self}: {what}: not within the start timeout\n{self.logs()}")
+            time.sleep(_POLL)
 
-        def ready() -> bool | None:
-            for child in self._processes:
-                if child.exited() is not None:
-                    raise RouterError(f"{self}: {child.name} exited with {child.returncode}\n{self.logs()}")
-            return True if check() else None
-
-        try:
-            _wait(ready, max(0.0, deadline - time.monotonic()), f"{self}: {what}")
-        except RouterError as exc:
-            if "exited with" in str(exc):
-                raise
-            raise RouterError(f"{exc}\n{self.logs()}") from None
+    def _check_alive(self) -> None:
+        for child in self._processes:
+            if child.exited() is not None:
+                raise RouterError(f"{self}: {child.name} exited with {child.returncode}\n{self.logs()}")
 
     def stop(self, grace: float = 5.0) -> None:
         """Stops the daemons (SIGTERM, then SIGKILL after `grace`) and removes the state directory. A
@@ -761,12 +749,13 @@ class RouterDaemon(abc.ABC):
             if done(value):
                 return value
             if time.monotonic() >= deadline:
+                shown = repr(value)
+                if len(shown) > _MAX_SHOWN:
+                    shown = shown[:_MAX_SHOWN] + f"... ({len(shown)} characters)"
                 raise RouterTimeoutError(
-                    f"{self}: {what} not within {timeout:.1f} s; last view: {value}", value
+                    f"{self}: {what} not within {timeout:.1f} s; last view: {shown}", value
                 )
-            for child in self._processes:
-                if child.exited() is not None:
-                    raise RouterError(f"{self}: {child.name} exited with {child.returncode}\n{self.logs()}")
+            self._check_alive()
             time.sleep(_VIEW_POLL)
 
     def wait_established(self, peer: str, timeout: float = 15.0) -> Neighbor:
@@ -1053,6 +1042,7 @@ class FrrRouter(RouterDaemon):
 
     def vtysh(self, *commands: str, timeout: float = 30.0) -> str:
         """Runs vtysh commands against this instance (`-c` each) and returns the output."""
+        self._require_running()
         run = self._run_dir
         argv = ["vtysh", "--vty_socket", str(run), "--config_dir", str(run)]
         for command in commands:
@@ -1414,6 +1404,7 @@ class BirdRouter(RouterDaemon):
     def query(self, command: str, timeout: float = 30.0) -> list[str]:
         """Sends one command on the control socket; returns the reply's text lines (codes removed). A
         reply code 8xxx/9xxx (runtime or syntax error) raises RouterError."""
+        self._require_running()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
             s.connect(str(self.socket_path))
@@ -1660,6 +1651,7 @@ class GobgpRouter(RouterDaemon):
 
     def gobgp(self, *args: str, json_output: bool = True, timeout: float = 30.0) -> str:
         """Runs the gobgp client against this instance and returns its output."""
+        self._require_running()
         flags = ["-j"] if json_output else []
         return _run(["gobgp", "--target", f"unix://{self.socket_path}", *flags, *args], timeout=timeout)
 
