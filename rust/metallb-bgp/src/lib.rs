@@ -22,7 +22,8 @@ mod status;
 
 pub use config::{family_name, Families, PeerAsn, PeerConfig};
 pub use error::BgpError;
-pub use metallb_core::bgp::fsm::{describe_notification, Negotiated, State};
+pub use metallb_core::bgp::describe_notification;
+pub use metallb_core::bgp::fsm::{Negotiated, State};
 pub use metallb_core::bgp::{Afi, Prefix};
 pub use nexthop::NextHops;
 pub use route::{community_texts, parse_prefix, parse_route, Community, Route};

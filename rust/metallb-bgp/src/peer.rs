@@ -142,7 +142,7 @@ impl Peer {
             }
             return (self, false);
         }
-        let (mut rib, counters) = self.stop(metallb_core::bgp::fsm::cease::OTHER_CONFIGURATION_CHANGE, now, out);
+        let (mut rib, counters) = self.stop(metallb_core::bgp::code::CEASE_OTHER_CONFIGURATION_CHANGE, now, out);
         // Routes of a family the peer no longer carries are forgotten with it.
         let dropped: Vec<Prefix> = rib.wanted().keys().filter(|p| !config.families.has(p.afi())).copied().collect();
         for prefix in dropped {

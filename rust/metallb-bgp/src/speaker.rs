@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use metallb_core::bgp::fsm::cease;
+use metallb_core::bgp::code;
 use metallb_core::bgp::Prefix;
 use metallb_sys::worker::{lock, panic_message};
 use metallb_sys::{EventFd, Interest, Poller};
@@ -357,7 +357,7 @@ impl Worker {
             Command::RemovePeer { name, reply } => {
                 let removed = match self.peers.remove(&name) {
                     Some(peer) => {
-                        peer.stop(cease::PEER_DECONFIGURED, now, &mut self.out);
+                        peer.stop(code::CEASE_PEER_DECONFIGURED, now, &mut self.out);
                         true
                     }
                     None => false,
@@ -450,7 +450,7 @@ impl Worker {
     fn shut_down(&mut self) {
         let now = Instant::now();
         for (_, peer) in std::mem::take(&mut self.peers) {
-            peer.stop(cease::ADMINISTRATIVE_SHUTDOWN, now, &mut self.out);
+            peer.stop(code::CEASE_ADMINISTRATIVE_SHUTDOWN, now, &mut self.out);
         }
         self.settle(now);
         self.publish();

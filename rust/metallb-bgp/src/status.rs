@@ -4,7 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use metallb_core::bgp::fsm::{code, describe_notification, Down, DownReason, Negotiated, State};
+use metallb_core::bgp::fsm::{Down, DownReason, Negotiated, State};
+use metallb_core::bgp::{code, describe_notification};
 use metallb_core::bgp::{Message, Notification};
 
 use crate::nexthop::NextHops;
@@ -199,7 +200,7 @@ impl Event {
             DownReason::NotificationReceived(n) | DownReason::NotificationSent { notification: n, .. } => {
                 Some((n.code, n.subcode))
             }
-            DownReason::HoldTimerExpired => Some((code::HOLD_TIMER_EXPIRED, 0)),
+            DownReason::HoldTimerExpired => Some((code::HOLD_TIMER_EXPIRED, code::UNSPECIFIC)),
             DownReason::Stopped { subcode } if down.from != State::Connect => Some((code::CEASE, *subcode)),
             _ => None,
         };

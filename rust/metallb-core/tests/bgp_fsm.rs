@@ -4,9 +4,10 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use metallb_core::bgp::describe_notification;
 use metallb_core::bgp::fsm::{
-    describe_notification, Action, Down, DownReason, Event, Negotiated, PeerAsn, Session, SessionConfig,
-    SessionConfigError, State, OPEN_SENT_HOLD,
+    Action, Down, DownReason, Event, Negotiated, PeerAsn, Session, SessionConfig, SessionConfigError, State,
+    OPEN_SENT_HOLD,
 };
 use metallb_core::bgp::{Afi, Capability, GracefulRestart, Message, Notification, Open, RouteRefresh, Safi, Update};
 
@@ -636,6 +637,10 @@ fn notification_names() {
         (4, 0, "hold timer expired / unspecific (4/0)"),
         (5, 2, "finite state machine error / unexpected message in OpenConfirm (5/2)"),
         (6, 2, "cease / administrative shutdown (6/2)"),
+        (6, 9, "cease / hard reset (6/9)"),
+        (2, 11, "OPEN message error / role mismatch (2/11)"),
+        (7, 1, "ROUTE-REFRESH message error / invalid message length (7/1)"),
+        (7, 2, "ROUTE-REFRESH message error / unknown subcode (7/2)"),
         (6, 99, "cease / unknown subcode (6/99)"),
         (42, 1, "unknown error code / unknown subcode (42/1)"),
     ];

@@ -10,7 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::message::{Afi, Notification, Prefix};
 
-/// NOTIFICATION error codes and the subcodes this crate uses (RFC 4271 4.5 and 6, RFC 4486, RFC 2918).
+/// NOTIFICATION error codes and subcodes (RFC 4271 4.5 and 6, RFC 4486, RFC 6608, RFC 7313, RFC 9234): the
+/// one set the codec, the state machine and the I/O crate use. Subcodes are named after their code.
 pub mod code {
     pub const MESSAGE_HEADER_ERROR: u8 = 1;
     pub const OPEN_MESSAGE_ERROR: u8 = 2;
@@ -21,13 +22,15 @@ pub mod code {
     /// RFC 7313.
     pub const ROUTE_REFRESH_MESSAGE_ERROR: u8 = 7;
 
+    /// The subcode of a NOTIFICATION that has no more specific one (every code).
+    pub const UNSPECIFIC: u8 = 0;
+
     /// Subcodes of MESSAGE_HEADER_ERROR.
     pub const CONNECTION_NOT_SYNCHRONIZED: u8 = 1;
     pub const BAD_MESSAGE_LENGTH: u8 = 2;
     pub const BAD_MESSAGE_TYPE: u8 = 3;
 
     /// Subcodes of OPEN_MESSAGE_ERROR.
-    pub const UNSPECIFIC: u8 = 0;
     pub const UNSUPPORTED_VERSION_NUMBER: u8 = 1;
     pub const BAD_PEER_AS: u8 = 2;
     pub const BAD_BGP_IDENTIFIER: u8 = 3;
@@ -35,6 +38,8 @@ pub mod code {
     pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
     /// RFC 5492.
     pub const UNSUPPORTED_CAPABILITY: u8 = 7;
+    /// RFC 9234.
+    pub const ROLE_MISMATCH: u8 = 11;
 
     /// Subcodes of UPDATE_MESSAGE_ERROR.
     pub const MALFORMED_ATTRIBUTE_LIST: u8 = 1;
@@ -48,12 +53,12 @@ pub mod code {
     pub const INVALID_NETWORK_FIELD: u8 = 10;
     pub const MALFORMED_AS_PATH: u8 = 11;
 
-    /// Subcodes of FSM_ERROR (RFC 6608).
+    /// Subcodes of FSM_ERROR (RFC 6608): an unexpected message in the named state.
     pub const FSM_UNEXPECTED_IN_OPENSENT: u8 = 1;
     pub const FSM_UNEXPECTED_IN_OPENCONFIRM: u8 = 2;
     pub const FSM_UNEXPECTED_IN_ESTABLISHED: u8 = 3;
 
-    /// Subcodes of CEASE (RFC 4486).
+    /// Subcodes of CEASE (RFC 4486, RFC 8538, RFC 9384).
     pub const CEASE_MAX_PREFIXES: u8 = 1;
     pub const CEASE_ADMINISTRATIVE_SHUTDOWN: u8 = 2;
     pub const CEASE_PEER_DECONFIGURED: u8 = 3;
@@ -62,6 +67,65 @@ pub mod code {
     pub const CEASE_OTHER_CONFIGURATION_CHANGE: u8 = 6;
     pub const CEASE_CONNECTION_COLLISION_RESOLUTION: u8 = 7;
     pub const CEASE_OUT_OF_RESOURCES: u8 = 8;
+    pub const CEASE_HARD_RESET: u8 = 9;
+    pub const CEASE_BFD_DOWN: u8 = 10;
+
+    /// Subcodes of ROUTE_REFRESH_MESSAGE_ERROR (RFC 7313).
+    pub const INVALID_MESSAGE_LENGTH: u8 = 1;
+}
+
+/// A NOTIFICATION's code and subcode in words, e.g. "OPEN message error / bad peer AS (2/2)".
+pub fn describe_notification(error_code: u8, subcode: u8) -> String {
+    use code::*;
+    let name = match error_code {
+        MESSAGE_HEADER_ERROR => "message header error",
+        OPEN_MESSAGE_ERROR => "OPEN message error",
+        UPDATE_MESSAGE_ERROR => "UPDATE message error",
+        HOLD_TIMER_EXPIRED => "hold timer expired",
+        FSM_ERROR => "finite state machine error",
+        CEASE => "cease",
+        ROUTE_REFRESH_MESSAGE_ERROR => "ROUTE-REFRESH message error",
+        _ => "unknown error code",
+    };
+    let sub = match (error_code, subcode) {
+        (_, UNSPECIFIC) => "unspecific",
+        (MESSAGE_HEADER_ERROR, CONNECTION_NOT_SYNCHRONIZED) => "connection not synchronized",
+        (MESSAGE_HEADER_ERROR, BAD_MESSAGE_LENGTH) => "bad message length",
+        (MESSAGE_HEADER_ERROR, BAD_MESSAGE_TYPE) => "bad message type",
+        (OPEN_MESSAGE_ERROR, UNSUPPORTED_VERSION_NUMBER) => "unsupported version number",
+        (OPEN_MESSAGE_ERROR, BAD_PEER_AS) => "bad peer AS",
+        (OPEN_MESSAGE_ERROR, BAD_BGP_IDENTIFIER) => "bad BGP identifier",
+        (OPEN_MESSAGE_ERROR, UNSUPPORTED_OPTIONAL_PARAMETER) => "unsupported optional parameter",
+        (OPEN_MESSAGE_ERROR, UNACCEPTABLE_HOLD_TIME) => "unacceptable hold time",
+        (OPEN_MESSAGE_ERROR, UNSUPPORTED_CAPABILITY) => "unsupported capability",
+        (OPEN_MESSAGE_ERROR, ROLE_MISMATCH) => "role mismatch",
+        (UPDATE_MESSAGE_ERROR, MALFORMED_ATTRIBUTE_LIST) => "malformed attribute list",
+        (UPDATE_MESSAGE_ERROR, UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE) => "unrecognized well-known attribute",
+        (UPDATE_MESSAGE_ERROR, MISSING_WELL_KNOWN_ATTRIBUTE) => "missing well-known attribute",
+        (UPDATE_MESSAGE_ERROR, ATTRIBUTE_FLAGS_ERROR) => "attribute flags error",
+        (UPDATE_MESSAGE_ERROR, ATTRIBUTE_LENGTH_ERROR) => "attribute length error",
+        (UPDATE_MESSAGE_ERROR, INVALID_ORIGIN_ATTRIBUTE) => "invalid ORIGIN attribute",
+        (UPDATE_MESSAGE_ERROR, INVALID_NEXT_HOP_ATTRIBUTE) => "invalid NEXT_HOP attribute",
+        (UPDATE_MESSAGE_ERROR, OPTIONAL_ATTRIBUTE_ERROR) => "optional attribute error",
+        (UPDATE_MESSAGE_ERROR, INVALID_NETWORK_FIELD) => "invalid network field",
+        (UPDATE_MESSAGE_ERROR, MALFORMED_AS_PATH) => "malformed AS_PATH",
+        (FSM_ERROR, FSM_UNEXPECTED_IN_OPENSENT) => "unexpected message in OpenSent",
+        (FSM_ERROR, FSM_UNEXPECTED_IN_OPENCONFIRM) => "unexpected message in OpenConfirm",
+        (FSM_ERROR, FSM_UNEXPECTED_IN_ESTABLISHED) => "unexpected message in Established",
+        (CEASE, CEASE_MAX_PREFIXES) => "maximum number of prefixes reached",
+        (CEASE, CEASE_ADMINISTRATIVE_SHUTDOWN) => "administrative shutdown",
+        (CEASE, CEASE_PEER_DECONFIGURED) => "peer de-configured",
+        (CEASE, CEASE_ADMINISTRATIVE_RESET) => "administrative reset",
+        (CEASE, CEASE_CONNECTION_REJECTED) => "connection rejected",
+        (CEASE, CEASE_OTHER_CONFIGURATION_CHANGE) => "other configuration change",
+        (CEASE, CEASE_CONNECTION_COLLISION_RESOLUTION) => "connection collision resolution",
+        (CEASE, CEASE_OUT_OF_RESOURCES) => "out of resources",
+        (CEASE, CEASE_HARD_RESET) => "hard reset",
+        (CEASE, CEASE_BFD_DOWN) => "BFD down",
+        (ROUTE_REFRESH_MESSAGE_ERROR, INVALID_MESSAGE_LENGTH) => "invalid message length",
+        _ => "unknown subcode",
+    };
+    format!("{name} / {sub} ({error_code}/{subcode})")
 }
 
 /// What the receiver of a bad message should do (RFC 7606 section 2).

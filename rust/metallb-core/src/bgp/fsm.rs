@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::error::{code, describe_notification};
 use super::message::{Afi, Capability, GracefulRestart, Message, Notification, Open, Safi};
 
 /// Hold timer while waiting for the peer's OPEN (RFC 4271 section 8: "a large value", 4 minutes).
@@ -36,41 +37,6 @@ pub const DEFAULT_HOLD_TIME: u16 = 90;
 pub const DEFAULT_CONNECT_RETRY: Duration = Duration::from_secs(120);
 /// The longest connect retry time accepted (MetalLB's bound on `connectTime`).
 pub const MAX_CONNECT_RETRY: Duration = Duration::from_secs(65535);
-
-/// NOTIFICATION error codes (RFC 4271 section 4.5, RFC 2918 for ROUTE-REFRESH).
-pub mod code {
-    pub const MESSAGE_HEADER: u8 = 1;
-    pub const OPEN: u8 = 2;
-    pub const UPDATE: u8 = 3;
-    pub const HOLD_TIMER_EXPIRED: u8 = 4;
-    pub const FSM: u8 = 5;
-    pub const CEASE: u8 = 6;
-    pub const ROUTE_REFRESH: u8 = 7;
-}
-
-/// OPEN message error subcodes used here.
-pub mod open_error {
-    pub const UNSUPPORTED_VERSION: u8 = 1;
-    pub const BAD_PEER_AS: u8 = 2;
-    pub const BAD_BGP_IDENTIFIER: u8 = 3;
-    pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
-    pub const UNSUPPORTED_CAPABILITY: u8 = 7;
-}
-
-/// FSM error subcodes (RFC 6608): an unexpected message in the named state.
-pub mod fsm_error {
-    pub const IN_OPEN_SENT: u8 = 1;
-    pub const IN_OPEN_CONFIRM: u8 = 2;
-    pub const IN_ESTABLISHED: u8 = 3;
-}
-
-/// Cease subcodes (RFC 4486) a runtime passes in [`Event::Stop`].
-pub mod cease {
-    pub const ADMINISTRATIVE_SHUTDOWN: u8 = 2;
-    pub const PEER_DECONFIGURED: u8 = 3;
-    pub const ADMINISTRATIVE_RESET: u8 = 4;
-    pub const OTHER_CONFIGURATION_CHANGE: u8 = 6;
-}
 
 /// Which ASN the peer must have: MetalLB's `peerASN`, or `dynamicASN: internal | external`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +161,8 @@ impl fmt::Display for State {
 pub enum Event {
     /// Begin connecting (now), and keep reconnecting after failures.
     Start,
-    /// End the session with a Cease NOTIFICATION of this subcode (see [`cease`]) and stop reconnecting.
+    /// End the session with a Cease NOTIFICATION of this subcode (one of [`code`]'s `CEASE_*`) and stop
+    /// reconnecting.
     Stop {
         subcode: u8,
     },
@@ -301,59 +268,6 @@ impl fmt::Display for DownReason {
             }
         }
     }
-}
-
-/// A NOTIFICATION's code and subcode in words, e.g. "OPEN message error / bad peer AS (2/2)".
-pub fn describe_notification(code: u8, subcode: u8) -> String {
-    let name = match code {
-        code::MESSAGE_HEADER => "message header error",
-        code::OPEN => "OPEN message error",
-        code::UPDATE => "UPDATE message error",
-        code::HOLD_TIMER_EXPIRED => "hold timer expired",
-        code::FSM => "finite state machine error",
-        code::CEASE => "cease",
-        code::ROUTE_REFRESH => "ROUTE-REFRESH message error",
-        _ => "unknown error code",
-    };
-    let sub = match (code, subcode) {
-        (_, 0) => "unspecific",
-        (1, 1) => "connection not synchronized",
-        (1, 2) => "bad message length",
-        (1, 3) => "bad message type",
-        (2, 1) => "unsupported version number",
-        (2, 2) => "bad peer AS",
-        (2, 3) => "bad BGP identifier",
-        (2, 4) => "unsupported optional parameter",
-        (2, 6) => "unacceptable hold time",
-        (2, 7) => "unsupported capability",
-        (2, 11) => "role mismatch",
-        (3, 1) => "malformed attribute list",
-        (3, 2) => "unrecognized well-known attribute",
-        (3, 3) => "missing well-known attribute",
-        (3, 4) => "attribute flags error",
-        (3, 5) => "attribute length error",
-        (3, 6) => "invalid ORIGIN attribute",
-        (3, 8) => "invalid NEXT_HOP attribute",
-        (3, 9) => "optional attribute error",
-        (3, 10) => "invalid network field",
-        (3, 11) => "malformed AS_PATH",
-        (5, 1) => "unexpected message in OpenSent",
-        (5, 2) => "unexpected message in OpenConfirm",
-        (5, 3) => "unexpected message in Established",
-        (6, 1) => "maximum number of prefixes reached",
-        (6, 2) => "administrative shutdown",
-        (6, 3) => "peer de-configured",
-        (6, 4) => "administrative reset",
-        (6, 5) => "connection rejected",
-        (6, 6) => "other configuration change",
-        (6, 7) => "connection collision resolution",
-        (6, 8) => "out of resources",
-        (6, 9) => "hard reset",
-        (6, 10) => "BFD down",
-        (7, 1) => "invalid message length",
-        _ => "unknown subcode",
-    };
-    format!("{name} / {sub} ({code}/{subcode})")
 }
 
 /// One peer's session. Time is always passed in; nothing here reads a clock.
@@ -508,7 +422,7 @@ impl Session {
     pub fn poll(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         if self.hold_deadline.is_some_and(|d| d <= now) {
-            let n = Notification { code: code::HOLD_TIMER_EXPIRED, subcode: 0, data: Vec::new() };
+            let n = Notification { code: code::HOLD_TIMER_EXPIRED, subcode: code::UNSPECIFIC, data: Vec::new() };
             out.push(Action::Send(Message::Notification(n)));
             out.push(Action::Close);
             self.down(DownReason::HoldTimerExpired, now, &mut out);
@@ -591,11 +505,11 @@ impl Session {
             }
             (state, message) => {
                 let subcode = match state {
-                    State::OpenSent => fsm_error::IN_OPEN_SENT,
-                    State::OpenConfirm => fsm_error::IN_OPEN_CONFIRM,
-                    _ => fsm_error::IN_ESTABLISHED,
+                    State::OpenSent => code::FSM_UNEXPECTED_IN_OPENSENT,
+                    State::OpenConfirm => code::FSM_UNEXPECTED_IN_OPENCONFIRM,
+                    _ => code::FSM_UNEXPECTED_IN_ESTABLISHED,
                 };
-                let n = Notification { code: code::FSM, subcode, data: Vec::new() };
+                let n = Notification { code: code::FSM_ERROR, subcode, data: Vec::new() };
                 let why = format!("{} received in {state}", message_name(&message));
                 self.refuse(n, why, now, out);
             }
@@ -605,7 +519,9 @@ impl Session {
     /// Checks the peer's OPEN (RFC 4271 section 6.2; the version is the codec's to check) and agrees on
     /// the session's parameters.
     fn check_open(&self, open: &Open) -> Result<Negotiated, (Notification, String)> {
-        let refuse = |subcode: u8, why: String| (Notification { code: code::OPEN, subcode, data: Vec::new() }, why);
+        let refuse = |subcode: u8, why: String| {
+            (Notification { code: code::OPEN_MESSAGE_ERROR, subcode, data: Vec::new() }, why)
+        };
         let mut peer_four_octet = None;
         let mut peer_families = Vec::new();
         let mut route_refresh = false;
@@ -633,16 +549,16 @@ impl Session {
                 PeerAsn::Internal => format!("{local} (internal)"),
                 PeerAsn::External => format!("any but {local} (external)"),
             };
-            return Err(refuse(open_error::BAD_PEER_AS, format!("peer AS {peer_asn}, expected {expected}")));
+            return Err(refuse(code::BAD_PEER_AS, format!("peer AS {peer_asn}, expected {expected}")));
         }
         if open.hold_time == 1 || open.hold_time == 2 {
             let why = format!("peer hold time {} s: must be 0 or at least 3 s", open.hold_time);
-            return Err(refuse(open_error::UNACCEPTABLE_HOLD_TIME, why));
+            return Err(refuse(code::UNACCEPTABLE_HOLD_TIME, why));
         }
         let ibgp = peer_asn == local;
         if open.router_id.is_unspecified() || (ibgp && open.router_id == self.cfg.router_id) {
             let why = format!("peer BGP identifier {} is 0.0.0.0 or ours in iBGP", open.router_id);
-            return Err(refuse(open_error::BAD_BGP_IDENTIFIER, why));
+            return Err(refuse(code::BAD_BGP_IDENTIFIER, why));
         }
         if peer_families.is_empty() {
             // RFC 4760: a peer without Multiprotocol capabilities speaks IPv4 unicast.
@@ -660,7 +576,7 @@ impl Session {
                 family_list(&self.cfg.families),
                 family_list(&peer_families)
             );
-            return Err(refuse(open_error::UNSUPPORTED_CAPABILITY, why));
+            return Err(refuse(code::UNSUPPORTED_CAPABILITY, why));
         }
         let hold_time = self.cfg.hold_time.min(open.hold_time);
         let keepalive = match (hold_time, self.cfg.keepalive_time) {

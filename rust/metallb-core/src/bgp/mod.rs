@@ -9,7 +9,7 @@ pub mod message;
 pub mod rib;
 
 pub use codec::{decode, encode, encode_to_vec, encoded_len, frame_len, CodecOptions, HEADER_LEN, MAX_MESSAGE_LEN};
-pub use error::{DecodeError, DecodeErrorKind, EncodeError, ErrorAction, PrefixError};
+pub use error::{code, describe_notification, DecodeError, DecodeErrorKind, EncodeError, ErrorAction, PrefixError};
 pub use message::{
     Afi, AsSegment, Capability, GracefulRestart, Message, MpReach, MpUnreach, Notification, Open, Origin,
     PathAttributes, Prefix, RouteRefresh, Safi, Update,
