@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::AsFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -80,11 +81,35 @@ struct Shared {
 type Reply<T> = SyncSender<Result<T, BgpError>>;
 
 enum Command {
-    AddPeer { config: Box<PeerConfig>, reply: Reply<AddOutcome> },
-    RemovePeer { name: String, reply: Reply<bool> },
-    SetRoutes { peer: String, routes: BTreeMap<Prefix, Route>, reply: Reply<()> },
-    Advertise { peer: String, prefix: Prefix, route: Route, reply: Reply<()> },
-    Withdraw { peer: String, prefix: Prefix, reply: Reply<bool> },
+    AddPeer {
+        config: Box<PeerConfig>,
+        reply: Reply<AddOutcome>,
+    },
+    RemovePeer {
+        name: String,
+        reply: Reply<bool>,
+    },
+    SetRoutes {
+        peer: String,
+        routes: BTreeMap<Prefix, Route>,
+        reply: Reply<()>,
+    },
+    Advertise {
+        peer: String,
+        prefix: Prefix,
+        route: Route,
+        reply: Reply<()>,
+    },
+    Withdraw {
+        peer: String,
+        prefix: Prefix,
+        reply: Reply<bool>,
+    },
+    /// Makes the thread panic, so that tests can check what callers see then.
+    #[cfg(test)]
+    Panic {
+        reply: Reply<()>,
+    },
 }
 
 /// A running speaker. Dropping it stops the thread (with a Cease to every peer).
@@ -122,12 +147,24 @@ impl Speaker {
                             return;
                         }
                     }
-                    let mut worker = Worker::new(shared, command_rx, wake);
+                    let mut worker = Worker::new(Arc::clone(&shared), command_rx, wake);
                     let _ = ready_tx.send(Ok(()));
-                    if let Err(err) = worker.run() {
-                        *lock(&worker.shared.failure) = Some(err);
+                    // A panic is a bug here, never the peers' doing: it is caught so that callers learn why
+                    // the thread ended, the peers still get their Cease, and every waiter is released.
+                    let failure = match panic::catch_unwind(AssertUnwindSafe(|| worker.run())) {
+                        Ok(Ok(())) => None,
+                        Ok(Err(err)) => Some(err),
+                        Err(payload) => Some(format!("it panicked: {}", panic_message(Some(payload), ""))),
+                    };
+                    if let Some(failure) = failure {
+                        *lock(&shared.failure) = Some(failure);
                     }
-                    worker.shut_down();
+                    let closed = panic::catch_unwind(AssertUnwindSafe(|| worker.shut_down()));
+                    if closed.is_err() {
+                        // shut_down panicked too: release the waiters it did not.
+                        lock(&shared.snapshot).clear();
+                        close_events(&shared);
+                    }
                 })
                 .map_err(|source| BgpError::Io { context: "starting the BGP thread".into(), source })?
         };
@@ -253,6 +290,11 @@ impl Speaker {
     fn gone(&self) -> BgpError {
         if self.shared.stop.load(Ordering::SeqCst) {
             return BgpError::NotRunning;
+        }
+        // The thread is ending (its channels closed while it unwound): wait until it has said why.
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
         }
         let failure = lock(&self.shared.failure).clone();
         BgpError::Stopped(failure.unwrap_or_else(|| "it panicked".into()))
@@ -386,6 +428,11 @@ impl Worker {
                 let result = self.with_peer(&peer, |p| Ok(p.withdraw(prefix)));
                 self.answer(reply, result);
             }
+            #[cfg(test)]
+            Command::Panic { reply } => {
+                let _unanswered = reply;
+                panic!("a test asked the BGP thread to panic");
+            }
         }
     }
 
@@ -471,9 +518,14 @@ impl Worker {
             }
         }
         self.draining.clear();
-        lock(&self.shared.events).closed = true;
-        self.shared.event_ready.notify_all();
+        close_events(&self.shared);
     }
+}
+
+/// Wakes every waiter for good: the thread sends no more events.
+fn close_events(shared: &Shared) {
+    lock(&shared.events).closed = true;
+    shared.event_ready.notify_all();
 }
 
 fn check_family(peer: &Peer, prefix: &Prefix) -> Result<(), BgpError> {
@@ -486,4 +538,44 @@ fn check_family(peer: &Peer, prefix: &Prefix) -> Result<(), BgpError> {
         peer.config.name,
         peer.config.families.afis().iter().map(|a| family_name(*a)).collect::<Vec<_>>().join(" and "),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::PeerAsn;
+
+    fn peer(name: &str, port: u16) -> PeerConfig {
+        let mut config = PeerConfig::new(
+            name,
+            "127.0.0.1".parse().unwrap(),
+            64512,
+            PeerAsn::Fixed(64513),
+            "192.0.2.1".parse().unwrap(),
+        );
+        config.port = port;
+        config
+    }
+
+    #[test]
+    fn a_panic_on_the_thread_is_reported_and_ends_every_wait() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let speaker = Speaker::start(SpeakerConfig::default()).unwrap();
+        speaker.add_peer(peer("router", listener.local_addr().unwrap().port())).unwrap();
+        assert_eq!(speaker.peers().len(), 1);
+
+        let err = speaker.call::<()>(|reply| Command::Panic { reply }).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, BgpError::Stopped(_)), "{err:?}");
+        assert!(text.contains("a test asked the BGP thread to panic"), "the panic says why: {text}");
+        assert!(!speaker.is_running());
+        // Waiters are released (a closed queue), and the snapshot no longer shows sessions that are gone.
+        assert!(lock(&speaker.shared.events).closed, "next_event(None) would wait forever");
+        assert_eq!(speaker.peers(), Vec::new());
+        let again = speaker.add_peer(peer("other", 179)).unwrap_err().to_string();
+        assert!(again.contains("a test asked the BGP thread to panic"), "{again}");
+        speaker.stop();
+    }
 }
