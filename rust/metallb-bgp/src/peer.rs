@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use metallb_core::bgp::fsm::{Action, Down, DownReason, Event as FsmEvent, Negotiated, Session};
 use metallb_core::bgp::rib::{AdjRibOut, RouteAttrs, Unsendable, UpdateContext};
-use metallb_core::bgp::{decode, encode, Afi, CodecOptions, ErrorAction, Message, Prefix};
+use metallb_core::bgp::{decode, encode, Afi, CodecOptions, ErrorAction, Message, Prefix, Update};
 use metallb_sys::tcp::{self, Connecting, TcpConnect};
 use metallb_sys::{Interest, Readiness};
 
@@ -507,10 +507,20 @@ impl Peer {
                     self.feed(FsmEvent::Received(message), now, out);
                 }
                 Err(err) => match (err.action(), err.message_len) {
-                    (ErrorAction::TreatAsWithdraw | ErrorAction::Ignore, Some(len)) => {
-                        // RFC 7606: the peer's routes would be withdrawn, and we take none; carry on.
+                    (ErrorAction::TreatAsWithdraw, Some(len)) => {
+                        // RFC 7606: still an UPDATE, one that withdraws what it announces. We keep no routes
+                        // of the peer's, so to the state machine it is an empty one: it restarts the hold
+                        // timer (a peer sending UPDATEs sends no KEEPALIVEs), and it is an FSM error before
+                        // Established like any UPDATE.
                         used += len;
-                        self.last_error = Some(format!("ignored a malformed message from the peer: {err}"));
+                        self.last_error = Some(format!("treated a malformed UPDATE as a withdrawal: {err}"));
+                        let update = Message::Update(Update::default());
+                        self.counters.count_received(&update);
+                        self.feed(FsmEvent::Received(update), now, out);
+                    }
+                    (ErrorAction::Ignore, Some(len)) => {
+                        used += len;
+                        self.last_error = Some(format!("ignored a message from the peer: {err}"));
                     }
                     _ => {
                         self.last_error = Some(format!("the peer sent a malformed message: {err}"));

@@ -11,7 +11,10 @@ use metallb_bgp::{
     parse_prefix, parse_route, AddOutcome, BgpError, EventKind, PeerAsn, PeerConfig, Prefix, Route, Speaker,
     SpeakerConfig, State,
 };
-use metallb_core::bgp::{decode, encode, Afi, Capability, CodecOptions, Message, Notification, Open, Safi, Update};
+use metallb_core::bgp::{
+    decode, encode, encode_to_vec, Afi, AsSegment, Capability, CodecOptions, ErrorAction, Message, Notification, Open,
+    PathAttributes, RouteRefresh, Safi, Update,
+};
 
 const MY_ASN: u32 = 64512;
 const PEER_ASN: u32 = 64513;
@@ -84,6 +87,27 @@ impl Wire {
     fn send(&mut self, message: Message) {
         let mut bytes = Vec::new();
         encode(&message, &self.opts, &mut bytes).unwrap();
+        self.stream.write_all(&bytes).unwrap();
+    }
+
+    /// An UPDATE whose ORIGIN is 7: well framed, so RFC 7606 treats it as a withdrawal of its prefix.
+    fn send_update_with_a_bad_origin(&mut self) {
+        let update = Update {
+            attributes: PathAttributes {
+                as_path: vec![AsSegment::Sequence(vec![PEER_ASN])],
+                next_hop: Some(PEER_ID),
+                ..PathAttributes::default()
+            },
+            nlri: vec![prefix("203.0.113.7/32")],
+            ..Update::default()
+        };
+        let mut bytes = encode_to_vec(&Message::Update(update), &self.opts).unwrap();
+        // Header (19), withdrawn routes length (2), path attributes length (2), then ORIGIN's flags, type
+        // and length: its value is octet 26.
+        assert_eq!(&bytes[23..26], &[0x40, 1, 1], "ORIGIN comes first");
+        bytes[26] = 7;
+        let err = decode(&bytes, &self.opts).unwrap_err();
+        assert_eq!(err.action(), ErrorAction::TreatAsWithdraw, "{err}");
         self.stream.write_all(&bytes).unwrap();
     }
 
@@ -398,4 +422,49 @@ fn a_large_table_arrives_whole() {
     let status = speaker.peer("router").unwrap();
     assert_eq!(status.counters.prefixes_announced, 20_000);
     assert!(status.counters.updates_sent < 200, "prefixes share UPDATEs: {}", status.counters.updates_sent);
+}
+
+#[test]
+fn an_update_treated_as_a_withdrawal_still_counts_as_heard_from_the_peer() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    let mut short_hold = config("router", peer.port());
+    short_hold.hold_time = Duration::from_secs(3);
+    speaker.add_peer(short_hold).unwrap();
+    let mut wire = peer.accept();
+    wire.handshake(PEER_ASN);
+    speaker.advertise("router", prefix("198.51.100.10/32"), Route::default()).unwrap();
+    wire.updates_until(|u| !announced(u).is_empty());
+
+    // A peer busy sending UPDATEs sends no KEEPALIVEs (RFC 4271 restarts its keepalive timer on every
+    // message): for longer than the hold time it sends only UPDATEs that RFC 7606 turns into withdrawals.
+    let until = Instant::now() + Duration::from_millis(4500);
+    while Instant::now() < until {
+        wire.send_update_with_a_bad_origin();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Still up: a ROUTE-REFRESH is answered with our route, not with a hold timer NOTIFICATION (4/0).
+    wire.send(Message::RouteRefresh(RouteRefresh { afi: Afi::Ipv4, safi: Safi::Unicast }));
+    match wire.next_not_keepalive() {
+        Some(Message::Update(update)) => assert_eq!(update.nlri, vec![prefix("198.51.100.10/32")]),
+        other => panic!("the session ended: {other:?}"),
+    }
+    let status = speaker.peer("router").unwrap();
+    assert_eq!((status.state, status.counters.established), (State::Established, 1));
+    assert!(status.counters.updates_received >= 10, "they were UPDATEs: {:?}", status.counters);
+    assert!(status.last_error.unwrap().contains("ORIGIN"));
+}
+
+#[test]
+fn an_update_before_established_is_an_fsm_error_even_when_malformed() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut wire = peer.accept();
+    let Message::Open(_) = wire.expect() else { panic!("OPEN first") };
+    wire.send_update_with_a_bad_origin();
+    let Some(Message::Notification(n)) = wire.next_not_keepalive() else { panic!("a NOTIFICATION") };
+    assert_eq!((n.code, n.subcode), (5, 1), "unexpected message in OpenSent");
+    let down = wait_event(&speaker, "router", EventKind::Down);
+    assert!(down.reason.contains("UPDATE received in OpenSent"), "{}", down.reason);
 }
