@@ -195,6 +195,23 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A loopback listener nobody accepts from, its accept queue full: the kernel drops further SYNs, so a
+/// connection attempt to it neither succeeds nor fails. Keep all three alive while it is used.
+fn unanswering_listener() -> (TcpListener, u16, Vec<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    loop {
+        match TcpStream::connect_timeout(&address, Duration::from_millis(200)) {
+            Ok(stream) => queued.push(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("filling the accept queue: {e}"),
+        }
+        assert!(queued.len() < 10_000, "the accept queue never filled");
+    }
+    (listener, address.port(), queued)
+}
+
 fn prefix(text: &str) -> Prefix {
     parse_prefix(text).unwrap()
 }
@@ -467,4 +484,139 @@ fn an_update_before_established_is_an_fsm_error_even_when_malformed() {
     assert_eq!((n.code, n.subcode), (5, 1), "unexpected message in OpenSent");
     let down = wait_event(&speaker, "router", EventKind::Down);
     assert!(down.reason.contains("UPDATE received in OpenSent"), "{}", down.reason);
+}
+
+#[test]
+fn bytes_that_are_not_bgp_get_a_notification_then_a_new_connection() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut wire = peer.accept();
+    wire.handshake(PEER_ASN);
+    wire.stream.write_all(&[0u8; 19]).unwrap();
+    let Some(Message::Notification(n)) = wire.next_not_keepalive() else { panic!("a NOTIFICATION") };
+    assert_eq!((n.code, n.subcode), (1, 1), "connection not synchronized");
+    assert_eq!(wire.recv(), None, "then the connection closes");
+    let down = wait_event(&speaker, "router", EventKind::Down);
+    assert_eq!(down.notification, Some((1, 1)));
+    // And it starts over.
+    peer.accept().handshake(PEER_ASN);
+    wait_event(&speaker, "router", EventKind::Up);
+}
+
+#[test]
+fn a_connection_attempt_gives_up_after_connect_time() {
+    let (_listener, port, _queued) = unanswering_listener();
+    let speaker = speaker();
+    let mut slow = config("router", port);
+    slow.connect_time = Duration::from_millis(500);
+    speaker.add_peer(slow).unwrap();
+    let failed = wait_event(&speaker, "router", EventKind::ConnectFailed);
+    assert!(failed.reason.contains("no connection within 0.5 s"), "{}", failed.reason);
+    let status = speaker.peer("router").unwrap();
+    assert!(status.counters.connect_failures >= 1);
+    assert_ne!(status.state, State::Established);
+    speaker.stop();
+}
+
+#[test]
+fn add_peer_while_the_open_is_unanswered() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut first = peer.accept();
+    let Message::Open(_) = first.expect() else { panic!("OPEN first") };
+    // The same parameters leave the waiting session alone: it completes on the same connection.
+    assert_eq!(speaker.add_peer(config("router", peer.port())).unwrap(), AddOutcome::Unchanged);
+    first.send(Message::Open(peer_open(PEER_ASN)));
+    first.send(Message::Keepalive);
+    assert_eq!(first.expect(), Message::Keepalive);
+    wait_event(&speaker, "router", EventKind::Up);
+
+    // Changed parameters while the next OPEN waits: Cease 6/6 on that connection, a new one.
+    speaker.remove_peer("router").unwrap();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut second = peer.accept();
+    let Message::Open(_) = second.expect() else { panic!("OPEN first") };
+    let mut changed = config("router", peer.port());
+    changed.hold_time = Duration::from_secs(30);
+    assert_eq!(speaker.add_peer(changed).unwrap(), AddOutcome::Restarted);
+    let cease = Notification { code: 6, subcode: 6, data: Vec::new() };
+    assert_eq!(second.next_not_keepalive(), Some(Message::Notification(cease)));
+    assert_eq!(second.recv(), None);
+    let open = peer.accept().handshake(PEER_ASN);
+    assert_eq!(open.hold_time, 30);
+}
+
+#[test]
+fn a_peer_removed_and_added_again_starts_afresh() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut first = peer.accept();
+    first.handshake(PEER_ASN);
+    speaker.advertise("router", prefix("198.51.100.10/32"), Route::default()).unwrap();
+    first.updates_until(|u| !announced(u).is_empty());
+
+    assert!(speaker.remove_peer("router").unwrap());
+    assert_eq!(speaker.add_peer(config("router", peer.port())).unwrap(), AddOutcome::Added);
+    let cease = Notification { code: 6, subcode: 3, data: Vec::new() };
+    assert_eq!(first.next_not_keepalive(), Some(Message::Notification(cease)));
+    assert_eq!(first.recv(), None);
+    let mut second = peer.accept();
+    second.handshake(PEER_ASN);
+    wait_until("the new session is up", || speaker.peer("router").is_some_and(|p| p.state == State::Established));
+    let status = speaker.peer("router").unwrap();
+    assert_eq!(status.prefixes_configured, 0, "the removed peer's routes went with it");
+    assert_eq!((status.counters.established, status.counters.notifications_sent), (1, 0), "new counters");
+    // The first UPDATE on the new session carries only what was set since.
+    speaker.advertise("router", prefix("198.51.100.20/32"), Route::default()).unwrap();
+    let updates = second.updates_until(|u| !u.is_empty());
+    assert_eq!(announced(&updates), vec![prefix("198.51.100.20/32")]);
+}
+
+#[test]
+fn stop_returns_with_a_peer_that_never_answers() {
+    let silent = TestPeer::new();
+    let (_listener, port, _queued) = unanswering_listener();
+    let speaker = speaker();
+    speaker.add_peer(config("silent", silent.port())).unwrap();
+    speaker.add_peer(config("unreachable", port)).unwrap();
+    // One connection is up and its OPEN never answered; the other never connects.
+    let mut wire = silent.accept();
+    let Message::Open(_) = wire.expect() else { panic!("OPEN first") };
+    speaker.stop();
+    assert!(!speaker.is_running());
+    let cease = Notification { code: 6, subcode: 2, data: Vec::new() };
+    assert_eq!(wire.next_not_keepalive(), Some(Message::Notification(cease)));
+    assert_eq!(wire.recv(), None);
+}
+
+#[test]
+fn the_hold_timer_runs_while_a_large_table_goes_out() {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    let mut short_hold = config("router", peer.port());
+    short_hold.hold_time = Duration::from_secs(3);
+    speaker.add_peer(short_hold).unwrap();
+    let mut wire = peer.accept();
+    wire.handshake(PEER_ASN);
+    let routes: BTreeMap<Prefix, Route> =
+        (0..50_000u32).map(|i| (Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))), Route::default())).collect();
+    speaker.set_routes("router", routes).unwrap();
+    // The peer reads everything but says nothing: after 3 s the speaker gives up on it.
+    let mut announced = 0;
+    let notification = loop {
+        match wire.recv() {
+            Some(Message::Update(u)) => announced += u.nlri.len(),
+            Some(Message::Keepalive) => {}
+            Some(Message::Notification(n)) => break n,
+            other => panic!("expected UPDATEs then a NOTIFICATION, got {other:?}"),
+        }
+    };
+    assert_eq!((notification.code, notification.subcode), (4, 0), "after {announced} prefixes");
+    assert_eq!(wire.recv(), None);
+    let down = wait_event(&speaker, "router", EventKind::Down);
+    assert_eq!(down.notification, Some((4, 0)));
+    peer.accept();
 }
