@@ -186,7 +186,12 @@ impl Peer {
         match &self.conn {
             Conn::None => None,
             Conn::Connecting(c) => Some((c.stream().as_fd(), Interest::WRITE)),
-            Conn::Open(s) => Some((s.tcp.as_fd(), Interest { read: true, write: s.pending() > 0 })),
+            Conn::Open(s) => {
+                // Writable while bytes wait, and while UPDATEs wait to be built: pump() stops at the high-water
+                // mark, and without this the rest of a large table would wait for some unrelated wake-up.
+                let more = s.pending() > 0 || self.update_context().is_some_and(|c| self.rib.has_pending(&c));
+                Some((s.tcp.as_fd(), Interest { read: true, write: more }))
+            }
         }
     }
 

@@ -620,3 +620,26 @@ fn the_hold_timer_runs_while_a_large_table_goes_out() {
     assert_eq!(down.notification, Some((4, 0)));
     peer.accept();
 }
+
+#[test]
+fn a_table_larger_than_the_write_queue_goes_out_without_waiting_for_a_timer() {
+    // 200,000 /32s are about 1 MB of UPDATEs, sixteen times the write queue's high-water mark; nothing else
+    // wakes the thread meanwhile (keepalives every 30 s, and the peer says nothing).
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    speaker.add_peer(config("router", peer.port())).unwrap();
+    let mut wire = peer.accept();
+    wire.handshake(PEER_ASN);
+    let routes: BTreeMap<Prefix, Route> = (0..200_000u32)
+        .map(|i| (Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))), Route::default()))
+        .collect();
+    speaker.set_routes("router", routes).unwrap();
+    let mut count = 0;
+    wire.updates_until(|u| {
+        count = u.iter().map(|u| u.nlri.len()).sum::<usize>();
+        count >= 200_000
+    });
+    assert_eq!(count, 200_000);
+    let status = speaker.peer("router").unwrap();
+    assert_eq!(status.counters.keepalives_sent, 1, "only the handshake's: no timer had to fire");
+}
