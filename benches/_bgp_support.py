@@ -4,6 +4,8 @@ read fast, and our speakers as child processes. Nothing here starts a lab or ass
 - `FibWatch`: `ip -tshort -o monitor route` in the router's namespace. Each change of a route is stamped by
   `ip` itself when it reads the kernel's notification (microseconds, wall clock), so a figure never waits for
   a poll: the time a killed node leaves a VIP's next hops is the stamp of the first route message without it.
+- `TcpEndWatch`: tcpdump in the router's namespace, for when a session's FIN or RST reached the router: a
+  convergence time splits into the killed process's end and the router's own work.
 - `FrrVty`: FRR's bgpd read on its own vty socket (the protocol vtysh speaks: a command and a NUL byte; the
   answer ends with three NUL bytes and a status byte), on one connection: a `show` costs ~0.1 ms instead of a
   vtysh process (~30 ms), so the RIB can be polled every few milliseconds.
@@ -137,6 +139,82 @@ class FibWatch:
             self._popen.stdout.close()
 
     def __enter__(self) -> FibWatch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class TcpEnd:
+    """A BGP segment with FIN or RST: when the kernel captured it (time.time()), its source address and
+    tcpdump's flags ('F.', 'R', ...)."""
+
+    at: float
+    source: str
+    flags: str
+
+
+_SEGMENT = re.compile(r"^(?P<at>\d+\.\d+) IP6? (?P<src>\S+)\.\d+ > \S+: Flags \[(?P<flags>[^\]]*)\]")
+
+
+class TcpEndWatch:
+    """tcpdump on `interface` in `netns`, keeping every BGP segment that ends a connection (FIN or RST): when
+    a killed process's kernel closed its session, as the router received it. Packet stamps come from the
+    kernel at capture, so tcpdump's own buffering delays nothing measured."""
+
+    def __init__(self, netns: str, interface: str = "eth0") -> None:
+        self._popen = subprocess.Popen(
+            [
+                "ip", "netns", "exec", netns, "tcpdump", "-i", interface, "-n", "-tt", "-l",
+                "--immediate-mode", "tcp port 179 and (tcp[tcpflags] & (tcp-fin|tcp-rst) != 0)",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )  # fmt: skip
+        assert self._popen.stderr is not None
+        said: list[str] = []
+        while not said or "listening on" not in said[-1]:  # "listening on eth0, ..." once it captures
+            line = self._popen.stderr.readline()
+            if not line:
+                self._popen.wait()
+                raise RuntimeError(f"tcpdump in {netns} did not start: {''.join(said).strip()}")
+            said.append(line)
+        self._ends: list[TcpEnd] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, name=f"tcp end watch {netns}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._popen.stdout is not None
+        with contextlib.suppress(ValueError, OSError):
+            for line in self._popen.stdout:
+                match = _SEGMENT.match(line)
+                if match is not None:
+                    with self._changed:
+                        self._ends.append(TcpEnd(float(match["at"]), match["src"], match["flags"]))
+                        self._changed.notify_all()
+
+    def first(self, source: str, after: float, timeout: float) -> TcpEnd | None:
+        """The first FIN or RST from `source` captured at or after `after` (time.time())."""
+
+        def found() -> TcpEnd | None:
+            return next((e for e in self._ends if e.source == source and e.at >= after), None)
+
+        with self._changed:
+            return self._changed.wait_for(found, timeout)
+
+    def close(self) -> None:
+        self._popen.kill()
+        self._popen.wait()
+        self._reader.join(timeout=2)
+        for stream in (self._popen.stdout, self._popen.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> TcpEndWatch:
         return self
 
     def __exit__(self, *_: object) -> None:

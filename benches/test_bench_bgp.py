@@ -19,7 +19,8 @@
   over the nodes). KILLS times a speaker is SIGKILLed; from the kill: when the router's kernel FIB stops
   listing the node as a next hop of the VIP (`ip monitor route`, stamped by `ip` as the kernel's message
   arrives), and when the client's traffic stops reaching it (the send time of the last request the node
-  answered: its echo server still runs; with 3 legs this is early by about 2 probe intervals on average).
+  answered: its echo server still runs; with 3 legs this is early by about 2 probe intervals on average);
+  and, to split the time, when the session's FIN or RST reached the router (tcpdump there, if installed).
   Then the floor on the same node and session: BIRD announcing the same /32, SIGKILLed. Then the speaker is
   restarted and the next round waits for 3 next hops. Rounds rotate over node1-3.
 - full stack (`make bench-bgp` only): FULL_STACK Services with EndpointSlices through the API server, to
@@ -38,6 +39,7 @@ import contextlib
 import math
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import threading
@@ -58,6 +60,7 @@ from _bgp_support import (
     FrrVty,
     Session,
     SpeakerChild,
+    TcpEndWatch,
     bench_prefixes,
     cpu_seconds,
     proc_memory,
@@ -747,19 +750,22 @@ def test_no_session_flaps_on_configuration_changes(
 
 @dataclass(frozen=True)
 class Kill:
-    """One SIGKILL: seconds from it until the router's FIB dropped the node and until the client's last
-    request reached it (0 when none did after the kill), and requests that failed meanwhile."""
+    """One SIGKILL: seconds from it until the router's FIB dropped the node, until the client's last request
+    reached it (0 when none did after the kill) and until the router received the session's end; requests
+    that failed meanwhile."""
 
     node: str
     fib: float
     traffic: float
     failed: int
+    closed: float  # the router captured the session's FIN or RST (NaN without tcpdump)
 
 
 def kill_and_measure(
     cluster: LabCluster,
     *,
     fib: FibWatch,
+    ends: TcpEndWatch | None,
     prober: Prober,
     node: str,
     kill: Callable[[], None],
@@ -776,6 +782,7 @@ def kill_and_measure(
     if event is None:
         raise AssertionError(f"the router's FIB kept {gateway} for {VIP_PREFIX} for {WAIT:g} s")
     fib_s = event.at - wall
+    end = ends.first(gateway, wall, timeout=5) if ends is not None else None
     # The requests sent up to a while after the FIB changed have finished (answered or timed out).
     settle = mono + fib_s + 0.2
     prober.wait_until(lambda ps: any(p.sent > settle for p in ps), WAIT)
@@ -785,7 +792,8 @@ def kill_and_measure(
     remaining = {cluster.lab.node_address(n) for n in WORKERS if n != node}
     if next_hops(cluster) != remaining:
         raise AssertionError(f"after the kill the FIB has {next_hops(cluster)}, not {remaining}")
-    return Kill(node, fib_s, max(hits, default=0.0), sum(1 for p in probes if not p.ok))
+    closed = end.at - wall if end is not None else NAN
+    return Kill(node, fib_s, max(hits, default=0.0), sum(1 for p in probes if not p.ok), closed)
 
 
 def floor_originator(cluster: LabCluster, node: str) -> RouterDaemon:
@@ -807,13 +815,17 @@ def test_convergence_when_a_speaker_is_killed(
     rng = random.Random(7)
     ours: list[Kill] = []
     floor: list[Kill] = []
-    with FibWatch(cluster.lab.router_ns) as fib, cluster.lab.prober(VIP, interval=PROBE_INTERVAL) as prober:
+    with contextlib.ExitStack() as stack:
+        fib = stack.enter_context(FibWatch(cluster.lab.router_ns))
+        ends = stack.enter_context(TcpEndWatch(cluster.lab.router_ns)) if shutil.which("tcpdump") else None
+        prober = stack.enter_context(cluster.lab.prober(VIP, interval=PROBE_INTERVAL))
         for r in range(KILLS):
             node = WORKERS[r % len(WORKERS)]
             ours.append(
                 kill_and_measure(
                     cluster,
                     fib=fib,
+                    ends=ends,
                     prober=prober,
                     node=node,
                     kill=lambda n=node: cluster.kill_speaker(n),  # type: ignore[misc]
@@ -823,27 +835,34 @@ def test_convergence_when_a_speaker_is_killed(
             daemon = floor_originator(cluster, node)
             try:
                 floor.append(
-                    kill_and_measure(cluster, fib=fib, prober=prober, node=node, kill=daemon.kill, rng=rng)
+                    kill_and_measure(
+                        cluster, fib=fib, ends=ends, prober=prober, node=node, kill=daemon.kill, rng=rng
+                    )
                 )
             finally:
                 daemon.stop()  # already killed: removes what is left
             cluster.start_speaker(node)
             a, b = ours[-1], floor[-1]
             progress(
-                f"kill {r + 1}/{KILLS} ({node}): FIB {ms(a.fib):.1f} ms, last request to it "
-                f"{ms(a.traffic):.1f} ms, {a.failed} failed; floor (BIRD): FIB {ms(b.fib):.1f} ms, "
-                f"last request {ms(b.traffic):.1f} ms, {b.failed} failed"
+                f"kill {r + 1}/{KILLS} ({node}): FIN/RST {ms(a.closed):.1f} ms, FIB {ms(a.fib):.1f} ms, last "
+                f"request to it {ms(a.traffic):.1f} ms, {a.failed} failed; floor (BIRD): FIN/RST "
+                f"{ms(b.closed):.1f} ms, FIB {ms(b.fib):.1f} ms, last request {ms(b.traffic):.1f} ms, "
+                f"{b.failed} failed"
             )
         wait_next_hops(cluster, WORKERS)
     rows: list[list[object]] = []
     result: dict[str, tuple[Summary, Summary]] = {}
     measures: tuple[tuple[str, Callable[[Kill], float]], ...] = (
+        ("router receives the session's FIN/RST (ms)", lambda k: ms(k.closed)),
         ("router FIB drops the node (ms)", lambda k: ms(k.fib)),
+        ("  of which the router's own work, FIN to FIB (ms)", lambda k: ms(k.fib - k.closed)),
         ("client's last request to the node, sent at (ms)", lambda k: ms(k.traffic)),
         ("requests failed per kill", lambda k: float(k.failed)),
     )
     for name, value in measures:
-        mine, base = Summary.of([value(k) for k in ours]), Summary.of([value(k) for k in floor])
+        mine, base = (
+            Summary.of([v for k in kills if not math.isnan(v := value(k))]) for kills in (ours, floor)
+        )
         result[name] = (mine, base)
         ratios = [ratio(mine.p50, base.p50), ratio(mine.p99, base.p99)]
         rows.append([name, mine.p50, mine.p99, mine.max, base.p50, base.p99, *ratios])
