@@ -47,7 +47,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from metallb_py.errors import MetalLBError
-from metallb_py.testing.process import die_with_parent
+from metallb_py.testing.process import die_with_parent, run_checked
 from metallb_py.testing.routers import cleanup_stale_routers
 
 __all__ = [
@@ -130,16 +130,7 @@ class Probe:
 
 
 def _run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30.0) -> str:
-    try:
-        done = subprocess.run(
-            list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise NetnsLabError(f"{' '.join(argv)}: {exc}") from exc
-    if done.returncode != 0:
-        detail = done.stderr.strip() or done.stdout.strip() or "(no output)"
-        raise NetnsLabError(f"{' '.join(argv)} exited with {done.returncode}: {detail}")
-    return done.stdout
+    return run_checked(argv, NetnsLabError, stdin=stdin, timeout=timeout)
 
 
 def _ip_batch(commands: Iterable[str], netns: str | None = None) -> None:

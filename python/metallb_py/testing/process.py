@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["NO_PROXY_ENV", "ChildProcess", "die_with_parent", "free_loopback_port", "tail_log"]
+__all__ = ["NO_PROXY_ENV", "ChildProcess", "die_with_parent", "free_loopback_port", "run_checked", "tail_log"]
 
 # Nothing the harness starts may go through a proxy: its children talk to 127.0.0.1 only.
 NO_PROXY_ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
@@ -38,6 +38,23 @@ def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def run_checked(
+    argv: Sequence[str], error: type[Exception], *, stdin: str | None = None, timeout: float = 30.0
+) -> str:
+    """Runs a command to its end; its stdout, or `error` naming the command and what it said (stderr, else
+    stdout) when it cannot start, times out or exits non-zero."""
+    try:
+        done = subprocess.run(
+            list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise error(f"{' '.join(argv)}: {exc}") from exc
+    if done.returncode != 0:
+        detail = done.stderr.strip() or done.stdout.strip() or "(no output)"
+        raise error(f"{' '.join(argv)} exited with {done.returncode}: {detail}")
+    return done.stdout
 
 
 def tail_log(path: Path, lines: int = 30) -> str:

@@ -33,7 +33,6 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -45,7 +44,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from metallb_py.errors import MetalLBError
-from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, tail_log
+from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, run_checked, tail_log
 
 __all__ = [
     "APT_PACKAGES",
@@ -491,16 +490,7 @@ def parse_ip_routes(rows: Iterable[Mapping[str, Any]], family: int = 4) -> dict[
 
 
 def _run(argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30.0) -> str:
-    try:
-        done = subprocess.run(
-            list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RouterError(f"{' '.join(argv)}: {exc}") from exc
-    if done.returncode != 0:
-        detail = done.stderr.strip() or done.stdout.strip() or "(no output)"
-        raise RouterError(f"{' '.join(argv)} exited with {done.returncode}: {detail}")
-    return done.stdout
+    return run_checked(argv, RouterError, stdin=stdin, timeout=timeout)
 
 
 def _frr_dir() -> Path | None:
