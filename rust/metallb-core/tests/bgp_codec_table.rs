@@ -370,16 +370,10 @@ fn update_withdrawals_and_end_of_rib_markers() {
     check(&withdraw6, &Message::Update(update), &FOUR);
 
     // End-of-RIB (RFC 4724 2): IPv4 is the empty UPDATE (length 23); IPv6 an empty MP_UNREACH (length 29).
-    check(&wire(&[&MARKER, &[0x00, 0x17, 0x02, 0, 0, 0, 0]]), &Message::Update(Update::default()), &FOUR);
+    let eor4 = wire(&[&MARKER, &[0x00, 0x17, 0x02, 0, 0, 0, 0]]);
+    check(&eor4, &Message::Update(Update::end_of_rib(Afi::Ipv4)), &FOUR);
     let eor6 = wire(&[&MARKER, &[0x00, 0x1d, 0x02, 0x00, 0x00, 0x00, 0x06, 0x80, 0x0f, 0x03, 0x00, 0x02, 0x01]]);
-    let update = Update {
-        attributes: PathAttributes {
-            mp_unreach: Some(MpUnreach { afi: Afi::Ipv6, safi: Safi::Unicast, withdrawn: vec![] }),
-            ..PathAttributes::default()
-        },
-        ..Update::default()
-    };
-    check(&eor6, &Message::Update(update), &FOUR);
+    check(&eor6, &Message::Update(Update::end_of_rib(Afi::Ipv6)), &FOUR);
 }
 
 #[test]

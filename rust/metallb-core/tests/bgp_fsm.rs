@@ -146,6 +146,8 @@ fn the_open_we_send_offers_our_families_route_refresh_4_octet_as_and_graceful_re
     assert_eq!(actions, vec![Action::Send(Message::Open(expected))]);
     assert_eq!(s.state(), State::OpenSent);
     assert_eq!(s.next_deadline(), Some(now + OPEN_SENT_HOLD), "OpenSent waits 240 s for the peer's OPEN");
+    s.handle(Event::Received(Message::Open(peer_open(PEER_ASN, 90))), now);
+    assert!(s.negotiated().unwrap().end_of_rib, "the capability promises End-of-RIB markers (RFC 4724 3)");
 }
 
 #[test]
@@ -164,6 +166,7 @@ fn a_valid_open_then_keepalive_establishes_the_session() {
         route_refresh: true,
         peer_graceful_restart: None,
         ibgp: false,
+        end_of_rib: false,
     };
     assert_eq!(s.negotiated(), Some(&expected));
     let later = now + secs(2);

@@ -3,10 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
 
 use metallb_core::bgp::codec::{encode_to_vec, encoded_len, CodecOptions, MAX_MESSAGE_LEN};
+use metallb_core::bgp::fsm::{Action, Event, PeerAsn, Session, SessionConfig};
 use metallb_core::bgp::rib::{AdjRibOut, RouteAttrs, Unsendable, UpdateContext, DEFAULT_LOCAL_PREF};
-use metallb_core::bgp::{Afi, AsSegment, Message, MpReach, MpUnreach, Origin, PathAttributes, Prefix, Safi, Update};
+use metallb_core::bgp::{
+    Afi, AsSegment, Capability, GracefulRestart, Message, MpReach, MpUnreach, Open, Origin, PathAttributes, Prefix,
+    Safi, Update,
+};
 
 const LOCAL_ASN: u32 = 64512;
 const NH4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -22,6 +27,7 @@ fn ctx(ibgp: bool) -> UpdateContext {
         next_hop_v6: Some(NH6),
         families: vec![V4, V6],
         four_octet_as: true,
+        end_of_rib: false,
     }
 }
 
@@ -318,4 +324,118 @@ fn a_two_octet_peer_gets_updates_that_still_fit() {
     }
     let updates = rib.next_updates(&c, usize::MAX);
     assert_full(&updates, &c, 5, 0);
+}
+
+/// The prefixes `updates` announce, both families, sorted.
+fn announced(updates: &[Update]) -> Vec<Prefix> {
+    let mut out: Vec<Prefix> = updates
+        .iter()
+        .flat_map(|u| u.nlri.iter().chain(u.attributes.mp_reach.iter().flat_map(|m| &m.nlri)))
+        .copied()
+        .collect();
+    out.sort();
+    out
+}
+
+/// The context of a session established by the state machine, with or without graceful restart in our OPEN.
+fn established_context(graceful_restart: bool) -> UpdateContext {
+    let now = Instant::now();
+    let mut cfg = SessionConfig::new(LOCAL_ASN, PeerAsn::Fixed(64513), Ipv4Addr::new(192, 0, 2, 1));
+    cfg.graceful_restart =
+        graceful_restart.then(|| GracefulRestart { restarting: false, restart_time: 120, families: vec![] });
+    let mut session = Session::new(cfg, now).unwrap();
+    session.handle(Event::Start, now);
+    session.handle(Event::TcpConnected, now);
+    let open = Open {
+        asn: 64513,
+        hold_time: 90,
+        router_id: Ipv4Addr::new(192, 0, 2, 254),
+        capabilities: vec![
+            Capability::Multiprotocol(Afi::Ipv4, Safi::Unicast),
+            Capability::Multiprotocol(Afi::Ipv6, Safi::Unicast),
+            Capability::FourOctetAs(64513),
+        ],
+    };
+    session.handle(Event::Received(Message::Open(open)), now);
+    let actions = session.handle(Event::Received(Message::Keepalive), now);
+    let Some(Action::Up(negotiated)) = actions.into_iter().next() else { panic!("established") };
+    UpdateContext::new(LOCAL_ASN, &negotiated, Some(NH4), Some(NH6))
+}
+
+#[test]
+fn a_session_that_advertised_graceful_restart_ends_each_initial_table_with_end_of_rib() {
+    // RFC 4724 3: the capability announces that End-of-RIB markers will follow each family's initial table.
+    let c = established_context(true);
+    let mut rib = AdjRibOut::new();
+    rib.advertise(v4(1), RouteAttrs::default());
+    rib.advertise(v4(2), attrs(None, &[7]));
+    rib.reset_sent();
+    let updates = rib.next_updates(&c, 10);
+    assert_eq!(updates.len(), 4, "two announcements and two markers: {updates:?}");
+    let marker = |afi| updates.iter().position(|u| *u == Update::end_of_rib(afi)).expect("a marker");
+    let last_announcement = updates.iter().rposition(|u| !u.nlri.is_empty()).unwrap();
+    assert!(marker(Afi::Ipv4) > last_announcement, "IPv4's marker follows its table");
+    marker(Afi::Ipv6); // nothing of IPv6 to send: its initial table is empty, and that is said too
+    assert!(!rib.has_pending(&c));
+
+    // Once per session: later changes are plain UPDATEs.
+    rib.advertise(v4(3), RouteAttrs::default());
+    assert_eq!(announced(&rib.next_updates(&c, 10)), vec![v4(3)]);
+    assert_eq!(rib.next_updates(&c, 10), vec![]);
+    // A new session, even with nothing to send, ends its (empty) table with the markers again.
+    rib.set_wanted(BTreeMap::new());
+    rib.reset_sent();
+    let updates = rib.next_updates(&c, 10);
+    assert_eq!(updates.len(), 2);
+    assert!(updates.contains(&Update::end_of_rib(Afi::Ipv4)) && updates.contains(&Update::end_of_rib(Afi::Ipv6)));
+}
+
+#[test]
+fn end_of_rib_waits_for_the_whole_table_and_counts_in_max_messages() {
+    let c = established_context(true);
+    let mut rib = AdjRibOut::new();
+    for n in 0..1500 {
+        rib.advertise(v4_n(n), RouteAttrs::default());
+    }
+    rib.reset_sent();
+    let mut seen = Vec::new();
+    loop {
+        let updates = rib.next_updates(&c, 1);
+        if updates.is_empty() {
+            break;
+        }
+        assert_eq!(updates.len(), 1);
+        seen.extend(updates);
+    }
+    let markers: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].nlri.is_empty()).collect();
+    assert_eq!(markers, vec![seen.len() - 2, seen.len() - 1], "both markers after every announcement");
+    assert_eq!(seen.iter().map(|u| u.nlri.len()).sum::<usize>(), 1500);
+}
+
+#[test]
+fn end_of_rib_only_for_negotiated_families_and_after_what_can_be_sent() {
+    // IPv6 not negotiated: no marker for it. IPv4 with no next hop: what cannot be sent stays pending (and
+    // is reported), the initial table is complete as far as it goes, so its marker goes out.
+    let mut c = established_context(true);
+    c.families = vec![(Afi::Ipv4, Safi::Unicast)];
+    c.next_hop_v4 = None;
+    let mut rib = AdjRibOut::new();
+    rib.advertise(v4(1), RouteAttrs::default());
+    rib.reset_sent();
+    assert_eq!(rib.next_updates(&c, 10), vec![Update::end_of_rib(Afi::Ipv4)]);
+    assert_eq!(rib.unsendable(&c), vec![(v4(1), Unsendable::NoNextHop)]);
+    assert!(!rib.has_pending(&c));
+}
+
+#[test]
+fn without_graceful_restart_no_end_of_rib_is_sent() {
+    let c = established_context(false);
+    let mut rib = AdjRibOut::new();
+    rib.reset_sent();
+    assert!(!rib.has_pending(&c));
+    assert_eq!(rib.next_updates(&c, 10), vec![]);
+    rib.advertise(v4(1), RouteAttrs::default());
+    let updates = rib.next_updates(&c, 10);
+    assert_eq!(announced(&updates), vec![v4(1)]);
+    assert_eq!(updates.len(), 1);
 }

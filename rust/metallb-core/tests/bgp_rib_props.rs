@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use metallb_core::bgp::codec::{decode, encode_to_vec, CodecOptions, MAX_MESSAGE_LEN};
 use metallb_core::bgp::rib::{AdjRibOut, RouteAttrs, UpdateContext, DEFAULT_LOCAL_PREF};
-use metallb_core::bgp::{Afi, AsSegment, Message, Origin, Prefix, Safi, Update};
+use metallb_core::bgp::{Afi, AsSegment, Message, Origin, PathAttributes, Prefix, Safi, Update};
 use proptest::prelude::*;
 
 const NH4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -64,14 +64,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn context() -> impl Strategy<Value = UpdateContext> {
-    (any::<bool>(), any::<bool>(), prop_oneof![Just(64512u32), Just(4_200_000_000)]).prop_map(
-        |(ibgp, four_octet_as, local_asn)| UpdateContext {
+    (any::<bool>(), any::<bool>(), prop_oneof![Just(64512u32), Just(4_200_000_000)], any::<bool>()).prop_map(
+        |(ibgp, four_octet_as, local_asn, end_of_rib)| UpdateContext {
             local_asn,
             ibgp,
             next_hop_v4: Some(NH4),
             next_hop_v6: Some(NH6),
             families: vec![(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)],
             four_octet_as,
+            end_of_rib,
         },
     )
 }
@@ -79,10 +80,35 @@ fn context() -> impl Strategy<Value = UpdateContext> {
 /// What the peer holds: each prefix with the attributes MetalLB lets a user set, as read off the wire.
 type PeerTable = BTreeMap<Prefix, RouteAttrs>;
 
-/// Sends `updates` through the codec to the peer: checks each fits and decodes back to itself, and checks
-/// the attributes every announcement must carry.
-fn deliver(updates: &[Update], ctx: &UpdateContext, peer: &mut PeerTable) -> Result<(), TestCaseError> {
+/// The family an UPDATE is the End-of-RIB marker of (RFC 4724 2), read off the decoded message.
+fn end_of_rib(u: &Update) -> Option<Afi> {
+    let a = &u.attributes;
+    let nothing_else = u.withdrawn.is_empty() && u.nlri.is_empty() && a.mp_reach.is_none() && a.next_hop.is_none();
+    match &a.mp_unreach {
+        None if nothing_else && *a == PathAttributes::default() => Some(Afi::Ipv4),
+        Some(mp) if nothing_else && mp.withdrawn.is_empty() => Some(mp.afi),
+        _ => None,
+    }
+}
+
+/// The peer's side of a session: what it holds, and the End-of-RIB markers it got.
+#[derive(Default)]
+struct Peer {
+    table: PeerTable,
+    end_of_rib: BTreeMap<Afi, usize>,
+}
+
+/// Sends `updates` through the codec to the peer: checks each fits and decodes back to itself, the attributes
+/// every announcement must carry, and that an End-of-RIB marker comes only when promised, once per family,
+/// when the peer holds that family's whole table.
+fn deliver(
+    updates: &[Update],
+    ctx: &UpdateContext,
+    wanted: &BTreeMap<Prefix, RouteAttrs>,
+    peer: &mut Peer,
+) -> Result<(), TestCaseError> {
     let opts = CodecOptions { four_octet_as: ctx.four_octet_as };
+    let mut markers = Vec::new();
     for update in updates {
         let bytes = encode_to_vec(&Message::Update(update.clone()), &opts).expect("encodes");
         prop_assert!(bytes.len() <= MAX_MESSAGE_LEN);
@@ -90,6 +116,15 @@ fn deliver(updates: &[Update], ctx: &UpdateContext, peer: &mut PeerTable) -> Res
             return Err(TestCaseError::fail(format!("does not decode: {update:?}")));
         };
         prop_assert_eq!(used, bytes.len());
+        if let Some(afi) = end_of_rib(&got) {
+            prop_assert!(ctx.end_of_rib, "a marker without graceful restart advertised");
+            let count = peer.end_of_rib.entry(afi).or_default();
+            *count += 1;
+            prop_assert_eq!(*count, 1, "one marker per family and session");
+            markers.push(afi);
+            continue;
+        }
+        let peer = &mut peer.table;
         let a = &got.attributes;
         for p in got.withdrawn.iter().chain(a.mp_unreach.iter().flat_map(|m| &m.withdrawn)) {
             peer.remove(p);
@@ -117,6 +152,13 @@ fn deliver(updates: &[Update], ctx: &UpdateContext, peer: &mut PeerTable) -> Res
             peer.insert(p, held.clone());
         }
     }
+    // Markers come last in a batch: by then the peer holds all of the family.
+    let whole = expected(wanted, ctx);
+    for afi in markers {
+        let of = |t: &PeerTable| t.iter().filter(|(p, _)| p.afi() == afi).map(|(p, a)| (*p, a.clone())).collect();
+        let (held, want): (PeerTable, PeerTable) = (of(&peer.table), of(&whole));
+        prop_assert_eq!(held, want, "End-of-RIB before the table of {:?}", afi);
+    }
     Ok(())
 }
 
@@ -132,11 +174,11 @@ fn expected(wanted: &BTreeMap<Prefix, RouteAttrs>, ctx: &UpdateContext) -> PeerT
         .collect()
 }
 
-fn drain(rib: &mut AdjRibOut, ctx: &UpdateContext, peer: &mut PeerTable) -> Result<usize, TestCaseError> {
+fn drain(rib: &mut AdjRibOut, ctx: &UpdateContext, peer: &mut Peer) -> Result<usize, TestCaseError> {
     let mut count = 0;
     loop {
         let updates = rib.next_updates(ctx, 8);
-        deliver(&updates, ctx, peer)?;
+        deliver(&updates, ctx, rib.wanted(), peer)?;
         count += updates.len();
         if updates.len() < 8 {
             prop_assert!(!rib.has_pending(ctx));
@@ -159,12 +201,12 @@ proptest! {
         routes in prop::collection::btree_map(any_v6_prefix(), Just(RouteAttrs::default()), 200..700),
     ) {
         let mut rib = AdjRibOut::new();
-        let mut peer = PeerTable::new();
+        let mut peer = Peer::default();
         rib.set_wanted(routes.clone());
         drain(&mut rib, &ctx, &mut peer)?;
         rib.set_wanted(BTreeMap::new());
         drain(&mut rib, &ctx, &mut peer)?;
-        prop_assert!(peer.is_empty());
+        prop_assert!(peer.table.is_empty());
     }
 
     #[test]
@@ -174,7 +216,7 @@ proptest! {
     ) {
         let mut rib = AdjRibOut::new();
         let mut wanted: BTreeMap<Prefix, RouteAttrs> = BTreeMap::new();
-        let mut peer = PeerTable::new();
+        let mut peer = Peer::default();
         for op in ops {
             match op {
                 Op::SetWanted(routes) => {
@@ -190,21 +232,23 @@ proptest! {
                 }
                 Op::NewSession => {
                     rib.reset_sent();
-                    peer.clear();
+                    peer = Peer::default();
                 }
                 Op::RouteRefresh(afi) => rib.resend(afi),
                 Op::Drain(n) => {
                     let updates = rib.next_updates(&ctx, n);
                     prop_assert!(updates.len() <= n);
-                    deliver(&updates, &ctx, &mut peer)?;
+                    deliver(&updates, &ctx, rib.wanted(), &mut peer)?;
                 }
             }
             prop_assert_eq!(rib.wanted().len(), wanted.len());
         }
         drain(&mut rib, &ctx, &mut peer)?;
-        prop_assert_eq!(&peer, &expected(&wanted, &ctx));
+        prop_assert_eq!(&peer.table, &expected(&wanted, &ctx));
         prop_assert_eq!(rib.sent_count(), wanted.len());
         prop_assert_eq!(rib.pending_count(), 0);
+        let markers = if ctx.end_of_rib { BTreeMap::from([(Afi::Ipv4, 1), (Afi::Ipv6, 1)]) } else { BTreeMap::new() };
+        prop_assert_eq!(peer.end_of_rib, markers, "each family's marker, once, in the session");
     }
 
     #[test]
@@ -215,7 +259,7 @@ proptest! {
         new in attrs(),
     ) {
         let mut rib = AdjRibOut::new();
-        let mut peer = PeerTable::new();
+        let mut peer = Peer::default();
         rib.set_wanted(routes.clone());
         drain(&mut rib, &ctx, &mut peer)?;
         let (p, old) = routes.iter().nth(pick.index(routes.len())).unwrap();

@@ -63,7 +63,8 @@ pub struct SessionConfig {
     pub connect_retry: Duration,
     /// Families offered in Multiprotocol capabilities.
     pub families: Vec<(Afi, Safi)>,
-    /// Advertised as is.
+    /// Advertised as is; a session that advertises it ends each family's initial table with an End-of-RIB
+    /// marker ([`Negotiated::end_of_rib`]).
     pub graceful_restart: Option<GracefulRestart>,
     /// Seeds the retry jitter. Mix in something that differs between the sessions of a node (the peer
     /// address) so that they do not retry in lockstep.
@@ -214,6 +215,9 @@ pub struct Negotiated {
     pub route_refresh: bool,
     pub peer_graceful_restart: Option<GracefulRestart>,
     pub ibgp: bool,
+    /// We advertised graceful restart, which promises an End-of-RIB marker after the initial table of each
+    /// family (RFC 4724 section 3): the Adj-RIB-Out sends them when this is set, and only then.
+    pub end_of_rib: bool,
 }
 
 /// A session (or an attempt at one) ended.
@@ -594,6 +598,7 @@ impl Session {
             route_refresh,
             peer_graceful_restart,
             ibgp,
+            end_of_rib: self.cfg.graceful_restart.is_some(),
         })
     }
 

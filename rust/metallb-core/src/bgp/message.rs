@@ -185,6 +185,23 @@ pub struct Update {
     pub nlri: Vec<Prefix>,
 }
 
+impl Update {
+    /// The End-of-RIB marker of `afi` (RFC 4724 section 2): the empty UPDATE for IPv4, an UPDATE with only an
+    /// empty MP_UNREACH_NLRI for IPv6.
+    pub fn end_of_rib(afi: Afi) -> Update {
+        match afi {
+            Afi::Ipv4 => Update::default(),
+            Afi::Ipv6 => Update {
+                attributes: PathAttributes {
+                    mp_unreach: Some(MpUnreach { afi, safi: Safi::Unicast, withdrawn: Vec::new() }),
+                    ..PathAttributes::default()
+                },
+                ..Update::default()
+            },
+        }
+    }
+}
+
 /// NOTIFICATION (RFC 4271 4.5): error code, subcode and data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {

@@ -15,6 +15,12 @@
 //!
 //! A prefix whose family was not negotiated, or whose family has no next hop, stays pending and is listed by
 //! [`AdjRibOut::unsendable`] with the reason, as is one whose attributes alone do not fit an UPDATE.
+//!
+//! End-of-RIB (RFC 4724): sent if and only if the session advertised graceful restart
+//! ([`UpdateContext::end_of_rib`]), whose capability promises it: once per session and negotiated family,
+//! after that family's initial table (as soon as nothing sendable of it is left, so also for an empty
+//! table). metallb-py's speaker advertises no graceful restart, so its sessions send no marker: a speaker
+//! that dies must lose its routes when its TCP connection closes, not after a restart time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -59,6 +65,8 @@ pub struct UpdateContext {
     /// The negotiated families.
     pub families: Vec<(Afi, Safi)>,
     pub four_octet_as: bool,
+    /// We advertised graceful restart: End-of-RIB markers are due ([`Negotiated::end_of_rib`]).
+    pub end_of_rib: bool,
 }
 
 impl UpdateContext {
@@ -76,6 +84,7 @@ impl UpdateContext {
             next_hop_v6,
             families: negotiated.families.clone(),
             four_octet_as: negotiated.four_octet_as,
+            end_of_rib: negotiated.end_of_rib,
         }
     }
 
@@ -140,6 +149,8 @@ pub struct AdjRibOut {
     resend: BTreeSet<Prefix>,
     to_announce: BTreeMap<(Afi, RouteAttrs), BTreeSet<Prefix>>,
     to_withdraw: BTreeSet<Prefix>,
+    /// The families whose End-of-RIB marker went out this session.
+    end_of_rib_sent: BTreeSet<Afi>,
 }
 
 /// Octets one prefix takes in an NLRI or withdrawn field: length octet and the significant address octets.
@@ -227,6 +238,7 @@ impl AdjRibOut {
 
     /// The session ended: the peer holds nothing from us, so everything wanted is pending again.
     pub fn reset_sent(&mut self) {
+        self.end_of_rib_sent.clear();
         self.sent.clear();
         self.resend.clear();
         self.to_withdraw.clear();
@@ -251,10 +263,20 @@ impl AdjRibOut {
 
     /// Whether [`next_updates`](AdjRibOut::next_updates) has anything to send on this session.
     pub fn has_pending(&self, ctx: &UpdateContext) -> bool {
-        let withdrawals = [Afi::Ipv4, Afi::Ipv6]
-            .into_iter()
-            .any(|afi| ctx.negotiated(afi) && self.to_withdraw.range(family_bounds(afi)).next().is_some());
-        withdrawals || self.to_announce.iter().any(|((afi, attrs), _)| self.group_sendable(ctx, *afi, attrs).is_ok())
+        [Afi::Ipv4, Afi::Ipv6].into_iter().any(|afi| self.sendable(ctx, afi) || self.end_of_rib_due(ctx, afi))
+    }
+
+    /// Whether a withdrawal or an announcement of `afi` can go out on this session.
+    fn sendable(&self, ctx: &UpdateContext, afi: Afi) -> bool {
+        let withdrawals = ctx.negotiated(afi) && self.to_withdraw.range(family_bounds(afi)).next().is_some();
+        withdrawals
+            || self.to_announce.keys().any(|(a, attrs)| *a == afi && self.group_sendable(ctx, afi, attrs).is_ok())
+    }
+
+    /// Whether `afi`'s End-of-RIB marker is due now: promised, not sent yet this session, and nothing of its
+    /// initial table left to send.
+    fn end_of_rib_due(&self, ctx: &UpdateContext, afi: Afi) -> bool {
+        ctx.end_of_rib && ctx.negotiated(afi) && !self.end_of_rib_sent.contains(&afi) && !self.sendable(ctx, afi)
     }
 
     /// The pending prefixes this session cannot send, and why.
@@ -274,8 +296,8 @@ impl AdjRibOut {
         out
     }
 
-    /// Up to `max_messages` UPDATEs towards what is wanted, withdrawals first. What they carry counts as
-    /// sent. Fewer than `max_messages` means nothing sendable is left.
+    /// Up to `max_messages` UPDATEs towards what is wanted, withdrawals first, End-of-RIB markers (when due)
+    /// last. What they carry counts as sent. Fewer than `max_messages` means nothing sendable is left.
     pub fn next_updates(&mut self, ctx: &UpdateContext, max_messages: usize) -> Vec<Update> {
         let mut out = Vec::new();
         while out.len() < max_messages {
@@ -296,6 +318,12 @@ impl AdjRibOut {
                     Some(update) => out.push(update),
                     None => break,
                 }
+            }
+        }
+        for afi in [Afi::Ipv4, Afi::Ipv6] {
+            if out.len() < max_messages && self.end_of_rib_due(ctx, afi) {
+                self.end_of_rib_sent.insert(afi);
+                out.push(Update::end_of_rib(afi));
             }
         }
         out
