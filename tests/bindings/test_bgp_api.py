@@ -275,3 +275,15 @@ def test_waiting_for_events_releases_the_gil(speaker: BgpSpeaker) -> None:
         counter.join()
     assert ticks > 50, "the other thread ran while we waited"
     assert speaker.events() == []
+
+
+def test_routes_given_twice_in_two_spellings_are_refused(speaker: BgpSpeaker) -> None:
+    add(speaker)
+    with pytest.raises(
+        ValueError,
+        match=re.escape('prefix 198.51.100.10/32 is given twice: "198.51.100.10" and "198.51.100.10/32"'),
+    ):
+        speaker.set_routes(
+            "router", {"198.51.100.10/32": BgpRoute(local_pref=1), "198.51.100.10": BgpRoute(local_pref=2)}
+        )
+    assert speaker.peer("router").prefixes_configured == 0  # type: ignore[union-attr]

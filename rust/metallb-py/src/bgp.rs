@@ -349,7 +349,18 @@ impl BgpSpeaker {
     /// session. Raises KeyError for an unknown peer, ValueError for a bad prefix or one of a family the peer
     /// does not carry; then nothing changes.
     fn set_routes(&self, py: Python<'_>, peer: &str, routes: BTreeMap<String, BgpRoute>) -> PyResult<()> {
-        let routes = routes.into_iter().map(|(p, r)| Ok((prefix(&p)?, r.0))).collect::<PyResult<_>>()?;
+        // Two spellings of one prefix ("198.51.100.10" and "198.51.100.10/32") would silently keep one route.
+        let mut parsed: BTreeMap<Prefix, (String, Route)> = BTreeMap::new();
+        for (text, route) in routes {
+            let key = prefix(&text)?;
+            if let Some((first, _)) = parsed.get(&key) {
+                return Err(PyValueError::new_err(format!(
+                    "prefix {key} is given twice: {first:?} and {text:?}; give each prefix once"
+                )));
+            }
+            parsed.insert(key, (text, route.0));
+        }
+        let routes = parsed.into_iter().map(|(p, (_, r))| (p, r)).collect();
         let speaker = &self.speaker;
         py.detach(|| speaker.set_routes(peer, routes)).map_err(bgp_error)
     }
