@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from metallb_py._core import Pool
 from metallb_py.config.model import Config
 from metallb_py.speaker.election import Endpoint
 from metallb_py.speaker.objects import (
+    ParseCache,
     endpoint_slice_from_api,
     internal_ip,
     l2_service_from_api,
@@ -108,3 +110,34 @@ def test_load_balancer_class_as_the_controller_serves_it() -> None:
     assert l2_service_from_api(classed, CONFIG) is None
     assert l2_service_from_api(classed, CONFIG, "example.com/other") is not None
     assert l2_service_from_api(service(["192.168.1.11"]), CONFIG, "example.com/other") is None
+
+
+def test_parse_cache_parses_an_object_again_only_when_its_version_or_the_context_changes() -> None:
+    calls: list[str] = []
+
+    def parse(obj: Mapping[str, Any]) -> str | None:
+        calls.append(obj["metadata"]["name"])
+        return None if obj["metadata"]["name"] == "skip" else obj["metadata"]["name"] + obj["v"]
+
+    def obj(name: str, version: str | None, v: str = "") -> dict[str, Any]:
+        metadata = {"namespace": "ns", "name": name}
+        if version:
+            metadata["resourceVersion"] = version
+        return {"metadata": metadata, "v": v}
+
+    cache: ParseCache[str] = ParseCache(parse)
+    config = object()
+    assert cache.parse_all([obj("a", "1"), obj("skip", "2"), obj("b", None)], config) == ["a", "b"]
+    assert calls == ["a", "skip", "b"]
+    calls.clear()
+    # Unchanged versions come from the cache (a skipped one too); no version: parsed each time.
+    assert cache.parse_all([obj("a", "1", "!"), obj("skip", "2"), obj("b", None)], config) == ["a", "b"]
+    assert calls == ["b"]
+    calls.clear()
+    assert cache.parse_all([obj("a", "3", "!")], config) == ["a!"]  # a new version is parsed
+    other = object()
+    assert cache.parse_all([obj("a", "3", "?")], other) == ["a?"]  # so is everything in a new context
+    assert calls == ["a", "a"]
+    calls.clear()
+    cache.parse_all([], other)  # gone from the watch: forgotten
+    assert cache.parse_all([obj("a", "3")], other) == ["a"] and calls == ["a"]

@@ -22,6 +22,7 @@ from typing import Any
 from metallb_py._core import BgpRoute
 from metallb_py.config.model import Config
 from metallb_py.speaker.bgpplan import (
+    BgpService,
     PeerSession,
     Route,
     RoutePlan,
@@ -32,7 +33,8 @@ from metallb_py.speaker.bgpplan import (
     serving,
     sessions,
 )
-from metallb_py.speaker.objects import endpoint_slice_from_api, internal_ip, node_from_api
+from metallb_py.speaker.election import EndpointSlice
+from metallb_py.speaker.objects import ParseCache, endpoint_slice_from_api, internal_ip, node_from_api
 from metallb_py.speaker.ports import BgpSessions, ClusterView
 
 __all__ = ["PROTOCOL", "Bgp"]
@@ -76,6 +78,12 @@ class Bgp:
         self._conflicts: set[str] = set()
         self._announced: dict[str, tuple[str, ...]] = {}  # address -> Services
         self._service_peers: dict[str, tuple[str, ...]] = {}
+        # Parsed once per resourceVersion (and configuration): a round re-reads only what changed.
+        self._services: ParseCache[BgpService] = ParseCache(
+            lambda obj: bgp_service_from_api(obj, self._config_for_parse, self.lb_class)
+        )
+        self._slices: ParseCache[EndpointSlice] = ParseCache(endpoint_slice_from_api)
+        self._config_for_parse: Config = Config()
 
     # -- a round ---------------------------------------------------------------------------------------------
 
@@ -88,12 +96,11 @@ class Bgp:
             self._apply(SessionPlan(), RoutePlan(), {})
             return
         node = node_from_api(node_obj)
+        self._config_for_parse = config
         addresses = [ip for family in (4, 6) if (ip := internal_ip(node_obj, family))]
         session_plan = sessions(config, node, addresses, self._secrets())
-        services = [
-            s for obj in view.service_objects() if (s := bgp_service_from_api(obj, config, self.lb_class))
-        ]
-        slices = [e for obj in view.endpoint_slices() if (e := endpoint_slice_from_api(obj))]
+        services = self._services.parse_all(view.service_objects(), config)
+        slices = self._slices.parse_all(view.endpoint_slices())
         route_plan = routes(
             config,
             node,

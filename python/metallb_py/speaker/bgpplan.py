@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import struct
 import zlib
@@ -452,6 +453,17 @@ class RoutePlan:
 EndpointView = Mapping[str, Serving] | Callable[[str], Serving]
 
 
+@functools.lru_cache(maxsize=65536)
+def _version(ip: str) -> int:
+    return ipaddress.ip_address(ip).version
+
+
+@functools.lru_cache(maxsize=65536)
+def _prefix(ip: str, length: int) -> str:
+    """The prefix of `length` bits holding `ip` (a round asks the same of every Service again)."""
+    return str(ipaddress.ip_network(f"{ip}/{length}", strict=False))
+
+
 def routes(
     config: Config,
     node: Node,
@@ -490,11 +502,11 @@ def routes(
             continue
         announced.append(service.key)
         for ip_text in service.ips:
-            ip = ipaddress.ip_address(ip_text)
-            family = IPV4 if ip.version == 4 else IPV6
+            version = _version(ip_text)
+            family = IPV4 if version == 4 else IPV6
             for adv in chosen:
-                length = adv.aggregation_length if ip.version == 4 else adv.aggregation_length_v6
-                prefix = str(ipaddress.ip_network(f"{ip}/{length}", strict=False))
+                length = adv.aggregation_length if version == 4 else adv.aggregation_length_v6
+                prefix = _prefix(ip_text, length)
                 services_by_prefix.setdefault(prefix, set()).add(service.key)
                 for session in targets:
                     if family not in session.families or not adv.selects_peer(session.name):

@@ -15,8 +15,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from metallb_py.config.model import Config
-from metallb_py.speaker.election import Election, Link, announcers, interfaces_for
-from metallb_py.speaker.objects import endpoint_slice_from_api, l2_service_from_api, node_from_api
+from metallb_py.speaker.election import (
+    Election,
+    EndpointSlice,
+    L2Service,
+    Link,
+    announcers,
+    interfaces_for,
+)
+from metallb_py.speaker.objects import (
+    ParseCache,
+    endpoint_slice_from_api,
+    l2_service_from_api,
+    node_from_api,
+)
 from metallb_py.speaker.ports import ClusterView, L2Responder
 
 __all__ = ["PROTOCOL", "Layer2", "Todo", "todo"]
@@ -77,18 +89,23 @@ class Layer2:
         self.lb_class = lb_class  # announce Services of this loadBalancerClass (None: those without one)
         self._lock = threading.Lock()  # the reporter reads what the worker writes
         self._announced: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        # Parsed once per resourceVersion (and configuration): a round re-reads only what changed.
+        self._config_for_parse: Config = Config()
+        self._services: ParseCache[L2Service] = ParseCache(
+            lambda obj: l2_service_from_api(obj, self._config_for_parse, self.lb_class)
+        )
+        self._slices: ParseCache[EndpointSlice] = ParseCache(endpoint_slice_from_api)
 
     def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None:
         """Runs the elections (`live`: the gossip's live members, None without gossip) and announces what
         this node wins."""
-        services = [
-            s for obj in view.service_objects() if (s := l2_service_from_api(obj, config, self.lb_class))
-        ]
+        self._config_for_parse = config
+        services = self._services.parse_all(view.service_objects(), config)
         nodes = view.nodes()
         elections = announcers(
             services,
             nodes=[node_from_api(obj) for obj in nodes.values()],
-            endpoint_slices=[e for obj in view.endpoint_slices() if (e := endpoint_slice_from_api(obj))],
+            endpoint_slices=self._slices.parse_all(view.endpoint_slices()),
             l2_advertisements=config.l2_advertisements,
             live_members=live,
             ignore_exclude_label=self._ignore_exclude_label,

@@ -8,8 +8,8 @@ are read by metallb_py.ipam.fields, the one reader the controller uses too.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 from metallb_py.config.model import Config
 from metallb_py.ipam.fields import allocated_pool, ingress_ips, load_balancer_class
@@ -17,6 +17,7 @@ from metallb_py.speaker.election import Endpoint, EndpointSlice, L2Service, Node
 
 __all__ = [
     "SERVICE_NAME_LABEL",
+    "ParseCache",
     "endpoint_slice_from_api",
     "internal_ip",
     "l2_service_from_api",
@@ -120,3 +121,40 @@ def l2_service_from_api(
     key = f"{metadata.get('namespace')}/{metadata.get('name')}"
     policy = str(spec.get("externalTrafficPolicy") or "Cluster")
     return L2Service(key, str(pool), tuple(ips), policy)
+
+
+T = TypeVar("T")
+
+
+class ParseCache(Generic[T]):
+    """What `parse(obj)` gave for each watched object, reused while the object's resourceVersion is the same
+    and `context` (the configuration, the loadBalancerClass: whatever else the parse reads) is the same
+    object: a round then parses only what changed since the last one. Objects without a resourceVersion are
+    parsed every time."""
+
+    def __init__(self, parse: Callable[[Mapping[str, Any]], T | None]) -> None:
+        self._parse = parse
+        self._context: object = None
+        self._seen: dict[tuple[str, str], tuple[str, T | None]] = {}
+
+    def parse_all(self, objects: Iterable[Mapping[str, Any]], context: object = None) -> list[T]:
+        if context is not self._context:
+            self._seen.clear()
+            self._context = context
+        seen: dict[tuple[str, str], tuple[str, T | None]] = {}
+        parsed: list[T] = []
+        for obj in objects:
+            metadata = _metadata(obj)
+            version = metadata.get("resourceVersion")
+            if not version:
+                if (value := self._parse(obj)) is not None:
+                    parsed.append(value)
+                continue
+            key = (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+            cached = self._seen.get(key)
+            value = cached[1] if cached is not None and cached[0] == version else self._parse(obj)
+            seen[key] = (str(version), value)
+            if value is not None:
+                parsed.append(value)
+        self._seen = seen  # objects gone from the watch are forgotten
+        return parsed
