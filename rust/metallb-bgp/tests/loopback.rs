@@ -84,6 +84,11 @@ impl Wire {
         self.recv().expect("a message, not the end of the connection")
     }
 
+    fn expect_open(&mut self) -> Open {
+        let Message::Open(open) = self.expect() else { panic!("the speaker starts with OPEN") };
+        open
+    }
+
     fn send(&mut self, message: Message) {
         let mut bytes = Vec::new();
         encode(&message, &self.opts, &mut bytes).unwrap();
@@ -113,7 +118,7 @@ impl Wire {
 
     /// Reads the speaker's OPEN, answers with ours (AS `asn`) and a KEEPALIVE, and reads its KEEPALIVE.
     fn handshake(&mut self, asn: u32) -> Open {
-        let Message::Open(open) = self.expect() else { panic!("the speaker starts with OPEN") };
+        let open = self.expect_open();
         self.send(Message::Open(peer_open(asn)));
         self.send(Message::Keepalive);
         assert_eq!(self.expect(), Message::Keepalive);
@@ -175,6 +180,30 @@ fn speaker() -> Speaker {
     Speaker::start(SpeakerConfig::default()).unwrap()
 }
 
+/// A speaker with one peer, "router" (its configuration as `tweak` leaves it), whose connection to the
+/// scripted peer is accepted: the speaker's OPEN is on its way.
+fn connected(tweak: impl FnOnce(&mut PeerConfig)) -> (TestPeer, Speaker, Wire) {
+    let peer = TestPeer::new();
+    let speaker = speaker();
+    let mut router = config("router", peer.port());
+    tweak(&mut router);
+    assert_eq!(speaker.add_peer(router).unwrap(), AddOutcome::Added);
+    let wire = peer.accept();
+    (peer, speaker, wire)
+}
+
+/// [`connected`], and the session established.
+fn established(tweak: impl FnOnce(&mut PeerConfig)) -> (TestPeer, Speaker, Wire) {
+    let (peer, speaker, mut wire) = connected(tweak);
+    wire.handshake(PEER_ASN);
+    (peer, speaker, wire)
+}
+
+/// `count` IPv4 host routes from 10.0.0.0 up, without attributes.
+fn host_routes(count: u32) -> BTreeMap<Prefix, Route> {
+    (0..count).map(|i| (Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))), Route::default())).collect()
+}
+
 fn wait_event(speaker: &Speaker, peer: &str, kind: EventKind) -> metallb_bgp::Event {
     let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
@@ -228,10 +257,7 @@ fn announced(updates: &[Update]) -> Vec<Prefix> {
 
 #[test]
 fn routes_with_attributes_reach_the_peer_and_withdrawals_follow() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    assert_eq!(speaker.add_peer(config("router", peer.port())).unwrap(), AddOutcome::Added);
-    let mut wire = peer.accept();
+    let (peer, speaker, mut wire) = connected(|_| {});
     let open = wire.handshake(PEER_ASN);
     assert_eq!(open.asn, MY_ASN);
     assert!(open.capabilities.contains(&Capability::Multiprotocol(Afi::Ipv6, Safi::Unicast)));
@@ -312,11 +338,7 @@ fn remove_peer_and_stop_send_their_cease() {
 
 #[test]
 fn changed_session_parameters_restart_with_a_cease_and_routes_do_not() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut wire = peer.accept();
-    wire.handshake(PEER_ASN);
+    let (peer, speaker, mut wire) = established(|_| {});
     speaker.advertise("router", prefix("198.51.100.10/32"), Route::default()).unwrap();
     wire.updates_until(|u| !announced(u).is_empty());
 
@@ -343,11 +365,8 @@ fn changed_session_parameters_restart_with_a_cease_and_routes_do_not() {
 
 #[test]
 fn a_peer_with_the_wrong_asn_is_refused_with_bad_peer_as() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut wire = peer.accept();
-    let Message::Open(_) = wire.expect() else { panic!("OPEN first") };
+    let (_peer, speaker, mut wire) = connected(|_| {});
+    wire.expect_open();
     wire.send(Message::Open(peer_open(65099)));
     let Some(Message::Notification(n)) = wire.next_not_keepalive() else { panic!("a NOTIFICATION") };
     assert_eq!((n.code, n.subcode), (2, 2));
@@ -362,11 +381,8 @@ fn a_peer_with_the_wrong_asn_is_refused_with_bad_peer_as() {
 
 #[test]
 fn a_peer_that_refuses_us_is_reported_in_words() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut wire = peer.accept();
-    let Message::Open(_) = wire.expect() else { panic!("OPEN first") };
+    let (peer, speaker, mut wire) = connected(|_| {});
+    wire.expect_open();
     wire.send(Message::Notification(Notification { code: 2, subcode: 2, data: Vec::new() }));
     let refused = wait_event(&speaker, "router", EventKind::NotificationReceived);
     assert_eq!(refused.notification, Some((2, 2)));
@@ -421,14 +437,8 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn a_large_table_arrives_whole() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut wire = peer.accept();
-    wire.handshake(PEER_ASN);
-    let routes: BTreeMap<Prefix, Route> =
-        (0..20_000u32).map(|i| (Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))), Route::default())).collect();
-    speaker.set_routes("router", routes).unwrap();
+    let (_peer, speaker, mut wire) = established(|_| {});
+    speaker.set_routes("router", host_routes(20_000)).unwrap();
     let mut count = 0;
     wire.updates_until(|u| {
         count = u.iter().map(|u| u.nlri.len()).sum::<usize>();
@@ -443,13 +453,7 @@ fn a_large_table_arrives_whole() {
 
 #[test]
 fn an_update_treated_as_a_withdrawal_still_counts_as_heard_from_the_peer() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    let mut short_hold = config("router", peer.port());
-    short_hold.hold_time = Duration::from_secs(3);
-    speaker.add_peer(short_hold).unwrap();
-    let mut wire = peer.accept();
-    wire.handshake(PEER_ASN);
+    let (_peer, speaker, mut wire) = established(|c| c.hold_time = Duration::from_secs(3));
     speaker.advertise("router", prefix("198.51.100.10/32"), Route::default()).unwrap();
     wire.updates_until(|u| !announced(u).is_empty());
 
@@ -474,11 +478,8 @@ fn an_update_treated_as_a_withdrawal_still_counts_as_heard_from_the_peer() {
 
 #[test]
 fn an_update_before_established_is_an_fsm_error_even_when_malformed() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut wire = peer.accept();
-    let Message::Open(_) = wire.expect() else { panic!("OPEN first") };
+    let (_peer, speaker, mut wire) = connected(|_| {});
+    wire.expect_open();
     wire.send_update_with_a_bad_origin();
     let Some(Message::Notification(n)) = wire.next_not_keepalive() else { panic!("a NOTIFICATION") };
     assert_eq!((n.code, n.subcode), (5, 1), "unexpected message in OpenSent");
@@ -488,11 +489,7 @@ fn an_update_before_established_is_an_fsm_error_even_when_malformed() {
 
 #[test]
 fn bytes_that_are_not_bgp_get_a_notification_then_a_new_connection() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut wire = peer.accept();
-    wire.handshake(PEER_ASN);
+    let (peer, speaker, mut wire) = established(|_| {});
     wire.stream.write_all(&[0u8; 19]).unwrap();
     let Some(Message::Notification(n)) = wire.next_not_keepalive() else { panic!("a NOTIFICATION") };
     assert_eq!((n.code, n.subcode), (1, 1), "connection not synchronized");
@@ -521,11 +518,8 @@ fn a_connection_attempt_gives_up_after_connect_time() {
 
 #[test]
 fn add_peer_while_the_open_is_unanswered() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut first = peer.accept();
-    let Message::Open(_) = first.expect() else { panic!("OPEN first") };
+    let (peer, speaker, mut first) = connected(|_| {});
+    first.expect_open();
     // The same parameters leave the waiting session alone: it completes on the same connection.
     assert_eq!(speaker.add_peer(config("router", peer.port())).unwrap(), AddOutcome::Unchanged);
     first.send(Message::Open(peer_open(PEER_ASN)));
@@ -537,7 +531,7 @@ fn add_peer_while_the_open_is_unanswered() {
     speaker.remove_peer("router").unwrap();
     speaker.add_peer(config("router", peer.port())).unwrap();
     let mut second = peer.accept();
-    let Message::Open(_) = second.expect() else { panic!("OPEN first") };
+    second.expect_open();
     let mut changed = config("router", peer.port());
     changed.hold_time = Duration::from_secs(30);
     assert_eq!(speaker.add_peer(changed).unwrap(), AddOutcome::Restarted);
@@ -550,11 +544,7 @@ fn add_peer_while_the_open_is_unanswered() {
 
 #[test]
 fn a_peer_removed_and_added_again_starts_afresh() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut first = peer.accept();
-    first.handshake(PEER_ASN);
+    let (peer, speaker, mut first) = established(|_| {});
     speaker.advertise("router", prefix("198.51.100.10/32"), Route::default()).unwrap();
     first.updates_until(|u| !announced(u).is_empty());
 
@@ -584,7 +574,7 @@ fn stop_returns_with_a_peer_that_never_answers() {
     speaker.add_peer(config("unreachable", port)).unwrap();
     // One connection is up and its OPEN never answered; the other never connects.
     let mut wire = silent.accept();
-    let Message::Open(_) = wire.expect() else { panic!("OPEN first") };
+    wire.expect_open();
     speaker.stop();
     assert!(!speaker.is_running());
     let cease = Notification { code: 6, subcode: 2, data: Vec::new() };
@@ -594,16 +584,8 @@ fn stop_returns_with_a_peer_that_never_answers() {
 
 #[test]
 fn the_hold_timer_runs_while_a_large_table_goes_out() {
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    let mut short_hold = config("router", peer.port());
-    short_hold.hold_time = Duration::from_secs(3);
-    speaker.add_peer(short_hold).unwrap();
-    let mut wire = peer.accept();
-    wire.handshake(PEER_ASN);
-    let routes: BTreeMap<Prefix, Route> =
-        (0..50_000u32).map(|i| (Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))), Route::default())).collect();
-    speaker.set_routes("router", routes).unwrap();
+    let (peer, speaker, mut wire) = established(|c| c.hold_time = Duration::from_secs(3));
+    speaker.set_routes("router", host_routes(50_000)).unwrap();
     // The peer reads everything but says nothing: after 3 s the speaker gives up on it.
     let mut announced = 0;
     let notification = loop {
@@ -625,15 +607,8 @@ fn the_hold_timer_runs_while_a_large_table_goes_out() {
 fn a_table_larger_than_the_write_queue_goes_out_without_waiting_for_a_timer() {
     // 200,000 /32s are about 1 MB of UPDATEs, sixteen times the write queue's high-water mark; nothing else
     // wakes the thread meanwhile (keepalives every 30 s, and the peer says nothing).
-    let peer = TestPeer::new();
-    let speaker = speaker();
-    speaker.add_peer(config("router", peer.port())).unwrap();
-    let mut wire = peer.accept();
-    wire.handshake(PEER_ASN);
-    let routes: BTreeMap<Prefix, Route> = (0..200_000u32)
-        .map(|i| (Prefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))), Route::default()))
-        .collect();
-    speaker.set_routes("router", routes).unwrap();
+    let (_peer, speaker, mut wire) = established(|_| {});
+    speaker.set_routes("router", host_routes(200_000)).unwrap();
     let mut count = 0;
     wire.updates_until(|u| {
         count = u.iter().map(|u| u.nlri.len()).sum::<usize>();
