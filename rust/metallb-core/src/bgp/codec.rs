@@ -276,8 +276,9 @@ fn encode_capability(cap: &Capability, out: &mut Vec<u8>) -> Result<(), EncodeEr
 
 // --- UPDATE
 
-/// Octets of one prefix on the wire: the length octet and the significant address octets.
-fn prefix_wire_len(p: &Prefix) -> usize {
+/// Octets of one prefix on the wire (NLRI, withdrawn routes, MP attributes): the length octet and the
+/// significant address octets.
+pub(crate) fn prefix_wire_len(p: &Prefix) -> usize {
     1 + usize::from(p.len()).div_ceil(8)
 }
 

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Bound;
 
-use super::codec::{encoded_len, CodecOptions, MAX_MESSAGE_LEN};
+use super::codec::{encoded_len, prefix_wire_len, CodecOptions, MAX_MESSAGE_LEN};
 use super::fsm::Negotiated;
 use super::message::{Afi, AsSegment, Message, MpReach, MpUnreach, Origin, PathAttributes, Prefix, Safi, Update};
 
@@ -153,11 +153,6 @@ pub struct AdjRibOut {
     end_of_rib_sent: BTreeSet<Afi>,
 }
 
-/// Octets one prefix takes in an NLRI or withdrawn field: length octet and the significant address octets.
-fn prefix_wire_len(p: &Prefix) -> usize {
-    1 + usize::from(p.len()).div_ceil(8)
-}
-
 /// The widest prefix of a family on the wire.
 fn max_prefix_wire_len(afi: Afi) -> usize {
     match afi {
@@ -169,6 +164,19 @@ fn max_prefix_wire_len(afi: Afi) -> usize {
 /// An MP attribute's length field grows from one octet to two once its value passes 255 octets: room kept
 /// for that instead of recomputing the length after every prefix.
 const MP_LENGTH_SLACK: usize = 1;
+
+/// Moves prefixes from `prefixes` into `into` while the message, `len` octets so far, stays within BGP's
+/// 4096; `len` grows with them.
+fn fill<'a>(len: &mut usize, prefixes: impl IntoIterator<Item = &'a Prefix>, into: &mut Vec<Prefix>) {
+    for p in prefixes {
+        let more = prefix_wire_len(p);
+        if *len + more > MAX_MESSAGE_LEN {
+            break;
+        }
+        *len += more;
+        into.push(*p);
+    }
+}
 
 fn family_bounds(afi: Afi) -> (Bound<Prefix>, Bound<Prefix>) {
     let v6_first = Prefix::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0).unwrap_or_else(|| unreachable!());
@@ -394,21 +402,9 @@ impl AdjRibOut {
         if !v6.is_empty() {
             len += MP_LENGTH_SLACK;
         }
-        for p in v4 {
-            if len + prefix_wire_len(&p) > MAX_MESSAGE_LEN {
-                break;
-            }
-            len += prefix_wire_len(&p);
-            update.withdrawn.push(p);
-        }
+        fill(&mut len, &v4, &mut update.withdrawn);
         if let Some(mp) = update.attributes.mp_unreach.as_mut() {
-            for p in v6 {
-                if len + prefix_wire_len(&p) > MAX_MESSAGE_LEN {
-                    break;
-                }
-                len += prefix_wire_len(&p);
-                mp.withdrawn.push(p);
-            }
+            fill(&mut len, &v6, &mut mp.withdrawn);
             if mp.withdrawn.is_empty() {
                 // The IPv4 withdrawals filled the message; the IPv6 ones go in the next.
                 update.attributes.mp_unreach = None;
@@ -428,13 +424,7 @@ impl AdjRibOut {
         let mut len = self.group_sendable(ctx, *afi, attrs).ok()?;
         let group = self.to_announce.get_mut(key)?;
         let mut nlri = Vec::new();
-        for p in group.iter() {
-            if len + prefix_wire_len(p) > MAX_MESSAGE_LEN {
-                break;
-            }
-            len += prefix_wire_len(p);
-            nlri.push(*p);
-        }
+        fill(&mut len, group.iter(), &mut nlri);
         for p in &nlri {
             group.remove(p);
         }
