@@ -133,12 +133,23 @@ impl Peer {
     pub fn reconfigure(mut self, config: PeerConfig, now: Instant, out: &mut Outbox) -> (Peer, bool) {
         if self.config.same_session(&config) {
             if self.config != config {
+                let before = self.next_hops;
                 self.config = config;
                 self.refresh_next_hops();
-                // Announced again with the new next hops (a re-announcement replaces the old route at the
-                // peer); withdrawals still pending stay pending.
-                self.rib.resend(Afi::Ipv4);
-                self.rib.resend(Afi::Ipv6);
+                for (afi, had, has) in [
+                    (Afi::Ipv4, before.v4.is_some(), self.next_hops.v4.is_some()),
+                    (Afi::Ipv6, before.v6.is_some(), self.next_hops.v6.is_some()),
+                ] {
+                    if had && !has {
+                        // No next hop left to announce them with: withdrawn, so that the peer stops
+                        // forwarding to the old one; they go out again once there is a next hop.
+                        self.rib.take_back(afi);
+                    } else {
+                        // Announced again with the new next hop (a re-announcement replaces the old route at
+                        // the peer); withdrawals still pending stay pending.
+                        self.rib.resend(afi);
+                    }
+                }
             }
             return (self, false);
         }

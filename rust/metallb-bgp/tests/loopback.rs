@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use metallb_bgp::{
@@ -617,4 +617,35 @@ fn a_table_larger_than_the_write_queue_goes_out_without_waiting_for_a_timer() {
     assert_eq!(count, 200_000);
     let status = speaker.peer("router").unwrap();
     assert_eq!(status.counters.keepalives_sent, 1, "only the handshake's: no timer had to fire");
+}
+
+#[test]
+fn a_next_hop_taken_away_withdraws_the_routes_that_used_it() {
+    let hop: Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let (peer, speaker, mut wire) = established(|c| c.next_hop_v6 = Some(hop));
+    speaker.advertise("router", prefix("2001:db8::10/128"), Route::default()).unwrap();
+    let updates = wire.updates_until(|u| !announced(u).is_empty());
+    assert_eq!(updates[0].attributes.mp_reach.as_ref().unwrap().next_hops, vec![IpAddr::V6(hop)]);
+
+    // Without the configured next hop there is none (loopback has no global IPv6 address): the peer must not
+    // keep forwarding to the old one. The route stays configured, and waits.
+    assert_eq!(speaker.add_peer(config("router", peer.port())).unwrap(), AddOutcome::NextHopsChanged);
+    speaker.advertise("router", prefix("198.51.100.10/32"), Route::default()).unwrap();
+    let updates = wire.updates_until(|u| !announced(u).is_empty());
+    let withdrawn: Vec<Prefix> =
+        updates.iter().flat_map(|u| u.attributes.mp_unreach.iter().flat_map(|m| m.withdrawn.clone())).collect();
+    assert_eq!(withdrawn, vec![prefix("2001:db8::10/128")]);
+    assert_eq!(announced(&updates), vec![prefix("198.51.100.10/32")]);
+    wait_until("the withdrawal is counted", || speaker.peer("router").unwrap().prefixes_advertised == 1);
+    let status = speaker.peer("router").unwrap();
+    assert_eq!((status.prefixes_configured, status.prefixes_pending), (2, 1));
+    assert!(status.unsendable.unwrap().contains("set next_hop_v6"));
+    assert_eq!(status.counters.established, 1, "no reset");
+
+    // Given again, the next hop brings the route back.
+    let mut with_hop = config("router", peer.port());
+    with_hop.next_hop_v6 = Some(hop);
+    assert_eq!(speaker.add_peer(with_hop).unwrap(), AddOutcome::NextHopsChanged);
+    let updates = wire.updates_until(|u| announced(u).contains(&prefix("2001:db8::10/128")));
+    assert!(updates.iter().all(|u| u.attributes.mp_unreach.is_none()));
 }

@@ -439,3 +439,28 @@ fn without_graceful_restart_no_end_of_rib_is_sent() {
     assert_eq!(announced(&updates), vec![v4(1)]);
     assert_eq!(updates.len(), 1);
 }
+
+#[test]
+fn routes_whose_next_hop_is_gone_are_withdrawn_and_wait_for_one() {
+    let c = ctx(false);
+    let mut rib = AdjRibOut::new();
+    rib.advertise(v6(1), RouteAttrs::default());
+    rib.advertise(v6(2), RouteAttrs::default());
+    rib.advertise(v4(1), RouteAttrs::default());
+    rib.next_updates(&c, 10);
+    rib.withdraw(v6(2)); // a withdrawal pending when the next hop goes
+
+    let no_hop = UpdateContext { next_hop_v6: None, ..ctx(false) };
+    rib.take_back(Afi::Ipv6);
+    let updates = rib.next_updates(&no_hop, 10);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].attributes.mp_unreach.as_ref().unwrap().withdrawn, vec![v6(1), v6(2)]);
+    assert_eq!(rib.sent_count(), 1, "the IPv4 route is untouched");
+    assert_eq!(rib.unsendable(&no_hop), vec![(v6(1), Unsendable::NoNextHop)]);
+    assert_eq!(rib.wanted().len(), 2);
+
+    // A next hop again: the route goes out again, nothing else.
+    rib.resend(Afi::Ipv6);
+    assert_eq!(announced(&rib.next_updates(&c, 10)), vec![v6(1)]);
+    assert_eq!(rib.pending_count(), 0);
+}

@@ -21,6 +21,8 @@ enum Op {
     /// The session went down and came back: the peer forgot everything.
     NewSession,
     RouteRefresh(Afi),
+    /// The family's next hop went away (and, in this test, came back).
+    TakeBack(Afi),
     /// Send at most this many UPDATEs now.
     Drain(usize),
 }
@@ -59,6 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => prefix().prop_map(Op::Withdraw),
         1 => Just(Op::NewSession),
         1 => prop_oneof![Just(Afi::Ipv4), Just(Afi::Ipv6)].prop_map(Op::RouteRefresh),
+        1 => prop_oneof![Just(Afi::Ipv4), Just(Afi::Ipv6)].prop_map(Op::TakeBack),
         2 => (0usize..4).prop_map(Op::Drain),
     ]
 }
@@ -235,6 +238,7 @@ proptest! {
                     peer = Peer::default();
                 }
                 Op::RouteRefresh(afi) => rib.resend(afi),
+                Op::TakeBack(afi) => rib.take_back(afi),
                 Op::Drain(n) => {
                     let updates = rib.next_updates(&ctx, n);
                     prop_assert!(updates.len() <= n);

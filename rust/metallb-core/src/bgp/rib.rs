@@ -140,7 +140,9 @@ pub enum Unsendable {
 
 /// The routes one peer should hold and what it has been sent. Invariants: a prefix is in `to_withdraw` iff
 /// it was sent and is not wanted; it is in `to_announce[(family, wanted attrs)]` iff it is wanted and was
-/// not sent with these attributes, or a resend was asked for it.
+/// not sent with these attributes, or a resend was asked for it; `taken_back` holds prefixes the peer still
+/// has from us although they no longer count as sent (their next hop is gone): they are withdrawn next,
+/// whatever is wanted.
 #[derive(Debug, Clone, Default)]
 pub struct AdjRibOut {
     wanted: BTreeMap<Prefix, RouteAttrs>,
@@ -149,6 +151,7 @@ pub struct AdjRibOut {
     resend: BTreeSet<Prefix>,
     to_announce: BTreeMap<(Afi, RouteAttrs), BTreeSet<Prefix>>,
     to_withdraw: BTreeSet<Prefix>,
+    taken_back: BTreeSet<Prefix>,
     /// The families whose End-of-RIB marker went out this session.
     end_of_rib_sent: BTreeSet<Afi>,
 }
@@ -207,7 +210,8 @@ impl AdjRibOut {
 
     /// Prefixes waiting to be announced or withdrawn, sendable or not.
     pub fn pending_count(&self) -> usize {
-        self.to_withdraw.len() + self.to_announce.values().map(BTreeSet::len).sum::<usize>()
+        let withdrawals = self.to_withdraw.len() + self.taken_back.len();
+        withdrawals + self.to_announce.values().map(BTreeSet::len).sum::<usize>()
     }
 
     /// Makes `routes` the whole set the peer should hold.
@@ -250,6 +254,7 @@ impl AdjRibOut {
         self.sent.clear();
         self.resend.clear();
         self.to_withdraw.clear();
+        self.taken_back.clear();
         self.to_announce.clear();
         for (p, attrs) in &self.wanted {
             self.to_announce.entry((p.afi(), attrs.clone())).or_default().insert(*p);
@@ -269,6 +274,20 @@ impl AdjRibOut {
         }
     }
 
+    /// The next hop the peer's routes of `afi` were sent with is gone, and the session has no other: the peer
+    /// must stop using them, so they are withdrawn. They stay wanted, and are announced again once the family
+    /// has a next hop (then call [`resend`](AdjRibOut::resend)).
+    pub fn take_back(&mut self, afi: Afi) {
+        let held: Vec<Prefix> = self.sent.range(family_bounds(afi)).map(|(p, _)| *p).collect();
+        for p in held {
+            self.unmark(p);
+            self.sent.remove(&p);
+            self.resend.remove(&p);
+            self.taken_back.insert(p);
+            self.mark(p);
+        }
+    }
+
     /// Whether [`next_updates`](AdjRibOut::next_updates) has anything to send on this session.
     pub fn has_pending(&self, ctx: &UpdateContext) -> bool {
         [Afi::Ipv4, Afi::Ipv6].into_iter().any(|afi| self.sendable(ctx, afi) || self.end_of_rib_due(ctx, afi))
@@ -276,7 +295,7 @@ impl AdjRibOut {
 
     /// Whether a withdrawal or an announcement of `afi` can go out on this session.
     fn sendable(&self, ctx: &UpdateContext, afi: Afi) -> bool {
-        let withdrawals = ctx.negotiated(afi) && self.to_withdraw.range(family_bounds(afi)).next().is_some();
+        let withdrawals = ctx.negotiated(afi) && self.has_withdrawals(afi);
         withdrawals
             || self.to_announce.keys().any(|(a, attrs)| *a == afi && self.group_sendable(ctx, afi, attrs).is_ok())
     }
@@ -292,7 +311,7 @@ impl AdjRibOut {
         let mut out = Vec::new();
         for afi in [Afi::Ipv4, Afi::Ipv6] {
             if !ctx.negotiated(afi) {
-                out.extend(self.to_withdraw.range(family_bounds(afi)).map(|p| (*p, Unsendable::FamilyNotNegotiated)));
+                out.extend(self.withdrawals(afi, usize::MAX).into_iter().map(|p| (p, Unsendable::FamilyNotNegotiated)));
             }
         }
         for ((afi, attrs), prefixes) in &self.to_announce {
@@ -335,6 +354,22 @@ impl AdjRibOut {
             }
         }
         out
+    }
+
+    fn has_withdrawals(&self, afi: Afi) -> bool {
+        let bounds = family_bounds(afi);
+        self.to_withdraw.range(bounds).next().is_some() || self.taken_back.range(bounds).next().is_some()
+    }
+
+    /// The first `limit` pending withdrawals of `afi`, in order.
+    fn withdrawals(&self, afi: Afi, limit: usize) -> Vec<Prefix> {
+        let bounds = family_bounds(afi);
+        let (mine, taken) = (self.to_withdraw.range(bounds).take(limit), self.taken_back.range(bounds).take(limit));
+        let mut all: Vec<Prefix> = mine.chain(taken).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        all.truncate(limit);
+        all
     }
 
     /// Takes `p` out of the pending sets (before `wanted` changes: its group is found by its wanted attrs).
@@ -384,7 +419,8 @@ impl AdjRibOut {
     fn next_withdrawal(&mut self, ctx: &UpdateContext) -> Option<Update> {
         let pick = |afi: Afi, rib: &AdjRibOut| -> Vec<Prefix> {
             if ctx.negotiated(afi) {
-                rib.to_withdraw.range(family_bounds(afi)).copied().collect()
+                // No more fit one UPDATE (a prefix takes at least one octet).
+                rib.withdrawals(afi, MAX_MESSAGE_LEN)
             } else {
                 Vec::new()
             }
@@ -413,6 +449,7 @@ impl AdjRibOut {
         let withdrawn = update.withdrawn.iter().chain(update.attributes.mp_unreach.iter().flat_map(|m| &m.withdrawn));
         for p in withdrawn {
             self.to_withdraw.remove(p);
+            self.taken_back.remove(p);
             self.sent.remove(p);
         }
         Some(update)
