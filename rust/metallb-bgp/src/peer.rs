@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use metallb_core::bgp::fsm::{Action, Down, DownReason, Event as FsmEvent, Negotiated, Session};
+use metallb_core::bgp::fsm::{Action, Down, DownReason, Event as FsmEvent, Negotiated, Session, State};
 use metallb_core::bgp::rib::{AdjRibOut, RouteAttrs, Unsendable, UpdateContext};
 use metallb_core::bgp::{decode, encode, Afi, CodecOptions, ErrorAction, Message, Prefix, Update};
 use metallb_sys::tcp::{self, Connecting, TcpConnect};
@@ -313,7 +313,7 @@ impl Peer {
         if matches!(down.reason, DownReason::ConnectFailed(_) | DownReason::ConnectTimedOut(_)) {
             self.counters.connect_failures += 1;
         }
-        let hint = self.hint(&down.reason);
+        let hint = self.hint(down);
         let event = Event::down(&self.config.name, down, hint, now);
         if !matches!(down.reason, DownReason::Stopped { .. }) {
             self.last_error = Some(event.reason.clone());
@@ -322,13 +322,14 @@ impl Peer {
     }
 
     /// What to check, for the failures whose cause is not obvious from the system's words.
-    fn hint(&self, reason: &DownReason) -> Option<&'static str> {
-        match reason {
+    fn hint(&self, down: &Down) -> Option<&'static str> {
+        match &down.reason {
             DownReason::ConnectTimedOut(_) if self.config.password.is_some() => {
                 Some("with a TCP MD5 password, a password mismatch looks like this: check it on both sides")
             }
             DownReason::ConnectTimedOut(_) => Some("is the peer up, reachable, and configured for this address?"),
-            DownReason::TcpClosed if self.config.password.is_none() => {
+            // Only a close before the peer answered our OPEN: later, a peer closes for reasons of its own.
+            DownReason::TcpClosed if self.config.password.is_none() && down.from == State::OpenSent => {
                 Some("a peer that requires a TCP MD5 password, or does not know this address, closes at once")
             }
             _ => None,

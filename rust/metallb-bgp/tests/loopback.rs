@@ -649,3 +649,18 @@ fn a_next_hop_taken_away_withdraws_the_routes_that_used_it() {
     let updates = wire.updates_until(|u| announced(u).contains(&prefix("2001:db8::10/128")));
     assert!(updates.iter().all(|u| u.attributes.mp_unreach.is_none()));
 }
+
+#[test]
+fn a_closed_connection_is_explained_by_when_it_closed() {
+    // Closed before answering our OPEN: what a peer that wants a TCP MD5 password (or does not know us) does.
+    let (peer, speaker, mut wire) = connected(|_| {});
+    wire.expect_open();
+    drop(wire);
+    let down = wait_event(&speaker, "router", EventKind::Down);
+    assert!(down.reason.contains("requires a TCP MD5 password"), "{}", down.reason);
+    // Closed after the session was up (a restarted router): no such guess.
+    peer.accept().handshake(PEER_ASN);
+    wait_event(&speaker, "router", EventKind::Up);
+    let down = wait_event(&speaker, "router", EventKind::Down);
+    assert_eq!(down.reason, "the peer closed the connection");
+}
