@@ -29,8 +29,6 @@ use crate::route::Route;
 use crate::status::{Event, PeerStatus};
 use crate::{netns, BgpError};
 
-/// How long an API call waits for the thread's answer before deciding it is gone.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Events kept for a caller that does not read them; the oldest are dropped beyond this (and counted).
 const MAX_QUEUED_EVENTS: usize = 65_536;
 
@@ -108,6 +106,12 @@ enum Command {
     /// Makes the thread panic, so that tests can check what callers see then.
     #[cfg(test)]
     Panic {
+        reply: Reply<()>,
+    },
+    /// Keeps the thread busy this long before it answers (a very large table takes a while to apply).
+    #[cfg(test)]
+    Stall {
+        busy: Duration,
         reply: Reply<()>,
     },
 }
@@ -278,13 +282,9 @@ impl Speaker {
             return Err(self.gone());
         }
         self.wake.notify();
-        match reply_rx.recv_timeout(COMMAND_TIMEOUT) {
-            Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                Err(BgpError::Stopped(format!("no answer from the BGP thread within {COMMAND_TIMEOUT:?}")))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.gone()),
-        }
+        // However long the change takes (a table of a million prefixes): giving up early would report a
+        // failure for a change the thread still makes. A thread that ends drops the reply, ending the wait.
+        reply_rx.recv().unwrap_or_else(|_| Err(self.gone()))
     }
 
     fn gone(&self) -> BgpError {
@@ -427,6 +427,11 @@ impl Worker {
             Command::Withdraw { peer, prefix, reply } => {
                 let result = self.with_peer(&peer, |p| Ok(p.withdraw(prefix)));
                 self.answer(reply, result);
+            }
+            #[cfg(test)]
+            Command::Stall { busy, reply } => {
+                thread::sleep(busy);
+                self.answer(reply, Ok(()));
             }
             #[cfg(test)]
             Command::Panic { reply } => {
@@ -576,6 +581,15 @@ mod tests {
         assert_eq!(speaker.peers(), Vec::new());
         let again = speaker.add_peer(peer("other", 179)).unwrap_err().to_string();
         assert!(again.contains("a test asked the BGP thread to panic"), "{again}");
+        speaker.stop();
+    }
+
+    #[test]
+    fn a_call_the_thread_takes_long_to_apply_is_answered_not_given_up() {
+        let speaker = Speaker::start(SpeakerConfig::default()).unwrap();
+        let busy = Duration::from_millis(5500);
+        speaker.call::<()>(|reply| Command::Stall { busy, reply }).unwrap();
+        assert!(speaker.is_running());
         speaker.stop();
     }
 }
