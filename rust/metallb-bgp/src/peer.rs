@@ -24,8 +24,12 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 const UPDATE_BATCH: usize = 16;
 /// Bytes read from one peer per wake-up, so that one busy peer does not starve the others' timers.
 const READ_PER_WAKE: usize = 256 * 1024;
-/// How long a closed connection may take to send what was queued before it (a final NOTIFICATION).
+/// How long a closed connection may take to send what was queued before it (a final NOTIFICATION) and to
+/// see the peer close its side.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bytes a closing connection reads (and drops) per wake-up, so that a peer still sending cannot hold the
+/// thread.
+const DISCARD_PER_WAKE: usize = 64 * 1024;
 
 /// What the peer hands back to the thread: events to publish, connections to finish sending then close.
 #[derive(Default)]
@@ -34,17 +38,35 @@ pub(crate) struct Outbox {
     pub draining: Vec<Draining>,
 }
 
-/// A connection the state machine closed while bytes were still queued (a NOTIFICATION after UPDATEs):
-/// the thread sends them, then drops the socket.
+/// A connection the state machine closed: the thread sends what was still queued (a NOTIFICATION, maybe
+/// behind UPDATEs), ends our side, and drops the socket once the peer has closed its side too, or at the
+/// deadline. Dropping it earlier, with the peer's last messages unread, would make the kernel reset the
+/// connection and throw away what it had not sent yet: the NOTIFICATION, which comes last.
 pub(crate) struct Draining {
     pub stream: TcpStream,
     pub queue: Vec<u8>,
     pub sent: usize,
     pub deadline: Instant,
+    /// Our side is shut (FIN after the queue).
+    shut: bool,
 }
 
 impl Draining {
-    /// Writes what it can; true when there is nothing left to do (all sent, an error, or too late).
+    pub fn new(stream: TcpStream, queue: Vec<u8>, sent: usize, deadline: Instant) -> Draining {
+        Draining { stream, queue, sent, deadline, shut: false }
+    }
+
+    /// What to wait for: the socket's room while bytes wait, then the peer's end of the connection.
+    pub fn interest(&self) -> Interest {
+        if self.sent < self.queue.len() {
+            Interest::WRITE
+        } else {
+            Interest::READ
+        }
+    }
+
+    /// Writes what it can, then shuts our side and reads (dropping it) until the peer closes; true when
+    /// there is nothing left to do (the peer closed, an error, or too late).
     pub fn progress(&mut self, now: Instant) -> bool {
         while self.sent < self.queue.len() {
             match self.stream.write(&self.queue[self.sent..]) {
@@ -55,7 +77,24 @@ impl Draining {
                 Err(_) => return true,
             }
         }
-        true
+        if !self.shut {
+            self.shut = true;
+            if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                return true;
+            }
+        }
+        let mut sink = [0u8; 16 * 1024];
+        let mut read = 0;
+        while read < DISCARD_PER_WAKE {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(n) => read += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        now >= self.deadline
     }
 }
 
@@ -391,13 +430,10 @@ impl Peer {
     fn close(&mut self, now: Instant, out: &mut Outbox) {
         match std::mem::replace(&mut self.conn, Conn::None) {
             Conn::Open(mut stream) => {
-                // Whatever the socket takes at once; the rest (a final NOTIFICATION behind UPDATEs) drains.
-                let mut draining = Draining {
-                    stream: stream.tcp,
-                    queue: std::mem::take(&mut stream.queue),
-                    sent: stream.sent,
-                    deadline: now + DRAIN_TIMEOUT,
-                };
+                // Whatever the socket takes at once; the rest (a final NOTIFICATION behind UPDATEs) drains,
+                // then the connection waits for the peer to close its side (see Draining).
+                let queue = std::mem::take(&mut stream.queue);
+                let mut draining = Draining::new(stream.tcp, queue, stream.sent, now + DRAIN_TIMEOUT);
                 if !draining.progress(now) {
                     out.draining.push(draining);
                 }

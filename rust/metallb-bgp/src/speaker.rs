@@ -346,7 +346,7 @@ impl Worker {
             }
             let first_draining = watched.len() + 1;
             for d in &self.draining {
-                poller.add(d.stream.as_fd(), Interest::WRITE);
+                poller.add(d.stream.as_fd(), d.interest());
             }
             let deadline = self
                 .peers
@@ -516,7 +516,7 @@ impl Worker {
             }
             poller.clear();
             for d in &self.draining {
-                poller.add(d.stream.as_fd(), Interest::WRITE);
+                poller.add(d.stream.as_fd(), d.interest());
             }
             if poller.wait(Some(deadline.saturating_duration_since(now))).is_err() {
                 break;

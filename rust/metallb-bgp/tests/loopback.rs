@@ -80,6 +80,23 @@ impl Wire {
         }
     }
 
+    /// Like [`recv`](Wire::recv), but a connection reset also ends the stream (what came before it counts).
+    fn recv_or_reset(&mut self) -> Option<Message> {
+        loop {
+            if let Some((message, used)) = decode(&self.buf, &self.opts).unwrap() {
+                self.buf.drain(..used);
+                return Some(message);
+            }
+            let mut chunk = [0; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("the speaker said nothing in time: {e}"),
+            }
+        }
+    }
+
     fn expect(&mut self) -> Message {
         self.recv().expect("a message, not the end of the connection")
     }
@@ -663,4 +680,39 @@ fn a_closed_connection_is_explained_by_when_it_closed() {
     wait_event(&speaker, "router", EventKind::Up);
     let down = wait_event(&speaker, "router", EventKind::Down);
     assert_eq!(down.reason, "the peer closed the connection");
+}
+
+#[test]
+fn the_cease_survives_a_peer_that_reads_slowly_and_still_talks() {
+    let (_peer, speaker, mut wire) = established(|_| {});
+    // 1,500 prefixes each with its own 320 large communities: an UPDATE of some 3.9 kB each, about 6 MB in
+    // all, more than loopback's socket buffers take while the peer does not read.
+    let routes: BTreeMap<Prefix, Route> = host_routes(1500)
+        .into_keys()
+        .enumerate()
+        .map(|(i, p)| {
+            let communities = (0..320).map(|j| format!("{i}:{j}:0")).collect::<Vec<_>>();
+            (p, parse_route(None, &[] as &[&str], &communities).unwrap())
+        })
+        .collect();
+    speaker.set_routes("router", routes).unwrap();
+    let mut last = u64::MAX;
+    wait_until("the socket is full", || {
+        let sent = speaker.peer("router").unwrap().counters.bytes_sent;
+        let full = sent == last;
+        last = sent;
+        std::thread::sleep(Duration::from_millis(200));
+        full
+    });
+    assert!(speaker.peer("router").unwrap().prefixes_pending > 0);
+
+    speaker.remove_peer("router").unwrap();
+    // The peer still talks (a KEEPALIVE the speaker, closing, does not read), then reads what was sent.
+    wire.send(Message::Keepalive);
+    let mut last_message = None;
+    while let Some(message) = wire.recv_or_reset() {
+        last_message = Some(message);
+    }
+    let cease = Notification { code: 6, subcode: 3, data: Vec::new() };
+    assert_eq!(last_message, Some(Message::Notification(cease)), "the connection ends with the Cease");
 }
