@@ -11,6 +11,8 @@ read fast, and our speakers as child processes. Nothing here starts a lab or ass
   vtysh process (~30 ms), so the RIB can be polled every few milliseconds.
 - `SpeakerChild`: benches/_bgp_speaker_child.py, one BgpSpeaker in a process of its own in the parent's
   namespace (its sessions in the node's, `netns=`), so its memory and CPU time are its own.
+- `AssignedWatch`: one watch on a namespace's Services, counting those whose status holds an address: when
+  the controller has assigned all of them, without listing thousands of Services over and over.
 - `cpu_seconds`, `proc_memory`: a process's CPU time (every thread, to the nanosecond) and its resident
   memory now and at its peak (VmRSS, VmHWM).
 """
@@ -32,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metallb_py.ipam.fields import ingress_ips
+from metallb_py.k8s import KubeClient, WatchStream
+from metallb_py.k8s.resources import SERVICES
 from metallb_py.testing import FrrRouter
 
 # RFC 2544's range for benchmarking network devices (198.18.0.0/15): room for tens of thousands of /32s, and
@@ -287,6 +292,78 @@ class Session:
     connections_dropped: int
     uptime_ms: int | None
     updates_received: int
+
+
+# -- the controller's assignments ----------------------------------------------------------------------------
+
+
+class AssignedWatch:
+    """Services of `namespace` with an address in their status, as a watch opened now reports them (see the
+    module docstring). The watch reopens from its last version when the server ends it."""
+
+    def __init__(self, client: KubeClient, namespace: str) -> None:
+        self._client = client
+        self._namespace = namespace
+        listed = client.list(SERVICES, namespace)
+        self._assigned = {str(s["metadata"]["name"]) for s in listed.items if ingress_ips(s)}
+        self._version = listed.resource_version
+        self._changed = threading.Condition()
+        self._stream: WatchStream | None = None
+        self._stopped = False
+        self._error: BaseException | None = None
+        self._reader = threading.Thread(target=self._run, name=f"assigned watch {namespace}", daemon=True)
+        self._reader.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopped:
+                stream = self._client.watch(SERVICES, self._namespace, resource_version=self._version)
+                self._stream = stream
+                if self._stopped:  # close() ran before the stream was there to close
+                    stream.close()
+                for kind, obj in stream:
+                    self._version = str((obj.get("metadata") or {}).get("resourceVersion") or self._version)
+                    if kind == "BOOKMARK":
+                        continue
+                    name = str(obj["metadata"]["name"])
+                    with self._changed:
+                        if kind != "DELETED" and ingress_ips(obj):
+                            self._assigned.add(name)
+                        else:
+                            self._assigned.discard(name)
+                        self._changed.notify_all()
+        except BaseException as exc:  # raised by wait() in the caller's thread
+            if not self._stopped:
+                with self._changed:
+                    self._error = exc
+                    self._changed.notify_all()
+
+    def count(self) -> int:
+        with self._changed:
+            return len(self._assigned)
+
+    def wait(self, count: int, timeout: float) -> bool:
+        """Waits until at least `count` Services have an address; False if they did not in `timeout` s."""
+
+        def reached() -> bool:
+            if self._error is not None:
+                raise RuntimeError(f"the watch on Services in {self._namespace} failed: {self._error}")
+            return len(self._assigned) >= count
+
+        with self._changed:
+            return self._changed.wait_for(reached, timeout)
+
+    def close(self) -> None:
+        self._stopped = True
+        if self._stream is not None:
+            self._stream.close()
+        self._reader.join(timeout=5)
+
+    def __enter__(self) -> AssignedWatch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 # -- our speaker in a child process --------------------------------------------------------------------------

@@ -23,14 +23,24 @@
   and, to split the time, when the session's FIN or RST reached the router (tcpdump there, if installed).
   Then the floor on the same node and session: BIRD announcing the same /32, SIGKILLed. Then the speaker is
   restarted and the next round waits for 3 next hops. Rounds rotate over node1-3.
-- full stack (`make bench-bgp` only): FULL_STACK Services with EndpointSlices through the API server, to
-  every prefix in FRR's RIB from every node, with the speakers' CPU and memory.
+- full stack: a LabCluster of its own (FRR; node1-3 and the excluded control-plane node), the issue's "time
+  from configuration". FULL_STACK Services with EndpointSlices are created first, CREATE_THREADS API calls at
+  a time, with the pool present but no BGPPeer or BGPAdvertisement (nothing to advertise), and the speakers
+  stopped meanwhile: each Service's events cost every speaker a round (5 ms of CPU at the start, 18 ms by
+  the 2,000th), so with four speakers on two cores creating 2,000 took 95 s instead of 21 s. Once the
+  controller has assigned every address (a watch), the speakers start again with every Service in place,
+  and when they have joined and are quiet (under 5% of a core over a second), t0 is one `kubectl apply` of
+  the BGPPeer and the BGPAdvertisement, and the figure ends when FRR's pfxRcd shows every prefix from every
+  worker (bgpd's vty, every 2 ms). Per speaker: UPDATEs (FRR's count and metallb_bgp_updates_total), its
+  CPU time and RSS from /proc, and its log's milestones (configuration loaded, peer configured, routes set,
+  session established) after t0. Floor in the same lab: the peer and advertisement deleted, BIRD in each
+  worker's namespace on the same session, the same prefixes loaded by one `configure` (as in load).
 
 Needs root, FRR and BIRD 2, and for the cluster the cached Kubernetes binaries (`make k8s`). Knobs, CI
 defaults in brackets (`make bench-bgp` runs the long ones): METALLB_PY_BENCH_BGP_KILLS [10],
 METALLB_PY_BENCH_BGP_SERVICES [10000], METALLB_PY_BENCH_BGP_ROUNDS [5 of each kind],
 METALLB_PY_BENCH_BGP_EDIT_CYCLES [2], METALLB_PY_BENCH_BGP_PROBE_INTERVAL [0.005 s],
-METALLB_PY_BENCH_BGP_FULL_STACK [0: skipped], METALLB_PY_BENCH_BGP_LOGS [a temporary directory].
+METALLB_PY_BENCH_BGP_FULL_STACK [2000; 0 leaves it out], METALLB_PY_BENCH_BGP_LOGS [a temporary directory].
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ import pytest
 from _bgp_support import (
     BENCH_NETWORK,
     MARKER,
+    AssignedWatch,
     FibEvent,
     FibWatch,
     FrrVty,
@@ -66,20 +77,22 @@ from _bgp_support import (
     proc_memory,
     speaker_children,
 )
-from _failover_support import Progress, Summary, sample_process, table
-from metallb_py.k8s.resources import SERVICES
+from _failover_support import LogTail, Progress, Summary, log_time, table
+from metallb_py.k8s.resources import ENDPOINT_SLICES, SERVICES
 from metallb_py.testing import (
     BgpLab,
     BirdRouter,
     ControlPlaneUnavailableError,
     FrrRouter,
     LabCluster,
+    NetnsLab,
     Prober,
     RouterDaemon,
     missing_binaries,
 )
 from metallb_py.testing.bgplab import DEFAULT_ROUTER_ASN, Peering, node_config
 from metallb_py.testing.controlplane import DEFAULT_KUBERNETES_VERSION, KubernetesBinaries, default_cache_dir
+from metallb_py.testing.labcluster import endpoint_ports, endpoint_slice_manifest
 from metallb_py.testing.routers import RouterKind, bird_config, make_router
 
 REQUIRE_NETNS = os.environ.get("METALLB_PY_REQUIRE_NETNS") == "1"
@@ -97,7 +110,7 @@ SERVICE_COUNT = int(os.environ.get("METALLB_PY_BENCH_BGP_SERVICES", "10000"))
 LOAD_ROUNDS = int(os.environ.get("METALLB_PY_BENCH_BGP_ROUNDS", "5"))
 EDIT_CYCLES = int(os.environ.get("METALLB_PY_BENCH_BGP_EDIT_CYCLES", "2"))
 PROBE_INTERVAL = float(os.environ.get("METALLB_PY_BENCH_BGP_PROBE_INTERVAL", "0.005"))
-FULL_STACK = int(os.environ.get("METALLB_PY_BENCH_BGP_FULL_STACK", "0"))
+FULL_STACK = int(os.environ.get("METALLB_PY_BENCH_BGP_FULL_STACK", "2000"))
 LOG_DIR = os.environ.get("METALLB_PY_BENCH_BGP_LOGS") or None
 
 ASN = DEFAULT_ROUTER_ASN  # iBGP: the router's AS on both sides
@@ -116,6 +129,11 @@ LOAD_POOL = "bench-load"
 WAIT = 60.0  # seconds for any one step to show; each normally takes well under one
 START_AHEAD = 0.5  # seconds between arming a load round and its start
 RIB_POLL = 0.002
+CREATE_THREADS = 8  # parallel API calls creating the full stack's Services
+QUIET_WINDOW, QUIET_CPU = 1.0, 0.05  # speakers quiet: under 5% of a core over a second
+FULL_STACK_FLOOR_ROUNDS = 3
+REPORT_SERVICES = 1000  # a progress line every so many Services created
+REPORT_EVERY = 10.0  # seconds between progress lines of a long wait
 NAN = float("nan")
 
 CONFIG = f"""
@@ -204,12 +222,19 @@ class LoadRound:
 
 
 def wait_received(
-    vty: FrrVty, addresses: dict[str, str], count: int, start: float, timeout: float
+    vty: FrrVty,
+    addresses: dict[str, str],
+    count: int,
+    start: float,
+    timeout: float,
+    *,
+    report: Callable[[dict[str, int]], None] | None = None,
 ) -> dict[str, float]:
     """Polls FRR's pfxRcd until each address has sent `count` prefixes; {node: seconds from `start` to the
-    end of the first poll that showed it}."""
+    end of the first poll that showed it}. `report` is given the counts every REPORT_EVERY seconds."""
     done: dict[str, float] = {}
     deadline = time.monotonic() + timeout
+    report_at = time.monotonic() + REPORT_EVERY
     last: dict[str, int] = {}
     while len(done) < len(addresses):
         last = vty.received()
@@ -219,6 +244,9 @@ def wait_received(
                 done[node] = now - start
         if now > deadline:
             raise TimeoutError(f"FRR's pfxRcd did not reach {count} for every node in {timeout:g} s: {last}")
+        if report is not None and now > report_at:
+            report_at += REPORT_EVERY
+            report({node: last.get(address, 0) for node, address in addresses.items()})
         time.sleep(RIB_POLL)
     return done
 
@@ -268,13 +296,13 @@ def reset_ours(children: dict[str, SpeakerChild], vty: FrrVty, addresses: dict[s
 
 def load_round_floor(
     birds: dict[str, BirdRouter],
-    bgp: BgpLab,
+    lab: NetnsLab,
     vty: FrrVty,
     addresses: dict[str, str],
     prefixes: list[str],
 ) -> LoadRound:
     wanted = [MARKER, *prefixes]
-    configs = {node: node_config(bgp.lab, node, PEERING, wanted) for node in birds}
+    configs = {node: node_config(lab, node, PEERING, wanted) for node in birds}
     # Armed: the configuration files written (BirdRouter keeps its configuration in state_dir/bird.conf); at
     # the start, only the `configure` command goes to each BIRD, which reads and applies it.
     for node, daemon in birds.items():
@@ -314,9 +342,9 @@ def load_round_floor(
     )
 
 
-def reset_floor(birds: dict[str, BirdRouter], bgp: BgpLab, vty: FrrVty, addresses: dict[str, str]) -> None:
+def reset_floor(birds: dict[str, BirdRouter], lab: NetnsLab, vty: FrrVty, addresses: dict[str, str]) -> None:
     for node, daemon in birds.items():
-        daemon.configure(node_config(bgp.lab, node, PEERING, [MARKER]))
+        daemon.configure(node_config(lab, node, PEERING, [MARKER]))
     wait_received(vty, addresses, 1, time.monotonic(), 120)
 
 
@@ -378,9 +406,9 @@ def test_prefixes_from_three_nodes_into_the_router_rib(
                         loaded = {n: proc_memory(c.pid) for n, c in children.items()}
                         reset_ours(children, vty, ours_at)
                     else:
-                        done = load_round_floor(birds, bgp, vty, floor_at, prefixes)
+                        done = load_round_floor(birds, bgp.lab, vty, floor_at, prefixes)
                         loaded = {n: proc_memory(d.pids[0]) for n, d in birds.items()}
-                        reset_floor(birds, bgp, vty, floor_at)
+                        reset_floor(birds, bgp.lab, vty, floor_at)
                     rounds.append(done)
                     progress(
                         f"load round {r + 1}/{LOAD_ROUNDS} {kind}: {SERVICE_COUNT:,} prefixes from every "
@@ -479,6 +507,422 @@ def report_load(
     )
 
 
+# -- full stack: FULL_STACK Services in place, then BGP configured, until FRR's RIB holds them all ---------
+
+
+def full_stack_pool(count: int) -> str:
+    """The pool alone: Services get their addresses, and no speaker has a peer or an advertisement yet."""
+    return f"""
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: {LOAD_POOL}, namespace: {NS}}}
+spec: {{addresses: [{BENCH_NETWORK[0]}-{BENCH_NETWORK[count - 1]}], autoAssign: false}}
+"""
+
+
+FULL_STACK_BGP = f"""
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: tor, namespace: {NS}}}
+spec:
+  myASN: {ASN}
+  peerASN: {ASN}
+  peerAddress: 198.51.100.254
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: {LOAD_POOL}, namespace: {NS}}}
+spec: {{ipAddressPools: [{LOAD_POOL}]}}
+"""
+
+# Where a speaker's time went after t0, from its log: the first configuration it loaded (kubectl creates the
+# peer and the advertisement one after the other, so a speaker may load the peer alone first), the session,
+# and the configuration whose round set every route, then the routes set.
+FIRST_CONFIG = "configuration loaded (first)"
+PEER_CONFIGURED = "BGP peer configured"
+SESSION_UP = "BGP session established"
+ROUTES_CONFIG = "configuration loaded (the routes' round)"
+ROUTES_SET = "BGP routes set"
+MILESTONES = (FIRST_CONFIG, PEER_CONFIGURED, SESSION_UP, ROUTES_CONFIG, ROUTES_SET)
+
+
+@dataclass(frozen=True)
+class FullStackRun:
+    """Our speakers from t0, the `kubectl apply` of the BGPPeer and BGPAdvertisement (seconds after t0): when
+    kubectl returned; per worker, when FRR had every prefix from it, each milestone of its speaker's log
+    (NaN when absent), the UPDATEs FRR received from it and the UPDATEs it counted sent, its CPU seconds from
+    t0 to the RIB, its RSS at t0 and at the RIB and its peak (KiB)."""
+
+    applied: float
+    to_rib: dict[str, float]
+    milestones: dict[str, dict[str, float]]
+    updates: dict[str, int]
+    updates_sent: dict[str, float]
+    cpu: dict[str, float]
+    rss_t0: dict[str, int]
+    rss_rib: dict[str, int]
+    hwm: dict[str, int]
+
+    def sending(self, node: str) -> float:
+        """Seconds its UPDATEs had to reach the RIB: from when the session was up and the routes set (the
+        later of the two) to the RIB."""
+        mark = self.milestones[node]
+        return self.to_rib[node] - max(mark[SESSION_UP], mark[ROUTES_SET])
+
+    def rounds(self, node: str) -> float:
+        """Seconds its speaker spent in rounds from a configuration loaded to its outcome: the round of the
+        routes (configuration loaded to routes set), and before it, when the peer came alone, the peer's
+        (first configuration loaded to peer configured)."""
+        mark = self.milestones[node]
+        spent = mark[ROUTES_SET] - mark[ROUTES_CONFIG]
+        if mark[ROUTES_CONFIG] > mark[FIRST_CONFIG]:
+            spent += mark[PEER_CONFIGURED] - mark[FIRST_CONFIG]
+        return spent
+
+
+@contextlib.contextmanager
+def running_cluster(prefix: str, log_dir: Path, progress: Progress) -> Iterator[LabCluster]:
+    """A LabCluster with FRR (workers node1-3 and the excluded control-plane node), or a skip when this
+    machine cannot run one."""
+    need_routers("frr", "bird")
+    cached = KubernetesBinaries.in_dir(default_cache_dir() / "k8s" / DEFAULT_KUBERNETES_VERSION / "bin")
+    if cached.missing() and not REQUIRE_K8S:
+        pytest.skip("no cached Kubernetes binaries: run `make k8s` once")
+    lab_cluster = LabCluster(
+        WORKERS,
+        CONTROL_PLANE,
+        prefix=prefix,
+        log_dir=log_dir,
+        router="frr",
+        peering=PEERING,
+        progress=lambda line: progress(f"lab: {line}"),
+    )
+    try:
+        lab_cluster.start()
+    except ControlPlaneUnavailableError as exc:
+        if REQUIRE_K8S:
+            raise
+        pytest.skip(f"no local Kubernetes control plane: {exc}")
+    try:
+        yield lab_cluster
+    finally:
+        lab_cluster.close()
+
+
+def create_services(cluster: LabCluster, names: list[str], report: Callable[[int], None]) -> None:
+    """Each Service and its EndpointSlice (ready on node1-3), CREATE_THREADS at a time on cluster.client."""
+    endpoints = [(node, cluster.lab.node_address(node)) for node in WORKERS]
+
+    def create(name: str) -> None:
+        svc = cluster.client.create(
+            SERVICES, service_manifest(name, {"metallb.io/address-pool": LOAD_POOL}), SVC_NS
+        )
+        slice_ = endpoint_slice_manifest(
+            SVC_NS, name, endpoints, ports=endpoint_ports(svc), owner_uid=str(svc["metadata"]["uid"])
+        )
+        cluster.client.create(ENDPOINT_SLICES, slice_, SVC_NS)
+
+    with ThreadPoolExecutor(max_workers=CREATE_THREADS) as pool:
+        for created, _ in enumerate(pool.map(create, names), 1):
+            if created % REPORT_SERVICES == 0:
+                report(created)
+
+
+def wait_quiet(pids: dict[str, int], timeout: float) -> float:
+    """Waits until every process used less than QUIET_CPU of a core over one QUIET_WINDOW (the speakers done
+    with the Services' events); returns the seconds waited."""
+    began = time.monotonic()
+    while True:
+        before = {node: cpu_seconds(pid) for node, pid in pids.items()}
+        time.sleep(QUIET_WINDOW)
+        used = {node: cpu_seconds(pid) - before[node] for node, pid in pids.items()}
+        if all(u < QUIET_CPU * QUIET_WINDOW for u in used.values()):
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            raise AssertionError(
+                f"the speakers stayed busy for {timeout:g} s (CPU seconds over the last second: {used})"
+            )
+
+
+def updates_sent_metric(cluster: LabCluster, node: str) -> float:
+    """metallb_bgp_updates_total of the node's speaker for the router (0 before the peer exists)."""
+    scrape = cluster.speaker_metrics(node)
+    if scrape is None:
+        raise AssertionError(f"the speaker of {node} serves no metrics")
+    value = scrape.value("metallb_bgp_updates_total", {"peer": f"{cluster.lab.router_address(4)}:179"})
+    return value or 0.0
+
+
+def milestones(tail: LogTail, t0_wall: float, count: int) -> dict[str, float]:
+    """Seconds after t0 of each of MILESTONES in a speaker's log since t0 (see there; the routes set are the
+    first record with all `count` prefixes); NaN for one not logged."""
+    found = dict.fromkeys(MILESTONES, NAN)
+    loaded = NAN
+    for record in tail.records():
+        msg, at = record.get("msg"), log_time(record) - t0_wall
+        if msg == "configuration loaded":
+            loaded = at
+            if math.isnan(found[FIRST_CONFIG]):
+                found[FIRST_CONFIG] = at
+        elif msg in (PEER_CONFIGURED, SESSION_UP) and math.isnan(found[msg]):
+            found[msg] = at
+        elif msg == ROUTES_SET and record.get("prefixes") == count:
+            found[ROUTES_CONFIG], found[ROUTES_SET] = loaded, at
+            break
+    return found
+
+
+def configure_bgp(
+    cluster: LabCluster, vty: FrrVty, addresses: dict[str, str], pids: dict[str, int], progress: Progress
+) -> FullStackRun:
+    """At t0, the BGPPeer and BGPAdvertisement in one `kubectl apply`; until FRR has every prefix."""
+    tails = {node: LogTail(cluster.speaker_log(node)) for node in WORKERS}
+    before = vty.sessions()
+    sent0 = {node: updates_sent_metric(cluster, node) for node in WORKERS}
+    rss_t0 = {node: proc_memory(pid)[0] for node, pid in pids.items()}
+    cpu0 = {node: cpu_seconds(pid) for node, pid in pids.items()}
+    t0_wall, t0 = time.time(), time.monotonic()
+    cluster.kubectl("apply", "-f", "-", stdin=FULL_STACK_BGP)
+    applied = time.monotonic() - t0
+
+    def report(counts: dict[str, int]) -> None:
+        progress(
+            f"full stack: {time.monotonic() - t0:.0f} s after t0, in FRR's RIB from "
+            + ", ".join(f"{node} {n:,}" for node, n in counts.items())
+        )
+
+    to_rib = wait_received(vty, addresses, FULL_STACK, t0, 600 + FULL_STACK / 10, report=report)
+    cpu1 = {node: cpu_seconds(pid) for node, pid in pids.items()}
+    memory = {node: proc_memory(pid) for node, pid in pids.items()}
+    after = vty.sessions()
+    sent1 = {node: updates_sent_metric(cluster, node) for node in WORKERS}
+    return FullStackRun(
+        applied=applied,
+        to_rib=to_rib,
+        milestones={node: milestones(tails[node], t0_wall, FULL_STACK) for node in WORKERS},
+        updates={
+            node: after[a].updates_received - (before[a].updates_received if a in before else 0)
+            for node, a in addresses.items()
+        },
+        updates_sent={node: sent1[node] - sent0[node] for node in WORKERS},
+        cpu={node: cpu1[node] - cpu0[node] for node in pids},
+        rss_t0=rss_t0,
+        rss_rib={node: m[0] for node, m in memory.items()},
+        hwm={node: m[1] for node, m in memory.items()},
+    )
+
+
+def unconfigure_bgp(cluster: LabCluster, vty: FrrVty, addresses: dict[str, str]) -> None:
+    """Deletes the BGPPeer and BGPAdvertisement; returns when FRR has no session with a worker left."""
+    cluster.kubectl("delete", "-f", "-", stdin=FULL_STACK_BGP)
+
+    def down() -> bool:
+        sessions = vty.sessions()
+        return not any(s.established for a, s in sessions.items() if a in addresses.values())
+
+    cluster.wait_for(down, WAIT, "FRR's sessions with the workers to close", interval=0.2)
+
+
+@contextlib.contextmanager
+def floor_birds(lab: NetnsLab, vty: FrrVty, addresses: dict[str, str]) -> Iterator[dict[str, BirdRouter]]:
+    """BIRD in each worker's namespace on the worker's session, holding the marker, stopped on exit."""
+    birds: dict[str, BirdRouter] = {}
+    try:
+        for node in WORKERS:
+            daemon = make_router(
+                "bird", lab.node_ns(node), node_config(lab, node, PEERING, [MARKER]), name=f"floor-{node}"
+            )
+            assert isinstance(daemon, BirdRouter)
+            birds[node] = daemon
+            daemon.start()
+        wait_received(vty, addresses, 1, time.monotonic(), WAIT)
+        yield birds
+    finally:
+        for daemon in birds.values():
+            daemon.stop()
+
+
+@pytest.mark.skipif(FULL_STACK <= 0, reason="METALLB_PY_BENCH_BGP_FULL_STACK=0 leaves the full stack out")
+@pytest.mark.timeout(900 + FULL_STACK // 5)
+def test_services_from_configuration_into_the_router_rib(
+    log_dir: Path, figures: dict[str, float], progress: Progress
+) -> None:
+    prefixes = bench_prefixes(FULL_STACK)
+    with running_cluster("mlbbgpfull", log_dir / "full-stack", progress) as cluster:
+        assert isinstance(cluster.router, FrrRouter)
+        addresses = {node: cluster.lab.node_address(node) for node in WORKERS}
+        cluster.kubectl("apply", "-f", "-", stdin=full_stack_pool(FULL_STACK))
+        # Each Service's events cost every speaker a round, which made creating them several times slower
+        # (see the module docstring); they have nothing to do until t0, and start again with all in place.
+        for node in cluster.nodes:
+            cluster.stop_speaker(node)
+        names = [f"load-{i:05d}" for i in range(FULL_STACK)]
+        with AssignedWatch(cluster.client, SVC_NS) as assigned:
+            began = time.monotonic()
+            create_services(
+                cluster,
+                names,
+                lambda n: progress(
+                    f"full stack: {n:,}/{FULL_STACK:,} Services created in {time.monotonic() - began:.1f} s, "
+                    f"{assigned.count():,} assigned"
+                ),
+            )
+            created = time.monotonic() - began
+            if not assigned.wait(FULL_STACK, 300 + FULL_STACK / 10):
+                raise AssertionError(f"the controller assigned {assigned.count()} of {FULL_STACK} addresses")
+            assignment = time.monotonic() - began
+        restarted = time.monotonic()
+        for node in cluster.nodes:
+            cluster.start_speaker(node)
+        cluster.wait_for_speakers(timeout=WAIT)
+        pids = {node: pid for node in WORKERS if (pid := cluster.speaker_pid(node)) is not None}
+        assert len(pids) == len(WORKERS), f"speakers not running: {sorted(set(WORKERS) - set(pids))}"
+        wait_quiet(pids, 300)
+        progress(
+            f"full stack: {FULL_STACK:,} Services created in {created:.1f} s, every address assigned after "
+            f"{assignment:.1f} s; speakers started again, joined and quiet after "
+            f"{time.monotonic() - restarted:.1f} s; t0: BGPPeer and BGPAdvertisement"
+        )
+        vty = FrrVty(cluster.router)
+        try:
+            ours = configure_bgp(cluster, vty, addresses, pids, progress)
+            progress(
+                f"full stack: every prefix in FRR's RIB from every node {max(ours.to_rib.values()):.3f} s "
+                "after t0; the floor next (BIRD on the same sessions)"
+            )
+            unconfigure_bgp(cluster, vty, addresses)
+            floor: list[LoadRound] = []
+            floor_rss: list[dict[str, int]] = []
+            with floor_birds(cluster.lab, vty, addresses) as birds:
+                for r in range(FULL_STACK_FLOOR_ROUNDS):
+                    floor.append(load_round_floor(birds, cluster.lab, vty, addresses, prefixes))
+                    floor_rss.append({node: proc_memory(d.pids[0])[0] for node, d in birds.items()})
+                    reset_floor(birds, cluster.lab, vty, addresses)
+                    progress(
+                        f"full stack floor round {r + 1}/{FULL_STACK_FLOOR_ROUNDS}: {FULL_STACK:,} prefixes "
+                        f"from every node in {ms(floor[-1].all_nodes):.0f} ms"
+                    )
+        finally:
+            vty.close()
+    report_full_stack(
+        ours, floor, floor_rss, created=created, assignment=assignment, figures=figures, progress=progress
+    )
+
+
+def report_full_stack(
+    ours: FullStackRun,
+    floor: list[LoadRound],
+    floor_rss: list[dict[str, int]],
+    *,
+    created: float,
+    assignment: float,
+    figures: dict[str, float],
+    progress: Progress,
+) -> None:
+    def s3(value: float) -> str:
+        return "-" if math.isnan(value) else f"{value:.3f}"
+
+    def mib(kib: float) -> str:
+        return f"{kib / 1024:.1f}"
+
+    rows: list[list[object]] = []
+    for node in WORKERS:
+        sending, mark = ours.sending(node), ours.milestones[node]
+        rows.append(
+            [
+                f"ours: speaker {node}",
+                s3(ours.to_rib[node]),
+                s3(mark[SESSION_UP]),
+                s3(mark[ROUTES_SET]),
+                f"{ours.updates[node]} / {ours.updates_sent[node]:.0f}",
+                f"{ours.updates[node] / sending:,.0f}" if sending > 0 else "-",
+                s3(ours.cpu[node]),
+                mib(ours.rss_t0[node]),
+                mib(ours.rss_rib[node]),
+                mib(ours.hwm[node]),
+            ]
+        )
+    for node in WORKERS:
+        to_rib = statistics.median(r.per_node[node] for r in floor)
+        updates = statistics.median(r.updates[node] for r in floor)
+        rows.append(
+            [
+                f"floor: BIRD {node} (p50 of {len(floor)})",
+                s3(to_rib),
+                "before",
+                "0",
+                f"{updates:.0f}",
+                f"{updates / to_rib:,.0f}",
+                s3(statistics.median(r.cpu[node] for r in floor)),
+                "",
+                mib(statistics.median(m[node] for m in floor_rss)),
+                "",
+            ]
+        )
+    every = max(ours.to_rib.values())
+    every_floor = statistics.median(r.all_nodes for r in floor)
+
+    def median(value: Callable[[str], float]) -> float:
+        return statistics.median(value(node) for node in WORKERS)
+
+    phases = [f"{m} {s3(statistics.median(ours.milestones[n][m] for n in WORKERS))}" for m in MILESTONES]
+    rounds = median(ours.rounds)
+    after_routes = median(lambda n: ours.to_rib[n] - ours.milestones[n][ROUTES_SET])
+    text = "\n".join(
+        [
+            f"full stack: {FULL_STACK:,} Services (each with an EndpointSlice) created through the API "
+            f"server, {CREATE_THREADS} at a time, in {created:.1f} s ({FULL_STACK / created:.0f}/s; not "
+            f"part of the figure; speakers stopped meanwhile, then restarted and quiet before t0); every "
+            f"address assigned after {assignment:.1f} s; no BGPPeer or BGPAdvertisement yet",
+            f"t0: one `kubectl apply` of the BGPPeer and the BGPAdvertisement (returned after "
+            f"{ours.applied:.3f} s); until FRR's RIB held all {FULL_STACK:,} prefixes from a node (pfxRcd on "
+            "bgpd's vty, every 2 ms):",
+            table(
+                [
+                    "",
+                    "to RIB (s)",
+                    "session up (s)",
+                    "routes set (s)",
+                    "UPDATEs FRR/sent",
+                    "UPDATEs/s",
+                    "CPU (s)",
+                    "RSS t0 (MiB)",
+                    "RSS at RIB (MiB)",
+                    "VmHWM (MiB)",
+                ],
+                rows,
+            ),
+            f"every node: ours {every:.3f} s from t0, floor {every_floor:.3f} s (BIRD in the same node "
+            f"namespaces, sessions up, the prefixes loaded by one `configure`): ours/floor "
+            f"{ratio(every, every_floor)} (goal: within 1.5x)",
+            "ours, s after t0, median over the workers (speaker logs): " + ", ".join(phases),
+            f"of ours, the speakers' rounds (configuration loaded to peer configured / routes set): "
+            f"{rounds:.3f} s; routes set to the RIB: {after_routes:.3f} s (the floor's whole: "
+            f"{every_floor:.3f} s)",
+            "UPDATEs/s: over the time the UPDATEs had (ours: from the later of session up and routes set; "
+            "floor: from `configure`); CPU: t0 to the RIB, every thread; RSS: VmRSS at t0 and at the RIB, "
+            "VmHWM the process's peak",
+        ]
+    )
+    progress(text)
+    print("\n" + text)
+    n = f"{FULL_STACK}"
+    figures.update(
+        {
+            f"bgp full stack {n} Services: config to RIB s (ours)": every,
+            f"bgp full stack {n} Services: config to RIB s (floor BIRD)": every_floor,
+            f"bgp full stack {n} Services: created s (not in the figure)": created,
+            f"bgp full stack {n} Services: speaker rounds s p50 (ours)": rounds,
+            f"bgp full stack {n} Services: routes set to RIB s p50 (ours)": after_routes,
+            f"bgp full stack {n} Services: CPU s per speaker p50": statistics.median(ours.cpu.values()),
+            f"bgp full stack {n} Services: RSS MiB per speaker at RIB p50": statistics.median(
+                ours.rss_rib.values()
+            )
+            / 1024,
+        }
+    )
+
+
 # -- the cluster: no flaps, then convergence -----------------------------------------------------------------
 
 
@@ -507,26 +951,7 @@ def wait_next_hops(cluster: LabCluster, nodes: tuple[str, ...], prefix: str = VI
 
 @pytest.fixture(scope="module")
 def cluster(log_dir: Path, progress: Progress) -> Iterator[LabCluster]:
-    need_routers("frr", "bird")
-    cached = KubernetesBinaries.in_dir(default_cache_dir() / "k8s" / DEFAULT_KUBERNETES_VERSION / "bin")
-    if cached.missing() and not REQUIRE_K8S:
-        pytest.skip("no cached Kubernetes binaries: run `make k8s` once")
-    lab_cluster = LabCluster(
-        WORKERS,
-        CONTROL_PLANE,
-        prefix="mlbbgpconv",
-        log_dir=log_dir / "cluster",
-        router="frr",
-        peering=PEERING,
-        progress=lambda line: progress(f"lab: {line}"),
-    )
-    try:
-        lab_cluster.start()
-    except ControlPlaneUnavailableError as exc:
-        if REQUIRE_K8S:
-            raise
-        pytest.skip(f"no local Kubernetes control plane: {exc}")
-    try:
+    with running_cluster("mlbbgpconv", log_dir / "cluster", progress) as lab_cluster:
         lab_cluster.kubectl("apply", "-f", "-", stdin=CONFIG)
         name = "hname-11"
         lab_cluster.client.create(
@@ -537,8 +962,6 @@ def cluster(log_dir: Path, progress: Progress) -> Iterator[LabCluster]:
         wait_next_hops(lab_cluster, WORKERS)
         progress(f"lab: {VIP} in the router's FIB via {', '.join(WORKERS)}; logs in {lab_cluster.log_dir}")
         yield lab_cluster
-    finally:
-        lab_cluster.close()
 
 
 # -- no flaps on configuration changes -----------------------------------------------------------------------
@@ -887,111 +1310,5 @@ def test_convergence_when_a_speaker_is_killed(
             "bgp kill: FIB drops the node ms p99 (floor BIRD)": fib_floor.p99,
             "bgp kill: last request to the node ms p50 (ours)": traffic_ours.p50,
             "bgp kill: last request to the node ms p50 (floor BIRD)": traffic_floor.p50,
-        }
-    )
-
-
-# -- full stack: Services through the API server into the router's RIB (make bench-bgp only) -----------------
-
-
-def load_pool(count: int) -> str:
-    last = BENCH_NETWORK[count - 1]
-    return f"""
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: {LOAD_POOL}, namespace: {NS}}}
-spec: {{addresses: [{BENCH_NETWORK[0]}-{last}], autoAssign: false}}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: {LOAD_POOL}, namespace: {NS}}}
-spec: {{ipAddressPools: [{LOAD_POOL}]}}
-"""
-
-
-@pytest.mark.skipif(
-    FULL_STACK <= 0, reason="full stack only with METALLB_PY_BENCH_BGP_FULL_STACK (make bench-bgp)"
-)
-@pytest.mark.timeout(900 + FULL_STACK)
-def test_services_through_the_api_into_the_router_rib(
-    cluster: LabCluster, figures: dict[str, float], progress: Progress
-) -> None:
-    assert isinstance(cluster.router, FrrRouter)
-    addresses = {n: cluster.lab.node_address(n) for n in WORKERS}
-    vty = FrrVty(cluster.router)
-    try:
-        base = vty.received()
-        pids = {n: pid for n in WORKERS if (pid := cluster.speaker_pid(n)) is not None}
-        before = {n: sample_process(pid) for n, pid in pids.items()}
-        cluster.kubectl("apply", "-f", "-", stdin=load_pool(FULL_STACK))
-        names = [f"load-{i:05d}" for i in range(FULL_STACK)]
-        started = time.monotonic()
-
-        def create(name: str) -> None:
-            manifest = service_manifest(name, {"metallb.io/address-pool": LOAD_POOL})
-            cluster.client.create(SERVICES, manifest, SVC_NS)
-            cluster.publish_endpoints(SVC_NS, name)
-
-        created = 0
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for _ in pool.map(create, names):
-                created += 1
-                if created % 1000 == 0 or created == FULL_STACK:
-                    now = vty.received()
-                    progress(
-                        f"full stack: {created:,}/{FULL_STACK:,} Services created in "
-                        f"{time.monotonic() - started:.1f} s; in FRR's RIB from "
-                        + ", ".join(f"{n} {now.get(a, 0) - base.get(a, 0):,}" for n, a in addresses.items())
-                    )
-        creation = time.monotonic() - started
-        done: dict[str, float] = {}
-        report_at = time.monotonic() + 10
-        while len(done) < len(addresses):
-            now = vty.received()
-            for node, address in addresses.items():
-                if node not in done and now.get(address, 0) - base.get(address, 0) >= FULL_STACK:
-                    done[node] = time.monotonic() - started
-            if time.monotonic() > report_at:
-                report_at += 10
-                progress(
-                    f"full stack: {time.monotonic() - started:.0f} s, in FRR's RIB from "
-                    + ", ".join(f"{n} {now.get(a, 0) - base.get(a, 0):,}" for n, a in addresses.items())
-                )
-            if time.monotonic() - started > 900 + FULL_STACK:
-                raise AssertionError(f"not every prefix reached FRR: {now}")
-            time.sleep(0.05)
-        after = {n: sample_process(pid) for n, pid in pids.items()}
-        memory = {n: proc_memory(pid) for n, pid in pids.items()}
-    finally:
-        vty.close()
-    every = max(done.values())
-    rows: list[list[object]] = [
-        [
-            f"speaker {node}",
-            done[node],
-            after[node].cpu_seconds - before[node].cpu_seconds,
-            before[node].rss_kib / 1024,
-            memory[node][0] / 1024,
-            memory[node][1] / 1024,
-        ]
-        for node in WORKERS
-    ]
-    text = "\n".join(
-        [
-            f"full stack: {FULL_STACK:,} Services (each with an EndpointSlice) created through the API "
-            f"server, 4 at a time, in {creation:.1f} s; every prefix in FRR's RIB from every node after "
-            f"{every:.1f} s ({FULL_STACK / every:.0f} Services/s end to end, {every - creation:.1f} s after "
-            "the last create)",
-            table(["", "to RIB (s)", "CPU (s)", "RSS before (MiB)", "RSS after (MiB)", "VmHWM (MiB)"], rows),
-            "no floor of its own: the library-level figures above are this path without the API server, "
-            "controller and speaker rounds",
-        ]
-    )
-    progress(text)
-    print("\n" + text)
-    figures.update(
-        {
-            f"bgp full stack {FULL_STACK} Services to RIB s": every,
-            f"bgp full stack {FULL_STACK} Services created s": creation,
         }
     )
