@@ -216,8 +216,14 @@ class Cluster:
         self.client.patch(IP_ADDRESS_POOLS, name, {"spec": manifest["spec"]}, namespace)
 
     def events(self, namespace: str, name: str | None = None) -> list[dict[str, Any]]:
+        """The Events our programs wrote (about `name`): the API server's own, such as its ClusterIP repair
+        loop's `ClusterIPNotAllocated` on a loaded machine, are not the controller's doing."""
         selector = f"involvedObject.name={name}" if name else None
-        return self.client.list(EVENTS, namespace, field_selector=selector).items
+        return [
+            e
+            for e in self.client.list(EVENTS, namespace, field_selector=selector).items
+            if str((e.get("source") or {}).get("component", "")).startswith("metallb-")
+        ]
 
     def event_reasons(self, namespace: str, name: str) -> list[str]:
         return [e["reason"] for e in self.events(namespace, name)]
