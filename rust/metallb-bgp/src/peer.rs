@@ -247,7 +247,16 @@ impl Peer {
 
     /// Runs the timers that are due.
     pub fn tick(&mut self, now: Instant, out: &mut Outbox) {
-        if self.session.next_deadline().is_some_and(|d| d <= now) {
+        let due = |peer: &Peer| peer.session.next_deadline().is_some_and(|d| d <= now);
+        if !due(self) {
+            return;
+        }
+        // The thread may have been busy past a deadline (a command applying a very large table): what the
+        // peer sent meanwhile counts first, or its KEEPALIVEs, unread, would pass for silence.
+        if matches!(self.conn, Conn::Open(_)) {
+            self.receive(now, out);
+        }
+        if due(self) {
             let actions = self.session.poll(now);
             self.apply(actions, now, out);
         }

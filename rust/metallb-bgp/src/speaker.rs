@@ -547,10 +547,13 @@ fn check_family(peer: &Peer, prefix: &Prefix) -> Result<(), BgpError> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Read, Write};
     use std::net::TcpListener;
 
+    use metallb_core::bgp::{decode, encode_to_vec, Afi, Capability, CodecOptions, Message, Notification, Open, Safi};
+
     use super::*;
-    use crate::PeerAsn;
+    use crate::{PeerAsn, State};
 
     fn peer(name: &str, port: u16) -> PeerConfig {
         let mut config = PeerConfig::new(
@@ -582,6 +585,62 @@ mod tests {
         let again = speaker.add_peer(peer("other", 179)).unwrap_err().to_string();
         assert!(again.contains("a test asked the BGP thread to panic"), "{again}");
         speaker.stop();
+    }
+
+    /// Accepts the speaker's connection, answers its OPEN (hold time 3 s), and keeps sending KEEPALIVEs
+    /// every 500 ms until the connection ends; returns every message it received.
+    fn chatty_peer(listener: TcpListener) -> std::thread::JoinHandle<Vec<Message>> {
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+            let opts = CodecOptions { four_octet_as: true };
+            let open = Open {
+                asn: 64513,
+                hold_time: 3,
+                router_id: "192.0.2.254".parse().unwrap(),
+                capabilities: vec![Capability::Multiprotocol(Afi::Ipv4, Safi::Unicast), Capability::FourOctetAs(64513)],
+            };
+            let mut out = encode_to_vec(&Message::Open(open), &opts).unwrap();
+            out.extend(encode_to_vec(&Message::Keepalive, &opts).unwrap());
+            let (mut got, mut buf) = (Vec::new(), Vec::new());
+            loop {
+                if stream.write_all(&out).is_err() {
+                    return got;
+                }
+                out = encode_to_vec(&Message::Keepalive, &opts).unwrap();
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk) {
+                    Ok(0) => return got,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return got,
+                }
+                while let Ok(Some((message, used))) = decode(&buf, &opts) {
+                    buf.drain(..used);
+                    got.push(message);
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn a_busy_thread_reads_what_arrived_before_judging_the_hold_timer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut config = peer("router", listener.local_addr().unwrap().port());
+        config.hold_time = Duration::from_secs(3);
+        let peer_thread = chatty_peer(listener);
+        let speaker = Speaker::start(SpeakerConfig::default()).unwrap();
+        speaker.add_peer(config).unwrap();
+        while speaker.peer("router").unwrap().state != State::Established {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Busy longer than the hold time (as with a very large table) while the peer's KEEPALIVEs arrive.
+        speaker.call::<()>(|reply| Command::Stall { busy: Duration::from_millis(3500), reply }).unwrap();
+        speaker.stop();
+        let got = peer_thread.join().unwrap();
+        let notifications: Vec<&Message> = got.iter().filter(|m| matches!(m, Message::Notification(_))).collect();
+        let cease = Message::Notification(Notification { code: 6, subcode: 2, data: Vec::new() });
+        assert_eq!(notifications, vec![&cease], "the session lived until stop(), no hold timer expiry (4/0)");
     }
 
     #[test]
