@@ -1,6 +1,6 @@
 """metallb_py._core.BgpSpeaker without a network or privileges: arguments, routes, status and event shapes,
-the context manager, errors. Sessions against real routers are tests/netns/test_bgp_session.py's job; the
-only connections here go to a closed port on loopback.
+the context manager, errors, the GIL. Sessions against real routers are tests/netns/test_bgp_session.py's
+job; the only connections here go to loopback: a closed port, or a scripted peer that only answers the OPEN.
 
 Deadlines in waits only stop a hang; nothing here bounds how long anything takes.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -287,3 +288,62 @@ def test_routes_given_twice_in_two_spellings_are_refused(speaker: BgpSpeaker) ->
             "router", {"198.51.100.10/32": BgpRoute(local_pref=1), "198.51.100.10": BgpRoute(local_pref=2)}
         )
     assert speaker.peer("router").prefixes_configured == 0  # type: ignore[union-attr]
+
+
+def bgp_message(kind: int, body: bytes) -> bytes:
+    return b"\xff" * 16 + struct.pack("!HB", 19 + len(body), kind) + body
+
+
+def peer_open(asn: int, router_id: str) -> bytes:
+    """OPEN: AS `asn` (under 65536), hold time 90, IPv4 unicast and 4-octet AS capabilities."""
+    capabilities = bytes([1, 4, 0, 1, 0, 1]) + bytes([65, 4]) + struct.pack("!I", asn)
+    params = bytes([2, len(capabilities)]) + capabilities
+    return bgp_message(
+        1, struct.pack("!BHH4sB", 4, asn, 90, socket.inet_aton(router_id), len(params)) + params
+    )
+
+
+def test_dropping_a_speaker_nobody_stopped_releases_the_gil() -> None:
+    """A speaker dropped without stop() stops then: a Cease to every peer, and up to a second for each to
+    close its side. This peer never closes, so the drop takes that second; other threads run meanwhile."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+
+    def quiet_peer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)  # the speaker's OPEN
+            conn.sendall(peer_open(64513, "192.0.2.254") + bgp_message(4, b""))
+            release.wait()
+
+    peer = threading.Thread(target=quiet_peer)
+    peer.start()
+    ticks = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    counter = threading.Thread(target=count)
+    try:
+        speaker = BgpSpeaker()
+        add(speaker, port=listener.getsockname()[1], families=["ipv4"])
+        deadline = time.monotonic() + 30
+        while (status := speaker.peer("router")) is None or status.state != "established":
+            assert time.monotonic() < deadline, "the session never came up"
+            time.sleep(0.01)
+        counter.start()
+        before = ticks
+        del speaker, status
+        during = ticks - before
+    finally:
+        done.set()
+        release.set()
+        if counter.is_alive():
+            counter.join()
+        peer.join()
+        listener.close()
+    assert during > 20, "the other thread ran while the dropped speaker waited for its peer"

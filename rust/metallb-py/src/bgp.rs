@@ -248,6 +248,17 @@ pub struct BgpSpeaker {
     speaker: Arc<Speaker>,
 }
 
+impl Drop for BgpSpeaker {
+    /// A speaker nobody stopped stops here, sending its Ceases and waiting (up to a second) for the peers to
+    /// close: without the GIL, like stop(). While the interpreter shuts down there is no GIL to release.
+    fn drop(&mut self) {
+        let speaker = &self.speaker;
+        if Python::try_attach(|py| py.detach(|| speaker.stop())).is_none() {
+            speaker.stop();
+        }
+    }
+}
+
 #[pymethods]
 impl BgpSpeaker {
     #[new]
@@ -437,7 +448,8 @@ impl BgpSpeaker {
     }
 
     /// Sends a Cease "administrative shutdown" to every peer with a session, closes the connections (waiting
-    /// at most a second for the sockets to take the Cease) and ends the thread. Idempotent.
+    /// at most a second for the peers to take the Cease and close their side) and ends the thread.
+    /// Idempotent.
     fn stop(&self, py: Python<'_>) {
         let speaker = &self.speaker;
         py.detach(|| speaker.stop())
