@@ -6,8 +6,8 @@
 //! snapshot of every peer's status that callers read without talking to the thread, and events into a queue
 //! callers wait on ([`Speaker::next_event`]). Commands (add or remove a peer, set routes) go over a channel,
 //! the eventfd wakes the thread, and the caller waits for the answer, so the change is in force (and visible
-//! in the snapshot) when the call returns. [`Speaker::stop`] sends a Cease to every peer, gives the sockets
-//! a moment to send it, and joins the thread.
+//! in the snapshot) when the call returns. [`Speaker::stop`] sends a Cease to every peer, gives the
+//! connections up to a second to deliver it, and joins the thread.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::AsFd;
@@ -265,8 +265,9 @@ impl Speaker {
         lock(&self.thread).as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Sends a Cease "administrative shutdown" to every peer with a session, waits (briefly) until the
-    /// sockets took it, closes them and ends the thread. Idempotent.
+    /// Sends a Cease "administrative shutdown" to every peer with a session, waits (up to DRAIN_TIMEOUT,
+    /// a second) until the peers took it and closed their side, closes the sockets and ends the thread.
+    /// Idempotent.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.wake.notify();
@@ -497,8 +498,8 @@ impl Worker {
         self.shared.event_ready.notify_all();
     }
 
-    /// Ends every session with a Cease "administrative shutdown", gives the sockets up to DRAIN_TIMEOUT to
-    /// send it, and wakes every waiter for good.
+    /// Ends every session with a Cease "administrative shutdown", gives the connections up to DRAIN_TIMEOUT
+    /// to send it and see the peer close, and wakes every waiter for good.
     fn shut_down(&mut self) {
         let now = Instant::now();
         for (_, peer) in std::mem::take(&mut self.peers) {
