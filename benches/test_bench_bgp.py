@@ -132,6 +132,7 @@ RIB_POLL = 0.002
 CREATE_THREADS = 8  # parallel API calls creating the full stack's Services
 QUIET_WINDOW, QUIET_CPU = 1.0, 0.05  # speakers quiet: under 5% of a core over a second
 FULL_STACK_FLOOR_ROUNDS = 3
+FULL_STACK_SERVICE_RANGE = "10.96.0.0/16"  # a ClusterIP for each of up to 65,534 Services
 REPORT_SERVICES = 1000  # a progress line every so many Services created
 REPORT_EVERY = 10.0  # seconds between progress lines of a long wait
 NAN = float("nan")
@@ -581,9 +582,11 @@ class FullStackRun:
 
 
 @contextlib.contextmanager
-def running_cluster(prefix: str, log_dir: Path, progress: Progress) -> Iterator[LabCluster]:
+def running_cluster(
+    prefix: str, log_dir: Path, progress: Progress, *, service_range: str | None = None
+) -> Iterator[LabCluster]:
     """A LabCluster with FRR (workers node1-3 and the excluded control-plane node), or a skip when this
-    machine cannot run one."""
+    machine cannot run one; `service_range`: the API server's ClusterIP range, if not its default."""
     need_routers("frr", "bird")
     cached = KubernetesBinaries.in_dir(default_cache_dir() / "k8s" / DEFAULT_KUBERNETES_VERSION / "bin")
     if cached.missing() and not REQUIRE_K8S:
@@ -596,6 +599,7 @@ def running_cluster(prefix: str, log_dir: Path, progress: Progress) -> Iterator[
         router="frr",
         peering=PEERING,
         progress=lambda line: progress(f"lab: {line}"),
+        service_cluster_ip_range=service_range,
     )
     try:
         lab_cluster.start()
@@ -614,9 +618,10 @@ def create_services(cluster: LabCluster, names: list[str], report: Callable[[int
     endpoints = [(node, cluster.lab.node_address(node)) for node in WORKERS]
 
     def create(name: str) -> None:
-        svc = cluster.client.create(
-            SERVICES, service_manifest(name, {"metallb.io/address-pool": LOAD_POOL}), SVC_NS
-        )
+        manifest = service_manifest(name, {"metallb.io/address-pool": LOAD_POOL})
+        # Node ports are not used here, and the API server has 2,768 of them.
+        manifest["spec"]["allocateLoadBalancerNodePorts"] = False
+        svc = cluster.client.create(SERVICES, manifest, SVC_NS)
         slice_ = endpoint_slice_manifest(
             SVC_NS, name, endpoints, ports=endpoint_ports(svc), owner_uid=str(svc["metadata"]["uid"])
         )
@@ -748,7 +753,9 @@ def test_services_from_configuration_into_the_router_rib(
     log_dir: Path, figures: dict[str, float], progress: Progress
 ) -> None:
     prefixes = bench_prefixes(FULL_STACK)
-    with running_cluster("mlbbgpfull", log_dir / "full-stack", progress) as cluster:
+    with running_cluster(
+        "mlbbgpfull", log_dir / "full-stack", progress, service_range=FULL_STACK_SERVICE_RANGE
+    ) as cluster:
         assert isinstance(cluster.router, FrrRouter)
         addresses = {node: cluster.lab.node_address(node) for node in WORKERS}
         cluster.kubectl("apply", "-f", "-", stdin=full_stack_pool(FULL_STACK))
@@ -899,9 +906,10 @@ def report_full_stack(
             f"of ours, the speakers' rounds (configuration loaded to peer configured / routes set): "
             f"{rounds:.3f} s; routes set to the RIB: {after_routes:.3f} s (the floor's whole: "
             f"{every_floor:.3f} s)",
-            "UPDATEs/s: over the time the UPDATEs had (ours: from the later of session up and routes set; "
-            "floor: from `configure`); CPU: t0 to the RIB, every thread; RSS: VmRSS at t0 and at the RIB, "
-            "VmHWM the process's peak",
+            "UPDATEs/s: over the time the UPDATEs had (ours: from the later of session up and routes set, "
+            "logged once set_routes returned; '-' when the RIB was complete by then; floor: from "
+            "`configure`); CPU: t0 to the RIB, every thread; RSS: VmRSS at t0 and at the RIB, VmHWM the "
+            "process's peak",
         ]
     )
     progress(text)
