@@ -34,7 +34,13 @@ from metallb_py.speaker.bgpplan import (
     sessions,
 )
 from metallb_py.speaker.election import EndpointSlice
-from metallb_py.speaker.objects import ParseCache, endpoint_slice_from_api, internal_ip, node_from_api
+from metallb_py.speaker.objects import (
+    ParseCache,
+    endpoint_slice_from_api,
+    internal_ip,
+    node_from_api,
+    pools_key,
+)
 from metallb_py.speaker.ports import BgpSessions, ClusterView
 
 __all__ = ["PROTOCOL", "Bgp"]
@@ -99,7 +105,7 @@ class Bgp:
         self._config_for_parse = config
         addresses = [ip for family in (4, 6) if (ip := internal_ip(node_obj, family))]
         session_plan = sessions(config, node, addresses, self._secrets())
-        services = self._services.parse_all(view.service_objects(), config)
+        services = self._services.parse_all(view.service_objects(), pools_key(config))
         slices = self._slices.parse_all(view.endpoint_slices())
         route_plan = routes(
             config,

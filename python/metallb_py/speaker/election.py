@@ -36,6 +36,7 @@ members are ordinary layer 3 interfaces; MetalLB skips those too, we do not). `p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -152,8 +153,10 @@ class Election:
         return self.node == node
 
 
+@functools.lru_cache(maxsize=65536)
 def _canonical(ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    # Go's net.IP.String() and Python's str() agree on RFC 5952 form, which the hash must see.
+    # Go's net.IP.String() and Python's str() agree on RFC 5952 form, which the hash must see. Cached: every
+    # round asks again for every address.
     return str(ipaddress.ip_address(ip))
 
 

@@ -28,6 +28,7 @@ from metallb_py.speaker.objects import (
     endpoint_slice_from_api,
     l2_service_from_api,
     node_from_api,
+    pools_key,
 )
 from metallb_py.speaker.ports import ClusterView, L2Responder
 
@@ -100,7 +101,7 @@ class Layer2:
         """Runs the elections (`live`: the gossip's live members, None without gossip) and announces what
         this node wins."""
         self._config_for_parse = config
-        services = self._services.parse_all(view.service_objects(), config)
+        services = self._services.parse_all(view.service_objects(), pools_key(config))
         nodes = view.nodes()
         elections = announcers(
             services,

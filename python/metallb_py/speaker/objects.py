@@ -22,6 +22,7 @@ __all__ = [
     "internal_ip",
     "l2_service_from_api",
     "node_from_api",
+    "pools_key",
 ]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -126,11 +127,16 @@ def l2_service_from_api(
 T = TypeVar("T")
 
 
+def pools_key(config: Config) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """What reading a Service's pool depends on in a configuration (the pools' names and ranges): a
+    ParseCache context that survives configuration changes that leave the pools alone."""
+    return tuple((p.name, tuple((str(a), str(b)) for a, b in p.ranges())) for p in config.pools)
+
+
 class ParseCache(Generic[T]):
     """What `parse(obj)` gave for each watched object, reused while the object's resourceVersion is the same
-    and `context` (the configuration, the loadBalancerClass: whatever else the parse reads) is the same
-    object: a round then parses only what changed since the last one. Objects without a resourceVersion are
-    parsed every time."""
+    and `context` (whatever else the parse reads, e.g. `pools_key(config)`) compares equal: a round then
+    parses only what changed since the last one. Objects without a resourceVersion are parsed every time."""
 
     def __init__(self, parse: Callable[[Mapping[str, Any]], T | None]) -> None:
         self._parse = parse
@@ -138,7 +144,7 @@ class ParseCache(Generic[T]):
         self._seen: dict[tuple[str, str], tuple[str, T | None]] = {}
 
     def parse_all(self, objects: Iterable[Mapping[str, Any]], context: object = None) -> list[T]:
-        if context is not self._context:
+        if context != self._context:
             self._seen.clear()
             self._context = context
         seen: dict[tuple[str, str], tuple[str, T | None]] = {}

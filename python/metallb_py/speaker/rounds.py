@@ -216,7 +216,10 @@ class Rounds:
             else:
                 if config != self.config:
                     log.info("configuration loaded", extra={"summary": config.summary()})
-                self.config, self.config_error = config, None
+                    self.config = (
+                        config  # an equal one is not swapped in: what was parsed with it stays valid
+                    )
+                self.config_error = None
                 self.metrics.set_config(loaded=True, stale=False)
                 return
         self.metrics.set_config(loaded=self.config is not None, stale=True)
