@@ -12,6 +12,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
+
 from metallb_py.k8s.errors import ConflictError, ForbiddenError, NotFoundError
 from metallb_py.speaker.election import Link
 from metallb_py.speaker.gate import Step
@@ -19,7 +21,7 @@ from metallb_py.speaker.layer2 import Layer2
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.objects import SERVICE_NAME_LABEL
 from metallb_py.speaker.reporter import NODE_ASSIGNED, StatusReporter
-from metallb_py.speaker.rounds import Rounds
+from metallb_py.speaker.rounds import CONFIG_SETTLE, Rounds
 from metallb_py.speaker.speaker import stop_announcing
 from metallb_py.speaker.status import l2_status, l2_status_name
 
@@ -517,3 +519,18 @@ def test_release_on_a_graceful_stop() -> None:
     r.statuses.sync()
     r.reporter.release()
     assert r.api.objects == {}
+
+
+def test_a_round_reads_a_changed_configuration_once_it_has_been_still_for_a_moment() -> None:
+    world = World(gossip=False)
+    assert world.rounds.config_pause() == 0  # nothing changed: no wait
+    world.rounds.config_changed()
+    assert world.rounds.config_pause() == CONFIG_SETTLE
+    world.clock.now += 0.02
+    assert world.rounds.config_pause() == pytest.approx(CONFIG_SETTLE - 0.02)
+    world.rounds.config_changed()  # a second object of the same apply: the wait starts again
+    assert world.rounds.config_pause() == CONFIG_SETTLE
+    world.clock.now += 2 * CONFIG_SETTLE
+    assert world.rounds.config_pause() == 0
+    world.rounds.run_round()  # reads it
+    assert world.rounds.config_pause() == 0

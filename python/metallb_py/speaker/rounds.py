@@ -22,11 +22,13 @@ from metallb_py.speaker.gate import Gate, GossipView, Note, Step, Turn, advance,
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.ports import ClusterView, Members
 
-__all__ = ["NO_CONFIGURATION", "Announcing", "Protocols", "Rounds"]
+__all__ = ["CONFIG_SETTLE", "NO_CONFIGURATION", "Announcing", "Protocols", "Rounds"]
 
 log = logging.getLogger("metallb_py.speaker")
 
 NO_CONFIGURATION = "no MetalLB configuration (ConfigMap config or metallb.io resources)"
+# How long the configuration must have been still before a round reads it (see Rounds.run).
+CONFIG_SETTLE = 0.05
 
 
 class Announcing(Protocol):
@@ -84,6 +86,7 @@ class Rounds:
         self.ready = ready if ready is not None else threading.Event()
         self._wake = threading.Event()
         self._config_dirty = threading.Event()
+        self._config_at = float("-inf")  # when the configuration last changed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -93,6 +96,7 @@ class Rounds:
         self._wake.set()
 
     def config_changed(self) -> None:
+        self._config_at = self._clock()
         self._config_dirty.set()
         self._wake.set()
 
@@ -121,6 +125,8 @@ class Rounds:
                 return
             if not self.due(woken):
                 continue
+            if (pause := self.config_pause()) > 0 and self._stop.wait(pause):
+                return
             self._wake.clear()
             try:
                 self.run_round()
@@ -128,6 +134,14 @@ class Rounds:
                 log.exception("election round failed; retrying")
                 self._stop.wait(0.5)
                 self._wake.set()
+
+    def config_pause(self) -> float:
+        """How long to wait before a round reads a changed configuration: one `kubectl apply` changes several
+        objects a few milliseconds apart, and a round that waits until the configuration has been still for
+        CONFIG_SETTLE reads them all at once (one round, not one per object). 0 when nothing changed."""
+        if not self._config_dirty.is_set():
+            return 0.0
+        return max(0.0, CONFIG_SETTLE - (self._clock() - self._config_at))
 
     def due(self, woken: bool) -> bool:
         """Whether to run a round now (gate.round_due, with what the gossip says now)."""
