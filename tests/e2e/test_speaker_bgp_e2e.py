@@ -285,10 +285,11 @@ spec: {{ipAddressPools: [v6], peers: [tor6], communities: ["large:64513:6:6"]}}
 def lb_service(cluster: LabCluster, namespace: str, name: str, nodes: tuple[str, ...], **spec: object) -> str:
     """A LoadBalancer Service with endpoints on `nodes`; its first address."""
     family = 6 if spec.get("ipFamilies") == ["IPv6"] else 4
+    annotations = spec.pop("annotations", {})
     manifest = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
         "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}], **spec},
     }
     cluster.client.create(SERVICES, manifest, namespace)
@@ -333,3 +334,39 @@ def test_an_ipv6_service_reaches_the_client_over_an_ipv6_session(
         cluster.client.delete(SERVICES, "web6", "default")
         for kind, name in (("bgpadvertisements", "v6"), ("bgppeers", "tor6"), ("ipaddresspools", "v6")):
             cluster.kubectl("delete", f"{kind}.metallb.io", name, "-n", NS)
+
+
+AGGREGATED = f"""
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: agg, namespace: {NS}}}
+spec: {{addresses: [192.168.1.64/27], autoAssign: false}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: agg, namespace: {NS}}}
+spec: {{ipAddressPools: [agg], aggregationLength: 27}}
+"""
+
+
+def test_an_aggregated_advertisement_sends_the_aggregate_not_the_host_route(
+    cluster: LabCluster, seed: dict[str, str]
+) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=AGGREGATED)
+    try:
+        vip = lb_service(
+            cluster,
+            "default",
+            "agg",
+            WORKERS,
+            annotations={"metallb.io/address-pool": "agg"},
+        )
+        cluster.lab.serve(vip, "hname")
+        wait_next_hops(cluster, "192.168.1.64/27", WORKERS)
+        assert f"{vip}/32" not in cluster.router.routes(4)
+        assert cluster.wait_for(lambda: answers(cluster, vip), WAIT, vip) in WORKERS
+    finally:
+        cluster.client.delete(SERVICES, "agg", "default")
+        for kind, name in (("bgpadvertisements", "agg"), ("ipaddresspools", "agg")):
+            cluster.kubectl("delete", f"{kind}.metallb.io", name, "-n", NS)
+    cluster.wait_for(lambda: not next_hops(cluster, "192.168.1.64/27"), WAIT, "the aggregate withdrawn")
