@@ -17,6 +17,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::clock::Clock;
 use crate::errors::bgp_error;
 use crate::repr::{py_bool, py_optional_str, py_str};
 
@@ -100,63 +101,46 @@ impl BgpRoute {
     }
 }
 
-/// `time.monotonic()` and `Instant` read the same clock (CLOCK_MONOTONIC); pair them once per conversion.
-struct Clock {
-    monotonic: f64,
-    instant: Instant,
+fn bgp_event(clock: &Clock, event: Event) -> BgpEvent {
+    BgpEvent {
+        peer: event.peer,
+        kind: event.kind.as_str(),
+        reason: event.reason,
+        code: event.notification.map(|n| n.0),
+        subcode: event.notification.map(|n| n.1),
+        at: clock.at(event.at),
+    }
 }
 
-impl Clock {
-    fn now(py: Python<'_>) -> PyResult<Self> {
-        let monotonic = py.import("time")?.getattr("monotonic")?.call0()?.extract::<f64>()?;
-        Ok(Clock { monotonic, instant: Instant::now() })
+fn peer_status(clock: &Clock, py: Python<'_>, s: PeerStatus) -> PyResult<BgpPeerStatus> {
+    let counters = PyDict::new(py);
+    for (name, value) in s.counters.named() {
+        counters.set_item(name, value)?;
     }
-
-    fn at(&self, instant: Instant) -> f64 {
-        self.monotonic - self.instant.saturating_duration_since(instant).as_secs_f64()
-    }
-
-    fn event(&self, event: Event) -> BgpEvent {
-        BgpEvent {
-            peer: event.peer,
-            kind: event.kind.as_str(),
-            reason: event.reason,
-            code: event.notification.map(|n| n.0),
-            subcode: event.notification.map(|n| n.1),
-            at: self.at(event.at),
-        }
-    }
-
-    fn status(&self, py: Python<'_>, s: PeerStatus) -> PyResult<BgpPeerStatus> {
-        let counters = PyDict::new(py);
-        for (name, value) in s.counters.named() {
-            counters.set_item(name, value)?;
-        }
-        let negotiated = s.negotiated.as_ref();
-        Ok(BgpPeerStatus {
-            name: s.name,
-            address: s.address.ip().to_string(),
-            port: s.address.port(),
-            state: state_name(s.state),
-            established_at: s.established_since.map(|t| self.at(t)),
-            uptime: s.established_since.map(|t| self.instant.saturating_duration_since(t).as_secs_f64()),
-            peer_asn: negotiated.map(|n| n.peer_asn),
-            peer_router_id: negotiated.map(|n| n.peer_router_id.to_string()),
-            hold_time: negotiated.map(|n| f64::from(n.hold_time)),
-            keepalive_time: negotiated.map(|n| f64::from(n.keepalive)),
-            families: negotiated.map_or_else(Vec::new, |n| n.families.iter().map(|f| family_name(f.0)).collect()),
-            ibgp: negotiated.map(|n| n.ibgp),
-            local_address: s.local_address.map(|a| a.ip().to_string()),
-            next_hop_v4: s.next_hops.v4.map(|a| a.to_string()),
-            next_hop_v6: s.next_hops.v6.map(|a| a.to_string()),
-            last_error: s.last_error,
-            unsendable: s.unsendable,
-            prefixes_configured: s.prefixes_configured,
-            prefixes_advertised: s.prefixes_advertised,
-            prefixes_pending: s.prefixes_pending,
-            counters: counters.unbind(),
-        })
-    }
+    let negotiated = s.negotiated.as_ref();
+    Ok(BgpPeerStatus {
+        name: s.name,
+        address: s.address.ip().to_string(),
+        port: s.address.port(),
+        state: state_name(s.state),
+        established_at: s.established_since.map(|t| clock.at(t)),
+        uptime: s.established_since.map(|t| clock.since(t)),
+        peer_asn: negotiated.map(|n| n.peer_asn),
+        peer_router_id: negotiated.map(|n| n.peer_router_id.to_string()),
+        hold_time: negotiated.map(|n| f64::from(n.hold_time)),
+        keepalive_time: negotiated.map(|n| f64::from(n.keepalive)),
+        families: negotiated.map_or_else(Vec::new, |n| n.families.iter().map(|f| family_name(f.0)).collect()),
+        ibgp: negotiated.map(|n| n.ibgp),
+        local_address: s.local_address.map(|a| a.ip().to_string()),
+        next_hop_v4: s.next_hops.v4.map(|a| a.to_string()),
+        next_hop_v6: s.next_hops.v6.map(|a| a.to_string()),
+        last_error: s.last_error,
+        unsendable: s.unsendable,
+        prefixes_configured: s.prefixes_configured,
+        prefixes_advertised: s.prefixes_advertised,
+        prefixes_pending: s.prefixes_pending,
+        counters: counters.unbind(),
+    })
 }
 
 fn state_name(state: State) -> &'static str {
@@ -404,13 +388,13 @@ impl BgpSpeaker {
     /// Every peer's status, sorted by name (empty once stopped).
     fn peers(&self, py: Python<'_>) -> PyResult<Vec<BgpPeerStatus>> {
         let clock = Clock::now(py)?;
-        self.speaker.peers().into_iter().map(|s| clock.status(py, s)).collect()
+        self.speaker.peers().into_iter().map(|s| peer_status(&clock, py, s)).collect()
     }
 
     /// One peer's status, or None if there is no such peer.
     fn peer(&self, py: Python<'_>, name: &str) -> PyResult<Option<BgpPeerStatus>> {
         let clock = Clock::now(py)?;
-        self.speaker.peer(name).map(|s| clock.status(py, s)).transpose()
+        self.speaker.peer(name).map(|s| peer_status(&clock, py, s)).transpose()
     }
 
     /// The next event, waiting up to `timeout` seconds (None: until one comes or the speaker stops); None if
@@ -425,7 +409,7 @@ impl BgpSpeaker {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
             };
             if let Some(event) = py.detach(|| speaker.next_event(Some(slice))) {
-                return Ok(Some(Clock::now(py)?.event(event)));
+                return Ok(Some(bgp_event(&Clock::now(py)?, event)));
             }
             py.check_signals()?;
             let expired = deadline.is_some_and(|d| Instant::now() >= d);
@@ -438,7 +422,7 @@ impl BgpSpeaker {
     /// Every pending event, without waiting.
     fn events(&self, py: Python<'_>) -> PyResult<Vec<BgpEvent>> {
         let clock = Clock::now(py)?;
-        Ok(self.speaker.take_events().into_iter().map(|e| clock.event(e)).collect())
+        Ok(self.speaker.take_events().into_iter().map(|e| bgp_event(&clock, e)).collect())
     }
 
     /// Events dropped because nobody read them (the queue keeps the latest 65,536).

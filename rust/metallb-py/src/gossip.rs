@@ -14,6 +14,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::clock::Clock;
 use crate::errors::gossip_error;
 use crate::repr::{py_bool, py_optional_str, py_str};
 use crate::worker::Slot;
@@ -71,26 +72,12 @@ impl MembershipEvent {
     }
 }
 
-/// `time.monotonic()` and `Instant` read the same clock (CLOCK_MONOTONIC); pair them once per conversion.
-struct Clock {
-    monotonic: f64,
-    instant: Instant,
-}
-
-impl Clock {
-    fn now(py: Python<'_>) -> PyResult<Self> {
-        let monotonic = py.import("time")?.getattr("monotonic")?.call0()?.extract::<f64>()?;
-        Ok(Clock { monotonic, instant: Instant::now() })
-    }
-
-    fn event(&self, event: Event) -> MembershipEvent {
-        let age = self.instant.saturating_duration_since(event.at).as_secs_f64();
-        MembershipEvent {
-            kind: event.kind.as_str(),
-            name: event.name,
-            address: event.address.to_string(),
-            at: self.monotonic - age,
-        }
+fn membership_event(clock: &Clock, event: Event) -> MembershipEvent {
+    MembershipEvent {
+        kind: event.kind.as_str(),
+        name: event.name,
+        address: event.address.to_string(),
+        at: clock.at(event.at),
     }
 }
 
@@ -259,7 +246,7 @@ impl Membership {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
             };
             if let Some(event) = py.detach(|| gossip.next_event(Some(slice))) {
-                return Ok(Some(Clock::now(py)?.event(event)));
+                return Ok(Some(membership_event(&Clock::now(py)?, event)));
             }
             py.check_signals()?;
             let expired = deadline.is_some_and(|d| Instant::now() >= d);
@@ -282,7 +269,7 @@ impl Membership {
             }
         }
         let clock = Clock::now(py)?;
-        events.extend(pending.into_iter().chain(gossip.take_events()).map(|e| clock.event(e)));
+        events.extend(pending.into_iter().chain(gossip.take_events()).map(|e| membership_event(&clock, e)));
         Ok(events)
     }
 

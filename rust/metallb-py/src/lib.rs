@@ -3,6 +3,7 @@
 
 mod alloc;
 mod bgp;
+mod clock;
 mod errors;
 mod gossip;
 mod l2;
