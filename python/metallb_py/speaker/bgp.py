@@ -142,11 +142,6 @@ class Bgp:
         with self._lock:
             return dict(self._service_peers)
 
-    def configured_peers(self) -> dict[str, PeerSession]:
-        """Peer name -> the session as configured now."""
-        with self._lock:
-            return dict(self._sessions)
-
     # -- applying --------------------------------------------------------------------------------------------
 
     def _apply(self, plan: SessionPlan, route_plan: RoutePlan, ips: Mapping[str, Iterable[str]]) -> None:

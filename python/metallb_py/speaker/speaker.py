@@ -45,7 +45,7 @@ from metallb_py.k8s.resources import (
     SERVICES,
 )
 from metallb_py.k8s.watch import Change, Reflector
-from metallb_py.speaker import bgp as bgp_mode
+from metallb_py.speaker.bgp import PROTOCOL as BGP_PROTOCOL
 from metallb_py.speaker.bgp import Bgp
 from metallb_py.speaker.bgpplan import SecretData, Secrets, secret_from_api
 from metallb_py.speaker.election import Link, eligible_interfaces, read_links
@@ -335,7 +335,7 @@ class Speaker:
             statuses=self.watches.bgp_status_watch,
             services=self.watches.service_watch,
             events=self.events,
-            protocol=bgp_mode.PROTOCOL,
+            protocol=BGP_PROTOCOL,
             kind=BGP_STATUS,
         )
         self.events.start()
@@ -454,7 +454,7 @@ class Speaker:
 
     def _advertised_changed(self) -> None:
         if self.bgp is not None:
-            self.metrics.set_announced(self.me, self.bgp.announced(), bgp_mode.PROTOCOL)
+            self.metrics.set_announced(self.me, self.bgp.announced(), BGP_PROTOCOL)
         if self.bgp_reporter is not None:
             self.bgp_reporter.announce_changed()
 
