@@ -651,3 +651,73 @@ fn notification_names() {
         assert_eq!(describe_notification(code, subcode), text);
     }
 }
+
+#[test]
+fn bfd_down_ends_an_established_session_with_cease_10_and_holds_it_until_bfd_is_up() {
+    let t0 = Instant::now();
+    let (mut s, _) = established(config(), peer_open(PEER_ASN, 90), t0);
+    let actions = s.handle(Event::PathDown, t0 + secs(5));
+    let (before, down) = down_of(&actions);
+    let cease_bfd_down = notification(6, 10);
+    assert_eq!(before, &[Action::Send(Message::Notification(cease_bfd_down)), Action::Close]);
+    assert_eq!(down.reason, DownReason::PathDown);
+    assert_eq!(down.retry_in, None, "no retry while BFD says the path is down");
+    assert!(s.is_path_down());
+    assert_eq!(describe_notification(6, 10), "cease / BFD down (6/10)");
+    // No timer is left: nothing happens however long BFD stays down.
+    assert_eq!(s.next_deadline(), None);
+    assert_eq!(s.poll(t0 + secs(3600)), vec![]);
+    // A second PathDown changes nothing; PathUp connects at once.
+    assert_eq!(s.handle(Event::PathDown, t0 + secs(3601)), vec![]);
+    assert_eq!(s.handle(Event::PathUp, t0 + secs(3602)), vec![Action::Connect]);
+    assert_eq!(s.state(), State::Connect);
+    assert!(!s.is_path_down());
+    // PathUp without a PathDown before it does nothing.
+    assert_eq!(s.handle(Event::PathUp, t0 + secs(3603)), vec![]);
+}
+
+#[test]
+fn bfd_down_abandons_a_connection_attempt_and_a_failure_schedules_no_retry() {
+    let t0 = Instant::now();
+    let mut s = Session::new(config(), t0).unwrap();
+    assert_eq!(s.handle(Event::Start, t0), vec![Action::Connect]);
+    let actions = s.handle(Event::PathDown, t0);
+    let (before, down) = down_of(&actions);
+    assert_eq!(before, &[Action::Close]);
+    assert_eq!((down.reason.clone(), down.retry_in), (DownReason::PathDown, None));
+    // While held, Stop then Start does not connect either; PathUp does.
+    s.handle(Event::Stop { subcode: 2 }, t0);
+    assert_eq!(s.handle(Event::Start, t0), vec![]);
+    assert_eq!(s.handle(Event::PathUp, t0), vec![Action::Connect]);
+    // Held in Idle before the first start: Start waits for PathUp.
+    let mut idle = Session::new(config(), t0).unwrap();
+    assert_eq!(idle.handle(Event::PathDown, t0), vec![]);
+    assert_eq!(idle.handle(Event::Start, t0), vec![]);
+    assert_eq!(idle.handle(Event::PathUp, t0), vec![Action::Connect]);
+}
+
+#[test]
+fn bfd_up_on_a_stopped_session_does_not_connect() {
+    let t0 = Instant::now();
+    let (mut s, _) = established(config(), peer_open(PEER_ASN, 90), t0);
+    s.handle(Event::PathDown, t0);
+    s.handle(Event::Stop { subcode: 2 }, t0);
+    assert_eq!(s.handle(Event::PathUp, t0), vec![]);
+    assert_eq!(s.state(), State::Idle);
+}
+
+#[test]
+fn abandon_closes_without_a_notification_and_stops_reconnecting() {
+    let t0 = Instant::now();
+    let (mut s, _) = established(config(), peer_open(PEER_ASN, 90), t0);
+    let actions = s.handle(Event::Abandon, t0 + secs(1));
+    let (before, down) = down_of(&actions);
+    assert_eq!(before, &[Action::Close], "a graceful restart sends no NOTIFICATION");
+    assert_eq!((down.reason.clone(), down.retry_in), (DownReason::Abandoned, None));
+    assert!(!s.is_running());
+    assert_eq!(s.next_deadline(), None);
+    // In Idle there is nothing to close.
+    let mut idle = Session::new(config(), t0).unwrap();
+    assert_eq!(idle.handle(Event::Abandon, t0), vec![]);
+    assert!(down.reason.to_string().contains("graceful restart"), "{}", down.reason);
+}

@@ -178,6 +178,14 @@ pub enum Event {
     Malformed(Notification),
     /// Some message (any, ours or the RIB's) went out on the connection.
     Sent,
+    /// BFD says the path to the peer is down: a connected session ends with a Cease "BFD down" (RFC 9384),
+    /// an attempt is abandoned, and no new attempt starts until [`Event::PathUp`].
+    PathDown,
+    /// BFD says the path is back: a running session connects at once (the retry back-off starts over).
+    PathUp,
+    /// Close without a NOTIFICATION and stop reconnecting: a graceful restart (RFC 4724), after which a
+    /// peer that negotiated it keeps our routes, as stale, until we are back or its restart timer ends.
+    Abandon,
 }
 
 /// What the runtime must do, in order.
@@ -228,7 +236,8 @@ pub struct Down {
     pub from: State,
     /// How long it had been established, if it had been.
     pub established_for: Option<Duration>,
-    /// When the next attempt begins; None after [`Event::Stop`].
+    /// When the next attempt begins; None after [`Event::Stop`] or [`Event::Abandon`], and while BFD holds
+    /// the session down ([`Event::PathDown`]: the attempt starts with [`Event::PathUp`]).
     pub retry_in: Option<Duration>,
 }
 
@@ -251,6 +260,10 @@ pub enum DownReason {
     Stopped {
         subcode: u8,
     },
+    /// BFD declared the path down ([`Event::PathDown`]).
+    PathDown,
+    /// Closed without a NOTIFICATION for a graceful restart ([`Event::Abandon`]).
+    Abandoned,
 }
 
 impl fmt::Display for DownReason {
@@ -270,6 +283,8 @@ impl fmt::Display for DownReason {
             DownReason::Stopped { subcode } => {
                 write!(f, "stopped: {}", describe_notification(code::CEASE, *subcode))
             }
+            DownReason::PathDown => f.write_str("BFD declared the path to the peer down"),
+            DownReason::Abandoned => f.write_str("closed for a graceful restart (the peer keeps our routes)"),
         }
     }
 }
@@ -281,6 +296,8 @@ pub struct Session {
     state: State,
     /// Start was given and Stop was not: failures schedule a retry.
     running: bool,
+    /// BFD declared the path down: no attempts until it is up again.
+    path_down: bool,
     negotiated: Option<Negotiated>,
     established_since: Option<Instant>,
     /// Idle: when to connect again. Connect: when to give the attempt up.
@@ -302,6 +319,7 @@ impl Session {
             cfg,
             state: State::Idle,
             running: false,
+            path_down: false,
             negotiated: None,
             established_since: None,
             attempt_deadline: None,
@@ -323,6 +341,11 @@ impl Session {
     /// Whether the session was started and not stopped (it reconnects after failures).
     pub fn is_running(&self) -> bool {
         self.running
+    }
+
+    /// Whether BFD holds the session down ([`Event::PathDown`] without a later [`Event::PathUp`]).
+    pub fn is_path_down(&self) -> bool {
+        self.path_down
     }
 
     /// What was agreed with the peer, from OpenConfirm on.
@@ -363,7 +386,7 @@ impl Session {
                 if !self.running {
                     self.running = true;
                     self.retry_gap = first_gap(&self.cfg);
-                    if self.state == State::Idle {
+                    if self.state == State::Idle && !self.path_down {
                         self.connect(now, &mut out);
                     }
                 }
@@ -381,6 +404,41 @@ impl Session {
                         out.push(Action::Send(Message::Notification(n)));
                         out.push(Action::Close);
                         self.down(DownReason::Stopped { subcode }, now, &mut out);
+                    }
+                }
+            }
+            Event::PathDown => {
+                self.path_down = true;
+                match self.state {
+                    State::Idle => self.attempt_deadline = None,
+                    State::Connect => {
+                        out.push(Action::Close);
+                        self.down(DownReason::PathDown, now, &mut out);
+                    }
+                    State::OpenSent | State::OpenConfirm | State::Established => {
+                        let n = Notification { code: code::CEASE, subcode: code::CEASE_BFD_DOWN, data: Vec::new() };
+                        out.push(Action::Send(Message::Notification(n)));
+                        out.push(Action::Close);
+                        self.down(DownReason::PathDown, now, &mut out);
+                    }
+                }
+            }
+            Event::PathUp => {
+                if self.path_down {
+                    self.path_down = false;
+                    self.retry_gap = first_gap(&self.cfg);
+                    if self.running && self.state == State::Idle {
+                        self.connect(now, &mut out);
+                    }
+                }
+            }
+            Event::Abandon => {
+                self.running = false;
+                match self.state {
+                    State::Idle => self.attempt_deadline = None,
+                    _ => {
+                        out.push(Action::Close);
+                        self.down(DownReason::Abandoned, now, &mut out);
                     }
                 }
             }
@@ -625,7 +683,7 @@ impl Session {
         self.hold_deadline = None;
         self.keepalive_deadline = None;
         self.attempt_deadline = None;
-        let retry_in = if self.running {
+        let retry_in = if self.running && !self.path_down {
             // Jitter: 75-100 % of the gap (RFC 4271 section 10), in milliseconds.
             let gap_ms = u64::try_from(self.retry_gap.as_millis()).unwrap_or(u64::MAX);
             let low = gap_ms - gap_ms / 4;
