@@ -13,6 +13,7 @@ pub mod netns;
 #[allow(unsafe_code)]
 pub mod syscall;
 pub mod tcp;
+pub mod udp;
 pub mod worker;
 
 pub use netns::NetnsError;

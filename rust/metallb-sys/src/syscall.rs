@@ -363,6 +363,120 @@ pub(crate) fn enter_netns(path: &Path) -> io::Result<()> {
     check(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
 }
 
+// ---- BFD (metallb-sys/src/udp.rs): a datagram with its TTL or hop limit and its destination address ----
+// Added for the BFD thread of metallb-bgp: RFC 5881/5883 accept a packet only with a given TTL (GTSM), which
+// only recvmsg() with a control message tells. The socket options that ask for it are plain setsockopt().
+
+/// One datagram [`recv_datagram`] read, besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramInfo {
+    /// Bytes copied into the buffer.
+    pub len: usize,
+    /// The datagram was longer than the buffer (the rest is lost).
+    pub truncated: bool,
+    pub source: SocketAddr,
+    /// The address it was sent to, with IP_PKTINFO / IPV6_RECVPKTINFO set on the socket.
+    pub destination: Option<IpAddr>,
+    /// Its TTL (IPv4) or hop limit (IPv6) on arrival, with IP_RECVTTL / IPV6_RECVHOPLIMIT set on the socket.
+    pub ttl: Option<u8>,
+}
+
+/// The address and port in a C socket address of `len` bytes, if it is a complete IPv4 or IPv6 one.
+fn socket_addr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    let sa = (storage as *const libc::sockaddr_storage).cast::<libc::sockaddr>();
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: `storage` is a live sockaddr_storage (large and aligned enough for any address) whose
+            // family says it holds a sockaddr_in, and the kernel wrote at least that many bytes.
+            let a = unsafe { ptr::read(sa.cast::<libc::sockaddr_in>()) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for a sockaddr_in6.
+            let a = unsafe { ptr::read(sa.cast::<libc::sockaddr_in6>()) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Reads one datagram without blocking (WouldBlock when none is queued), with what the control messages
+/// say about it. A datagram from a source that is not IPv4 or IPv6 is refused (InvalidData) after it was read.
+pub fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<DatagramInfo> {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage (integers only).
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // Room for a TTL and a packet-info message of either family; u64 elements align it as cmsghdr needs.
+    let mut control = [0u64; 16];
+    // SAFETY: all-zero bytes are a valid msghdr (null pointers and zero lengths), filled in below.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    // SAFETY: every pointer in `msg` points to a live local of the length given with it (`buf` through
+    // `iov`); the kernel writes at most those lengths and updates the lengths in `msg`.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let source = socket_addr_of(&storage, msg.msg_namelen).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, "a datagram from an address that is not IPv4 or IPv6")
+    })?;
+    let mut info = DatagramInfo {
+        len: n as usize,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        source,
+        destination: None,
+        ttl: None,
+    };
+    // SAFETY: `msg` is the header recvmsg() filled in; its control pointer and (updated) length describe
+    // the live `control` array, so CMSG_FIRSTHDR/CMSG_NXTHDR return headers inside it or null.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: `cmsg` is a non-null header inside `control` (see above).
+        let header = unsafe { ptr::read_unaligned(cmsg) };
+        // SAFETY: the data of a header inside `control` starts inside it as well.
+        let data = unsafe { libc::CMSG_DATA(cmsg) };
+        let data_len = (header.cmsg_len as usize).saturating_sub(data as usize - cmsg as usize);
+        match (header.cmsg_level, header.cmsg_type) {
+            (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT)
+                if data_len >= mem::size_of::<libc::c_int>() =>
+            {
+                // SAFETY: the kernel wrote an int here (the message's length says it fits).
+                let ttl = unsafe { ptr::read_unaligned(data.cast::<libc::c_int>()) };
+                info.ttl = u8::try_from(ttl).ok();
+            }
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) if data_len >= mem::size_of::<libc::in_pktinfo>() => {
+                // SAFETY: the kernel wrote an in_pktinfo here (the message's length says it fits).
+                let pktinfo = unsafe { ptr::read_unaligned(data.cast::<libc::in_pktinfo>()) };
+                info.destination = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(pktinfo.ipi_addr.s_addr))));
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if data_len >= mem::size_of::<libc::in6_pktinfo>() => {
+                // SAFETY: the kernel wrote an in6_pktinfo here (the message's length says it fits).
+                let pktinfo = unsafe { ptr::read_unaligned(data.cast::<libc::in6_pktinfo>()) };
+                info.destination = Some(IpAddr::V6(Ipv6Addr::from(pktinfo.ipi6_addr.s6_addr)));
+            }
+            _ => {}
+        }
+        // SAFETY: `msg` and `cmsg` are as above; CMSG_NXTHDR returns null past the last header.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Ok(info)
+}
+
+// ---- end of the BFD block ----
+
 #[cfg(test)]
 mod tests {
     use super::*;
