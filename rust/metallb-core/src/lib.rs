@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alloc;
+pub mod bfd;
 pub mod bgp;
 pub mod l2;
 pub mod membership;

@@ -1,0 +1,10 @@
+//! BFD, Bidirectional Forwarding Detection (RFC 5880), as pure code: the control packet and its wire codec
+//! (`packet`) and one session's state machine and timers as a function of packets and time (`session`).
+//!
+//! Asynchronous mode only: we never ask the peer for Demand mode, send no Echo packets (Required Min Echo RX
+//! Interval 0) and configure no authentication. The I/O crate (`metallb-bgp`'s BFD thread) puts UDP sockets
+//! (RFC 5881 single hop, RFC 5883 multihop), the demultiplexing by discriminator and a clock around them.
+
+pub mod packet;
+
+pub use packet::{decode, encode, ControlPacket, DecodeError, Diag, State, PACKET_LEN};
