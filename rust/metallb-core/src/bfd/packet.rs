@@ -241,6 +241,13 @@ pub fn decode(bytes: &[u8]) -> Result<ControlPacket, DecodeError> {
         required_min_rx: u32_at(bytes, 16),
         required_min_echo_rx: u32_at(bytes, 20),
     };
+    validate(&packet)?;
+    Ok(packet)
+}
+
+/// The reception checks of RFC 5880 section 6.8.6 on the fields of a packet: [`decode`] applies them, and so does
+/// the session to a packet built by other means.
+pub fn validate(packet: &ControlPacket) -> Result<(), DecodeError> {
     if packet.detect_mult == 0 {
         return Err(DecodeError::ZeroDetectMult);
     }
@@ -253,7 +260,7 @@ pub fn decode(bytes: &[u8]) -> Result<ControlPacket, DecodeError> {
     if packet.your_discriminator == 0 && matches!(packet.state, State::Init | State::Up) {
         return Err(DecodeError::ZeroYourDiscriminator { state: packet.state });
     }
-    Ok(packet)
+    Ok(())
 }
 
 /// Writes the packet's mandatory section with Length 24. The A bit is written as given, so a packet with
