@@ -11,6 +11,7 @@
 //! setns, eventfd, poll, getifaddrs) are the audited wrappers of metallb-sys; this crate has none of its own.
 #![forbid(unsafe_code)]
 
+mod bfd;
 mod config;
 mod error;
 mod netns;
@@ -20,6 +21,7 @@ mod route;
 mod speaker;
 mod status;
 
+pub use bfd::{Bfd, BfdChange, BfdPeer, BfdSettings, BfdStatus};
 pub use config::{family_name, Families, PeerAsn, PeerConfig};
 pub use error::BgpError;
 pub use metallb_core::bgp::describe_notification;
