@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each fuzz target of metallb-core (packets, BGP) for a short while (cargo-fuzz / libFuzzer), on stable.
+# Runs each fuzz target of metallb-core (packets, BGP, BFD) for a short while (cargo-fuzz / libFuzzer), on stable.
 #
 #   scripts/fuzz.sh                       every target, 20 s each
 #   scripts/fuzz.sh ndp_roundtrip         one target
@@ -11,14 +11,15 @@
 # (git-ignored) and starts from the committed seeds in rust/metallb-core/fuzz/seeds/<target>. A crash fails the
 # script and leaves the input in rust/metallb-core/fuzz/artifacts/<target>/: add it as a named case to
 # rust/metallb-core/tests/packet_fuzz_regressions.rs (bgp_decode: fuzz/regressions/bgp_decode/, replayed by
-# tests/bgp_codec_fuzz_regressions.rs) before fixing the bug.
+# tests/bgp_codec_fuzz_regressions.rs; bfd_decode: fuzz/regressions/bfd_decode/, replayed by
+# tests/bfd_fuzz_regressions.rs) before fixing the bug.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fuzz_dir="$root/rust/metallb-core/fuzz"
 seconds=${FUZZ_SECONDS:-20}
 sanitizer=${FUZZ_SANITIZER:-none}
-all_targets=(arp_roundtrip ndp_roundtrip ethernet_parse bgp_decode)
+all_targets=(arp_roundtrip ndp_roundtrip ethernet_parse bgp_decode bfd_decode)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
