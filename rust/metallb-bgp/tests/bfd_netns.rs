@@ -325,6 +325,31 @@ fn a_removed_session_tells_the_peer_admin_down() {
 }
 
 #[test]
+fn a_session_removed_and_added_again_comes_up_once() {
+    let lab = Lab::direct("readd");
+    let (a, b) = (Node::start(lab.ns(0)), Node::start(lab.ns(1)));
+    a.bfd.set_session("v4", single_hop(B4, BfdSettings::default())).unwrap();
+    b.bfd.set_session("v4", single_hop(A4, BfdSettings::default())).unwrap();
+    a.wait("v4", "Up on both ends", |s| s.state == State::Up && s.remote_state == State::Up);
+    b.wait_up("v4");
+    let _ = b.changes_so_far();
+
+    a.bfd.remove_session("v4").unwrap();
+    a.bfd.set_session("v4", single_hop(B4, BfdSettings::default())).unwrap();
+    let up = b.wait("v4", "Up again", |s| s.up_events == 2);
+    // The removed session's AdminDown packets (one a second) would take b down again: wait out three of
+    // them, counted in a's packets (300 ms apart once Up).
+    b.wait("v4", "hearing from a for 3 s", |s| s.control_received >= up.control_received + 10);
+    let states: Vec<(State, Diag)> = b.changes_so_far().iter().map(|c| (c.to, c.diag)).collect();
+    let down = (State::Down, Diag::NeighborSignaledSessionDown);
+    assert!(
+        states == [down, (State::Init, Diag::NeighborSignaledSessionDown), (State::Up, Diag::None)]
+            || states == [down, (State::Up, Diag::None)],
+        "one AdminDown, then up for good: {states:?}"
+    );
+}
+
+#[test]
 fn stop_tells_every_peer_admin_down() {
     let lab = Lab::direct("stop");
     let (a, b) = (Node::start(lab.ns(0)), Node::start(lab.ns(1)));

@@ -296,6 +296,9 @@ impl Worker {
         let discriminator = self.new_discriminator();
         let session = Session::new(session_config(&peer, self.random.next()), discriminator, now);
         let destination = SocketAddr::new(peer.peer, Port::of(&peer).number());
+        // A removed session with these endpoints must stop sending AdminDown: the peer would take it for
+        // the new one's and go down again.
+        self.leaving.retain(|l| !l.entry.peer.same_endpoints(&peer));
         let entry = Entry { name, peer, session, socket, destination, counters: Counters::default() };
         match existing {
             Ok(i) => {
