@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from metallb_py._core import (
     Allocator,
+    BfdSettings,
+    BfdStatus,
     BgpEvent,
     BgpPeerStatus,
     BgpRoute,
@@ -47,6 +49,8 @@ from metallb_py.errors import (
 __all__ = [
     "AllocationError",
     "Allocator",
+    "BfdSettings",
+    "BfdStatus",
     "BgpEvent",
     "BgpPeerStatus",
     "BgpRoute",

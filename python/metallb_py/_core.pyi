@@ -284,7 +284,77 @@ class Membership:
 # --- BGP (metallb-bgp): the sessions of a node on one Rust thread.
 
 _BgpState = Literal["idle", "connect", "opensent", "openconfirm", "established"]
-_BgpEventKind = Literal["up", "down", "connect_failed", "notification_received", "notification_sent"]
+_BgpEventKind = Literal[
+    "up", "down", "connect_failed", "notification_received", "notification_sent", "bfd_up", "bfd_down"
+]
+_BfdState = Literal["AdminDown", "Down", "Init", "Up"]
+
+@final
+class BfdSettings:
+    """A BGP peer's BFD session settings (MetalLB's BFDProfile): intervals in seconds (0.01 to 60),
+    `detect_multiplier` 2 to 255, `passive` (wait for the peer's first packet), `minimum_ttl` (multihop only).
+    Defaults are MetalLB's. Out-of-range values raise ValueError."""
+
+    def __new__(
+        cls,
+        *,
+        receive_interval: float = 0.3,
+        transmit_interval: float = 0.3,
+        detect_multiplier: int = 3,
+        passive: bool = False,
+        minimum_ttl: int = 254,
+    ) -> BfdSettings: ...
+    @property
+    def receive_interval(self) -> float: ...
+    @property
+    def transmit_interval(self) -> float: ...
+    @property
+    def detect_multiplier(self) -> int: ...
+    @property
+    def passive(self) -> bool: ...
+    @property
+    def minimum_ttl(self) -> int: ...
+
+@final
+class BfdStatus:
+    """A peer's BFD session as the BFD thread last saw it: states, diagnostics in words, the transmit
+    interval in use and the detection time (None until the peer was heard) in seconds, counters since the
+    session started (`dropped`: packets refused for their TTL or contents; echo counters stay 0)."""
+
+    @property
+    def peer(self) -> str: ...
+    @property
+    def multihop(self) -> bool: ...
+    @property
+    def state(self) -> _BfdState: ...
+    @property
+    def remote_state(self) -> _BfdState: ...
+    @property
+    def local_diag(self) -> str: ...
+    @property
+    def remote_diag(self) -> str: ...
+    @property
+    def local_discriminator(self) -> int: ...
+    @property
+    def remote_discriminator(self) -> int: ...
+    @property
+    def transmit_interval(self) -> float: ...
+    @property
+    def detection_time(self) -> float | None: ...
+    @property
+    def control_sent(self) -> int: ...
+    @property
+    def control_received(self) -> int: ...
+    @property
+    def echo_sent(self) -> int: ...
+    @property
+    def echo_received(self) -> int: ...
+    @property
+    def up_events(self) -> int: ...
+    @property
+    def down_events(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
 
 class _BgpCounters(TypedDict):
     opens_sent: int
@@ -339,7 +409,8 @@ class BgpPeerStatus:
     are what routes carry (the session's local address, the same interface's address of the other family, or
     the configured ones). `last_error` says why the last attempt or session ended; `unsendable` why pending
     prefixes cannot be sent (family not agreed, no next hop). `prefixes_advertised` are held by the peer now.
-    `counters` count since the peer was added, across session resets.
+    `counters` count since the peer was added, across session resets. `bfd`: the peer's BFD session (None
+    without one); `held_by_bfd` while BFD keeps the session down after a path failure.
     """
 
     @property
@@ -384,10 +455,15 @@ class BgpPeerStatus:
     def prefixes_pending(self) -> int: ...
     @property
     def counters(self) -> _BgpCounters: ...
+    @property
+    def bfd(self) -> BfdStatus | None: ...
+    @property
+    def held_by_bfd(self) -> bool: ...
 
 @final
 class BgpEvent:
-    """One event of one session. "notification_received" is the peer refusing us (or ending the session),
+    """One event of one session. "bfd_up"/"bfd_down": the peer's BFD session changed (`reason` has the
+    diagnostic). "notification_received" is the peer refusing us (or ending the session),
     "notification_sent" us refusing it (or a Cease); `code`/`subcode` are the NOTIFICATION's, `reason` says it
     in words. "connect_failed": no TCP connection (an MD5 password mismatch looks like a time-out). `at` is on
     the clock of `time.monotonic()`.
@@ -414,7 +490,8 @@ class BgpSpeaker:
     With `netns` the thread enters /var/run/netns/NAME (CAP_SYS_ADMIN; BgpNetnsError, an OSError, if it
     cannot). Bad arguments raise ValueError, an unknown peer KeyError; either way nothing changes. Calls
     after stop() raise BgpError (a RuntimeError). stop() (and leaving the `with` block) sends a Cease to
-    every peer first.
+    every peer first, except to a peer that negotiated graceful restart (closed without one: it keeps our
+    routes), then a BFD AdminDown to every BFD peer.
     """
 
     def __new__(cls, *, netns: str | None = None) -> BgpSpeaker: ...
@@ -437,10 +514,13 @@ class BgpSpeaker:
         families: Sequence[Literal["ipv4", "ipv6"]] = ...,
         next_hop_v4: str | None = None,
         next_hop_v6: str | None = None,
+        graceful_restart: bool = False,
+        bfd: BfdSettings | None = None,
     ) -> bool:
         """Add a peer or reconfigure it; True if a session was (re)started. Same parameters: no-op; changed
-        session parameters: Cease 6/6, then a new session; only next hops changed: routes re-sent, no
-        reset."""
+        session parameters: Cease 6/6, then a new session; only next hops or BFD changed: no reset.
+        `graceful_restart`: RFC 4724 (stop() closes without a Cease; the peer keeps our routes). `bfd`: a BFD
+        session whose failure ends the BGP session at once and holds it until BFD is up again."""
     def remove_peer(self, name: str) -> bool:
         """Cease 6/3 ("peer de-configured"), close, forget the peer; whether it existed."""
     def set_routes(self, peer: str, routes: Mapping[str, BgpRoute]) -> None:

@@ -12,6 +12,7 @@ import pytest
 from metallb_py.config import Config, load_config, load_objects
 from metallb_py.speaker.bgpplan import (
     DEFAULT_HOLD_TIME,
+    BfdTimers,
     BgpService,
     PeerSession,
     Route,
@@ -50,6 +51,10 @@ def peer(name: str = "r1", **spec: Any) -> dict[str, Any]:
 
 def adv(name: str = "adv", **spec: Any) -> dict[str, Any]:
     return obj("BGPAdvertisement", name, spec)
+
+
+def bfd_profile(name: str, **spec: Any) -> dict[str, Any]:
+    return obj("BFDProfile", name, spec)
 
 
 def config(*docs: dict[str, Any]) -> Config:
@@ -214,7 +219,7 @@ def test_connect_time_and_the_add_peer_arguments() -> None:
     ).sessions
     assert timed.connect_time == 5.0 and timed.kwargs()["connect_time"] == 5.0
     assert "connect_time" not in untimed.kwargs()  # the speaker's default holds
-    field_names = {f.name for f in dataclasses.fields(PeerSession)} - {"name", "address"}
+    field_names = {f.name for f in dataclasses.fields(PeerSession)} - {"name", "address", "bfd"}
     assert set(timed.kwargs()) == field_names
     assert timed.kwargs()["password"] == "s3cret" and "s3cret" not in repr(timed)
 
@@ -313,7 +318,6 @@ def test_password_secret_is_read_from_metallbs_namespace() -> None:
     [
         pytest.param({"vrf": "red"}, "spec.vrf", id="vrf"),
         pytest.param({"peerAddress": None, "interface": "eth1"}, "spec.interface", id="interface"),
-        pytest.param({"bfdProfile": "fast"}, "spec.bfdProfile", id="bfd"),
         pytest.param({"sourceAddress": "2001:db8:ff::11"}, "spec.sourceAddress", id="source-family"),
     ],
 )
@@ -326,10 +330,49 @@ def test_what_cannot_be_honoured_leaves_the_peer_out_naming_the_field(
     assert result.problems["r1"].startswith(f'BGPPeer "r1" is not used: {field}: ')
 
 
-def test_graceful_restart_is_a_note_not_a_refusal() -> None:
-    result = plan_sessions(config(peer(enableGracefulRestart=True)))
-    assert [s.name for s in result.sessions] == ["r1"]
-    assert result.notes["r1"][0].startswith("spec.enableGracefulRestart")
+def test_graceful_restart_is_offered_when_the_peer_asks() -> None:
+    result = plan_sessions(config(peer(enableGracefulRestart=True), peer("r2", peerAddress="192.0.2.2")))
+    assert result.notes == {}
+    r1, r2 = result.session("r1"), result.session("r2")
+    assert r1 is not None and r1.graceful_restart and r1.kwargs()["graceful_restart"] is True
+    assert r2 is not None and not r2.graceful_restart
+
+
+def test_bfd_profile_gives_the_session_its_timers_with_metallbs_defaults() -> None:
+    cfg = config(
+        peer(bfdProfile="fast"),
+        peer("r2", peerAddress="192.0.2.2", bfdProfile="plain"),
+        peer("r3", peerAddress="192.0.2.3", bfdProfile="hop", ebgpMultiHop=True),
+        peer("r4", peerAddress="192.0.2.4"),
+        bfd_profile("fast", receiveInterval=50, transmitInterval=60, detectMultiplier=5, passiveMode=True),
+        bfd_profile("plain"),
+        bfd_profile("hop", minimumTtl=250),
+    )
+    result = plan_sessions(cfg)
+    assert result.problems == {} and result.notes == {}
+    by_name = {s.name: s.bfd for s in result.sessions}
+    assert by_name["r1"] == BfdTimers(0.05, 0.06, 5, passive=True, minimum_ttl=254, multihop=False)
+    assert by_name["r2"] == BfdTimers(0.3, 0.3, 3, passive=False, minimum_ttl=254, multihop=False)
+    assert by_name["r3"] == BfdTimers(0.3, 0.3, 3, passive=False, minimum_ttl=250, multihop=True)
+    assert by_name["r4"] is None
+    assert "bfd" not in result.session("r1").kwargs()
+    assert by_name["r1"].settings_kwargs() == {
+        "receive_interval": 0.05,
+        "transmit_interval": 0.06,
+        "detect_multiplier": 5,
+        "passive": True,
+        "minimum_ttl": 254,
+    }
+
+
+def test_bfd_echo_mode_is_a_clear_note_and_bfd_still_runs() -> None:
+    cfg = config(peer(bfdProfile="echo"), bfd_profile("echo", echoMode=True, echoInterval=20))
+    result = plan_sessions(cfg)
+    session = result.session("r1")
+    assert session is not None and session.bfd == BfdTimers()
+    (note,) = result.notes["r1"]
+    assert note.startswith('spec.bfdProfile: BFDProfile "echo" sets echoMode, which metallb-py does not')
+    assert "asynchronous mode only" in note
 
 
 def test_v1beta1_peer_gives_the_same_session() -> None:

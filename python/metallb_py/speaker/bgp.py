@@ -7,7 +7,7 @@ sends UPDATEs and never resets a session; a removed BGPPeer gets a Cease. A sibl
 shape: `elect_and_apply` per round, `withdraw_all` when the speaker is isolated or stops, `announced` and
 `wanted_statuses` for the metrics and the status reporter.
 
-A peer that cannot be used as configured (bgpplan's `problems`: vrf, interface, bfdProfile, a missing
+A peer that cannot be used as configured (bgpplan's `problems`: vrf, interface, a missing BFDProfile or
 password Secret) is left out with an error log line and a Warning Event on the BGPPeer, once per distinct
 message; the other peers are unaffected.
 """
@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from metallb_py._core import BgpRoute
+from metallb_py._core import BfdSettings, BgpRoute
 from metallb_py.config.model import Config
 from metallb_py.speaker.bgpplan import (
     BgpService,
@@ -127,7 +127,8 @@ class Bgp:
         self._publish({}, {})
 
     def stop(self) -> None:
-        """Ends every session with a Cease (the routers drop our routes at once)."""
+        """Ends every session with a Cease (the routers drop our routes at once), except those that negotiated
+        graceful restart: they close without one, and their routers keep our routes until we are back."""
         self.speaker.stop()
 
     # -- what is advertised ----------------------------------------------------------------------------------
@@ -169,6 +170,8 @@ class Bgp:
             if current.get(name) == session:
                 continue
             args: dict[str, Any] = session.kwargs()
+            if session.bfd is not None:
+                args["bfd"] = BfdSettings(**session.bfd.settings_kwargs())
             try:
                 restarted = self.speaker.add_peer(name, session.address, **args)
             except ValueError as exc:

@@ -18,9 +18,14 @@ Sessions
   fallback: the CRC-32 of the node name.
 - `password`, or the `password` key of the `kubernetes.io/basic-auth` Secret `passwordSecret` names, which
   MetalLB reads from its own namespace whatever the reference says.
+- `bfdProfile`: a BFD session beside the BGP session (`BfdTimers`), single-hop, or multihop for an
+  `ebgpMultiHop` peer (as MetalLB's FRR mode), with MetalLB's defaults for what the profile leaves unset
+  (300 ms, 300 ms, x3, minimum TTL 254). Echo mode is not implemented: `echoMode: true` is a note (an error
+  message saying BFD runs without echo), not a refusal, since the control packets detect the same failure.
+- `enableGracefulRestart`: the session offers graceful restart (RFC 4724).
 - What the speaker cannot honour leaves that peer out with a message naming the field (`problems`): `vrf`,
-  `interface` (unnumbered BGP), `bfdProfile` (BFD is not there yet), a Secret that is missing or unusable,
-  a source address of the other family. Other peers are unaffected. What it honours differently is a `note`.
+  `interface` (unnumbered BGP), a Secret that is missing or unusable, a source address of the other
+  family. Other peers are unaffected. What it honours differently is a `note`.
 
 Routes (per Service, checked in MetalLB's order; the first failure is the Service's `Skip` reason)
 - a BGPAdvertisement of the Service's pool must select this node (`notOwner`), and one must select both the
@@ -56,7 +61,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
-from metallb_py.config.model import BGPAdvertisement, BGPCommunity, BGPPeer, Config
+from metallb_py.config.model import BFDProfile, BGPAdvertisement, BGPCommunity, BGPPeer, Config
 from metallb_py.config.reader import quote
 from metallb_py.speaker.election import EXCLUDE_FROM_LB_LABEL, EndpointSlice, Node, can_serve
 from metallb_py.speaker.objects import l2_service_from_api
@@ -175,12 +180,55 @@ def secret_from_api(obj: Mapping[str, Any]) -> tuple[tuple[str, str], SecretData
 
 
 @dataclass(frozen=True)
+class BfdTimers:
+    """The BFD session of a peer, from its BFDProfile: the arguments of `metallb_py.BfdSettings`. Intervals in
+    seconds. `multihop` (RFC 5883) for an `ebgpMultiHop` peer, single-hop (RFC 5881) otherwise;
+    `minimum_ttl` applies to multihop only."""
+
+    receive_interval: float = 0.3
+    transmit_interval: float = 0.3
+    detect_multiplier: int = 3
+    passive: bool = False
+    minimum_ttl: int = 254
+    multihop: bool = False
+
+    def settings_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `metallb_py.BfdSettings`."""
+        return {
+            "receive_interval": self.receive_interval,
+            "transmit_interval": self.transmit_interval,
+            "detect_multiplier": self.detect_multiplier,
+            "passive": self.passive,
+            "minimum_ttl": self.minimum_ttl,
+        }
+
+
+def bfd_timers(profile: BFDProfile, *, multihop: bool) -> BfdTimers:
+    """A profile's BFD session, MetalLB's defaults for what it leaves unset."""
+    default = BfdTimers()
+
+    def seconds(ms: int | None, fallback: float) -> float:
+        return ms / 1000.0 if ms else fallback
+
+    return BfdTimers(
+        receive_interval=seconds(profile.receive_interval, default.receive_interval),
+        transmit_interval=seconds(profile.transmit_interval, default.transmit_interval),
+        detect_multiplier=profile.detect_multiplier or default.detect_multiplier,
+        passive=profile.passive_mode,
+        minimum_ttl=profile.minimum_ttl or default.minimum_ttl,
+        multihop=multihop,
+    )
+
+
+@dataclass(frozen=True)
 class PeerSession:
     """One BGP session of this node: the arguments of `BgpSpeaker.add_peer(name, address, **kwargs())`.
 
     `my_asn` is the AS the session presents (`localASN` when the BGPPeer sets it). Durations are seconds.
     `next_hop_v4`/`next_hop_v6` are None for the session's own family (the speaker uses the session's local
-    address), and the node's address of the other family when both families are carried.
+    address), and the node's address of the other family when both families are carried. `bfd`: what the
+    caller passes as `bfd=BfdSettings(**bfd.settings_kwargs())` beside `kwargs()` (this module makes no
+    speaker objects).
     """
 
     name: str
@@ -199,6 +247,8 @@ class PeerSession:
     families: tuple[str, ...] = (IPV4, IPV6)
     next_hop_v4: str | None = None
     next_hop_v6: str | None = None
+    graceful_restart: bool = False
+    bfd: BfdTimers | None = None
 
     @property
     def ibgp(self) -> bool:
@@ -208,7 +258,8 @@ class PeerSession:
         return self.peer_asn == self.my_asn
 
     def kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of `add_peer`; connect_time only when set (else the speaker's default)."""
+        """The keyword arguments of `add_peer` but `bfd`; connect_time only when set (else the speaker's
+        default)."""
         args: dict[str, Any] = {
             "my_asn": self.my_asn,
             "peer_asn": self.peer_asn,
@@ -223,6 +274,7 @@ class PeerSession:
             "families": self.families,
             "next_hop_v4": self.next_hop_v4,
             "next_hop_v6": self.next_hop_v6,
+            "graceful_restart": self.graceful_restart,
         }
         if self.connect_time is not None:
             args["connect_time"] = self.connect_time
@@ -259,11 +311,12 @@ def sessions(config: Config, node: Node, node_addresses: Iterable[str], secrets:
     problems: dict[str, str] = {}
     notes: dict[str, tuple[str, ...]] = {}
     not_selected: list[str] = []
+    profiles = {p.name: p for p in config.bfd_profiles}
     for peer in sorted(config.bgp_peers, key=lambda p: p.name):
         if not peer.selects_node(node.labels):
             not_selected.append(peer.name)
             continue
-        session, wrong, noted = _session(peer, node.name, first, secrets, config.namespace)
+        session, wrong, noted = _session(peer, node.name, first, secrets, config.namespace, profiles=profiles)
         if noted:
             notes[peer.name] = tuple(noted)
         if session is None:
@@ -279,6 +332,8 @@ def _session(
     first: Mapping[int, str | None],
     secrets: Secrets,
     namespace: str,
+    *,
+    profiles: Mapping[str, BFDProfile],
 ) -> tuple[PeerSession | None, list[str], list[str]]:
     wrong: list[str] = []
     noted: list[str] = []
@@ -288,8 +343,21 @@ def _session(
         )
     if peer.vrf is not None:
         wrong.append("spec.vrf: sessions from a VRF are not supported yet; remove vrf")
+    bfd = None
     if peer.bfd_profile is not None:
-        wrong.append("spec.bfdProfile: BFD is not supported yet; remove bfdProfile to peer without it")
+        profile = profiles.get(peer.bfd_profile)
+        if profile is None:
+            # The loader refuses a config whose peer names a missing profile; a plan made without one is not
+            # worth a session without the BFD the peer asked for.
+            wrong.append(f"spec.bfdProfile: BFDProfile {quote(peer.bfd_profile)} does not exist; create it")
+        else:
+            bfd = bfd_timers(profile, multihop=peer.ebgp_multihop)
+            if profile.echo_mode:
+                noted.append(
+                    f"spec.bfdProfile: BFDProfile {quote(profile.name)} sets echoMode, which metallb-py does "
+                    "not implement: BFD runs in asynchronous mode only (control packets, no echo packets), "
+                    "which detects the same failures; set echoMode: false to silence this"
+                )
     password = peer.password
     if peer.password_secret is not None:
         password = _secret_password(peer, secrets, namespace, wrong, noted)
@@ -297,10 +365,6 @@ def _session(
         noted.append(
             "spec.disableMP is deprecated and has no effect, as in MetalLB: each session carries its own "
             "address family (dualStackAddressFamily carries both)"
-        )
-    if peer.enable_graceful_restart:
-        noted.append(
-            "spec.enableGracefulRestart: graceful restart is not supported yet; the session runs without"
         )
     if peer.peer_address is None:
         return None, wrong, noted
@@ -349,6 +413,8 @@ def _session(
             families=tuple(sorted(families)),
             next_hop_v4=next_hops[IPV4],
             next_hop_v6=next_hops[IPV6],
+            graceful_restart=peer.enable_graceful_restart,
+            bfd=bfd,
         ),
         wrong,
         noted,

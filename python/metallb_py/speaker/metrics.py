@@ -8,6 +8,10 @@
   ..._received, notifications, keepalives, route refresh, updates received, totals) {peer="address:port"}: the
   BGP speaker's sessions, read at scrape time. metallb_py_bgp_connect_failures_total and
   metallb_py_bgp_notifications_received_total count a peer refusing us.
+- metallb_bfd_session_up, metallb_bfd_control_packet_input / _output, metallb_bfd_echo_packet_input / _output
+  (always 0: no echo mode), metallb_bfd_session_up_events / _down_events {peer="address",vrf="default"}: the
+  BFD sessions of the BGP peers that have a bfdProfile, under the names of MetalLB's FRR mode (its
+  zebra_notifications has no counterpart here).
 - metallb_py_speaker_members_alive, metallb_py_speaker_isolated_bool: the gossip's view.
 - metallb_k8s_client_config_loaded_bool, metallb_k8s_client_config_stale_bool: a configuration is in force;
   the last one seen was refused (the one in force, if any, is older), as MetalLB's speaker exports them.
@@ -73,12 +77,28 @@ _BGP_TOTALS = (
 )
 
 
-def _counter(name: str, help_text: str) -> CounterMetricFamily | UnknownMetricFamily:
+_BFD_COUNTERS = (
+    ("metallb_bfd_control_packet_input", "control_received", "Number of received BFD control packets"),
+    ("metallb_bfd_control_packet_output", "control_sent", "Number of sent BFD control packets"),
+    ("metallb_bfd_echo_packet_input", "echo_received", "Number of received BFD echo packets"),
+    ("metallb_bfd_echo_packet_output", "echo_sent", "Number of sent BFD echo packets"),
+    ("metallb_bfd_session_up_events", "up_events", "Number of BFD session up events"),
+    ("metallb_bfd_session_down_events", "down_events", "Number of BFD session down events"),
+)
+_BFD_LABELS = ["peer", "vrf"]
+# MetalLB's FRR mode labels BFD sessions with FRR's VRF name; sessions here are in the default one.
+_DEFAULT_VRF = "default"
+
+
+def _counter(
+    name: str, help_text: str, labels: list[str] | None = None
+) -> CounterMetricFamily | UnknownMetricFamily:
     """A counter under MetalLB's exact name: prometheus_client appends `_total` to a counter's samples, so a
     MetalLB counter whose name lacks it (metallb_bgp_opens_sent) is exposed untyped, keeping its name."""
+    labels = labels or ["peer"]
     if name.endswith("_total"):
-        return CounterMetricFamily(name, help_text, labels=["peer"])
-    return UnknownMetricFamily(name, help_text, labels=["peer"])
+        return CounterMetricFamily(name, help_text, labels=labels)
+    return UnknownMetricFamily(name, help_text, labels=labels)
 
 
 class _BgpCollector(Collector):
@@ -116,6 +136,18 @@ class _BgpCollector(Collector):
                 c = p.counters
                 kinds = ("opens", "updates", "keepalives", "notifications", "route_refresh")
                 family.add_metric([label], sum(int(c[f"{k}_{direction}"]) for k in kinds))
+            yield family
+        sessions = [(str(p.address), p.bfd) for _, p in peers if p.bfd is not None]
+        bfd_up = GaugeMetricFamily(
+            "metallb_bfd_session_up", "BFD session state (1 is up, 0 is down)", labels=_BFD_LABELS
+        )
+        for address, bfd in sessions:
+            bfd_up.add_metric([address, _DEFAULT_VRF], 1 if bfd.state == "Up" else 0)
+        yield bfd_up
+        for name, key, help_text in _BFD_COUNTERS:
+            family = _counter(name, help_text, _BFD_LABELS)
+            for address, bfd in sessions:
+                family.add_metric([address, _DEFAULT_VRF], int(getattr(bfd, key)))
             yield family
 
 

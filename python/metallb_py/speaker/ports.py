@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-from metallb_py._core import BgpEvent, BgpPeerStatus, BgpRoute
+from metallb_py._core import BfdSettings, BgpEvent, BgpPeerStatus, BgpRoute
 
 __all__ = ["BgpSessions", "ClusterView", "L2Responder", "MemberEvent", "Members"]
 
@@ -51,6 +51,8 @@ class BgpSessions(Protocol):
         families: Sequence[Literal["ipv4", "ipv6"]] = ...,
         next_hop_v4: str | None = None,
         next_hop_v6: str | None = None,
+        graceful_restart: bool = False,
+        bfd: BfdSettings | None = None,
     ) -> bool: ...
     def remove_peer(self, name: str) -> bool: ...
     def set_routes(self, peer: str, routes: Mapping[str, BgpRoute]) -> None: ...

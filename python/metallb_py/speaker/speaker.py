@@ -188,7 +188,9 @@ def stop_announcing(
 ) -> None:
     """The order of a stop, which matters: no round may run once this member has left (alone in its view,
     it would claim every address); the peers take over as soon as it leaves, so it stops answering at once,
-    and ends its BGP sessions (a Cease: the routers drop its routes without waiting for a hold time)."""
+    and ends its BGP sessions (a Cease: the routers drop its routes without waiting for a hold time; a
+    session that negotiated graceful restart closes without one, so that its router keeps the routes
+    while this speaker restarts)."""
     rounds.stop(timeout)
     if members is not None and graceful:
         members.leave()
@@ -505,6 +507,12 @@ class Speaker:
         elif kind == "connect_failed":
             log.warning("BGP peer unreachable; retrying with backoff", extra=extra)
             reason, type_, text = "BGPConnectFailed", "Warning", f"cannot connect: {event.reason}"
+        elif kind == "bfd_up":
+            log.info("BFD session up", extra=extra)
+            reason, type_, text = "BFDSessionUp", "Normal", event.reason
+        elif kind == "bfd_down":
+            log.warning("BFD session down", extra=extra)
+            reason, type_, text = "BFDSessionDown", "Warning", event.reason
         else:
             log.info("BGP NOTIFICATION sent", extra=extra)
             return

@@ -7,10 +7,14 @@ use std::time::Duration;
 pub use metallb_core::bgp::fsm::PeerAsn;
 use metallb_core::bgp::fsm::{SessionConfig, MAX_CONNECT_RETRY};
 use metallb_core::bgp::message::{AS_TRANS, BGP_PORT};
-use metallb_core::bgp::{Afi, Safi};
+use metallb_core::bgp::{Afi, GracefulRestart, Safi};
 use metallb_sys::syscall::TCP_MD5_MAX_KEY_LEN;
 
-use crate::BgpError;
+use crate::{BfdSettings, BgpError};
+
+/// The restart time we advertise with graceful restart (RFC 4724): how long a peer keeps our routes after
+/// the session went down without a NOTIFICATION. FRR's default, which MetalLB's FRR mode uses.
+pub const GRACEFUL_RESTART_TIME: u16 = 120;
 
 /// The address families a session carries (multiprotocol capabilities in the OPEN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +73,15 @@ pub struct PeerConfig {
     /// other family). Changing them re-sends the routes; it does not reset the session.
     pub next_hop_v4: Option<Ipv4Addr>,
     pub next_hop_v6: Option<Ipv6Addr>,
+    /// Graceful restart (RFC 4724, MetalLB's `enableGracefulRestart`): the capability with restart time
+    /// [`GRACEFUL_RESTART_TIME`] and the forwarding-state bit for every family (the node keeps forwarding
+    /// while the speaker restarts), End-of-RIB after the initial table, and a speaker stop that closes the
+    /// session without a NOTIFICATION, so that the peer keeps our routes until we are back.
+    pub graceful_restart: bool,
+    /// BFD to the peer (MetalLB's `bfdProfile`): single-hop, or multihop with `ebgp_multihop`. BFD going
+    /// down ends the session at once and holds it until BFD is up again. Changing it never resets the BGP
+    /// session (the BFD session changes its timers with a poll sequence).
+    pub bfd: Option<BfdSettings>,
 }
 
 impl PeerConfig {
@@ -90,6 +103,8 @@ impl PeerConfig {
             families: Families::BOTH,
             next_hop_v4: None,
             next_hop_v6: None,
+            graceful_restart: false,
+            bfd: None,
         }
     }
 
@@ -125,13 +140,21 @@ impl PeerConfig {
             seed ^= u64::from(byte).rotate_left((i % 8) as u32 * 8);
         }
         session.jitter_seed = seed ^ u64::from(self.port);
+        if self.graceful_restart {
+            session.graceful_restart = Some(GracefulRestart {
+                restarting: false,
+                restart_time: GRACEFUL_RESTART_TIME,
+                families: session.families.iter().map(|&(afi, safi)| (afi, safi, true)).collect(),
+            });
+        }
         session
     }
 
     /// Whether `other` describes the same session, so that the running one can stay up: everything but the
-    /// next hops (a route matter) must match.
+    /// next hops (a route matter) and BFD (its own session beside this one; timers change in flight by a
+    /// poll sequence) must match.
     pub fn same_session(&self, other: &PeerConfig) -> bool {
-        let routes_only = |c: &PeerConfig| PeerConfig { next_hop_v4: None, next_hop_v6: None, ..c.clone() };
+        let routes_only = |c: &PeerConfig| PeerConfig { next_hop_v4: None, next_hop_v6: None, bfd: None, ..c.clone() };
         routes_only(self) == routes_only(other)
     }
 
@@ -209,6 +232,9 @@ impl PeerConfig {
         if let Some(hop) = self.next_hop_v6 {
             check_unicast("next_hop_v6", IpAddr::V6(hop))?;
         }
+        if let Some(bfd) = &self.bfd {
+            check_bfd(bfd)?;
+        }
         // The state machine's own checks, in case it knows more.
         self.session_config().validate().map_err(|err| err.to_string())
     }
@@ -223,6 +249,22 @@ fn check_asn(what: &str, asn: u32) -> Result<(), String> {
         u32::MAX => Err(format!("{what} {asn} is reserved (RFC 7300)")),
         _ => Ok(()),
     }
+}
+
+/// MetalLB's BFDProfile bounds: intervals 10 ms to 60 s, detect multiplier 2 to 255, minimum TTL 1 to 254.
+fn check_bfd(bfd: &BfdSettings) -> Result<(), String> {
+    for (what, interval) in [("receive_interval", bfd.receive_interval), ("transmit_interval", bfd.transmit_interval)] {
+        if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
+            return Err(format!("bfd {what} {interval:?} is out of range: use 10 ms to 60 s"));
+        }
+    }
+    if bfd.detect_multiplier < 2 {
+        return Err(format!("bfd detect_multiplier {} is out of range: use 2 to 255", bfd.detect_multiplier));
+    }
+    if bfd.minimum_ttl == 0 || bfd.minimum_ttl == 255 {
+        return Err(format!("bfd minimum_ttl {} is out of range: use 1 to 254", bfd.minimum_ttl));
+    }
+    Ok(())
 }
 
 fn check_unicast(what: &str, addr: IpAddr) -> Result<(), String> {
@@ -287,6 +329,21 @@ mod tests {
             (PeerConfig { password: Some("k".repeat(81)), ..peer() }, "at most 80"),
             (PeerConfig { families: Families { ipv4: false, ipv6: false }, ..peer() }, "families is empty"),
             (PeerConfig { next_hop_v6: Some(Ipv6Addr::UNSPECIFIED), ..peer() }, "next_hop_v6 :: is not"),
+            (
+                PeerConfig {
+                    bfd: Some(BfdSettings { receive_interval: Duration::from_millis(5), ..BfdSettings::default() }),
+                    ..peer()
+                },
+                "bfd receive_interval 5ms is out of range",
+            ),
+            (
+                PeerConfig { bfd: Some(BfdSettings { detect_multiplier: 1, ..BfdSettings::default() }), ..peer() },
+                "detect_multiplier 1",
+            ),
+            (
+                PeerConfig { bfd: Some(BfdSettings { minimum_ttl: 255, ..BfdSettings::default() }), ..peer() },
+                "minimum_ttl 255",
+            ),
         ];
         for (config, fragment) in cases {
             let text = reason(config);
@@ -304,5 +361,22 @@ mod tests {
         assert!(a.same_session(&b));
         assert!(!a.same_session(&PeerConfig { password: Some("x".into()), ..peer() }));
         assert!(!a.same_session(&PeerConfig { families: Families { ipv4: true, ipv6: false }, ..peer() }));
+        // BFD (timers, on or off) leaves the BGP session alone; graceful restart is a new session.
+        let fast = BfdSettings { receive_interval: Duration::from_millis(50), ..BfdSettings::default() };
+        let with_bfd = PeerConfig { bfd: Some(BfdSettings::default()), ..peer() };
+        assert!(with_bfd.same_session(&PeerConfig { bfd: Some(fast), ..peer() }));
+        assert!(a.same_session(&with_bfd));
+        assert!(!a.same_session(&PeerConfig { graceful_restart: true, ..peer() }));
+    }
+
+    #[test]
+    fn graceful_restart_offers_restart_time_and_forwarding_state_for_each_family() {
+        let config = PeerConfig { graceful_restart: true, families: Families { ipv4: true, ipv6: false }, ..peer() };
+        let gr = config.session_config().graceful_restart.unwrap();
+        assert_eq!(
+            gr,
+            GracefulRestart { restarting: false, restart_time: 120, families: vec![(Afi::Ipv4, Safi::Unicast, true)] }
+        );
+        assert_eq!(peer().session_config().graceful_restart, None);
     }
 }

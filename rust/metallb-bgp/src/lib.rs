@@ -22,7 +22,7 @@ mod speaker;
 mod status;
 
 pub use bfd::{Bfd, BfdChange, BfdPeer, BfdSettings, BfdStatus};
-pub use config::{family_name, Families, PeerAsn, PeerConfig};
+pub use config::{family_name, Families, PeerAsn, PeerConfig, GRACEFUL_RESTART_TIME};
 pub use error::BgpError;
 pub use metallb_core::bgp::describe_notification;
 pub use metallb_core::bgp::fsm::{Negotiated, State};

@@ -130,15 +130,26 @@ pub(crate) struct Peer {
     codec: CodecOptions,
     /// The negotiated parameters while established (the routes are sent with them).
     established: Option<Negotiated>,
+    /// Routes were given (set, advertised or withdrawn) since the peer was added. With graceful restart
+    /// nothing is sent before: the End-of-RIB after an empty table would make a peer that kept our routes
+    /// across our restart drop them all.
+    routes_given: bool,
 }
 
 impl Peer {
     /// A peer whose session starts at once. The configuration was validated by the caller.
     pub fn start(config: PeerConfig, now: Instant, out: &mut Outbox) -> Peer {
-        Peer::restart(config, AdjRibOut::new(), Counters::default(), now, out)
+        Peer::restart(config, AdjRibOut::new(), Counters::default(), false, now, out)
     }
 
-    fn restart(config: PeerConfig, rib: AdjRibOut, counters: Counters, now: Instant, out: &mut Outbox) -> Peer {
+    fn restart(
+        config: PeerConfig,
+        rib: AdjRibOut,
+        counters: Counters,
+        routes_given: bool,
+        now: Instant,
+        out: &mut Outbox,
+    ) -> Peer {
         // PeerConfig::validate ran the state machine's own checks.
         let session = Session::new(config.session_config(), now).expect("a validated peer configuration");
         let next_hops = NextHops { v4: config.next_hop_v4, v6: config.next_hop_v6 };
@@ -152,6 +163,7 @@ impl Peer {
             next_hops,
             codec: CodecOptions::default(),
             established: None,
+            routes_given,
         };
         peer.feed(FsmEvent::Start, now, out);
         peer
@@ -198,15 +210,41 @@ impl Peer {
         for prefix in dropped {
             rib.withdraw(prefix);
         }
-        (Peer::restart(config, rib, counters, now, out), true)
+        (Peer::restart(config, rib, counters, true, now, out), true)
+    }
+
+    /// Ends the session at a speaker's stop: without a NOTIFICATION when both sides negotiated graceful
+    /// restart (the peer keeps our routes, as stale, until the restarted speaker sends them again and its
+    /// End-of-RIB), else with a Cease of `subcode` as [`Peer::stop`].
+    pub fn stop_for_restart(mut self, subcode: u8, now: Instant, out: &mut Outbox) {
+        let graceful = self.session.negotiated().is_some_and(|n| n.end_of_rib && n.peer_graceful_restart.is_some());
+        if graceful {
+            self.feed(FsmEvent::Abandon, now, out);
+            self.close(now, out);
+        } else {
+            self.stop(subcode, now, out);
+        }
+    }
+
+    /// What BFD says of the path to the peer: down ends the session at once (Cease "BFD down") and holds it
+    /// down; up lets it connect at once.
+    pub fn set_path(&mut self, up: bool, now: Instant, out: &mut Outbox) {
+        self.feed(if up { FsmEvent::PathUp } else { FsmEvent::PathDown }, now, out);
+    }
+
+    /// Whether BFD holds the session down.
+    pub fn path_down(&self) -> bool {
+        self.session.is_path_down()
     }
 
     pub fn set_routes(&mut self, routes: BTreeMap<Prefix, RouteAttrs>) {
+        self.routes_given = true;
         self.rib.set_wanted(routes);
         self.find_missing_next_hops();
     }
 
     pub fn advertise(&mut self, prefix: Prefix, route: RouteAttrs) {
+        self.routes_given = true;
         self.rib.advertise(prefix, route);
         self.find_missing_next_hops();
     }
@@ -223,6 +261,7 @@ impl Peer {
     }
 
     pub fn withdraw(&mut self, prefix: Prefix) -> bool {
+        self.routes_given = true;
         self.rib.withdraw(prefix)
     }
 
@@ -239,7 +278,7 @@ impl Peer {
             Conn::Open(s) => {
                 // Writable while bytes wait, and while UPDATEs wait to be built: pump() stops at the high-water
                 // mark, and without this the rest of a large table would wait for some unrelated wake-up.
-                let more = s.pending() > 0 || self.update_context().is_some_and(|c| self.rib.has_pending(&c));
+                let more = s.pending() > 0 || self.sendable_context().is_some_and(|c| self.rib.has_pending(&c));
                 Some((s.tcp.as_fd(), Interest { read: true, write: more }))
             }
         }
@@ -284,7 +323,7 @@ impl Peer {
 
     /// Builds UPDATEs while established and the queue has room, then writes what the socket takes.
     pub fn pump(&mut self, now: Instant, out: &mut Outbox) {
-        if let (Some(context), Conn::Open(_)) = (self.update_context(), &self.conn) {
+        if let (Some(context), Conn::Open(_)) = (self.sendable_context(), &self.conn) {
             while self.queued() < WRITE_HIGH_WATER && self.rib.has_pending(&context) {
                 let updates = self.rib.next_updates(&context, UPDATE_BATCH);
                 if updates.is_empty() {
@@ -317,7 +356,17 @@ impl Peer {
             prefixes_advertised: self.rib.sent_count(),
             prefixes_pending: self.rib.pending_count(),
             unsendable: self.unsendable(),
+            bfd: None,
+            held_by_bfd: self.session.is_path_down(),
         }
+    }
+
+    /// The context UPDATEs are built with, once they may go out (see `routes_given`).
+    fn sendable_context(&self) -> Option<UpdateContext> {
+        if self.config.graceful_restart && !self.routes_given {
+            return None;
+        }
+        self.update_context()
     }
 
     // --- the state machine
@@ -363,7 +412,7 @@ impl Peer {
         }
         let hint = self.hint(down);
         let event = Event::down(&self.config.name, down, hint, now);
-        if !matches!(down.reason, DownReason::Stopped { .. }) {
+        if !matches!(down.reason, DownReason::Stopped { .. } | DownReason::Abandoned) {
             self.last_error = Some(event.reason.clone());
         }
         out.events.push(event);

@@ -18,11 +18,13 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use metallb_core::bfd::packet::State as BfdState;
 use metallb_core::bgp::code;
 use metallb_core::bgp::Prefix;
 use metallb_sys::worker::{lock, panic_message};
 use metallb_sys::{EventFd, Interest, Poller};
 
+use crate::bfd::{Bfd, BfdChange, BfdPeer};
 use crate::config::{family_name, PeerConfig};
 use crate::peer::{Draining, Outbox, Peer, DRAIN_TIMEOUT};
 use crate::route::Route;
@@ -74,6 +76,10 @@ struct Shared {
     snapshot: Mutex<Vec<PeerStatus>>,
     events: Mutex<Events>,
     event_ready: Condvar,
+    /// The BFD thread, started with the first peer that has BFD (shared so that readers see its sessions).
+    bfd: Mutex<Option<Arc<Bfd>>>,
+    /// BFD state changes the BFD thread reported and this thread has not handled yet.
+    bfd_changes: Mutex<Vec<BfdChange>>,
 }
 
 type Reply<T> = SyncSender<Result<T, BgpError>>;
@@ -136,6 +142,8 @@ impl Speaker {
             snapshot: Mutex::new(Vec::new()),
             events: Mutex::new(Events::default()),
             event_ready: Condvar::new(),
+            bfd: Mutex::new(None),
+            bfd_changes: Mutex::new(Vec::new()),
         });
         let (command_tx, command_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -151,7 +159,7 @@ impl Speaker {
                             return;
                         }
                     }
-                    let mut worker = Worker::new(Arc::clone(&shared), command_rx, wake);
+                    let mut worker = Worker::new(Arc::clone(&shared), command_rx, wake, config.netns.clone());
                     let _ = ready_tx.send(Ok(()));
                     // A panic is a bug here, never the peers' doing: it is caught so that callers learn why
                     // the thread ended, the peers still get their Cease, and every waiter is released.
@@ -217,13 +225,26 @@ impl Speaker {
         self.call(|reply| Command::Withdraw { peer: peer.to_string(), prefix, reply })
     }
 
-    /// Every peer as the thread last saw it, by name.
+    /// Every peer as the thread last saw it, by name, with its BFD session as the BFD thread last saw it.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        lock(&self.shared.snapshot).clone()
+        let mut peers = lock(&self.shared.snapshot).clone();
+        self.add_bfd(&mut peers);
+        peers
     }
 
     pub fn peer(&self, name: &str) -> Option<PeerStatus> {
-        lock(&self.shared.snapshot).iter().find(|p| p.name == name).cloned()
+        let mut peer: Vec<PeerStatus> =
+            lock(&self.shared.snapshot).iter().filter(|p| p.name == name).cloned().collect();
+        self.add_bfd(&mut peer);
+        peer.pop()
+    }
+
+    fn add_bfd(&self, peers: &mut [PeerStatus]) {
+        let Some(bfd) = lock(&self.shared.bfd).clone() else { return };
+        let sessions = bfd.sessions();
+        for peer in peers {
+            peer.bfd = sessions.iter().find(|s| s.name == peer.name).cloned();
+        }
     }
 
     /// The next event, waiting up to `timeout` (`None`: until one comes or the speaker stops). `None` when
@@ -267,7 +288,8 @@ impl Speaker {
 
     /// Sends a Cease "administrative shutdown" to every peer with a session, waits (up to DRAIN_TIMEOUT,
     /// a second) until the peers took it and closed their side, closes the sockets and ends the thread.
-    /// Idempotent.
+    /// A session that negotiated graceful restart closes without the Cease instead: its peer keeps our
+    /// routes until a restarted speaker sends them again (a rolling update). Idempotent.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.wake.notify();
@@ -309,6 +331,7 @@ impl Drop for Speaker {
 }
 
 struct Worker {
+    netns: Option<String>,
     peers: BTreeMap<String, Peer>,
     draining: Vec<Draining>,
     out: Outbox,
@@ -318,8 +341,8 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(shared: Arc<Shared>, commands: Receiver<Command>, wake: Arc<EventFd>) -> Self {
-        Worker { peers: BTreeMap::new(), draining: Vec::new(), out: Outbox::default(), shared, commands, wake }
+    fn new(shared: Arc<Shared>, commands: Receiver<Command>, wake: Arc<EventFd>, netns: Option<String>) -> Self {
+        Worker { netns, peers: BTreeMap::new(), draining: Vec::new(), out: Outbox::default(), shared, commands, wake }
     }
 
     fn run(&mut self) -> Result<(), String> {
@@ -379,6 +402,7 @@ impl Worker {
             });
             if poller.is_ready(0) {
                 self.wake.drain();
+                self.follow_bfd(now);
                 while let Ok(command) = self.commands.try_recv() {
                     self.handle(command, now);
                 }
@@ -394,10 +418,12 @@ impl Worker {
     fn handle(&mut self, command: Command, now: Instant) {
         match command {
             Command::AddPeer { config, reply } => {
-                let result = Ok(self.add_peer(*config, now));
+                // BFD first: a peer whose BFD session cannot start is not added at all.
+                let result = self.set_bfd(&config).map(|()| self.add_peer(*config, now));
                 self.answer(reply, result);
             }
             Command::RemovePeer { name, reply } => {
+                self.remove_bfd(&name);
                 let removed = match self.peers.remove(&name) {
                     Some(peer) => {
                         peer.stop(code::CEASE_PEER_DECONFIGURED, now, &mut self.out);
@@ -442,6 +468,84 @@ impl Worker {
         }
     }
 
+    /// Starts, changes or ends the peer's BFD session to match its configuration.
+    fn set_bfd(&mut self, config: &PeerConfig) -> Result<(), BgpError> {
+        let Some(settings) = &config.bfd else {
+            self.remove_bfd(&config.name);
+            return Ok(());
+        };
+        let bfd = self.bfd()?;
+        let peer = BfdPeer {
+            peer: config.address,
+            local: config.source_address,
+            multihop: config.ebgp_multihop,
+            settings: settings.clone(),
+        };
+        bfd.set_session(&config.name, peer)
+    }
+
+    /// Ends the peer's BFD session if it has one; a BGP session BFD held down is free to connect.
+    fn remove_bfd(&mut self, name: &str) {
+        let bfd = lock(&self.shared.bfd).clone();
+        if let Some(bfd) = bfd {
+            // Only fails when the BFD thread is gone, which leaves no session to end.
+            let _ = bfd.remove_session(name);
+        }
+        let now = Instant::now();
+        if let Some(peer) = self.peers.get_mut(name) {
+            if peer.path_down() {
+                peer.set_path(true, now, &mut self.out);
+            }
+        }
+    }
+
+    /// The BFD thread, started in the speaker's namespace the first time a peer needs it. Its changes are
+    /// queued for this thread, which they wake.
+    fn bfd(&mut self) -> Result<Arc<Bfd>, BgpError> {
+        if let Some(bfd) = lock(&self.shared.bfd).clone() {
+            return Ok(bfd);
+        }
+        let (shared, wake) = (Arc::clone(&self.shared), Arc::clone(&self.wake));
+        let on_change = Box::new(move |change: BfdChange| {
+            lock(&shared.bfd_changes).push(change);
+            wake.notify();
+        });
+        let bfd = Arc::new(Bfd::start(self.netns.as_deref(), on_change)?);
+        *lock(&self.shared.bfd) = Some(Arc::clone(&bfd));
+        Ok(bfd)
+    }
+
+    /// Applies what BFD reported: up lets a held session connect at once; a path that failed (down from
+    /// up, and not the peer's own administrative down, which RFC 5882 says is no failure) ends the BGP
+    /// session and holds it until BFD is up again.
+    fn follow_bfd(&mut self, now: Instant) {
+        let changes = std::mem::take(&mut *lock(&self.shared.bfd_changes));
+        if changes.is_empty() {
+            return;
+        }
+        let bfd = lock(&self.shared.bfd).clone();
+        for change in changes {
+            let Some(peer) = self.peers.get_mut(&change.name) else { continue };
+            let remote_admin_down = || {
+                bfd.as_ref()
+                    .and_then(|b| b.session(&change.name))
+                    .is_some_and(|s| s.remote_state == BfdState::AdminDown)
+            };
+            let held = if change.to == BfdState::Up {
+                peer.set_path(true, now, &mut self.out);
+                false
+            } else if change.from == BfdState::Up && change.to == BfdState::Down && !remote_admin_down() {
+                peer.set_path(false, now, &mut self.out);
+                true
+            } else {
+                false
+            };
+            if change.to == BfdState::Up || change.from == BfdState::Up {
+                self.out.events.push(Event::bfd(&change, held, now));
+            }
+        }
+    }
+
     fn add_peer(&mut self, config: PeerConfig, now: Instant) -> AddOutcome {
         let name = config.name.clone();
         match self.peers.remove(&name) {
@@ -450,7 +554,9 @@ impl Worker {
                 AddOutcome::Added
             }
             Some(peer) => {
-                let unchanged = peer.config == config;
+                // BFD settings are the BFD thread's (set_bfd applied them): not a change of this session.
+                let unchanged =
+                    PeerConfig { bfd: None, ..peer.config.clone() } == PeerConfig { bfd: None, ..config.clone() };
                 let (peer, restarted) = peer.reconfigure(config, now, &mut self.out);
                 self.peers.insert(name, peer);
                 match (unchanged, restarted) {
@@ -503,10 +609,15 @@ impl Worker {
     fn shut_down(&mut self) {
         let now = Instant::now();
         for (_, peer) in std::mem::take(&mut self.peers) {
-            peer.stop(code::CEASE_ADMINISTRATIVE_SHUTDOWN, now, &mut self.out);
+            peer.stop_for_restart(code::CEASE_ADMINISTRATIVE_SHUTDOWN, now, &mut self.out);
         }
         self.settle(now);
         self.publish();
+        // After the BGP sessions: BFD's AdminDown tells the peers that this is no path failure.
+        let bfd = lock(&self.shared.bfd).take();
+        if let Some(bfd) = bfd {
+            bfd.stop();
+        }
         let deadline = now + DRAIN_TIMEOUT;
         let mut poller = Poller::new(&[]);
         while !self.draining.is_empty() {

@@ -4,10 +4,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use metallb_core::bfd::packet::State as BfdState;
 use metallb_core::bgp::fsm::{Down, DownReason, Negotiated, State};
 use metallb_core::bgp::{code, describe_notification};
 use metallb_core::bgp::{Message, Notification};
 
+use crate::bfd::{BfdChange, BfdStatus};
 use crate::nexthop::NextHops;
 
 /// Messages and prefixes, counted since the peer was added (they survive session resets).
@@ -96,7 +98,7 @@ fn prefix_counts(update: &metallb_core::bgp::Update) -> (u64, u64) {
 }
 
 /// One peer as the thread last saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PeerStatus {
     pub name: String,
     /// The peer's address and port.
@@ -120,6 +122,10 @@ pub struct PeerStatus {
     pub prefixes_pending: usize,
     /// Why some pending prefixes cannot be sent on the established session (family not agreed, no next hop).
     pub unsendable: Option<String>,
+    /// The peer's BFD session, when it has one (as the BFD thread last saw it).
+    pub bfd: Option<BfdStatus>,
+    /// BFD declared the path down: the session stays down until BFD is up again.
+    pub held_by_bfd: bool,
 }
 
 /// What happened to a session.
@@ -139,6 +145,11 @@ pub enum EventKind {
     /// We sent a NOTIFICATION (we refused the peer, its hold timer expired, or a Cease). Followed by a
     /// `Down`.
     NotificationSent,
+    /// The peer's BFD session came up (the BGP session may connect).
+    BfdUp,
+    /// The peer's BFD session went down: see `reason` (the diagnostic). When the path failed, the BGP
+    /// session ends with a Cease "BFD down" and waits for BFD.
+    BfdDown,
 }
 
 impl EventKind {
@@ -149,6 +160,8 @@ impl EventKind {
             EventKind::ConnectFailed => "connect_failed",
             EventKind::NotificationReceived => "notification_received",
             EventKind::NotificationSent => "notification_sent",
+            EventKind::BfdUp => "bfd_up",
+            EventKind::BfdDown => "bfd_down",
         }
     }
 }
@@ -191,9 +204,20 @@ impl Event {
         }
     }
 
+    /// A change of the peer's BFD session; `held` when it holds the BGP session down.
+    pub(crate) fn bfd(change: &BfdChange, held: bool, at: Instant) -> Event {
+        let (kind, reason) = if change.to == BfdState::Up {
+            (EventKind::BfdUp, format!("BFD session up (was {})", change.from))
+        } else {
+            let effect = if held { "; the BGP session waits for BFD" } else { "" };
+            (EventKind::BfdDown, format!("BFD session {} ({}){effect}", change.to, change.diag))
+        };
+        Event { peer: change.name.clone(), kind, reason, notification: None, at }
+    }
+
     /// The event of a `Down` action: a failed attempt, or the end of a connection.
     pub(crate) fn down(peer: &str, down: &Down, hint: Option<&str>, at: Instant) -> Event {
-        let stopped = matches!(down.reason, DownReason::Stopped { .. });
+        let stopped = matches!(down.reason, DownReason::Stopped { .. } | DownReason::PathDown | DownReason::Abandoned);
         let kind = if down.from == State::Connect && !stopped { EventKind::ConnectFailed } else { EventKind::Down };
         // Only a connection that got as far as TCP carried a NOTIFICATION.
         let notification = match &down.reason {
@@ -202,6 +226,7 @@ impl Event {
             }
             DownReason::HoldTimerExpired => Some((code::HOLD_TIMER_EXPIRED, code::UNSPECIFIC)),
             DownReason::Stopped { subcode } if down.from != State::Connect => Some((code::CEASE, *subcode)),
+            DownReason::PathDown if down.from != State::Connect => Some((code::CEASE, code::CEASE_BFD_DOWN)),
             _ => None,
         };
         let mut reason = down.reason.to_string();

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metallb_bgp::{
-    community_texts, family_name, parse_prefix, parse_route, Event, Families, PeerAsn, PeerConfig, PeerStatus, Prefix,
-    Route, Speaker, SpeakerConfig, State,
+    community_texts, family_name, parse_prefix, parse_route, BfdSettings as Settings, BfdStatus as RustBfdStatus,
+    Event, Families, PeerAsn, PeerConfig, PeerStatus, Prefix, Route, Speaker, SpeakerConfig, State,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -25,6 +25,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BgpSpeaker>()?;
     m.add_class::<BgpRoute>()?;
     m.add_class::<BgpPeerStatus>()?;
+    m.add_class::<BfdSettings>()?;
+    m.add_class::<BfdStatus>()?;
     m.add_class::<BgpEvent>()
 }
 
@@ -101,6 +103,145 @@ impl BgpRoute {
     }
 }
 
+/// A BGP peer's BFD session settings (MetalLB's BFDProfile): intervals in seconds (10 ms to 60 s),
+/// `detect_multiplier` 2 to 255, `passive` (wait for the peer's first packet), `minimum_ttl` (multihop only: a
+/// packet with a lower TTL is dropped). The defaults are MetalLB's: 0.3 s, 0.3 s, 3, active, 254.
+#[pyclass(module = "metallb_py._core", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub struct BfdSettings(Settings);
+
+#[pymethods]
+impl BfdSettings {
+    #[new]
+    #[pyo3(signature = (*, receive_interval = 0.3, transmit_interval = 0.3, detect_multiplier = 3, passive = false,
+        minimum_ttl = 254))]
+    fn new(
+        receive_interval: f64,
+        transmit_interval: f64,
+        detect_multiplier: i64,
+        passive: bool,
+        minimum_ttl: i64,
+    ) -> PyResult<Self> {
+        let small = |what: &str, value: i64, low: i64, high: i64| {
+            u8::try_from(value)
+                .ok()
+                .filter(|v| (low..=high).contains(&i64::from(*v)))
+                .ok_or_else(|| PyValueError::new_err(format!("{what} {value} is out of range: use {low} to {high}")))
+        };
+        let interval = |what: &str, value: f64| {
+            let d = seconds(what, value)?;
+            if d < Duration::from_millis(10) || d > Duration::from_secs(60) {
+                return Err(PyValueError::new_err(format!("{what} {value} s is out of range: use 0.01 to 60 s")));
+            }
+            Ok(d)
+        };
+        Ok(BfdSettings(Settings {
+            receive_interval: interval("receive_interval", receive_interval)?,
+            transmit_interval: interval("transmit_interval", transmit_interval)?,
+            detect_multiplier: small("detect_multiplier", detect_multiplier, 2, 255)?,
+            passive,
+            minimum_ttl: small("minimum_ttl", minimum_ttl, 1, 254)?,
+        }))
+    }
+
+    #[getter]
+    fn receive_interval(&self) -> f64 {
+        self.0.receive_interval.as_secs_f64()
+    }
+
+    #[getter]
+    fn transmit_interval(&self) -> f64 {
+        self.0.transmit_interval.as_secs_f64()
+    }
+
+    #[getter]
+    fn detect_multiplier(&self) -> u8 {
+        self.0.detect_multiplier
+    }
+
+    #[getter]
+    fn passive(&self) -> bool {
+        self.0.passive
+    }
+
+    #[getter]
+    fn minimum_ttl(&self) -> u8 {
+        self.0.minimum_ttl
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "BfdSettings(receive_interval={}, transmit_interval={}, detect_multiplier={}, passive={}, minimum_ttl={})",
+            self.0.receive_interval.as_secs_f64(),
+            self.0.transmit_interval.as_secs_f64(),
+            self.0.detect_multiplier,
+            py_bool(self.0.passive),
+            self.0.minimum_ttl
+        )
+    }
+}
+
+/// A peer's BFD session as the BFD thread last saw it. States are "AdminDown", "Down", "Init" or "Up";
+/// diagnostics in words; intervals in seconds (`detection_time` None until the peer was heard); counters
+/// since the session started (`dropped`: packets for it refused, for their TTL or contents).
+#[pyclass(module = "metallb_py._core", frozen, get_all)]
+pub struct BfdStatus {
+    peer: String,
+    multihop: bool,
+    state: String,
+    remote_state: String,
+    local_diag: String,
+    remote_diag: String,
+    local_discriminator: u32,
+    remote_discriminator: u32,
+    transmit_interval: f64,
+    detection_time: Option<f64>,
+    control_sent: u64,
+    control_received: u64,
+    echo_sent: u64,
+    echo_received: u64,
+    up_events: u64,
+    down_events: u64,
+    dropped: u64,
+}
+
+#[pymethods]
+impl BfdStatus {
+    fn __repr__(&self) -> String {
+        format!(
+            "BfdStatus(peer={}, state={}, remote_state={}, local_diag={}, transmit_interval={}, detection_time={})",
+            py_str(&self.peer),
+            py_str(&self.state),
+            py_str(&self.remote_state),
+            py_str(&self.local_diag),
+            self.transmit_interval,
+            self.detection_time.map_or_else(|| "None".to_string(), |d| d.to_string())
+        )
+    }
+}
+
+fn bfd_status(s: RustBfdStatus) -> BfdStatus {
+    BfdStatus {
+        peer: s.peer.to_string(),
+        multihop: s.multihop,
+        state: s.state.to_string(),
+        remote_state: s.remote_state.to_string(),
+        local_diag: s.local_diag.to_string(),
+        remote_diag: s.remote_diag.to_string(),
+        local_discriminator: s.local_discriminator,
+        remote_discriminator: s.remote_discriminator,
+        transmit_interval: s.transmit_interval.as_secs_f64(),
+        detection_time: s.detection_time.map(|d| d.as_secs_f64()),
+        control_sent: s.control_sent,
+        control_received: s.control_received,
+        echo_sent: s.echo_sent,
+        echo_received: s.echo_received,
+        up_events: s.up_events,
+        down_events: s.down_events,
+        dropped: s.dropped,
+    }
+}
+
 fn bgp_event(clock: &Clock, event: Event) -> BgpEvent {
     BgpEvent {
         peer: event.peer,
@@ -140,6 +281,8 @@ fn peer_status(clock: &Clock, py: Python<'_>, s: PeerStatus) -> PyResult<BgpPeer
         prefixes_advertised: s.prefixes_advertised,
         prefixes_pending: s.prefixes_pending,
         counters: counters.unbind(),
+        bfd: s.bfd.map(|b| Py::new(py, bfd_status(b))).transpose()?,
+        held_by_bfd: s.held_by_bfd,
     })
 }
 
@@ -155,7 +298,8 @@ fn state_name(state: State) -> &'static str {
 
 /// One session as the speaker's thread last saw it. `established_at` is on the clock of `time.monotonic()`;
 /// the negotiated fields (`peer_asn` ... `ibgp`) are None until the OPENs are exchanged. `counters` count
-/// since the peer was added, across session resets.
+/// since the peer was added, across session resets. `bfd` is the peer's BFD session (None without one);
+/// `held_by_bfd` while BFD keeps the session down after a path failure.
 #[pyclass(module = "metallb_py._core", frozen, get_all)]
 pub struct BgpPeerStatus {
     name: String,
@@ -179,6 +323,8 @@ pub struct BgpPeerStatus {
     prefixes_advertised: usize,
     prefixes_pending: usize,
     counters: Py<PyDict>,
+    bfd: Option<Py<BfdStatus>>,
+    held_by_bfd: bool,
 }
 
 #[pymethods]
@@ -197,7 +343,7 @@ impl BgpPeerStatus {
 }
 
 /// One event of one session: `kind` is "up", "down", "connect_failed", "notification_received" (the peer
-/// refused us or ended the session) or "notification_sent"; `code`/`subcode` are the NOTIFICATION's when one
+/// refused us or ended the session), "notification_sent", "bfd_up" or "bfd_down"; `code`/`subcode` are the NOTIFICATION's when one
 /// was involved, `reason` says it in words; `at` is on the clock of `time.monotonic()`.
 #[pyclass(module = "metallb_py._core", frozen, get_all)]
 pub struct BgpEvent {
@@ -257,10 +403,14 @@ impl BgpSpeaker {
     /// (re)started a session: a new peer, or changed session parameters (the old session gets a Cease "other
     /// configuration change" first). Same parameters: nothing happens. Only next hops changed: the routes are
     /// sent again with them, the session stays up. Routes of a family dropped from `families` are forgotten.
+    /// `graceful_restart` offers RFC 4724 graceful restart: stop() then closes the session without a Cease,
+    /// and the peer keeps our routes until a restarted speaker sends them again. `bfd` runs a BFD session
+    /// to the peer (multihop with `ebgp_multihop`): BFD down ends the BGP session at once and holds it until
+    /// BFD is up again. BFD settings and turning BFD on or off never reset the BGP session.
     #[pyo3(signature = (name, address, *, my_asn, peer_asn = None, dynamic_asn = None, router_id, port = 179,
         source_address = None, hold_time = 90.0, keepalive_time = None, connect_time = 10.0, password = None,
         ebgp_multihop = false, families = vec!["ipv4".to_string(), "ipv6".to_string()], next_hop_v4 = None,
-        next_hop_v6 = None))]
+        next_hop_v6 = None, graceful_restart = false, bfd = None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per option.
     fn add_peer(
         &self,
@@ -281,6 +431,8 @@ impl BgpSpeaker {
         families: Vec<String>,
         next_hop_v4: Option<&str>,
         next_hop_v6: Option<&str>,
+        graceful_restart: bool,
+        bfd: Option<BfdSettings>,
     ) -> PyResult<bool> {
         let peer_asn = match (peer_asn, dynamic_asn) {
             (Some(asn_value), None) => PeerAsn::Fixed(asn("peer_asn", asn_value)?),
@@ -327,6 +479,8 @@ impl BgpSpeaker {
         config.families = wanted;
         config.next_hop_v4 = next_hop_v4.map(|a| parse_addr::<Ipv4Addr>("next_hop_v4", a, "IPv4")).transpose()?;
         config.next_hop_v6 = next_hop_v6.map(|a| parse_addr::<Ipv6Addr>("next_hop_v6", a, "IPv6")).transpose()?;
+        config.graceful_restart = graceful_restart;
+        config.bfd = bfd.map(|b| b.0);
         let speaker = &self.speaker;
         let outcome = py.detach(|| speaker.add_peer(config)).map_err(bgp_error)?;
         Ok(outcome.started_session())
