@@ -18,11 +18,13 @@ pub enum BgpError {
     PermissionDenied { what: String, capability: &'static str },
     #[error("network namespace {name:?}: {reason}")]
     Netns { name: String, reason: String },
-    #[error("the BGP speaker is not running (it was stopped)")]
+    /// The speaker (or its BFD thread) was stopped; start a new one.
+    #[error("the BGP speaker (or its BFD thread) is not running: it was stopped")]
     NotRunning,
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
-    /// The speaker thread ended on its own (a fatal poll error or a panic); the message says why.
+    /// The speaker's (or the BFD) thread ended on its own (a fatal poll error or a panic); the message says
+    /// which and why.
     #[error("the BGP speaker thread has stopped: {0}")]
     Stopped(String),
 }

@@ -4,7 +4,8 @@
 //! [`syscall`] holds every `unsafe` block of the crate, each a single libc call behind a safe function:
 //! sockets and socket options, the eventfd that wakes a thread, poll, CPU pinning, setns. [`netns`] enters a
 //! named network namespace with errors a caller can act on, [`tcp`] opens the outgoing TCP connection of a
-//! routing protocol (source address, TTL, MD5 key), and [`worker`] holds the helpers of a thread that
+//! routing protocol (source address, TTL, MD5 key), [`udp`] the datagram sockets of BFD (fixed TTL out, each
+//! datagram's TTL and destination in), and [`worker`] holds the helpers of a thread that
 //! reports ready before it serves. Protocol-specific system calls (AF_PACKET sockets and their filters) stay in
 //! their crate.
 #![deny(unsafe_code)]
