@@ -69,8 +69,8 @@ pub struct SessionConfig {
     pub timers: Timers,
     /// Send nothing until the peer has sent a packet (RFC 5880 6.1 passive role).
     pub passive: bool,
-    /// Seeds the transmit jitter. Mix in something that differs between the sessions of a node (the peer
-    /// address, the discriminator) so that they do not send in lockstep.
+    /// Seeds the transmit jitter (read by [`Session::new`] only). Mix in something that differs between the
+    /// sessions of a node (the peer address, the discriminator) so that they do not send in lockstep.
     pub jitter_seed: u64,
 }
 
@@ -195,26 +195,24 @@ impl Session {
     pub fn new(config: SessionConfig, local_discriminator: u32, now: Instant) -> Session {
         assert_ne!(local_discriminator, 0, "a BFD session needs a nonzero local discriminator");
         let config = config.clamped();
-        let mut session = Session {
+        let advertised = wanted(&config.timers, State::Down);
+        let remote = Remote::unknown(Diag::None);
+        Session {
             config,
             local_discriminator,
             state: State::Down,
             local_diag: Diag::None,
-            remote: Remote::unknown(Diag::None),
+            remote,
             last_rx: None,
-            advertised: Advertised { desired_min_tx: SLOW_TX, required_min_rx: config.timers.required_min_rx },
-            previous: Advertised { desired_min_tx: SLOW_TX, required_min_rx: config.timers.required_min_rx },
+            advertised,
+            previous: advertised,
             polling: false,
             poll_queued: false,
             next_tx: now,
             last_tx: None,
-            scheduled_interval: MAX_INTERVAL,
+            scheduled_interval: advertised.desired_min_tx.max(remote.min_rx),
             rng: SmallRng::seed_from_u64(config.jitter_seed),
-        };
-        session.advertised = session.wanted();
-        session.previous = session.advertised;
-        session.scheduled_interval = session.tx_interval();
-        session
+        }
     }
 
     /// Whether this session takes `packet` (RFC 5880 6.8.6): the packet-level checks of
@@ -252,7 +250,8 @@ impl Session {
             self.end_poll();
         }
         if self.state == State::AdminDown {
-            // Discarded after taking the peer's values (6.8.6): no state change, no F, not counted as received.
+            // Discarded after taking the peer's values, before the P check (the order of 6.8.6): no state
+            // change, no F, and it does not count as received for the detection time.
             self.reschedule(now);
             return;
         }
@@ -287,8 +286,9 @@ impl Session {
         }
     }
 
-    /// The earliest instant at which [`Session::on_timer`] has something to do; None when nothing is due
-    /// (a passive session that has heard nothing).
+    /// The earliest instant at which [`Session::on_timer`] has something to do, possibly already past (then
+    /// call it at once); None when nothing will be (a passive session that has heard nothing, or whose peer
+    /// is forgotten). Any call may move it.
     pub fn next_deadline(&self) -> Option<Instant> {
         let tx = self.periodic_allowed().then_some(self.next_tx);
         match (tx, self.detection_deadline()) {
@@ -399,17 +399,9 @@ impl Session {
         }
     }
 
-    /// What we should advertise now: Desired Min TX at least 1 s unless Up (6.8.3).
-    fn wanted(&self) -> Advertised {
-        let timers = self.config.timers;
-        let desired_min_tx =
-            if self.state == State::Up { timers.desired_min_tx } else { timers.desired_min_tx.max(SLOW_TX) };
-        Advertised { desired_min_tx, required_min_rx: timers.required_min_rx }
-    }
-
     /// Starts a Poll Sequence when what we advertise must change (6.8.3), or queues it behind the current one.
     fn refresh_advertised(&mut self) {
-        let wanted = self.wanted();
+        let wanted = wanted(&self.config.timers, self.state);
         if wanted == self.advertised {
             self.poll_queued = false;
         } else if self.state != State::Up {
@@ -506,6 +498,12 @@ impl Session {
             required_min_echo_rx: 0,
         }
     }
+}
+
+/// What a session in `state` advertises: Desired Min TX at least 1 s unless Up (6.8.3).
+fn wanted(timers: &Timers, state: State) -> Advertised {
+    let desired_min_tx = if state == State::Up { timers.desired_min_tx } else { timers.desired_min_tx.max(SLOW_TX) };
+    Advertised { desired_min_tx, required_min_rx: timers.required_min_rx }
 }
 
 fn micros(value: u32) -> Duration {
