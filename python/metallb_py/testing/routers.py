@@ -14,6 +14,9 @@ Every class reads the daemon's own view and turns it into the same shapes: `neig
 and `fib(family)` -> {prefix: [NextHop]} from the namespace's kernel table (`read_fib`). Communities use
 MetalLB's spelling: '65000:100' (well-known ones as numbers too: no-export is '65535:65281') and
 'large:1:2:3'. `wait_established`, `wait_routes` and `wait_fib` poll those views until a predicate holds.
+FRR and BIRD also run BFD beside the sessions that ask for it (`Peer.bfd`, a `BfdConfig`): `bfd_peers()` ->
+{address: BfdPeerView} and `wait_bfd`; and with `RouterConfig.graceful_restart` they keep a restarting
+neighbor's routes as stale: `graceful_restart_state(peer)`.
 
 A daemon with `RouterConfig.originate` announces those prefixes (with their communities) to its peers: a
 stand-in for a speaker, and the floor of the benchmarks (`kill()` is a SIGKILL, as for a speaker).
@@ -48,12 +51,17 @@ from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, run_checked, 
 
 __all__ = [
     "APT_PACKAGES",
+    "BFD_STATES",
     "ESTABLISHED",
     "ROUTER_KINDS",
+    "BfdConfig",
+    "BfdCounters",
+    "BfdPeerView",
     "BgpPath",
     "BirdRouter",
     "FrrRouter",
     "GobgpRouter",
+    "GracefulRestartView",
     "ListenRange",
     "Neighbor",
     "NextHop",
@@ -79,10 +87,15 @@ ROUTER_KINDS: tuple[RouterKind, ...] = ("frr", "bird", "gobgp")
 ESTABLISHED = "established"
 # RFC 4271's states, in the spelling every view is normalized to.
 STATES = ("idle", "connect", "active", "opensent", "openconfirm", "established")
+# RFC 5880's session states, in the spelling every BFD view is normalized to.
+BFD_STATES = ("admin-down", "down", "init", "up")
 _STATE_ROOT = Path(tempfile.gettempdir()) / "metallb-py-routers"
 # FRR keeps a crash-log directory per process, /var/tmp/frr/bgpd.<pid>: removed after a SIGKILL.
 _FRR_CRASH_DIR = Path("/var/tmp/frr")
 _FRR_DIRS = ("/usr/lib/frr", "/usr/libexec/frr")
+# How long FRR keeps a restarting neighbor's stale routes at most, waiting for its End-of-RIB (FRR's
+# default, written out: a graceful-restart test depends on it).
+_FRR_STALEPATH_TIME = 360
 # The Debian packages that carry each kind (named in RouterNotInstalledError and in test skips).
 APT_PACKAGES: dict[str, str] = {"frr": "frr", "bird": "bird2", "gobgp": "gobgpd"}
 # sockaddr_un.sun_path is 108 bytes: leave room for the longest socket name under the state directory.
@@ -192,6 +205,55 @@ def _large_community(value: str, what: str) -> str:
 
 
 @dataclass(frozen=True)
+class BfdConfig:
+    """The BFD settings of one session (RFC 5880), as a MetalLB BFDProfile carries them.
+
+    Intervals are in milliseconds: `receive_interval_ms` is the slowest rate this end accepts packets at,
+    `transmit_interval_ms` the fastest it wishes to send at, `detect_multiplier` how many intervals without a
+    packet mean the path is down. `passive` sends nothing until the neighbor's first packet. `minimum_ttl`
+    drops multihop packets that arrive with a lower TTL (multihop sessions only: single hop wants 255).
+    `echo` turns on echo mode at `echo_interval_ms` (FRR only, single hop only). The defaults are MetalLB's.
+    """
+
+    receive_interval_ms: int = 300
+    transmit_interval_ms: int = 300
+    detect_multiplier: int = 3
+    passive: bool = False
+    minimum_ttl: int | None = None
+    echo: bool = False
+    echo_interval_ms: int = 50
+
+    def __post_init__(self) -> None:
+        # The ranges of MetalLB's BFDProfile, which FRR's bfdd also takes.
+        for name in ("receive_interval_ms", "transmit_interval_ms", "echo_interval_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 10 <= value <= 60000:
+                raise RouterError(f"BFD {name} {value!r} must be 10..60000 milliseconds")
+        multiplier = self.detect_multiplier
+        if isinstance(multiplier, bool) or not isinstance(multiplier, int) or not 2 <= multiplier <= 255:
+            raise RouterError(f"BFD detect_multiplier {multiplier!r} must be 2..255")
+        if self.minimum_ttl is not None and not 1 <= self.minimum_ttl <= 254:
+            raise RouterError(f"BFD minimum_ttl {self.minimum_ttl!r} must be 1..254")
+
+
+def _bfd(value: BfdConfig | bool | None, what: str, multihop: bool) -> BfdConfig | None:
+    """A session's BFD settings: True means MetalLB's defaults, False or None no BFD."""
+    if value is True:
+        value = BfdConfig()
+    if value is False or value is None:
+        return None
+    if not isinstance(value, BfdConfig):
+        raise RouterError(f"{what}: bfd {value!r} is not a BfdConfig (or True for the defaults)")
+    if value.minimum_ttl is not None and not multihop:
+        raise RouterError(
+            f"{what}: BFD minimum_ttl applies to multihop sessions only: set multihop_ttl or drop minimum_ttl"
+        )
+    if value.echo and multihop:
+        raise RouterError(f"{what}: BFD echo mode is single hop only (RFC 5883): drop echo or multihop_ttl")
+    return value
+
+
+@dataclass(frozen=True)
 class Peer:
     """One configured BGP neighbor of a daemon.
 
@@ -200,7 +262,9 @@ class Peer:
     `multihop_ttl` allows an eBGP neighbor that many hops away. `password` turns on TCP MD5 (RFC 2385).
     `passive` waits for the neighbor to connect. Timers are in seconds; None leaves the daemon's default
     (FRR 60/180, BIRD 80/240, GoBGP 30/90), except `connect_retry`, short so a lab reconnects quickly.
-    `bfd` is reserved for the BFD issue: only FRR (bfdd) and BIRD take it.
+    `bfd` runs a BFD session beside the BGP session (FRR's bfdd, BIRD's bfd protocol; GoBGP has none) with
+    those settings (True: MetalLB's defaults); it is multihop (RFC 5883) exactly when `multihop_ttl` is set.
+    A BFD down ends the BGP session at once.
     """
 
     address: str
@@ -214,34 +278,69 @@ class Peer:
     hold_time: int | None = None
     keepalive_time: int | None = None
     connect_retry: int = 2
-    bfd: bool = False
+    bfd: BfdConfig | None = None
 
-    def __post_init__(self) -> None:
-        what = f"peer {self.address}"
-        object.__setattr__(self, "address", _ip(self.address, "peer address"))
-        _asn(self.asn, f"{what}: asn")
-        object.__setattr__(self, "families", _families(self.families, f"{what}: families"))
-        if self.source_address is not None:
-            object.__setattr__(self, "source_address", _ip(self.source_address, f"{what}: source_address"))
-        if not 1 <= self.port <= 65535:
-            raise RouterError(f"{what}: port {self.port} is not a TCP port")
-        if self.multihop_ttl is not None and not 1 <= self.multihop_ttl <= 255:
-            raise RouterError(f"{what}: multihop_ttl {self.multihop_ttl} must be 1..255")
-        if not 1 <= self.connect_retry <= 65535:
-            raise RouterError(f"{what}: connect_retry {self.connect_retry} must be 1..65535 seconds")
-        _timers(self.hold_time, self.keepalive_time, what)
-        _password(self.password, what)
+    def __init__(
+        self,
+        address: str,
+        asn: int,
+        *,
+        families: Iterable[int] = (4, 6),
+        port: int = 179,
+        source_address: str | None = None,
+        multihop_ttl: int | None = None,
+        password: str | None = None,
+        passive: bool = False,
+        hold_time: int | None = None,
+        keepalive_time: int | None = None,
+        connect_retry: int = 2,
+        bfd: BfdConfig | bool | None = None,
+    ) -> None:
+        address = _ip(address, "peer address")
+        what = f"peer {address}"
+        _asn(asn, f"{what}: asn")
+        if source_address is not None:
+            source_address = _ip(source_address, f"{what}: source_address")
+        if not 1 <= port <= 65535:
+            raise RouterError(f"{what}: port {port} is not a TCP port")
+        if multihop_ttl is not None and not 1 <= multihop_ttl <= 255:
+            raise RouterError(f"{what}: multihop_ttl {multihop_ttl} must be 1..255")
+        if not 1 <= connect_retry <= 65535:
+            raise RouterError(f"{what}: connect_retry {connect_retry} must be 1..65535 seconds")
+        _timers(hold_time, keepalive_time, what)
+        _password(password, what)
+        values: dict[str, object] = {
+            "address": address,
+            "asn": asn,
+            "families": _families(families, f"{what}: families"),
+            "port": port,
+            "source_address": source_address,
+            "multihop_ttl": multihop_ttl,
+            "password": password,
+            "passive": passive,
+            "hold_time": hold_time,
+            "keepalive_time": keepalive_time,
+            "connect_retry": connect_retry,
+            "bfd": _bfd(bfd, what, multihop_ttl is not None),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     @property
     def version(self) -> int:
         return ipaddress.ip_address(self.address).version
+
+    @property
+    def bfd_multihop(self) -> bool:
+        """Whether this neighbor's BFD session is multihop (UDP 4784) rather than single hop (3784)."""
+        return self.multihop_ttl is not None
 
 
 @dataclass(frozen=True)
 class ListenRange:
     """Dynamic neighbors: any address in `prefix` may open a session (FRR `bgp listen range` with a peer
     group, BIRD `neighbor range`, GoBGP `dynamic-neighbors`). They appear in `neighbors()` once connected.
-    `asn` None accepts any other AS (eBGP; not on GoBGP)."""
+    `asn` None accepts any other AS (eBGP; not on GoBGP). `bfd` as for a Peer, for every such neighbor."""
 
     prefix: str
     asn: int | None = None
@@ -250,22 +349,47 @@ class ListenRange:
     multihop_ttl: int | None = None
     hold_time: int | None = None
     keepalive_time: int | None = None
-    bfd: bool = False
+    bfd: BfdConfig | None = None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        asn: int | None = None,
+        *,
+        families: Iterable[int] = (4, 6),
+        password: str | None = None,
+        multihop_ttl: int | None = None,
+        hold_time: int | None = None,
+        keepalive_time: int | None = None,
+        bfd: BfdConfig | bool | None = None,
+    ) -> None:
         try:
-            prefix = str(ipaddress.ip_network(self.prefix, strict=True))
+            prefix = str(ipaddress.ip_network(prefix, strict=True))
         except ValueError as exc:
-            raise RouterError(f"listen range {self.prefix!r}: {exc}") from None
-        object.__setattr__(self, "prefix", prefix)
+            raise RouterError(f"listen range {prefix!r}: {exc}") from None
         what = f"listen range {prefix}"
-        if self.asn is not None:
-            _asn(self.asn, f"{what}: asn")
-        object.__setattr__(self, "families", _families(self.families, f"{what}: families"))
-        if self.multihop_ttl is not None and not 1 <= self.multihop_ttl <= 255:
-            raise RouterError(f"{what}: multihop_ttl {self.multihop_ttl} must be 1..255")
-        _timers(self.hold_time, self.keepalive_time, what)
-        _password(self.password, what)
+        if asn is not None:
+            _asn(asn, f"{what}: asn")
+        if multihop_ttl is not None and not 1 <= multihop_ttl <= 255:
+            raise RouterError(f"{what}: multihop_ttl {multihop_ttl} must be 1..255")
+        _timers(hold_time, keepalive_time, what)
+        _password(password, what)
+        values: dict[str, object] = {
+            "prefix": prefix,
+            "asn": asn,
+            "families": _families(families, f"{what}: families"),
+            "password": password,
+            "multihop_ttl": multihop_ttl,
+            "hold_time": hold_time,
+            "keepalive_time": keepalive_time,
+            "bfd": _bfd(bfd, what, multihop_ttl is not None),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def bfd_multihop(self) -> bool:
+        return self.multihop_ttl is not None
 
 
 @dataclass(frozen=True)
@@ -321,8 +445,11 @@ class RouterConfig:
     iBGP, with `bgp bestpath as-path multipath-relax` so paths from different neighbor ASes combine; BIRD
     `merge paths`). `install_routes` puts the best paths into the namespace's kernel FIB (GoBGP never does).
     `graceful_restart` False (the default) turns graceful restart off, capability and helper role alike, so
-    a dead neighbor's routes go when its TCP session closes, as convergence tests expect; True keeps the
-    daemon's own default (FRR and BIRD keep the routes of a neighbor that advertised it, as stale).
+    a dead neighbor's routes go when its TCP session closes, as convergence tests expect; True turns it on
+    (RFC 4724) in both roles: the daemon advertises the capability, and keeps the routes of a neighbor that
+    advertised it too as stale while that neighbor restarts, for the restart time the neighbor advertised,
+    until its End-of-RIB (FRR `bgp graceful-restart` with a 360 s stale-path time, BIRD `graceful restart
+    on`). GoBGP keeps its default (off).
     `originate`: prefixes announced to every peer (a bare address means its /32 or /128);
     `next_hop_v4`/`next_hop_v6` set their next hop (needed for IPv6 prefixes over an IPv4 session).
     """
@@ -395,7 +522,15 @@ class RouterConfig:
 
     @property
     def bfd(self) -> bool:
-        return any(p.bfd for p in self.peers) or any(r.bfd for r in self.listen_ranges)
+        """Whether any session has BFD (FRR then runs bfdd, BIRD a bfd protocol)."""
+        return bool(self.bfd_settings)
+
+    @property
+    def bfd_settings(self) -> tuple[BfdConfig, ...]:
+        """The distinct BFD settings of the sessions, in order of appearance (FRR: one profile each)."""
+        sessions: list[Peer | ListenRange] = [*self.peers, *self.listen_ranges]
+        found = [s.bfd for s in sessions if s.bfd is not None]
+        return tuple(dict.fromkeys(found))
 
 
 # -- views ---------------------------------------------------------------------------------------------------
@@ -415,6 +550,7 @@ class Neighbor:
     prefixes_received: int
     remote_asn: int | None = None
     last_error: str | None = None
+    graceful_restart: bool | None = None
 
     @property
     def established(self) -> bool:
@@ -422,9 +558,77 @@ class Neighbor:
 
 
 @dataclass(frozen=True)
+class GracefulRestartView:
+    """Graceful restart (RFC 4724) with one neighbor, as the daemon sees it. `negotiated`: both ends
+    advertised the capability on the current session, or the daemon is helping the neighbor restart
+    (False while a session without it is down). `neighbor_restarting`: the session is down and the daemon
+    holds the neighbor's routes as stale, its restart timer running. `stale_routes`: how many of that
+    neighbor's paths are stale now, over both families. `neighbor_restart_time_s`: the restart time the
+    neighbor advertised (None when not shown)."""
+
+    address: str
+    negotiated: bool
+    neighbor_restarting: bool
+    stale_routes: int
+    neighbor_restart_time_s: int | None = None
+
+
+@dataclass(frozen=True)
+class BfdPeerView:
+    """One BFD session as the daemon sees it. `state` is one of BFD_STATES ('up', 'down', 'init',
+    'admin-down'); `multihop` None when the daemon does not say. Intervals are in milliseconds: the local
+    ones as configured, the remote ones as the neighbor's last packet announced (FRR shows both, BIRD
+    neither); `minimum_ttl` is what a multihop session accepts (FRR); `interval_ms` and
+    `detection_time_ms` are the transmit interval and detection time in use (BIRD shows them).
+    `uptime_s`/`downtime_s`: how long the session has been up, or not up. Diagnostics are in the daemon's
+    words ('control detection time expired', 'neighbor signaled session down', ...), None
+    when not shown. A field the daemon does not show is None."""
+
+    address: str
+    state: str
+    multihop: bool | None
+    local_address: str | None = None
+    interface: str | None = None
+    passive: bool | None = None
+    uptime_s: float | None = None
+    downtime_s: float | None = None
+    local_diagnostic: str | None = None
+    remote_diagnostic: str | None = None
+    receive_interval_ms: int | None = None
+    transmit_interval_ms: int | None = None
+    detect_multiplier: int | None = None
+    remote_receive_interval_ms: int | None = None
+    remote_transmit_interval_ms: int | None = None
+    remote_detect_multiplier: int | None = None
+    minimum_ttl: int | None = None
+    interval_ms: float | None = None
+    detection_time_ms: float | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.state == "up"
+
+
+@dataclass(frozen=True)
+class BfdCounters:
+    """FRR's counters of one BFD session (`show bfd peers counters`): control and echo packets in and
+    out, and how many times the session went up and down since bfdd created it."""
+
+    address: str
+    multihop: bool
+    control_received: int
+    control_sent: int
+    echo_received: int
+    echo_sent: int
+    up_events: int
+    down_events: int
+
+
+@dataclass(frozen=True)
 class BgpPath:
     """One path of a prefix in the daemon's BGP table. `peer` is the neighbor it came from (None when the
-    daemon originated it); `local_pref` as the daemon holds it (BIRD gives eBGP paths its default 100)."""
+    daemon originated it); `local_pref` as the daemon holds it (BIRD gives eBGP paths its default 100).
+    `stale`: kept from a neighbor that is restarting (graceful restart), until it sends the path again."""
 
     next_hop: str | None
     as_path: tuple[int, ...]
@@ -434,6 +638,7 @@ class BgpPath:
     best: bool
     peer: str | None = None
     med: int | None = None
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -451,6 +656,14 @@ def _state(value: object) -> str:
         return STATES[value - 1] if 1 <= value <= 6 else "idle"
     text = str(value).lower().removeprefix("bgp_fsm_").replace("_", "")
     return text if text in STATES else "idle"
+
+
+def _bfd_state(value: object) -> str:
+    """Each daemon's spelling of a BFD state ('Up', 'AdminDown', FRR's 'shutdown'), as one of BFD_STATES."""
+    text = str(value).lower().replace("_", "").replace("-", "")
+    if text in ("admindown", "shutdown"):
+        return "admin-down"
+    return text if text in BFD_STATES else "down"
 
 
 def read_fib(netns: str, family: int = 4, *, protocol: str | None = None) -> dict[str, list[NextHop]]:
@@ -729,6 +942,14 @@ class RouterDaemon(abc.ABC):
         """The namespace's kernel routing table (see read_fib)."""
         return read_fib(self.netns, family)
 
+    def bfd_peers(self) -> dict[str, BfdPeerView]:
+        """The daemon's BFD sessions by peer address (empty when no session has BFD)."""
+        raise RouterError(f"{self}: {type(self).__name__} has no BFD (use FrrRouter or BirdRouter)")
+
+    def graceful_restart_state(self, peer: str) -> GracefulRestartView:
+        """Graceful restart with one neighbor: negotiated, restarting, how many stale routes it holds."""
+        raise RouterError(f"{self}: {type(self).__name__} has no graceful restart view (FRR and BIRD do)")
+
     # -- waits (polling the views; a RouterTimeoutError carries the last view read) --
 
     def _poll(self, read: Callable[[], T], done: Callable[[T], bool], timeout: float, what: str) -> T:
@@ -763,6 +984,20 @@ class RouterDaemon(abc.ABC):
         self, predicate: Callable[[dict[str, Neighbor]], bool], timeout: float = 15.0
     ) -> dict[str, Neighbor]:
         return self._poll(self.neighbors, predicate, timeout, "neighbors")
+
+    def wait_bfd(self, peer: str, state: str = "up", timeout: float = 15.0) -> BfdPeerView:
+        """Waits until the BFD session with `peer` is in `state` (one of BFD_STATES); returns that view. A
+        session the daemon does not list is in no state: waiting for 'down' needs the session to exist."""
+        address = _ip(peer, "peer")
+        if state not in BFD_STATES:
+            raise RouterError(f"BFD state {state!r}: expected one of {', '.join(BFD_STATES)}")
+        view = self._poll(
+            self.bfd_peers,
+            lambda v: address in v and v[address].state == state,
+            timeout,
+            f"BFD session with {address} {state}",
+        )
+        return view[address]
 
     def wait_routes(
         self, predicate: Callable[[dict[str, list[BgpPath]]], bool], family: int = 4, timeout: float = 15.0
@@ -821,15 +1056,21 @@ def frr_config(config: RouterConfig, hostname: str) -> dict[str, str]:
         # Send to a new session at once: the default waits 1 s to group peers into update-groups.
         " coalesce-time 0",
     ]
-    if not config.graceful_restart:
+    if config.graceful_restart:
+        # Restarting and helper roles. A helper keeps a restarting neighbor's routes (stale) for the restart
+        # time that neighbor advertised, then until its End-of-RIB, at most the stale-path time.
+        lines.append(" bgp graceful-restart")
+        lines.append(f" bgp graceful-restart stalepath-time {_FRR_STALEPATH_TIME}")
+    else:
         lines.append(" bgp graceful-restart-disable")
+    profiles = {settings: f"BFD-{index}" for index, settings in enumerate(config.bfd_settings, 1)}
     members: list[tuple[str, tuple[int, ...]]] = []
     for peer in config.peers:
         n = f" neighbor {peer.address}"
         lines.append(f"{n} remote-as {peer.asn}")
         if peer.port != 179:
             lines.append(f"{n} port {peer.port}")
-        lines += _frr_session(n, peer, ibgp=peer.asn == config.asn)
+        lines += _frr_session(n, peer, profiles, ibgp=peer.asn == config.asn)
         if peer.source_address:
             lines.append(f"{n} update-source {peer.source_address}")
         if peer.passive:
@@ -842,7 +1083,7 @@ def frr_config(config: RouterConfig, hostname: str) -> dict[str, str]:
         n = f" neighbor {group}"
         lines.append(f"{n} peer-group")
         lines.append(f"{n} remote-as {lr.asn if lr.asn is not None else 'external'}")
-        lines += _frr_session(n, lr, ibgp=lr.asn == config.asn)
+        lines += _frr_session(n, lr, profiles, ibgp=lr.asn == config.asn)
         lines.append(f"{n} advertisement-interval 0")
         lines.append(f" bgp listen range {lr.prefix} peer-group {group}")
         members.append((group, lr.families))
@@ -861,11 +1102,39 @@ def frr_config(config: RouterConfig, hostname: str) -> dict[str, str]:
     zebra = [f"hostname {hostname}", "log timestamp precision 3", "!"]
     files = {"zebra.conf": "\n".join(zebra) + "\n", "bgpd.conf": "\n".join(lines) + "\n"}
     if config.bfd:
-        files["bfdd.conf"] = f"hostname {hostname}\n!\n"
+        files["bfdd.conf"] = "\n".join(
+            [f"hostname {hostname}", "log timestamp precision 3", "!", *_frr_bfd(profiles)]
+        )
     return files
 
 
-def _frr_session(n: str, session: Peer | ListenRange, *, ibgp: bool) -> list[str]:
+def _frr_bfd(profiles: Mapping[BfdConfig, str]) -> list[str]:
+    """bfdd's configuration: one profile per distinct setting; bgpd creates the sessions and names them."""
+    lines = ["bfd"]
+    for settings, name in profiles.items():
+        lines += [
+            f" profile {name}",
+            f"  receive-interval {settings.receive_interval_ms}",
+            f"  transmit-interval {settings.transmit_interval_ms}",
+            f"  detect-multiplier {settings.detect_multiplier}",
+        ]
+        if settings.passive:
+            lines.append("  passive-mode")
+        if settings.minimum_ttl is not None:  # bfdd applies it to multihop sessions only
+            lines.append(f"  minimum-ttl {settings.minimum_ttl}")
+        if settings.echo:
+            lines += [
+                "  echo-mode",
+                f"  echo transmit-interval {settings.echo_interval_ms}",
+                f"  echo receive-interval {settings.echo_interval_ms}",
+            ]
+        lines += [" exit", " !"]
+    return [*lines, "exit", "!", ""]
+
+
+def _frr_session(
+    n: str, session: Peer | ListenRange, profiles: Mapping[BfdConfig, str], *, ibgp: bool
+) -> list[str]:
     lines = []
     if session.password:
         lines.append(f"{n} password {session.password}")
@@ -874,8 +1143,11 @@ def _frr_session(n: str, session: Peer | ListenRange, *, ibgp: bool) -> list[str
     if session.hold_time is not None:
         keepalive = session.keepalive_time if session.keepalive_time is not None else session.hold_time // 3
         lines.append(f"{n} timers {keepalive} {session.hold_time}")
-    if session.bfd:
+    if session.bfd is not None:
+        # bgpd asks bfdd for a multihop session when `ebgp-multihop` is set (eBGP), or for an iBGP neighbor
+        # not on a connected network; else single hop, bound to the interface towards the neighbor.
         lines.append(f"{n} bfd")
+        lines.append(f"{n} bfd profile {profiles[session.bfd]}")
     return lines
 
 
@@ -928,6 +1200,7 @@ def parse_frr_routes(data: Mapping[str, Any]) -> dict[str, list[BgpPath]]:
                     best=bool(best.get("overall")) if isinstance(best, dict) else bool(best),
                     peer=str(peer) if peer and peer not in ("0.0.0.0", "::") else None,
                     med=int(p["metric"]) if "metric" in p else p.get("med"),
+                    stale=bool(p.get("stale")),
                 )
             )
         out[str(ipaddress.ip_network(prefix))] = paths
@@ -947,6 +1220,7 @@ def parse_frr_neighbors(data: Mapping[str, Any]) -> dict[str, Neighbor]:
             if isinstance(af, dict)
         )
         uptime = info.get("bgpTimerUpMsec") if state == ESTABLISHED else None
+        capabilities = info.get("neighborCapabilities") or {}
         out[str(ipaddress.ip_address(address))] = Neighbor(
             address=str(ipaddress.ip_address(address)),
             state=state,
@@ -954,6 +1228,94 @@ def parse_frr_neighbors(data: Mapping[str, Any]) -> dict[str, Neighbor]:
             prefixes_received=received,
             remote_asn=info.get("remoteAs"),
             last_error=info.get("lastNotificationReason"),
+            graceful_restart=(
+                capabilities.get("gracefulRestart") == "advertisedAndReceived"
+                if state == ESTABLISHED
+                else None
+            ),
+        )
+    return out
+
+
+def parse_frr_graceful_restart(
+    data: Mapping[str, Any], routes: Iterable[Mapping[str, list[BgpPath]]]
+) -> dict[str, GracefulRestartView]:
+    """`show bgp neighbors json` and the BGP tables (parse_frr_routes) -> {address: GracefulRestartView}.
+    While FRR helps a neighbor restart its session is down and `gracefulRestartInfo` carries the running
+    restart timer (`gracefulRestartTimerMsecs`); the paths it keeps are marked `stale`."""
+    stale: dict[str, int] = {}
+    for table in routes:
+        for paths in table.values():
+            for path in paths:
+                if path.stale and path.peer is not None:
+                    stale[path.peer] = stale.get(path.peer, 0) + 1
+    out = {}
+    for raw, info in data.items():
+        if not isinstance(info, dict) or "bgpState" not in info:
+            continue
+        address = str(ipaddress.ip_address(raw))
+        gr = info.get("gracefulRestartInfo") or {}
+        restarting = _state(info["bgpState"]) != ESTABLISHED and "gracefulRestartTimerMsecs" in gr
+        capabilities = info.get("neighborCapabilities") or {}
+        received = (gr.get("timers") or {}).get("receivedRestartTimer")
+        out[address] = GracefulRestartView(
+            address=address,
+            negotiated=restarting or capabilities.get("gracefulRestart") == "advertisedAndReceived",
+            neighbor_restarting=restarting,
+            stale_routes=stale.get(address, 0),
+            neighbor_restart_time_s=int(received) if received is not None else None,
+        )
+    return out
+
+
+def parse_frr_bfd_peers(data: Iterable[Mapping[str, Any]]) -> dict[str, BfdPeerView]:
+    """`show bfd peers json` -> {peer address: BfdPeerView}."""
+    out = {}
+    for entry in data:
+        address = str(ipaddress.ip_address(entry["peer"]))
+
+        def number(key: str, entry: Mapping[str, Any] = entry) -> int | None:
+            value = entry.get(key)
+            return int(value) if value is not None else None
+
+        up = number("uptime")
+        down = number("downtime")
+        out[address] = BfdPeerView(
+            address=address,
+            state=_bfd_state(entry.get("status")),
+            multihop=bool(entry.get("multihop")),
+            local_address=entry.get("local"),
+            interface=entry.get("interface"),
+            passive=entry.get("passive-mode"),
+            uptime_s=float(up) if up is not None else None,
+            downtime_s=float(down) if down is not None else None,
+            local_diagnostic=entry.get("diagnostic"),
+            remote_diagnostic=entry.get("remote-diagnostic"),
+            receive_interval_ms=number("receive-interval"),
+            transmit_interval_ms=number("transmit-interval"),
+            detect_multiplier=number("detect-multiplier"),
+            remote_receive_interval_ms=number("remote-receive-interval"),
+            remote_transmit_interval_ms=number("remote-transmit-interval"),
+            remote_detect_multiplier=number("remote-detect-multiplier"),
+            minimum_ttl=number("minimum-ttl"),
+        )
+    return out
+
+
+def parse_frr_bfd_counters(data: Iterable[Mapping[str, Any]]) -> dict[str, BfdCounters]:
+    """`show bfd peers counters json` -> {peer address: BfdCounters}."""
+    out = {}
+    for entry in data:
+        address = str(ipaddress.ip_address(entry["peer"]))
+        out[address] = BfdCounters(
+            address=address,
+            multihop=bool(entry.get("multihop")),
+            control_received=int(entry.get("control-packet-input", 0)),
+            control_sent=int(entry.get("control-packet-output", 0)),
+            echo_received=int(entry.get("echo-packet-input", 0)),
+            echo_sent=int(entry.get("echo-packet-output", 0)),
+            up_events=int(entry.get("session-up", 0)),
+            down_events=int(entry.get("session-down", 0)),
         )
     return out
 
@@ -1061,6 +1423,27 @@ class FrrRouter(RouterDaemon):
     def routes(self, family: int = 4) -> dict[str, list[BgpPath]]:
         return parse_frr_routes(self._json(f"show bgp {_afi(family)} unicast json detail"))
 
+    def bfd_peers(self) -> dict[str, BfdPeerView]:
+        if not self.config.bfd:
+            return {}  # no bfdd to ask
+        return parse_frr_bfd_peers(self._json("show bfd peers json") or [])
+
+    def bfd_counters(self) -> dict[str, BfdCounters]:
+        """bfdd's packet and state-change counters per session, by peer address (up_events/down_events
+        count every Up and every Down since the session was created: spurious downs in a soak)."""
+        if not self.config.bfd:
+            return {}
+        return parse_frr_bfd_counters(self._json("show bfd peers counters json") or [])
+
+    def graceful_restart_state(self, peer: str) -> GracefulRestartView:
+        address = _ip(peer, "peer")
+        neighbors = self._json("show bgp neighbors json")
+        tables = [self.routes(4), self.routes(6)]
+        views = parse_frr_graceful_restart(neighbors, tables)
+        if address not in views:
+            raise RouterError(f"{self}: no neighbor {address} (neighbors: {', '.join(views) or 'none'})")
+        return views[address]
+
     def rib_size(self, family: int = 4) -> int:
         # The summary's ribCount counts the table's inner nodes too; the statistics count prefixes.
         stats = self._json(f"show bgp {_afi(family)} unicast statistics json")
@@ -1112,7 +1495,13 @@ def bird_config(config: RouterConfig, log: Path) -> str:
             body = f" {{ {' '.join(actions)} }}" if actions else ""
             lines.append(f"  route {o.prefix} blackhole{body};")
         lines.append("}")
-    gr = "" if config.graceful_restart else "  graceful restart off;\n  long lived graceful restart off;"
+    # BIRD's default is `aware`: the capability without address families, so a neighbor keeps none of
+    # BIRD's routes when it restarts. `on` lists them (restarting and helper roles).
+    gr = (
+        "  graceful restart on;"
+        if config.graceful_restart
+        else "  graceful restart off;\n  long lived graceful restart off;"
+    )
     for peer in config.peers:
         name = "peer_" + re.sub(r"[^0-9a-f]", "_", peer.address)
         lines.append(f"protocol bgp {name} {{")
@@ -1120,6 +1509,10 @@ def bird_config(config: RouterConfig, log: Path) -> str:
         if config.listen_addresses:
             lines.append("  strict bind on;")
         lines.append(f"  neighbor {peer.address} port {peer.port} as {peer.asn};")
+        if peer.bfd is not None and peer.asn == config.asn and peer.multihop_ttl is None:
+            # BIRD's iBGP is multihop by default, its BFD session too; a neighbor without multihop_ttl is
+            # on the link, and FRR's end of it single hop.
+            lines.append("  direct;")
         lines += _bird_session(peer)
         if peer.passive:
             lines.append("  passive on;")
@@ -1170,8 +1563,16 @@ def _bird_session(session: Peer | ListenRange) -> list[str]:
         lines.append(f"  hold time {session.hold_time};")
     if session.keepalive_time is not None:
         lines.append(f"  keepalive time {session.keepalive_time};")
-    if session.bfd:
-        lines.append("  bfd on;")
+    if session.bfd is not None:
+        # Per-session BFD options; BIRD asks for a multihop session when the BGP session is multihop.
+        b = session.bfd
+        options = [
+            f"min rx interval {b.receive_interval_ms} ms;",
+            f"min tx interval {b.transmit_interval_ms} ms;",
+            f"multiplier {b.detect_multiplier};",
+            f"passive {'on' if b.passive else 'off'};",
+        ]
+        lines.append(f"  bfd {{ {' '.join(options)} }};")
     return lines
 
 
@@ -1254,45 +1655,37 @@ def parse_bird_routes(
     return out
 
 
-def parse_bird_protocols(lines: Iterable[str], now: float | None = None) -> dict[str, tuple[str, Neighbor]]:
-    """`show protocols all` -> {protocol name: (neighbor address, Neighbor)} for the BGP protocols that
-    have a neighbor address (a dynamic-range template has none until a neighbor connects)."""
-    now = time.time() if now is None else now
-    found: dict[str, tuple[str, Neighbor]] = {}
-    name: str | None = None
-    info: dict[str, Any] = {}
-
-    def finish() -> None:
-        if name is None or "address" not in info:
-            return
-        state = _state(info.get("bgp_state", "idle"))
-        since = info.get("since")
-        found[name] = (
-            info["address"],
-            Neighbor(
-                address=info["address"],
-                state=state,
-                uptime_s=max(0.0, now - since) if state == ESTABLISHED and since is not None else None,
-                prefixes_received=info.get("imported", 0),
-                remote_asn=info.get("asn"),
-                last_error=info.get("last_error"),
-            ),
-        )
-
+def _bird_protocol_info(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """`show protocols all` -> {BGP protocol name: what its block says}, for the views built from it."""
+    found: dict[str, dict[str, Any]] = {}
+    info: dict[str, Any] | None = None
+    section: str | None = None  # the capability list being read: 'local' or 'neighbor'
     for line in lines:
         if not line.strip() or line.startswith("Name "):
             continue
         if not line.startswith(" "):
-            finish()
             cols = line.split()
-            name, info = None, {}
+            info, section = None, None
             if len(cols) >= 4 and cols[1] == "BGP":
-                name = cols[0]
+                info = found[cols[0]] = {}
                 with contextlib.suppress(IndexError, ValueError):
                     info["since"] = float(cols[4])
             continue
+        if info is None:
+            continue
+        indent = len(line) - len(line.lstrip())
         key, _, value = line.strip().partition(":")
         value = value.strip()
+        if key in ("Local capabilities", "Neighbor capabilities"):
+            section = key.split()[0].lower()
+            continue
+        if section is not None and indent > 4:  # inside a capability list
+            if key == "Graceful restart":
+                info[f"{section}_gr"] = True
+            elif key == "Restart time" and section == "neighbor":
+                info["neighbor_restart_time"] = int(value)
+            continue
+        section = None
         if key == "BGP state":
             info["bgp_state"] = value.split()[0] if value else "idle"
         elif key == "Neighbor address":
@@ -1301,11 +1694,94 @@ def parse_bird_protocols(lines: Iterable[str], now: float | None = None) -> dict
             info["asn"] = int(value)
         elif key == "Last error":
             info["last_error"] = value
+        elif key == "Neighbor graceful restart active":
+            info["gr_active"] = True
         elif key == "Routes":
             imported = re.match(r"(\d+) imported", value)
             info["imported"] = info.get("imported", 0) + (int(imported.group(1)) if imported else 0)
-    finish()
+    return {name: info for name, info in found.items() if "address" in info}
+
+
+def parse_bird_protocols(lines: Iterable[str], now: float | None = None) -> dict[str, tuple[str, Neighbor]]:
+    """`show protocols all` -> {protocol name: (neighbor address, Neighbor)} for the BGP protocols that
+    have a neighbor address (a dynamic-range template has none until a neighbor connects)."""
+    now = time.time() if now is None else now
+    found: dict[str, tuple[str, Neighbor]] = {}
+    for name, info in _bird_protocol_info(lines).items():
+        state = _state(info.get("bgp_state", "idle"))
+        since = info.get("since")
+        established = state == ESTABLISHED
+        found[name] = (
+            info["address"],
+            Neighbor(
+                address=info["address"],
+                state=state,
+                uptime_s=max(0.0, now - since) if established and since is not None else None,
+                prefixes_received=info.get("imported", 0),
+                remote_asn=info.get("asn"),
+                last_error=info.get("last_error"),
+                # The capability lists are shown for an established session only.
+                graceful_restart=bool(info.get("local_gr") and info.get("neighbor_gr"))
+                if established
+                else None,
+            ),
+        )
     return found
+
+
+def parse_bird_graceful_restart(lines: Iterable[str]) -> dict[str, GracefulRestartView]:
+    """`show protocols all` -> {neighbor address: GracefulRestartView}. BIRD marks no path as stale in its
+    views: while a neighbor restarts ('Neighbor graceful restart active'), every route imported from it
+    is stale, and those are counted."""
+    out = {}
+    for info in _bird_protocol_info(lines).values():
+        restarting = bool(info.get("gr_active"))
+        out[info["address"]] = GracefulRestartView(
+            address=info["address"],
+            negotiated=restarting or bool(info.get("local_gr") and info.get("neighbor_gr")),
+            neighbor_restarting=restarting,
+            stale_routes=info.get("imported", 0) if restarting else 0,
+            neighbor_restart_time_s=info.get("neighbor_restart_time"),
+        )
+    return out
+
+
+_BIRD_BFD_SESSION = re.compile(
+    r"^(?P<address>\S+)\s+(?P<interface>\S+)\s+(?P<state>\w+)\s+(?P<since>\S+)\s+(?P<interval>[\d.]+)\s+"
+    r"(?P<timeout>[\d.]+)\s*$"
+)
+
+
+def parse_bird_bfd_sessions(lines: Iterable[str], now: float | None = None) -> dict[str, BfdPeerView]:
+    """`show bfd sessions` -> {peer address: BfdPeerView}. BIRD shows the state, since when, the interface
+    (`---` for a multihop session) and the transmit interval and detection time in use, in seconds."""
+    now = time.time() if now is None else now
+    out = {}
+    for line in lines:
+        match = _BIRD_BFD_SESSION.match(line.strip())
+        if match is None or match["address"] == "IP":
+            continue
+        try:
+            address = str(ipaddress.ip_address(match["address"].split("%")[0]))
+        except ValueError:
+            continue
+        state = _bfd_state(match["state"])
+        since: float | None = None
+        with contextlib.suppress(ValueError):
+            since = float(match["since"])  # Unix time: `timeformat protocol` in bird_config
+        elapsed = max(0.0, now - since) if since is not None else None
+        multihop = match["interface"] == "---"
+        out[address] = BfdPeerView(
+            address=address,
+            state=state,
+            multihop=multihop,
+            interface=None if multihop else match["interface"],
+            uptime_s=elapsed if state == "up" else None,
+            downtime_s=elapsed if state != "up" else None,
+            interval_ms=float(match["interval"]) * 1000,
+            detection_time_ms=float(match["timeout"]) * 1000,
+        )
+    return out
 
 
 class _Waker:
@@ -1354,6 +1830,13 @@ class BirdRouter(RouterDaemon):
             raise RouterError(
                 "BIRD always accepts connections from its neighbors: listen_port 0 is FRR/GoBGP only"
             )
+        for settings in self.config.bfd_settings:
+            if settings.echo:
+                raise RouterError("BIRD's BFD has no echo mode: use FrrRouter for BfdConfig(echo=True)")
+            if settings.minimum_ttl is not None:
+                raise RouterError(
+                    "BIRD's multihop BFD checks no minimum TTL: use FrrRouter for BfdConfig(minimum_ttl=...)"
+                )
 
     def _start(self, deadline: float) -> None:
         conf = self.state_dir / "bird.conf"
@@ -1420,6 +1903,19 @@ class BirdRouter(RouterDaemon):
                         return lines
                     lines.append(text)
 
+    def graceful_stop(self, timeout: float = 10.0) -> None:
+        """Stops BIRD for a graceful restart (`birdc graceful restart`): its BGP sessions close without a
+        NOTIFICATION, so neighbors that negotiated graceful restart keep its routes as stale until it is back
+        (start() again) and sends its End-of-RIB: a stand-in for a speaker's graceful stop."""
+        self._require_running()
+        self.query("graceful restart")
+        deadline = time.monotonic() + timeout
+        while self.running:
+            if time.monotonic() >= deadline:
+                raise RouterError(f"{self}: still running {timeout:.0f} s after `graceful restart`")
+            time.sleep(_POLL)
+        self.stop()
+
     def configure(self, config: RouterConfig) -> None:
         """Replaces the configuration and reloads it (`birdc configure`): sessions whose settings did not
         change stay up."""
@@ -1435,6 +1931,20 @@ class BirdRouter(RouterDaemon):
 
     def neighbors(self) -> dict[str, Neighbor]:
         return {address: neighbor for address, neighbor in self._protocols().values()}
+
+    def bfd_peers(self) -> dict[str, BfdPeerView]:
+        self._require_running()
+        if not self.config.bfd:
+            return {}  # no bfd protocol to ask
+        return parse_bird_bfd_sessions(self.query("show bfd sessions"))
+
+    def graceful_restart_state(self, peer: str) -> GracefulRestartView:
+        address = _ip(peer, "peer")
+        self._require_running()
+        views = parse_bird_graceful_restart(self.query("show protocols all"))
+        if address not in views:
+            raise RouterError(f"{self}: no neighbor {address} (neighbors: {', '.join(views) or 'none'})")
+        return views[address]
 
     def routes(self, family: int = 4) -> dict[str, list[BgpPath]]:
         peers = {name: address for name, (address, _) in self._protocols().items()}
@@ -1610,7 +2120,7 @@ class GobgpRouter(RouterDaemon):
 
     def _check_config(self) -> None:
         if self.config.bfd:
-            raise RouterError("GoBGP has no BFD: use FrrRouter or BirdRouter for a peer with bfd=True")
+            raise RouterError("GoBGP has no BFD: use FrrRouter or BirdRouter for a session with bfd")
         for lr in self.config.listen_ranges:
             if lr.asn is None:
                 raise RouterError(f"listen range {lr.prefix}: GoBGP needs the neighbors' asn")
