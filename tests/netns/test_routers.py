@@ -9,7 +9,6 @@ fails them instead. Root and iproute2 are required for every `netns` test (tests
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
 import subprocess
@@ -221,15 +220,15 @@ def test_bfd_comes_up_beside_the_session_when_asked(make_lab: Callable[..., BgpL
     need("frr", "bird")
     bgp = make_lab("node1", router="frr", peering=Peering(bfd=True))
     assert isinstance(bgp.router, FrrRouter) and "bfdd" in bgp.router.daemons
-    bgp.originator("node1", [VIP4])
+    node = bgp.originator("node1", [VIP4])
     node1 = bgp.lab.node_address("node1", 4)
     bgp.router.wait_established(node1)
-
-    def bfd_peers() -> dict[str, str]:
-        assert isinstance(bgp.router, FrrRouter)
-        return {p["peer"]: p["status"] for p in json.loads(bgp.router.vtysh("show bfd peers json"))}
-
-    bgp.router.wait_neighbors(lambda _: bfd_peers().get(node1) == "up")
+    view = bgp.router.wait_bfd(node1)
+    # Peering(bfd=True) is MetalLB's default profile on both ends.
+    assert (view.multihop, view.interface, view.local_address) == (False, "eth0", bgp.lab.router_address(4))
+    assert (view.receive_interval_ms, view.transmit_interval_ms, view.detect_multiplier) == (300, 300, 3)
+    assert (view.remote_receive_interval_ms, view.remote_transmit_interval_ms) == (300, 300)
+    assert node.wait_bfd(bgp.lab.router_address(4)).multihop is False
 
 
 def test_ibgp_carries_local_preference(make_lab: Callable[..., BgpLab]) -> None:
