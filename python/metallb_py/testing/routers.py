@@ -1509,10 +1509,7 @@ def bird_config(config: RouterConfig, log: Path) -> str:
         if config.listen_addresses:
             lines.append("  strict bind on;")
         lines.append(f"  neighbor {peer.address} port {peer.port} as {peer.asn};")
-        if peer.bfd is not None and peer.asn == config.asn and peer.multihop_ttl is None:
-            # BIRD's iBGP is multihop by default, its BFD session too; a neighbor without multihop_ttl is
-            # on the link, and FRR's end of it single hop.
-            lines.append("  direct;")
+        lines += _bird_direct(config, peer)
         lines += _bird_session(peer)
         if peer.passive:
             lines.append("  passive on;")
@@ -1528,6 +1525,7 @@ def bird_config(config: RouterConfig, log: Path) -> str:
             lines.append("  strict bind on;")
         lines.append(f"  neighbor range {lr.prefix} {asn};")
         lines.append(f'  dynamic name "range_{index}_";')
+        lines += _bird_direct(config, lr)
         lines += _bird_session(lr)
         lines += gr.splitlines()
         lines += _bird_channels(config, lr.families)
@@ -1546,6 +1544,14 @@ def _bird_local(config: RouterConfig, source: str | None, version: int) -> str:
     if config.listen_port != 179:
         parts += ["port", str(config.listen_port)]
     return f"  {' '.join(parts)} as {config.asn};"
+
+
+def _bird_direct(config: RouterConfig, session: Peer | ListenRange) -> list[str]:
+    """BIRD's iBGP is multihop by default, and so is its BFD session; an iBGP neighbor without multihop_ttl
+    is on the link, where the other end (FRR, our speaker) runs single-hop BFD."""
+    if session.bfd is not None and session.asn == config.asn and session.multihop_ttl is None:
+        return ["  direct;"]
+    return []
 
 
 def _bird_session(session: Peer | ListenRange) -> list[str]:
