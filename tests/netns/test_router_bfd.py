@@ -214,6 +214,18 @@ def test_a_cut_link_takes_bfd_down_on_both_ends_and_the_session_with_it(
     assert legs(pair.router.wait_fib(lambda fib: HOST4 in fib), HOST4) == {pair.node_end}
 
 
+@pytest.mark.parametrize(("router", "node"), [("frr", "bird"), ("bird", "frr")])
+def test_ibgp_neighbors_on_the_link_run_single_hop_bfd(
+    router: RouterKind, node: RouterKind, make_pair: Callable[..., Pair]
+) -> None:
+    # FRR picks single hop for an iBGP neighbor on a connected network; BIRD's iBGP is multihop unless told
+    # `direct`, and a single-hop end never hears a multihop one.
+    pair = make_pair(router, node, peering=Peering(router_asn=64512, node_asn=64512))
+    pair.router.wait_established(pair.node_end)
+    assert pair.router.wait_bfd(pair.node_end).multihop is False
+    assert pair.node.wait_bfd(pair.router_end).multihop is False
+
+
 @pytest.mark.parametrize("node", ["bird", "frr"])
 def test_multihop_bfd_beside_an_ebgp_multihop_session(
     node: RouterKind, make_pair: Callable[..., Pair]
@@ -332,3 +344,31 @@ def test_frr_keeps_a_gracefully_restarting_birds_routes(bfd: bool, make_pair: Ca
     print(f"\ngraceful restart ({'with' if bfd else 'without'} BFD):", times, back)
     assert not router.routes(4)[HOST4][0].stale
     assert legs(router.fib(4), HOST4) == {pair.node_end}
+
+
+def test_bird_drops_a_restarting_neighbors_routes_when_bfd_goes_down(make_pair: Callable[..., Pair]) -> None:
+    # Unlike FRR, BIRD 2.0 (`bfd on`) ends the graceful restart of a neighbor whose BFD session goes down
+    # after its TCP session closed: the stale routes go with it. Slow BFD leaves time to see the restart.
+    slow = BfdConfig(receive_interval_ms=1000, transmit_interval_ms=1000, detect_multiplier=3)
+    pair = make_pair("bird", "bird", router_bfd=slow, node_bfd=slow, peering=Peering(graceful_restart=True))
+    router, node = pair.router, pair.node
+    assert isinstance(node, BirdRouter)
+    router.wait_established(pair.node_end)
+    router.wait_bfd(pair.node_end)
+    router.wait_fib(lambda fib: HOST4 in fib)
+    node.graceful_stop()
+    times = first_times(
+        {
+            "restarting, routes stale": lambda: (
+                router.graceful_restart_state(pair.node_end).stale_routes == 2
+            ),
+            "BFD down": lambda: router.bfd_peers()[pair.node_end].state == "down",
+            "routes flushed": lambda: HOST4 not in router.fib(4),
+        },
+        timeout=15,
+    )
+    print("\nBIRD router, BIRD node restarting gracefully with BFD 1 s x 3:", times)
+    assert times["restarting, routes stale"] < times["routes flushed"]
+    after = router.graceful_restart_state(pair.node_end)
+    assert (after.neighbor_restarting, after.stale_routes) == (False, 0)
+    assert router.neighbors()[pair.node_end].last_error == BFD_REASON["bird"]
