@@ -289,7 +289,8 @@ impl Speaker {
     /// Sends a Cease "administrative shutdown" to every peer with a session, waits (up to DRAIN_TIMEOUT,
     /// a second) until the peers took it and closed their side, closes the sockets and ends the thread.
     /// A session that negotiated graceful restart closes without the Cease instead: its peer keeps our
-    /// routes until a restarted speaker sends them again (a rolling update). Idempotent.
+    /// routes until a restarted speaker sends them again (a rolling update). BFD peers get their AdminDown
+    /// last, after the sessions closed (or the drain timed out). Idempotent.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.wake.notify();
@@ -613,11 +614,6 @@ impl Worker {
         }
         self.settle(now);
         self.publish();
-        // After the BGP sessions: BFD's AdminDown tells the peers that this is no path failure.
-        let bfd = lock(&self.shared.bfd).take();
-        if let Some(bfd) = bfd {
-            bfd.stop();
-        }
         let deadline = now + DRAIN_TIMEOUT;
         let mut poller = Poller::new(&[]);
         while !self.draining.is_empty() {
@@ -635,6 +631,12 @@ impl Worker {
             }
         }
         self.draining.clear();
+        // Only once the peers saw the BGP sessions close: FRR ends a session whose BFD peer says AdminDown
+        // with a Cease, dropping our routes even with graceful restart, unless the session had closed first.
+        let bfd = lock(&self.shared.bfd).take();
+        if let Some(bfd) = bfd {
+            bfd.stop();
+        }
         close_events(&self.shared);
     }
 }
