@@ -26,10 +26,15 @@ from metallb_py.testing.controlplane import (
 from metallb_py.testing.labcluster import LabCluster, LabClusterError
 from metallb_py.testing.netlab import FetchError, NetnsLab, NetnsLabError, Probe, Prober, cleanup_stale
 from metallb_py.testing.routers import (
+    BFD_STATES,
+    BfdConfig,
+    BfdCounters,
+    BfdPeerView,
     BgpPath,
     BirdRouter,
     FrrRouter,
     GobgpRouter,
+    GracefulRestartView,
     ListenRange,
     Neighbor,
     NextHop,
@@ -47,7 +52,11 @@ from metallb_py.testing.routers import (
 )
 
 __all__ = [
+    "BFD_STATES",
     "DEFAULT_KUBERNETES_VERSION",
+    "BfdConfig",
+    "BfdCounters",
+    "BfdPeerView",
     "BgpLab",
     "BgpPath",
     "BirdRouter",
@@ -56,6 +65,7 @@ __all__ = [
     "FetchError",
     "FrrRouter",
     "GobgpRouter",
+    "GracefulRestartView",
     "KubectlError",
     "KubernetesBinaries",
     "KubernetesNotBuiltError",

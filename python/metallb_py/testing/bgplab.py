@@ -30,6 +30,7 @@ from typing import Self
 
 from metallb_py.testing.netlab import DEFAULT_VIP_ROUTES, NetnsLab
 from metallb_py.testing.routers import (
+    BfdConfig,
     ListenRange,
     Origination,
     Peer,
@@ -57,8 +58,9 @@ class Peering:
     range) instead of configuring one neighbor per node. `multihop_ttl` moves the router's end to its
     client-side address (not on the nodes' network), with eBGP multihop on both sides. `passive` makes the
     router wait for the nodes to connect. `max_paths` is the router's ECMP width. `families` are the
-    address families every session carries. `bfd` asks for BFD on every session (FRR's bfdd, BIRD's bfd
-    protocol; GoBGP has none).
+    address families every session carries. `bfd` asks for BFD on every session with those settings (True:
+    MetalLB's defaults; FRR's bfdd, BIRD's bfd protocol; GoBGP has none). `graceful_restart` makes the
+    router keep a restarting node's routes (helper mode) and the nodes' stand-in daemons offer it.
     """
 
     router_asn: int = DEFAULT_ROUTER_ASN
@@ -73,7 +75,7 @@ class Peering:
     max_paths: int = 8
     graceful_restart: bool = False
     families: tuple[int, ...] = (4, 6)
-    bfd: bool = False
+    bfd: BfdConfig | bool | None = None
 
     def asn_of(self, node: str) -> int:
         if isinstance(self.node_asn, int):
