@@ -20,6 +20,7 @@ mod peer;
 mod route;
 mod speaker;
 mod status;
+mod thread;
 
 pub use bfd::{Bfd, BfdChange, BfdPeer, BfdSettings, BfdStatus};
 pub use config::{family_name, Families, PeerAsn, PeerConfig, GRACEFUL_RESTART_TIME};

@@ -11,25 +11,22 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::AsFd;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use metallb_core::bfd::packet::State as BfdState;
 use metallb_core::bgp::code;
 use metallb_core::bgp::Prefix;
-use metallb_sys::worker::{lock, panic_message};
-use metallb_sys::{EventFd, Interest, Poller};
+use metallb_sys::worker::lock;
+use metallb_sys::{Interest, Poller};
 
 use crate::bfd::{Bfd, BfdChange, BfdPeer};
 use crate::config::{family_name, PeerConfig};
 use crate::peer::{Draining, Outbox, Peer, DRAIN_TIMEOUT};
 use crate::route::Route;
 use crate::status::{Event, PeerStatus};
-use crate::{netns, BgpError};
+use crate::thread::{self, Handle, Inbox, Reply};
+use crate::BgpError;
 
 /// Events kept for a caller that does not read them; the oldest are dropped beyond this (and counted).
 const MAX_QUEUED_EVENTS: usize = 65_536;
@@ -69,10 +66,8 @@ struct Events {
     closed: bool,
 }
 
+#[derive(Default)]
 struct Shared {
-    stop: AtomicBool,
-    /// Why the thread ended, if it ended on its own.
-    failure: Mutex<Option<String>>,
     snapshot: Mutex<Vec<PeerStatus>>,
     events: Mutex<Events>,
     event_ready: Condvar,
@@ -81,8 +76,6 @@ struct Shared {
     /// BFD state changes the BFD thread reported and this thread has not handled yet.
     bfd_changes: Mutex<Vec<BfdChange>>,
 }
-
-type Reply<T> = SyncSender<Result<T, BgpError>>;
 
 enum Command {
     AddPeer {
@@ -125,71 +118,20 @@ enum Command {
 /// A running speaker. Dropping it stops the thread (with a Cease to every peer).
 pub struct Speaker {
     shared: Arc<Shared>,
-    commands: Mutex<Sender<Command>>,
-    wake: Arc<EventFd>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    handle: Handle<Command>,
     netns: Option<String>,
 }
 
 impl Speaker {
     /// Starts the thread, which enters the namespace; returns once it runs, or with the namespace's error.
     pub fn start(config: SpeakerConfig) -> Result<Self, BgpError> {
-        let wake =
-            Arc::new(EventFd::new().map_err(|source| BgpError::Io { context: "creating an eventfd".into(), source })?);
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            snapshot: Mutex::new(Vec::new()),
-            events: Mutex::new(Events::default()),
-            event_ready: Condvar::new(),
-            bfd: Mutex::new(None),
-            bfd_changes: Mutex::new(Vec::new()),
-        });
-        let (command_tx, command_rx) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        let netns = config.netns.clone();
-        let thread = {
-            let (shared, wake) = (Arc::clone(&shared), Arc::clone(&wake));
-            thread::Builder::new()
-                .name("metallb-bgp".into())
-                .spawn(move || {
-                    if let Some(name) = &config.netns {
-                        if let Err(err) = netns::enter(name) {
-                            let _ = ready_tx.send(Err(err));
-                            return;
-                        }
-                    }
-                    let mut worker = Worker::new(Arc::clone(&shared), command_rx, wake, config.netns.clone());
-                    let _ = ready_tx.send(Ok(()));
-                    // A panic is a bug here, never the peers' doing: it is caught so that callers learn why
-                    // the thread ended, the peers still get their Cease, and every waiter is released.
-                    let failure = match panic::catch_unwind(AssertUnwindSafe(|| worker.run())) {
-                        Ok(Ok(())) => None,
-                        Ok(Err(err)) => Some(err),
-                        Err(payload) => Some(format!("it panicked: {}", panic_message(Some(payload), ""))),
-                    };
-                    if let Some(failure) = failure {
-                        *lock(&shared.failure) = Some(failure);
-                    }
-                    let closed = panic::catch_unwind(AssertUnwindSafe(|| worker.shut_down()));
-                    if closed.is_err() {
-                        // shut_down panicked too: release the waiters it did not.
-                        lock(&shared.snapshot).clear();
-                        close_events(&shared);
-                    }
-                })
-                .map_err(|source| BgpError::Io { context: "starting the BGP thread".into(), source })?
-        };
-        match ready_rx.recv() {
-            Ok(Ok(())) => {
-                Ok(Speaker { shared, commands: Mutex::new(command_tx), wake, thread: Mutex::new(Some(thread)), netns })
-            }
-            Ok(Err(err)) => {
-                let _ = thread.join();
-                Err(err)
-            }
-            Err(_) => Err(BgpError::Stopped(panic_message(thread.join().err(), "it ended before it was ready"))),
-        }
+        let shared = Arc::new(Shared::default());
+        let (netns, worker_netns) = (config.netns.clone(), config.netns);
+        let worker_shared = Arc::clone(&shared);
+        let handle = thread::start("metallb-bgp", "the BGP thread", netns.as_deref(), move |inbox| {
+            Ok(Worker::new(worker_shared, inbox, worker_netns))
+        })?;
+        Ok(Speaker { shared, handle, netns })
     }
 
     pub fn netns(&self) -> Option<&str> {
@@ -283,7 +225,7 @@ impl Speaker {
     }
 
     pub fn is_running(&self) -> bool {
-        lock(&self.thread).as_ref().is_some_and(|t| !t.is_finished())
+        self.handle.is_running()
     }
 
     /// Sends a Cease "administrative shutdown" to every peer with a session, waits (up to DRAIN_TIMEOUT,
@@ -292,36 +234,11 @@ impl Speaker {
     /// routes until a restarted speaker sends them again (a rolling update). BFD peers get their AdminDown
     /// last, after the sessions closed (or the drain timed out). Idempotent.
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.wake.notify();
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
-            let _ = thread.join();
-        }
+        self.handle.stop();
     }
 
     fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, BgpError> {
-        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        if self.shared.stop.load(Ordering::SeqCst) || lock(&self.commands).send(command(reply_tx)).is_err() {
-            return Err(self.gone());
-        }
-        self.wake.notify();
-        // However long the change takes (a table of a million prefixes): giving up early would report a
-        // failure for a change the thread still makes. A thread that ends drops the reply, ending the wait.
-        reply_rx.recv().unwrap_or_else(|_| Err(self.gone()))
-    }
-
-    fn gone(&self) -> BgpError {
-        if self.shared.stop.load(Ordering::SeqCst) {
-            return BgpError::NotRunning;
-        }
-        // The thread is ending (its channels closed while it unwound): wait until it has said why.
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
-            let _ = thread.join();
-        }
-        let failure = lock(&self.shared.failure).clone();
-        BgpError::Stopped(failure.unwrap_or_else(|| "it panicked".into()))
+        self.handle.call(command)
     }
 }
 
@@ -337,19 +254,20 @@ struct Worker {
     draining: Vec<Draining>,
     out: Outbox,
     shared: Arc<Shared>,
-    commands: Receiver<Command>,
-    wake: Arc<EventFd>,
+    inbox: Inbox<Command>,
 }
 
 impl Worker {
-    fn new(shared: Arc<Shared>, commands: Receiver<Command>, wake: Arc<EventFd>, netns: Option<String>) -> Self {
-        Worker { netns, peers: BTreeMap::new(), draining: Vec::new(), out: Outbox::default(), shared, commands, wake }
+    fn new(shared: Arc<Shared>, inbox: Inbox<Command>, netns: Option<String>) -> Self {
+        Worker { netns, peers: BTreeMap::new(), draining: Vec::new(), out: Outbox::default(), shared, inbox }
     }
+}
 
+impl thread::Worker for Worker {
     fn run(&mut self) -> Result<(), String> {
         let mut poller = Poller::new(&[]);
         loop {
-            if self.shared.stop.load(Ordering::SeqCst) {
+            if self.inbox.control.stopping() {
                 return Ok(());
             }
             let now = Instant::now();
@@ -362,7 +280,7 @@ impl Worker {
 
             // Wait for the eventfd, every socket, and the earliest timer.
             poller.clear();
-            poller.add(self.wake.as_fd(), Interest::READ);
+            poller.add(self.inbox.wake.as_fd(), Interest::READ);
             let mut watched: Vec<(usize, &str)> = Vec::with_capacity(self.peers.len());
             for (name, peer) in &self.peers {
                 if let Some((fd, interest)) = peer.interest() {
@@ -402,15 +320,59 @@ impl Worker {
                 keep
             });
             if poller.is_ready(0) {
-                self.wake.drain();
+                self.inbox.wake.drain();
                 self.follow_bfd(now);
-                while let Ok(command) = self.commands.try_recv() {
+                while let Ok(command) = self.inbox.commands.try_recv() {
                     self.handle(command, now);
                 }
             }
         }
     }
 
+    /// Ends every session with a Cease "administrative shutdown" (none for graceful restart), gives the
+    /// connections up to DRAIN_TIMEOUT to send it and see the peer close, then stops BFD, and wakes every
+    /// waiter for good.
+    fn shut_down(&mut self) {
+        let now = Instant::now();
+        for (_, peer) in std::mem::take(&mut self.peers) {
+            peer.stop_for_restart(code::CEASE_ADMINISTRATIVE_SHUTDOWN, now, &mut self.out);
+        }
+        self.settle(now);
+        self.publish();
+        let deadline = now + DRAIN_TIMEOUT;
+        let mut poller = Poller::new(&[]);
+        while !self.draining.is_empty() {
+            let now = Instant::now();
+            self.draining.retain_mut(|d| !d.progress(now));
+            if self.draining.is_empty() || now >= deadline {
+                break;
+            }
+            poller.clear();
+            for d in &self.draining {
+                poller.add(d.stream.as_fd(), d.interest());
+            }
+            if poller.wait(Some(deadline.saturating_duration_since(now))).is_err() {
+                break;
+            }
+        }
+        self.draining.clear();
+        // Only once the peers saw the BGP sessions close: FRR ends a session whose BFD peer says AdminDown
+        // with a Cease, dropping our routes even with graceful restart, unless the session had closed first.
+        let bfd = lock(&self.shared.bfd).take();
+        if let Some(bfd) = bfd {
+            bfd.stop();
+        }
+        close_events(&self.shared);
+    }
+
+    /// shut_down panicked: the snapshot no longer shows sessions that are gone, and no waiter is left.
+    fn abandon(&mut self) {
+        lock(&self.shared.snapshot).clear();
+        close_events(&self.shared);
+    }
+}
+
+impl Worker {
     /// Moves connections closed during this round to the draining list.
     fn settle(&mut self, _now: Instant) {
         self.draining.append(&mut self.out.draining);
@@ -458,7 +420,7 @@ impl Worker {
             }
             #[cfg(test)]
             Command::Stall { busy, reply } => {
-                thread::sleep(busy);
+                std::thread::sleep(busy);
                 self.answer(reply, Ok(()));
             }
             #[cfg(test)]
@@ -506,7 +468,7 @@ impl Worker {
         if let Some(bfd) = lock(&self.shared.bfd).clone() {
             return Ok(bfd);
         }
-        let (shared, wake) = (Arc::clone(&self.shared), Arc::clone(&self.wake));
+        let (shared, wake) = (Arc::clone(&self.shared), Arc::clone(&self.inbox.wake));
         let on_change = Box::new(move |change: BfdChange| {
             lock(&shared.bfd_changes).push(change);
             wake.notify();
@@ -603,41 +565,6 @@ impl Worker {
         }
         drop(queue);
         self.shared.event_ready.notify_all();
-    }
-
-    /// Ends every session with a Cease "administrative shutdown", gives the connections up to DRAIN_TIMEOUT
-    /// to send it and see the peer close, and wakes every waiter for good.
-    fn shut_down(&mut self) {
-        let now = Instant::now();
-        for (_, peer) in std::mem::take(&mut self.peers) {
-            peer.stop_for_restart(code::CEASE_ADMINISTRATIVE_SHUTDOWN, now, &mut self.out);
-        }
-        self.settle(now);
-        self.publish();
-        let deadline = now + DRAIN_TIMEOUT;
-        let mut poller = Poller::new(&[]);
-        while !self.draining.is_empty() {
-            let now = Instant::now();
-            self.draining.retain_mut(|d| !d.progress(now));
-            if self.draining.is_empty() || now >= deadline {
-                break;
-            }
-            poller.clear();
-            for d in &self.draining {
-                poller.add(d.stream.as_fd(), d.interest());
-            }
-            if poller.wait(Some(deadline.saturating_duration_since(now))).is_err() {
-                break;
-            }
-        }
-        self.draining.clear();
-        // Only once the peers saw the BGP sessions close: FRR ends a session whose BFD peer says AdminDown
-        // with a Cease, dropping our routes even with graceful restart, unless the session had closed first.
-        let bfd = lock(&self.shared.bfd).take();
-        if let Some(bfd) = bfd {
-            bfd.stop();
-        }
-        close_events(&self.shared);
     }
 }
 

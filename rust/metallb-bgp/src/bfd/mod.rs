@@ -10,7 +10,6 @@
 //! from a snapshot ([`BfdStatus`]) and never wait on the thread except to change a session.
 
 mod demux;
-mod thread;
 mod worker;
 
 use std::net::IpAddr;
@@ -20,8 +19,8 @@ use std::time::Duration;
 use metallb_core::bfd::packet::{Diag, State};
 use metallb_sys::worker::lock;
 
+use crate::thread::{self, Handle, Reply};
 use crate::BgpError;
-use thread::{Handle, Reply};
 
 /// How one BGP peer's BFD session runs: MetalLB's BFDProfile.
 #[derive(Debug, Clone, PartialEq, Eq)]

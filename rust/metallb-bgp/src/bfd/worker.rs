@@ -17,8 +17,8 @@ use metallb_sys::worker::lock;
 use metallb_sys::{Interest, Poller};
 
 use super::demux::{demux, Arrival, Key, Verdict};
-use super::thread::{self, Inbox, Reply};
 use super::{BfdChange, BfdPeer, BfdStatus, Command};
+use crate::thread::{self, Inbox, Reply};
 use crate::BgpError;
 
 /// Longer than any control packet (24 bytes, up to 52 with authentication); a longer datagram is dropped.

@@ -1,7 +1,7 @@
 //! The life of a protocol thread that owns its sockets: it starts in a network namespace, reports ready
 //! before it serves, takes commands over a channel woken by an eventfd, answers each caller, and ends on
-//! [`Handle::stop`] or on its own (a fatal error or a panic), saying why. The BFD thread uses it; it holds
-//! nothing BFD-specific, so the BGP speaker's thread can use it as well.
+//! [`Handle::stop`] or on its own (a fatal error or a panic), saying why. The BGP speaker's thread and the BFD
+//! thread both run on it.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
