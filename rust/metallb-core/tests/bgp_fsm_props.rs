@@ -51,6 +51,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => notification.clone().prop_map(|n| Step::Event(Event::Received(Message::Notification(n)))),
         1 => notification.prop_map(|n| Step::Event(Event::Malformed(n))),
         2 => Just(Step::Event(Event::Sent)),
+        1 => Just(Step::Event(Event::PathDown)),
+        1 => Just(Step::Event(Event::PathUp)),
+        1 => Just(Step::Event(Event::Abandon)),
         3 => prop_oneof![Just(0u16), Just(3), Just(9), Just(90), Just(600)].prop_map(Step::ValidOpen),
         1 => prop_oneof![
             Just(open(64999, 90, Ipv4Addr::new(192, 0, 2, 2))),
@@ -125,18 +128,32 @@ proptest! {
             if went_down {
                 prop_assert!(matches!(actions.last(), Some(Action::Down(_))));
             }
-            // A Connect only when asked to start, or when a running session's retry is due.
+            // A Connect only when asked to start, or when a running session's retry is due, and never while
+            // BFD holds the session down.
             if actions.contains(&Action::Connect) {
                 prop_assert!(event == Some(Event::Start) || was_running);
                 prop_assert_eq!(after, State::Connect);
+                prop_assert!(!s.is_path_down());
+            }
+            // BFD down, and a graceful restart's close, end a connection without a retry; only PathDown sends
+            // a NOTIFICATION (Cease 10), only when there was a connection.
+            if event == Some(Event::PathDown) || event == Some(Event::Abandon) {
+                prop_assert_eq!(after, State::Idle);
+                prop_assert_eq!(s.next_deadline(), None);
+                let notifications: Vec<&Action> =
+                    actions.iter().filter(|a| matches!(a, Action::Send(Message::Notification(_)))).collect();
+                let connected = matches!(before, State::OpenSent | State::OpenConfirm | State::Established);
+                let expected = usize::from(connected && event == Some(Event::PathDown));
+                prop_assert_eq!(notifications.len(), expected, "{:?}", actions);
             }
 
-            // A running session that is down always has its next attempt scheduled within connect_retry.
-            if after == State::Idle && s.is_running() {
+            // A running session that is down always has its next attempt scheduled within connect_retry,
+            // unless BFD holds it.
+            if after == State::Idle && s.is_running() && !s.is_path_down() {
                 let retry = time_to_retry(&s, now);
                 prop_assert!(retry.is_some_and(|d| d <= CONNECT_RETRY), "no retry in time: {:?}", retry);
             }
-            if !s.is_running() && after == State::Idle {
+            if (!s.is_running() || s.is_path_down()) && after == State::Idle {
                 prop_assert_eq!(s.next_deadline(), None);
             }
         }
