@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from metallb_py import BgpRoute
+from metallb_py import BfdSettings, BgpRoute
 from metallb_py.config import Config, load_objects
 from metallb_py.speaker.bgp import Bgp
 from metallb_py.speaker.objects import SERVICE_NAME_LABEL
@@ -282,3 +282,28 @@ def test_a_peer_the_speaker_refuses_is_a_problem_and_the_others_still_get_their_
     assert world.problems == [("tor", "BGPPeer 'tor' is not used: hold time 2 s: want 0 or at least 3 s")]
     world.round(config(text))
     assert len(world.problems) == 1  # said once, not again each round
+
+
+def test_a_bfd_profile_reaches_the_speaker_and_a_timer_edit_changes_only_bfd() -> None:
+    world = World()
+    text = CONFIG + (
+        "---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\n"
+        "metadata: {name: fast, namespace: metallb-system}\n"
+        "spec: {receiveInterval: 50, transmitInterval: 50, detectMultiplier: 3}\n"
+    )
+
+    def with_bfd(objects: list[JSON]) -> None:
+        spec_of("BGPPeer", "tor")(objects).update(bfdProfile="fast", enableGracefulRestart=True)
+
+    world.round(config(text, with_bfd))
+    kwargs = world.sessions.kwargs["tor"]
+    assert kwargs["graceful_restart"] is True
+    assert kwargs["bfd"] == BfdSettings(receive_interval=0.05, transmit_interval=0.05, detect_multiplier=3)
+
+    def slower(objects: list[JSON]) -> None:
+        with_bfd(objects)
+        spec_of("BFDProfile", "fast")(objects)["receiveInterval"] = 300
+
+    assert world.round(config(text, slower)) == [("add_peer", "tor", "192.0.2.1")]
+    assert world.sessions.kwargs["tor"]["bfd"].receive_interval == 0.3
+    assert world.problems == []
