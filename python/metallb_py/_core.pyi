@@ -9,6 +9,8 @@ _IP = IPv4Address | IPv6Address
 
 __all__ = [
     "Allocator",
+    "BfdSettings",
+    "BfdStatus",
     "BgpEvent",
     "BgpPeerStatus",
     "BgpRoute",
