@@ -15,7 +15,8 @@ Parts (each its own module, each driven by tests on its own):
 Liveness comes from gossip (SWIM, failure detection in a few hundred milliseconds, authenticated); without
 it (`gossip=False`) from the Nodes' Ready condition. A graceful stop ends the rounds, leaves the gossip (peers
 take over at once), stops answering, ends the BGP sessions with a Cease (routers drop this node's routes at
-once), then removes its Lease and its status objects.
+once; sessions that negotiated graceful restart close without one, so their routers keep the routes while
+the speaker restarts), then removes its Lease and its status objects.
 """
 
 from __future__ import annotations
@@ -421,7 +422,7 @@ class Speaker:
         if self.membership is not None and not self.membership.running:
             return "the gossip member stopped"
         if self.bgp_speaker is not None and not self.bgp_speaker.running:
-            return "the BGP speaker stopped"
+            return "the BGP speaker (or its BFD thread) stopped"
         dead = [t.name for t in self._threads if not t.is_alive()]
         if self.rounds is not None and not self.rounds.alive():
             dead.insert(0, "speaker-worker")

@@ -224,8 +224,11 @@ impl Speaker {
         lock(&self.shared.events).dropped
     }
 
+    /// Whether the thread runs, and the BFD thread too once a peer started it: a speaker whose BFD ended on
+    /// its own no longer detects failures as configured, which a caller must see.
     pub fn is_running(&self) -> bool {
-        self.handle.is_running()
+        let bfd = lock(&self.shared.bfd).clone();
+        self.handle.is_running() && bfd.is_none_or(|b| b.is_running())
     }
 
     /// Sends a Cease "administrative shutdown" to every peer with a session, waits (up to DRAIN_TIMEOUT,
