@@ -10,9 +10,12 @@ the address stays unreachable.
 
 `--mode bgp` plays the same Services in BGP mode: the lab's client sits behind a router (FRR, AS 64512, at
 198.51.100.254) that peers with every node's speaker, the BGP configuration in examples/seed/
-metallb-bgpconfig.yaml replaces the ConfigMap, and the router spreads each address over the three workers
-(ECMP). The router's own view (vtysh) shows the next hops and the community; then a node dies the same way,
-and the demo measures how long the router's FIB kept routing to it and how many requests were lost.
+metallb-bgpconfig.yaml replaces the ConfigMap (with BFD, 50 ms x 3, beside each session, and graceful
+restart), and the router spreads each address over the three workers (ECMP). The router's own view (vtysh)
+shows the next hops, the community and the BFD sessions; then a node's cable is cut, its speaker left
+running: nothing closes its BGP connection, so only BFD (or, without it, the 9 s hold time) tells the
+router. The demo measures how long the router's FIB kept routing to the node and how many requests were
+lost, shows the node's own speaker reporting its BFD session down, then plugs the cable back in.
 
 Needs root (network namespaces). Exit status: 0 when every step did what the seed shows, 1 when one did
 not (the message says which, and where the logs are), 2 without root, 130 when interrupted.
@@ -36,10 +39,11 @@ from types import FrameType
 from typing import TextIO
 
 from metallb_py.errors import MetalLBError
-from metallb_py.k8s.resources import SERVICE_BGP_STATUSES
+from metallb_py.k8s.resources import EVENTS, SERVICE_BGP_STATUSES
 from metallb_py.testing import FetchError, FrrRouter, LabCluster, Probe
 from metallb_py.testing.bgplab import DEFAULT_NODE_ASN, DEFAULT_ROUTER_ASN, Peering
 from metallb_py.testing.netlab import EchoKind
+from metallb_py.testing.routers import BfdConfig
 
 __all__ = ["MODES", "SEED_BGP_CONFIG", "SEED_CONFIGMAP", "run"]
 
@@ -63,10 +67,16 @@ data:
 _EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "seed"
 _SEED_FILE = _EXAMPLES / "metallb-l2config.yaml"
 
+# The BFD profile of the seed's BGPPeer, which the lab's router mirrors: an interval in milliseconds (both
+# ways) and how many missed packets mean the path is down.
+_BFD_INTERVAL_MS = 50
+_BFD_MULTIPLIER = 3
+
 # examples/seed/metallb-bgpconfig.yaml: the seed's pool, advertised over BGP to the lab's router (its AS and
 # address are the lab's: DEFAULT_ROUTER_ASN at 198.51.100.254, the nodes in DEFAULT_NODE_ASN) with a
 # community, from every node. holdTime bounds how long the router keeps the path of a node that vanishes
-# without closing its connection.
+# without closing its connection; BFD beside the session notices it within interval x multiplier.
+# Graceful restart lets the router keep a node's routes while its speaker restarts.
 SEED_BGP_CONFIG = f"""\
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -76,6 +86,16 @@ metadata:
 spec:
   addresses:
   - 192.168.1.11-192.168.1.13
+---
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata:
+  namespace: metallb-system
+  name: fast
+spec:
+  receiveInterval: {_BFD_INTERVAL_MS}
+  transmitInterval: {_BFD_INTERVAL_MS}
+  detectMultiplier: {_BFD_MULTIPLIER}
 ---
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
@@ -87,6 +107,8 @@ spec:
   peerASN: {DEFAULT_ROUTER_ASN}
   peerAddress: 198.51.100.254
   holdTime: 9s
+  bfdProfile: fast
+  enableGracefulRestart: true
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
@@ -102,6 +124,8 @@ spec:
 _SEED_BGP_FILE = _EXAMPLES / "metallb-bgpconfig.yaml"
 _COMMUNITY = "64513:100"
 _HOLD_TIME = 9.0  # the BGPPeer's holdTime
+# FRR's last NOTIFICATION for a session it ended because BFD went down (Cease, subcode 10 "BFD down").
+_FRR_BFD_DOWN = "Cease/BFD Down"
 
 
 @dataclass(frozen=True)
@@ -124,6 +148,13 @@ _WAIT = 30.0  # seconds for any one step; every step normally takes well under o
 _PROBE_INTERVAL = 0.01
 _PROBE_TIMEOUT = 1.0  # a request without an answer by then failed (it went to a dead node)
 _FIB_POLL = 0.002  # the router's kernel FIB is read this often while a node dies
+# The lab router's end of the seed's BGPPeer: the same BFD profile, graceful restart (helper) on.
+_BGP_PEERING = Peering(
+    router_asn=DEFAULT_ROUTER_ASN,
+    node_asn=DEFAULT_NODE_ASN,
+    bfd=BfdConfig(_BFD_INTERVAL_MS, _BFD_INTERVAL_MS, _BFD_MULTIPLIER),
+    graceful_restart=True,
+)
 _MAX_FETCHES = 30  # requests until every node has answered once through the router's ECMP
 _STOPPED = "stopped"  # a prober request still in flight when the prober stopped (netlab's helper)
 
@@ -172,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
             progress=term.note,
             build_kubernetes=True,
             router="frr" if bgp else None,
-            peering=Peering(router_asn=DEFAULT_ROUTER_ASN, node_asn=DEFAULT_NODE_ASN) if bgp else None,
+            peering=_BGP_PEERING if bgp else None,
         ) as cluster:
             failover = _play_bgp(cluster, term) if bgp else _play(cluster, term)
             term.blank()
@@ -374,7 +405,7 @@ def _window(probes: list[Probe], start: float, end: float) -> _Window:
 
 def _play_bgp(cluster: LabCluster, term: _Terminal) -> str:
     """The seed's steps in BGP mode, the router's view, the client's requests spread over the nodes, then a
-    node's death; returns the failover summary."""
+    node's cable cut and plugged back in; returns the failover summary."""
     router = cluster.router
     if not isinstance(router, FrrRouter):
         raise _DemoError(f"the BGP demo shows FRR's own view (vtysh), and the lab's router is {router}")
@@ -405,6 +436,15 @@ def _play_bgp(cluster: LabCluster, term: _Terminal) -> str:
     _vtysh(router, term, f"show ip route {vip}/32")
     _vtysh(router, term, f"show bgp ipv4 unicast {vip}/32")
     _check_paths(cluster, router, list(vips.values()))
+    cluster.wait_for(
+        partial(_bfd_up, cluster, router, cluster.nodes), _WAIT, "a BFD session up with every node"
+    )
+    term.note(
+        f"beside each BGP session a BFD session ({_BFD_INTERVAL_MS} ms x {_BFD_MULTIPLIER}, the BFDProfile "
+        "'fast'): every node's speaker and the router send each other a packet every "
+        f"{_BFD_INTERVAL_MS} ms"
+    )
+    _vtysh(router, term, "show bfd peers brief")
 
     term.note(
         f"from the client ({cluster.lab.client_address()}) behind the router, as the seed's browser: each "
@@ -477,23 +517,42 @@ def _fetch_until_each_answers(
     return answers
 
 
+def _bfd_up(cluster: LabCluster, router: FrrRouter, nodes: tuple[str, ...]) -> bool:
+    """Whether the router's BFD session with each of `nodes` is up."""
+    peers = router.bfd_peers()
+    return all((view := peers.get(cluster.lab.node_address(n))) is not None and view.up for n in nodes)
+
+
+def _bfd_down_events(cluster: LabCluster, node: str) -> int:
+    """How many times `node`'s speaker reported its BFD session down, as Events on the BGPPeer."""
+    return sum(
+        int(e.get("count") or 1)
+        for e in cluster.client.list(EVENTS, cluster.namespace).items
+        if e.get("reason") == "BFDSessionDown" and e.get("reportingInstance") == node
+    )
+
+
 def _bgp_failover(
     cluster: LabCluster, term: _Terminal, router: FrrRouter, vips: dict[str, str], dying: str
 ) -> str:
     vip = vips[_SEED[0].service]
+    address = cluster.lab.node_address(dying)
     survivors = tuple(n for n in cluster.workers if n != dying)
     term.blank()
     term.note(
         f"failover: a prober requests http://{vip}/ from the client every {1000 * _PROBE_INTERVAL:.0f} ms, "
         f"each on a new connection, so the router spreads them over the nodes"
     )
+    reported = _bfd_down_events(cluster, dying)
     prober = cluster.lab.prober(vip, interval=_PROBE_INTERVAL, timeout=_PROBE_TIMEOUT)
     try:
         if prober.wait_for_answer(dying, timeout=_WAIT) is None:
             raise _DemoError(f"the prober got no answer from {dying} at {vip}")
-        term.note(f"{dying} dies: its speaker gets SIGKILL and its cable is cut")
-        killed = time.monotonic()
-        cluster.kill_speaker(dying)
+        term.note(
+            f"{dying}'s cable is cut; its speaker keeps running, and nothing closes its BGP connection: only "
+            f"BFD, or the {_HOLD_TIME:.0f} s hold time, can tell the router"
+        )
+        cut = time.monotonic()
         cluster.lab.kill_link(dying)
         cluster.wait_for(
             partial(_routed_over, cluster, list(vips.values()), survivors),
@@ -508,14 +567,20 @@ def _bgp_failover(
         )
     finally:
         probes = prober.stop()
-    during, after = _window(probes, killed, dropped), _window(probes, dropped, float("inf"))
-    converged = 1000 * (dropped - killed)
-    how = (
-        "its speaker's TCP connection closed as it died"
-        if converged < 1000 * _HOLD_TIME
-        else f"the {_HOLD_TIME:.0f} s hold time ran out"
+    during, after = _window(probes, cut, dropped), _window(probes, dropped, float("inf"))
+    converged = 1000 * (dropped - cut)
+    ended = router.neighbors()[address].last_error
+    if ended != _FRR_BFD_DOWN:
+        raise _DemoError(
+            f"the router dropped {dying} {converged:.0f} ms after the cut, but not because BFD went down "
+            f"(the session ended with {ended!r}, not {_FRR_BFD_DOWN!r})"
+        )
+    term.note(
+        f"the router's FIB dropped {dying} {converged:.0f} ms after the cut: its BFD session went down after "
+        f"{_BFD_MULTIPLIER} missed packets ({_BFD_MULTIPLIER * _BFD_INTERVAL_MS} ms) and took the BGP "
+        f"session with it; without BFD the router would have kept routing to {dying} until the "
+        f"{_HOLD_TIME:.0f} s hold time ran out"
     )
-    term.note(f"the router's FIB dropped {dying} {converged:.0f} ms after the kill ({how})")
     term.note(
         f"requests sent meanwhile: {during.sent}, {during.failed} failed (those the router sent to {dying}); "
         f"after: {after.sent}, {after.failed} failed, answered by {', '.join(sorted(after.answers))}"
@@ -525,7 +590,46 @@ def _bgp_failover(
             f"after the router dropped {dying}, {after.failed} of {after.sent} requests failed and "
             f"{', '.join(sorted(after.answers)) or 'no node'} answered; expected only {', '.join(survivors)}"
         )
+    _vtysh(router, term, "show bfd peers brief")
     _vtysh(router, term, f"show ip route {vip}/32")
     _fetch_until_each_answers(cluster, term, vip, survivors)
     _fetch(cluster, term, vips[_SEED[1].service])
-    return f"{converged:.0f} ms until the router dropped {dying}, {during.failed} requests lost"
+    term.note(
+        f"{dying}'s speaker, cut off from the router, saw its BFD session go down: an Event on the BGPPeer"
+    )
+    cluster.wait_for(
+        lambda: _bfd_down_events(cluster, dying) > reported, _WAIT, f"a BFDSessionDown Event from {dying}"
+    )
+    _kubectl(
+        cluster,
+        term,
+        "get",
+        "events",
+        "-n",
+        cluster.namespace,
+        "--field-selector=reason=BFDSessionDown",
+    )
+
+    term.blank()
+    term.note(f"{dying}'s cable is plugged back in")
+    restored = time.monotonic()
+    cluster.lab.restore_link(dying)
+    cluster.wait_for(partial(_bfd_up, cluster, router, (dying,)), _WAIT, f"BFD with {dying} up again")
+    bfd_back = time.monotonic()
+    cluster.wait_for(
+        partial(_routed_over, cluster, list(vips.values()), cluster.workers),
+        _WAIT,
+        f"the router's FIB to route both addresses over {', '.join(cluster.workers)} again",
+        interval=_FIB_POLL,
+    )
+    term.note(
+        f"BFD up again {1000 * (bfd_back - restored):.0f} ms later, and the router routes over "
+        f"{', '.join(cluster.workers)} again {1000 * (time.monotonic() - restored):.0f} ms after the plug "
+        "(the BGP session came back as soon as BFD was up)"
+    )
+    _vtysh(router, term, f"show ip route {vip}/32")
+    _fetch_until_each_answers(cluster, term, vip, cluster.workers)
+    return (
+        f"{converged:.0f} ms until the router dropped {dying} (BFD; hold time {_HOLD_TIME:.0f} s), "
+        f"{during.failed} requests lost"
+    )

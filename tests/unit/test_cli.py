@@ -208,7 +208,7 @@ def test_the_bgp_demo_applies_the_example_configuration_which_validates(
     assert example.read_text() == demo.SEED_BGP_CONFIG
     code, out, err = run(capsys, "config", "validate", str(example))
     assert (code, err) == (0, "")
-    assert out == f"{example}: OK: 1 pool (3 addresses), 1 BGPAdvertisement, 1 BGPPeer\n"
+    assert out == f"{example}: OK: 1 pool (3 addresses), 1 BGPAdvertisement, 1 BGPPeer, 1 BFDProfile\n"
 
 
 def test_installed_console_script() -> None:
