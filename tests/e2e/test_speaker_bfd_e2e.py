@@ -392,6 +392,8 @@ def test_graceful_restarts_of_the_speakers_lose_no_request(
                 Restart(node, exited - term, restarting - term, during.stale_routes, time.monotonic() - term)
             )
         cluster.wait_for_speakers(WORKERS)
+        for node in WORKERS:  # each new speaker's BFD session came up with the router again
+            router.wait_bfd(cluster.lab.node_address(node), "up", timeout=WAIT)
         # Every request sent until now has its answer, or its timeout, a little after this.
         end = time.monotonic()
         prober.wait_until(lambda probes: any(p.sent >= end + PROBE_TIMEOUT for p in probes), WAIT)
