@@ -393,21 +393,10 @@ fn a_single_hop_packet_with_ttl_254_is_dropped_and_counted() {
     let discriminator = b.bfd.session("v4").unwrap().local_discriminator;
     // What a's BFD would send, from a's address to b's single-hop port.
     let packet = encode(&ControlPacket {
-        diag: Diag::None,
-        state: State::Down,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        authenticated: false,
-        demand: false,
-        multipoint: false,
-        detect_mult: 3,
-        my_discriminator: 0x1234_5678,
-        your_discriminator: discriminator,
         // Slow, so that b does not declare it gone (3 x 10 s) before the test has looked.
         desired_min_tx: 10_000_000,
         required_min_rx: 300_000,
-        required_min_echo_rx: 0,
+        ..ControlPacket::new(State::Down, 0x1234_5678, discriminator)
     });
     let socket = socket_in(lab.ns(0), SocketAddr::new(ip(A4), 0));
     let to = SocketAddr::new(ip(B4), SINGLE_HOP_PORT);

@@ -11,22 +11,7 @@ use proptest::prelude::*;
 
 /// The Down packet every test starts from: no flags, Detect Mult 3, My Discriminator 1, intervals 1 s, 0.3 s.
 fn down() -> ControlPacket {
-    ControlPacket {
-        diag: Diag::None,
-        state: State::Down,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        authenticated: false,
-        demand: false,
-        multipoint: false,
-        detect_mult: 3,
-        my_discriminator: 1,
-        your_discriminator: 0,
-        desired_min_tx: 1_000_000,
-        required_min_rx: 300_000,
-        required_min_echo_rx: 0,
-    }
+    ControlPacket { required_min_rx: 300_000, ..ControlPacket::new(State::Down, 1, 0) }
 }
 
 const DOWN_BYTES: [u8; 24] = [

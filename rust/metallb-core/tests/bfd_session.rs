@@ -470,21 +470,11 @@ fn passive_admin_down_with_no_peer_stays_silent() {
 
 /// A packet from the peer (discriminator 9) to session 7.
 fn from_peer(state: State) -> ControlPacket {
+    let your_discriminator = if state == State::Down { 0 } else { 7 };
     ControlPacket {
-        diag: Diag::None,
-        state,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        authenticated: false,
-        demand: false,
-        multipoint: false,
-        detect_mult: 3,
-        my_discriminator: 9,
-        your_discriminator: if state == State::Down { 0 } else { 7 },
         desired_min_tx: 50_000,
         required_min_rx: 50_000,
-        required_min_echo_rx: 0,
+        ..ControlPacket::new(state, 9, your_discriminator)
     }
 }
 

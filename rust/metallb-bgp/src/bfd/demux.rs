@@ -117,7 +117,7 @@ fn by_address(arrival: &Arrival<'_>, keys: &[Key]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use metallb_core::bfd::packet::{encode, Diag, State};
+    use metallb_core::bfd::packet::{encode, State};
 
     use super::*;
 
@@ -133,22 +133,7 @@ mod tests {
     }
 
     fn control(state: State, your_discriminator: u32) -> ControlPacket {
-        ControlPacket {
-            diag: Diag::None,
-            state,
-            poll: false,
-            final_: false,
-            control_plane_independent: false,
-            authenticated: false,
-            demand: false,
-            multipoint: false,
-            detect_mult: 3,
-            my_discriminator: 0x0bad_cafe,
-            your_discriminator,
-            desired_min_tx: 1_000_000,
-            required_min_rx: 1_000_000,
-            required_min_echo_rx: 0,
-        }
+        ControlPacket::new(state, 0x0bad_cafe, your_discriminator)
     }
 
     /// What `demux` says of `packet` from PEER to LOCAL with `ttl`, on the port of `multihop`.

@@ -173,6 +173,29 @@ pub struct ControlPacket {
     pub required_min_echo_rx: u32,
 }
 
+impl ControlPacket {
+    /// A packet without flags or diagnostic: Detect Mult 3, both intervals 1 s, no echo. Fields to change
+    /// go in front of `..ControlPacket::new(...)`.
+    pub fn new(state: State, my_discriminator: u32, your_discriminator: u32) -> ControlPacket {
+        ControlPacket {
+            diag: Diag::None,
+            state,
+            poll: false,
+            final_: false,
+            control_plane_independent: false,
+            authenticated: false,
+            demand: false,
+            multipoint: false,
+            detect_mult: 3,
+            my_discriminator,
+            your_discriminator,
+            desired_min_tx: 1_000_000,
+            required_min_rx: 1_000_000,
+            required_min_echo_rx: 0,
+        }
+    }
+}
+
 /// Why bytes are not a BFD control packet we may accept (RFC 5880 section 6.8.6: each of these is discarded).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
