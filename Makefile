@@ -94,7 +94,7 @@ fuzz: ## Run each packet fuzz target briefly
 demo: dev k8s ## The main job (root): the seed end to end on this machine, failover included
 	$(VENV)/bin/metallb-py demo
 
-demo-bgp: dev k8s ## The seed in BGP mode (root): behind an FRR router, ECMP over the nodes, a node killed
+demo-bgp: dev k8s ## The seed in BGP mode (root): behind an FRR router, ECMP over the nodes, BFD, a node's cable cut
 	$(VENV)/bin/metallb-py demo --mode bgp
 
 plan: dev ## Offline, no root: plan the seed's Services against the seed's ConfigMap

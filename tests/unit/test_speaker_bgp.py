@@ -122,12 +122,14 @@ class World:
         self.view = View()
         self.changes = 0
         self.problems: list[tuple[str, str | None]] = []
+        self.notes: list[tuple[str, tuple[str, ...]]] = []
         self.bgp = Bgp(
             ME,
             self.sessions,
             secrets=lambda: dict(secrets or {}),
             on_change=self._changed,
             on_problem=lambda peer, message: self.problems.append((peer, message)),
+            on_note=lambda peer, notes: self.notes.append((peer, notes)),
         )
 
     def _changed(self) -> None:
@@ -307,3 +309,21 @@ def test_a_bfd_profile_reaches_the_speaker_and_a_timer_edit_changes_only_bfd() -
     assert world.round(config(text, slower)) == [("add_peer", "tor", "192.0.2.1")]
     assert world.sessions.kwargs["tor"]["bfd"].receive_interval == 0.3
     assert world.problems == []
+
+
+def test_an_echo_mode_profile_is_noted_once_and_the_peer_still_runs_bfd() -> None:
+    world = World()
+    text = CONFIG + (
+        "---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\n"
+        "metadata: {name: echo, namespace: metallb-system}\n"
+        "spec: {echoMode: true}\n"
+    )
+
+    def with_bfd(objects: list[JSON]) -> None:
+        spec_of("BGPPeer", "tor")(objects)["bfdProfile"] = "echo"
+
+    world.round(config(text, with_bfd))
+    world.round(config(text, with_bfd))
+    [(peer, notes)] = world.notes
+    assert peer == "tor" and "echoMode" in notes[0]
+    assert world.sessions.kwargs["tor"]["bfd"] == BfdSettings()

@@ -55,7 +55,9 @@ class Bgp:
 
     `secrets()`: the Secrets of the speaker's namespace, (namespace, name) -> data (BGPPeer passwordSecret);
     `on_change()` is called after a round that changed what is advertised or to whom; `on_problem(peer,
-    message)` once per distinct problem of a peer that is left out (None: the problem is gone).
+    message)` once per distinct problem of a peer that is left out (None: the problem is gone);
+    `on_note(peer, notes)` once per distinct set of notes of a peer that is kept but used differently than
+    configured (echoMode, disableMP...).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Bgp:
         secrets: Callable[[], Secrets],
         on_change: Callable[[], None],
         on_problem: Callable[[str, str | None], None],
+        on_note: Callable[[str, tuple[str, ...]], None] | None = None,
         ignore_exclude_label: bool = False,
         lb_class: str | None = None,
     ) -> None:
@@ -74,6 +77,7 @@ class Bgp:
         self._secrets = secrets
         self._on_change = on_change
         self._on_problem = on_problem
+        self._on_note = on_note
         self._ignore_exclude_label = ignore_exclude_label
         self.lb_class = lb_class
         self._lock = threading.Lock()  # the reporter and the metrics read what the worker writes
@@ -151,6 +155,8 @@ class Bgp:
                 log.warning(
                     "BGP peer used differently", extra={"peer": peer, "node": self.me, "notes": notes}
                 )
+                if self._on_note is not None:
+                    self._on_note(peer, notes)
         self._notes = dict(plan.notes)
         for conflict in route_plan.conflicts:
             if conflict not in self._conflicts:

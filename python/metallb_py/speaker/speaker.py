@@ -307,6 +307,7 @@ class Speaker:
             secrets=self._secrets_for_bgp,
             on_change=self._advertised_changed,
             on_problem=self._bgp_problem,
+            on_note=self._bgp_note,
             ignore_exclude_label=o.ignore_exclude_label,
             lb_class=o.lb_class,
         )
@@ -480,6 +481,12 @@ class Speaker:
         obj = self._bgp_peer_object(peer)
         if message is not None and obj is not None:
             self.events.record(obj, "Warning", "BGPPeerNotUsed", f"node {self.me}: {message}")
+
+    def _bgp_note(self, peer: str, notes: tuple[str, ...]) -> None:
+        obj = self._bgp_peer_object(peer)
+        if obj is not None:
+            text = "; ".join(notes)
+            self.events.record(obj, "Warning", "BGPPeerUsedDifferently", f"node {self.me}: {text}")
 
     def _bgp_pump(self) -> None:
         """BGP session events as log lines, and as Events on the BGPPeer when a session changes or a peer
