@@ -220,11 +220,6 @@ def test_bad_bfd_settings_are_refused_with_the_reason(build: object, message: st
         build()  # type: ignore[operator]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BfdConfig checks minimum_ttl's range but not its type: '64' raises TypeError, True and 64.5 pass "
-    "and reach bfdd.conf as 'minimum-ttl True' (routers.py)",
-)
 @pytest.mark.parametrize("ttl", ["64", True, 64.5])
 def test_a_minimum_ttl_that_is_not_an_integer_is_refused(ttl: object) -> None:
     with pytest.raises(RouterError, match="minimum_ttl"):

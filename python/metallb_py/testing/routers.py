@@ -232,8 +232,12 @@ class BfdConfig:
         multiplier = self.detect_multiplier
         if isinstance(multiplier, bool) or not isinstance(multiplier, int) or not 2 <= multiplier <= 255:
             raise RouterError(f"BFD detect_multiplier {multiplier!r} must be 2..255")
-        if self.minimum_ttl is not None and not 1 <= self.minimum_ttl <= 254:
-            raise RouterError(f"BFD minimum_ttl {self.minimum_ttl!r} must be 1..254")
+        ttl = self.minimum_ttl
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 254):
+            raise RouterError(f"BFD minimum_ttl {ttl!r} must be 1..254")
+        for name in ("passive", "echo"):
+            if not isinstance(getattr(self, name), bool):
+                raise RouterError(f"BFD {name} {getattr(self, name)!r} must be True or False")
 
 
 def _bfd(value: BfdConfig | bool | None, what: str, multihop: bool) -> BfdConfig | None:
@@ -1258,12 +1262,17 @@ def parse_frr_graceful_restart(
         restarting = _state(info["bgpState"]) != ESTABLISHED and "gracefulRestartTimerMsecs" in gr
         capabilities = info.get("neighborCapabilities") or {}
         received = (gr.get("timers") or {}).get("receivedRestartTimer")
+        # FRR shows a received timer of 0 when the neighbor offered no graceful restart at all.
+        # (while it restarts, the session's capabilities are gone but the timer runs).
+        offered = (
+            restarting or "gracefulRestart" in capabilities or "gracefulRestartCapability" in capabilities
+        )
         out[address] = GracefulRestartView(
             address=address,
             negotiated=restarting or capabilities.get("gracefulRestart") == "advertisedAndReceived",
             neighbor_restarting=restarting,
             stale_routes=stale.get(address, 0),
-            neighbor_restart_time_s=int(received) if received is not None else None,
+            neighbor_restart_time_s=int(received) if received is not None and offered else None,
         )
     return out
 
@@ -1283,7 +1292,7 @@ def parse_frr_bfd_peers(data: Iterable[Mapping[str, Any]]) -> dict[str, BfdPeerV
         out[address] = BfdPeerView(
             address=address,
             state=_bfd_state(entry.get("status")),
-            multihop=bool(entry.get("multihop")),
+            multihop=bool(entry["multihop"]) if "multihop" in entry else None,
             local_address=entry.get("local"),
             interface=entry.get("interface"),
             passive=entry.get("passive-mode"),
