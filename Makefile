@@ -13,8 +13,8 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 	tests/integration/test_k8s_client_apiserver.py tests/integration/test_controlplane.py
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 fuzz demo demo-bgp plan \
-	clean
+.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-bfd soak-bfd fuzz demo \
+	demo-bgp plan clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -87,6 +87,17 @@ bench-bgp: dev k8s ## BGP figures at length (root): 20 kills, 20 load rounds, 80
 	METALLB_PY_BENCH_BGP_KILLS=$(BGP_KILLS) METALLB_PY_BENCH_BGP_ROUNDS=$(BGP_ROUNDS) \
 	METALLB_PY_BENCH_BGP_EDIT_CYCLES=$(BGP_EDIT_CYCLES) METALLB_PY_BENCH_BGP_FULL_STACK=$(BGP_FULL_STACK) \
 		$(PY) -m pytest benches/test_bench_bgp.py -p no:cacheprovider
+
+# benches/test_bench_bfd.py alone, as CI runs it within `make bench` (20 cuts per case, a 45 s loaded soak, 10
+# graceful restarts; METALLB_PY_BENCH_BFD_* override them, see the file); `make soak-bfd` is its soak at length.
+BFD_SOAK_SECONDS ?= 300
+
+bench-bfd: dev ## BFD figures (root): cable cuts with BFD 50 ms x 3 and with hold time 3 s, soak, restarts
+	$(PY) -m pytest benches/test_bench_bfd.py -p no:cacheprovider
+
+soak-bfd: dev ## BFD 50 ms x 3 with both cores busy for 5 minutes (root): spurious session downs
+	METALLB_PY_BENCH_BFD_SOAK=$(BFD_SOAK_SECONDS) $(PY) -m pytest benches/test_bench_bfd.py -p no:cacheprovider \
+		-k soak
 
 fuzz: ## Run each packet fuzz target briefly
 	bash scripts/fuzz.sh
