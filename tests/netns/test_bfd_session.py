@@ -413,16 +413,7 @@ def test_stop_and_remove_peer_signal_admin_down(bench: Bench) -> None:
     assert (counters.up_events, counters.down_events) == (2, 2)
 
 
-REMOVE_PEER_ORDER = (
-    "remove_peer sends the BFD AdminDown before the BGP Cease 6/3 (speaker.rs RemovePeer: remove_bfd, then "
-    "peer.stop): FRR 8.4 sometimes takes the BFD down first and ends the session itself with Cease/10"
-)
-
-
-@pytest.mark.parametrize(
-    "ending",
-    [pytest.param("remove_peer", marks=pytest.mark.xfail(strict=True, reason=REMOVE_PEER_ORDER)), "stop"],
-)
+@pytest.mark.parametrize("ending", ["remove_peer", "stop"])
 def test_the_cease_reaches_the_router_before_the_bfd_admin_down(bench: Bench, ending: str) -> None:
     # FRR takes a neighbor's AdminDown as a path failure (see test_router_bfd): a session still open when it
     # arrives is ended by FRR with Cease/10 ("BFD Down") instead of by our Cease. So the Cease goes first.

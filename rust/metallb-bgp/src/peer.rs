@@ -49,11 +49,14 @@ pub(crate) struct Draining {
     pub deadline: Instant,
     /// Our side is shut (FIN after the queue).
     shut: bool,
+    /// The removed peer whose BFD session ends once this connection is done: its AdminDown must not
+    /// overtake the Cease, or the router ends the session for "BFD down" first.
+    pub bfd_after: Option<String>,
 }
 
 impl Draining {
     pub fn new(stream: TcpStream, queue: Vec<u8>, sent: usize, deadline: Instant) -> Draining {
-        Draining { stream, queue, sent, deadline, shut: false }
+        Draining { stream, queue, sent, deadline, shut: false, bfd_after: None }
     }
 
     /// What to wait for: the socket's room while bytes wait, then the peer's end of the connection.

@@ -317,11 +317,21 @@ impl thread::Worker for Worker {
                 }
             }
             let mut i = 0;
+            let mut done_bfd = Vec::new();
             self.draining.retain_mut(|d| {
                 let keep = !(draining_ready[i] || now >= d.deadline) || !d.progress(now);
                 i += 1;
+                if !keep {
+                    done_bfd.extend(d.bfd_after.take());
+                }
                 keep
             });
+            for name in done_bfd {
+                // Unless the peer was added again meanwhile (then its BFD session is the new one's).
+                if !self.peers.contains_key(&name) {
+                    self.remove_bfd(&name);
+                }
+            }
             if poller.is_ready(0) {
                 self.inbox.wake.drain();
                 self.follow_bfd(now);
@@ -389,10 +399,16 @@ impl Worker {
                 self.answer(reply, result);
             }
             Command::RemovePeer { name, reply } => {
-                self.remove_bfd(&name);
                 let removed = match self.peers.remove(&name) {
                     Some(peer) => {
+                        let before = self.out.draining.len();
                         peer.stop(code::CEASE_PEER_DECONFIGURED, now, &mut self.out);
+                        // BFD's AdminDown goes once the Cease is through (the connection done), or now if
+                        // there is no connection to wait for.
+                        match self.out.draining.get_mut(before..).and_then(|new| new.first_mut()) {
+                            Some(draining) => draining.bfd_after = Some(name),
+                            None => self.remove_bfd(&name),
+                        }
                         true
                     }
                     None => false,
