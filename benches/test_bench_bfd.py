@@ -158,8 +158,9 @@ class Lab:
         )
         return self.speakers[node]
 
-    def wait_in_fib(self, nodes: tuple[str, ...] = NODES) -> None:
-        wanted = {self.address(n) for n in nodes}
+    def wait_in_fib(self) -> None:
+        """Until VIP's FIB entry has every node as a next hop."""
+        wanted = {self.address(n) for n in NODES}
         wait_for(self.gateways, lambda g: g == wanted, WAIT, f"{VIP_PREFIX} via {sorted(wanted)} in the FIB")
 
     def wait_bfd_fast(self, node: str) -> None:
