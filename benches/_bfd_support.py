@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _bgp_support import LineWatch, tcpdump
 from metallb_py import BfdSettings, BgpRoute, BgpSpeaker
 
 PEER = "router"  # the child's one peer
@@ -75,56 +76,23 @@ def parse_link_line(line: str) -> LinkEvent | None:
     return LinkEvent(at=at, interface=match["name"], up="UP" in match["flags"].split(","))
 
 
-class LinkWatch:
+class LinkWatch(LineWatch[LinkEvent]):
     """Every link message of `netns` from now on, stamped by `ip` as it reads them."""
 
     def __init__(self, netns: str) -> None:
-        self._popen = subprocess.Popen(
-            ["ip", "-n", netns, "-tshort", "-o", "monitor", "link"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
+        super().__init__(
+            ["ip", "-n", netns, "-tshort", "-o", "monitor", "link"], parse_link_line, f"link watch {netns}"
         )
-        self._events: list[LinkEvent] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, name=f"link watch {netns}", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._popen.stdout is not None
-        with contextlib.suppress(ValueError, OSError):
-            for line in self._popen.stdout:
-                event = parse_link_line(line)
-                if event is not None:
-                    with self._changed:
-                        self._events.append(event)
-                        self._changed.notify_all()
 
     def first(self, interface: str, *, up: bool, after: float, timeout: float) -> LinkEvent | None:
         """The first message stamped at or after `after` (time.time()) saying `interface` is up (or down),
         waiting up to `timeout` seconds for it; None if none came."""
-
-        def found() -> LinkEvent | None:
-            return next(
-                (e for e in self._events if e.interface == interface and e.up == up and e.at >= after), None
-            )
-
-        with self._changed:
-            return self._changed.wait_for(found, timeout)
-
-    def close(self) -> None:
-        self._popen.kill()
-        self._popen.wait()
-        self._reader.join(timeout=2)
-        if self._popen.stdout is not None:
-            self._popen.stdout.close()
-
-    def __enter__(self) -> LinkWatch:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+        return self.wait_for(
+            lambda events: next(
+                (e for e in events if e.interface == interface and e.up == up and e.at >= after), None
+            ),
+            timeout,
+        )
 
 
 def switch_port(bridge_ns: str, node_ns: str) -> str:
@@ -172,74 +140,33 @@ class Packet:
     destination: str
 
 
-class PacketWatch:
+def _packet(line: str) -> Packet | None:
+    match = _PACKET.match(line)
+    return Packet(float(match["at"]), match["src"], match["dst"]) if match else None
+
+
+class PacketWatch(LineWatch[Packet]):
     """tcpdump on `interface` in `netns` keeping every packet that matches `capture` (a pcap filter) with
     its kernel capture stamp; tcpdump's own buffering delays no stamp."""
 
     def __init__(self, netns: str, capture: str, interface: str = "eth0") -> None:
-        self._popen = subprocess.Popen(
-            [
-                "ip", "netns", "exec", netns, "tcpdump", "-i", interface, "-n", "-tt", "-l",
-                "--immediate-mode", capture,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )  # fmt: skip
-        assert self._popen.stderr is not None
-        said: list[str] = []
-        while not said or "listening on" not in said[-1]:  # "listening on eth0, ..." once it captures
-            line = self._popen.stderr.readline()
-            if not line:
-                self._popen.wait()
-                raise RuntimeError(f"tcpdump in {netns} did not start: {''.join(said).strip()}")
-            said.append(line)
-        self._packets: list[Packet] = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, name=f"packet watch {netns}", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._popen.stdout is not None
-        with contextlib.suppress(ValueError, OSError):
-            for line in self._popen.stdout:
-                match = _PACKET.match(line)
-                if match is not None:
-                    with self._lock:
-                        self._packets.append(Packet(float(match["at"]), match["src"], match["dst"]))
+        super().__init__(
+            tcpdump(netns, capture, interface), _packet, f"packet watch {netns}", ready="listening on"
+        )
 
     def last_before(self, source: str, at: float) -> Packet | None:
         """The last packet from `source` captured at or before `at` (time.time()), if any. Its line may
         come a moment after the capture: call this once later packets (or the FIB change) were seen."""
-        with self._lock:
-            return next((p for p in reversed(self._packets) if p.source == source and p.at <= at), None)
+        with self._changed:
+            return next((p for p in reversed(self.items) if p.source == source and p.at <= at), None)
 
     def first_after(self, source: str, destination: str, at: float) -> Packet | None:
         """The first packet from `source` to `destination` captured at or after `at` (time.time())."""
-        with self._lock:
+        with self._changed:
             return next(
-                (
-                    p
-                    for p in self._packets
-                    if p.source == source and p.destination == destination and p.at >= at
-                ),
+                (p for p in self.items if p.source == source and p.destination == destination and p.at >= at),
                 None,
             )
-
-    def close(self) -> None:
-        self._popen.kill()
-        self._popen.wait()
-        self._reader.join(timeout=2)
-        for stream in (self._popen.stdout, self._popen.stderr):
-            if stream is not None:
-                stream.close()
-
-    def __enter__(self) -> PacketWatch:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 # -- our speaker in a child process --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 from metallb_py.ipam.fields import ingress_ips
 from metallb_py.k8s import KubeClient, WatchStream
@@ -98,56 +98,96 @@ def parse_monitor_line(line: str) -> FibEvent | None:
     return FibEvent(at=at, prefix=dst, deleted=deleted, gateways=gateways)
 
 
-class FibWatch:
-    """Every route change in `netns`'s kernel tables from now on (see the module docstring)."""
+R = TypeVar("R")
+T = TypeVar("T")
 
-    def __init__(self, netns: str) -> None:
+
+class LineWatch(Generic[T]):
+    """A long-running command whose stdout lines, parsed by `parse` (None: not kept), are kept in order for
+    callers to wait on. With `ready`, the constructor returns once the command's stderr said it (tcpdump's
+    "listening on"), or raises with what it said instead."""
+
+    def __init__(
+        self, argv: list[str], parse: Callable[[str], T | None], name: str, *, ready: str | None = None
+    ) -> None:
         self._popen = subprocess.Popen(
-            ["ip", "-n", netns, "-tshort", "-o", "monitor", "route"],
+            argv,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE if ready else subprocess.DEVNULL,
             text=True,
             bufsize=1,
         )
-        self._events: list[FibEvent] = []
+        if ready is not None:
+            assert self._popen.stderr is not None
+            said: list[str] = []
+            while not said or ready not in said[-1]:
+                line = self._popen.stderr.readline()
+                if not line:
+                    self._popen.wait()
+                    raise RuntimeError(f"{name}: {argv[0]} did not start: {''.join(said).strip()}")
+                said.append(line)
+        self._parse = parse
+        self.items: list[T] = []
         self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, name=f"fib watch {netns}", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=name, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self._popen.stdout is not None
         with contextlib.suppress(ValueError, OSError):
             for line in self._popen.stdout:
-                event = parse_monitor_line(line)
-                if event is not None:
+                item = self._parse(line)
+                if item is not None:
                     with self._changed:
-                        self._events.append(event)
+                        self.items.append(item)
                         self._changed.notify_all()
+
+    def wait_for(self, found: Callable[[list[T]], R | None], timeout: float) -> R | None:
+        """What `found` makes of the items kept so far, once it is not None, waiting up to `timeout` s."""
+        with self._changed:
+            return self._changed.wait_for(lambda: found(self.items), timeout)
+
+    def close(self) -> None:
+        self._popen.kill()
+        self._popen.wait()
+        self._reader.join(timeout=2)
+        for stream in (self._popen.stdout, self._popen.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def tcpdump(netns: str, capture: str, interface: str = "eth0") -> list[str]:
+    """tcpdump in `netns` printing each packet as captured, with the kernel's capture stamp."""
+    return [
+        "ip", "netns", "exec", netns,
+        "tcpdump", "-i", interface, "-n", "-tt", "-l", "--immediate-mode", capture,
+    ]  # fmt: skip
+
+
+class FibWatch(LineWatch[FibEvent]):
+    """Every route change in `netns`'s kernel tables from now on (see the module docstring)."""
+
+    def __init__(self, netns: str) -> None:
+        argv = ["ip", "-n", netns, "-tshort", "-o", "monitor", "route"]
+        super().__init__(argv, parse_monitor_line, f"fib watch {netns}")
 
     def first(
         self, prefix: str, done: Callable[[FibEvent], bool], after: float, timeout: float
     ) -> FibEvent | None:
         """The first message about `prefix` stamped at or after `after` (time.time()) for which `done`
         holds, waiting up to `timeout` seconds for it; None if none came."""
-
-        def found() -> FibEvent | None:
-            return next((e for e in self._events if e.prefix == prefix and e.at >= after and done(e)), None)
-
-        with self._changed:
-            return self._changed.wait_for(found, timeout)
-
-    def close(self) -> None:
-        self._popen.kill()
-        self._popen.wait()
-        self._reader.join(timeout=2)
-        if self._popen.stdout is not None:
-            self._popen.stdout.close()
-
-    def __enter__(self) -> FibWatch:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+        return self.wait_for(
+            lambda events: next(
+                (e for e in events if e.prefix == prefix and e.at >= after and done(e)), None
+            ),
+            timeout,
+        )
 
 
 @dataclass(frozen=True)
@@ -163,67 +203,27 @@ class TcpEnd:
 _SEGMENT = re.compile(r"^(?P<at>\d+\.\d+) IP6? (?P<src>\S+)\.\d+ > \S+: Flags \[(?P<flags>[^\]]*)\]")
 
 
-class TcpEndWatch:
+def _tcp_end(line: str) -> TcpEnd | None:
+    match = _SEGMENT.match(line)
+    return TcpEnd(float(match["at"]), match["src"], match["flags"]) if match else None
+
+
+class TcpEndWatch(LineWatch[TcpEnd]):
     """tcpdump on `interface` in `netns`, keeping every BGP segment that ends a connection (FIN or RST): when
     a killed process's kernel closed its session, as the router received it. Packet stamps come from the
     kernel at capture, so tcpdump's own buffering delays nothing measured."""
 
     def __init__(self, netns: str, interface: str = "eth0") -> None:
-        self._popen = subprocess.Popen(
-            [
-                "ip", "netns", "exec", netns, "tcpdump", "-i", interface, "-n", "-tt", "-l",
-                "--immediate-mode", "tcp port 179 and (tcp[tcpflags] & (tcp-fin|tcp-rst) != 0)",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )  # fmt: skip
-        assert self._popen.stderr is not None
-        said: list[str] = []
-        while not said or "listening on" not in said[-1]:  # "listening on eth0, ..." once it captures
-            line = self._popen.stderr.readline()
-            if not line:
-                self._popen.wait()
-                raise RuntimeError(f"tcpdump in {netns} did not start: {''.join(said).strip()}")
-            said.append(line)
-        self._ends: list[TcpEnd] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, name=f"tcp end watch {netns}", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._popen.stdout is not None
-        with contextlib.suppress(ValueError, OSError):
-            for line in self._popen.stdout:
-                match = _SEGMENT.match(line)
-                if match is not None:
-                    with self._changed:
-                        self._ends.append(TcpEnd(float(match["at"]), match["src"], match["flags"]))
-                        self._changed.notify_all()
+        capture = "tcp port 179 and (tcp[tcpflags] & (tcp-fin|tcp-rst) != 0)"
+        super().__init__(
+            tcpdump(netns, capture, interface), _tcp_end, f"tcp end watch {netns}", ready="listening on"
+        )
 
     def first(self, source: str, after: float, timeout: float) -> TcpEnd | None:
         """The first FIN or RST from `source` captured at or after `after` (time.time())."""
-
-        def found() -> TcpEnd | None:
-            return next((e for e in self._ends if e.source == source and e.at >= after), None)
-
-        with self._changed:
-            return self._changed.wait_for(found, timeout)
-
-    def close(self) -> None:
-        self._popen.kill()
-        self._popen.wait()
-        self._reader.join(timeout=2)
-        for stream in (self._popen.stdout, self._popen.stderr):
-            if stream is not None:
-                stream.close()
-
-    def __enter__(self) -> TcpEndWatch:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+        return self.wait_for(
+            lambda ends: next((e for e in ends if e.source == source and e.at >= after), None), timeout
+        )
 
 
 # -- FRR's view, fast ----------------------------------------------------------------------------------------
