@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as _dt
 import json
 import queue
 import re
@@ -42,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _bgp_support import LineWatch, tcpdump
+from _bgp_support import LineWatch, monitor_stamp, tcpdump
 from metallb_py import BfdSettings, BgpRoute, BgpSpeaker
 
 PEER = "router"  # the child's one peer
@@ -60,19 +59,16 @@ class LinkEvent:
     up: bool
 
 
-_LINK = re.compile(r"^\[(?P<ts>[^\]]+)\]\s*\d+:\s*(?P<name>[^:@\s]+)(?:@[^:\s]+)?:\s*<(?P<flags>[^>]*)>")
+_LINK = re.compile(r"^\d+:\s*(?P<name>[^:@\s]+)(?:@[^:\s]+)?:\s*<(?P<flags>[^>]*)>")
 
 
 def parse_link_line(line: str) -> LinkEvent | None:
     """One line of `ip -tshort -o monitor link` ("[stamp] 3: p-0@if2: <BROADCAST,MULTICAST> ...")."""
-    match = _LINK.match(line.strip())
-    if match is None:
+    stamped = monitor_stamp(line)
+    match = _LINK.match(stamped[1]) if stamped is not None else None
+    if stamped is None or match is None:
         return None
-    try:
-        # Local time without a zone, as parse_monitor_line of _bgp_support reads it.
-        at = _dt.datetime.fromisoformat(match["ts"]).timestamp()
-    except ValueError:
-        return None
+    at = stamped[0]
     return LinkEvent(at=at, interface=match["name"], up="UP" in match["flags"].split(","))
 
 

@@ -73,17 +73,25 @@ class FibEvent:
 _STAMP = re.compile(r"^\[(?P<ts>[^\]]+)\]\s*(?P<rest>.*)$")
 
 
-def parse_monitor_line(line: str) -> FibEvent | None:
-    """One line of `ip -tshort -o monitor route` (ECMP legs joined on the line by `-o`)."""
+def monitor_stamp(line: str) -> tuple[float, str] | None:
+    """The stamp of one `ip -tshort -o monitor` line (time.time()) and the rest of the line."""
     match = _STAMP.match(line.strip())
     if match is None:
         return None
     try:
         # ip prints local time without a zone; a naive datetime's timestamp() reads it as local time too.
-        at = _dt.datetime.fromisoformat(match["ts"]).timestamp()
+        return _dt.datetime.fromisoformat(match["ts"]).timestamp(), match["rest"]
     except ValueError:
         return None
-    words = match["rest"].replace("\\", " ").split()
+
+
+def parse_monitor_line(line: str) -> FibEvent | None:
+    """One line of `ip -tshort -o monitor route` (ECMP legs joined on the line by `-o`)."""
+    stamped = monitor_stamp(line)
+    if stamped is None:
+        return None
+    at, rest = stamped
+    words = rest.replace("\\", " ").split()
     deleted = bool(words) and words[0] == "Deleted"
     if deleted:
         words = words[1:]

@@ -42,9 +42,9 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,19 +91,9 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-def progress(pytestconfig: pytest.Config) -> Progress:
-    return Progress(pytestconfig)
-
-
-@pytest.fixture(scope="module")
-def log_dir() -> Iterator[Path]:
-    if LOG_DIR is not None:
-        path = Path(LOG_DIR)
-        path.mkdir(parents=True, exist_ok=True)
+def log_dir(bench_logs: Callable[[str | None, str], AbstractContextManager[Path]]) -> Iterator[Path]:
+    with bench_logs(LOG_DIR, "metallb-py-bench-bfd-") as path:
         yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="metallb-py-bench-bfd-") as tmp:
-        yield Path(tmp)
 
 
 def ms(seconds: float) -> float:

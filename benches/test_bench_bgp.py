@@ -51,11 +51,11 @@ import os
 import random
 import shutil
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,19 +174,9 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def progress(pytestconfig: pytest.Config) -> Progress:
-    return Progress(pytestconfig)
-
-
-@pytest.fixture(scope="module")
-def log_dir() -> Iterator[Path]:
-    if LOG_DIR is not None:
-        path = Path(LOG_DIR)
-        path.mkdir(parents=True, exist_ok=True)
+def log_dir(bench_logs: Callable[[str | None, str], AbstractContextManager[Path]]) -> Iterator[Path]:
+    with bench_logs(LOG_DIR, "metallb-py-bench-bgp-") as path:
         yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="metallb-py-bench-bgp-") as tmp:
-        yield Path(tmp)
 
 
 def need_routers(*kinds: RouterKind) -> None:

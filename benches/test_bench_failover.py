@@ -122,11 +122,6 @@ def service_manifest(name: str, annotations: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def progress(pytestconfig: pytest.Config) -> Progress:
-    return Progress(pytestconfig)
-
-
-@pytest.fixture(scope="module")
 def cluster(progress: Progress) -> Iterator[LabCluster]:
     cached = KubernetesBinaries.in_dir(default_cache_dir() / "k8s" / DEFAULT_KUBERNETES_VERSION / "bin")
     if cached.missing() and not REQUIRE_K8S:
