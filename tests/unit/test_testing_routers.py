@@ -251,6 +251,13 @@ def test_what_bird_cannot_do_with_bfd_is_refused_before_it_starts() -> None:
         make_router("bird", "ns", ttl)
     # FRR's bfdd does both.
     assert make_router("frr", "ns", echo).config.bfd and make_router("frr", "ns", ttl).config.bfd
+    unbound = RouterConfig(1, "192.0.2.1", [Peer("192.0.2.2", 2, multihop_ttl=2, bfd=True)])
+    with pytest.raises(RouterError, match=r"peer 192.0.2.2: BIRD runs multihop BFD only from a known local"):
+        make_router("bird", "ns", unbound)
+    bound = [Peer("192.0.2.2", 2, multihop_ttl=2, bfd=True, source_address="192.0.2.1")]
+    assert make_router("bird", "ns", RouterConfig(1, "192.0.2.1", bound)).config.bfd
+    listening = RouterConfig(1, "192.0.2.1", unbound.peers, listen_addresses=["192.0.2.1"])
+    assert make_router("bird", "ns", listening).config.bfd
 
 
 QUICK = BfdConfig(receive_interval_ms=100, transmit_interval_ms=120, detect_multiplier=4, passive=True)

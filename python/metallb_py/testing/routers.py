@@ -1852,6 +1852,15 @@ class BirdRouter(RouterDaemon):
                 raise RouterError(
                     "BIRD's multihop BFD checks no minimum TTL: use FrrRouter for BfdConfig(minimum_ttl=...)"
                 )
+        for peer in self.config.peers:
+            has_local = peer.source_address is not None or any(
+                ipaddress.ip_address(a).version == peer.version for a in self.config.listen_addresses
+            )
+            if peer.bfd is not None and peer.bfd_multihop and not has_local:
+                raise RouterError(
+                    f"peer {peer.address}: BIRD runs multihop BFD only from a known local address: set the "
+                    "peer's source_address (or a listen address of its family)"
+                )
 
     def _start(self, deadline: float) -> None:
         conf = self.state_dir / "bird.conf"
