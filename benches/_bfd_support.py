@@ -29,19 +29,16 @@ router before, and our speaker as a child process per node. Nothing here starts 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import queue
 import re
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _bgp_support import LineWatch, monitor_stamp, tcpdump
+from _bgp_support import JsonChild, LineWatch, monitor_stamp, tcpdump
 from metallb_py import BfdSettings, BgpRoute, BgpSpeaker
 
 PEER = "router"  # the child's one peer
@@ -168,61 +165,24 @@ class PacketWatch(LineWatch[Packet]):
 # -- our speaker in a child process --------------------------------------------------------------------------
 
 
-class SpeakerProcess:
+class SpeakerProcess(JsonChild):
     """This file as a child process for one node (see the module docstring); stderr goes to `log`.
     `wait_ready()` returns once the child has added its peer and set its routes."""
 
     def __init__(self, netns: str, config: dict[str, Any], log: Path) -> None:
-        self.log = log
-        with log.open("ab") as stderr:
-            self._popen = subprocess.Popen(
-                [sys.executable, str(Path(__file__)), "--netns", netns, "--config", json.dumps(config)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                bufsize=1,
-            )
-        self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, name=f"speaker process {netns}", daemon=True)
-        self._reader.start()
+        argv = [sys.executable, str(Path(__file__)), "--netns", netns, "--config", json.dumps(config)]
+        super().__init__(argv, log, f"speaker process {netns}")
         self._ready_at: float | None = None
 
     def wait_ready(self, timeout: float = 30.0) -> float:
         """When (time.monotonic()) the child's add_peer and set_routes had returned, waiting for it."""
         if self._ready_at is None:
-            self._ready_at = float(self._receive(timeout)["at"])
+            self._ready_at = float(self.receive(timeout)["at"])
         return self._ready_at
 
-    @property
-    def pid(self) -> int:
-        return self._popen.pid
-
-    def _read(self) -> None:
-        assert self._popen.stdout is not None
-        with contextlib.suppress(ValueError, OSError):
-            for line in self._popen.stdout:
-                self._lines.put(json.loads(line))
-        self._lines.put(None)
-
-    def _receive(self, timeout: float) -> dict[str, Any]:
-        try:
-            record = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"speaker process {self.pid}: no answer in {timeout:g} s") from None
-        if record is None:
-            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(f"speaker process {self.pid} exited with {self._popen.poll()}:\n{tail}")
-        if "error" in record:
-            raise RuntimeError(f"speaker process {self.pid}: {record['error']}")
-        return record
-
-    def request(self, op: str, timeout: float = 30.0) -> dict[str, Any]:
+    def request(self, op: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
         self.wait_ready(timeout)
-        assert self._popen.stdin is not None
-        self._popen.stdin.write(json.dumps({"op": op}) + "\n")
-        self._popen.stdin.flush()
-        return self._receive(timeout)
+        return super().request(op, timeout, **fields)
 
     def status(self) -> dict[str, Any]:
         """The peer's state, held_by_bfd, counters and `bfd` (BfdStatus's fields, or None)."""
@@ -234,26 +194,6 @@ class SpeakerProcess:
         self._popen.wait(timeout)
         self._close_pipes()
         return took
-
-    def close(self) -> None:
-        """Stops the child if it still runs (killed if it does not exit in 10 s)."""
-        if self._popen.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
-                assert self._popen.stdin is not None
-                self._popen.stdin.close()
-            try:
-                self._popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self._popen.kill()
-                self._popen.wait()
-        self._close_pipes()
-
-    def _close_pipes(self) -> None:
-        self._reader.join(timeout=2)
-        for stream in (self._popen.stdin, self._popen.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
 
 
 def _child_status(speaker: BgpSpeaker) -> dict[str, Any]:

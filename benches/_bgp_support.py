@@ -377,14 +377,16 @@ class AssignedWatch:
 # -- our speaker in a child process --------------------------------------------------------------------------
 
 
-class SpeakerChild:
-    """benches/_bgp_speaker_child.py for one node (see its docstring); stderr goes to `log`."""
+class JsonChild:
+    """A child process that answers JSON lines on stdout to JSON lines on stdin; stderr goes to `log`. The
+    BGP and BFD benches run their speakers this way, one process per node."""
 
-    def __init__(self, netns: str, log: Path) -> None:
+    def __init__(self, argv: list[str], log: Path, name: str) -> None:
         self.log = log
+        self.name = name
         with log.open("ab") as stderr:
             self._popen = subprocess.Popen(
-                [sys.executable, str(CHILD), "--netns", netns],
+                argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -392,9 +394,8 @@ class SpeakerChild:
                 bufsize=1,
             )
         self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, name=f"speaker child {netns}", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=name, daemon=True)
         self._reader.start()
-        self.receive(30)
 
     @property
     def pid(self) -> int:
@@ -417,12 +418,12 @@ class SpeakerChild:
         try:
             record = self._lines.get(timeout=timeout)
         except queue.Empty:
-            raise RuntimeError(f"speaker child {self.pid}: no answer in {timeout:g} s") from None
+            raise RuntimeError(f"{self.name} ({self.pid}): no answer in {timeout:g} s") from None
         if record is None:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(f"speaker child {self.pid} exited with {self._popen.poll()}:\n{tail}")
+            raise RuntimeError(f"{self.name} ({self.pid}) exited with {self._popen.poll()}:\n{tail}")
         if "error" in record:
-            raise RuntimeError(f"speaker child {self.pid}: {record['error']}")
+            raise RuntimeError(f"{self.name} ({self.pid}): {record['error']}")
         return record
 
     def request(self, op: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
@@ -430,19 +431,38 @@ class SpeakerChild:
         return self.receive(timeout)
 
     def close(self) -> None:
+        """Ends the child if it still runs (`_ask_to_end`, then killed if it does not exit in 10 s)."""
         if self._popen.poll() is None:
             with contextlib.suppress(OSError, ValueError):
-                self.send("stop")
+                self._ask_to_end()
             try:
                 self._popen.wait(10)
             except subprocess.TimeoutExpired:
                 self._popen.kill()
                 self._popen.wait()
+        self._close_pipes()
+
+    def _ask_to_end(self) -> None:
+        assert self._popen.stdin is not None
+        self._popen.stdin.close()
+
+    def _close_pipes(self) -> None:
         self._reader.join(timeout=2)
         for stream in (self._popen.stdin, self._popen.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+class SpeakerChild(JsonChild):
+    """benches/_bgp_speaker_child.py for one node (see its docstring); stderr goes to `log`."""
+
+    def __init__(self, netns: str, log: Path) -> None:
+        super().__init__([sys.executable, str(CHILD), "--netns", netns], log, f"speaker child {netns}")
+        self.receive(30)
+
+    def _ask_to_end(self) -> None:
+        self.send("stop")
 
 
 @contextlib.contextmanager
