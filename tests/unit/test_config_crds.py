@@ -419,9 +419,9 @@ CRD_ERRORS = [
         id="l2-interface",
     ),
     pytest.param(
-        [obj("L2Advertisement", "l2", {"serviceSelectors": []})],
-        ["spec.serviceSelectors: a newer MetalLB field"],
-        id="l2-newer-field",
+        [obj("L2Advertisement", "l2", {"preferredNodeSelectors": [{"weight": 101, "preference": {}}]})],
+        ["spec.preferredNodeSelectors[0].weight: "],
+        id="l2-preferred-weight",
     ),
     pytest.param(
         [obj("L2Advertisement", "l2", {"ipAddressPools": ["a", "a"]})],

@@ -28,6 +28,7 @@ from metallb_py.config._values import (
     no_newlines,
     parse_ip,
     read_duration,
+    read_selector,
     read_selectors,
 )
 from metallb_py.config.model import (
@@ -38,6 +39,7 @@ from metallb_py.config.model import (
     Community,
     CommunityAlias,
     L2Advertisement,
+    PreferredNodeSelector,
     SecretReference,
 )
 from metallb_py.config.reader import Reader, Where, quote
@@ -74,9 +76,7 @@ STANDARD_METADATA = (
     "selfLink",
 )
 # Fields of newer MetalLB releases: named as unsupported instead of "unknown", which would suggest a typo.
-_NEWER_FIELDS = {
-    "L2Advertisement": ("serviceSelectors", "preferredNodeSelectors"),
-}
+_NEWER_FIELDS: dict[str, tuple[str, ...]] = {}
 # The BGPPeer fields MetalLB added in v1beta2: unknown to v1beta1 (the API server would drop them silently).
 PEER_V1BETA2_FIELDS = (
     "dynamicASN",
@@ -231,15 +231,32 @@ def read_l2_advertisement(spec: Reader, name: str) -> tuple[L2Advertisement, dic
             where = f"{spec.path_of('interfaces')}[{i}]"
             spec.where.fail(where, f"{quote(interface)} is not a network interface name")
     check_no_duplicates(spec.where, spec.path_of("interfaces"), interfaces, "interface")
-    paths["ipAddressPools"] = spec.path_of("ipAddressPools")
+    service_selectors = read_selectors(spec, "serviceSelectors")
+    preferred = tuple(_read_preferred_node_selector(item) for item in spec.mappings("preferredNodeSelectors"))
+    for field in ("ipAddressPools", "serviceSelectors", "preferredNodeSelectors"):
+        paths[field] = spec.path_of(field)
     advertisement = L2Advertisement(
         name=name,
         ip_address_pools=tuple(pools),
         ip_address_pool_selectors=pool_selectors,
         node_selectors=node_selectors,
         interfaces=tuple(interfaces),
+        service_selectors=service_selectors,
+        preferred_node_selectors=preferred,
     )
     return advertisement, paths
+
+
+def _read_preferred_node_selector(item: Reader) -> PreferredNodeSelector:
+    # The CRD schema requires both fields and bounds the weight to 1-100, as Kubernetes' PreferredSchedulingTerm.
+    weight = item.number("weight", minimum=1, maximum=100)
+    if weight is None:
+        item.fail("weight", "is required (1-100: how much a node that the preference matches is preferred)")
+    preference = item.mapping("preference", required=True)
+    assert preference is not None
+    selector = read_selector(preference)
+    item.finish()
+    return PreferredNodeSelector(weight, selector)
 
 
 def read_bgp_advertisement(

@@ -25,6 +25,7 @@ __all__ = [
     "CommunityAlias",
     "Config",
     "L2Advertisement",
+    "PreferredNodeSelector",
     "SecretReference",
     "address_count",
 ]
@@ -147,9 +148,20 @@ class BGPPeer:
 
 
 @dataclass(frozen=True)
+class PreferredNodeSelector:
+    """A soft preference in the per-address layer 2 election: eligible nodes that `preference` matches score
+    `weight` (1-100) more; the weights of every selector that matches a node add up."""
+
+    weight: int
+    preference: LabelSelector
+
+
+@dataclass(frozen=True)
 class L2Advertisement:
     """Announce some pools' addresses with ARP/NDP. `pools` is what the pool names and selectors resolve to
-    (every pool when both are empty)."""
+    (every pool when both are empty). `service_selectors` limit it to the Services whose labels match one of
+    them (none: every Service of its pools); `preferred_node_selectors` weigh the election among the nodes
+    `node_selectors` allow."""
 
     name: str
     ip_address_pools: tuple[str, ...] = ()
@@ -157,6 +169,8 @@ class L2Advertisement:
     node_selectors: tuple[LabelSelector, ...] = ()
     interfaces: tuple[str, ...] = ()
     pools: tuple[str, ...] = ()
+    service_selectors: tuple[LabelSelector, ...] = ()
+    preferred_node_selectors: tuple[PreferredNodeSelector, ...] = ()
     origin: str = field(default="", compare=False, repr=False)
 
 
@@ -221,7 +235,9 @@ class Config:
     `namespace` is the one namespace every object lives in (MetalLB watches a single namespace).
     `legacy_protocols` maps the pools that came from a legacy ConfigMap to their `protocol` (layer2 or bgp);
     CRD pools have no protocol of their own (their advertisements decide). `pool_labels` holds the
-    IPAddressPools' metadata labels, which advertisement pool selectors match.
+    IPAddressPools' metadata labels, which advertisement pool selectors match. `warnings` are what MetalLB
+    accepts but this package would not write that way (a CIDR with host bits, a reference to an object that
+    does not exist yet): each names the object and field; `strict` loading turns them into errors.
     """
 
     pools: list[Pool] = field(default_factory=list)
@@ -233,6 +249,7 @@ class Config:
     legacy_protocols: dict[str, str] = field(default_factory=dict)
     pool_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     namespace: str = "metallb-system"
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
