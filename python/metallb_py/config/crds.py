@@ -248,7 +248,7 @@ def read_l2_advertisement(spec: Reader, name: str) -> tuple[L2Advertisement, dic
 
 
 def _read_preferred_node_selector(item: Reader) -> PreferredNodeSelector:
-    # The CRD schema requires both fields and bounds the weight to 1-100, as Kubernetes' PreferredSchedulingTerm.
+    # The CRD requires both fields and bounds the weight to 1-100, like PreferredSchedulingTerm.
     weight = item.number("weight", minimum=1, maximum=100)
     if weight is None:
         item.fail("weight", "is required (1-100: how much a node that the preference matches is preferred)")
