@@ -5,6 +5,9 @@ metallb-system), with MetalLB's verdict. `check` loads it twice: leniently (the 
 must hold; an accepted case may carry warnings, and exactly the ones it lists) and strictly (`strict=True`:
 every warning is an error, today's behaviour for pipelines that ask for it).
 
+A deliberate difference is a case with `differs` saying why: it is checked to give the opposite verdict, so a
+difference cannot appear or disappear unnoticed, and `differences` lists them (the README shows the list).
+
 A case MetalLB's test gives no name to gets one here: the API server requires names, and no verdict depends
 on them. A case that cannot be expressed (it needs Nodes, Secrets, or calls a MetalLB-internal function) is
 not dropped silently: it is a `Case` with `skip` saying why, reported as skipped.
@@ -19,14 +22,15 @@ import pytest
 from metallb_py.config import Config, load_config
 from metallb_py.errors import ConfigError
 
-__all__ = ["Case", "check", "params"]
+__all__ = ["Case", "check", "differences", "params"]
 
 
 @dataclass(frozen=True)
 class Case:
     """`desc`: MetalLB's case name, verbatim (the test id). `objects`: a YAML stream. `accepted`: MetalLB's
     verdict. `warns`: fragments, one per warning we must print for an accepted case (no others may appear).
-    `error`: a fragment of our error for a rejected one. `skip`: why the case cannot be replayed, if so."""
+    `error`: a fragment of our error for a rejected one. `skip`: why the case cannot be replayed, if so.
+    `differs`: why our verdict is deliberately the opposite of MetalLB's (then `accepted` stays MetalLB's)."""
 
     desc: str
     objects: str
@@ -34,6 +38,7 @@ class Case:
     warns: tuple[str, ...] = ()
     error: str = ""
     skip: str = ""
+    differs: str = ""
 
 
 def params(cases: list[Case], source: str) -> list[object]:
@@ -50,9 +55,11 @@ def params(cases: list[Case], source: str) -> list[object]:
 
 
 def check(case: Case) -> Config | None:
-    """Assert our verdict is MetalLB's; return the lenient Config of an accepted case (for further checks)."""
+    """Assert our verdict is MetalLB's (or, for a deliberate difference, the opposite); return the lenient
+    Config of a case we accept (for further checks)."""
     source = f"metallb case {case.desc!r}"
-    if not case.accepted:
+    we_accept = case.accepted != bool(case.differs)
+    if not we_accept:
         with pytest.raises(ConfigError) as info:
             load_config(case.objects, source=source)
         assert case.error in str(info.value), f"expected {case.error!r} in: {info.value}"
@@ -60,7 +67,7 @@ def check(case: Case) -> Config | None:
     try:
         config = load_config(case.objects, source=source)
     except ConfigError as exc:
-        pytest.fail(f"MetalLB accepts this; we rejected it: {exc}")
+        pytest.fail(f"we should accept this ({case.differs or 'as MetalLB does'}); we rejected it: {exc}")
     unexplained = [w for w in config.warnings if not any(f in w for f in case.warns)]
     assert not unexplained, f"warnings the case does not list: {unexplained}"
     for fragment in case.warns:
@@ -71,3 +78,8 @@ def check(case: Case) -> Config | None:
     else:
         assert load_config(case.objects, source=source, strict=True) == config
     return config
+
+
+def differences(cases: list[Case]) -> list[tuple[str, str]]:
+    """(case name, reason) of every deliberate difference."""
+    return [(c.desc, c.differs) for c in cases if c.differs]
