@@ -1,13 +1,15 @@
 """The `metallb-py` command: thin wiring from arguments and files to the config and ipam packages.
 
-    metallb-py config validate FILE...         check configuration files (together, as one configuration)
-    metallb-py config convert FILE [-o OUT]     legacy ConfigMap -> metallb.io CRDs
+    metallb-py config validate [--strict] FILE...   check files (together, as one configuration)
+    metallb-py config convert FILE [-o OUT]         legacy ConfigMap -> metallb.io CRDs
     metallb-py ipam plan --config FILE... --services FILE [--output table|json]
     metallb-py controller [--kubeconfig PATH] [--namespace NS] [--lb-class CLASS] ...
 
-Exit status: 0 success; 1 invalid input, an unreadable file, or (plan) a Service left pending; 2 usage
-errors (argparse). Each command group registers itself in `_COMMAND_GROUPS`; later groups (controller,
-speaker, demo) add one function there.
+Exit status: 0 success; 1 invalid input, an unreadable file, warnings under `validate --strict`, or (plan) a
+Service left pending; 2 usage errors (argparse). Warnings (what MetalLB accepts but is likely a mistake: a
+CIDR with host bits, a reference to a pool that does not exist) go to standard error as `warning: ...`
+lines. Each command group registers itself in `_COMMAND_GROUPS`; later groups (controller, speaker, demo)
+add one function there.
 """
 
 from __future__ import annotations
@@ -79,7 +81,14 @@ def _register_config(groups: argparse._SubParsersAction[argparse.ArgumentParser]
         "validate",
         help="check configuration files",
         description="Check legacy ConfigMaps and metallb.io resources. The files are one configuration "
-        "together: references may cross files, and names must be unique across them.",
+        "together: references may cross files, and names must be unique across them. What MetalLB accepts "
+        "but is likely a mistake (a CIDR with host bits, a reference to a pool that does not exist yet) is "
+        "printed as a warning on standard error; the configuration is still valid (exit status 0).",
+    )
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings as errors (exit status 1 when there is any), for CI pipelines",
     )
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(handler=_config_validate)
@@ -113,11 +122,21 @@ def _config_validate(args: argparse.Namespace) -> int:
     for _, resources in per_file:
         combined.extend(resources)
     config = build_config(combined)
+    _print_warnings(config)
+    if args.strict and config.warnings:
+        count = len(config.warnings)
+        print(f"error: {count} warning{'' if count == 1 else 's'}, refused by --strict", file=sys.stderr)
+        return 1
     for path, resources in per_file:
         print(f"{path}: OK: {_file_summary(resources, config)}")
     if len(per_file) > 1:
         print(f"configuration OK: {config.summary()}")
     return 0
+
+
+def _print_warnings(config: Config) -> None:
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _file_summary(resources: Resources, config: Config) -> str:
@@ -170,6 +189,7 @@ def _ipam_plan(args: argparse.Namespace) -> int:
     for path in args.config:
         combined.extend(read_file(path))
     config = build_config(combined)
+    _print_warnings(config)
     with open(args.services, encoding="utf-8") as f:
         services, namespaces = load_services(f.read(), source=args.services)
     rows = plan(config, services, namespaces=namespaces)

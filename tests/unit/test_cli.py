@@ -65,14 +65,18 @@ def test_validate_reads_several_files_as_one_configuration(
         f"{ads}: OK: 0 pools (0 addresses), 1 L2Advertisement",
         "configuration OK: 1 pool (256 addresses), 1 L2Advertisement",
     ]
-    # Alone, the advertisement refers to a pool that does not exist.
-    code, out, err = run(capsys, "config", "validate", str(ads))
-    assert (code, out) == (1, "")
-    assert err == (
-        f'error: L2Advertisement "l2" ({ads}, document 1): spec.ipAddressPools[0]: '
-        'unknown IPAddressPool "blue"; '
-        "none is defined\n"
+    # Alone, the advertisement refers to a pool that does not exist (yet): valid, as in MetalLB, with a
+    # warning; --strict refuses it.
+    warning = (
+        f'warning: L2Advertisement "l2" ({ads}, document 1): spec.ipAddressPools[0]: '
+        'unknown IPAddressPool "blue" (none is defined); skipped until it exists, as MetalLB does\n'
     )
+    code, out, err = run(capsys, "config", "validate", str(ads))
+    assert (code, out, err) == (0, f"{ads}: OK: 0 pools (0 addresses), 1 L2Advertisement\n", warning)
+    code, out, err = run(capsys, "config", "validate", "--strict", str(ads))
+    assert (code, out, err) == (1, "", warning + "error: 1 warning, refused by --strict\n")
+    code, out, err = run(capsys, "config", "validate", "--strict", str(pools), str(ads))
+    assert (code, err) == (0, "")
 
 
 def test_validate_reports_every_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -98,3 +98,51 @@ def test_convert_refuses_what_is_not_valid_legacy_configuration(text: str, fragm
     with pytest.raises(ConfigError) as info:
         convert_legacy(text)
     assert fragment in str(info.value)
+
+
+def test_l2_service_and_preferred_node_selectors_convert_back() -> None:
+    text = """
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: blue, namespace: metallb-system}
+spec: {addresses: [192.0.2.0/24]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+spec:
+  serviceSelectors: [{matchLabels: {tier: fe}}]
+  preferredNodeSelectors:
+  - weight: 80
+    preference: {matchExpressions: [{key: zone, operator: In, values: [a, b]}]}
+  - weight: 20
+    preference: {matchLabels: {disk: ssd}}
+"""
+    config = load_config(text)
+    [adv] = config.l2_advertisements
+    assert [p.weight for p in adv.preferred_node_selectors] == [80, 20] and adv.service_selectors
+    dumped = dump_crds(config)
+    assert load_config(dumped) == config
+    [l2] = [d for d in yaml.safe_load_all(dumped) if d and d["kind"] == "L2Advertisement"]
+    assert l2["spec"]["preferredNodeSelectors"][1] == {
+        "weight": 20,
+        "preference": {"matchLabels": {"disk": "ssd"}},
+    }
+
+
+def test_what_loading_masked_is_written_masked_and_said_in_the_header() -> None:
+    text = "address-pools:\n- {name: a, protocol: layer2, addresses: [10.0.0.7/24]}\n"
+    converted = convert_legacy(text, source="cm.yaml")
+    assert '# Warning: legacy config (cm.yaml, document 1): address-pools[0] "a": addresses[0]' in converted
+    config = load_config(converted)
+    assert config.pools[0].addresses == ["10.0.0.0/24"] and config.warnings == ()
+
+
+def test_an_advertisement_of_a_pool_not_defined_yet_keeps_the_name() -> None:
+    text = (
+        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\n"
+        "spec: {ipAddressPools: [later]}\n"
+    )
+    config = load_config(text)
+    assert config.l2_advertisements[0].pools == ()
+    assert "ipAddressPools:\n  - later" in dump_crds(config)

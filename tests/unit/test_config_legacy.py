@@ -38,7 +38,7 @@ def test_seed_configmap_exactly_as_in_the_seed() -> None:
         l2.origin
         == 'ConfigMap metallb-system/config (seed.yaml, document 1): address-pools[0] "nginx-ip-range"'
     )
-    assert config.bgp_advertisements == config.bgp_peers == config.communities == config.bfd_profiles == []
+    assert not (config.bgp_advertisements or config.bgp_peers or config.communities or config.bfd_profiles)
     assert config.summary() == "1 pool (3 addresses), 1 L2Advertisement"
 
 
@@ -139,22 +139,6 @@ LEGACY_ERRORS = [
         POOL.format(protocol="layer2", addresses="", extra=""),
         ['address-pools[0] "a": addresses: a pool needs at least one CIDR or range'],
         id="no-addresses",
-    ),
-    pytest.param(
-        POOL.format(protocol="layer2", addresses="10.0.0.0/24, 192.168.1.1/24", extra=""),
-        [
-            f'{CM}: address-pools[0] "a": addresses[1]: '
-            '"192.168.1.1/24" has host bits set; did you mean 192.168.1.0/24?'
-        ],
-        id="host-bits",
-    ),
-    pytest.param(
-        "address-pools:\n- name: 'say \"a\": addresses[7]'\n  protocol: layer2\n  addresses: [10.0.0.1/24]\n",
-        [
-            f'{CM}: address-pools[0] "say \\"a\\": addresses[7]": addresses[0]: '
-            '"10.0.0.1/24" has host bits set'
-        ],
-        id="host-bits-odd-name",
     ),
     pytest.param(
         POOL.format(protocol="layer2", addresses="10.0.0.9-10.0.0.1", extra=""),
@@ -361,6 +345,34 @@ def test_legacy_validation(config: str, fragments: list[str]) -> None:
         load_config(configmap(config), source="cm.yaml")
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "warning", "addresses"),
+    [
+        pytest.param(
+            POOL.format(protocol="layer2", addresses="10.0.0.0/24, 192.168.1.1/24", extra=""),
+            f'{CM}: address-pools[0] "a": addresses[1]: '
+            '"192.168.1.1/24" has host bits set; using 192.168.1.0/24 as MetalLB does',
+            ["10.0.0.0/24", "192.168.1.0/24"],
+            id="host-bits",
+        ),
+        pytest.param(
+            "address-pools:\n- name: 'say \"a\": addresses[7]'\n  protocol: bgp\n"
+            "  addresses: [10.0.0.1/24]\n",
+            f'{CM}: address-pools[0] "say \\"a\\": addresses[7]": addresses[0]: '
+            '"10.0.0.1/24" has host bits set; using 10.0.0.0/24',
+            ["10.0.0.0/24"],
+            id="host-bits-odd-name",
+        ),
+    ],
+)
+def test_legacy_host_bits_are_masked_as_metallb_did(config: str, warning: str, addresses: list[str]) -> None:
+    loaded = load_config(configmap(config), source="cm.yaml")
+    assert len(loaded.warnings) == 1 and loaded.warnings[0].startswith(warning)
+    assert loaded.pools[0].addresses == addresses
+    with pytest.raises(ConfigError, match="refused in strict mode"):
+        parse_legacy_configmap(yaml.safe_load(configmap(config)), source="cm.yaml", strict=True)
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,8 @@ def dump_crds(config: Config, *, source: str | None = None) -> str:
     for old, new in sorted(bfd_names.items()):
         if old != new:
             header.append(f"# BFD profile {quote(old)} is now BFDProfile {quote(new)}.")
+    # What loading did as MetalLB does (a masked CIDR) is written out that way; say what changed.
+    header += [f"# Warning: {' '.join(w.split())}" for w in config.warnings]
     body = "---\n".join(yaml.safe_dump(o, sort_keys=False, default_flow_style=False) for o in objects)
     return "\n".join(header) + "\n" + ("---\n" + body if body else "")
 
@@ -138,10 +140,16 @@ def _pool(pool: Pool, name: str, namespace: str, labels: Mapping[str, str]) -> d
 
 def _l2(adv: L2Advertisement, namespace: str, pool_names: Mapping[str, str]) -> dict[str, Any]:
     spec: dict[str, Any] = {}
-    _put(spec, "ipAddressPools", [pool_names[p] for p in adv.ip_address_pools])
+    _put(spec, "ipAddressPools", [pool_names.get(p, p) for p in adv.ip_address_pools])
     _put(spec, "ipAddressPoolSelectors", [_selector(s) for s in adv.ip_address_pool_selectors])
     _put(spec, "nodeSelectors", [_selector(s) for s in adv.node_selectors])
     _put(spec, "interfaces", list(adv.interfaces))
+    _put(spec, "serviceSelectors", [_selector(s) for s in adv.service_selectors])
+    _put(
+        spec,
+        "preferredNodeSelectors",
+        [{"weight": p.weight, "preference": _selector(p.preference)} for p in adv.preferred_node_selectors],
+    )
     return _object("L2Advertisement", adv.name, namespace, spec)
 
 
@@ -153,7 +161,7 @@ def _bgp(adv: BGPAdvertisement, namespace: str, pool_names: Mapping[str, str]) -
         spec["aggregationLengthV6"] = adv.aggregation_length_v6
     _put(spec, "localPref", adv.local_pref)
     _put(spec, "communities", list(adv.communities))
-    _put(spec, "ipAddressPools", [pool_names[p] for p in adv.ip_address_pools])
+    _put(spec, "ipAddressPools", [pool_names.get(p, p) for p in adv.ip_address_pools])
     _put(spec, "ipAddressPoolSelectors", [_selector(s) for s in adv.ip_address_pool_selectors])
     _put(spec, "nodeSelectors", [_selector(s) for s in adv.node_selectors])
     _put(spec, "peers", list(adv.peers))

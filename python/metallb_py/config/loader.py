@@ -6,9 +6,14 @@ documents are skipped. Anything else is an error naming its kind: a file handed 
 configuration, and skipping a mistyped kind silently would hide it.
 
 Across objects (`build_config`): one namespace, unique names per kind, addresses (the core's Pool and
-validate_pools), references (pools, peers, communities, BFD profiles must exist), aggregation lengths against
-every pool an advertisement selects, identical peers, BFD echo mode towards IPv6 pools, and clashing
-localPrefs of advertisements that share a pool.
+validate_pools), references (communities and BFD profiles must exist), aggregation lengths against every pool
+an advertisement selects, identical peers, BFD echo mode towards IPv6 pools, and clashing localPrefs of
+advertisements that share a pool.
+
+Where MetalLB accepts what this package would not write that way, loading goes on as MetalLB does and says
+so in `Config.warnings` (or, with `strict=True`, fails on the first): a CIDR with host bits is masked to its
+network; an advertisement's pool or peer that does not exist is skipped until it does (objects applied
+with `kubectl apply -f dir/` arrive in any order).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from metallb_py.config.model import (
     L2Advertisement,
 )
 from metallb_py.config.reader import Reader, Where, describe, load_yaml_documents, quote
-from metallb_py.config.resources import Entry, PoolSpec, Resources
+from metallb_py.config.resources import Entry, PoolSpec, Resources, Warnings
 from metallb_py.errors import ConfigError
 
 __all__ = [
@@ -47,36 +52,43 @@ __all__ = [
 ]
 
 
-def load_config(text: str, *, source: str = "<config>") -> Config:
-    """Parse and validate YAML text holding MetalLB configuration (one or more documents)."""
-    return build_config(read_text(text, source=source))
+def load_config(text: str, *, source: str = "<config>", strict: bool = False) -> Config:
+    """Parse and validate YAML text holding MetalLB configuration (one or more documents).
+
+    What MetalLB accepts but this package would not write that way is in `Config.warnings`; with `strict`,
+    the first such thing is a ConfigError instead (as is every other mistake, in either mode).
+    """
+    return build_config(read_text(text, source=source), strict=strict)
 
 
-def load_config_files(paths: Iterable[str | os.PathLike[str]]) -> Config:
+def load_config_files(paths: Iterable[str | os.PathLike[str]], *, strict: bool = False) -> Config:
     """Parse and validate several files as one configuration (references may cross files).
 
     OSError propagates for a file that cannot be read; undecodable text is a ConfigError naming the file.
+    `strict` as for `load_config`.
     """
     resources = Resources()
     for path in paths:
         resources.extend(read_file(path))
-    return build_config(resources)
+    return build_config(resources, strict=strict)
 
 
-def load_objects(objects: Iterable[object], *, source: str = "<objects>") -> Config:
-    """Validate already parsed objects (dicts as from YAML or the Kubernetes API)."""
+def load_objects(objects: Iterable[object], *, source: str = "<objects>", strict: bool = False) -> Config:
+    """Validate already parsed objects (dicts as from YAML or the Kubernetes API); `strict` as for
+    `load_config`."""
     resources = Resources()
     for i, obj in enumerate(objects, start=1):
         resources.extend(read_object(obj, f"{source}, object {i}"))
-    return build_config(resources)
+    return build_config(resources, strict=strict)
 
 
-def parse_legacy_configmap(obj: object, *, source: str = "<configmap>") -> Config:
-    """Validate one legacy MetalLB ConfigMap object (a dict with `data.config`)."""
+def parse_legacy_configmap(obj: object, *, source: str = "<configmap>", strict: bool = False) -> Config:
+    """Validate one legacy MetalLB ConfigMap object (a dict with `data.config`); `strict` as for
+    `load_config`."""
     if not isinstance(obj, dict) or obj.get("kind") != "ConfigMap":
         raise ConfigError(f"{source}: expected a v1 ConfigMap, got {describe(obj)}")
     resources, _ = read_legacy_configmap(obj, source)
-    return build_config(resources)
+    return build_config(resources, strict=strict)
 
 
 def read_file(path: str | os.PathLike[str]) -> Resources:
@@ -135,8 +147,10 @@ def read_object(obj: object, context: str) -> Resources:
 # -- rules across objects ----------------------------------------------------------------------------------
 
 
-def build_config(resources: Resources) -> Config:
-    """Check the rules that span objects and build the Config (lists sorted by name)."""
+def build_config(resources: Resources, *, strict: bool = False) -> Config:
+    """Check the rules that span objects and build the Config (lists sorted by name). What MetalLB accepts
+    but we would not write that way becomes `Config.warnings`, or with `strict` a ConfigError."""
+    warnings = Warnings(strict=strict)
     namespace = _one_namespace(resources)
     for kind, entries in (
         ("IPAddressPool", resources.pools),
@@ -148,7 +162,7 @@ def build_config(resources: Resources) -> Config:
     ):
         _unique_names(kind, entries)
 
-    pools = [_make_pool(entry) for entry in resources.pools]
+    pools = [_make_pool(entry, warnings) for entry in resources.pools]
     try:
         validate_pools(pools)
     except ConfigError as exc:
@@ -162,15 +176,22 @@ def build_config(resources: Resources) -> Config:
     peer_names = [p.name for p in peers]
 
     l2_advertisements = [
-        _origin(replace(e.record, pools=_selected_pools(e, e.record, pool_entries)), e)
+        _origin(replace(e.record, pools=_selected_pools(e, e.record, pool_entries, warnings)), e)
         for e in resources.l2_advertisements
     ]
     bgp_advertisements: list[BGPAdvertisement] = []
     for e in resources.bgp_advertisements:
-        selected = _selected_pools(e, e.record, pool_entries)
+        selected = _selected_pools(e, e.record, pool_entries, warnings)
         for i, peer in enumerate(e.record.peers):
+            # MetalLB does not look the names up: an advertisement reaches the peers that exist by a name.
             if peer not in peer_names:
-                e.fail("peers", f"unknown BGPPeer {quote(peer)}{_known(peer_names)}", i)
+                e.warn(
+                    warnings,
+                    "peers",
+                    f"unknown BGPPeer {quote(peer)}{_known(peer_names, sep=' (')}",
+                    "nothing is advertised to it until it exists, as in MetalLB",
+                    i,
+                )
         values = tuple(_community_value(e, i, text, aliases) for i, text in enumerate(e.record.communities))
         for pool_name in selected:
             _check_aggregation(e, *pool_entries[pool_name])
@@ -193,6 +214,7 @@ def build_config(resources: Resources) -> Config:
         },
         pool_labels={e.record.name: dict(e.record.labels) for e in resources.pools},
         namespace=namespace,
+        warnings=tuple(warnings.messages),
     )
 
 
@@ -232,12 +254,19 @@ _CORE_POOL_PATH = re.compile(r'pool ".*?": addresses(?:\[(\d+)\])?: (.*)', re.DO
 _CORE_INDEX = re.compile(r": addresses\[(\d+)\]$")
 
 
-def _make_pool(entry: Entry[PoolSpec]) -> Pool:
+def _make_pool(entry: Entry[PoolSpec], warnings: Warnings) -> Pool:
     spec = entry.record
+    addresses = list(spec.addresses)
+    for i, text in enumerate(addresses):
+        masked = _masked_cidr(text)
+        if masked is not None:
+            done = f"using {masked} as MetalLB does"
+            entry.warn(warnings, "addresses", f"{quote(text)} has host bits set", done, i)
+            addresses[i] = masked
     try:
         return Pool(
             spec.name,
-            list(spec.addresses),
+            addresses,
             auto_assign=spec.auto_assign,
             avoid_buggy_ips=spec.avoid_buggy_ips,
             service_allocation=spec.service_allocation,
@@ -282,24 +311,56 @@ def _overlap_error(
     return ConfigError(f"address pools: {exc}")
 
 
-def _known(names: Iterable[str]) -> str:
+def _masked_cidr(text: str) -> str | None:
+    """The network of a CIDR written with host bits (`192.0.2.5/24` -> `192.0.2.0/24`), else None.
+
+    MetalLB reads CIDRs with Go's net.ParseCIDR, which keeps only the network; the core's Pool refuses host
+    bits (it would be a typo in anything this package writes), so they are masked here, with a warning.
+    Anything else (ranges, bad text) goes to the core unchanged, to be accepted or named there.
+    """
+    if "-" in text or "/" not in text:
+        return None
+    try:
+        ipaddress.ip_network(text.strip())
+        return None
+    except ValueError:
+        pass
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        return None
+
+
+def _known(names: Iterable[str], *, sep: str = "; ") -> str:
+    """`; defined: "a", "b"` (with sep=" (": ` (defined: "a", "b")`), for messages about an unknown name."""
     listed = sorted(names)
+    close = ")" if sep.endswith("(") else ""
     if not listed:
-        return "; none is defined"
+        return f"{sep}none is defined{close}"
     shown = ", ".join(quote(n) for n in listed[:8])
-    return f"; defined: {shown}{', ...' if len(listed) > 8 else ''}"
+    return f"{sep}defined: {shown}{', ...' if len(listed) > 8 else ''}{close}"
 
 
 def _selected_pools(
-    entry: Entry[Any], adv: L2Advertisement | BGPAdvertisement, pools: dict[str, tuple[Entry[PoolSpec], Pool]]
+    entry: Entry[Any],
+    adv: L2Advertisement | BGPAdvertisement,
+    pools: dict[str, tuple[Entry[PoolSpec], Pool]],
+    warnings: Warnings,
 ) -> tuple[str, ...]:
     for i, name in enumerate(adv.ip_address_pools):
-        # MetalLB skips unknown names (the pool may be created later); in a file it is almost always a typo.
+        # As MetalLB: skipped, the pool may be created later (`kubectl apply -f dir/` applies in any order).
+        # In a file it is often a typo, hence the warning.
         if name not in pools:
-            entry.fail("ipAddressPools", f"unknown IPAddressPool {quote(name)}{_known(pools)}", i)
+            entry.warn(
+                warnings,
+                "ipAddressPools",
+                f"unknown IPAddressPool {quote(name)}{_known(pools, sep=' (')}",
+                "skipped until it exists, as MetalLB does",
+                i,
+            )
     if not adv.ip_address_pools and not adv.ip_address_pool_selectors:
         return tuple(sorted(pools))
-    chosen = set(adv.ip_address_pools)
+    chosen = {name for name in adv.ip_address_pools if name in pools}
     for name, (pool_entry, _) in pools.items():
         if any(s.matches(pool_entry.record.labels) for s in adv.ip_address_pool_selectors):
             chosen.add(name)

@@ -4,6 +4,10 @@ The legacy and CRD parsers produce the same records (`Resources`), so every rule
 overlaps, references, aggregation lengths) is written once, in the loader, and still reports the path the user
 wrote: `spec.aggregationLength` for a CRD, `address-pools[2] "x": bgp-advertisements[0].aggregation-length`
 for a legacy ConfigMap.
+
+`Warnings` collects what MetalLB accepts but this package would not write that way (a CIDR with host bits, a
+reference to an object that does not exist yet). Each warning reads like an error (object, source, field
+path) and says what was done; in strict mode the first one is raised as the ConfigError it would have been.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from metallb_py.config.model import BFDProfile, BGPAdvertisement, BGPPeer, Commu
 from metallb_py.config.reader import Where
 from metallb_py.errors import ConfigError
 
-__all__ = ["Entry", "PoolSpec", "Resources"]
+__all__ = ["Entry", "PoolSpec", "Resources", "Warnings"]
 
 T = TypeVar("T")
 
@@ -65,6 +69,28 @@ class Entry(Generic[T]):
 
     def fail(self, name: str, message: str, index: int | None = None) -> NoReturn:
         raise self.error(name, message, index)
+
+    def warn(self, warnings: Warnings, name: str, problem: str, done: str, index: int | None = None) -> None:
+        """Warn about this record's field: `problem` worded as `error` words an error, then what was `done`
+        about it (what MetalLB does)."""
+        warnings.add(str(self.error(name, problem, index)), done)
+
+
+class Warnings:
+    """The warnings of one load, in the order they were found. `strict`: the first one is a ConfigError."""
+
+    __slots__ = ("messages", "strict")
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+        self.messages: list[str] = []
+
+    def add(self, problem: str, done: str) -> None:
+        """`problem` names the object and field (`IPAddressPool "a" (x.yaml, document 1): spec...: ...`);
+        `done` what loading does about it (`using 192.0.2.0/24 as MetalLB does`)."""
+        if self.strict:
+            raise ConfigError(f"{problem} (refused in strict mode; otherwise: {done})")
+        self.messages.append(f"{problem}; {done}")
 
 
 @dataclass
