@@ -119,15 +119,7 @@ def bgp_service_from_api(
     seen = l2_service_from_api(svc, config, lb_class)
     if seen is None:
         return None
-    metadata = svc.get("metadata")
-    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
-    return BgpService(
-        key=seen.key,
-        ips=seen.ips,
-        pool=seen.pool,
-        local_only=seen.local,
-        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
-    )
+    return BgpService(key=seen.key, ips=seen.ips, pool=seen.pool, local_only=seen.local, labels=seen.labels)
 
 
 class Serving(Enum):

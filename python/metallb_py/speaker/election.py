@@ -7,9 +7,24 @@ fleet that mixes MetalLB speakers and ours agrees on every owner:
    (MetalLB with memberlist off takes every Node; a NotReady node is a poor announcer),
 2. minus nodes without a Node object, with NetworkUnavailable=True, or labelled
    node.kubernetes.io/exclude-from-external-load-balancers (any value),
-3. minus nodes that no L2Advertisement of the IP's pool selects (no nodeSelectors selects every node),
+3. minus nodes that none of the IP's L2Advertisements selects (no nodeSelectors selects every node),
 4. with externalTrafficPolicy Local, only nodes with a local endpoint that can serve (below);
-5. sorted by sha256(node name + "#" + IP) as bytes, lowest first: the first one wins.
+5. sorted by preference score, highest first, then by sha256(node name + "#" + IP) as bytes, lowest first:
+   the first one wins.
+
+The IP's L2Advertisements are those of its Services' pool whose serviceSelectors match one of the Services'
+labels (an advertisement without serviceSelectors applies to every Service of its pools: MetalLB's
+l2AdsForService). A Service that no advertisement applies to is not announced; nor is one annotated
+metallb.io/allow-shared-ip (or its deprecated metallb.universe.tf form, any value) when one of its
+advertisements has serviceSelectors: MetalLB refuses that combination (`sharedIPWithServiceSelector`), so
+that Services sharing an IP always see the same advertisements and agree on the announcer.
+
+Preference scores (`preference_scores`, MetalLB's preferredNodeScores and preferredScoresFor): each of the
+IP's advertisements gives each node its nodeSelectors select the sum of the weights of its
+preferredNodeSelectors that match the node's labels; a node's score is the sum over the advertisements (an
+advertisement counts once, however many Services on the IP it applies to). An advertisement never lifts a
+node outside its own nodeSelectors. Without preferences every score is 0 and the order is the hash order.
+Scores read only Node labels, so every speaker computes the same order from the same Nodes.
 
 An endpoint can serve when its `ready` condition is true or unset, or its `serving` condition is true
 (MetalLB's EndpointCanServe; `terminating` plays no part). A Service with no endpoint that can serve,
@@ -46,10 +61,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from metallb_py._core import LabelSelector
 from metallb_py.config.model import L2Advertisement
 
 __all__ = [
     "EXCLUDE_FROM_LB_LABEL",
+    "SHARED_IP_ANNOTATIONS",
     "Election",
     "Endpoint",
     "EndpointSlice",
@@ -59,6 +76,7 @@ __all__ = [
     "L2Service",
     "Link",
     "Node",
+    "advertisements_for",
     "announcer_for",
     "announcers",
     "can_serve",
@@ -69,12 +87,17 @@ __all__ = [
     "interface_exclusion",
     "interfaces_for",
     "parse_ip_link",
+    "preference_scores",
     "read_links",
     "ready_nodes",
+    "selects_node",
+    "selects_service",
 ]
 
 EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 LOCAL = "Local"
+# A Service annotated with either (any value) may share its IP (MetalLB's annotationAllowSharedIP).
+SHARED_IP_ANNOTATIONS = ("metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip")
 
 
 class Exclusion(StrEnum):
@@ -120,12 +143,15 @@ class EndpointSlice:
 @dataclass(frozen=True)
 class L2Service:
     """A LoadBalancer Service as the election sees it: its key (`namespace/name`), the pool its addresses
-    come from, its addresses in status order, and its externalTrafficPolicy."""
+    come from, its addresses in status order, its externalTrafficPolicy, its labels (for serviceSelectors)
+    and whether it carries an allow-shared-ip annotation (`SHARED_IP_ANNOTATIONS`)."""
 
     key: str
     pool: str
     ips: tuple[str, ...]
     external_traffic_policy: str = "Cluster"
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    allow_shared_ip: bool = False
 
     @property
     def local(self) -> bool:
@@ -138,7 +164,10 @@ class Election:
 
     `order` is the candidates in election order (the winner first, then who takes over if it goes);
     `excluded` says why each other known node is out; `services` are the Services announced with the IP
-    (those with an endpoint that can serve); `key` is the address that was hashed.
+    (those with an endpoint that can serve and an L2Advertisement that applies to them); `key` is the
+    address that was hashed; `scores` the candidates' preference scores (absent: 0); `advertisements`
+    the L2Advertisements that apply (their interfaces are where the winner announces); `skipped` why
+    each other Service on the IP is not announced.
     """
 
     ip: str
@@ -148,6 +177,9 @@ class Election:
     excluded: Mapping[str, Exclusion] = field(default_factory=dict, hash=False)
     services: tuple[str, ...] = ()
     key: str = ""
+    scores: Mapping[str, int] = field(default_factory=dict, hash=False)
+    advertisements: tuple[L2Advertisement, ...] = ()
+    skipped: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def announces(self, node: str) -> bool:
         return self.node == node
@@ -164,16 +196,62 @@ def _rank(node: str, key: str) -> bytes:
     return hashlib.sha256(f"{node}#{key}".encode()).digest()
 
 
-def election_order(key: str, candidates: Iterable[str]) -> list[str]:
-    """`candidates` (duplicates dropped) sorted by sha256(node + "#" + key) as bytes: MetalLB's order."""
+def election_order(key: str, candidates: Iterable[str], scores: Mapping[str, int] | None = None) -> list[str]:
+    """`candidates` (duplicates dropped) sorted by score, highest first (absent: 0), then by
+    sha256(node + "#" + key) as bytes, lowest first: MetalLB's sortL2Candidates."""
     canonical = _canonical(key)
-    return sorted(set(candidates), key=lambda node: _rank(node, canonical))
+    score = scores or {}
+    return sorted(set(candidates), key=lambda node: (-score.get(node, 0), _rank(node, canonical)))
 
 
-def elect(ip: str, candidates: Iterable[str]) -> str | None:
+def elect(ip: str, candidates: Iterable[str], scores: Mapping[str, int] | None = None) -> str | None:
     """The node that announces `ip` among `candidates`, or None when there are none."""
-    order = election_order(ip, candidates)
+    order = election_order(ip, candidates, scores)
     return order[0] if order else None
+
+
+def selects_node(advertisement: L2Advertisement, labels: Mapping[str, str]) -> bool:
+    """Whether `advertisement`'s nodeSelectors select a node with `labels` (none: every node)."""
+    return _any(advertisement.node_selectors, labels)
+
+
+def selects_service(advertisement: L2Advertisement, labels: Mapping[str, str]) -> bool:
+    """Whether `advertisement` applies to a Service with `labels` (no serviceSelectors: every Service)."""
+    return _any(advertisement.service_selectors, labels)
+
+
+def _any(selectors: Iterable[LabelSelector], labels: Mapping[str, str]) -> bool:
+    selectors = tuple(selectors)
+    if not selectors:
+        return True
+    plain = dict(labels)
+    return any(selector.matches(plain) for selector in selectors)
+
+
+def advertisements_for(
+    service: L2Service, l2_advertisements: Iterable[L2Advertisement]
+) -> list[L2Advertisement]:
+    """The L2Advertisements of `service`'s pool that apply to it (MetalLB's l2AdsForService), in order."""
+    return [a for a in l2_advertisements if service.pool in a.pools and selects_service(a, service.labels)]
+
+
+def preference_scores(nodes: Iterable[Node], advertisements: Iterable[L2Advertisement]) -> dict[str, int]:
+    """Node -> preference score, for the nodes that score more than 0 (see the module docstring)."""
+    nodes = list(nodes)
+    scores: dict[str, int] = {}
+    for advertisement in advertisements:
+        if not advertisement.preferred_node_selectors:
+            continue
+        for node in nodes:
+            if not selects_node(advertisement, node.labels):
+                continue
+            labels = dict(node.labels)
+            weight = sum(
+                p.weight for p in advertisement.preferred_node_selectors if p.preference.matches(labels)
+            )
+            if weight:
+                scores[node.name] = scores.get(node.name, 0) + weight
+    return scores
 
 
 def election_key(ip: str, services: Iterable[L2Service]) -> str:
@@ -190,12 +268,6 @@ def can_serve(endpoint: Endpoint) -> bool:
 def ready_nodes(nodes: Iterable[Node]) -> set[str]:
     """The live members when gossip is off: Nodes whose Ready condition is True."""
     return {n.name for n in nodes if n.ready}
-
-
-def _selects(advertisement: L2Advertisement, node: Node) -> bool:
-    if not advertisement.node_selectors:
-        return True
-    return any(selector.matches(dict(node.labels)) for selector in advertisement.node_selectors)
 
 
 def announcer_for(
@@ -237,12 +309,32 @@ def announcer_for(
     if not announced:
         return Election(ip, None, "no endpoint that can serve (ready or serving) for any Service", key=key)
 
+    l2_advertisements = list(l2_advertisements)
     pools = {s.pool for s in announced}
-    advertisements = [a for a in l2_advertisements if pools & set(a.pools)]
-    names = tuple(s.key for s in announced)
-    if not advertisements:
+    if not any(pools & set(a.pools) for a in l2_advertisements):
         reason = f"no L2Advertisement for pool {', '.join(sorted(pools))}"
-        return Election(ip, None, reason, services=names, key=key)
+        return Election(ip, None, reason, services=tuple(s.key for s in announced), key=key)
+    # The advertisements that apply to each Service; each counts once for the IP (scores add up per
+    # advertisement, not per Service).
+    chosen: dict[str, L2Advertisement] = {}
+    skipped: dict[str, str] = {}
+    for service in announced:
+        applying = advertisements_for(service, l2_advertisements)
+        if not applying:
+            skipped[service.key] = f"no L2Advertisement of pool {service.pool} selects its labels"
+        elif service.allow_shared_ip and any(a.service_selectors for a in applying):
+            skipped[service.key] = (
+                "allow-shared-ip is incompatible with serviceSelectors on L2Advertisements "
+                f"({', '.join(sorted(a.name for a in applying if a.service_selectors))})"
+            )
+        else:
+            chosen |= {a.name: a for a in applying}
+    announced = [s for s in announced if s.key not in skipped]
+    if not announced:
+        reason = "; ".join(f"{key}: {why}" for key, why in sorted(skipped.items()))
+        return Election(ip, None, reason, key=key, skipped=skipped)
+    advertisements = tuple(chosen[name] for name in sorted(chosen))
+    names = tuple(s.key for s in announced)
 
     excluded: dict[str, Exclusion] = {}
     candidates: list[str] = []
@@ -256,7 +348,7 @@ def announcer_for(
             excluded[name] = Exclusion.NETWORK_UNAVAILABLE
         elif not ignore_exclude_label and EXCLUDE_FROM_LB_LABEL in node.labels:
             excluded[name] = Exclusion.EXCLUDED_BY_LABEL
-        elif not any(_selects(a, node) for a in advertisements):
+        elif not any(selects_node(a, node.labels) for a in advertisements):
             excluded[name] = Exclusion.NOT_SELECTED
         else:
             candidates.append(name)
@@ -269,11 +361,15 @@ def announcer_for(
         candidates = [name for name in candidates if name in local]
         excluded = dict(sorted(excluded.items()))
 
-    order = tuple(election_order(key, candidates))
+    all_scores = preference_scores((by_name[name] for name in candidates), advertisements)
+    scores = {name: all_scores[name] for name in candidates if name in all_scores}
+    order = tuple(election_order(key, candidates, scores))
     if not order:
-        return Election(ip, None, "no eligible node", (), excluded, names, key)
+        return Election(ip, None, "no eligible node", (), excluded, names, key, {}, advertisements, skipped)
     reason = f"{order[0]} wins among {len(order)} eligible node{'s' if len(order) > 1 else ''}"
-    return Election(ip, order[0], reason, order, excluded, names, key)
+    if order[0] in scores:
+        reason += f" with preference score {scores[order[0]]}"
+    return Election(ip, order[0], reason, order, excluded, names, key, scores, advertisements, skipped)
 
 
 def announcers(
@@ -385,9 +481,10 @@ def interfaces_for(
 ) -> InterfaceChoice:
     """Where `node` announces an IP of `pools`: the interfaces named by the L2Advertisements of those pools
     that select the node, or every eligible interface if one of them names none; ineligible and missing
-    named interfaces are reported in `excluded`. No selecting advertisement: no interface."""
+    named interfaces are reported in `excluded`. No selecting advertisement: no interface. Pass the
+    election's `advertisements` (those that apply to the IP's Services) for MetalLB's choice."""
     wanted = set(pools)
-    selecting = [a for a in l2_advertisements if wanted & set(a.pools) and _selects(a, node)]
+    selecting = [a for a in l2_advertisements if wanted & set(a.pools) and selects_node(a, node.labels)]
     links = list(links)
     every = eligible_interfaces(links)
     if not selecting:

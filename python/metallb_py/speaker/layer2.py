@@ -122,7 +122,8 @@ class Layer2:
             usable = set(self.responder.interfaces)
             for ip, election in elections.items():
                 if election.node == self.me:
-                    choice = interfaces_for(me, pools_by_ip.get(ip, ()), config.l2_advertisements, self.links)
+                    # Only the advertisements that apply to the IP's Services (serviceSelectors) say where.
+                    choice = interfaces_for(me, pools_by_ip.get(ip, ()), election.advertisements, self.links)
                     interfaces[ip] = tuple(i for i in choice.interfaces if i in usable)
         self._apply(todo(elections, self.me, interfaces, self._current()))
 

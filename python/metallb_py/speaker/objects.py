@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from metallb_py.config.model import Config
 from metallb_py.ipam.fields import allocated_pool, ingress_ips, load_balancer_class
-from metallb_py.speaker.election import Endpoint, EndpointSlice, L2Service, Node
+from metallb_py.speaker.election import SHARED_IP_ANNOTATIONS, Endpoint, EndpointSlice, L2Service, Node
 
 __all__ = [
     "SERVICE_NAME_LABEL",
@@ -103,6 +103,7 @@ def l2_service_from_api(
 ) -> L2Service | None:
     """A LoadBalancer Service with addresses, as the election sees it; None for any other Service, and for
     one whose spec.loadBalancerClass is not `lb_class` (None: Services without a class, as the controller).
+    Labels that are not strings are dropped (the API server never stores them).
 
     The pool is the one the controller recorded (MetalLB's annotation), else the configured pool that
     contains the first address; a Service whose addresses are in no pool is not ours to announce.
@@ -121,7 +122,20 @@ def l2_service_from_api(
         return None
     key = f"{metadata.get('namespace')}/{metadata.get('name')}"
     policy = str(spec.get("externalTrafficPolicy") or "Cluster")
-    return L2Service(key, str(pool), tuple(ips), policy)
+    return L2Service(
+        key,
+        str(pool),
+        tuple(ips),
+        policy,
+        labels=_strings(metadata.get("labels")),
+        allow_shared_ip=any(name in _strings(metadata.get("annotations")) for name in SHARED_IP_ANNOTATIONS),
+    )
+
+
+def _strings(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}
 
 
 T = TypeVar("T")
