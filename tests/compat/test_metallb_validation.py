@@ -17,7 +17,8 @@ ranges (MetalLB's 1.2.3.x become 192.0.2.x, keeping which ones are equal).
 
 TestValidateFRR's node cases give the validator Nodes: two peers of one address are refused only when some
 node is selected by both (conservatively: always, when no Node is known). Our loader takes no Nodes, so a
-case is replayed when its verdict would be the same without them, and skipped otherwise.
+case is replayed when its verdict would be the same without them, and skipped otherwise; the conservative
+case has no Nodes, as our loader never has, and is replayed as it is.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def peer_on_nodes(name: str, *hostnames: str) -> str:
     return peer(name, f"peerAddress: 192.0.2.4, nodeSelectors: [{selectors}]")
 
 
-V6_POOL = manifest("IPAddressPool", "foo", "{addresses: [2001:db8::/64]}")
-V6_POOL_LABELLED = manifest("IPAddressPool", "foo", "{addresses: [2001:db8::/64]}", labels="{key: value}")
+V6_POOL = manifest("IPAddressPool", "foo", "{addresses: ['2001:db8::/64']}")
+V6_POOL_LABELLED = manifest("IPAddressPool", "foo", "{addresses: ['2001:db8::/64']}", labels="{key: value}")
 
 # Why a TestValidate case that native mode refuses is accepted here.
 BFD = "metallb-py implements BFD profiles, as MetalLB's FRR mode does"
