@@ -3,11 +3,11 @@ TestL2AdvertisementFromCRPreferred and TestSetL2AdvertisementsToPoolsPreferred.
 
 Only TestServiceSelectors runs MetalLB's whole parser (`config.For`); the others call internal functions on
 MetalLB's own structs, whose Nodes are already resolved from Node objects. Each is written here as the
-manifests that would produce those structs (a set of nodes becomes nodeSelectors on kubernetes.io/hostname),
-with what a user can see of the result: MetalLB's verdict, and what the advertisements resolve to on our
-`Config` (their pools, serviceSelectors, nodeSelectors and preferredNodeSelectors). The per-node preference
-scores MetalLB computes from Nodes (`PreferredNodes`) are the layer 2 election's: the Config carries the
-weighted selectors they come from, and these tests check those.
+manifests that would produce those structs (a set of nodes becomes nodeSelectors on kubernetes.io/hostname, in
+lowercase: MetalLB's nodeA is no valid Node name), with what a user can see of the result: MetalLB's verdict,
+and what the advertisements resolve to on our `Config` (their pools, serviceSelectors, nodeSelectors and
+preferredNodeSelectors). The per-node preference scores MetalLB computes from Nodes (`PreferredNodes`) are the
+layer 2 election's: the Config carries the weighted selectors they come from, and these tests check those.
 
 containsAdvertisement keeps MetalLB from attaching two equal resolved advertisements to one pool. Announcing
 through two equal advertisements is announcing through one, so its "contains" cases have nothing a user can
