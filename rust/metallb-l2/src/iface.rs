@@ -63,6 +63,21 @@ pub(crate) fn is_link_down(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV))
 }
 
+/// Whether the link `interface` was opened on is still there: same name, same index, same MAC. A link
+/// deleted and created again under its name (a VLAN re-created) has another index: its old socket never
+/// receives again, so it must be opened anew.
+pub(crate) fn still_same(interface: &OpenInterface) -> bool {
+    let name = &interface.info.name;
+    let index = interface.socket.interface_index(name);
+    let mac = interface.socket.hardware_address(name).map(|hw| MacAddr(hw.mac));
+    matches!((index, mac), (Ok(index), Ok(mac)) if index == interface.info.index && mac == interface.info.mac)
+}
+
+/// Whether an error says the link is gone (a deleted link took its group memberships with it).
+pub(crate) fn is_gone(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENODEV | libc::ENXIO | libc::EADDRNOTAVAIL))
+}
+
 /// Enters `/var/run/netns/NAME` (the calling thread only).
 pub(crate) fn enter_netns(name: &str) -> Result<(), L2Error> {
     metallb_sys::netns::enter(name).map_err(|err| match err {

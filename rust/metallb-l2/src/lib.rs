@@ -4,14 +4,16 @@
 //! namespace), with a classic BPF filter ([`filter`]) that lets only ARP requests and neighbor solicitations
 //! through. Its thread hands each frame to the pure [`metallb_core::l2::decide`] and sends the reply it builds;
 //! [`Responder::announce`] and [`Responder::withdraw`] swap the announce set ([`table`]) atomically and the
-//! gratuitous [`schedule`] announces takeovers. Decisions are pure and take time as an argument; the only
-//! `unsafe` code is the packet-socket system calls in [`sys`] (the eventfd, poll, setns and socket helpers it
-//! shares with the other protocol threads are in metallb-sys).
+//! gratuitous [`schedule`] announces takeovers. [`Responder::set_interfaces`] changes the served interfaces
+//! while it runs, and a [`LinkWatch`] ([`links`]) says when the links of its namespace change. Decisions are
+//! pure and take time as an argument; the only `unsafe` code is the packet-socket system calls in [`sys`] (the
+//! eventfd, poll, setns and socket helpers it shares with the other protocol threads are in metallb-sys).
 #![deny(unsafe_code)]
 
 mod error;
 pub mod filter;
 mod iface;
+pub mod links;
 mod responder;
 pub mod schedule;
 pub mod stats;
@@ -21,6 +23,7 @@ pub mod table;
 
 pub use error::L2Error;
 pub use iface::InterfaceInfo;
-pub use responder::{Responder, ResponderConfig};
+pub use links::{LinkEvent, LinkWatch};
+pub use responder::{InterfaceChange, Responder, ResponderConfig};
 pub use schedule::GratuitousPolicy;
 pub use stats::{IpCounters, Stats, DROP_LABELS};

@@ -2,10 +2,17 @@
 //!
 //! The thread waits in poll() on one packet socket per interface and an eventfd. The API side ([`Responder`])
 //! never touches a socket: it sends a command over a channel, writes the eventfd and waits for the thread's
-//! answer, so every side effect (joining a group, a gratuitous burst) has happened when `announce` returns, and
-//! `stop` wakes the thread at once. The announce set is an immutable [`AnnounceTable`] behind an [`ArcSwap`]:
-//! the thread publishes a new table on announce and withdraw, and loads the current one once per batch of
-//! frames, lock-free; `announced()` reads it from any thread.
+//! answer, so every side effect (joining a group, a gratuitous burst, opening an interface added by
+//! [`Responder::set_interfaces`]) has happened when the call returns, and `stop` wakes the thread at once. The
+//! announce set is an immutable [`AnnounceTable`] published with the interface names behind its positions
+//! ([`Slots`]) behind an [`ArcSwap`]: the thread publishes a new one on every change, and loads the current
+//! one once per batch of frames, lock-free; `announced()` reads it from any thread.
+//!
+//! Interfaces come and go while it runs (a VLAN created later, a link deleted): `set_interfaces` opens and
+//! closes sockets on the thread (it is the one inside the network namespace), addresses announced on all
+//! interfaces extend to a new one with gratuitous announcements there, and an interface that vanishes under
+//! the thread (its socket reports the link gone) is closed by the thread itself and reported by the next
+//! `set_interfaces`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -25,7 +32,7 @@ use crate::iface::{self, InterfaceInfo, OpenInterface};
 use crate::schedule::{GratuitousPolicy, Schedules};
 use crate::stats::{self, Counters, Stats};
 use crate::sys::{GroupSocket, RecvBatch, PACKET_OUTGOING};
-use crate::table::{wanted_groups, AnnounceTable, InterfaceSet, MAX_INTERFACES};
+use crate::table::{wanted_groups, AnnounceTable, InterfaceSet, Slots, MAX_INTERFACES};
 use crate::L2Error;
 
 /// How long an API call waits for the thread's answer before deciding it is gone.
@@ -67,26 +74,53 @@ impl ResponderConfig {
         if self.interfaces.is_empty() {
             return Err(L2Error::InvalidConfig("a responder needs at least one interface".into()));
         }
-        if self.interfaces.len() > MAX_INTERFACES {
-            return Err(L2Error::InvalidConfig(format!("a responder serves at most {MAX_INTERFACES} interfaces")));
-        }
-        for (i, name) in self.interfaces.iter().enumerate() {
-            if self.interfaces[..i].contains(name) {
-                return Err(L2Error::InvalidConfig(format!("interface {name:?} is listed twice")));
-            }
-        }
-        Ok(())
+        check_interface_names(&self.interfaces)
     }
 }
 
+/// At most [`MAX_INTERFACES`] names, none twice.
+fn check_interface_names(names: &[String]) -> Result<(), L2Error> {
+    if names.len() > MAX_INTERFACES {
+        return Err(L2Error::InvalidConfig(format!("a responder serves at most {MAX_INTERFACES} interfaces")));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(L2Error::InvalidConfig(format!("interface {name:?} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// What [`Responder::set_interfaces`] did.
+#[derive(Debug, Default)]
+pub struct InterfaceChange {
+    /// Interfaces opened: new ones, and listed ones that came back or were re-created under the same name.
+    pub added: Vec<InterfaceInfo>,
+    /// Interfaces closed: no longer listed, gone from the system (also those the thread closed on its own
+    /// since the previous call), or re-created under the same name (then in `added` too).
+    pub removed: Vec<String>,
+    /// Listed interfaces that could not be opened, with why; they are not served (call again to retry).
+    pub failed: Vec<(String, L2Error)>,
+}
+
 enum Command {
-    Announce { ip: IpAddr, interfaces: InterfaceSet, reply: SyncSender<bool> },
+    Announce { ip: IpAddr, interfaces: Option<Vec<String>>, reply: SyncSender<Result<bool, L2Error>> },
     Withdraw { ip: IpAddr, reply: SyncSender<bool> },
+    SetInterfaces { names: Vec<String>, reply: SyncSender<InterfaceChange> },
     Stats { reply: SyncSender<Stats> },
 }
 
+/// What the thread publishes, swapped whole: the announce set, the names behind its positions, and what the
+/// served interfaces are.
+#[derive(Default, Debug)]
+struct View {
+    table: AnnounceTable,
+    slots: Slots,
+    interfaces: Vec<InterfaceInfo>,
+}
+
 struct Shared {
-    table: ArcSwap<AnnounceTable>,
+    view: ArcSwap<View>,
     stop: AtomicBool,
     /// Why the thread ended, if it ended on its own.
     failure: Mutex<Option<String>>,
@@ -98,7 +132,6 @@ pub struct Responder {
     commands: Mutex<Sender<Command>>,
     wake: Arc<EventFd>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    interfaces: Vec<InterfaceInfo>,
     netns: Option<String>,
 }
 
@@ -109,7 +142,7 @@ impl Responder {
         config.validate()?;
         let wake = Arc::new(EventFd::new().map_err(|e| L2Error::io("creating an eventfd", "CAP_NET_RAW", e))?);
         let shared = Arc::new(Shared {
-            table: ArcSwap::from_pointee(AnnounceTable::default()),
+            view: ArcSwap::from_pointee(View::default()),
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
         });
@@ -128,7 +161,7 @@ impl Responder {
                             return;
                         }
                     };
-                    let _ = ready_tx.send(Ok(worker.interfaces.iter().map(|i| i.info.clone()).collect()));
+                    let _ = ready_tx.send(Ok(()));
                     if let Err(err) = worker.run() {
                         *lock(&worker.shared.failure) = Some(err);
                     }
@@ -136,12 +169,11 @@ impl Responder {
                 .map_err(|e| L2Error::io("starting the responder thread", "CAP_NET_RAW", e))?
         };
         match ready_rx.recv() {
-            Ok(Ok(interfaces)) => Ok(Responder {
+            Ok(Ok(())) => Ok(Responder {
                 shared,
                 commands: Mutex::new(command_tx),
                 wake,
                 thread: Mutex::new(Some(thread)),
-                interfaces,
                 netns,
             }),
             Ok(Err(err)) => {
@@ -152,19 +184,16 @@ impl Responder {
         }
     }
 
-    /// Answers for `ip` on `interfaces` (names; `None`: all of the responder's) from now on, and sends
-    /// gratuitous frames at once and on the schedule. Returns false when `ip` was already announced on
-    /// exactly these interfaces (nothing is sent again).
+    /// Answers for `ip` on `interfaces` (names of served interfaces; `None`: all of the responder's, those
+    /// added later included) from now on, and sends gratuitous frames at once and on the schedule. Returns
+    /// false when `ip` was already announced on exactly these interfaces (nothing is sent again).
     pub fn announce(&self, ip: IpAddr, interfaces: Option<&[String]>) -> Result<bool, L2Error> {
         check_announceable(ip)?;
-        let set = match interfaces {
-            None => InterfaceSet::all(self.interfaces.len()),
-            Some(names) => self.interface_set(names)?,
-        };
-        if set.is_empty() {
+        if interfaces.is_some_and(<[String]>::is_empty) {
             return Err(L2Error::InvalidConfig(format!("announcing {ip} on no interface: give at least one")));
         }
-        self.call(|reply| Command::Announce { ip, interfaces: set, reply })
+        let interfaces = interfaces.map(<[String]>::to_vec);
+        self.call(|reply| Command::Announce { ip, interfaces, reply })?
     }
 
     /// Stops answering for `ip` (done when this returns), its schedule and its group memberships. Returns
@@ -173,13 +202,29 @@ impl Responder {
         self.call(|reply| Command::Withdraw { ip, reply })
     }
 
-    /// The announced addresses with the names of the interfaces each is answered on, sorted.
+    /// Serves exactly the interfaces `names` from now on: opens those not served (an interface created after
+    /// the start, or one that came back), closes the others, and re-opens a listed one whose link was
+    /// re-created under the same name (another index or MAC). An address announced on all interfaces is
+    /// answered on a new one at once, with gratuitous announcements there; one announced on named interfaces
+    /// is answered again on a named one that comes back. An interface that cannot be opened is reported in
+    /// [`InterfaceChange::failed`] and the others are served all the same. Errors only for a bad list
+    /// (duplicates, more than [`MAX_INTERFACES`]), which changes nothing, or a stopped thread.
+    pub fn set_interfaces(&self, names: &[String]) -> Result<InterfaceChange, L2Error> {
+        check_interface_names(names)?;
+        let names = names.to_vec();
+        self.call(|reply| Command::SetInterfaces { names, reply })
+    }
+
+    /// The announced addresses with the names of the interfaces each is answered on now, sorted (an address
+    /// announced only on interfaces that are gone has an empty list).
     pub fn announced(&self) -> BTreeMap<IpAddr, Vec<String>> {
-        let table = self.shared.table.load();
-        table
+        let view = self.shared.view.load();
+        let served = view.slots.served();
+        view.table
             .iter()
             .map(|(ip, set)| {
-                (ip, set.positions().filter_map(|p| self.interfaces.get(p)).map(|i| i.name.clone()).collect())
+                let names = set.intersect(served).positions().filter_map(|p| view.slots.name(p));
+                (ip, names.map(str::to_string).collect())
             })
             .collect()
     }
@@ -188,8 +233,9 @@ impl Responder {
         self.call(|reply| Command::Stats { reply })
     }
 
-    pub fn interfaces(&self) -> &[InterfaceInfo] {
-        &self.interfaces
+    /// The interfaces served now.
+    pub fn interfaces(&self) -> Vec<InterfaceInfo> {
+        self.shared.view.load().interfaces.clone()
     }
 
     pub fn netns(&self) -> Option<&str> {
@@ -208,19 +254,6 @@ impl Responder {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
-    }
-
-    fn interface_set(&self, names: &[String]) -> Result<InterfaceSet, L2Error> {
-        let positions = names
-            .iter()
-            .map(|name| {
-                self.interfaces.iter().position(|i| &i.name == name).ok_or_else(|| L2Error::UnknownInterface {
-                    name: name.clone(),
-                    known: self.interfaces.iter().map(|i| i.name.clone()).collect(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(InterfaceSet::from_positions(positions))
     }
 
     fn call<T>(&self, command: impl FnOnce(SyncSender<T>) -> Command) -> Result<T, L2Error> {
@@ -278,14 +311,23 @@ enum Membership {
 }
 
 struct Worker {
-    interfaces: Vec<OpenInterface>,
+    /// The open interfaces, by position (see [`Slots`]).
+    interfaces: Vec<Option<OpenInterface>>,
+    slots: Slots,
+    /// The position of each packet socket in the poller, after the eventfd (index 0).
+    polled: Vec<usize>,
+    /// Interfaces the thread closed on its own (their link vanished), for the next `set_interfaces`.
+    vanished: Vec<String>,
+    netns: Option<String>,
+    socket_buffer: usize,
     groups: Option<GroupSocket>,
     joined: BTreeMap<(usize, Ipv6Addr), Membership>,
     shared: Arc<Shared>,
     commands: Receiver<Command>,
     wake: Arc<EventFd>,
     poller: Poller,
-    schedules: Schedules<IpAddr>,
+    /// Gratuitous announcements, per address and interface position.
+    schedules: Schedules<(IpAddr, usize)>,
     policy: GratuitousPolicy,
     busy_poll: Duration,
     counters: Counters,
@@ -308,27 +350,33 @@ impl Worker {
         if let Some(name) = &config.netns {
             iface::enter_netns(name)?;
         }
-        let interfaces = config
+        let opened = config
             .interfaces
             .iter()
             .map(|name| iface::open(name, config.netns.as_deref(), config.socket_buffer))
             .collect::<Result<Vec<_>, _>>()?;
-        // Without IPv6 in the kernel there is no AF_INET6 socket: groups fall back to Ethernet memberships.
-        let groups = GroupSocket::new().ok();
-        let poller = {
-            use std::os::fd::AsFd;
-            let mut fds = vec![wake.as_fd()];
-            fds.extend(interfaces.iter().map(|i| i.socket.as_fd()));
-            Poller::new(&fds)
-        };
-        Ok(Worker {
+        let mut slots = Slots::default();
+        let mut interfaces = Vec::new();
+        for interface in opened {
+            // Validated: at most MAX_INTERFACES distinct names, so each gets the next position.
+            let position = slots.assign(&interface.info.name).unwrap_or(interfaces.len());
+            slots.set_served(position, true);
+            interfaces.push(Some(interface));
+        }
+        let mut worker = Worker {
             interfaces,
-            groups,
+            slots,
+            polled: Vec::new(),
+            vanished: Vec::new(),
+            netns: config.netns.clone(),
+            socket_buffer: config.socket_buffer,
+            // Without IPv6 in the kernel there is no AF_INET6 socket: groups fall back to Ethernet memberships.
+            groups: GroupSocket::new().ok(),
             joined: BTreeMap::new(),
             shared,
             commands,
             wake,
-            poller,
+            poller: Poller::new(&[]),
             schedules: Schedules::default(),
             policy: config.gratuitous,
             busy_poll: config.busy_poll,
@@ -336,7 +384,28 @@ impl Worker {
             batch: RecvBatch::new(false),
             reply_frames: Vec::with_capacity(crate::sys::BATCH),
             reply_ips: Vec::with_capacity(crate::sys::BATCH),
-        })
+        };
+        worker.publish(AnnounceTable::default());
+        worker.rebuild_poller();
+        Ok(worker)
+    }
+
+    fn interface(&self, position: usize) -> Option<&OpenInterface> {
+        self.interfaces.get(position).and_then(Option::as_ref)
+    }
+
+    /// The poller waits on the eventfd and every open socket; rebuilt whenever the set changes.
+    fn rebuild_poller(&mut self) {
+        use std::os::fd::AsFd;
+        self.poller.clear();
+        self.poller.add(self.wake.as_fd(), metallb_sys::Interest::READ);
+        self.polled.clear();
+        for (position, interface) in self.interfaces.iter().enumerate() {
+            if let Some(interface) = interface {
+                self.poller.add(interface.socket.as_fd(), metallb_sys::Interest::READ);
+                self.polled.push(position);
+            }
+        }
     }
 
     fn run(&mut self) -> Result<(), String> {
@@ -353,6 +422,10 @@ impl Worker {
                 self.schedules.next_due().map(|due| due.saturating_duration_since(now))
             };
             self.poller.wait(timeout).map_err(|e| format!("poll failed: {e}"))?;
+            // A command may change the socket set: the readiness below is then of the new poller (none).
+            let polled = self.polled.clone();
+            let ready: Vec<usize> =
+                polled.iter().enumerate().filter(|(i, _)| self.poller.is_ready(i + 1)).map(|(_, p)| *p).collect();
             if self.poller.is_ready(0) {
                 self.wake.drain();
                 if self.shared.stop.load(Ordering::SeqCst) {
@@ -363,10 +436,8 @@ impl Worker {
                 }
             }
             let mut busy = false;
-            for position in 0..self.interfaces.len() {
-                if self.poller.is_ready(position + 1) {
-                    busy |= self.answer(position);
-                }
+            for position in ready {
+                busy |= self.answer(position);
             }
             if busy && !self.busy_poll.is_zero() {
                 spin_until = Some(Instant::now() + self.busy_poll);
@@ -378,37 +449,128 @@ impl Worker {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Announce { ip, interfaces, reply } => {
-                let current = self.shared.table.load_full();
-                let changed = current.get(ip) != Some(interfaces);
-                if changed {
-                    self.publish(current.with(ip, interfaces));
-                    let now = Instant::now();
-                    self.schedules.start(ip, self.policy, now);
-                    self.send_due_announcements(now);
-                }
-                let _ = reply.send(changed);
+                let _ = reply.send(self.announce(ip, interfaces));
             }
             Command::Withdraw { ip, reply } => {
-                let current = self.shared.table.load_full();
-                let present = current.get(ip).is_some();
+                let current = self.shared.view.load_full();
+                let present = current.table.get(ip).is_some();
                 if present {
-                    self.publish(current.without(ip));
-                    self.schedules.cancel(ip);
+                    self.publish(current.table.without(ip));
+                    self.schedules.cancel_where(|(a, _)| *a == ip);
                 }
                 let _ = reply.send(present);
             }
+            Command::SetInterfaces { names, reply } => {
+                let _ = reply.send(self.set_interfaces(&names));
+            }
             Command::Stats { reply } => {
-                for interface in &self.interfaces {
-                    self.counters.kernel_drops += interface.socket.take_drops().unwrap_or(0);
+                let mut drops = 0;
+                for interface in self.interfaces.iter().flatten() {
+                    drops += interface.socket.take_drops().unwrap_or(0);
                 }
+                self.counters.kernel_drops += drops;
                 let _ = reply.send(self.counters.snapshot());
             }
         }
     }
 
+    fn announce(&mut self, ip: IpAddr, names: Option<Vec<String>>) -> Result<bool, L2Error> {
+        let served = self.slots.served();
+        let set = match names {
+            None => InterfaceSet::ALL,
+            Some(names) => {
+                let positions = names
+                    .iter()
+                    .map(|name| {
+                        self.slots.position(name).filter(|p| served.contains(*p)).ok_or_else(|| {
+                            L2Error::UnknownInterface { name: name.clone(), known: self.slots.served_names() }
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                InterfaceSet::from_positions(positions)
+            }
+        };
+        let current = self.shared.view.load_full();
+        let changed = current.table.get(ip) != Some(set);
+        if changed {
+            self.publish(current.table.with(ip, set));
+            let now = Instant::now();
+            self.schedules.cancel_where(|(a, _)| *a == ip);
+            for position in set.intersect(served).positions() {
+                self.schedules.start((ip, position), self.policy, now);
+            }
+            self.send_due_announcements(now);
+        }
+        Ok(changed)
+    }
+
+    fn set_interfaces(&mut self, names: &[String]) -> InterfaceChange {
+        let mut change = InterfaceChange { removed: std::mem::take(&mut self.vanished), ..Default::default() };
+        for position in self.slots.served().positions().collect::<Vec<_>>() {
+            let Some(interface) = self.interface(position) else { continue };
+            let name = interface.info.name.clone();
+            if !names.contains(&name) || !iface::still_same(interface) {
+                self.close(position);
+                change.removed.push(name);
+            }
+        }
+        let now = Instant::now();
+        for name in names {
+            let served = self.slots.position(name).is_some_and(|p| self.slots.served().contains(p));
+            if !served {
+                match self.open_interface(name, now) {
+                    Ok(info) => change.added.push(info),
+                    Err(err) => change.failed.push((name.clone(), err)),
+                }
+            }
+        }
+        if !change.added.is_empty() || !change.failed.is_empty() {
+            // Joins the groups of the new interfaces and frees positions a failed open took.
+            self.publish(self.shared.view.load_full().table.clone());
+            self.rebuild_poller();
+            self.send_due_announcements(now);
+        }
+        change
+    }
+
+    /// Opens `name` on a position of its own (the one an announcement kept for it, if any), and starts the
+    /// gratuitous schedules of the addresses announced there. The caller publishes the table.
+    fn open_interface(&mut self, name: &str, now: Instant) -> Result<InterfaceInfo, L2Error> {
+        let position = self.slots.assign(name).ok_or_else(|| {
+            L2Error::InvalidConfig(format!(
+                "cannot serve {name:?}: {MAX_INTERFACES} interfaces are served or named by announcements already"
+            ))
+        })?;
+        let interface = iface::open(name, self.netns.as_deref(), self.socket_buffer)?;
+        let info = interface.info.clone();
+        if self.interfaces.len() <= position {
+            self.interfaces.resize_with(position + 1, || None);
+        }
+        self.interfaces[position] = Some(interface);
+        self.slots.set_served(position, true);
+        let view = self.shared.view.load_full();
+        for (ip, set) in view.table.iter() {
+            if set.contains(position) {
+                self.schedules.start((ip, position), self.policy, now);
+            }
+        }
+        Ok(info)
+    }
+
+    /// Stops serving the interface at `position`: leaves its groups, ends its schedules, closes its socket.
+    fn close(&mut self, position: usize) {
+        self.slots.set_served(position, false);
+        self.publish(self.shared.view.load_full().table.clone());
+        self.schedules.cancel_where(|(_, p)| *p == position);
+        if let Some(interface) = self.interfaces.get_mut(position).and_then(Option::take) {
+            self.counters.kernel_drops += interface.socket.take_drops().unwrap_or(0);
+        }
+        self.rebuild_poller();
+    }
+
     /// Swaps in `table` and makes the group memberships match it.
     fn publish(&mut self, table: AnnounceTable) {
-        let wanted = wanted_groups(&table);
+        let wanted = wanted_groups(&table, self.slots.served());
         // Join before answering starts (so the first solicitation reaches us) and leave after it stops.
         let new: Vec<_> = wanted.iter().filter(|key| !self.joined.contains_key(key)).copied().collect();
         for (position, group) in new {
@@ -416,7 +578,10 @@ impl Worker {
                 self.joined.insert((position, group), membership);
             }
         }
-        self.shared.table.store(Arc::new(table));
+        self.slots.release_unused(&table);
+        let interfaces = self.slots.served().positions().filter_map(|p| self.interface(p)).map(|i| i.info.clone());
+        let view = View { table, slots: self.slots.clone(), interfaces: interfaces.collect() };
+        self.shared.view.store(Arc::new(view));
         let stale: Vec<_> = self.joined.keys().filter(|key| !wanted.contains(key)).copied().collect();
         for (position, group) in stale {
             if let Some(membership) = self.joined.remove(&(position, group)) {
@@ -426,14 +591,15 @@ impl Worker {
     }
 
     fn join(&mut self, position: usize, group: Ipv6Addr) -> Option<Membership> {
-        let interface = &self.interfaces[position];
+        let interface = self.interface(position)?;
         if let Some(groups) = &self.groups {
             if groups.join(group, interface.info.index).is_ok() {
                 return Some(Membership::Ipv6);
             }
         }
+        let added = interface.socket.add_multicast(solicited_node_mac(group).octets());
         self.counters.group_fallbacks += 1;
-        match interface.socket.add_multicast(solicited_node_mac(group).octets()) {
+        match added {
             Ok(()) => Some(Membership::Ethernet),
             Err(_) => {
                 self.counters.socket_errors += 1;
@@ -443,13 +609,14 @@ impl Worker {
     }
 
     fn leave(&mut self, position: usize, group: Ipv6Addr, membership: Membership) {
-        let interface = &self.interfaces[position];
+        let Some(interface) = self.interface(position) else { return };
         let left = match (membership, &self.groups) {
             (Membership::Ipv6, Some(groups)) => groups.leave(group, interface.info.index),
             (Membership::Ipv6, None) => Ok(()),
             (Membership::Ethernet, _) => interface.socket.drop_multicast(solicited_node_mac(group).octets()),
         };
-        if left.is_err() {
+        // A link that is gone took its memberships with it: nothing to leave, and nothing wrong.
+        if left.is_err_and(|err| !iface::is_gone(&err)) {
             self.counters.socket_errors += 1;
         }
     }
@@ -457,19 +624,27 @@ impl Worker {
     /// Reads what is queued on interface `position` (a bounded number of batches) and answers it. Returns
     /// whether there was anything.
     fn answer(&mut self, position: usize) -> bool {
-        let table = self.shared.table.load_full();
+        let view = self.shared.view.load_full();
+        let table = &view.table;
         let announced = table.on_interface(position);
         let mut any = false;
         for _ in 0..MAX_BATCHES_PER_WAKE {
-            let interface = &self.interfaces[position];
+            let Some(interface) = self.interfaces.get(position).and_then(Option::as_ref) else { return any };
             let received = match interface.socket.recv_batch(&mut self.batch) {
                 Ok(0) => return any,
                 Ok(n) => n,
                 Err(err) => {
                     // ENETDOWN when the link goes down is reported once; the socket works again once it is
-                    // up. Anything else is counted too: the thread keeps serving the other interfaces.
+                    // up. A link deleted (or re-created, with another index) never comes back to this
+                    // socket: it is closed, and the next set_interfaces reports it. Anything else is counted
+                    // too: the thread keeps serving the other interfaces.
                     if iface::is_link_down(&err) {
                         self.counters.link_down += 1;
+                        if !iface::still_same(interface) {
+                            let name = interface.info.name.clone();
+                            self.close(position);
+                            self.vanished.push(name);
+                        }
                     } else {
                         self.counters.socket_errors += 1;
                     }
@@ -531,17 +706,17 @@ impl Worker {
         if due.is_empty() {
             return;
         }
-        let table = self.shared.table.load_full();
-        for ip in due {
-            let Some(set) = table.get(ip) else { continue };
-            for position in set.positions() {
-                let interface = &self.interfaces[position];
-                let Ok(frames) = announcement(ip, &interface.core) else { continue };
-                for frame in &frames {
-                    match interface.socket.send(frame) {
-                        Ok(()) => self.counters.ip(ip).gratuitous_sent += 1,
-                        Err(_) => self.counters.send_errors += 1,
-                    }
+        let view = self.shared.view.load_full();
+        for (ip, position) in due {
+            if !view.table.get(ip).is_some_and(|set| set.contains(position)) {
+                continue;
+            }
+            let Some(interface) = self.interfaces.get(position).and_then(Option::as_ref) else { continue };
+            let Ok(frames) = announcement(ip, &interface.core) else { continue };
+            for frame in &frames {
+                match interface.socket.send(frame) {
+                    Ok(()) => self.counters.ip(ip).gratuitous_sent += 1,
+                    Err(_) => self.counters.send_errors += 1,
                 }
             }
         }

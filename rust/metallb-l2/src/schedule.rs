@@ -116,6 +116,11 @@ impl<K: Copy + Eq + Hash> Schedules<K> {
         self.entries.remove(&key);
     }
 
+    /// Cancels every schedule whose key `matches` (an address's on every interface, or one interface's).
+    pub fn cancel_where(&mut self, matches: impl Fn(&K) -> bool) {
+        self.entries.retain(|key, _| !matches(key));
+    }
+
     /// The earliest due time of all, for the poll timeout.
     pub fn next_due(&self) -> Option<Instant> {
         self.entries.values().filter_map(GratuitousSchedule::next_due).min()
@@ -218,5 +223,10 @@ mod tests {
         assert_eq!(schedules.len(), 1, "a's window is over; b has its 150 ms tick left");
         schedules.cancel('b');
         assert!(schedules.is_empty() && schedules.next_due().is_none());
+        for key in ['a', 'b', 'c'] {
+            schedules.start(key, policy, t0);
+        }
+        schedules.cancel_where(|key| *key != 'b');
+        assert_eq!(schedules.take_due(t0), vec!['b']);
     }
 }
