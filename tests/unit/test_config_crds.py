@@ -1058,3 +1058,83 @@ def test_bgp_fixture_loads_and_converts_back() -> None:
     text = dump_crds(config)
     assert "metallb.io/v1beta1\nkind: BGPPeer" not in text, "written in the version MetalLB stores"
     assert load_config(text) == config
+
+
+def on_nodes(*selectors: dict[str, Any]) -> dict[str, Any]:
+    return {"nodeSelectors": list(selectors)}
+
+
+HOST = "kubernetes.io/hostname"
+
+
+# (the second peer's fields beside peer("a")'s, whether the pair is refused): one node holds one session to a
+# neighbor, so two peers of one address are refused when some node could match both (MetalLB's FRR mode with
+# the Nodes it knows); router IDs and myASN may differ (each session is its own, as in MetalLB native mode).
+@pytest.mark.parametrize(
+    ("first", "second", "refused"),
+    [
+        pytest.param({}, {"holdTime": "9s"}, True, id="every-node-both"),
+        pytest.param({}, on_nodes({"matchLabels": {HOST: "n1"}}), True, id="every-node-and-one"),
+        pytest.param(
+            on_nodes({"matchLabels": {HOST: "n1"}}),
+            on_nodes({"matchLabels": {HOST: "n2"}}),
+            False,
+            id="disjoint",
+        ),
+        pytest.param(
+            on_nodes({"matchLabels": {HOST: "n1"}}, {"matchLabels": {HOST: "n2"}}),
+            on_nodes({"matchLabels": {HOST: "n3"}}, {"matchLabels": {HOST: "n2"}}),
+            True,
+            id="or-overlap",
+        ),
+        pytest.param(
+            on_nodes({"matchExpressions": [{"key": "rack", "operator": "In", "values": ["a", "b"]}]}),
+            on_nodes({"matchExpressions": [{"key": "rack", "operator": "NotIn", "values": ["a", "b"]}]}),
+            False,
+            id="in-notin",
+        ),
+        pytest.param(
+            on_nodes({"matchExpressions": [{"key": "rack", "operator": "Exists"}]}),
+            on_nodes({"matchExpressions": [{"key": "rack", "operator": "DoesNotExist"}]}),
+            False,
+            id="exists-absent",
+        ),
+        pytest.param(
+            on_nodes({"matchExpressions": [{"key": "rack", "operator": "In", "values": ["a", "b"]}]}),
+            on_nodes({"matchLabels": {"rack": "b", "disk": "ssd"}}),
+            True,
+            id="in-and-labels",
+        ),
+        pytest.param(
+            {}, {"peerAddress": "10.0.0.2", "routerID": "10.9.9.9", "myASN": 64499}, False, id="other-ip"
+        ),
+        pytest.param({"vrf": "red"}, {"vrf": "blue"}, False, id="other-vrf"),
+    ],
+)
+def test_one_session_per_neighbor_on_a_node(
+    first: dict[str, Any], second: dict[str, Any], refused: bool
+) -> None:
+    docs = [peer("a", **first), peer("b", **second)]
+    if not refused:
+        assert [p.name for p in load(*docs).bgp_peers] == ["a", "b"]
+        return
+    with pytest.raises(ConfigError) as info:
+        load(*docs)
+    assert str(info.value).startswith('BGPPeer "b" (pools.yaml, document 2): ')
+    assert 'also peers with "10.0.0.1"' in str(info.value) or "is identical" in str(info.value)
+
+
+def test_selector_repeats_are_what_metallb_calls_repeats() -> None:
+    """Values are compared sorted; expressions in their order (the same two in another order is no repeat)."""
+    a = {"key": "k", "operator": "In", "values": ["x", "y"]}
+    b = {"key": "j", "operator": "Exists"}
+    with pytest.raises(
+        ConfigError, match=r"spec.nodeSelectors\[0\].matchExpressions\[1\]: duplicate expression"
+    ):
+        load(obj("L2Advertisement", "l2", on_nodes({"matchExpressions": [a, a | {"values": ["y", "x"]}]})))
+    with pytest.raises(ConfigError, match=r"spec.nodeSelectors\[1\]: duplicate selector"):
+        load(
+            obj("L2Advertisement", "l2", on_nodes({"matchExpressions": [a, b]}, {"matchExpressions": [a, b]}))
+        )
+    swapped = on_nodes({"matchExpressions": [a, b]}, {"matchExpressions": [b, a]})
+    assert len(load(obj("L2Advertisement", "l2", swapped)).l2_advertisements[0].node_selectors) == 2

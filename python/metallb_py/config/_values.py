@@ -122,7 +122,10 @@ def read_selector(r: Reader, *, legacy: bool = False) -> LabelSelector:
             expr.fail("values", f"operator {operator} takes no values")
         expr.finish()
         expressions.append((key, operator, values))
-    check_no_duplicates(r.where, r.path_of(exprs_key), expressions, "expression")
+    # As MetalLB: expressions are compared with their values sorted (`In [a, b]` repeats `In [b, a]`).
+    check_no_duplicates(
+        r.where, r.path_of(exprs_key), [(k, op, sorted(vs)) for k, op, vs in expressions], "expression"
+    )
     r.finish()
     try:
         return LabelSelector(labels, expressions, path=r.path)
@@ -138,8 +141,10 @@ def read_selectors(r: Reader, key: str, *, legacy: bool = False) -> tuple[LabelS
 
 
 def _selector_key(selector: LabelSelector) -> tuple[object, ...]:
+    # What MetalLB compares: the labels as a set, the expressions in their order with their values sorted.
+    # The same expressions in another order are not a repeat to it, so they are accepted here too.
     labels = tuple(sorted(selector.match_labels.items()))
-    exprs = tuple(sorted((k, op, tuple(sorted(vs))) for k, op, vs in selector.match_expressions))
+    exprs = tuple((k, op, tuple(sorted(vs))) for k, op, vs in selector.match_expressions)
     return labels, exprs
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from metallb_py._core import Pool, validate_pools
+from metallb_py._core import LabelSelector, Pool, validate_pools
 from metallb_py.config.crds import GROUP, parse_crd
 from metallb_py.config.legacy import DEFAULT_NAMESPACE, LEGACY_KEYS, read_legacy_config, read_legacy_configmap
 from metallb_py.config.model import (
@@ -173,6 +173,7 @@ def build_config(resources: Resources, *, strict: bool = False) -> Config:
     profiles = {e.record.name: e.record for e in resources.bfd_profiles}
     peers = [_check_peer(e, profiles) for e in resources.bgp_peers]
     _no_identical_peers(resources.bgp_peers)
+    _one_session_per_neighbor(resources.bgp_peers)
     peer_names = [p.name for p in peers]
 
     l2_advertisements = [
@@ -467,6 +468,70 @@ def _no_identical_peers(entries: Sequence[Entry[BGPPeer]]) -> None:
             if other == unnamed:
                 entry.fail("", f"is identical to {other_entry.describe()}; remove one of them")
         seen.append((unnamed, entry))
+
+
+def _one_session_per_neighbor(entries: Sequence[Entry[BGPPeer]]) -> None:
+    """As MetalLB's FRR mode: one node holds one session per neighbor (address or interface, and VRF), so
+    two peers of one neighbor must not select a common node.
+
+    MetalLB decides with the Nodes it knows (and, knowing none, refuses every such pair). This loader sees no
+    Nodes: it refuses the pairs whose nodeSelectors could both match one node, and accepts those that no
+    node can match both of (`kubernetes.io/hostname: a` and `: b`), which MetalLB accepts whatever the Nodes.
+    Router IDs and myASN may differ between peers (MetalLB's FRR mode refuses that, its native mode does
+    not): each session of this package's speaker is its own, as in native mode.
+    """
+    for i, entry in enumerate(entries):
+        peer = entry.record
+        for other_entry in entries[:i]:
+            other = other_entry.record
+            if _neighbor(peer) != _neighbor(other):
+                continue
+            if _may_select_one_node(peer.node_selectors, other.node_selectors):
+                field = "peerAddress" if peer.peer_address is not None else "interface"
+                neighbor, vrf = _neighbor(peer)
+                entry.fail(
+                    field,
+                    f"{other_entry.describe()} also peers with {quote(neighbor)}"
+                    f"{f' in VRF {quote(vrf)}' if vrf else ''} and their nodeSelectors can select the same "
+                    "node, which can hold one session to a neighbor; give them nodeSelectors no node matches "
+                    "both of",
+                )
+
+
+def _neighbor(peer: BGPPeer) -> tuple[str, str]:
+    """MetalLB's PeerIdentifier: the address (or interface) and the VRF."""
+    return peer.peer_address or peer.interface or "", peer.vrf or ""
+
+
+def _may_select_one_node(a: Sequence[LabelSelector], b: Sequence[LabelSelector]) -> bool:
+    """Whether some node's labels could match one of `a` and one of `b` (no selectors: every node)."""
+    everything: list[LabelSelector | None] = [None]
+    return any(_satisfiable(x, y) for x in (a or everything) for y in (b or everything))
+
+
+def _satisfiable(*selectors: LabelSelector | None) -> bool:
+    """Whether one set of labels can match all `selectors` (None matches everything)."""
+    required: dict[str, set[str] | None] = {}  # key -> allowed values (None: any value, but present)
+    excluded: dict[str, set[str]] = {}
+    absent: set[str] = set()
+    for selector in selectors:
+        if selector is None:
+            continue
+        terms = [(k, "In", [v]) for k, v in selector.match_labels.items()]
+        for key, operator, values in [*terms, *selector.match_expressions]:
+            if operator == "In":
+                known = required.get(key)
+                required[key] = set(values) if known is None else known & set(values)
+            elif operator == "Exists":
+                required.setdefault(key, None)
+            elif operator == "NotIn":
+                excluded.setdefault(key, set()).update(values)
+            else:
+                absent.add(key)
+    for key, allowed in required.items():
+        if key in absent or (allowed is not None and not allowed - excluded.get(key, set())):
+            return False
+    return True
 
 
 def _check_bfd_echo(
