@@ -16,6 +16,7 @@ __all__ = [
     "BgpRoute",
     "BgpSpeaker",
     "LabelSelector",
+    "LinkWatch",
     "Membership",
     "MembershipEvent",
     "Pool",
@@ -191,6 +192,12 @@ class Responder:
         """Answer for `ip` (on `interfaces`, default all) and announce it; False if already announced so."""
     def withdraw(self, ip: str | _IP) -> bool:
         """Stop answering for `ip` before returning; whether it was announced."""
+    def set_interfaces(self, interfaces: Sequence[str]) -> _InterfaceChange:
+        """Serve exactly `interfaces` from now on, while running: opens new ones (addresses announced on all
+        interfaces are answered there at once, with gratuitous announcements), closes the others, re-opens one
+        re-created under its name. One that cannot be opened is in "failed" and the others are served all the
+        same; "removed" also lists interfaces whose link vanished under the responder since the last call.
+        ValueError for duplicates or too many (nothing changes)."""
     def announced(self) -> dict[_IP, list[str]]: ...
     def stats(self) -> dict[str, Any]:
         """{"ips": {ip: {requests_received, responses_sent, gratuitous_sent}}, "drops": {label: n}, ...}."""
@@ -198,7 +205,32 @@ class Responder:
     @property
     def running(self) -> bool: ...
     @property
-    def interfaces(self) -> list[str]: ...
+    def interfaces(self) -> list[str]:
+        """The interfaces served now while running; else those given to the constructor."""
+    @property
+    def netns(self) -> str | None: ...
+
+class _InterfaceChange(TypedDict):
+    added: list[str]
+    removed: list[str]
+    failed: dict[str, str]
+
+class _LinkEvent(TypedDict):
+    kind: Literal["changed", "removed", "overflow"]
+    index: int
+    name: str
+    up: bool
+
+@final
+class LinkWatch:
+    """Link notifications (RTMGRP_LINK) of a network namespace (default: the caller's): a link added,
+    changed (up, down, ...) or deleted. Subscribes at once; NetnsError or PermissionDeniedError."""
+
+    def __new__(cls, netns: str | None = None) -> LinkWatch: ...
+    def wait(self, timeout: float | None = None) -> list[_LinkEvent]:
+        """Every notification queued once one arrives or `timeout` passes (then []); "overflow": some were
+        lost, rescan. ResponderError once closed."""
+    def close(self) -> None: ...
     @property
     def netns(self) -> str | None: ...
 

@@ -1,14 +1,18 @@
-//! Python class over `metallb_l2::Responder`: the ARP/NDP responder thread.
+//! Python classes over `metallb_l2::Responder` (the ARP/NDP responder thread) and `metallb_l2::LinkWatch`
+//! (link notifications).
 //!
-//! Every call that waits for the responder thread (start, stop, announce, withdraw, stats) releases the GIL
-//! first; the thread itself never calls into Python.
+//! Every call that waits for the responder thread (start, stop, announce, withdraw, set_interfaces, stats) or
+//! for link notifications releases the GIL first; the thread itself never calls into Python.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use metallb_l2::{GratuitousPolicy, L2Error, Responder as CoreResponder, ResponderConfig, Stats};
+use metallb_l2::{
+    GratuitousPolicy, InterfaceChange, L2Error, LinkEvent, LinkWatch as CoreLinkWatch, Responder as CoreResponder,
+    ResponderConfig, Stats,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -18,7 +22,8 @@ use crate::repr::{py_bool, py_optional_str, py_str};
 use crate::worker::Slot;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<Responder>()
+    m.add_class::<Responder>()?;
+    m.add_class::<LinkWatch>()
 }
 
 /// Accepts `"192.0.2.1"` or an `ipaddress` object.
@@ -116,6 +121,15 @@ impl Responder {
         py.detach(|| responder.announce(ip, interfaces.as_deref())).map_err(l2_error)
     }
 
+    /// Serves exactly `interfaces` from now on (opens new ones, closes the others, re-opens one re-created
+    /// under its name); returns {"added": [...], "removed": [...], "failed": {name: why}}. Raises ValueError
+    /// for a bad list (duplicates, too many), which changes nothing.
+    fn set_interfaces<'py>(&self, py: Python<'py>, interfaces: Vec<String>) -> PyResult<Bound<'py, PyDict>> {
+        let responder = self.require()?;
+        let change = py.detach(|| responder.set_interfaces(&interfaces)).map_err(l2_error)?;
+        change_dict(py, &change)
+    }
+
     /// Stops answering for `ip` before returning. Returns whether it was announced.
     fn withdraw(&self, py: Python<'_>, ip: &Bound<'_, PyAny>) -> PyResult<bool> {
         let ip = extract_ip(ip)?;
@@ -147,9 +161,13 @@ impl Responder {
         self.current().is_some_and(|r| r.is_running())
     }
 
+    /// The interfaces served now while running; else those given to the constructor (which a start opens).
     #[getter]
     fn interfaces(&self) -> Vec<String> {
-        self.config.interfaces.clone()
+        match self.current() {
+            Some(r) if r.is_running() => r.interfaces().into_iter().map(|i| i.name).collect(),
+            _ => self.config.interfaces.clone(),
+        }
     }
 
     #[getter]
@@ -158,7 +176,7 @@ impl Responder {
     }
 
     fn __repr__(&self) -> String {
-        let names: Vec<String> = self.config.interfaces.iter().map(|n| py_str(n)).collect();
+        let names: Vec<String> = self.interfaces().iter().map(|n| py_str(n)).collect();
         format!(
             "Responder(interfaces=[{}], netns={}, running={})",
             names.join(", "),
@@ -166,6 +184,83 @@ impl Responder {
             py_bool(self.running()),
         )
     }
+}
+
+fn change_dict<'py>(py: Python<'py>, change: &InterfaceChange) -> PyResult<Bound<'py, PyDict>> {
+    let failed = PyDict::new(py);
+    for (name, err) in &change.failed {
+        failed.set_item(name, err.to_string())?;
+    }
+    let dict = PyDict::new(py);
+    dict.set_item("added", change.added.iter().map(|i| i.name.clone()).collect::<Vec<_>>())?;
+    dict.set_item("removed", change.removed.clone())?;
+    dict.set_item("failed", failed)?;
+    Ok(dict)
+}
+
+/// Link notifications (RTMGRP_LINK) of one network namespace: a speaker waits on it and rescans its
+/// interfaces when a link is added, changed or deleted.
+#[pyclass(module = "metallb_py._core", frozen)]
+pub struct LinkWatch {
+    netns: Option<String>,
+    watch: Mutex<Option<CoreLinkWatch>>,
+}
+
+#[pymethods]
+impl LinkWatch {
+    /// Subscribes at once (inside `netns` if given). Raises NetnsError or PermissionDeniedError.
+    #[new]
+    #[pyo3(signature = (netns = None))]
+    fn new(py: Python<'_>, netns: Option<String>) -> PyResult<Self> {
+        let watch = py.detach(|| CoreLinkWatch::open(netns.as_deref())).map_err(l2_error)?;
+        Ok(LinkWatch { netns, watch: Mutex::new(Some(watch)) })
+    }
+
+    /// Waits until notifications arrive or `timeout` seconds pass (None: no limit); returns every one queued,
+    /// each {"kind": "changed" | "removed" | "overflow", "index", "name", "up"} ("overflow": some were lost,
+    /// rescan everything). Raises ResponderError once closed.
+    #[pyo3(signature = (timeout = None))]
+    fn wait<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let events = py
+            .detach(|| {
+                let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+                match watch.as_mut() {
+                    Some(watch) => watch.wait(timeout),
+                    None => Err(L2Error::NotRunning),
+                }
+            })
+            .map_err(l2_error)?;
+        events.iter().map(|event| link_event_dict(py, event)).collect()
+    }
+
+    /// Closes the socket (after a wait in progress ends). Idempotent.
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| self.watch.lock().unwrap_or_else(PoisonError::into_inner).take());
+    }
+
+    #[getter]
+    fn netns(&self) -> Option<String> {
+        self.netns.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("LinkWatch(netns={})", py_optional_str(self.netns.as_deref()))
+    }
+}
+
+fn link_event_dict<'py>(py: Python<'py>, event: &LinkEvent) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    let (kind, index, name, up) = match event {
+        LinkEvent::Changed { index, name, up } => ("changed", *index, name.as_str(), *up),
+        LinkEvent::Removed { index, name } => ("removed", *index, name.as_str(), false),
+        LinkEvent::Overflow => ("overflow", 0, "", false),
+    };
+    dict.set_item("kind", kind)?;
+    dict.set_item("index", index)?;
+    dict.set_item("name", name)?;
+    dict.set_item("up", up)?;
+    Ok(dict)
 }
 
 fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict>> {
