@@ -105,3 +105,22 @@ def test_shrinking_a_pool_evicts_the_services_outside_it() -> None:
     assert outcome.loaded and outcome.changed
     assert outcome.evicted == ("default/c",)
     assert allocator.keys() == ["default/a", "default/b"]
+
+
+def test_warnings_are_in_the_outcome_even_when_the_pools_are_the_same() -> None:
+    state, allocator = ConfigState("metallb-system"), Allocator()
+    outcome = state.apply([pool("a", "192.0.2.5/28")], allocator)
+    assert outcome.loaded and len(outcome.warnings) == 1 and "192.0.2.5/28" in outcome.warnings[0]
+    # The same pools written without host bits: the same configuration, without the warning.
+    outcome = state.apply([pool("a", "192.0.2.0/28")], allocator)
+    assert outcome.loaded and not outcome.changed and outcome.warnings == ()
+    assert state.config is not None and state.config.warnings == ()
+
+
+def test_strict_refuses_what_would_warn() -> None:
+    state, allocator = ConfigState("metallb-system", strict=True), Allocator()
+    assert state.apply([pool("a", "192.0.2.0/28")], allocator).loaded
+    outcome = state.apply([pool("a", "192.0.2.5/28")], allocator)
+    assert not outcome.loaded and outcome.error is not None and "strict" in outcome.error
+    assert outcome.culprit is not None and outcome.culprit["metadata"]["name"] == "a"
+    assert state.config is not None and [p.addresses for p in state.config.pools] == [["192.0.2.0/28"]]

@@ -7,6 +7,10 @@ Services, to be allocated again). A bad one changes nothing: the last good confi
 assigned address moves, and the outcome names the object at fault and why, for a Warning event. No
 configuration object at all is treated like a bad configuration, not as "no pools": deleting and re-creating
 the ConfigMap (as some tools do on apply) must not take every address away in between.
+
+What MetalLB accepts but this package would not write that way (a CIDR with host bits, a reference to an
+object that does not exist yet) loads with warnings (`ConfigOutcome.warnings`); with `strict`, each of them
+refuses the configuration as an error does.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from metallb_py._core import Allocator
 from metallb_py.config import Config, load_objects
 from metallb_py.errors import ConfigError
 
-__all__ = ["ConfigOutcome", "ConfigState"]
+__all__ = ["ConfigOutcome", "ConfigState", "named_object"]
 
 _SOURCE = "cluster"
 _OBJECT_INDEX = re.compile(re.escape(_SOURCE) + r", object (\d+)")
@@ -34,6 +38,8 @@ class ConfigOutcome:
     existing assignments before allocating anything). `changed`: the pools changed (pending Services may fit
     now). `evicted`: Services whose addresses the new pools no longer contain (already released).
     `error` and `culprit` (the object at fault, when one is) say why a configuration was refused.
+    `warnings`: those of the configuration just loaded (also when it equals the one in force: the same pools
+    written another way may warn differently).
     """
 
     loaded: bool
@@ -43,13 +49,15 @@ class ConfigOutcome:
     error: str | None = None
     culprit: Mapping[str, Any] | None = None
     summary: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 class ConfigState:
     """The configuration in force and whether the latest one was refused."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, *, strict: bool = False) -> None:
         self.namespace = namespace
+        self.strict = strict
         self.config: Config | None = None
         self.stale = False  # the latest reload was refused
         self.error: str | None = None
@@ -68,13 +76,13 @@ class ConfigState:
                 None,
             )
         try:
-            config = load_objects([dict(obj) for obj in objects], source=_SOURCE)
+            config = load_objects([dict(obj) for obj in objects], source=_SOURCE, strict=self.strict)
         except ConfigError as exc:
             return self._refuse(str(exc), _culprit(str(exc), objects))
         first = self.config is None
         if not first and config == self.config:
-            self.stale, self.error = False, None
-            return ConfigOutcome(loaded=True, summary=config.summary())
+            self.config, self.stale, self.error = config, False, None  # its warnings are the latest
+            return ConfigOutcome(loaded=True, summary=config.summary(), warnings=config.warnings)
         try:
             evicted = allocator.set_pools(config.pools)
         except ConfigError as exc:
@@ -82,7 +90,12 @@ class ConfigState:
         pools_changed = first or self.config is None or self.config.pools != config.pools
         self.config, self.stale, self.error = config, False, None
         return ConfigOutcome(
-            loaded=True, first=first, changed=pools_changed, evicted=tuple(evicted), summary=config.summary()
+            loaded=True,
+            first=first,
+            changed=pools_changed,
+            evicted=tuple(evicted),
+            summary=config.summary(),
+            warnings=config.warnings,
         )
 
     def _refuse(self, error: str, culprit: Mapping[str, Any] | None) -> ConfigOutcome:
@@ -91,9 +104,18 @@ class ConfigState:
 
 
 def _culprit(message: str, objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The object a ConfigError names first (the loader tags each object as `cluster, object N`)."""
+    """The object a ConfigError names first, else the first object (the ConfigMap, when there is one)."""
+    named = named_object(message, objects)
+    if named is None:
+        return objects[0] if objects else None
+    return named
+
+
+def named_object(message: str, objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The object of `objects` (as given to `ConfigState.apply`) that an error or warning message names
+    first: the loader tags each object as `cluster, object N`. None when it names none."""
     match = _OBJECT_INDEX.search(message)
     if match is None:
-        return objects[0] if objects else None
+        return None
     index = int(match.group(1)) - 1
     return objects[index] if 0 <= index < len(objects) else None

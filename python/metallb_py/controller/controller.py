@@ -3,12 +3,17 @@
 Threads: one Reflector per watched resource (Services in every namespace, Namespaces, the ConfigMap `config`
 and the metallb.io resources in the controller's namespace) keeps a local copy and puts keys in the work
 queue; one worker takes keys one at a time (the allocator is not thread-safe, and one writer makes the order
-of allocations deterministic); the leader elector; the event recorder; the metrics server.
+of allocations deterministic); the leader elector; the event recorder; the IPAddressPool status writer
+(`poolstatus`); the metrics server.
 
 The worker only acts while this replica leads (always, without leader election). Each time it becomes leader
 it starts from nothing: a fresh consistent list of Services, a new allocator, the configuration loaded, then
 every address the cluster already shows restored (`restore_assignments`) before any Service is reconciled, so
 no address is ever handed out while a Service still shows it. A follower watches but writes nothing.
+
+Each configuration reload is told by `configreport.ConfigReporter` (log, Events, ConfigurationState). The
+pools' status counters are published to the writer when the worker has no key waiting (so a burst of
+Services costs one status write per pool), and at least every `pool_status_interval` seconds while it is busy.
 
 Each Service key goes through `sync.ServiceSync`: decided, written on the resourceVersion it was decided on
 (409 Conflict: read again, decide again), then settled by its `SyncState`: forgotten when converged, retried
@@ -27,32 +32,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from metallb_py._core import Allocator
-from metallb_py.controller.config import ConfigOutcome, ConfigState
+from metallb_py.controller.config import ConfigState
+from metallb_py.controller.configreport import CONFIGURATION_STATE_NAME, INVALID_CONFIGURATION, ConfigReporter
 from metallb_py.controller.metrics import Metrics
-from metallb_py.controller.reconcile import WARNING, restore_assignments, service_order
+from metallb_py.controller.poolstatus import PoolStatusWriter, pool_status
+from metallb_py.controller.reconcile import restore_assignments, service_order
 from metallb_py.controller.sync import ServiceSync
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.config_watch import CONFIGMAP_NAME, ConfigWatch
-from metallb_py.k8s.errors import ApiError, NotFoundError, NotLeaderError
+from metallb_py.k8s.errors import NotLeaderError
 from metallb_py.k8s.events import EventRecorder
 from metallb_py.k8s.leader import LeaderElector
-from metallb_py.k8s.resources import (
-    CONFIGURATION_STATES,
-    NAMESPACES,
-    SERVICES,
-    object_key,
-)
+from metallb_py.k8s.resources import IP_ADDRESS_POOLS, NAMESPACES, SERVICES, object_key
 from metallb_py.k8s.watch import Change, Reflector
 from metallb_py.runtime.workqueue import WorkQueue
 
-__all__ = ["CONFIGMAP_NAME", "Controller", "ControllerOptions"]
+__all__ = [
+    "CONFIGMAP_NAME",
+    "CONFIGURATION_STATE_NAME",
+    "INVALID_CONFIGURATION",
+    "Controller",
+    "ControllerOptions",
+]
 
 log = logging.getLogger("metallb_py.controller")
 
-CONFIGURATION_STATE_NAME = "controller"
 _CONFIG_KEY = "@config"  # reload the configuration
 _RESYNC_KEY = "@resync"  # became leader: start from nothing
-INVALID_CONFIGURATION = "InvalidConfiguration"
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class ControllerOptions:
     metrics_address: str = "0.0.0.0"
     watch_timeout: int = 300
     conflict_retries: int = 5
+    strict: bool = False  # refuse a configuration with warnings (what MetalLB accepts) as an error
+    pool_status_interval: float = 1.0  # while busy, publish the pools' status counters at least this often
 
 
 class Controller:
@@ -112,11 +120,15 @@ class Controller:
         self.namespaces = Reflector(client, NAMESPACES, self._on_namespace, watch_timeout=timeout)
         self.config_watch = ConfigWatch(client, ns, self._on_config, watch_timeout=timeout)
         self.reflectors = [self.services, self.namespaces, *self.config_watch.reflectors]
+        self.pool_status = PoolStatusWriter(
+            self.client, self.config_watch.pools, ns, on_write=self.metrics.pool_status_writes.inc
+        )
+        self.config_report = ConfigReporter(self.client, self.events, ns)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         # Owned by the worker thread:
         self._allocator = Allocator()
-        self._config = ConfigState(ns)
+        self._config = ConfigState(ns, strict=options.strict)
         self._synced = False  # leading, and every watch has listed since: the copies are complete
         self._ready = False  # configuration in force and existing assignments restored
         # When each Service was first seen: watch events arrive in creation order, which breaks the ties of
@@ -134,7 +146,8 @@ class Controller:
             order=self._allocation_order,
             namespace_labels=self._namespace_labels,
         )
-        self._config_state_written: tuple[str, str] | None = None
+        # When (monotonic) the pools' status counters first changed since they were last published.
+        self._counters_changed: float | None = None
         self.ready = threading.Event()  # for callers: the first restore is done
         self.metrics_port: int | None = None
 
@@ -145,6 +158,7 @@ class Controller:
             self.metrics_port = self.metrics.serve(self.options.metrics_port, self.options.metrics_address)
         self.metrics.set_config(loaded=False, stale=False)
         self.events.start()
+        self.pool_status.start()
         for reflector in self.reflectors:
             reflector.start()
         self._worker = threading.Thread(target=self._work, name="controller-worker", daemon=True)
@@ -173,6 +187,7 @@ class Controller:
             self._worker.join(timeout)
         if self.elector is not None:
             self.elector.stop(release=True)
+        self.pool_status.stop(timeout)
         self.events.stop(timeout)
         for reflector in self.reflectors:
             reflector.stop()
@@ -197,6 +212,7 @@ class Controller:
     def _stopped_leading(self) -> None:
         self.metrics.leader.set(0)
         self.ready.clear()
+        self.pool_status.clear()
 
     # -- watch handlers (reflector threads) ------------------------------------------------------------------
 
@@ -222,6 +238,11 @@ class Controller:
             self.queue.add_all([k for k in self.services.keys() if k.startswith(prefix)])
 
     def _on_config(self, change: Change) -> None:
+        if change.obj.get("kind") == IP_ADDRESS_POOLS.kind:
+            # Created again, or its status written by someone else: the writer compares it again.
+            self.pool_status.pool_changed(str((change.obj.get("metadata") or {}).get("name", "")))
+            if change.type == "MODIFIED" and _without_status(change.old) == _without_status(change.obj):
+                return  # only its status changed: the configuration did not
         self.queue.add(_CONFIG_KEY)
 
     # -- the worker ------------------------------------------------------------------------------------------
@@ -241,6 +262,7 @@ class Controller:
                     self._reload_config()
                 elif self.sync.handle(key, self._allocator, ready=self._ready).allocations_changed:
                     self._set_pool_metrics()
+                    self._counters_change()
             except NotLeaderError:
                 log.info("lost leadership while working; dropping", extra={"key": key})
             except Exception:
@@ -249,6 +271,7 @@ class Controller:
                 self.queue.add_rate_limited(key)
             finally:
                 self.queue.done(key)
+            self._publish_pool_status()
 
     def _wait_synced(self) -> bool:
         """Waits until every watch has listed once (a leader never decides on partial copies)."""
@@ -277,7 +300,8 @@ class Controller:
         self._synced = True
         self._ready = False
         self.sync.reset()
-        self._config_state_written = None
+        self.config_report.reset()
+        self.pool_status.clear()
         log.info("leading: restoring state from the cluster", extra={"services": len(self.services.keys())})
         self._reload_config()
 
@@ -289,22 +313,12 @@ class Controller:
         objects = self.config_watch.objects()
         outcome = self._config.apply(objects, self._allocator)
         self.metrics.set_config(loaded=outcome.loaded, stale=not outcome.loaded)
-        self._write_configuration_state(outcome)
-        if not outcome.loaded:
-            log.error(
-                "configuration refused; the last good one stays in force",
-                extra={"error": outcome.error, "in_force": self._config.config is not None},
-            )
-            if outcome.culprit is not None:
-                self.events.record(
-                    dict(outcome.culprit),
-                    WARNING,
-                    INVALID_CONFIGURATION,
-                    f"Configuration refused, the last valid one stays in force: {outcome.error}",
-                )
-            return
         config = self._config.config
+        self.config_report.report(outcome, objects, config)
+        if not outcome.loaded:
+            return
         assert config is not None
+        self.metrics.config_warnings.set(len(config.warnings))
         if outcome.first or outcome.changed or not self._ready:
             log.info(
                 "configuration loaded",
@@ -328,6 +342,30 @@ class Controller:
             self.queue.add_all(list(outcome.evicted))
             self._enqueue_all()
         self._set_pool_metrics()
+        self._counters_change()
+
+    def _counters_change(self) -> None:
+        if self._counters_changed is None:
+            self._counters_changed = time.monotonic()
+
+    def _publish_pool_status(self) -> None:
+        """Hands the pools' status counters to the writer when they may have changed and the worker has no
+        key waiting, or they changed `pool_status_interval` ago and the worker is still busy."""
+        config = self._config.config
+        changed = self._counters_changed
+        if changed is None or not self._ready or config is None or not self.is_leader():
+            return
+        if len(self.queue) > 0 and time.monotonic() - changed < self.options.pool_status_interval:
+            return
+        self._counters_changed = None
+        legacy = config.legacy_protocols
+        self.pool_status.publish(
+            {
+                p.name: pool_status(p, self._allocator.counters(p.name))
+                for p in config.pools
+                if p.name not in legacy  # a legacy ConfigMap's pools have no object to write to
+            }
+        )
 
     def _set_pool_metrics(self) -> None:
         config = self._config.config
@@ -339,34 +377,16 @@ class Controller:
             [object_key(s) for s in sorted(self.services.items(), key=self._allocation_order)], in_order=True
         )
 
-    def _write_configuration_state(self, outcome: ConfigOutcome) -> None:
-        """Our ConfigurationState's status says whether the latest configuration is valid, and why not."""
-        result = "Valid" if outcome.loaded else "Invalid"
-        summary = outcome.error or ""
-        if self._config_state_written == (result, summary):
-            return
-        ns, name = self.options.namespace, CONFIGURATION_STATE_NAME
-        status = {"status": {"result": result, "errorSummary": summary}}
-        try:
-            try:
-                self.client.patch(CONFIGURATION_STATES, name, status, ns, subresource="status")
-            except NotFoundError:
-                body = {
-                    "apiVersion": CONFIGURATION_STATES.api_version,
-                    "kind": CONFIGURATION_STATES.kind,
-                    "metadata": {"name": name, "namespace": ns},
-                    "spec": {},
-                }
-                self.client.create(CONFIGURATION_STATES, body, ns)
-                self.client.patch(CONFIGURATION_STATES, name, status, ns, subresource="status")
-        except NotLeaderError:
-            raise
-        except ApiError as exc:
-            # An optional CRD: without it the state is in the metrics, the logs and the events.
-            log.debug("ConfigurationState not written", extra={"error": str(exc)})
-        self._config_state_written = (result, summary)
-
     def _namespace_labels(self, namespace: str) -> dict[str, str]:
         ns = self.namespaces.get(namespace)
         labels = (ns or {}).get("metadata", {}).get("labels") if ns else None
         return dict(labels) if isinstance(labels, dict) else {"kubernetes.io/metadata.name": namespace}
+
+
+def _without_status(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """The object without what a status write alone changes (status, resourceVersion, managedFields)."""
+    obj = obj or {}
+    metadata = {
+        k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")
+    }
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": metadata}

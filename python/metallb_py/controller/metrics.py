@@ -47,6 +47,17 @@ class Metrics(MetricsServer):
             "Service, not retried until it or the configuration changes.",
             registry=r,
         )
+        self.pool_status_writes = Counter(
+            "metallb_py_controller_pool_status_writes_total",
+            "IPAddressPool status counters written (only those that changed).",
+            registry=r,
+        )
+        self.config_warnings = Gauge(
+            "metallb_py_controller_config_warnings",
+            "Warnings of the configuration in force: what MetalLB accepts but this package would not write "
+            "that way (a CIDR with host bits, a reference to an object not there yet).",
+            registry=r,
+        )
         self.leader = Gauge(
             "metallb_py_controller_leader_bool", "1 while this replica holds the leader lease.", registry=r
         )

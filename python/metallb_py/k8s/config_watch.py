@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from metallb_py.k8s.client import JSON, KubeClient
-from metallb_py.k8s.resources import CONFIG_CRDS, CONFIGMAPS, object_key
+from metallb_py.k8s.resources import CONFIG_CRDS, CONFIGMAPS, IP_ADDRESS_POOLS, object_key
 from metallb_py.k8s.watch import Change, Reflector
 
 __all__ = ["CONFIGMAP_NAME", "ConfigWatch"]
@@ -15,7 +15,8 @@ CONFIGMAP_NAME = "config"
 
 
 class ConfigWatch:
-    """The Reflectors of the configuration objects in `namespace`; every change calls `handler`."""
+    """The Reflectors of the configuration objects in `namespace`; every change calls `handler`. `pools` is
+    the IPAddressPools' (the controller writes their status)."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class ConfigWatch:
             Reflector(client, r, handler, namespace=namespace, watch_timeout=watch_timeout)
             for r in CONFIG_CRDS
         ]
+        self.pools = next(r for r in self.crds if r.resource == IP_ADDRESS_POOLS)
         self.reflectors = [self.configmaps, *self.crds]
 
     def objects(self) -> list[JSON]:

@@ -1,0 +1,296 @@
+"""IPAddressPool status: how many addresses of each pool are assigned and available, per family.
+
+As MetalLB's controller, the leader writes `status.assignedIPv4`, `assignedIPv6`, `availableIPv4` and
+`availableIPv6` of every IPAddressPool whose pool is in the configuration in force, through the status
+subresource. Assigned counts distinct addresses held by at least one Service (two Services sharing one count
+it once); available is what the pool may hand out (buggy .0/.255 addresses excluded when the pool avoids
+them) minus the assigned ones. A family with a range of 2^62 addresses or more (an IPv6 /66 or larger) never
+runs out: its available count is the largest int64 minus the assigned ones, as MetalLB reports it. Pools of a
+legacy ConfigMap have no object to write to; a pool removed from the configuration gets no further write.
+
+`pool_status` is the pure count. `PoolStatusWriter` owns the writes: the worker (which owns the allocator)
+hands it every pool's status with `publish`, which never blocks; the writer's thread compares each with the
+pool object's watched copy and writes only those that differ, each on the resourceVersion it compared with.
+Statuses published while it writes replace the ones not written yet, so a burst of allocations costs one
+write per pool, and a slow or refusing API server delays the counters, never an allocation.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from metallb_py._core import Pool
+from metallb_py.backoff import Backoff
+from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
+from metallb_py.k8s.resources import IP_ADDRESS_POOLS, Resource
+
+__all__ = ["MAX_INT64", "NEVER_RUNS_OUT", "PoolStatus", "PoolStatusWriter", "pool_status"]
+
+log = logging.getLogger("metallb_py.controller")
+
+JSON = dict[str, Any]
+MAX_INT64 = 2**63 - 1  # the status fields are int64
+NEVER_RUNS_OUT = 2**62  # a range at least this large counts MAX_INT64 addresses (MetalLB's rule)
+_CONFLICT_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """One IPAddressPool's `status`, in MetalLB's field names by `to_api`."""
+
+    assigned_ipv4: int = 0
+    assigned_ipv6: int = 0
+    available_ipv4: int = 0
+    available_ipv6: int = 0
+
+    def to_api(self) -> dict[str, int]:
+        return {
+            "assignedIPv4": self.assigned_ipv4,
+            "assignedIPv6": self.assigned_ipv6,
+            "availableIPv4": self.available_ipv4,
+            "availableIPv6": self.available_ipv6,
+        }
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any] | None) -> PoolStatus | None:
+        """The status an IPAddressPool object shows; None when it shows none (or not all four numbers)."""
+        status = (obj or {}).get("status")
+        if not isinstance(status, dict):
+            return None
+        values = [status.get(k) for k in ("assignedIPv4", "assignedIPv6", "availableIPv4", "availableIPv6")]
+        numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+        return cls(*numbers) if len(numbers) == len(values) else None
+
+
+def pool_status(pool: Pool, counters: Mapping[str, int]) -> PoolStatus:
+    """The status of `pool` from the allocator's `counters(pool.name)` (`total_ipv4`, `in_use_ipv4`, ...)."""
+    huge = _huge_families(pool)
+    available = {}
+    for family, version in (("ipv4", 4), ("ipv6", 6)):
+        total = MAX_INT64 if version in huge else min(int(counters[f"total_{family}"]), MAX_INT64)
+        available[family] = max(total - int(counters[f"in_use_{family}"]), 0)
+    return PoolStatus(
+        assigned_ipv4=int(counters["in_use_ipv4"]),
+        assigned_ipv6=int(counters["in_use_ipv6"]),
+        available_ipv4=available["ipv4"],
+        available_ipv6=available["ipv6"],
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _huge_families(pool: Pool) -> frozenset[int]:
+    """The IP versions in which `pool` has a prefix of NEVER_RUNS_OUT addresses or more. MetalLB counts its
+    pools by CIDR prefix (a range `a-b` is the prefixes that cover it), so a range is split the same way."""
+    huge = set()
+    for first, last in pool.ranges():
+        if int(last) - int(first) + 1 < NEVER_RUNS_OUT:
+            continue
+        networks = ipaddress.summarize_address_range(first, last)
+        if any(n.num_addresses >= NEVER_RUNS_OUT for n in networks):
+            huge.add(first.version)
+    return frozenset(huge)
+
+
+class PoolApi(Protocol):
+    """The requests the writer sends (KubeClient's)."""
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> JSON: ...
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        body: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+    ) -> JSON: ...
+
+
+class PoolStore(Protocol):
+    """The watched copies of the IPAddressPools (a Reflector's)."""
+
+    def get(self, key: str) -> JSON | None: ...
+
+    def observe(self, obj: JSON) -> None: ...
+
+
+class PoolStatusWriter:
+    """Writes the statuses the worker publishes; see the module docstring.
+
+    `publish(statuses)` replaces the wanted status of every pool (pools left out get no more writes);
+    `pool_changed(name)` says the pool's object changed (created again, or its status edited by someone
+    else): it is compared again. `clear()` forgets everything (leadership lost: the next leader writes).
+    `write_pending()` is one pass, which the thread runs; a test can call it without the thread.
+    """
+
+    def __init__(
+        self,
+        api: PoolApi,
+        pools: PoolStore,
+        namespace: str,
+        *,
+        retry: Backoff | None = None,
+        on_write: Callable[[], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.pools = pools
+        self.namespace = namespace
+        self._retry = retry if retry is not None else Backoff(0.2, 30.0, jitter=0.5)
+        self._on_write = on_write
+        self._cond = threading.Condition()
+        self._wanted: dict[str, PoolStatus] = {}
+        self._dirty: set[str] = set()  # pools to compare (and write if they differ)
+        self._refused: dict[str, str] = {}  # pools whose write was refused for good, and why (reported once)
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.writes = 0  # statuses written; `on_write` is called after each too
+
+    # -- from other threads ----------------------------------------------------------------------------------
+
+    def publish(self, statuses: Mapping[str, PoolStatus]) -> None:
+        with self._cond:
+            changed = {n for n, s in statuses.items() if self._wanted.get(n) != s}
+            self._wanted = dict(statuses)
+            self._dirty = (self._dirty & set(statuses)) | changed
+            for name in changed:
+                self._refused.pop(name, None)
+            if self._dirty:
+                self._cond.notify_all()
+
+    def pool_changed(self, name: str) -> None:
+        with self._cond:
+            if name in self._wanted:
+                self._dirty.add(name)
+                self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._cond:
+            self._wanted.clear()
+            self._dirty.clear()
+            self._refused.clear()
+
+    def wanted(self) -> dict[str, PoolStatus]:
+        with self._cond:
+            return dict(self._wanted)
+
+    # -- the writer thread -----------------------------------------------------------------------------------
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self._run, name="pool-status", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stop or bool(self._dirty))
+                if self._stop:
+                    return
+            try:
+                retry = self.write_pending()
+            except Exception:
+                log.exception("pool status not written; retrying")
+                retry = True
+            if not retry:
+                self._retry.reset()
+                continue
+            delay = self._retry.next()
+            with self._cond:
+                if self._cond.wait_for(lambda: self._stop, delay):
+                    return
+
+    def write_pending(self) -> bool:
+        """Compares and writes every pool marked since the last pass; True when one must be tried again
+        later (the API server did not answer, or kept conflicting)."""
+        with self._cond:
+            dirty, self._dirty = self._dirty, set()
+        retry = False
+        for name in sorted(dirty):
+            with self._cond:
+                wanted = self._wanted.get(name)
+            if wanted is None:
+                continue  # no longer in the configuration
+            try:
+                done = self._write(name, wanted)
+            except NotLeaderError:
+                self.clear()
+                return False
+            except ApiError as exc:
+                if exc.temporary:
+                    done = False
+                else:
+                    self._report_refused(name, str(exc))
+                    continue
+            if not done:
+                retry = True
+                with self._cond:
+                    self._dirty.add(name)
+        return retry
+
+    def _write(self, name: str, wanted: PoolStatus) -> bool:
+        """Writes `wanted` unless the object shows it already; False when it kept conflicting."""
+        obj = self.pools.get(f"{self.namespace}/{name}")
+        for _ in range(_CONFLICT_RETRIES):
+            if obj is None:
+                return True  # no object (a legacy pool, or deleted): nothing to write to
+            if PoolStatus.from_api(obj) == wanted:
+                return True
+            body = {
+                "metadata": {"resourceVersion": str((obj.get("metadata") or {}).get("resourceVersion", ""))},
+                "status": wanted.to_api(),
+            }
+            try:
+                written = self.api.patch(IP_ADDRESS_POOLS, name, body, self.namespace, subresource="status")
+            except ConflictError:
+                obj = self._read(name)
+                continue
+            except NotFoundError:
+                current = self._read(name)
+                if current is not None and _uid(current) == _uid(obj):
+                    raise  # the object is there: the status subresource is not (a CRD without it)
+                obj = current  # deleted (nothing to write), or deleted and created again
+                continue
+            self.pools.observe(written)
+            self.writes += 1
+            if self._on_write is not None:
+                self._on_write()
+            log.debug("pool status written", extra={"pool": name, "status": wanted.to_api()})
+            return True
+        return False
+
+    def _read(self, name: str) -> JSON | None:
+        try:
+            return self.api.get(IP_ADDRESS_POOLS, name, self.namespace)
+        except NotFoundError:
+            return None
+
+    def _report_refused(self, name: str, error: str) -> None:
+        """A write refused for good (RBAC without ipaddresspools/status, a CRD without the status
+        subresource) is logged once, and tried again only when the counters or the object change."""
+        with self._cond:
+            if self._refused.get(name) == error:
+                return
+            self._refused[name] = error
+        log.warning(
+            "pool status refused by the API server; not retried until the pool or its counters change",
+            extra={"pool": name, "error": error},
+        )
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
