@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use metallb_core::alloc::{
-    AllocError, Allocator, Family, FamilyPolicy, LabelSelector, Pool, Port, Protocol, Request, ServiceAllocation,
+    AllocError, Allocator, Counters, Family, FamilyPolicy, LabelSelector, Pool, Port, Protocol, Request,
+    ServiceAllocation, ServiceLabels,
 };
 
 fn pool(name: &str, addresses: &[&str]) -> Pool {
@@ -55,7 +56,7 @@ fn seed_scenario_lowest_free_first_and_reuse() {
     check("reuse", a.allocate("default/fourth", &r), &Want::Ips(&["192.168.1.12"]));
     // Allocating again for a key that holds a valid address keeps it.
     check("idempotent", a.allocate("default/lb-hname-svc", &r), &Want::Ips(&["192.168.1.11"]));
-    assert_eq!(a.counters("nginx-ip-range").unwrap().in_use, [3, 0]);
+    assert_eq!(a.counters("nginx-ip-range").in_use, [3, 0]);
 }
 
 #[test]
@@ -78,7 +79,7 @@ fn buggy_ips() {
     let asked = Request { requested: vec![ip("192.0.3.0")], ..Request::default() };
     check("request a buggy one", a.allocate("ns/d", &asked), &Want::Err("IpNotAllowed"));
     assert!(matches!(a.assign("ns/e", &[ip("192.0.2.255")], &[], None, ""), Err(AllocError::IpNotAllowed { .. })));
-    assert_eq!(a.counters("b").unwrap().total, [2, 0]);
+    assert_eq!(a.counters("b").total, [2, 0]);
 
     // Without avoid_buggy_ips the same addresses are ordinary.
     let mut plain = Allocator::new(vec![pool("b", &["192.0.2.254-192.0.3.1"])]).unwrap();
@@ -122,7 +123,7 @@ fn sharing_rules() {
     assert_eq!(a.holders(ip("192.0.2.0")), ["ns/dns"]);
     a.release("ns/dns");
     check("freed", a.allocate("ns/new", &Request::default()), &Want::Ips(&["192.0.2.0"]));
-    assert_eq!(a.counters("p").unwrap().in_use, [4, 0]);
+    assert_eq!(a.counters("p").in_use, [4, 0]);
 }
 
 #[test]
@@ -228,7 +229,7 @@ fn dual_stack() {
     for (key, request, want) in cases {
         check(key, a.allocate(key, request), want);
     }
-    let c = a.counters("zz-dual").unwrap();
+    let c = a.counters("zz-dual");
     assert_eq!((c.total, c.in_use), ([4, 4], [3, 4]));
 }
 
@@ -264,7 +265,7 @@ fn pool_reload_keeps_valid_and_returns_evicted() {
     assert_eq!(a.ips("ns/a"), None);
     assert_eq!(a.pool_of("ns/q"), Some("q2"));
     check("next", a.allocate("ns/a", &Request::default()), &Want::Ips(&["192.0.2.3"]));
-    assert_eq!(a.counters("p").unwrap().in_use, [3, 0]);
+    assert_eq!(a.counters("p").in_use, [3, 0]);
     // An invalid set of pools changes nothing.
     let before: Vec<_> = a.pools().cloned().collect();
     assert!(a.set_pools(vec![pool("x", &["192.0.2.0/24"]), pool("y", &["192.0.2.128/25"])]).is_err());
@@ -283,7 +284,7 @@ fn huge_pools_cost_nothing_up_front() {
     let mut a = Allocator::new(vec![pool("v6", &["2001:db8::/32"])]).unwrap();
     let req = Request { ip_families: vec![Family::V6], ..Request::default() };
     check("first", a.allocate("ns/a", &req), &Want::Ips(&["2001:db8::"]));
-    assert_eq!(a.counters("v6").unwrap().total, [0, 1u128 << 96]);
+    assert_eq!(a.counters("v6").total, [0, 1u128 << 96]);
 }
 
 #[test]
@@ -302,4 +303,101 @@ fn the_last_ipv6_address_can_be_released() {
         check(key, a.allocate(key, &v6), &Want::Ips(&[want]));
     }
     check("top again", a.allocate("ns/b", &asked(top)), &Want::Ips(&[top]));
+}
+
+fn req(families: &[Family], policy: FamilyPolicy) -> Request {
+    Request { ip_families: families.to_vec(), family_policy: policy, ..Request::default() }
+}
+
+#[test]
+fn prefer_dual_stack_prefers_a_pool_with_both_families_then_the_primary() {
+    use Family::{V4, V6};
+    use FamilyPolicy::*;
+    // By name, the v4-only and v6-only pools come before the dual one.
+    let mut a = Allocator::new(vec![
+        pool("a-v4", &["192.0.2.0/31"]),
+        pool("b-v6", &["2001:db8:1::/127"]),
+        pool("c-dual", &["198.51.100.0/31", "2001:db8::/127"]),
+    ])
+    .unwrap();
+    let cases: &[(&str, Request, Want<'_>)] = &[
+        ("ns/a", req(&[V4, V6], PreferDualStack), Want::Ips(&["198.51.100.0", "2001:db8::"])),
+        ("ns/b", req(&[V6, V4], PreferDualStack), Want::Ips(&["2001:db8::1", "198.51.100.1"])),
+        // The dual pool is full: the first pool giving the primary family, whichever comes first by name.
+        ("ns/c", req(&[V6, V4], PreferDualStack), Want::Ips(&["2001:db8:1::"])),
+        ("ns/d", req(&[V4, V6], PreferDualStack), Want::Ips(&["192.0.2.0"])),
+        // One family listed (a single-stack cluster): only that family, as MetalLB aligns with the cluster IP.
+        ("ns/e", req(&[V4], PreferDualStack), Want::Ips(&["192.0.2.1"])),
+        ("ns/f", req(&[V4, V6], PreferDualStack), Want::Ips(&["2001:db8:1::1"])), // only v6 is left
+        ("ns/g", req(&[V4], RequireDualStack), Want::Err("Family")),
+    ];
+    for (key, request, want) in cases {
+        check(key, a.allocate(key, request), want);
+    }
+}
+
+#[test]
+fn prefer_dual_stack_keeps_its_address_and_gains_the_missing_family() {
+    use Family::{V4, V6};
+    use FamilyPolicy::*;
+    let mut a = Allocator::new(vec![pool("dual", &["192.0.2.0/30", "2001:db8::/126"])]).unwrap();
+    check("v6 only", a.allocate("ns/s", &req(&[V6], PreferDualStack)), &Want::Ips(&["2001:db8::"]));
+    check("v6 more", a.allocate("ns/t", &req(&[V6], SingleStack)), &Want::Ips(&["2001:db8::1"]));
+    assert!(a.release("ns/t"));
+    check("lower", a.allocate("ns/u", &req(&[V4], SingleStack)), &Want::Ips(&["192.0.2.0"]));
+    // Now dual: keeps 2001:db8:: and adds the lowest free IPv4, in ipFamilies order.
+    check("upgraded", a.allocate("ns/s", &req(&[V4, V6], PreferDualStack)), &Want::Ips(&["192.0.2.1", "2001:db8::"]));
+    // RequireDualStack from SingleStack: the IPv6 address stays although a lower one is free.
+    check("v6 again", a.allocate("ns/r", &req(&[V6], SingleStack)), &Want::Ips(&["2001:db8::1"]));
+    check("held", a.allocate("ns/h", &req(&[V6], SingleStack)), &Want::Ips(&["2001:db8::2"]));
+    assert!(a.release("ns/r"));
+    check("again", a.allocate("ns/h", &req(&[V4, V6], RequireDualStack)), &Want::Ips(&["192.0.2.2", "2001:db8::2"]));
+}
+
+#[test]
+fn prefer_dual_stack_falls_back_to_one_family_when_the_other_is_exhausted() {
+    use Family::{V4, V6};
+    use FamilyPolicy::*;
+    let mut a = Allocator::new(vec![pool("dual", &["192.0.2.0/32", "2001:db8::/127"])]).unwrap();
+    check("v4", a.allocate("ns/a", &req(&[V4], SingleStack)), &Want::Ips(&["192.0.2.0"]));
+    check("prefer", a.allocate("ns/b", &req(&[V4, V6], PreferDualStack)), &Want::Ips(&["2001:db8::"]));
+    check("require", a.allocate("ns/c", &req(&[V4, V6], RequireDualStack)), &Want::Err("PoolExhausted"));
+}
+
+#[test]
+fn assign_served_checks_the_pools_service_allocation() {
+    let team = ServiceAllocation { namespaces: vec!["team".into()], ..ServiceAllocation::default() };
+    let mut a = Allocator::new(vec![
+        Pool::new("team", vec!["192.0.2.0/30".into()], true, false, Some(team)).unwrap(),
+        pool("open", &["198.51.100.0/30"]),
+    ])
+    .unwrap();
+    let none = ServiceLabels::default();
+    assert_eq!(a.assign_served("team/a", &[ip("192.0.2.1")], &[], None, "", &none).unwrap(), "team");
+    let err = a.assign_served("other/a", &[ip("192.0.2.2")], &[], None, "", &none).unwrap_err();
+    assert!(matches!(err, AllocError::NoPool { .. }), "{err:?}");
+    assert_eq!(a.ips("other/a"), None);
+    // Plain assign does not look at serviceAllocation (restoring an unreadable Service's addresses).
+    assert_eq!(a.assign("other/a", &[ip("192.0.2.2")], &[], None, "").unwrap(), "team");
+    // A failed assign_served keeps what the key held.
+    assert!(a.assign_served("other/a", &[ip("192.0.2.3")], &[], None, "", &none).is_err());
+    assert_eq!(a.ips("other/a").unwrap(), [ip("192.0.2.2")]);
+}
+
+#[test]
+fn counters_of_a_removed_pool_are_zero_and_capacity_follows_metallb() {
+    let mut a = Allocator::new(vec![pool("p", &["192.0.2.0/30", "2001:db8::/64"])]).unwrap();
+    a.allocate("ns/a", &Request::default()).unwrap();
+    let c = a.counters("p");
+    assert_eq!((c.total, c.in_use), ([4, 1 << 64], [1, 0]));
+    assert_eq!((c.capacity, c.assigned(Family::V4), c.available(Family::V4)), ([4, i64::MAX], 1, 3));
+    assert_eq!(a.counters("never"), Counters::default());
+    a.set_pools(vec![]).unwrap();
+    assert_eq!(a.counters("p"), Counters::default());
+    assert_eq!(a.counters("p").available(Family::V6), 0);
+    // Ranges below 2^62 addresses add up exactly; sums saturate rather than wrap.
+    let b = Allocator::new(vec![pool("q", &["2001:db8::/67", "2001:db8:1::/67", "2001:db8:2::/67"])]).unwrap();
+    assert_eq!(b.counters("q").capacity, [0, 3 << 61]);
+    let c = Allocator::new(vec![pool("r", &["2001:db8::/67", "2001:db8:1::/66"])]).unwrap();
+    assert_eq!(c.counters("r").capacity, [0, i64::MAX]);
 }

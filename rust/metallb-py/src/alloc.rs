@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use metallb_core::alloc::{
     self as core, Allocator as CoreAllocator, Family, FamilyPolicy, LabelSelector as CoreSelector, Pool as CorePool,
-    Protocol, Request, ServiceAllocation as CoreServiceAllocation,
+    Protocol, Request, ServiceAllocation as CoreServiceAllocation, ServiceLabels,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -275,7 +275,7 @@ impl Allocator {
     }
 
     #[pyo3(signature = (key, *, ports = Vec::new(), pool = None, requested = Vec::new(), sharing_key = None,
-        backend_key = String::new(), ip_families = vec!["IPv4".to_string()], ip_family_policy = "SingleStack", labels = None,
+        backend_key = String::new(), ip_families = Vec::new(), ip_family_policy = "SingleStack", labels = None,
         namespace_labels = None))]
     #[allow(clippy::too_many_arguments)]
     fn allocate(
@@ -310,7 +310,12 @@ impl Allocator {
         self.0.allocate(key, &request).map_err(alloc_error)
     }
 
-    #[pyo3(signature = (key, ips, *, ports = Vec::new(), sharing_key = None, backend_key = ""))]
+    /// Records that `key` holds `ips`. Given the Service's `labels` or its `namespace_labels`, the pool's
+    /// serviceAllocation must also serve the Service, as MetalLB's Assign checks; without either it is not
+    /// looked at (restoring addresses for a Service that cannot be read).
+    #[pyo3(signature = (key, ips, *, ports = Vec::new(), sharing_key = None, backend_key = "", labels = None,
+        namespace_labels = None))]
+    #[allow(clippy::too_many_arguments)]
     fn assign(
         &mut self,
         key: &str,
@@ -318,10 +323,19 @@ impl Allocator {
         ports: Vec<PyRef<'_, Port>>,
         sharing_key: Option<String>,
         backend_key: &str,
+        labels: Option<HashMap<String, String>>,
+        namespace_labels: Option<HashMap<String, String>>,
     ) -> PyResult<String> {
         let ips = extract_ips(&ips)?;
         let ports: Vec<core::Port> = ports.iter().map(|p| p.0).collect();
-        self.0.assign(key, &ips, &ports, sharing_key, backend_key).map_err(alloc_error)
+        let result = if labels.is_none() && namespace_labels.is_none() {
+            self.0.assign(key, &ips, &ports, sharing_key, backend_key)
+        } else {
+            let served =
+                ServiceLabels { service: labels.unwrap_or_default(), namespace: namespace_labels.unwrap_or_default() };
+            self.0.assign_served(key, &ips, &ports, sharing_key, backend_key, &served)
+        };
+        result.map_err(alloc_error)
     }
 
     fn release(&mut self, key: &str) -> bool {
@@ -359,9 +373,10 @@ impl Allocator {
         keys
     }
 
-    /// Exact address counts of a pool as Python ints: total, in_use, available, and the same per family.
+    /// Exact address counts of a pool as Python ints: total, in_use, available, and the same per family. All
+    /// zero for a pool that is not configured (removed, or never was), as in MetalLB.
     fn counters<'py>(&self, py: Python<'py>, pool: &str) -> PyResult<Bound<'py, PyDict>> {
-        let c = self.0.counters(pool).map_err(alloc_error)?;
+        let c = self.0.counters(pool);
         let dict = PyDict::new(py);
         let (v4, v6) = (Family::V4.index(), Family::V6.index());
         let total = c.total[v4].saturating_add(c.total[v6]);
@@ -373,6 +388,19 @@ impl Allocator {
         dict.set_item("in_use_ipv4", c.in_use[v4])?;
         dict.set_item("total_ipv6", c.total[v6])?;
         dict.set_item("in_use_ipv6", c.in_use[v6])?;
+        Ok(dict)
+    }
+
+    /// MetalLB's pool counters, as the IPAddressPool status fields (int64): assignedIPv4, assignedIPv6,
+    /// availableIPv4, availableIPv6. A range of 2^62 addresses or more makes its family's capacity 2^63-1, as
+    /// MetalLB counts it; all zero for a pool that is not configured.
+    fn pool_status<'py>(&self, py: Python<'py>, pool: &str) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.0.counters(pool);
+        let dict = PyDict::new(py);
+        dict.set_item("assignedIPv4", c.assigned(Family::V4))?;
+        dict.set_item("assignedIPv6", c.assigned(Family::V6))?;
+        dict.set_item("availableIPv4", c.available(Family::V4))?;
+        dict.set_item("availableIPv6", c.available(Family::V6))?;
         Ok(dict)
     }
 

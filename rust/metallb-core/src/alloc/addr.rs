@@ -158,6 +158,20 @@ impl IpRange {
         self.end - self.start
     }
 
+    /// Whether the range holds a whole CIDR block of 2^`bits` addresses (one it would be split into).
+    pub fn holds_aligned_block(&self, bits: u32) -> bool {
+        if bits >= 128 {
+            return self.start == 0 && self.end == u128::MAX;
+        }
+        let size = 1u128 << bits;
+        // The first block boundary at or after start; none when it would pass the end of the space.
+        let first = match self.start % size {
+            0 => Some(self.start),
+            r => self.start.checked_add(size - r),
+        };
+        first.and_then(|b| b.checked_add(size - 1)).is_some_and(|last| last <= self.end)
+    }
+
     /// How many .0/.255 addresses the range holds (0 for IPv6).
     pub fn buggy_count(&self) -> u128 {
         if self.family == Family::V6 {
@@ -222,6 +236,21 @@ mod tests {
             let err = IpRange::parse(text).expect_err(text);
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn finds_aligned_blocks() {
+        let holds = |s: &str, bits| IpRange::parse(s).unwrap().holds_aligned_block(bits);
+        assert!(holds("2001:db8::/64", 62));
+        assert!(holds("2001:db8::/66", 62));
+        assert!(!holds("2001:db8::/67", 62));
+        // 2^63 addresses but straddling two 2^62 blocks by one address each side: still holds one.
+        assert!(holds("::3fff:ffff:ffff:ffff-::c000:0:0:0", 62));
+        assert!(!holds("::1-::4000:0:0:0", 62));
+        assert!(holds("ffff:ffff:ffff:ffff::/64", 62));
+        assert!(!holds("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127", 62));
+        assert!(holds("::/0", 128) && !holds("::1-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 128));
+        assert!(holds("192.0.2.0/24", 8) && !holds("192.0.2.1-192.0.3.0", 8));
     }
 
     #[test]

@@ -88,14 +88,25 @@ pub struct Request {
     /// Services sharing an address must have the same backend key (MetalLB: "" for
     /// externalTrafficPolicy Cluster, the pod selector for Local).
     pub backend_key: String,
-    /// `spec.ipFamilies` in order; empty means IPv4.
+    /// `spec.ipFamilies` in order: the families the Service gets addresses of (MetalLB aligns them with the
+    /// cluster IPs, so PreferDualStack with one family gets one address). Empty means unknown: the families
+    /// of the requested addresses, else both for RequireDualStack and PreferDualStack, else IPv4.
     pub ip_families: Vec<Family>,
     pub family_policy: FamilyPolicy,
     pub labels: HashMap<String, String>,
     pub namespace_labels: HashMap<String, String>,
 }
 
-/// Address counts of one pool, per family (index with `Family::index`).
+/// Who a Service is, for a pool's serviceAllocation: its labels and its namespace's labels (the namespace's
+/// name is the part of the key before `/`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceLabels {
+    pub service: HashMap<String, String>,
+    pub namespace: HashMap<String, String>,
+}
+
+/// Address counts of one pool, per family (index with `Family::index`). A pool that is not configured (any
+/// more) has all counts zero, as in MetalLB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
     /// Addresses the pool may hand out (buggy ones excluded when avoided). Saturates only for a pool holding
@@ -103,7 +114,26 @@ pub struct Counters {
     pub total: [u128; 2],
     /// Distinct addresses held by at least one service.
     pub in_use: [u64; 2],
+    /// MetalLB's capacity, in its int64 PoolCounters (IPAddressPool status, metrics): `total`, except that a
+    /// range holding an aligned block of 2^62 addresses counts as `i64::MAX` (MetalLB: "will never run out"),
+    /// and that sums saturate at `i64::MAX`.
+    pub capacity: [i64; 2],
 }
+
+impl Counters {
+    /// MetalLB's `Assigned*`: distinct addresses in use.
+    pub fn assigned(&self, family: Family) -> i64 {
+        i64::try_from(self.in_use[family.index()]).unwrap_or(i64::MAX)
+    }
+
+    /// MetalLB's `Available*`: capacity minus assigned.
+    pub fn available(&self, family: Family) -> i64 {
+        self.capacity[family.index()].saturating_sub(self.assigned(family))
+    }
+}
+
+/// MetalLB counts a CIDR of 2^62 addresses or more as int64's maximum.
+const METALLB_HUGE_BITS: u32 = 62;
 
 #[derive(Debug, Clone)]
 struct Holding {
@@ -151,6 +181,12 @@ impl PoolState {
             let size = range.span().checked_add(1).map_or(u128::MAX, |n| n - buggy);
             let total = &mut counters.total[range.family.index()];
             *total = total.saturating_add(size);
+            let capacity = &mut counters.capacity[range.family.index()];
+            *capacity = if range.holds_aligned_block(METALLB_HUGE_BITS) {
+                i64::MAX
+            } else {
+                capacity.saturating_add(i64::try_from(size).unwrap_or(i64::MAX))
+            };
         }
         PoolState { pool, free, nonfull, shared: HashMap::new(), counters }
     }
@@ -211,6 +247,13 @@ impl Allocator {
 
     /// Allocates addresses for `key`. A key that already holds addresses which still satisfy the request keeps
     /// them (with the new ports and sharing terms); otherwise it gets new ones, and on failure keeps the old.
+    ///
+    /// Pools are tried in tiers, as MetalLB does: first the pools whose serviceAllocation selects the service
+    /// (by priority, then name), then the auto-assign pools open to all (by name; MetalLB's order among them
+    /// is Go's random map order). A PreferDualStack service with two families takes, within a tier, the first
+    /// pool that gives both, else the first that gives its primary family, else the first that gives the
+    /// other. A PreferDualStack service holding one family keeps it and gains the other from the same pool
+    /// when it can (MetalLB's controller: AllocateFromPoolForAdditionalFamily).
     pub fn allocate(&mut self, key: &str, request: &Request) -> Result<Vec<IpAddr>, AllocError> {
         let families = check_families(request)?;
         let previous = self.holdings.remove(key);
@@ -233,7 +276,7 @@ impl Allocator {
         families: &[Family],
         previous: Option<&Holding>,
     ) -> Result<Vec<IpAddr>, AllocError> {
-        let candidates = self.candidate_pools(key, request)?;
+        let tiers = self.candidate_pools(key, request)?;
         let sharing_key = request.sharing_key.clone().filter(|k| !k.is_empty());
         let terms = Terms {
             key,
@@ -241,23 +284,17 @@ impl Allocator {
             sharing_key: sharing_key.as_deref(),
             backend_key: &request.backend_key,
         };
+        let prefer = request.family_policy == FamilyPolicy::PreferDualStack;
 
         if let Some(prev) = previous {
-            let same_request = request.requested.is_empty() || same_set(&request.requested, &prev.ips);
-            let fits = candidates.contains(&prev.pool)
-                && same_request
-                && wanted_families(request, families, &self.pools[prev.pool].pool)
-                    .is_ok_and(|want| same_set(&want, &prev.ips.iter().map(|ip| Family::of(*ip)).collect::<Vec<_>>()))
-                && prev.ips.iter().all(|ip| self.check_ip(prev.pool, *ip, &terms).is_ok());
-            if fits {
-                let ips = prev.ips.clone();
+            if let Some(ips) = self.keep(prev, request, families, &tiers, &terms) {
                 self.commit(key, self.holding(prev.pool, ips.clone(), &terms));
                 return Ok(ips);
             }
         }
 
         if !request.requested.is_empty() {
-            let pool = candidates[0];
+            let pool = tiers[0][0];
             for ip in &request.requested {
                 self.check_ip(pool, *ip, &terms)?;
             }
@@ -265,15 +302,39 @@ impl Allocator {
             return Ok(request.requested.clone());
         }
 
+        // An address the key held in this pool is taken again before any other (its family changed, say).
+        let reuse = |pool: usize, family: Family| {
+            previous.filter(|p| p.pool == pool).and_then(|p| p.ips.iter().copied().find(|ip| Family::of(*ip) == family))
+        };
         let mut exhausted: Option<AllocError> = None;
-        for pool in candidates {
-            let Ok(want) = wanted_families(request, families, &self.pools[pool].pool) else { continue };
-            match self.pick(pool, &want, &terms) {
-                Ok(ips) => {
+        for tier in &tiers {
+            // PreferDualStack: the first pool giving only the primary family, and only the secondary one.
+            let mut partial: [Option<(usize, Vec<IpAddr>)>; 2] = [None, None];
+            for &pool in tier {
+                let offered: Vec<Family> =
+                    families.iter().copied().filter(|f| self.pools[pool].pool.has_family(*f)).collect();
+                if offered.is_empty() || (!prefer && offered.len() < families.len()) {
+                    continue;
+                }
+                let mut ips = Vec::with_capacity(offered.len());
+                for family in offered {
+                    match self.pick(pool, family, &terms, reuse(pool, family)) {
+                        Ok(ip) => ips.push(ip),
+                        Err(e) => exhausted = exhausted.or(Some(e)),
+                    }
+                }
+                if ips.len() == families.len() {
                     self.commit(key, self.holding(pool, ips.clone(), &terms));
                     return Ok(ips);
                 }
-                Err(e) => exhausted = exhausted.or(Some(e)),
+                if prefer && ips.len() == 1 {
+                    let slot = usize::from(Family::of(ips[0]) != families[0]);
+                    partial[slot].get_or_insert((pool, ips));
+                }
+            }
+            if let Some((pool, ips)) = partial.into_iter().flatten().next() {
+                self.commit(key, self.holding(pool, ips.clone(), &terms));
+                return Ok(ips);
             }
         }
         Err(exhausted.unwrap_or_else(|| AllocError::NoPool {
@@ -282,9 +343,44 @@ impl Allocator {
         }))
     }
 
+    /// What `prev` (just released) keeps under the new request, if it still fits: same pool allowed, the
+    /// addresses asked for (if any), the right families, and every address still allowed on the new terms.
+    fn keep(
+        &self,
+        prev: &Holding,
+        request: &Request,
+        families: &[Family],
+        tiers: &[Vec<usize>],
+        terms: &Terms<'_>,
+    ) -> Option<Vec<IpAddr>> {
+        let candidate = tiers.iter().flatten().any(|&p| p == prev.pool);
+        let same_request = request.requested.is_empty() || same_set(&request.requested, &prev.ips);
+        if !candidate || !same_request || prev.ips.iter().any(|ip| self.check_ip(prev.pool, *ip, terms).is_err()) {
+            return None;
+        }
+        if !request.requested.is_empty() {
+            return Some(prev.ips.clone());
+        }
+        let held: Vec<Family> = prev.ips.iter().map(|ip| Family::of(*ip)).collect();
+        if same_set(&held, families) {
+            return Some(prev.ips.clone());
+        }
+        if request.family_policy != FamilyPolicy::PreferDualStack || !held.iter().all(|f| families.contains(f)) {
+            return None;
+        }
+        let mut ips = prev.ips.clone();
+        for &family in families.iter().filter(|f| !held.contains(f)) {
+            if let Ok(ip) = self.pick(prev.pool, family, terms, None) {
+                ips.push(ip);
+            }
+        }
+        ips.sort_by_key(|ip| families.iter().position(|f| *f == Family::of(*ip)));
+        Some(ips)
+    }
+
     /// Records that `key` holds `ips` (a restart restoring the cluster's state). Refuses, changing nothing,
     /// when an address lies in no pool, the addresses span pools, or another service holds one and may not
-    /// share it. Returns the pool's name.
+    /// share it. Returns the pool's name. Does not look at serviceAllocation: see `assign_served`.
     pub fn assign(
         &mut self,
         key: &str,
@@ -293,24 +389,51 @@ impl Allocator {
         sharing_key: Option<String>,
         backend_key: &str,
     ) -> Result<String, AllocError> {
+        self.assign_checked(key, ips, ports, sharing_key, backend_key, None)
+    }
+
+    /// `assign` for a known Service, as MetalLB's Assign: the pool's serviceAllocation must also serve it
+    /// (namespace from the key, the Service's labels and its namespace's labels).
+    pub fn assign_served(
+        &mut self,
+        key: &str,
+        ips: &[IpAddr],
+        ports: &[Port],
+        sharing_key: Option<String>,
+        backend_key: &str,
+        labels: &ServiceLabels,
+    ) -> Result<String, AllocError> {
+        self.assign_checked(key, ips, ports, sharing_key, backend_key, Some(labels))
+    }
+
+    fn assign_checked(
+        &mut self,
+        key: &str,
+        ips: &[IpAddr],
+        ports: &[Port],
+        sharing_key: Option<String>,
+        backend_key: &str,
+        served: Option<&ServiceLabels>,
+    ) -> Result<String, AllocError> {
         if ips.is_empty() {
             return Err(AllocError::Family(format!("assign {key:?}: no address given")));
         }
         check_one_per_family(ips)?;
+        let pool = self.pool_of_all(key, ips)?;
+        if let Some(labels) = served {
+            if !self.serves(pool, key, &labels.namespace, &labels.service) {
+                return Err(self.not_served(key, pool));
+            }
+        }
         let previous = self.holdings.remove(key);
         if let Some(prev) = &previous {
             self.untake(key, prev);
         }
         let sharing_key = sharing_key.filter(|k| !k.is_empty());
         let terms = Terms { key, ports, sharing_key: sharing_key.as_deref(), backend_key };
-        let result = self.pool_of_all(key, ips).and_then(|pool| {
-            for ip in ips {
-                self.check_ip(pool, *ip, &terms)?;
-            }
-            Ok(pool)
-        });
+        let result = ips.iter().try_for_each(|ip| self.check_ip(pool, *ip, &terms));
         match result {
-            Ok(pool) => {
+            Ok(()) => {
                 self.commit(key, self.holding(pool, ips.to_vec(), &terms));
                 Ok(self.pools[pool].pool.name.clone())
             }
@@ -363,43 +486,55 @@ impl Allocator {
         self.holdings.is_empty()
     }
 
-    pub fn counters(&self, pool: &str) -> Result<Counters, AllocError> {
-        let &p = self.by_name.get(pool).ok_or_else(|| AllocError::UnknownPool { pool: pool.to_string() })?;
-        Ok(self.pools[p].counters)
+    /// The pool's counts; all zero for a pool that is not configured (removed, or never was), as in MetalLB,
+    /// so a status or metrics writer racing a configuration change reads zeros rather than failing.
+    pub fn counters(&self, pool: &str) -> Counters {
+        self.by_name.get(pool).map(|&p| self.pools[p].counters).unwrap_or_default()
     }
 
     // ---- decisions ----
 
-    /// Pools that may serve this request, in the order they are tried.
-    fn candidate_pools(&self, key: &str, request: &Request) -> Result<Vec<usize>, AllocError> {
+    fn serves(
+        &self,
+        pool: usize,
+        key: &str,
+        namespace_labels: &HashMap<String, String>,
+        labels: &HashMap<String, String>,
+    ) -> bool {
         let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
-        let serves = |p: usize| {
-            self.pools[p]
-                .pool
-                .service_allocation
-                .as_ref()
-                .is_none_or(|sa| sa.matches(namespace, &request.namespace_labels, &request.labels))
-        };
-        let refuse = |p: usize| AllocError::NoPool {
+        self.pools[pool]
+            .pool
+            .service_allocation
+            .as_ref()
+            .is_none_or(|sa| sa.matches(namespace, namespace_labels, labels))
+    }
+
+    fn not_served(&self, key: &str, pool: usize) -> AllocError {
+        AllocError::NoPool {
             key: key.to_string(),
             reason: format!(
                 "pool {:?} serves only the namespaces and labels its serviceAllocation selects",
-                self.pools[p].pool.name
+                self.pools[pool].pool.name
             ),
-        };
+        }
+    }
+
+    /// Pools that may serve this request, in tiers tried one after the other, each in the order tried.
+    fn candidate_pools(&self, key: &str, request: &Request) -> Result<Vec<Vec<usize>>, AllocError> {
+        let serves = |p: usize| self.serves(p, key, &request.namespace_labels, &request.labels);
         if let Some(name) = &request.pool {
             let &p = self.by_name.get(name).ok_or_else(|| AllocError::UnknownPool { pool: name.clone() })?;
             if !serves(p) {
-                return Err(refuse(p));
+                return Err(self.not_served(key, p));
             }
-            return Ok(vec![p]);
+            return Ok(vec![vec![p]]);
         }
         if !request.requested.is_empty() {
             let p = self.pool_of_all(key, &request.requested)?;
             if !serves(p) {
-                return Err(refuse(p));
+                return Err(self.not_served(key, p));
             }
-            return Ok(vec![p]);
+            return Ok(vec![vec![p]]);
         }
         let mut selected: Vec<usize> = (0..self.pools.len())
             .filter(|&p| self.pools[p].pool.auto_assign && self.pools[p].pool.service_allocation.is_some() && serves(p))
@@ -412,14 +547,14 @@ impl Allocator {
             .filter(|&p| self.pools[p].pool.auto_assign && self.pools[p].pool.service_allocation.is_none())
             .collect();
         open.sort_by_key(|&p| &self.pools[p].pool.name);
-        selected.extend(open);
-        if selected.is_empty() {
+        let tiers: Vec<Vec<usize>> = [selected, open].into_iter().filter(|t| !t.is_empty()).collect();
+        if tiers.is_empty() {
             return Err(AllocError::NoPool {
                 key: key.to_string(),
                 reason: "no auto-assign pool serves its namespace and labels".into(),
             });
         }
-        Ok(selected)
+        Ok(tiers)
     }
 
     /// The one pool holding every address in `ips`.
@@ -475,26 +610,34 @@ impl Allocator {
         }
     }
 
-    /// The lowest address per family that is free or shareable on these terms.
-    fn pick(&self, pool: usize, families: &[Family], terms: &Terms<'_>) -> Result<Vec<IpAddr>, AllocError> {
-        let state = &self.pools[pool];
-        let mut ips = Vec::with_capacity(families.len());
-        for &family in families {
-            let free = state.lowest_free(family);
-            let shared = terms.sharing_key.and_then(|sk| state.shared.get(sk)).and_then(|carriers| {
-                carriers.iter().copied().find(|&(r, x)| {
-                    state.pool.ranges[r].family == family
-                        && self.ips.get(&family.ip(x)).is_some_and(|usage| can_share(usage, terms).is_ok())
-                })
-            });
-            let best = match (free, shared) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let (_, x) = best.ok_or_else(|| AllocError::PoolExhausted { pool: state.pool.name.clone(), family })?;
-            ips.push(family.ip(x));
+    /// The address of `family` to give on these terms: `reuse` when it is still allowed, else the lowest that
+    /// is free or shareable.
+    fn pick(
+        &self,
+        pool: usize,
+        family: Family,
+        terms: &Terms<'_>,
+        reuse: Option<IpAddr>,
+    ) -> Result<IpAddr, AllocError> {
+        if let Some(ip) = reuse.filter(|ip| Family::of(*ip) == family) {
+            if self.check_ip(pool, ip, terms).is_ok() {
+                return Ok(ip);
+            }
         }
-        Ok(ips)
+        let state = &self.pools[pool];
+        let free = state.lowest_free(family);
+        let shared = terms.sharing_key.and_then(|sk| state.shared.get(sk)).and_then(|carriers| {
+            carriers.iter().copied().find(|&(r, x)| {
+                state.pool.ranges[r].family == family
+                    && self.ips.get(&family.ip(x)).is_some_and(|usage| can_share(usage, terms).is_ok())
+            })
+        });
+        let best = match (free, shared) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let (_, x) = best.ok_or_else(|| AllocError::PoolExhausted { pool: state.pool.name.clone(), family })?;
+        Ok(family.ip(x))
     }
 
     // ---- state changes (only after the decisions above said yes) ----
@@ -610,21 +753,35 @@ fn can_share(usage: &IpUse, terms: &Terms<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// Validates `ip_families` and the requested addresses against the policy; returns the ordered families.
+/// Validates `ip_families` and the requested addresses against the policy; returns the families to give, in
+/// order (see `Request::ip_families` for when it is empty).
 fn check_families(request: &Request) -> Result<Vec<Family>, AllocError> {
-    let families = if request.ip_families.is_empty() { vec![Family::V4] } else { request.ip_families.clone() };
+    check_one_per_family(&request.requested)?;
+    let families = if !request.ip_families.is_empty() {
+        request.ip_families.clone()
+    } else if !request.requested.is_empty() {
+        request.requested.iter().map(|ip| Family::of(*ip)).collect()
+    } else if request.family_policy == FamilyPolicy::SingleStack {
+        vec![Family::V4]
+    } else {
+        Family::ALL.to_vec()
+    };
     if families.len() > 2 || (families.len() == 2 && families[0] == families[1]) {
         return Err(AllocError::Family(format!("ipFamilies {} must list each family at most once", join(&families))));
     }
-    if families.len() == 2 && request.family_policy == FamilyPolicy::SingleStack {
-        return Err(AllocError::Family("ipFamilyPolicy SingleStack allows one ipFamily".into()));
-    }
-    check_one_per_family(&request.requested)?;
     let asked = request.requested.len();
     match request.family_policy {
+        FamilyPolicy::SingleStack if families.len() > 1 => {
+            Err(AllocError::Family("ipFamilyPolicy SingleStack allows one ipFamily".into()))
+        }
         FamilyPolicy::SingleStack if asked > 1 => {
             Err(AllocError::Family("SingleStack service requests an address of each family".into()))
         }
+        // MetalLB's controller refuses it too: the Service "requires dual stack but not enough clusterips".
+        FamilyPolicy::RequireDualStack if families.len() < 2 => Err(AllocError::Family(format!(
+            "ipFamilyPolicy RequireDualStack needs both IPv4 and IPv6 in ipFamilies, not only {}",
+            join(&families)
+        ))),
         FamilyPolicy::RequireDualStack if asked == 1 => {
             Err(AllocError::Family("RequireDualStack service requests an address of one family only".into()))
         }
@@ -639,32 +796,6 @@ fn check_one_per_family(ips: &[IpAddr]) -> Result<(), AllocError> {
         }
     }
     Ok(())
-}
-
-/// The families to allocate from `pool` for this request, in order, or why the pool cannot serve them.
-fn wanted_families(request: &Request, families: &[Family], pool: &Pool) -> Result<Vec<Family>, AllocError> {
-    if !request.requested.is_empty() {
-        return Ok(request.requested.iter().map(|ip| Family::of(*ip)).collect());
-    }
-    let mut ordered = families.to_vec();
-    if request.family_policy != FamilyPolicy::SingleStack {
-        for f in Family::ALL {
-            if !ordered.contains(&f) {
-                ordered.push(f);
-            }
-        }
-    }
-    let missing: Vec<Family> = ordered.iter().copied().filter(|f| !pool.has_family(*f)).collect();
-    let want: Vec<Family> = ordered.into_iter().filter(|f| pool.has_family(*f)).collect();
-    let enough = match request.family_policy {
-        FamilyPolicy::PreferDualStack => !want.is_empty(),
-        _ => missing.is_empty(),
-    };
-    if enough {
-        Ok(want)
-    } else {
-        Err(AllocError::Family(format!("pool {:?} has no {} addresses", pool.name, join(&missing))))
-    }
 }
 
 fn same_set<T: PartialEq>(a: &[T], b: &[T]) -> bool {

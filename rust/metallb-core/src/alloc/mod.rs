@@ -8,7 +8,7 @@ mod pool;
 mod selector;
 
 pub use addr::{is_buggy, Family, IpRange};
-pub use allocator::{Allocator, Counters, FamilyPolicy, Port, Protocol, Request};
+pub use allocator::{Allocator, Counters, FamilyPolicy, Port, Protocol, Request, ServiceLabels};
 pub use error::{AllocError, ConfigError};
 pub use pool::{validate_pools, Pool, ServiceAllocation};
 pub use selector::{LabelSelector, Operator, Requirement};
