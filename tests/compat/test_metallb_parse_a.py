@@ -489,7 +489,7 @@ CASES = [
         metadata: {name: pool1, namespace: metallb-system}
         """,
         accepted=False,
-        error='IPAddressPool "pool1"',
+        error="document 1): spec: required field is missing",
     ),
     case(
         "invalid pool CIDR",
