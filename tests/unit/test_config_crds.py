@@ -1138,3 +1138,13 @@ def test_selector_repeats_are_what_metallb_calls_repeats() -> None:
         )
     swapped = on_nodes({"matchExpressions": [a, b]}, {"matchExpressions": [b, a]})
     assert len(load(obj("L2Advertisement", "l2", swapped)).l2_advertisements[0].node_selectors) == 2
+
+
+def test_preferred_node_selectors_may_repeat_what_other_selectors_may_not() -> None:
+    # MetalLB checks node, pool and service selectors for repeats, not the preferences it weighs.
+    term = {"key": "zone", "operator": "In", "values": ["a", "a"]}
+    preferred = [{"weight": 10, "preference": {"matchExpressions": [term, term]}}]
+    [adv] = load(obj("L2Advertisement", "l2", {"preferredNodeSelectors": preferred})).l2_advertisements
+    assert adv.preferred_node_selectors[0].preference.matches({"zone": "a"})
+    with pytest.raises(ConfigError, match=r"values\[1\]: duplicate value"):
+        load(obj("L2Advertisement", "l2", on_nodes({"matchExpressions": [term]})))

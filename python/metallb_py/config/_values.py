@@ -96,8 +96,13 @@ def check_no_duplicates(where: Where, path: str, values: Sequence[object], what:
         seen[key] = i
 
 
-def read_selector(r: Reader, *, legacy: bool = False) -> LabelSelector:
-    """A label selector from a mapping with matchLabels/matchExpressions (match-labels/... when legacy)."""
+def read_selector(r: Reader, *, legacy: bool = False, repeats: bool = False) -> LabelSelector:
+    """A label selector from a mapping with matchLabels/matchExpressions (match-labels/... when legacy).
+
+    A repeated value or expression is refused (MetalLB refuses them in the selectors it checks for repeats)
+    unless `repeats` (MetalLB's preferredNodeSelectors, which it reads without that check: a repeat changes
+    nothing there).
+    """
     labels_key, exprs_key = (
         ("match-labels", "match-expressions") if legacy else ("matchLabels", "matchExpressions")
     )
@@ -115,7 +120,8 @@ def read_selector(r: Reader, *, legacy: bool = False) -> LabelSelector:
         values = expr.texts("values", allow_empty_items=True)
         for i, value in enumerate(values):
             check_label_value(expr.where, f"{expr.path_of('values')}[{i}]", value)
-        check_no_duplicates(expr.where, expr.path_of("values"), values, "value")
+        if not repeats:
+            check_no_duplicates(expr.where, expr.path_of("values"), values, "value")
         if operator in ("In", "NotIn") and not values:
             expr.fail("values", f"operator {operator} needs at least one value")
         if operator in ("Exists", "DoesNotExist") and values:
@@ -123,9 +129,10 @@ def read_selector(r: Reader, *, legacy: bool = False) -> LabelSelector:
         expr.finish()
         expressions.append((key, operator, values))
     # As MetalLB: expressions are compared with their values sorted (`In [a, b]` repeats `In [b, a]`).
-    check_no_duplicates(
-        r.where, r.path_of(exprs_key), [(k, op, sorted(vs)) for k, op, vs in expressions], "expression"
-    )
+    if not repeats:
+        check_no_duplicates(
+            r.where, r.path_of(exprs_key), [(k, op, sorted(vs)) for k, op, vs in expressions], "expression"
+        )
     r.finish()
     try:
         return LabelSelector(labels, expressions, path=r.path)

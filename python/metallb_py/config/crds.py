@@ -254,7 +254,7 @@ def _read_preferred_node_selector(item: Reader) -> PreferredNodeSelector:
         item.fail("weight", "is required (1-100: how much a node that the preference matches is preferred)")
     preference = item.mapping("preference", required=True)
     assert preference is not None
-    selector = read_selector(preference)
+    selector = read_selector(preference, repeats=True)
     item.finish()
     return PreferredNodeSelector(weight, selector)
 
