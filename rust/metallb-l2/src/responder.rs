@@ -10,9 +10,10 @@
 //!
 //! Interfaces come and go while it runs (a VLAN created later, a link deleted): `set_interfaces` opens and
 //! closes sockets on the thread (it is the one inside the network namespace), addresses announced on all
-//! interfaces extend to a new one with gratuitous announcements there, and an interface that vanishes under
-//! the thread (its socket reports the link gone) is closed by the thread itself and reported by the next
-//! `set_interfaces`.
+//! interfaces extend to a new one with gratuitous announcements there, and an interface deleted under the
+//! thread is closed by the thread itself (it watches the namespace's link notifications: a deleted link's
+//! socket just goes silent, and the error it reports once may be read while the link is still listed) and
+//! reported by the next `set_interfaces`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -29,6 +30,7 @@ use metallb_sys::worker::{lock, panic_message};
 use metallb_sys::{EventFd, Poller};
 
 use crate::iface::{self, InterfaceInfo, OpenInterface};
+use crate::links::{LinkEvent, LinkWatch};
 use crate::schedule::{GratuitousPolicy, Schedules};
 use crate::stats::{self, Counters, Stats};
 use crate::sys::{GroupSocket, RecvBatch, PACKET_OUTGOING};
@@ -314,8 +316,11 @@ struct Worker {
     /// The open interfaces, by position (see [`Slots`]).
     interfaces: Vec<Option<OpenInterface>>,
     slots: Slots,
-    /// The position of each packet socket in the poller, after the eventfd (index 0).
-    polled: Vec<usize>,
+    /// (index in the poller, position) of each packet socket; the eventfd is index 0, the link watch 1.
+    polled: Vec<(usize, usize)>,
+    /// Link notifications, to close the socket of a link deleted under the thread (`None` if the kernel
+    /// refused the subscription: such a socket then stays open, silent, until `set_interfaces`).
+    links: Option<LinkWatch>,
     /// Interfaces the thread closed on its own (their link vanished), for the next `set_interfaces`.
     vanished: Vec<String>,
     netns: Option<String>,
@@ -367,6 +372,7 @@ impl Worker {
             interfaces,
             slots,
             polled: Vec::new(),
+            links: LinkWatch::open(None).ok(),
             vanished: Vec::new(),
             netns: config.netns.clone(),
             socket_buffer: config.socket_buffer,
@@ -394,16 +400,53 @@ impl Worker {
         self.interfaces.get(position).and_then(Option::as_ref)
     }
 
-    /// The poller waits on the eventfd and every open socket; rebuilt whenever the set changes.
+    /// The poller waits on the eventfd, the link watch and every open socket; rebuilt whenever the set
+    /// changes.
     fn rebuild_poller(&mut self) {
+        use metallb_sys::Interest;
         use std::os::fd::AsFd;
         self.poller.clear();
-        self.poller.add(self.wake.as_fd(), metallb_sys::Interest::READ);
+        self.poller.add(self.wake.as_fd(), Interest::READ);
+        if let Some(links) = &self.links {
+            self.poller.add(links.as_fd(), Interest::READ);
+        }
         self.polled.clear();
         for (position, interface) in self.interfaces.iter().enumerate() {
             if let Some(interface) = interface {
-                self.poller.add(interface.socket.as_fd(), metallb_sys::Interest::READ);
-                self.polled.push(position);
+                let index = self.poller.add(interface.socket.as_fd(), Interest::READ);
+                self.polled.push((index, position));
+            }
+        }
+    }
+
+    /// Closes the sockets of links deleted (or, after lost notifications, no longer the same link).
+    fn follow_links(&mut self) {
+        let Some(links) = self.links.as_mut() else { return };
+        let events = match links.drain() {
+            Ok(events) => events,
+            Err(_) => {
+                self.counters.socket_errors += 1;
+                return;
+            }
+        };
+        let mut gone = Vec::new();
+        for event in events {
+            for position in self.slots.served().positions() {
+                let Some(interface) = self.interface(position) else { continue };
+                let vanished = match &event {
+                    LinkEvent::Removed { index, .. } => *index == interface.info.index,
+                    LinkEvent::Overflow => !iface::still_same(interface),
+                    LinkEvent::Changed { .. } => false,
+                };
+                if vanished && !gone.contains(&position) {
+                    gone.push(position);
+                }
+            }
+        }
+        for position in gone {
+            if let Some(name) = self.interface(position).map(|i| i.info.name.clone()) {
+                self.close(position);
+                self.vanished.push(name);
             }
         }
     }
@@ -422,10 +465,10 @@ impl Worker {
                 self.schedules.next_due().map(|due| due.saturating_duration_since(now))
             };
             self.poller.wait(timeout).map_err(|e| format!("poll failed: {e}"))?;
-            // A command may change the socket set: the readiness below is then of the new poller (none).
-            let polled = self.polled.clone();
+            // A command may change the socket set: what is ready is read off the poller before it does.
             let ready: Vec<usize> =
-                polled.iter().enumerate().filter(|(i, _)| self.poller.is_ready(i + 1)).map(|(_, p)| *p).collect();
+                self.polled.iter().filter(|(index, _)| self.poller.is_ready(*index)).map(|(_, p)| *p).collect();
+            let links_ready = self.links.is_some() && self.poller.is_ready(1);
             if self.poller.is_ready(0) {
                 self.wake.drain();
                 if self.shared.stop.load(Ordering::SeqCst) {
@@ -434,6 +477,9 @@ impl Worker {
                 while let Ok(command) = self.commands.try_recv() {
                     self.handle(command);
                 }
+            }
+            if links_ready {
+                self.follow_links();
             }
             let mut busy = false;
             for position in ready {
@@ -634,17 +680,11 @@ impl Worker {
                 Ok(0) => return any,
                 Ok(n) => n,
                 Err(err) => {
-                    // ENETDOWN when the link goes down is reported once; the socket works again once it is
-                    // up. A link deleted (or re-created, with another index) never comes back to this
-                    // socket: it is closed, and the next set_interfaces reports it. Anything else is counted
-                    // too: the thread keeps serving the other interfaces.
+                    // ENETDOWN when the link goes down (or is deleted) is reported once; the socket works
+                    // again once it is up, and a deleted link's socket is closed on its notification
+                    // (follow_links). Anything else is counted too: the thread keeps serving the others.
                     if iface::is_link_down(&err) {
                         self.counters.link_down += 1;
-                        if !iface::still_same(interface) {
-                            let name = interface.info.name.clone();
-                            self.close(position);
-                            self.vanished.push(name);
-                        }
                     } else {
                         self.counters.socket_errors += 1;
                     }
