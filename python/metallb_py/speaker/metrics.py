@@ -13,6 +13,8 @@
   BFD sessions of the BGP peers that have a bfdProfile, under the names of MetalLB's FRR mode (its
   zebra_notifications has no counterpart here).
 - metallb_py_speaker_members_alive, metallb_py_speaker_isolated_bool: the gossip's view.
+- metallb_py_speaker_layer2_interface{interface}: 1 for each interface the responder serves now (it follows
+  the node's links: an interface created later appears, one deleted disappears).
 - metallb_k8s_client_config_loaded_bool, metallb_k8s_client_config_stale_bool: a configuration is in force;
   the last one seen was refused (the one in force, if any, is older), as MetalLB's speaker exports them.
 """
@@ -48,6 +50,21 @@ class _Layer2Collector(Collector):
             for ip, counters in sorted(per_ip.items()):
                 family.add_metric([str(ip)], int(counters.get(name, 0)))
             yield family
+
+
+class _InterfacesCollector(Collector):
+    def __init__(self, interfaces: Callable[[], Iterable[str]]) -> None:
+        self._interfaces = interfaces
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "metallb_py_speaker_layer2_interface",
+            "1 for each interface the layer 2 responder serves now.",
+            labels=["interface"],
+        )
+        for name in sorted(self._interfaces()):
+            family.add_metric([name], 1)
+        yield family
 
 
 # (metric name, counter key of BgpPeerStatus.counters, help); MetalLB's names, theirs are counters too.
@@ -178,6 +195,10 @@ class SpeakerMetrics(MetricsServer):
 
     def count_layer2(self, stats: Callable[[], Mapping[str, Any]]) -> None:
         self.registry.register(_Layer2Collector(stats))
+
+    def count_interfaces(self, interfaces: Callable[[], Iterable[str]]) -> None:
+        """`interfaces()`: the names the responder serves, read at each scrape."""
+        self.registry.register(_InterfacesCollector(interfaces))
 
     def count_bgp(self, peers: Callable[[], Iterable[Any]]) -> None:
         """`peers()`: the BgpSpeaker's BgpPeerStatus list, read at each scrape."""

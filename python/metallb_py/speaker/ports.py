@@ -6,11 +6,20 @@ an API server).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 
 from metallb_py._core import BfdSettings, BgpEvent, BgpPeerStatus, BgpRoute
 
-__all__ = ["BgpSessions", "ClusterView", "L2Responder", "MemberEvent", "Members"]
+__all__ = [
+    "BgpSessions",
+    "ClusterView",
+    "InterfaceChange",
+    "L2Interfaces",
+    "L2Responder",
+    "LinkEvents",
+    "MemberEvent",
+    "Members",
+]
 
 JSON = dict[str, Any]
 
@@ -25,6 +34,30 @@ class L2Responder(Protocol):
     def announce(self, ip: str, interfaces: Sequence[str] | None = None) -> bool: ...
     def withdraw(self, ip: str) -> bool: ...
     def stop(self) -> None: ...
+
+
+class InterfaceChange(TypedDict):
+    """What Responder.set_interfaces did: interfaces opened, closed, and those that could not be opened
+    (name -> why)."""
+
+    added: list[str]
+    removed: list[str]
+    failed: dict[str, str]
+
+
+class L2Interfaces(Protocol):
+    """The responder's interface set, changed while it runs (metallb_py.Responder)."""
+
+    @property
+    def interfaces(self) -> list[str]: ...
+    def set_interfaces(self, interfaces: Sequence[str]) -> InterfaceChange: ...
+
+
+class LinkEvents(Protocol):
+    """Link notifications of the node's namespace (metallb_py._core.LinkWatch): `wait` returns what arrived
+    within `timeout` seconds (nothing: an empty sequence)."""
+
+    def wait(self, timeout: float | None = None) -> Sequence[object]: ...
 
 
 class BgpSessions(Protocol):

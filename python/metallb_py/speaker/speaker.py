@@ -8,7 +8,9 @@ Parts (each its own module, each driven by tests on its own):
 - the gossip member (Rust) and a pump that turns its events into rounds;
 - rounds.Rounds: the worker, one round at a time; gate.py decides settling and isolation, then both protocols
   act: layer2.Layer2 elects and drives the responder (Rust), bgp.Bgp opens the BGP sessions and sets each
-  peer's routes in the BgpSpeaker (Rust);
+  peer's routes in the BgpSpeaker (Rust); ConfigWarnings (here) logs each new configuration's warnings;
+- LinkFollower (here): rescans the node's interfaces on every link notification (LinkWatch, Rust), so an
+  interface created later (a VLAN) is served without a restart and one deleted is dropped;
 - reporter.StatusReporter, twice: ServiceL2Status and ServiceBGPStatus objects and nodeAssigned Events, after
   the fact; a pump turns BGP session events into log lines and Events on the BGPPeer.
 
@@ -30,7 +32,8 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from metallb_py._core import BgpEvent, BgpSpeaker, Membership, Responder
+from metallb_py._core import BgpEvent, BgpSpeaker, LinkWatch, Membership, Responder
+from metallb_py.config.model import Config
 from metallb_py.errors import MetalLBError
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.config_watch import ConfigWatch
@@ -54,16 +57,19 @@ from metallb_py.speaker.layer2 import PROTOCOL, Layer2
 from metallb_py.speaker.leases import GOSSIP_LABEL, GOSSIP_PORT, LeaseKeeper, gossip_address
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.objects import internal_ip
-from metallb_py.speaker.ports import JSON, L2Responder, Members
+from metallb_py.speaker.ports import JSON, ClusterView, L2Interfaces, L2Responder, LinkEvents, Members
 from metallb_py.speaker.reporter import StatusReporter
 from metallb_py.speaker.rounds import Protocols, Rounds
 from metallb_py.speaker.status import BGP_STATUS, L2_STATUS_NODE_LABEL
 
 __all__ = [
+    "LINK_RETRY",
     "SECRET_ENV",
     "SECRET_KEY",
     "SECRET_NAME",
     "ClusterWatches",
+    "ConfigWarnings",
+    "LinkFollower",
     "Speaker",
     "SpeakerError",
     "SpeakerOptions",
@@ -75,6 +81,9 @@ log = logging.getLogger("metallb_py.speaker")
 SECRET_ENV = "METALLB_ML_SECRET_KEY"
 SECRET_NAME = "memberlist"
 SECRET_KEY = "secretkey"
+# After a rescan of the links failed (`ip link` did not answer), the next one is this many seconds later even
+# without a notification.
+LINK_RETRY = 1.0
 
 
 class SpeakerError(MetalLBError):
@@ -178,6 +187,100 @@ class ClusterWatches:
             reflector.stop()
 
 
+class LinkFollower:
+    """Keeps the responder's interfaces, and the links layer 2 chooses interfaces from, in step with the node.
+
+    MetalLB rescans the node's interfaces every 10 seconds; here a rescan follows each link notification of
+    the namespace (`LinkEvents`: the kernel's RTMGRP_LINK messages, a link added, changed or deleted), so a
+    VLAN created after the start is served as soon as it is up, and a link deleted or down is dropped at once
+    (its socket closed) while the others keep answering. A rescan reads the links (`read`), gives the
+    eligible ones to the responder, logs each interface added or removed, and when the links changed hands
+    them to `on_links` (the speaker gives them to layer 2 and runs a round, so an L2Advertisement naming an
+    interface picks it up).
+    """
+
+    def __init__(
+        self,
+        responder: L2Interfaces,
+        read: Callable[[], list[Link]],
+        links: list[Link],
+        *,
+        on_links: Callable[[list[Link]], None],
+    ) -> None:
+        self.responder = responder
+        self._read = read
+        self.links = list(links)
+        self._on_links = on_links
+        self._failed: dict[str, str] = {}
+        self._lock = threading.Lock()  # one rescan at a time
+        self.rescans = 0
+
+    def rescan(self) -> None:
+        """Reads the links now and applies them; raises what reading them raises (nothing changes then)."""
+        with self._lock:
+            self._rescan()
+
+    def _rescan(self) -> None:
+        links = self._read()
+        choice = eligible_interfaces(links)
+        change = self.responder.set_interfaces(list(choice.interfaces))
+        self.rescans += 1
+        for name in change["removed"]:
+            why = choice.excluded.get(name)
+            log.info(
+                "interface removed",
+                extra={"interface": name, "reason": str(why) if why is not None else "gone or re-created"},
+            )
+        for name in change["added"]:
+            log.info("interface added", extra={"interface": name})
+        for name, error in sorted(change["failed"].items()):
+            if self._failed.get(name) != error:
+                log.warning(
+                    "interface cannot be used; retried at the next link change",
+                    extra={"interface": name, "error": error},
+                )
+        self._failed = dict(change["failed"])
+        if links != self.links:
+            self.links = links
+            self._on_links(links)
+
+    def run(self, watch: LinkEvents, stop: threading.Event) -> None:
+        """Rescans after each batch of notifications until `stop` is set; a failed rescan is tried again
+        LINK_RETRY seconds later."""
+        retry = False
+        while not stop.is_set():
+            events = watch.wait(LINK_RETRY if retry else 0.5)
+            if stop.is_set():
+                return
+            if not events and not retry:
+                continue
+            try:
+                self.rescan()
+                retry = False
+            except Exception:
+                log.exception("reading the node's interfaces failed; retrying")
+                retry = True
+
+
+class ConfigWarnings:
+    """Logs the warnings of each new configuration (input MetalLB accepts that is taken with a caveat, e.g.
+    host bits masked), once: rounds.Protocols tells it each round's configuration, and the worker swaps in a
+    new Config object only when the configuration changed."""
+
+    def __init__(self) -> None:
+        self._seen: Config | None = None
+
+    def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None:
+        if config is self._seen:
+            return
+        self._seen = config
+        for warning in config.warnings:
+            log.warning("configuration warning", extra={"warning": warning})
+
+    def withdraw_all(self) -> None:
+        pass
+
+
 def stop_announcing(
     rounds: Rounds,
     members: Members | None,
@@ -251,6 +354,8 @@ class Speaker:
         self.reporter: StatusReporter | None = None
         self.bgp_reporter: StatusReporter | None = None
         self.links: list[Link] = []
+        self.link_watch: LinkWatch | None = None
+        self.link_follower: LinkFollower | None = None
         self.gossip_address: str | None = None
         self.metrics_port: int | None = None
         self._threads: list[threading.Thread] = []
@@ -276,6 +381,8 @@ class Speaker:
         if o.gossip:
             self.gossip_address = self._gossip_address()
             self.leases.address = self.gossip_address
+        # Subscribed before the first read: no change between the two goes unnoticed.
+        self.link_watch = link_watch = LinkWatch(o.netns)
         self.links = read_links(o.netns)
         choice = eligible_interfaces(self.links)
         if not choice.interfaces:
@@ -287,6 +394,8 @@ class Speaker:
         self.responder = Responder(list(choice.interfaces), o.netns, busy_poll=o.busy_poll)
         self.responder.start()
         self.metrics.count_layer2(self.responder.stats)
+        responder = self.responder
+        self.metrics.count_interfaces(lambda: responder.interfaces if responder.running else [])
         if self.gossip_address is not None:
             self.membership = Membership(self.me, self.gossip_address, secret, netns=o.netns)
             self.membership.start()
@@ -311,10 +420,13 @@ class Speaker:
             ignore_exclude_label=o.ignore_exclude_label,
             lb_class=o.lb_class,
         )
+        self.link_follower = follower = LinkFollower(
+            self.responder, lambda: read_links(o.netns), self.links, on_links=self._links_changed
+        )
         self.rounds = Rounds(
             self.me,
             self.watches,
-            Protocols(self.layer2, self.bgp),
+            Protocols(ConfigWarnings(), self.layer2, self.bgp),
             self.membership,
             expected=self.leases.expected,
             metrics=self.metrics,
@@ -355,6 +467,8 @@ class Speaker:
             "speaker-bgp-reporter",
         )
         self._spawn(self._bgp_pump, "speaker-bgp-events")
+        # Notifications since the watch was opened (before the links were first read) are queued for it.
+        self._spawn(lambda: follower.run(link_watch, self._stop), "speaker-links")
         if self.membership is not None:
             self._spawn(self._pump, "speaker-gossip-events")
             self._spawn(lambda: self.leases.run(self._stop), "speaker-lease")
@@ -401,6 +515,8 @@ class Speaker:
                 self.bgp_speaker.stop()
         for thread in self._threads:
             thread.join(timeout)
+        if self.link_watch is not None:
+            self.link_watch.close()
         if self.membership is not None:
             self.membership.stop()
         if graceful:
@@ -446,6 +562,13 @@ class Speaker:
     def _config_changed(self) -> None:
         if self.rounds is not None:
             self.rounds.config_changed()
+
+    def _links_changed(self, links: list[Link]) -> None:
+        """New links: layer 2 chooses interfaces from them at the next round, which runs now."""
+        self.links = links
+        if self.layer2 is not None:
+            self.layer2.links = list(links)
+        self._wake()
 
     def _status_changed(self, change: Change) -> None:
         if self.reporter is not None:

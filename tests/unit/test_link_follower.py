@@ -1,0 +1,166 @@
+"""speaker.LinkFollower and speaker.ConfigWarnings with fakes: the node's links, the responder's interface set
+and the link notifications are plain objects here (the real ones: tests/netns/test_responder_interfaces.py,
+tests/e2e/test_speaker_interfaces.py)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from metallb_py.config.model import Config
+from metallb_py.speaker.election import Link
+from metallb_py.speaker.ports import InterfaceChange
+from metallb_py.speaker.speaker import LINK_RETRY, ConfigWarnings, LinkFollower
+
+UP = frozenset({"UP", "BROADCAST", "MULTICAST", "LOWER_UP"})
+DOWN = frozenset({"BROADCAST", "MULTICAST"})
+
+
+class FakeResponder:
+    """Serves what it is told, except the names in `broken`."""
+
+    def __init__(self, interfaces: Sequence[str], broken: Sequence[str] = ()) -> None:
+        self.interfaces = list(interfaces)
+        self.broken = set(broken)
+        self.calls: list[list[str]] = []
+
+    def set_interfaces(self, interfaces: Sequence[str]) -> InterfaceChange:
+        self.calls.append(list(interfaces))
+        wanted = [name for name in interfaces if name not in self.broken]
+        change = InterfaceChange(
+            added=[n for n in wanted if n not in self.interfaces],
+            removed=[n for n in self.interfaces if n not in wanted],
+            failed={n: f"cannot open {n}" for n in interfaces if n in self.broken},
+        )
+        self.interfaces = wanted
+        return change
+
+
+class Node:
+    """The node's links as `read` returns them, and the lists handed to on_links."""
+
+    def __init__(self, *links: Link) -> None:
+        self.links = list(links)
+        self.handed: list[list[str]] = []
+        self.fail_reads = 0
+
+    def read(self) -> list[Link]:
+        if self.fail_reads:
+            self.fail_reads -= 1
+            raise OSError("ip link: no answer")
+        return list(self.links)
+
+    def on_links(self, links: list[Link]) -> None:
+        self.handed.append([link.name for link in links])
+
+
+def follower(node: Node, responder: FakeResponder) -> LinkFollower:
+    return LinkFollower(responder, node.read, node.read(), on_links=node.on_links)
+
+
+def logged(caplog: pytest.LogCaptureFixture, message: str) -> list[str]:
+    return [str(getattr(r, "interface", "")) for r in caplog.records if r.getMessage() == message]
+
+
+def test_a_link_that_appears_is_served_and_handed_to_layer2(caplog: pytest.LogCaptureFixture) -> None:
+    node = Node(Link("eth0"), Link("lo", frozenset({"LOOPBACK", "UP"}), "loopback"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    caplog.set_level(logging.INFO, "metallb_py.speaker")
+
+    node.links.append(Link("eth0.100", kind="vlan"))
+    links.rescan()
+    assert responder.calls == [["eth0", "eth0.100"]]
+    assert node.handed == [["eth0", "lo", "eth0.100"]]
+    assert logged(caplog, "interface added") == ["eth0.100"]
+
+    # Nothing changed: the responder is asked (it re-checks its links), layer 2 is not told again.
+    links.rescan()
+    assert len(responder.calls) == 2 and len(node.handed) == 1
+
+
+def test_a_link_down_or_deleted_is_dropped_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    node = Node(Link("eth0"), Link("eth1"), Link("eth2"))
+    responder = FakeResponder(["eth0", "eth1", "eth2"])
+    links = follower(node, responder)
+    caplog.set_level(logging.INFO, "metallb_py.speaker")
+    node.links = [Link("eth0"), Link("eth1", DOWN)]
+    links.rescan()
+    assert responder.interfaces == ["eth0"]
+    assert node.handed == [["eth0", "eth1"]]
+    reasons = {r.interface: r.reason for r in caplog.records if r.getMessage() == "interface removed"}  # type: ignore[attr-defined]
+    assert reasons == {"eth1": "down", "eth2": "gone or re-created"}
+
+
+def test_a_link_that_cannot_be_opened_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    node = Node(Link("eth0"), Link("ib0"))
+    responder = FakeResponder(["eth0"], broken=["ib0"])
+    links = follower(node, responder)
+    caplog.set_level(logging.INFO, "metallb_py.speaker")
+    links.rescan()
+    links.rescan()
+    assert responder.calls == [["eth0", "ib0"]] * 2, "tried again at each rescan"
+    assert logged(caplog, "interface cannot be used; retried at the next link change") == ["ib0"]
+
+
+class FakeWatch:
+    """Gives `batches` one per wait (then nothing), and sets `stop` once `until(self)` holds."""
+
+    def __init__(
+        self, batches: list[list[object]], stop: threading.Event, until: Callable[[FakeWatch], bool]
+    ) -> None:
+        self.batches = batches
+        self.stop = stop
+        self.until = until
+        self.timeouts: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> list[object]:
+        self.timeouts.append(timeout)
+        if self.until(self):
+            self.stop.set()
+        return self.batches.pop(0) if self.batches else []
+
+
+def test_run_rescans_on_notifications_only() -> None:
+    node = Node(Link("eth0"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    stop = threading.Event()
+    event = {"kind": "changed", "index": 7, "name": "eth1", "up": True}
+    watch = FakeWatch([[], [event], [], []], stop, until=lambda w: len(w.timeouts) > 4)
+    node.links.append(Link("eth1"))
+    links.run(watch, stop)
+    assert links.rescans == 1
+    assert responder.interfaces == ["eth0", "eth1"]
+
+
+def test_run_retries_a_failed_read_without_waiting_for_a_notification() -> None:
+    node = Node(Link("eth0"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    stop = threading.Event()
+    watch = FakeWatch([[{"kind": "overflow"}]], stop, until=lambda _: links.rescans == 1)
+    node.links.append(Link("eth1"))
+    node.fail_reads = 1
+    links.run(watch, stop)
+    assert responder.interfaces == ["eth0", "eth1"]
+    assert watch.timeouts[:2] == [0.5, LINK_RETRY], "after the failure the wait is the retry period"
+
+
+def test_config_warnings_are_logged_once_per_new_configuration(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "metallb_py.speaker")
+    warnings = ConfigWarnings()
+    first = Config(warnings=("IPAddressPool a: 192.0.2.1/24 has host bits; using 192.0.2.0/24",))
+    for _ in range(3):
+        warnings.elect_and_apply(first, None, None)  # type: ignore[arg-type]
+    quiet = Config()
+    warnings.elect_and_apply(quiet, None, None)  # type: ignore[arg-type]
+    second = Config(warnings=("L2Advertisement b: pool c does not exist (yet)",))
+    warnings.elect_and_apply(second, None, None)  # type: ignore[arg-type]
+    warnings.withdraw_all()
+    found = [getattr(r, "warning", None) for r in caplog.records if r.getMessage() == "configuration warning"]
+    assert found == [*first.warnings, *second.warnings]
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
