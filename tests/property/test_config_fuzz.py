@@ -2,7 +2,8 @@
 
 Random text, YAML-shaped text, random nested objects, and objects shaped like each MetalLB kind (real field
 names, random values) so that the fuzzing reaches past the envelope checks into every field rule. Whatever
-loads must also survive a round trip through the CRD writer.
+loads must also survive a round trip through the CRD writer, and strict loading must agree with lenient
+loading: the same Config when there is no warning, a ConfigError when there is one or lenient refuses.
 """
 
 from __future__ import annotations
@@ -79,7 +80,14 @@ SCALARS = (
 
 FIELDS = {
     "IPAddressPool": ["addresses", "autoAssign", "avoidBuggyIPs", "serviceAllocation"],
-    "L2Advertisement": ["ipAddressPools", "ipAddressPoolSelectors", "nodeSelectors", "interfaces"],
+    "L2Advertisement": [
+        "ipAddressPools",
+        "ipAddressPoolSelectors",
+        "nodeSelectors",
+        "interfaces",
+        "serviceSelectors",
+        "preferredNodeSelectors",
+    ],
     "BGPAdvertisement": [
         "aggregationLength",
         "aggregationLengthV6",
@@ -89,11 +97,13 @@ FIELDS = {
         "ipAddressPoolSelectors",
         "nodeSelectors",
         "peers",
+        "serviceSelectors",
     ],
     "BGPPeer": [
         "myASN",
         "peerASN",
         "dynamicASN",
+        "localASN",
         "peerAddress",
         "interface",
         "sourceAddress",
@@ -189,6 +199,9 @@ ADDRESSES = [
     "2001:db8::/64",
     "2001:db8::1-2001:db8::9",
     "10.0.0.0/8",
+    # With host bits: masked with a warning (strict: refused).
+    "198.51.100.9/29",
+    "2001:db8:1::7/120",
 ]
 NAMES = st.sampled_from(["blue", "green", "r1", "a"])
 SELECTOR = st.fixed_dictionaries(
@@ -215,6 +228,11 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "peers": st.lists(NAMES, max_size=2),
     "ipAddressPoolSelectors": st.lists(SELECTOR, max_size=2),
     "nodeSelectors": st.lists(SELECTOR, max_size=2),
+    "serviceSelectors": st.lists(SELECTOR, max_size=2),
+    "preferredNodeSelectors": st.lists(
+        st.fixed_dictionaries({"weight": st.integers(0, 101), "preference": SELECTOR}), max_size=2
+    ),
+    "localASN": st.integers(0, 2**32),
     "serviceAllocation": st.fixed_dictionaries(
         {},
         optional={
@@ -357,10 +375,20 @@ def test_random_objects(objects: list[Any]) -> None:
     loads_or_config_error(load_objects, objects)
 
 
+def lenient_agrees_with_strict(objects: list[dict[str, Any]]) -> Config | None:
+    config = loads_or_config_error(load_objects, objects)
+    strict = loads_or_config_error(lambda o: load_objects(o, strict=True), objects)
+    if config is None or config.warnings:
+        assert strict is None
+    else:
+        assert strict == config
+    return config
+
+
 @FUZZ
 @given(st.lists(resource(), min_size=1, max_size=5))
 def test_resource_shaped_objects_and_crd_round_trip(objects: list[dict[str, Any]]) -> None:
-    config = loads_or_config_error(load_objects, objects)
+    config = lenient_agrees_with_strict(objects)
     if config is not None:
         assert load_config(dump_crds(config)) == config
 
@@ -368,10 +396,59 @@ def test_resource_shaped_objects_and_crd_round_trip(objects: list[dict[str, Any]
 @FUZZ
 @given(legacy_configmap())
 def test_legacy_shaped_configmaps(configmap: dict[str, Any]) -> None:
-    config = loads_or_config_error(load_objects, [configmap])
+    config = lenient_agrees_with_strict([configmap])
     if config is not None:
         # Whatever loads converts to CRDs that load again, with the same addresses (names may change).
         assert sorted(_pool_facts(load_config(dump_crds(config)))) == sorted(_pool_facts(config))
+
+
+@st.composite
+def accepted_with_warnings(draw: st.DrawFn) -> tuple[list[dict[str, Any]], int, int]:
+    """Valid objects, some with what MetalLB accepts and we warn about: host bits, unknown pools and peers.
+    Returns them with how many host-bit and how many unknown-name warnings they must give."""
+
+    def doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        version = "v1beta2" if kind == "BGPPeer" else "v1beta1"
+        return {"apiVersion": f"metallb.io/{version}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+    blue = draw(st.sampled_from(["192.0.2.0/24", "192.0.2.5/24"]))
+    green = draw(st.sampled_from(["2001:db8::/64", "2001:db8::9/64"]))
+    objects = [
+        doc("IPAddressPool", "blue", {"addresses": [blue]}),
+        doc("IPAddressPool", "green", {"addresses": [green]}),
+    ]
+    host_bits = (blue != "192.0.2.0/24") + (green != "2001:db8::/64")
+    unknown = 0
+    if draw(st.booleans()):
+        objects.append(doc("BGPPeer", "r1", {"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1"}))
+    defined = {"blue", "green"} | ({"r1"} if objects[-1]["kind"] == "BGPPeer" else set())
+    for i, kind in enumerate(
+        draw(st.lists(st.sampled_from(["L2Advertisement", "BGPAdvertisement"]), max_size=3))
+    ):
+        spec: dict[str, Any] = {
+            "ipAddressPools": draw(st.lists(st.sampled_from(["blue", "green", "red"]), unique=True))
+        }
+        if kind == "BGPAdvertisement":
+            spec["peers"] = draw(st.lists(st.sampled_from(["r1", "r2"]), unique=True))
+        unknown += sum(name not in defined for name in [*spec["ipAddressPools"], *spec.get("peers", [])])
+        objects.append(doc(kind, f"adv{i}", spec))
+    draw(st.randoms()).shuffle(objects)
+    return objects, host_bits, unknown
+
+
+@FUZZ
+@given(accepted_with_warnings())
+def test_what_metallb_accepts_loads_with_one_warning_each(
+    case: tuple[list[dict[str, Any]], int, int],
+) -> None:
+    objects, host_bits, unknown = case
+    config = lenient_agrees_with_strict(objects)
+    assert config is not None
+    assert len(config.warnings) == host_bits + unknown
+    assert sum("has host bits set" in w for w in config.warnings) == host_bits
+    # Written back, the masked CIDRs are plain networks; the names of objects still missing stay as written.
+    again = load_config(dump_crds(config))
+    assert again == config and len(again.warnings) == unknown
 
 
 def _pool_facts(config: Config) -> list[tuple[tuple[str, ...], bool, bool]]:
