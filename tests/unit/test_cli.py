@@ -168,6 +168,26 @@ def test_plan_with_several_config_files_and_a_bad_config(
     assert code == 1 and 'duplicate IPAddressPool name "nginx-ip-range"' in err
 
 
+def test_host_bits_are_a_warning_for_validate_and_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed = Path(SEED).read_text()
+    assert "192.168.1.11-192.168.1.13" in seed
+    config = tmp_path / "cm.yaml"
+    config.write_text(seed.replace("192.168.1.11-192.168.1.13", "192.168.1.11/30"))
+    warning = (
+        f'warning: ConfigMap metallb-system/config ({config}, document 1): address-pools[0] "nginx-ip-range": '
+        'addresses[0]: "192.168.1.11/30" has host bits set; using 192.168.1.8/30 as MetalLB does\n'
+    )
+    code, out, err = run(capsys, "config", "validate", str(config))
+    assert (code, out, err) == (0, f"{config}: OK: 1 pool (4 addresses), 1 L2Advertisement\n", warning)
+    code, out, err = run(capsys, "ipam", "plan", "--config", str(config), "--services", SERVICES)
+    assert (code, err) == (0, warning)
+    assert "192.168.1.8" in out
+    code, out, err = run(capsys, "config", "validate", "--strict", str(config))
+    assert (code, out) == (1, "") and err.startswith(warning)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
