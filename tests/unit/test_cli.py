@@ -176,8 +176,9 @@ def test_host_bits_are_a_warning_for_validate_and_plan(
     config = tmp_path / "cm.yaml"
     config.write_text(seed.replace("192.168.1.11-192.168.1.13", "192.168.1.11/30"))
     warning = (
-        f'warning: ConfigMap metallb-system/config ({config}, document 1): address-pools[0] "nginx-ip-range": '
-        'addresses[0]: "192.168.1.11/30" has host bits set; using 192.168.1.8/30 as MetalLB does\n'
+        f"warning: ConfigMap metallb-system/config ({config}, document 1): "
+        'address-pools[0] "nginx-ip-range": addresses[0]: "192.168.1.11/30" has host bits set; '
+        "using 192.168.1.8/30 as MetalLB does\n"
     )
     code, out, err = run(capsys, "config", "validate", str(config))
     assert (code, out, err) == (0, f"{config}: OK: 1 pool (4 addresses), 1 L2Advertisement\n", warning)
