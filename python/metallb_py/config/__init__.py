@@ -1,7 +1,10 @@
 """MetalLB configuration: legacy ConfigMaps and metallb.io CRDs in, one validated `Config` out.
 
 `load_config` and friends parse and validate; `convert_legacy` rewrites a legacy ConfigMap as CRDs. Every
-mistake is a `metallb_py.errors.ConfigError` whose message names the object, the source and the field.
+mistake is a `metallb_py.errors.ConfigError` whose message names the object, the source and the field. What
+MetalLB accepts but is likely a mistake (a CIDR with host bits, a reference to a pool or peer that does not
+exist yet) loads as MetalLB loads it, with a warning in `Config.warnings` worded the same way; every loader
+takes `strict=True` to refuse it instead.
 
 Public modules other packages build on: `reader` (typed reading of untrusted YAML, with paths in every error:
 the Service reader in `ipam` uses it too) and `resources` (the parsed records before validation, which the
