@@ -401,3 +401,24 @@ fn counters_of_a_removed_pool_are_zero_and_capacity_follows_metallb() {
     let c = Allocator::new(vec![pool("r", &["2001:db8::/67", "2001:db8:1::/66"])]).unwrap();
     assert_eq!(c.counters("r").capacity, [0, i64::MAX]);
 }
+
+#[test]
+fn an_address_from_a_manual_pool_is_kept_when_the_pool_is_no_longer_asked_for() {
+    // MetalLB's Allocate keeps an existing allocation whenever its Assign succeeds; autoAssign only decides
+    // where new addresses come from.
+    let manual = Pool::new("manual", vec!["198.51.100.0/30".into()], false, false, None).unwrap();
+    let mut a = Allocator::new(vec![manual, pool("auto", &["192.0.2.0/30"])]).unwrap();
+    let named = Request { pool: Some("manual".into()), ..Request::default() };
+    check("asked", a.allocate("ns/a", &named), &Want::Ips(&["198.51.100.0"]));
+    check("kept", a.allocate("ns/a", &Request::default()), &Want::Ips(&["198.51.100.0"]));
+    check("fresh", a.allocate("ns/b", &Request::default()), &Want::Ips(&["192.0.2.0"]));
+    // A pool that does not serve the service any more is left.
+    let team = ServiceAllocation { namespaces: vec!["team".into()], ..ServiceAllocation::default() };
+    let mut b = Allocator::new(vec![
+        Pool::new("team", vec!["198.51.100.0/30".into()], true, false, Some(team)).unwrap(),
+        pool("auto", &["192.0.2.0/30"]),
+    ])
+    .unwrap();
+    b.assign("ns/c", &[ip("198.51.100.1")], &[], None, "").unwrap();
+    check("moved", b.allocate("ns/c", &Request::default()), &Want::Ips(&["192.0.2.0"]));
+}

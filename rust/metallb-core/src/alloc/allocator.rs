@@ -343,8 +343,10 @@ impl Allocator {
         }))
     }
 
-    /// What `prev` (just released) keeps under the new request, if it still fits: same pool allowed, the
-    /// addresses asked for (if any), the right families, and every address still allowed on the new terms.
+    /// What `prev` (just released) keeps under the new request, if it still fits: the pool asked for, or
+    /// with none a pool that serves the service (auto-assign or not: MetalLB's Allocate keeps an existing
+    /// allocation when its Assign succeeds), the addresses asked for (if any), the right families, and every
+    /// address still allowed on the new terms.
     fn keep(
         &self,
         prev: &Holding,
@@ -353,7 +355,11 @@ impl Allocator {
         tiers: &[Vec<usize>],
         terms: &Terms<'_>,
     ) -> Option<Vec<IpAddr>> {
-        let candidate = tiers.iter().flatten().any(|&p| p == prev.pool);
+        let candidate = if request.pool.is_some() || !request.requested.is_empty() {
+            tiers.iter().flatten().any(|&p| p == prev.pool)
+        } else {
+            self.serves(prev.pool, terms.key, &request.namespace_labels, &request.labels)
+        };
         let same_request = request.requested.is_empty() || same_set(&request.requested, &prev.ips);
         if !candidate || !same_request || prev.ips.iter().any(|ip| self.check_ip(prev.pool, *ip, terms).is_err()) {
             return None;
