@@ -142,6 +142,12 @@ def test_deprecated_ip_and_sharing_annotations() -> None:
 def test_families_fall_back_to_cluster_ips() -> None:
     assert service_request(svc(clusterIPs=["fd00::10"])).ip_families == ("IPv6",)
     assert service_request(svc(clusterIP="None")).ip_families == ("IPv4",)
+    # Neither ipFamilies nor cluster IPs: a dual-stack policy gets both, as a dual-stack cluster gives it.
+    for policy in ("RequireDualStack", "PreferDualStack"):
+        assert service_request(svc(ipFamilyPolicy=policy)).ip_families == ("IPv4", "IPv6")
+    assert service_request(svc(ipFamilyPolicy="PreferDualStack", clusterIPs=["10.0.0.1"])).ip_families == (
+        "IPv4",
+    )
 
 
 SERVICE_ERRORS = [
@@ -357,6 +363,57 @@ def test_kept_addresses_that_no_longer_fit_are_reallocated() -> None:
     rows = {r.key: r for r in plan(SEED, [outside, other_ip])}
     assert (rows["default/outside"].ips, rows["default/outside"].restored) == (("192.168.1.11",), False)
     assert (rows["default/moved"].ips, rows["default/moved"].restored) == (("192.168.1.12",), False)
+
+
+def _pools(*pools: dict[str, Any]) -> Any:
+    return load_config(
+        yaml.safe_dump_all(
+            [
+                {
+                    "apiVersion": "metallb.io/v1beta1",
+                    "kind": "IPAddressPool",
+                    "metadata": {"name": n},
+                    "spec": s,
+                }
+                for p in pools
+                for n, s in p.items()
+            ]
+        )
+    )
+
+
+def test_kept_addresses_must_be_in_a_pool_that_serves_the_service() -> None:
+    # MetalLB's Assign refuses an address whose pool's serviceAllocation does not select the Service; the
+    # Service then gets a new address. Before, plan kept it whatever the pool's serviceAllocation said.
+    config = _pools(
+        {"team": {"addresses": ["10.0.0.0/30"], "serviceAllocation": {"namespaces": ["team"]}}},
+        {"open": {"addresses": ["10.1.0.0/30"]}},
+    )
+    rows = {
+        r.key: r
+        for r in plan(config, [svc("x", "team", ips=["10.0.0.2"]), svc("y", "web", ips=["10.0.0.1"])])
+    }
+    assert (rows["team/x"].ips, rows["team/x"].restored) == (("10.0.0.2",), True)
+    assert (rows["web/y"].ips, rows["web/y"].pool, rows["web/y"].restored) == (("10.1.0.0",), "open", False)
+    # Selected by labels: the Service's labels and its namespace's labels count.
+    gold = {"namespaceSelectors": [{"matchLabels": {"tier": "gold"}}]}
+    by_label = _pools(
+        {"gold": {"addresses": ["10.2.0.0/30"], "serviceAllocation": gold}},
+        {"open": {"addresses": ["10.1.0.0/30"]}},
+    )
+    kept = plan(by_label, [svc("z", "shop", ips=["10.2.0.1"])], namespaces={"shop": {"tier": "gold"}})
+    assert (kept[0].ips, kept[0].restored) == (("10.2.0.1",), True)
+
+
+def test_a_kept_prefer_dual_stack_service_gains_its_missing_family() -> None:
+    # As MetalLB's controller (AllocateFromPoolForAdditionalFamily): the shown address stays, the other
+    # family comes from the same pool, in ipFamilies order.
+    config = _pools({"dual": {"addresses": ["10.0.0.0/30", "fd00::/126"]}})
+    shown = svc("x", ips=["fd00::2"], ipFamilyPolicy="PreferDualStack", ipFamilies=["IPv4", "IPv6"])
+    single = svc("y", ips=["10.0.0.3"], ipFamilyPolicy="PreferDualStack", ipFamilies=["IPv4"])
+    rows = {r.key: r for r in plan(config, [shown, single])}
+    assert (rows["default/x"].ips, rows["default/x"].restored) == (("10.0.0.0", "fd00::2"), True)
+    assert (rows["default/y"].ips, rows["default/y"].restored) == (("10.0.0.3",), True)
 
 
 def test_requests_sharing_and_failures() -> None:

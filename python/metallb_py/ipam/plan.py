@@ -14,6 +14,7 @@ empty, i.e. MetalLB's own) are planned; the others are not MetalLB's business an
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -127,8 +128,10 @@ def plan(
         except ServiceError as exc:
             item.request, item.error = None, str(exc)
             continue
-        if current and _keep(allocator, item.request, current):
-            rows[item.key] = PlanRow(item.key, tuple(current), allocator.pool_of(item.key), restored=True)
+        labels = dict(namespace_labels.get(item.request.namespace, {}))
+        if current and _keep(allocator, item.request, current, labels):
+            kept = tuple(str(ip) for ip in allocator.ips(item.key))
+            rows[item.key] = PlanRow(item.key, kept, allocator.pool_of(item.key), restored=True)
     # Pass 2: allocate the rest.
     for item in items:
         if item.key in rows:
@@ -150,7 +153,12 @@ def plan(
     return [rows[item.key] for item in items] + duplicates
 
 
-def _keep(allocator: Allocator, request: ServiceRequest, current: list[str]) -> bool:
+def _keep(
+    allocator: Allocator, request: ServiceRequest, current: list[str], namespace_labels: dict[str, str]
+) -> bool:
+    """Keeps the addresses a Service shows when MetalLB's controller would: its pool still serves it (as
+    MetalLB's Assign checks), no conflict, and the pool and addresses it asks for. A PreferDualStack Service
+    showing one family also gains the other from the same pool when it can, as MetalLB's controller does."""
     try:
         pool = allocator.assign(
             request.key,
@@ -158,6 +166,8 @@ def _keep(allocator: Allocator, request: ServiceRequest, current: list[str]) -> 
             ports=list(request.ports),
             sharing_key=request.sharing_key,
             backend_key=request.backend_key,
+            labels=dict(request.labels),
+            namespace_labels=namespace_labels,
         )
     except (AllocationError, ConfigError):
         return False
@@ -166,6 +176,10 @@ def _keep(allocator: Allocator, request: ServiceRequest, current: list[str]) -> 
     if wrong_pool or wrong_ips:
         allocator.release(request.key)
         return False
+    if request.ip_family_policy == "PreferDualStack" and len(current) < len(request.ip_families):
+        # Keeps what it holds (allocate never takes it away on success) and adds the missing family.
+        with contextlib.suppress(AllocationError, ConfigError):
+            allocator.allocate(request.key, **request.allocate_kwargs(), namespace_labels=namespace_labels)
     return True
 
 

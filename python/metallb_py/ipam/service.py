@@ -153,12 +153,14 @@ def service_request(svc: object) -> ServiceRequest:
             where.fail(f"spec.ipFamilies[{i}]", f"unknown family {quote(family)}; expected IPv4 or IPv6")
     if len(set(families)) != len(families):
         spec.fail("ipFamilies", "lists a family twice")
-    if not families:
-        # The API server fills ipFamilies from the cluster IPs; hand-written manifests often lack both.
-        families = _families_of(spec.texts("clusterIPs") or [spec.text("clusterIP") or ""]) or ["IPv4"]
     policy = spec.text("ipFamilyPolicy") or "SingleStack"
     if policy not in _FAMILY_POLICIES:
         spec.fail("ipFamilyPolicy", f"unknown policy {quote(policy)}; expected {', '.join(_FAMILY_POLICIES)}")
+    if not families:
+        # The API server fills ipFamilies from the cluster IPs; hand-written manifests often lack both. Then
+        # a dual-stack policy gets both families (IPv4 first), as a dual-stack cluster would give it.
+        default = ["IPv4"] if policy == "SingleStack" else list(_FAMILIES)
+        families = _families_of(spec.texts("clusterIPs") or [spec.text("clusterIP") or ""]) or default
     if policy == "SingleStack" and len(families) > 1:
         spec.fail("ipFamilies", "a SingleStack service has exactly one family")
 
