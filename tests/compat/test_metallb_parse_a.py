@@ -575,7 +575,7 @@ CASES = [
           aggregationLength: 34
         """,
         accepted=False,
-        error="spec.aggregationLength: 34 is out of range; expected 0 to 32",
+        error="spec.aggregationLength: 34 is out of range; expected 1 to 32",
     ),
     # 10.20.30.40/24 is masked to 10.20.30.0/24 (with a warning), then 1.2.3.0/28 is narrower than /26.
     case(

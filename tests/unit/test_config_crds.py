@@ -425,9 +425,14 @@ CRD_ERRORS = [
         [pool(), obj("BGPAdvertisement", "b", {"aggregationLength": 33})],
         [
             'BGPAdvertisement "b" (pools.yaml, document 2): spec.aggregationLength: '
-            "33 is out of range; expected 0 to 32"
+            "33 is out of range; expected 1 to 32"
         ],
         id="aggregation-range",
+    ),
+    pytest.param(
+        [pool(), obj("BGPAdvertisement", "b", {"aggregationLength": 0})],
+        ["spec.aggregationLength: 0 is out of range; expected 1 to 32"],
+        id="aggregation-zero",
     ),
     pytest.param(
         [obj("BGPAdvertisement", "b", {"aggregationLengthV6": 129})],
@@ -591,7 +596,7 @@ CRD_ERRORS = [
     ),
     pytest.param(
         [with_spec(peer(), peerPort=0)],
-        ["spec.peerPort: 0 is out of range; expected 1 to 65535"],
+        ["spec.peerPort: 0 is out of range; expected 1 to 16384"],
         id="peer-port",
     ),
     pytest.param(
@@ -686,8 +691,8 @@ CRD_ERRORS = [
         id="peer-v1beta1-no-address",
     ),
     pytest.param(
-        [with_spec(peer(), peerPort=65536) | {"apiVersion": V1B1}],
-        ["spec.peerPort: 65536 is out of range; expected 0 to 65535"],
+        [with_spec(peer(), peerPort=16385) | {"apiVersion": V1B1}],
+        ["spec.peerPort: 16385 is out of range; expected 0 to 16384"],
         id="peer-v1beta1-port",
     ),
     pytest.param(

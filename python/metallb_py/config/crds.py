@@ -266,7 +266,8 @@ def read_bgp_advertisement(
     node and peer fields)."""
     k = spelling(legacy)
     paths = {"name": "metadata.name"} if not legacy else {"": spec.path}
-    aggregation_length = spec.number(k("aggregationLength"), minimum=0, maximum=32)
+    # MetalLB's CRD (and ours) refuse an aggregation length of 0; the legacy format took it.
+    aggregation_length = spec.number(k("aggregationLength"), minimum=0 if legacy else 1, maximum=32)
     aggregation_length_v6 = spec.number(k("aggregationLengthV6"), minimum=0, maximum=128)
     local_pref = spec.number(k("localPref"), minimum=0, maximum=U32)
     communities = spec.texts(k("communities"))
@@ -409,8 +410,9 @@ def read_peer(
     source = spec.text(k("sourceAddress"), allow_empty=False)
     if source is not None:
         source = str(parse_ip(spec.where, spec.path_of(k("sourceAddress")), source))
-    # The legacy format and v1beta1 read a port of 0 as unset; v1beta2's CRD has no such spelling.
-    port = spec.number(k("peerPort"), minimum=1 if full else 0, maximum=U16) or 179
+    # The legacy format and v1beta1 read a port of 0 as unset; v1beta2's CRD has no such spelling. MetalLB's
+    # CRDs (and ours, in deploy/) cap the port at 16384; the legacy format took any 16-bit port.
+    port = spec.number(k("peerPort"), minimum=1 if full else 0, maximum=U16 if legacy else 16384) or 179
 
     hold, keepalive = _read_timers(spec, k, legacy=legacy)
     connect = None
