@@ -7,8 +7,8 @@ configuration, and skipping a mistyped kind silently would hide it.
 
 Across objects (`build_config`): one namespace, unique names per kind, addresses (the core's Pool and
 validate_pools), references (communities and BFD profiles must exist), aggregation lengths against every pool
-an advertisement selects, identical peers, BFD echo mode towards IPv6 pools, and clashing localPrefs of
-advertisements that share a pool.
+an advertisement selects, identical peers, one session per neighbor on a node, BFD echo mode towards IPv6
+pools, and clashing localPrefs of advertisements that share a pool.
 
 Where MetalLB accepts what this package would not write that way, loading goes on as MetalLB does and says
 so in `Config.warnings` (or, with `strict=True`, fails on the first): a CIDR with host bits is masked to its
