@@ -40,6 +40,7 @@ from typing import TextIO
 
 from metallb_py.errors import MetalLBError
 from metallb_py.k8s.resources import EVENTS, SERVICE_BGP_STATUSES
+from metallb_py.speaker.status import service_selector
 from metallb_py.testing import FetchError, FrrRouter, LabCluster, Probe
 from metallb_py.testing.bgplab import DEFAULT_NODE_ASN, DEFAULT_ROUTER_ASN, Peering
 from metallb_py.testing.netlab import EchoKind
@@ -365,7 +366,9 @@ def _failover(cluster: LabCluster, term: _Terminal, vips: dict[str, str], owners
                 f"{other} to move off {dying}",
             )
     _check_owners(cluster, moved)
-    _kubectl(cluster, term, "get", "servicel2statuses", "-n", cluster.namespace)
+    # One object per (node, Service) with a generated name: found by MetalLB's labels, as its users do.
+    selector = service_selector(f"{_NAMESPACE}/{service}")
+    _kubectl(cluster, term, "get", "servicel2statuses", "-n", cluster.namespace, "-l", selector)
     for seed in _SEED:
         _fetch(cluster, term, vips[seed.service])
     return f"{outage:.0f} ms ({dying} -> {taker})"

@@ -6,24 +6,19 @@ objects (ports.ClusterView); time is a clock the test moves. The real ones are e
 
 from __future__ import annotations
 
-import copy
-import itertools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from metallb_py.k8s.errors import ConflictError, ForbiddenError, NotFoundError
 from metallb_py.speaker.election import Link
 from metallb_py.speaker.gate import Step
 from metallb_py.speaker.layer2 import Layer2
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.objects import SERVICE_NAME_LABEL
-from metallb_py.speaker.reporter import NODE_ASSIGNED, StatusReporter
 from metallb_py.speaker.rounds import CONFIG_SETTLE, Rounds
 from metallb_py.speaker.speaker import stop_announcing
-from metallb_py.speaker.status import l2_status, l2_status_name
 
 JSON = dict[str, Any]
 VIP = "192.0.2.11"
@@ -131,7 +126,7 @@ class FakeMembers:
         self.cut = False
         self.peers: list[str] = []
         self.running = True
-        self.worker_alive = lambda: False
+        self.worker_alive: Callable[[], bool] = lambda: False
 
     def alive(self) -> list[str]:
         return sorted(self.up)
@@ -303,222 +298,6 @@ def test_a_crash_like_stop_does_not_leave() -> None:
     world = World()
     stop_announcing(world.rounds, world.members, world.responder, graceful=False, timeout=10)
     assert world.log.calls == [("responder stop",)]
-
-
-# -- the status reporter ----------------------------------------------------------------------------------
-
-
-class MemoryApi:
-    """Just enough of an API server for ServiceL2Status: create (status dropped, as a status subresource
-    does), get, patch (merge), delete, list, with resourceVersions and 409 on a stale one."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, JSON] = {}
-        self.versions = itertools.count(1)
-        self.calls: list[tuple[str, str]] = []
-        self.fail: Exception | None = None
-
-    def _check(self, verb: str, name: str) -> None:
-        self.calls.append((verb, name))
-        if self.fail is not None:
-            raise self.fail
-
-    def create(self, _resource: object, body: JSON, _ns: str) -> JSON:
-        name = body["metadata"]["name"]
-        self._check("create", name)
-        if name in self.objects:
-            raise ConflictError(409, "AlreadyExists", name)
-        obj = copy.deepcopy(body)
-        obj.pop("status", None)
-        obj["metadata"]["resourceVersion"] = str(next(self.versions))
-        self.objects[name] = obj
-        return copy.deepcopy(obj)
-
-    def get(self, _resource: object, name: str, _ns: str) -> JSON:
-        self._check("get", name)
-        if name not in self.objects:
-            raise NotFoundError(404, "NotFound", name)
-        return copy.deepcopy(self.objects[name])
-
-    def patch(self, _resource: object, name: str, patch: JSON, _ns: str, subresource: str = "") -> JSON:
-        self._check("patch " + subresource, name)
-        obj = self.objects.get(name)
-        if obj is None:
-            raise NotFoundError(404, "NotFound", name)
-        if patch["metadata"].get("resourceVersion") not in (None, obj["metadata"]["resourceVersion"]):
-            raise ConflictError(409, "Conflict", name)
-        if subresource == "status":
-            obj["status"] = copy.deepcopy(patch["status"])
-        else:
-            obj["metadata"]["labels"] = dict(patch["metadata"].get("labels") or {})
-        obj["metadata"]["resourceVersion"] = str(next(self.versions))
-        return copy.deepcopy(obj)
-
-    def delete(self, _resource: object, name: str, _ns: str) -> None:
-        self._check("delete", name)
-        if self.objects.pop(name, None) is None:
-            raise NotFoundError(404, "NotFound", name)
-
-    def list(self, _resource: object, _ns: str) -> Any:
-        return type("Listed", (), {"items": [copy.deepcopy(o) for o in self.objects.values()]})()
-
-
-class Watched:
-    """The reporter's watched copy of the statuses; `sync()` plays the watch catching up."""
-
-    def __init__(self, api: MemoryApi) -> None:
-        self.api = api
-        self.objects: dict[str, JSON] = {}
-
-    def get(self, key: str) -> JSON | None:
-        return self.objects.get(key.partition("/")[2])
-
-    def items(self) -> list[JSON]:
-        return list(self.objects.values())
-
-    def observe(self, obj: JSON) -> None:
-        self.objects[obj["metadata"]["name"]] = copy.deepcopy(obj)
-
-    def sync(self) -> None:
-        self.objects = copy.deepcopy(self.api.objects)
-
-
-class Services:
-    def __init__(self, services: list[JSON]) -> None:
-        self.by_key = {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in services}
-
-    def get(self, key: str) -> JSON | None:
-        return self.by_key.get(key)
-
-    def items(self) -> list[JSON]:
-        return list(self.by_key.values())
-
-
-class Events:
-    def __init__(self) -> None:
-        self.recorded: list[tuple[str, str]] = []
-
-    def record(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
-        self.recorded.append((reason, message))
-
-
-class Reporting:
-    def __init__(self) -> None:
-        self.api = MemoryApi()
-        self.statuses = Watched(self.api)
-        self.events = Events()
-        self.clock = Clock()
-        self.wanted: dict[str, tuple[str, ...]] = {"default/web": ("eth0",)}
-        self.reporter = StatusReporter(
-            self.api,  # type: ignore[arg-type]
-            "a",
-            "metallb-system",
-            wanted=lambda: dict(self.wanted),
-            statuses=self.statuses,
-            services=Services([service("web", VIP)]),
-            events=self.events,
-            clock=self.clock,
-        )
-        self.name = l2_status_name("default/web")
-
-    def owner(self) -> str | None:
-        obj = self.api.objects.get(self.name)
-        return ((obj or {}).get("status") or {}).get("node")
-
-    def drain(self) -> list[str]:
-        """Processes every queued key that is due now; the keys processed."""
-        done = []
-        while (key := self.reporter.queue.get(timeout=0)) is not None:
-            try:
-                self.reporter.process(key)
-            finally:
-                self.reporter.queue.done(key)
-            done.append(key)
-        return done
-
-
-def test_the_reporter_claims_the_service_once_and_says_so_once() -> None:
-    r = Reporting()
-    r.reporter.announce_changed()
-    assert r.drain() == ["default/web"]
-    assert r.owner() == "a" and r.api.objects[r.name]["status"]["interfaces"] == [{"name": "eth0"}]
-    assert r.events.recorded == [(NODE_ASSIGNED, 'announcing from node "a" with protocol "layer2"')]
-    r.statuses.sync()
-    r.reporter.status_changed(r.api.objects[r.name])  # the watch echoes our own write
-    writes = len(r.api.calls)
-    assert r.drain() == ["default/web"]
-    assert len(r.api.calls) == writes, "nothing to write"
-    assert len(r.events.recorded) == 1
-
-
-def test_takeovers_back_off_so_two_announcers_do_not_fight_in_a_loop() -> None:
-    r = Reporting()
-    other = l2_status("default/web", "b", ["eth0"], "metallb-system")
-    r.api.objects[r.name] = {
-        **copy.deepcopy(other),
-        "metadata": {**other["metadata"], "resourceVersion": "1"},
-    }
-    r.statuses.sync()
-    r.reporter.announce_changed()
-    r.drain()
-    assert r.owner() == "a", "the first takeover is at once"
-    taken: list[float] = [r.clock.now]
-    for _ in range(4):  # b takes it back each time (a partition: both announce)
-        r.api.objects[r.name]["status"] = copy.deepcopy(other["status"])
-        r.statuses.sync()
-        r.reporter.status_changed(r.api.objects[r.name])
-        while r.owner() != "a":
-            r.drain()
-            r.clock.now += 0.05
-        taken.append(r.clock.now)
-    gaps = [round(b - a, 2) for a, b in itertools.pairwise(taken)]
-    assert gaps == sorted(gaps) and gaps[-1] >= 2 * gaps[0] >= 1.0, gaps
-
-
-def test_a_permanent_error_is_not_retried_until_the_service_changes() -> None:
-    r = Reporting()
-    r.api.fail = ForbiddenError(403, "Forbidden", "no")
-    r.reporter.announce_changed()
-    r.drain()
-    calls = len(r.api.calls)
-    r.clock.now += 60.0
-    assert r.drain() == [] and len(r.api.calls) == calls, "no retry"
-    r.api.fail = None
-    r.wanted["default/web"] = ("eth1",)
-    r.reporter.announce_changed()
-    r.drain()
-    assert r.owner() == "a"
-
-
-def test_a_temporary_error_is_retried_with_backoff() -> None:
-    r = Reporting()
-    r.api.fail = ConflictError(409, "Conflict", "raced")
-    r.reporter.announce_changed()
-    assert r.drain() == ["default/web"]
-    r.api.fail = None
-    assert r.drain() == [], "not before its delay"
-    r.clock.now += 1.0
-    assert r.drain() == ["default/web"] and r.owner() == "a"
-
-
-def test_no_longer_announced_removes_its_own_claim_only() -> None:
-    r = Reporting()
-    r.reporter.announce_changed()
-    r.drain()
-    r.statuses.sync()
-    r.wanted.clear()
-    r.reporter.announce_changed()
-    r.drain()
-    assert r.name not in r.api.objects
-
-
-def test_release_on_a_graceful_stop() -> None:
-    r = Reporting()
-    r.reporter.announce_changed()
-    r.drain()
-    r.statuses.sync()
-    r.reporter.release()
-    assert r.api.objects == {}
 
 
 def test_a_round_reads_a_changed_configuration_once_it_has_been_still_for_a_moment() -> None:

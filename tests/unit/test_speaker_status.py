@@ -1,80 +1,117 @@
-"""metallb_py.speaker.status: ServiceL2Status objects and what to write."""
+"""metallb_py.speaker.status: ServiceL2Status and ServiceBGPStatus objects and what to write."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from metallb_py.speaker.status import (
+    StatusPlan,
     StatusWrite,
     bgp_status,
-    bgp_status_name,
     decide_status,
     l2_status,
-    l2_status_name,
+    service_selector,
+    status_node,
+    status_service,
 )
 
+LABELS = {
+    "metallb.io/node": "node1",
+    "metallb.io/service-name": "web",
+    "metallb.io/service-namespace": "default",
+}
 
-def test_l2_status_one_object_per_service() -> None:
+
+def test_l2_status_has_metallbs_generated_name_prefix_and_labels() -> None:
     obj = l2_status("default/web", "node1", ["eth1", "eth0", "eth0"], "metallb-system")
-    assert obj["metadata"]["name"] == l2_status_name("default/web") != l2_status_name("default/web2")
-    assert obj["metadata"]["labels"] == {
-        "metallb.io/node": "node1",
-        "metallb.io/service-name": "web",
-        "metallb.io/service-namespace": "default",
+    assert obj["metadata"] == {"generateName": "l2-", "namespace": "metallb-system", "labels": LABELS}
+    assert obj["status"] == {
+        "node": "node1",
+        "serviceName": "web",
+        "serviceNamespace": "default",
+        "interfaces": [{"name": "eth0"}, {"name": "eth1"}],
     }
-    assert obj["status"]["interfaces"] == [{"name": "eth0"}, {"name": "eth1"}]
+    assert (
+        service_selector("default/web") == "metallb.io/service-name=web,metallb.io/service-namespace=default"
+    )
 
 
-ME = "a"
-WANTED = l2_status("default/web", ME, ["eth0"], "metallb-system")
-
-
-def claim(node: str, interfaces: list[str] | None = None) -> dict[str, object]:
-    return l2_status("default/web", node, interfaces or ["eth0"], "metallb-system")
-
-
-@pytest.mark.parametrize(
-    ("wanted", "current", "now", "not_before", "write"),
-    [
-        (WANTED, None, 0.0, 0.0, StatusWrite.CREATE),
-        (WANTED, claim(ME), 0.0, 0.0, StatusWrite.KEEP),
-        (WANTED, claim(ME, ["eth1"]), 0.0, 0.0, StatusWrite.UPDATE),
-        (WANTED, {**claim(ME), "status": {}}, 0.0, 0.0, StatusWrite.UPDATE),  # created, status not written
-        (WANTED, claim("b"), 5.0, 5.0, StatusWrite.TAKE_OVER),
-        (WANTED, claim("b"), 4.9, 5.0, StatusWrite.WAIT),
-        (None, claim(ME), 0.0, 0.0, StatusWrite.DELETE),
-        (None, claim("b"), 0.0, 0.0, StatusWrite.KEEP),  # not ours to touch
-        (None, None, 0.0, 0.0, StatusWrite.KEEP),
-    ],
-)
-def test_what_to_write(
-    wanted: dict[str, object] | None,
-    current: dict[str, object] | None,
-    now: float,
-    not_before: float,
-    write: StatusWrite,
-) -> None:
-    assert decide_status(wanted, current, ME, now=now, not_before=not_before) is write
-
-
-def test_bgp_status_is_one_object_per_service_and_node_naming_its_peers() -> None:
+def test_bgp_status_is_labelled_alike_and_names_its_peers() -> None:
     obj = bgp_status("default/web", "node1", ["tor-b", "tor-a", "tor-a"], "metallb-system")
     assert obj["kind"] == "ServiceBGPStatus"
-    assert obj["metadata"]["name"] == bgp_status_name("default/web", "node1")
-    assert len({bgp_status_name("default/web", n) for n in ("node1", "node2")}) == 2
-    assert bgp_status_name("default/web", "node1") != bgp_status_name("default/web2", "node1")
+    assert obj["metadata"] == {"generateName": "bgp-", "namespace": "metallb-system", "labels": LABELS}
     assert obj["status"] == {
         "node": "node1",
         "serviceName": "web",
         "serviceNamespace": "default",
         "peers": ["tor-a", "tor-b"],
     }
-    assert obj["metadata"]["labels"]["metallb.io/node"] == "node1"
 
 
-def test_a_bgp_status_of_this_node_is_updated_when_its_peers_change_and_deleted_when_not_advertised() -> None:
+def test_an_object_is_read_by_its_labels_first() -> None:
+    # MetalLB finds a Service's objects, and a node's, by these labels.
+    obj: dict[str, Any] = {"metadata": {"labels": dict(LABELS)}, "status": {}}
+    assert (status_node(obj), status_service(obj)) == ("node1", "default/web")
+    # An object written before its labels (none here): its status says the same.
+    bare = l2_status("ns/svc", "node2", [], "metallb-system")
+    bare["metadata"]["labels"] = {}
+    assert (status_node(bare), status_service(bare)) == ("node2", "ns/svc")
+    assert status_node(None) is None
+
+
+ME = "a"
+
+
+def claim(node: str, name: str, interfaces: tuple[str, ...] = ("eth0",)) -> dict[str, Any]:
+    obj = l2_status("default/web", node, interfaces, "metallb-system")
+    obj["metadata"]["name"] = name
+    return obj
+
+
+WANTED = l2_status("default/web", ME, ["eth0"], "metallb-system")
+MINE = claim(ME, "l2-mine")
+STALE = claim(ME, "l2-mine", ("eth1",))
+UNWRITTEN = {**claim(ME, "l2-mine"), "status": {}}  # created, status not written yet
+SECOND = claim(ME, "l2-second")
+OTHERS = claim("b", "l2-others")
+
+
+@pytest.mark.parametrize(
+    ("wanted", "objects", "now", "plan"),
+    [
+        (WANTED, [], 0.0, StatusPlan(StatusWrite.CREATE)),
+        (WANTED, [MINE], 0.0, StatusPlan(StatusWrite.KEEP, MINE)),
+        (WANTED, [STALE], 0.0, StatusPlan(StatusWrite.UPDATE, STALE)),
+        (WANTED, [UNWRITTEN], 0.0, StatusPlan(StatusWrite.UPDATE, UNWRITTEN)),
+        # Several of this node's (a create whose echo was missed): the first by name stays.
+        (WANTED, [SECOND, MINE], 0.0, StatusPlan(StatusWrite.KEEP, MINE, ("l2-second",))),
+        # Another node's claim goes first (MetalLB's announcer deletes it), once the backoff allows.
+        (WANTED, [OTHERS], 5.0, StatusPlan(StatusWrite.CREATE, None, ("l2-others",), takes_over=True)),
+        (WANTED, [MINE, OTHERS], 5.0, StatusPlan(StatusWrite.KEEP, MINE, ("l2-others",), takes_over=True)),
+        (WANTED, [OTHERS], 4.9, StatusPlan(StatusWrite.WAIT)),
+        # Not announced: this node's objects go, another node's are not ours to touch.
+        (None, [MINE, SECOND, OTHERS], 0.0, StatusPlan(StatusWrite.DELETE, None, ("l2-mine", "l2-second"))),
+        (None, [OTHERS], 0.0, StatusPlan(StatusWrite.KEEP)),
+        (None, [], 0.0, StatusPlan(StatusWrite.KEEP)),
+    ],
+)
+def test_what_to_write(
+    wanted: dict[str, Any] | None, objects: list[dict[str, Any]], now: float, plan: StatusPlan
+) -> None:
+    assert decide_status(wanted, objects, ME, exclusive=True, now=now, not_before=5.0) == plan
+
+
+def test_bgp_statuses_of_other_nodes_are_left_alone() -> None:
     current = bgp_status("default/web", ME, ["tor-a"], "metallb-system")
+    current["metadata"]["name"] = "bgp-x"
+    other = bgp_status("default/web", "b", ["tor-a"], "metallb-system")
+    other["metadata"]["name"] = "bgp-y"
     wanted = bgp_status("default/web", ME, ["tor-a", "tor-b"], "metallb-system")
-    assert decide_status(wanted, current, ME, now=0, not_before=0) is StatusWrite.UPDATE
-    assert decide_status(current, current, ME, now=0, not_before=0) is StatusWrite.KEEP
-    assert decide_status(None, current, ME, now=0, not_before=0) is StatusWrite.DELETE
+
+    def decide(wanted: dict[str, Any] | None) -> StatusPlan:
+        return decide_status(wanted, [current, other], ME, exclusive=False, now=0, not_before=0)
+
+    assert decide(wanted) == StatusPlan(StatusWrite.UPDATE, current)
+    assert decide(None) == StatusPlan(StatusWrite.DELETE, None, ("bgp-x",))

@@ -3,10 +3,12 @@ the fact.
 
 Announcing never waits for the API: the worker changes the announce set, and this reporter writes what it says
 from its own thread, one work-queue key per Service (as MetalLB keeps its status reporter apart from the
-announcing). A key is queued when the announce set changes for that Service and when its status object
-changes (another node took it over or removed it). One reporter per protocol (`kind`: status.L2_STATUS or
-status.BGP_STATUS). Per key:
-- the decision is status.decide_status (create, update, take over, wait, delete, keep);
+announcing). A key is queued when the announce set changes for that Service and when one of its status
+objects changes (another node took over, or removed this node's). One reporter per protocol (`kind`:
+status.L2_STATUS or status.BGP_STATUS). Objects have generated names and are found by their labels in the
+watched copy; one this reporter created is remembered until the watch shows it, so a second look before the
+echo does not create another. Per key:
+- the decision is status.decide_status (deletions first, then create, update, keep; or wait);
 - a lost race (409, 404: another speaker changed the object meanwhile) reads the objects afresh and tries
   again at once; other temporary errors are retried with per-key backoff; a permanent one (403, 422) is
   logged once and the key left alone until it changes again.
@@ -86,6 +88,11 @@ class StatusReporter:
         self._refused: dict[str, str] = {}  # Service -> the permanent error last logged for it
         self._last_wanted: set[str] = set()
         self._lock = threading.Lock()
+        # Objects this reporter created that the watch has not shown yet (name -> object), and the names the
+        # watch showed while a create was in flight (their create then needs no remembering).
+        self._pending: dict[str, JSON] = {}
+        self._creating = False
+        self._early: set[str] = set()
 
     # -- what queues work ---------------------------------------------------------------------------------
 
@@ -99,6 +106,10 @@ class StatusReporter:
 
     def status_changed(self, obj: JSON) -> None:
         """A status object changed (the watch's handler)."""
+        name = _name(obj)
+        with self._lock:
+            if self._pending.pop(name, None) is None and self._creating:
+                self._early.add(name)  # the watch saw it before create() returned
         self.queue.add(status_service(obj))
 
     def resync(self) -> None:
@@ -162,37 +173,49 @@ class StatusReporter:
             self.queue.forget(key)
             self._refused.pop(key, None)
 
+    def objects_for(self, key: str) -> list[JSON]:
+        """The status objects of Service `key`, every node's: the watched ones and this reporter's own not
+        watched yet."""
+        objects = [obj for obj in self._statuses.items() if status_service(obj) == key]
+        names = {_name(obj) for obj in objects}
+        with self._lock:
+            for name in names & self._pending.keys():
+                del self._pending[name]  # the watch has it: the watched copy is the truth from now on
+            objects += [obj for obj in self._pending.values() if status_service(obj) == key]
+        return objects
+
     def sync(self, key: str) -> None:
-        """Brings the status object of Service `key` in line with what this node announces."""
+        """Brings the status objects of Service `key` in line with what this node announces."""
         detail = self._wanted().get(key)
-        ns = self.namespace
-        name = self.kind.name(key, self.me)
-        body = self.kind.build(key, self.me, detail, ns) if detail is not None else None
-        current = self._statuses.get(f"{ns}/{name}")
-        previous = status_node(current)
+        body = self.kind.build(key, self.me, detail, self.namespace) if detail is not None else None
+        objects = self.objects_for(key)
+        had_mine = any(status_node(obj) == self.me for obj in objects)
         now = self._clock()
-        action = decide_status(
-            body, current, self.me, now=now, not_before=self._not_before.get(key, float("-inf"))
+        plan = decide_status(
+            body,
+            objects,
+            self.me,
+            exclusive=self.kind.exclusive,
+            now=now,
+            not_before=self._not_before.get(key, float("-inf")),
         )
-        if action is StatusWrite.WAIT:
+        if plan.write is StatusWrite.WAIT:
             self.queue.add_after(key, self._not_before[key] - now)
             return
-        if action is StatusWrite.DELETE:
+        if plan.takes_over:
+            # Another node's claim: it died, lost the election, or (a partition) still announces too.
+            self._not_before[key] = now + self._takeovers.next(key)
+        for name in plan.delete:
             self._delete(name)
         if body is None:
             self._assigned.discard(key)
             self._takeovers.forget(key)
             self._not_before.pop(key, None)
             return
-        if action is StatusWrite.TAKE_OVER:
-            # status.node is immutable: another node's claim is replaced (it died or lost the election).
-            self._not_before[key] = now + self._takeovers.next(key)
-            self._delete(name)
-            current = None
-        if action is not StatusWrite.KEEP:
-            self._write(body, current)
-        if previous != self.me and key not in self._assigned:
-            # The announcer changed to this node (a restart that finds itself named says nothing).
+        if plan.write is not StatusWrite.KEEP:
+            self._write(body, None if plan.current is None else dict(plan.current))
+        if not had_mine and key not in self._assigned:
+            # The announcer changed to this node (a restart that finds its own object says nothing).
             svc = self._services.get(key)
             if svc is not None:
                 message = f'announcing from node "{self.me}" with protocol "{self._protocol}"'
@@ -200,27 +223,44 @@ class StatusReporter:
         self._assigned.add(key)
 
     def _write(self, body: JSON, current: JSON | None) -> None:
-        ns, name = self.namespace, body["metadata"]["name"]
+        ns = self.namespace
         if current is None:
-            try:
-                current = self.client.create(self._resource, body, ns)
-            except ConflictError:  # created meanwhile (by us, not echoed yet, or by another node)
-                current = self.client.get(self._resource, name, ns)
-            if status_node(current) not in (None, self.me):
-                raise ConflictError(409, "Conflict", f"{name} names {status_node(current)}")
-        # Creating ignores `status` (a subresource): labels and status are written after.
-        if current.get("status") != body["status"] or (
-            current["metadata"].get("labels") != body["metadata"]["labels"]
-        ):
+            current = self._create(body)
+        name = _name(current)
+        # Creating ignores `status` (a subresource): it is written after.
+        if current["metadata"].get("labels") != body["metadata"]["labels"]:
             version = current["metadata"]["resourceVersion"]
             patch = {"metadata": {"labels": body["metadata"]["labels"], "resourceVersion": version}}
-            updated = self.client.patch(self._resource, name, patch, ns)
+            current = self.client.patch(self._resource, name, patch, ns)
+            self._observe(current)
+        if current.get("status") != body["status"]:
             status = {
-                "metadata": {"resourceVersion": updated["metadata"]["resourceVersion"]},
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
                 "status": body["status"],
             }
-            updated = self.client.patch(self._resource, name, status, ns, subresource="status")
-            self._statuses.observe(updated)
+            self._observe(self.client.patch(self._resource, name, status, ns, subresource="status"))
+
+    def _create(self, body: JSON) -> JSON:
+        with self._lock:
+            self._creating = True
+            self._early.clear()
+        created: JSON | None = None
+        try:
+            created = self.client.create(self._resource, body, self.namespace)
+        finally:
+            with self._lock:
+                self._creating = False
+                if created is not None and _name(created) not in self._early:
+                    self._pending[_name(created)] = created
+                self._early.clear()
+        return created
+
+    def _observe(self, obj: JSON) -> None:
+        with self._lock:
+            if _name(obj) in self._pending:
+                self._pending[_name(obj)] = obj
+                return
+        self._statuses.observe(obj)
 
     def _refresh(self) -> None:
         """Puts the API's current status objects into the watched copy (a write lost a race; the watch may
@@ -232,6 +272,8 @@ class StatusReporter:
             log.debug(f"cannot list {self._resource.kind}", extra={"error": str(exc)})
 
     def _delete(self, name: str) -> None:
+        with self._lock:
+            self._pending.pop(name, None)
         try:
             self.client.delete(self._resource, name, self.namespace)
         except NotFoundError:
@@ -240,7 +282,13 @@ class StatusReporter:
             log.warning(f"could not delete {self._resource.kind}", extra={"name": name, "error": str(exc)})
 
     def release(self) -> None:
-        """On a graceful stop: removes the status objects that still name this node."""
-        for obj in self._statuses.items():
+        """On a graceful stop: removes this node's status objects."""
+        with self._lock:
+            pending = list(self._pending.values())
+        for obj in [*self._statuses.items(), *pending]:
             if status_node(obj) == self.me:
-                self._delete(obj["metadata"]["name"])
+                self._delete(_name(obj))
+
+
+def _name(obj: JSON) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))

@@ -1,17 +1,23 @@
 """The speaker's status objects, as MetalLB writes them. Pure builders and the write decision; the reporter
 (reporter.py) does the API calls.
 
-- ServiceL2Status: which node announces a Service in layer 2 mode, one object per Service. `status.node` is
-  immutable, so a new announcer replaces the object: at once the first time, then backing off (`takeover_at`),
-  so that two nodes that both announce during a partition do not replace each other's claim in a tight loop.
-- ServiceBGPStatus: the BGPPeers one node advertises a Service to, one object per Service and node (every
-  selected node advertises in BGP mode), so there is nothing to take over.
+Both kinds are one object per (node, Service), created with a generated name (`generateName` "l2-" or
+"bgp-", MetalLB's prefixes) and labelled as MetalLB labels them, so `kubectl get servicel2statuses -l
+metallb.io/service-name=web,metallb.io/service-namespace=default` finds a Service's, and `-l
+metallb.io/node=node1` a node's. An object is found by these labels, never by its name.
+
+- ServiceL2Status: which node announces a Service in layer 2 mode. The announcer keeps its own object (the
+  first by name if several) and deletes the rest: its extra ones and other nodes' claims (MetalLB's
+  Layer2StatusReconciler), the latter at once the first time, then backing off (`not_before`), so that two
+  nodes that both announce during a partition do not delete each other's claim in a tight loop. A node that
+  does not announce the Service deletes only its own.
+- ServiceBGPStatus: the BGPPeers one node advertises a Service to. Every selected node advertises in BGP
+  mode, so each node manages only its own objects.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -20,17 +26,19 @@ from metallb_py.k8s.resources import SERVICE_BGP_STATUSES, SERVICE_L2_STATUSES, 
 
 __all__ = [
     "BGP_STATUS",
+    "BGP_STATUS_PREFIX",
     "L2_STATUS",
     "L2_STATUS_NAMESPACE_LABEL",
     "L2_STATUS_NODE_LABEL",
+    "L2_STATUS_PREFIX",
     "L2_STATUS_SERVICE_LABEL",
     "StatusKind",
+    "StatusPlan",
     "StatusWrite",
     "bgp_status",
-    "bgp_status_name",
     "decide_status",
     "l2_status",
-    "l2_status_name",
+    "service_selector",
     "status_node",
     "status_service",
 ]
@@ -38,53 +46,48 @@ __all__ = [
 L2_STATUS_NODE_LABEL = "metallb.io/node"
 L2_STATUS_SERVICE_LABEL = "metallb.io/service-name"
 L2_STATUS_NAMESPACE_LABEL = "metallb.io/service-namespace"
+L2_STATUS_PREFIX = "l2-"
+BGP_STATUS_PREFIX = "bgp-"
 
 
 class StatusWrite(StrEnum):
-    """What to do with one Service's ServiceL2Status."""
+    """What to do with this node's status object of one Service."""
 
-    KEEP = "keep"  # it says what it should, or it is another node's and not ours to touch
+    KEEP = "keep"  # it says what it should (or there is none, and none is wanted)
     CREATE = "create"
-    UPDATE = "update"  # this node's, but its interfaces or labels are out of date
-    TAKE_OVER = "take over"  # another node's claim on a Service this node announces: replace it
-    WAIT = "wait"  # the same, but the last takeover was too recent: try again at `not_before`
-    DELETE = "delete"  # this node's, but this node no longer announces the Service
-
-
-def l2_status_name(service_key: str) -> str:
-    """One ServiceL2Status per Service, named after it: a new announcer takes the object over, so the list
-    never holds a dead node's stale claim."""
-    return "l2-" + hashlib.sha256(service_key.encode()).hexdigest()[:16]
+    UPDATE = "update"  # its status or labels are out of date
+    WAIT = "wait"  # other nodes' claims must go first, but the last takeover was too recent
+    DELETE = "delete"  # this node no longer announces the Service: its objects go
 
 
 def l2_status(service_key: str, node: str, interfaces: Iterable[str], namespace: str) -> dict[str, Any]:
-    """The ServiceL2Status saying `node` announces the Service `service_key` on `interfaces`."""
-    body = _status_object("ServiceL2Status", l2_status_name(service_key), service_key, node, namespace)
+    """The ServiceL2Status saying `node` announces the Service `service_key` on `interfaces` (to create:
+    it has a generateName, no name)."""
+    body = _status_object("ServiceL2Status", L2_STATUS_PREFIX, service_key, node, namespace)
     body["status"]["interfaces"] = [{"name": name} for name in sorted(set(interfaces))]
     return body
 
 
-def bgp_status_name(service_key: str, node: str) -> str:
-    """One ServiceBGPStatus per Service and node."""
-    return "bgp-" + hashlib.sha256(f"{service_key}@{node}".encode()).hexdigest()[:16]
-
-
 def bgp_status(service_key: str, node: str, peers: Iterable[str], namespace: str) -> dict[str, Any]:
     """The ServiceBGPStatus saying `node` advertises the Service `service_key` to the BGPPeers `peers`."""
-    body = _status_object(
-        "ServiceBGPStatus", bgp_status_name(service_key, node), service_key, node, namespace
-    )
+    body = _status_object("ServiceBGPStatus", BGP_STATUS_PREFIX, service_key, node, namespace)
     body["status"]["peers"] = sorted(set(peers))
     return body
 
 
-def _status_object(kind: str, name: str, service_key: str, node: str, namespace: str) -> dict[str, Any]:
+def service_selector(service_key: str) -> str:
+    """The label selector of the status objects of the Service `namespace/name`."""
+    namespace, _, name = service_key.partition("/")
+    return f"{L2_STATUS_SERVICE_LABEL}={name},{L2_STATUS_NAMESPACE_LABEL}={namespace}"
+
+
+def _status_object(kind: str, prefix: str, service_key: str, node: str, namespace: str) -> dict[str, Any]:
     svc_namespace, _, svc_name = service_key.partition("/")
     return {
         "apiVersion": "metallb.io/v1beta1",
         "kind": kind,
         "metadata": {
-            "name": name,
+            "generateName": prefix,
             "namespace": namespace,
             "labels": {
                 L2_STATUS_NODE_LABEL: node,
@@ -98,48 +101,81 @@ def _status_object(kind: str, name: str, service_key: str, node: str, namespace:
 
 @dataclass(frozen=True)
 class StatusKind:
-    """One kind of status object, for the reporter: its resource, its name for (Service, node), and the
-    object saying a node announces a Service with `detail` (interfaces, or peers)."""
+    """One kind of status object, for the reporter: its resource, the object saying a node announces a
+    Service with `detail` (interfaces, or peers), and whether the announcer removes other nodes' objects
+    of the Service (`exclusive`: one announcer per Service)."""
 
     resource: Resource
-    name: Callable[[str, str], str]
     build: Callable[[str, str, tuple[str, ...], str], dict[str, Any]]
+    exclusive: bool
 
 
-L2_STATUS = StatusKind(SERVICE_L2_STATUSES, lambda service, _node: l2_status_name(service), l2_status)
-BGP_STATUS = StatusKind(SERVICE_BGP_STATUSES, bgp_status_name, bgp_status)
+L2_STATUS = StatusKind(SERVICE_L2_STATUSES, l2_status, exclusive=True)
+BGP_STATUS = StatusKind(SERVICE_BGP_STATUSES, bgp_status, exclusive=False)
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    labels = (obj.get("metadata") or {}).get("labels")
+    return labels if isinstance(labels, Mapping) else {}
 
 
 def status_node(obj: Mapping[str, Any] | None) -> str | None:
-    """The node a status object names, if any."""
-    node = ((obj or {}).get("status") or {}).get("node")
+    """The node a status object is of: its metallb.io/node label (MetalLB's key), else `status.node`."""
+    if obj is None:
+        return None
+    node = _labels(obj).get(L2_STATUS_NODE_LABEL) or (obj.get("status") or {}).get("node")
     return str(node) if node else None
 
 
 def status_service(obj: Mapping[str, Any]) -> str:
-    """The `namespace/name` of the Service a status object is about."""
+    """The `namespace/name` of the Service a status object is about: its labels (MetalLB's index), else its
+    status."""
+    labels = _labels(obj)
+    if labels.get(L2_STATUS_SERVICE_LABEL) and labels.get(L2_STATUS_NAMESPACE_LABEL):
+        return f"{labels[L2_STATUS_NAMESPACE_LABEL]}/{labels[L2_STATUS_SERVICE_LABEL]}"
     status = obj.get("status") or {}
     return f"{status.get('serviceNamespace')}/{status.get('serviceName')}"
 
 
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+@dataclass(frozen=True)
+class StatusPlan:
+    """What to do for one Service: delete the objects named in `delete` (first), then `write` this node's
+    object, `current` (None: create it). `takes_over`: `delete` holds other nodes' claims."""
+
+    write: StatusWrite
+    current: Mapping[str, Any] | None = None
+    delete: tuple[str, ...] = ()
+    takes_over: bool = False
+
+
 def decide_status(
     wanted: Mapping[str, Any] | None,
-    current: Mapping[str, Any] | None,
+    objects: Sequence[Mapping[str, Any]],
     me: str,
     *,
+    exclusive: bool,
     now: float,
     not_before: float,
-) -> StatusWrite:
-    """`wanted`: the object this node should have (l2_status), None when it does not announce the Service;
-    `current`: the object as watched; `not_before`: when the next takeover of this Service may happen."""
-    owner = status_node(current)
+) -> StatusPlan:
+    """`wanted`: the object this node should have (l2_status, bgp_status), None when it does not announce
+    the Service; `objects`: the Service's status objects as watched (every node's); `exclusive`: whether
+    other nodes' objects must go (StatusKind.exclusive); `not_before`: when the next takeover of this
+    Service may happen. Objects are taken in name order, so every retry picks the same one to keep."""
+    ordered = sorted(objects, key=_name)
+    mine = [o for o in ordered if status_node(o) == me]
     if wanted is None:
-        return StatusWrite.DELETE if current is not None and owner == me else StatusWrite.KEEP
-    if current is None:
-        return StatusWrite.CREATE
-    if owner not in (None, me):
-        return StatusWrite.WAIT if now < not_before else StatusWrite.TAKE_OVER
-    same = current.get("status") == wanted["status"] and (
-        (current.get("metadata") or {}).get("labels") == wanted["metadata"]["labels"]
-    )
-    return StatusWrite.KEEP if same else StatusWrite.UPDATE
+        names = tuple(_name(o) for o in mine)
+        return StatusPlan(StatusWrite.DELETE if names else StatusWrite.KEEP, delete=names)
+    others = [o for o in ordered if status_node(o) != me] if exclusive else []
+    if others and now < not_before:
+        return StatusPlan(StatusWrite.WAIT)
+    delete = tuple(_name(o) for o in [*mine[1:], *others])
+    if not mine:
+        return StatusPlan(StatusWrite.CREATE, None, delete, bool(others))
+    current = mine[0]
+    same = current.get("status") == wanted["status"] and _labels(current) == wanted["metadata"]["labels"]
+    return StatusPlan(StatusWrite.KEEP if same else StatusWrite.UPDATE, current, delete, bool(others))
