@@ -296,11 +296,12 @@ class Account:
         """Replaces the account's rights with `rules`."""
         self.cluster.client.patch(CLUSTER_ROLES, self.name, {"rules": rules})
 
-    def can(self, verb: str, resource: str, namespace: str) -> bool:
+    def can(self, verb: str, resource: str, namespace: str, *, subresource: str = "") -> bool:
         """What the API server's authorizer answers for this account now (`kubectl auth can-i`): the same
         cache that decides its requests, so a grant is in force once this says yes."""
+        extra = [f"--subresource={subresource}"] if subresource else []
         answer = self.cluster.cp.kubectl(
-            "auth", "can-i", verb, resource, "-n", namespace, f"--as={self.user}"
+            "auth", "can-i", verb, resource, "-n", namespace, f"--as={self.user}", *extra
         )
         return answer.stdout.strip() == "yes"
 

@@ -24,9 +24,22 @@ from _controller_support import (
 from prometheus_client import generate_latest
 
 from metallb_py.controller import Controller
+from metallb_py.controller.configreport import (
+    CONFIGURATION_WARNING,
+    CONFIGURATION_WARNINGS,
+    INVALID_CONFIGURATION,
+    POOL_RECONCILER_VALID,
+)
+from metallb_py.controller.poolstatus import MAX_INT64
 from metallb_py.controller.sync import WRITE_REFUSED
-from metallb_py.k8s.resources import CONFIGURATION_STATES, NAMESPACES, SERVICES
-from metallb_py.testing import LocalControlPlane
+from metallb_py.k8s.resources import (
+    CONFIGURATION_STATES,
+    IP_ADDRESS_POOLS,
+    L2_ADVERTISEMENTS,
+    NAMESPACES,
+    SERVICES,
+)
+from metallb_py.testing import ControlPlaneUnavailableError, LocalControlPlane, ensure_kubernetes_binaries
 
 pytestmark = pytest.mark.integration
 
@@ -292,10 +305,11 @@ def test_a_bad_configmap_edit_moves_nothing_and_says_why(env: Env) -> None:
         assert metric(controller, "metallb_k8s_client_config_stale_bool") == 0
         wait_until(
             lambda: (
-                env.cluster.client.get(CONFIGURATION_STATES, "controller", ns)["status"]
-                == {"result": "Valid", "errorSummary": ""}
+                env.cluster.client.get(CONFIGURATION_STATES, "controller", ns)["status"]["result"] == "Valid"
             )
         )
+        state = env.cluster.client.get(CONFIGURATION_STATES, "controller", ns)["status"]
+        assert state["errorSummary"] == ""
         assert env.cluster.ips_by_service(env.ns) == {**before, "while-stale": ["10.25.0.4"]}
 
 
@@ -402,3 +416,224 @@ def test_nothing_is_allocated_before_every_service_was_listed(env: Env) -> None:
         # Never shown the old Service's address, not even for a moment.
         messages = [e["message"] for e in env.cluster.events(env.ns, "a-new") if e["reason"] == "IPAllocated"]
         assert messages == ["Assigned 10.28.0.2 from pool p"]
+
+
+# -- IPAddressPool status counters ---------------------------------------------------------------------------
+
+
+def pool_status(cluster: Cluster, namespace: str, name: str) -> dict[str, int] | None:
+    status = cluster.client.get(IP_ADDRESS_POOLS, name, namespace).get("status")
+    return dict(status) if status else None
+
+
+def counters(assigned_v4: int, assigned_v6: int, available_v4: int, available_v6: int) -> dict[str, int]:
+    return {
+        "assignedIPv4": assigned_v4,
+        "assignedIPv6": assigned_v6,
+        "availableIPv4": available_v4,
+        "availableIPv6": available_v6,
+    }
+
+
+def wait_pool_status(cluster: Cluster, namespace: str, name: str, expected: dict[str, int]) -> None:
+    wait_until(
+        lambda: pool_status(cluster, namespace, name) == expected,
+        what=f"pool {name} to show {expected}",
+    )
+
+
+@pytest.fixture(scope="module")
+def dual_stack_cluster() -> Iterator[Cluster]:
+    """A control plane of this module's own whose Services may be dual-stack."""
+    try:
+        ensure_kubernetes_binaries()
+    except ControlPlaneUnavailableError as exc:
+        pytest.skip(f"no local Kubernetes control plane: {exc}")
+    cp = LocalControlPlane(service_cluster_ip_range="10.96.0.0/20,fd00:10:96::/112")
+    cp.start()
+    cluster = Cluster(cp)
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
+        cp.stop()
+
+
+def test_pool_status_counts_follow_services_per_family(dual_stack_cluster: Cluster) -> None:
+    """MetalLB's counters: assigned and available addresses per family, written as Services come and go; a
+    /64 never runs out (available: the largest int64 less what is assigned)."""
+    cluster = dual_stack_cluster
+    config_ns, ns = cluster.namespace("mlb"), cluster.namespace("svc")
+    cluster.apply_pool(config_ns, "dual", "192.0.2.0/29", "2001:db8::/125")
+    cluster.apply_pool(config_ns, "huge", "2001:db8:1::/64", autoAssign=False)
+    with running_controller(cluster, config_ns) as controller:
+        wait_pool_status(cluster, config_ns, "dual", counters(0, 0, 8, 8))
+        wait_pool_status(cluster, config_ns, "huge", counters(0, 0, 0, MAX_INT64))
+
+        cluster.create_service(service("v4", ns))
+        wait_pool_status(cluster, config_ns, "dual", counters(1, 0, 7, 8))
+        both = service("both", ns, ipFamilyPolicy="RequireDualStack", ipFamilies=["IPv4", "IPv6"])
+        cluster.create_service(both)
+        wait_pool_status(cluster, config_ns, "dual", counters(2, 1, 6, 7))
+        assert lb_ips(cluster.get_service(ns, "both")) == ["192.0.2.1", "2001:db8::"]
+        pinned = {"metallb.io/address-pool": "huge"}
+        cluster.create_service(service("v6", ns, annotations=pinned, ipFamilies=["IPv6"]))
+        wait_pool_status(cluster, config_ns, "huge", counters(0, 1, 0, MAX_INT64 - 1))
+
+        cluster.delete_service(ns, "both")
+        wait_pool_status(cluster, config_ns, "dual", counters(1, 0, 7, 8))
+        cluster.delete_service(ns, "v6")
+        wait_pool_status(cluster, config_ns, "huge", counters(0, 0, 0, MAX_INT64))
+
+        # Someone else's write to the status is put right.
+        cluster.client.patch(
+            IP_ADDRESS_POOLS, "dual", {"status": counters(9, 9, 9, 9)}, config_ns, subresource="status"
+        )
+        wait_pool_status(cluster, config_ns, "dual", counters(1, 0, 7, 8))
+        # A pool deleted and created again gets its status again.
+        cluster.client.delete(IP_ADDRESS_POOLS, "huge", config_ns)
+        cluster.apply_pool(config_ns, "huge", "2001:db8:1::/64", autoAssign=False)
+        wait_pool_status(cluster, config_ns, "huge", counters(0, 0, 0, MAX_INT64))
+        assert metric(controller, "metallb_k8s_client_config_loaded_bool") == 1
+
+
+def test_a_burst_of_services_costs_one_status_write_per_pool(env: Env) -> None:
+    """Services already waiting when the controller starts are allocated in one pass: the counters are
+    published when the worker has no key left, so 20 allocations are one status write."""
+    env.cluster.apply_pool(env.config_ns, "burst", "198.51.100.0/27")
+    for i in range(20):
+        env.svc(f"s{i:02}")
+    with env.controller(pool_status_interval=3600.0) as controller:
+        wait_pool_status(env.cluster, env.config_ns, "burst", counters(20, 0, 12, 0))
+        assert sorted(ip for ips in env.cluster.ips_by_service(env.ns).values() for ip in ips) == sorted(
+            f"198.51.100.{i}" for i in range(20)
+        )
+        assert metric(controller, "metallb_py_controller_pool_status_writes_total") == 1
+        assert requests(controller, "patch", "ipaddresspools.metallb.io") == 1
+
+
+def test_a_refused_status_write_never_holds_allocation_back(env: Env) -> None:
+    """Without the right to write IPAddressPool status (403) Services still get addresses; granted it, the
+    next change of the counters is written."""
+    env.cluster.apply_pool(env.config_ns, "p", "198.51.100.0/30")
+    config_kinds = ["ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "communities"]
+    rules = [r for r in controller_rules() if r["apiGroups"] != ["metallb.io"]] + [
+        {
+            "apiGroups": ["metallb.io"],
+            "resources": [*config_kinds, "bfdprofiles"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["metallb.io"],
+            "resources": ["configurationstates", "configurationstates/status"],
+            "verbs": ["*"],
+        },
+    ]
+    account = env.cluster.account(rules)
+    with env.controller(client=account.connect()) as controller:
+        env.svc("a")
+        env.wait_ips("a", ["198.51.100.0"])
+        env.svc("b")
+        env.wait_ips("b", ["198.51.100.1"])
+        wait_until(lambda: requests(controller, "patch", "ipaddresspools.metallb.io") >= 1)
+        assert pool_status(env.cluster, env.config_ns, "p") is None
+
+        rules.append(
+            {"apiGroups": ["metallb.io"], "resources": ["ipaddresspools/status"], "verbs": ["patch"]}
+        )
+        account.grant(rules)
+        wait_until(
+            lambda: account.can("patch", "ipaddresspools.metallb.io", env.config_ns, subresource="status"),
+            what="the grant in force",
+        )
+        env.cluster.delete_service(env.ns, "a")
+        wait_pool_status(env.cluster, env.config_ns, "p", counters(1, 0, 3, 0))
+
+
+# -- configuration warnings ----------------------------------------------------------------------------------
+
+
+def l2_advertisement(namespace: str, name: str, *pools: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "L2Advertisement",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"ipAddressPools": list(pools)},
+    }
+
+
+def condition(state: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in state["status"]["conditions"] if c["type"] == kind)
+
+
+def test_configuration_warnings_show_in_events_and_the_configuration_state(env: Env) -> None:
+    ns, client = env.config_ns, env.cluster.client
+    env.cluster.apply_pool(ns, "a", "192.0.2.5/28")  # host bits: MetalLB uses 192.0.2.0/28
+    client.create(L2_ADVERTISEMENTS, l2_advertisement(ns, "adv", "a", "later"), ns)  # "later": not yet
+    with env.controller() as controller:
+        env.svc("web")
+        env.wait_ips("web", ["192.0.2.0"])
+        host_bits = env.wait_event("a", CONFIGURATION_WARNING, ns)
+        assert host_bits["type"] == "Warning"
+        assert host_bits["involvedObject"]["kind"] == "IPAddressPool"
+        assert '"192.0.2.5/28" has host bits set' in host_bits["message"]
+        unknown = env.wait_event("adv", CONFIGURATION_WARNING, ns)
+        assert unknown["involvedObject"]["kind"] == "L2Advertisement" and '"later"' in unknown["message"]
+
+        state = client.get(CONFIGURATION_STATES, "controller", ns)
+        assert state["metadata"]["labels"] == {"metallb.io/component-type": "controller"}
+        assert (state["status"]["result"], state["status"]["errorSummary"]) == ("Valid", "")
+        assert condition(state, POOL_RECONCILER_VALID)["status"] == "True"
+        warned = condition(state, CONFIGURATION_WARNINGS)
+        assert (warned["status"], warned["reason"]) == ("True", "AcceptedWithWarnings")
+        assert len(warned["message"].splitlines()) == 2
+        assert metric(controller, "metallb_py_controller_config_warnings") == 2
+
+        # A reload of the same configuration tells nothing again.
+        reloads = metric(controller, "metallb_py_controller_config_reloads_total")
+        client.patch(L2_ADVERTISEMENTS, "adv", {"metadata": {"annotations": {"touched": "yes"}}}, ns)
+        wait_until(lambda: metric(controller, "metallb_py_controller_config_reloads_total") > reloads)
+        wait_until(lambda: controller.events.flush(0.1), what="the queued Events to be sent")
+        for name in ("a", "adv"):
+            events = [e for e in env.cluster.events(ns, name) if e["reason"] == CONFIGURATION_WARNING]
+            assert [e["count"] for e in events] == [1], name
+
+        # Written as intended, the warnings go; nothing moves.
+        env.cluster.apply_pool(ns, "a", "192.0.2.0/28")
+        env.cluster.apply_pool(ns, "later", "198.51.100.0/28")
+        wait_until(
+            lambda: (
+                condition(client.get(CONFIGURATION_STATES, "controller", ns), CONFIGURATION_WARNINGS)[
+                    "status"
+                ]
+                == "False"
+            ),
+            what="the warnings to clear",
+        )
+        assert metric(controller, "metallb_py_controller_config_warnings") == 0
+        assert env.ips("web") == ["192.0.2.0"]
+
+
+def test_strict_refuses_a_warning_and_keeps_the_last_good_configuration(env: Env) -> None:
+    ns, client = env.config_ns, env.cluster.client
+    env.cluster.apply_pool(ns, "a", "192.0.2.0/28")
+    with env.controller(strict=True) as controller:
+        env.svc("web")
+        env.wait_ips("web", ["192.0.2.0"])
+        env.cluster.apply_pool(ns, "a", "192.0.2.5/29")  # would shrink the pool, and has host bits
+        refused = env.wait_event("a", INVALID_CONFIGURATION, ns)
+        assert refused["involvedObject"]["kind"] == "IPAddressPool"
+        assert "strict" in refused["message"] and "the last valid one stays in force" in refused["message"]
+        state = client.get(CONFIGURATION_STATES, "controller", ns)
+        assert state["status"]["result"] == "Invalid" and "192.0.2.5/29" in state["status"]["errorSummary"]
+        invalid = condition(state, POOL_RECONCILER_VALID)
+        assert (invalid["status"], invalid["reason"]) == ("False", "ConfigurationError")
+        assert metric(controller, "metallb_k8s_client_config_stale_bool") == 1
+        assert env.cluster.events(ns, "a") and not [
+            e for e in env.cluster.events(ns, "a") if e["reason"] == CONFIGURATION_WARNING
+        ]
+        # The last good pool (a /28) still serves: the ninth address is outside the refused /29.
+        for i in range(1, 9):
+            env.svc(f"s{i}")
+        env.wait_ips("s8", ["192.0.2.8"])
+        assert env.ips("web") == ["192.0.2.0"]

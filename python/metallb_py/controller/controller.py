@@ -296,7 +296,7 @@ class Controller:
             self.queue.add_rate_limited(_RESYNC_KEY)
             return
         self._allocator = Allocator()
-        self._config = ConfigState(self.options.namespace)
+        self._config = ConfigState(self.options.namespace, strict=self.options.strict)
         self._synced = True
         self._ready = False
         self.sync.reset()
@@ -315,6 +315,7 @@ class Controller:
         self.metrics.set_config(loaded=outcome.loaded, stale=not outcome.loaded)
         config = self._config.config
         self.config_report.report(outcome, objects, config)
+        self.metrics.config_reloads.inc()
         if not outcome.loaded:
             return
         assert config is not None

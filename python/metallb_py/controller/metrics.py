@@ -52,6 +52,11 @@ class Metrics(MetricsServer):
             "IPAddressPool status counters written (only those that changed).",
             registry=r,
         )
+        self.config_reloads = Counter(
+            "metallb_py_controller_config_reloads_total",
+            "Configuration reloads (each change of a configuration object), whatever their outcome.",
+            registry=r,
+        )
         self.config_warnings = Gauge(
             "metallb_py_controller_config_warnings",
             "Warnings of the configuration in force: what MetalLB accepts but this package would not write "
