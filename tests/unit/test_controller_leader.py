@@ -106,7 +106,8 @@ def elector(leases: FakeLeases, clock: Clock, identity: str, events: list[str]) 
 
 
 def test_one_leader_and_takeover_after_the_lease_duration() -> None:
-    leases, clock, events = FakeLeases(), Clock(), []
+    leases, clock = FakeLeases(), Clock()
+    events: list[str] = []
     a, b = elector(leases, clock, "a", events), elector(leases, clock, "b", events)
     assert a.try_acquire_or_renew()  # creates the Lease
     assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] == "a"
@@ -125,7 +126,8 @@ def test_one_leader_and_takeover_after_the_lease_duration() -> None:
 
 
 def test_renewals_keep_followers_waiting() -> None:
-    leases, clock, events = FakeLeases(), Clock(), []
+    leases, clock = FakeLeases(), Clock()
+    events: list[str] = []
     a, b = elector(leases, clock, "a", events), elector(leases, clock, "b", events)
     assert a.try_acquire_or_renew()
     for _ in range(20):
@@ -155,7 +157,8 @@ class SlowLeases(FakeLeases):
 def test_a_slow_get_does_not_shorten_the_holders_lease() -> None:
     """Regression: the follower dated a renewal it saw from when its GET started, so after a 6 s GET it took
     the Lease 6 s early, while the old holder still believed it led."""
-    clock, events = Clock(), []
+    clock = Clock()
+    events: list[str] = []
     leases = SlowLeases(clock, 6.0)
     a, b = elector(leases, clock, "a", events), elector(leases, clock, "b", events)
     leases.renew = a.try_acquire_or_renew
@@ -172,7 +175,8 @@ def test_a_slow_get_does_not_shorten_the_holders_lease() -> None:
 
 
 def test_racing_for_an_expired_lease_has_one_winner() -> None:
-    leases, clock, events = FakeLeases(), Clock(), []
+    leases, clock = FakeLeases(), Clock()
+    events: list[str] = []
     a, b, c = (elector(leases, clock, n, events) for n in "abc")
     assert a.try_acquire_or_renew()
     assert not b.try_acquire_or_renew()
@@ -187,7 +191,8 @@ def test_racing_for_an_expired_lease_has_one_winner() -> None:
 
 
 def test_is_leader_turns_false_by_itself_after_the_renew_deadline() -> None:
-    leases, clock, events = FakeLeases(), Clock(), []
+    leases, clock = FakeLeases(), Clock()
+    events: list[str] = []
     a = elector(leases, clock, "a", events)
     assert a.try_acquire_or_renew()
     with a._lock:
@@ -201,7 +206,8 @@ def test_is_leader_turns_false_by_itself_after_the_renew_deadline() -> None:
 
 
 def test_release_lets_another_replica_take_over_at_once() -> None:
-    leases, clock, events = FakeLeases(), Clock(), []
+    leases, clock = FakeLeases(), Clock()
+    events: list[str] = []
     a, b = elector(leases, clock, "a", events), elector(leases, clock, "b", events)
     assert a.try_acquire_or_renew()
     with a._lock:
@@ -221,7 +227,8 @@ def test_bad_timings_are_refused() -> None:
 def test_a_lapse_seen_by_the_worker_starts_a_new_term_on_the_next_renewal() -> None:
     """Regression: after the API server came back, a renewal slower than the renew deadline left the worker
     seeing is_leader() False (it dropped its resync) while the elector never announced a new term."""
-    leases, clock, events = FakeLeases(), Clock(), []
+    leases, clock = FakeLeases(), Clock()
+    events: list[str] = []
     a = elector(leases, clock, "a", events)
     a.round()
     assert events == ["a started"] and a.is_leader()
@@ -237,7 +244,8 @@ def test_a_lapse_seen_by_the_worker_starts_a_new_term_on_the_next_renewal() -> N
 
 
 def test_failed_renewals_step_down_after_the_deadline_only() -> None:
-    leases, clock, events = FakeLeases(), Clock(), []
+    leases, clock = FakeLeases(), Clock()
+    events: list[str] = []
     a = elector(leases, clock, "a", events)
     a.round()
     leases.down = True

@@ -264,7 +264,7 @@ def test_credentials_that_cannot_be_refreshed_are_api_unavailable_and_nothing_is
     configuration = kubernetes.client.Configuration()
     configuration.host = server.url
     configuration.api_key = {"authorization": "Bearer old"}
-    configuration.refresh_api_key_hook = token_file_gone
+    configuration.refresh_api_key_hook = token_file_gone  # type: ignore[assignment]  # typed as None there
     kube = KubeClient(kubernetes.client.ApiClient(configuration))
     try:
         with pytest.raises(ApiUnavailableError, match="Service token file does not exist"):
