@@ -24,6 +24,7 @@ __all__ = [
     "check_labels",
     "check_no_duplicates",
     "dns_label",
+    "dns_subdomain_problem",
     "format_duration",
     "no_newlines",
     "parse_duration",

@@ -25,6 +25,7 @@ from metallb_py.config._values import (
     check_dns_subdomain,
     check_labels,
     check_no_duplicates,
+    dns_subdomain_problem,
     no_newlines,
     parse_ip,
     read_duration,
@@ -207,7 +208,11 @@ def read_service_allocation(spec: Reader) -> ServiceAllocation | None:
     priority = sa.number("priority", minimum=0, maximum=2**31 - 1)
     namespaces = sa.texts("namespaces")
     for i, namespace in enumerate(namespaces):
-        check_dns_subdomain(sa.where, f"{sa.path_of('namespaces')}[{i}]", namespace)
+        # MetalLB takes any string (it then matches no namespace); so does this, with a warning.
+        problem = dns_subdomain_problem(namespace)
+        if problem:
+            done = "kept as MetalLB keeps it; no namespace has that name"
+            sa.where.note(f"{sa.path_of('namespaces')}[{i}]", problem, done)
     check_no_duplicates(sa.where, sa.path_of("namespaces"), namespaces, "namespace")
     namespace_selectors = read_selectors(sa, "namespaceSelectors")
     service_selectors = read_selectors(sa, "serviceSelectors")
@@ -226,10 +231,14 @@ def read_l2_advertisement(spec: Reader, name: str) -> tuple[L2Advertisement, dic
     node_selectors = read_selectors(spec, "nodeSelectors")
     interfaces = spec.texts("interfaces")
     for i, interface in enumerate(interfaces):
-        # Linux interface names: at most 15 bytes, no whitespace or '/'.
+        # Linux interface names: at most 15 bytes, no whitespace or '/'. MetalLB takes any string (it then
+        # matches no interface); so does this, with a warning.
         if any(c.isspace() for c in interface) or len(interface.encode()) > 15 or "/" in interface:
-            where = f"{spec.path_of('interfaces')}[{i}]"
-            spec.where.fail(where, f"{quote(interface)} is not a network interface name")
+            spec.where.note(
+                f"{spec.path_of('interfaces')}[{i}]",
+                f"{quote(interface)} is not a network interface name",
+                "kept as MetalLB keeps it; it matches no interface",
+            )
     check_no_duplicates(spec.where, spec.path_of("interfaces"), interfaces, "interface")
     service_selectors = read_selectors(spec, "serviceSelectors")
     preferred = tuple(_read_preferred_node_selector(item) for item in spec.mappings("preferredNodeSelectors"))

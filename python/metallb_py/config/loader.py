@@ -151,6 +151,14 @@ def build_config(resources: Resources, *, strict: bool = False) -> Config:
     """Check the rules that span objects and build the Config (lists sorted by name). What MetalLB accepts
     but we would not write that way becomes `Config.warnings`, or with `strict` a ConfigError."""
     warnings = Warnings(strict=strict)
+    # What reading found acceptable but worth a warning, object by object (a legacy ConfigMap's records
+    # share one Where).
+    seen: set[int] = set()
+    for entry in resources.entries():
+        if id(entry.where) not in seen:
+            seen.add(id(entry.where))
+            for problem, done in entry.where.notes:
+                warnings.add(problem, done)
     namespace = _one_namespace(resources)
     for kind, entries in (
         ("IPAddressPool", resources.pools),

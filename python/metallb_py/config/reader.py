@@ -49,18 +49,27 @@ def describe(value: object) -> str:
 
 
 class Where:
-    """The object an error is about, e.g. `IPAddressPool "blue" (pools.yaml, document 2)`."""
+    """The object an error is about, e.g. `IPAddressPool "blue" (pools.yaml, document 2)`.
 
-    __slots__ = ("text",)
+    `notes` collects what reading found acceptable but worth a warning, as (problem, what was done) pairs
+    worded like errors; the loader turns them into warnings (or, when strict, into the first error).
+    """
+
+    __slots__ = ("notes", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.notes: list[tuple[str, str]] = []
 
     def error(self, path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.text}: {path}: {message}" if path else f"{self.text}: {message}")
 
     def fail(self, path: str, message: str) -> NoReturn:
         raise self.error(path, message)
+
+    def note(self, path: str, problem: str, done: str) -> None:
+        """Accept, but warn: `problem` at `path` (worded as an error would be), and what was `done`."""
+        self.notes.append((str(self.error(path, problem)), done))
 
     def __repr__(self) -> str:
         return f"Where({self.text!r})"
