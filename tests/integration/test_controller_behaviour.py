@@ -485,11 +485,15 @@ def test_pool_status_counts_follow_services_per_family(dual_stack_cluster: Clust
         cluster.delete_service(ns, "v6")
         wait_pool_status(cluster, config_ns, "huge", counters(0, 0, 0, MAX_INT64))
 
-        # Someone else's write to the status is put right.
+        # Someone else's write to the status is put right, without a configuration reload.
+        wait_until(controller.queue.idle, what="the worker to be done")
+        reloads = metric(controller, "metallb_py_controller_config_reloads_total")
         cluster.client.patch(
             IP_ADDRESS_POOLS, "dual", {"status": counters(9, 9, 9, 9)}, config_ns, subresource="status"
         )
         wait_pool_status(cluster, config_ns, "dual", counters(1, 0, 7, 8))
+        wait_until(controller.queue.idle, what="the worker to be done")
+        assert metric(controller, "metallb_py_controller_config_reloads_total") == reloads
         # A pool deleted and created again gets its status again.
         cluster.client.delete(IP_ADDRESS_POOLS, "huge", config_ns)
         cluster.apply_pool(config_ns, "huge", "2001:db8:1::/64", autoAssign=False)
