@@ -321,8 +321,8 @@ CRD_ERRORS = [
         [{"name": "x"}], ["document (pools.yaml, document 1): not a Kubernetes object"], id="not-an-object"
     ),
     pytest.param(
-        [with_spec(pool(), serviceAllocation={"priority": -1})],
-        [f"{where(1)}: spec.serviceAllocation.priority: -1 is out of range"],
+        [with_spec(pool(), serviceAllocation={"priority": 2**31})],
+        [f"{where(1)}: spec.serviceAllocation.priority: 2147483648 is out of range"],
         id="priority",
     ),
     pytest.param(
@@ -789,6 +789,20 @@ CRD_WARNINGS = [
         '"eth 0" is not a network interface name; kept as MetalLB keeps it; it matches no interface',
         lambda c: c.l2_advertisements[0].interfaces == ("eth 0", "eth1"),
         id="l2-interface",
+    ),
+    pytest.param(
+        [with_spec(pool(), serviceAllocation={"priority": -1})],
+        f"{where(1)}: spec.serviceAllocation.priority: -1 is negative, which MetalLB orders unpredictably; "
+        "tried before every pool with a positive priority",
+        lambda c: c.pools[0].service_allocation.priority == -1,
+        id="negative-priority",
+    ),
+    pytest.param(
+        [obj("L2Advertisement", "l2", {"interfaces": ["eth0", "eth1", "eth0"]})],
+        'L2Advertisement "l2" (pools.yaml, document 1): spec.interfaces[2]: duplicate interface; '
+        "same as spec.interfaces[0]; kept as MetalLB keeps it",
+        lambda c: c.l2_advertisements[0].interfaces == ("eth0", "eth1", "eth0"),
+        id="l2-interface-repeated",
     ),
     pytest.param(
         [obj("BGPAdvertisement", "b", {"peers": ["r1"]})],

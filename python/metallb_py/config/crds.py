@@ -204,8 +204,15 @@ def read_service_allocation(spec: Reader) -> ServiceAllocation | None:
     sa = spec.mapping("serviceAllocation")
     if sa is None:
         return None
-    # MetalLB reads priority 0 as "no priority" (after every pool that has one); negative has no meaning.
-    priority = sa.number("priority", minimum=0, maximum=2**31 - 1)
+    # MetalLB reads priority 0 as "no priority" (after every pool that has one). Its CRD lets a priority be
+    # negative, and its sort then orders that pool unpredictably; here it comes before the positive ones.
+    priority = sa.number("priority", minimum=-(2**31), maximum=2**31 - 1)
+    if priority is not None and priority < 0:
+        sa.where.note(
+            sa.path_of("priority"),
+            f"{priority} is negative, which MetalLB orders unpredictably",
+            "tried before every pool with a positive priority",
+        )
     namespaces = sa.texts("namespaces")
     for i, namespace in enumerate(namespaces):
         # MetalLB takes any string (it then matches no namespace); so does this, with a warning.
@@ -239,7 +246,15 @@ def read_l2_advertisement(spec: Reader, name: str) -> tuple[L2Advertisement, dic
                 f"{quote(interface)} is not a network interface name",
                 "kept as MetalLB keeps it; it matches no interface",
             )
-    check_no_duplicates(spec.where, spec.path_of("interfaces"), interfaces, "interface")
+    # MetalLB does not check for repeats here; a repeat changes nothing.
+    for i, interface in enumerate(interfaces):
+        if interface in interfaces[:i]:
+            first = interfaces.index(interface)
+            spec.where.note(
+                f"{spec.path_of('interfaces')}[{i}]",
+                f"duplicate interface; same as {spec.path_of('interfaces')}[{first}]",
+                "kept as MetalLB keeps it (a repeat changes nothing)",
+            )
     service_selectors = read_selectors(spec, "serviceSelectors")
     preferred = tuple(_read_preferred_node_selector(item) for item in spec.mappings("preferredNodeSelectors"))
     for field in ("ipAddressPools", "serviceSelectors", "preferredNodeSelectors"):
