@@ -16,9 +16,13 @@ names it, so the case is about the profile and not about a missing reference. Ad
 ranges (MetalLB's 1.2.3.x become 192.0.2.x, keeping which ones are equal).
 
 TestValidateFRR's node cases give the validator Nodes: two peers of one address are refused only when some
-node is selected by both (conservatively: always, when no Node is known). Our loader takes no Nodes, so a
-case is replayed when its verdict would be the same without them, and skipped otherwise; the conservative
-case has no Nodes, as our loader never has, and is replayed as it is.
+node is selected by both (conservatively: always, when no Node is known). Our loader takes no Nodes; it
+refuses two peers of one neighbor when their nodeSelectors could select one node, which gives every case
+MetalLB's verdict except the conservative one (a deliberate difference: peers per rack keep working).
+
+TestValidateFRR also refuses peers whose router IDs or myASNs differ, because FRR mode runs one FRR instance
+per node. Our speaker opens each session on its own, as MetalLB's native mode does (which accepts them):
+deliberate differences, so fixtures and manifests written for native mode keep loading.
 """
 
 from __future__ import annotations
@@ -175,9 +179,9 @@ NATIVE_CASES = [
     Case("should pass", peer("peer1", "peerAddress: 192.0.2.4"), accepted=True),
 ]
 
-NODES = (
-    "needs Nodes: MetalLB accepts it only because no known node is selected by both peers; "
-    "our loader takes no Nodes"
+OWN_SESSIONS = (
+    "metallb-py's speaker opens each BGP session on its own, as MetalLB's native mode does "
+    "(which accepts this); only FRR mode, one FRR instance per node, refuses {what} that differ"
 )
 
 FRR_CASES = [
@@ -190,6 +194,7 @@ FRR_CASES = [
             peer("peer3", "peerAddress: 192.0.2.6, routerID: 192.0.2.5"),
         ),
         accepted=False,
+        differs=OWN_SESSIONS.format(what="router IDs"),
     ),
     Case(
         "routerid set, one not set",
@@ -199,6 +204,7 @@ FRR_CASES = [
             peer("peer3", "peerAddress: 192.0.2.6"),
         ),
         accepted=False,
+        differs=OWN_SESSIONS.format(what="router IDs"),
     ),
     Case(
         "bfd profile set",
@@ -224,6 +230,7 @@ FRR_CASES = [
             peer("peer3", "peerAddress: 192.0.2.6", asn="myASN: 124, peerASN: 64501"),
         ),
         accepted=False,
+        differs=OWN_SESSIONS.format(what="AS numbers"),
     ),
     Case(
         "myAsn set, one different but with different vrf",
@@ -289,7 +296,6 @@ FRR_CASES = [
         "duplicate address, disjoint hostname selectors",
         objects(peer_on_nodes("peer1", "node1"), peer_on_nodes("peer2", "node2")),
         accepted=True,
-        skip=NODES,
     ),
     # Refused with or without Nodes: both peers select node1.
     Case(
@@ -309,6 +315,10 @@ FRR_CASES = [
         "duplicate address, disjoint selectors but no nodes known (conservative)",
         objects(peer_on_nodes("peer1", "node1"), peer_on_nodes("peer2", "node2")),
         accepted=False,
+        differs=(
+            "our loader sees no Nodes; peers whose nodeSelectors no node can match both of are accepted, "
+            "as MetalLB accepts them once it knows the Nodes, whatever they are"
+        ),
     ),
     Case(
         "three peers same address, all on distinct nodes",
@@ -316,7 +326,6 @@ FRR_CASES = [
             peer_on_nodes("peer1", "node1"), peer_on_nodes("peer2", "node2"), peer_on_nodes("peer3", "node3")
         ),
         accepted=True,
-        skip=NODES,
     ),
     # Refused with or without Nodes: the first and third peers both select node1.
     Case(
@@ -331,7 +340,6 @@ FRR_CASES = [
         "duplicate address, multiple nodeSelectors (OR), disjoint",
         objects(peer_on_nodes("peer1", "node1", "node2"), peer_on_nodes("peer2", "node3", "node4")),
         accepted=True,
-        skip=NODES,
     ),
     # Refused with or without Nodes: both peers select node2.
     Case(
