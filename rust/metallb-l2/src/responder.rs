@@ -318,6 +318,8 @@ struct Worker {
     slots: Slots,
     /// (index in the poller, position) of each packet socket; the eventfd is index 0, the link watch 1.
     polled: Vec<(usize, usize)>,
+    /// The positions ready after a wait.
+    ready: Vec<usize>,
     /// Link notifications, to close the socket of a link deleted under the thread (`None` if the kernel
     /// refused the subscription: such a socket then stays open, silent, until `set_interfaces`).
     links: Option<LinkWatch>,
@@ -372,6 +374,7 @@ impl Worker {
             interfaces,
             slots,
             polled: Vec::new(),
+            ready: Vec::with_capacity(MAX_INTERFACES),
             links: LinkWatch::open(None).ok(),
             vanished: Vec::new(),
             netns: config.netns.clone(),
@@ -465,9 +468,11 @@ impl Worker {
                 self.schedules.next_due().map(|due| due.saturating_duration_since(now))
             };
             self.poller.wait(timeout).map_err(|e| format!("poll failed: {e}"))?;
-            // A command may change the socket set: what is ready is read off the poller before it does.
-            let ready: Vec<usize> =
-                self.polled.iter().filter(|(index, _)| self.poller.is_ready(*index)).map(|(_, p)| *p).collect();
+            // A command may change the socket set: what is ready is read off the poller before it does (into a
+            // buffer kept across wakes: no allocation on the packet path).
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
+            ready.extend(self.polled.iter().filter(|(index, _)| self.poller.is_ready(*index)).map(|(_, p)| *p));
             let links_ready = self.links.is_some() && self.poller.is_ready(1);
             if self.poller.is_ready(0) {
                 self.wake.drain();
@@ -482,9 +487,10 @@ impl Worker {
                 self.follow_links();
             }
             let mut busy = false;
-            for position in ready {
-                busy |= self.answer(position);
+            for position in &ready {
+                busy |= self.answer(*position);
             }
+            self.ready = ready;
             if busy && !self.busy_poll.is_zero() {
                 spin_until = Some(Instant::now() + self.busy_poll);
             }

@@ -27,15 +27,6 @@ impl InterfaceSet {
     pub const ALL: InterfaceSet = InterfaceSet(u64::MAX);
     pub const EMPTY: InterfaceSet = InterfaceSet(0);
 
-    /// The first `count` interfaces.
-    pub fn all(count: usize) -> Self {
-        match count {
-            0 => InterfaceSet(0),
-            n if n >= MAX_INTERFACES => InterfaceSet(u64::MAX),
-            n => InterfaceSet((1u64 << n) - 1),
-        }
-    }
-
     pub fn is_all(&self) -> bool {
         *self == Self::ALL
     }
@@ -213,22 +204,27 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The first `count` positions.
+    fn first(count: usize) -> InterfaceSet {
+        InterfaceSet::from_positions(0..count)
+    }
+
     #[test]
     fn interface_sets() {
-        assert_eq!(InterfaceSet::all(3).positions().collect::<Vec<_>>(), vec![0, 1, 2]);
-        assert!(InterfaceSet::all(64).contains(63));
-        assert!(InterfaceSet::all(0).is_empty());
+        assert_eq!(first(3).positions().collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(first(64).contains(63));
+        assert!(first(0).is_empty());
         let some = InterfaceSet::from_positions([1, 4]);
         assert!(some.contains(4) && !some.contains(0) && !some.contains(200));
         assert_eq!(some.with(0).without(4).positions().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(InterfaceSet::ALL.intersect(some), some);
-        assert!(InterfaceSet::ALL.is_all() && !InterfaceSet::all(63).is_all());
+        assert!(InterfaceSet::ALL.is_all() && !first(63).is_all());
     }
 
     #[test]
     fn table_is_copied_not_changed() {
         let empty = AnnounceTable::default();
-        let one = empty.with(ip("198.51.100.10"), InterfaceSet::all(2));
+        let one = empty.with(ip("198.51.100.10"), first(2));
         assert!(empty.is_empty());
         assert_eq!(one.len(), 1);
         assert!(one.without(ip("198.51.100.10")).is_empty());
@@ -239,7 +235,7 @@ mod tests {
     fn interface_view_answers_only_where_selected() {
         let table = AnnounceTable::default()
             .with(ip("198.51.100.10"), InterfaceSet::from_positions([1]))
-            .with(ip("2001:db8::10"), InterfaceSet::all(2));
+            .with(ip("2001:db8::10"), first(2));
         assert!(!table.on_interface(0).announces(ip("198.51.100.10")));
         assert!(table.on_interface(1).announces(ip("198.51.100.10")));
         assert!(table.on_interface(0).announces(ip("2001:db8::10")));
@@ -249,13 +245,13 @@ mod tests {
     #[test]
     fn groups_follow_ipv6_addresses_and_are_shared() {
         let table = AnnounceTable::default()
-            .with(ip("198.51.100.10"), InterfaceSet::all(2))
+            .with(ip("198.51.100.10"), first(2))
             .with(ip("2001:db8::1:10"), InterfaceSet::from_positions([0]))
-            .with(ip("2001:db8:ffff::1:10"), InterfaceSet::all(2));
+            .with(ip("2001:db8:ffff::1:10"), first(2));
         let group: Ipv6Addr = "ff02::1:ff01:10".parse().unwrap();
-        assert_eq!(wanted_groups(&table, InterfaceSet::all(2)), BTreeSet::from([(0, group), (1, group)]));
+        assert_eq!(wanted_groups(&table, first(2)), BTreeSet::from([(0, group), (1, group)]));
         let fewer = table.without(ip("2001:db8:ffff::1:10"));
-        assert_eq!(wanted_groups(&fewer, InterfaceSet::all(2)), BTreeSet::from([(0, group)]));
+        assert_eq!(wanted_groups(&fewer, first(2)), BTreeSet::from([(0, group)]));
         assert_eq!(wanted_groups(&table, InterfaceSet::from_positions([1])), BTreeSet::from([(1, group)]));
     }
 
