@@ -12,6 +12,7 @@ import pytest
 
 from metallb_py.config.model import Config
 from metallb_py.speaker.election import Link
+from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.ports import InterfaceChange
 from metallb_py.speaker.speaker import LINK_RETRY, ConfigWarnings, LinkFollower
 
@@ -164,3 +165,18 @@ def test_config_warnings_are_logged_once_per_new_configuration(caplog: pytest.Lo
     found = [getattr(r, "warning", None) for r in caplog.records if r.getMessage() == "configuration warning"]
     assert found == [*first.warnings, *second.warnings]
     assert all(r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_the_interface_metric_follows_the_served_set() -> None:
+    responder = FakeResponder(["eth0"])
+    metrics = SpeakerMetrics()
+    metrics.count_interfaces(lambda: responder.interfaces)
+
+    def sample(name: str) -> float | None:
+        return metrics.registry.get_sample_value("metallb_py_speaker_layer2_interface", {"interface": name})
+
+    assert (sample("eth0"), sample("eth0.100")) == (1.0, None)
+    responder.set_interfaces(["eth0", "eth0.100"])
+    assert (sample("eth0"), sample("eth0.100")) == (1.0, 1.0)
+    responder.set_interfaces(["eth0.100"])
+    assert (sample("eth0"), sample("eth0.100")) == (None, 1.0)
