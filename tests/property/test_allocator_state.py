@@ -5,7 +5,9 @@ set_pools sequences, against a model of the allocations kept by the test. After 
 holds what the model holds, no address is held by two services unless the sharing rules allow it, every
 address lies in its service's pool, each pool's counters count the model's addresses, and a failed call
 changed nothing. After every fresh automatic allocation, the address is the lowest free-or-shareable one in
-pool order.
+pool order; every allocation has the families the Service lists (PreferDualStack: some of them). A pool may
+serve only namespace "ns": assign given the Service's labels refuses it to others, as MetalLB's Assign. The
+counters of a pool no longer configured read zero, and pool_status (MetalLB's int64 status) agrees with them.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from metallb_py import (
     Allocator,
     ConfigError,
     IPInUseError,
+    NoPoolError,
     Pool,
     PoolExhaustedError,
     Port,
+    ServiceAllocation,
 )
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -67,8 +71,22 @@ def pool_sets(draw: st.DrawFn) -> list[Pool]:
     result = []
     for name, addresses in pools.items():
         order = draw(st.permutations(addresses))
-        result.append(Pool(name, order, auto_assign=draw(st.booleans()), avoid_buggy_ips=draw(st.booleans())))
+        only_ns = ServiceAllocation(namespaces=["ns"]) if draw(st.integers(0, 3)) == 0 else None
+        result.append(
+            Pool(
+                name,
+                order,
+                auto_assign=draw(st.booleans()),
+                avoid_buggy_ips=draw(st.booleans()),
+                service_allocation=only_ns,
+            )
+        )
     return result
+
+
+def serves(pool: Pool, key: str) -> bool:
+    sa = pool.service_allocation
+    return sa is None or key.split("/", maxsplit=1)[0] in sa.namespaces
 
 
 def allowed(pool: Pool, ip: IP) -> bool:
@@ -109,8 +127,14 @@ families_st = st.sampled_from(
         (("IPv6",), "SingleStack"),
         (("IPv4", "IPv6"), "RequireDualStack"),
         (("IPv6", "IPv4"), "PreferDualStack"),
+        (("IPv4",), "PreferDualStack"),
     ]
 )
+
+ZERO_COUNTERS = dict.fromkeys(
+    ["total", "in_use", "available", "total_ipv4", "in_use_ipv4", "total_ipv6", "in_use_ipv6"], 0
+)
+ZERO_STATUS = dict.fromkeys(["assignedIPv4", "assignedIPv6", "availableIPv4", "availableIPv6"], 0)
 
 
 class AllocatorMachine(RuleBasedStateMachine):
@@ -189,6 +213,11 @@ class AllocatorMachine(RuleBasedStateMachine):
                 ]
                 assert not eligible, f"{named} reported exhausted but {eligible[:3]} are eligible"
             return
+        versions = [f"IPv{ip.version}" for ip in result]
+        if fam[1] == "PreferDualStack":
+            assert versions and set(versions) <= set(fam[0]), (key, fam, versions)
+        else:
+            assert versions == list(fam[0]), (key, fam, versions)
         self.model[key] = frozenset(result)
         self.terms[key] = terms
         if had:
@@ -204,13 +233,17 @@ class AllocatorMachine(RuleBasedStateMachine):
         key=st.sampled_from(KEYS),
         terms=terms_st,
         offsets=st.lists(st.integers(0, 47), min_size=1, max_size=2),
+        known=st.booleans(),
     )
-    def assign(self, key: str, terms: Terms, offsets: list[int]) -> None:
+    def assign(self, key: str, terms: Terms, offsets: list[int], known: bool) -> None:
         ips = [
             ipaddress.ip_address(V4_START + o) if o < 32 else ipaddress.ip_address(V6_START + o - 32)
             for o in offsets
         ]
         conflict = any(not compatible(self.holders_of(ip, key), terms) for ip in ips)
+        # With the Service known (its labels given), a pool that serves only "ns" refuses other namespaces.
+        owners = [p for p in self.pools if all(p.contains(ip) for ip in ips)]
+        refused = known and len(owners) == 1 and not serves(owners[0], key)
         result = self.call(
             self.alloc.assign,
             key,
@@ -218,9 +251,12 @@ class AllocatorMachine(RuleBasedStateMachine):
             ports=[Port(p, proto) for p, proto in sorted(terms.ports)],
             sharing_key=terms.sharing_key,
             backend_key=terms.backend_key,
+            **({"labels": {}, "namespace_labels": {}} if known else {}),
         )
-        if conflict:
-            assert isinstance(result, AllocationError), f"{key} took {ips} against the sharing rules"
+        if conflict or refused:
+            assert isinstance(result, AllocationError), f"{key} took {ips} against the sharing or pool rules"
+        if isinstance(result, NoPoolError):
+            assert refused
         if isinstance(result, IPInUseError):
             assert conflict
         if not isinstance(result, Exception):
@@ -240,8 +276,11 @@ class AllocatorMachine(RuleBasedStateMachine):
             k for k, ips in self.model.items() if not any(all(allowed(p, ip) for ip in ips) for p in pools)
         }
         evicted = self.alloc.set_pools(pools)
+        removed = {p.name for p in self.pools} - {p.name for p in pools}
         self.pools = pools
         assert set(evicted) == expected
+        for name in removed:  # counters of a removed pool read zero, as in MetalLB
+            assert (self.alloc.counters(name), self.alloc.pool_status(name)) == (ZERO_COUNTERS, ZERO_STATUS)
         for key in expected:
             del self.model[key], self.terms[key]
 
@@ -291,6 +330,13 @@ class AllocatorMachine(RuleBasedStateMachine):
                 "in_use_ipv6": in_use[6],
             }
             assert self.alloc.counters(pool.name) == expected, pool.name
+            # MetalLB's status counters: the same numbers, these pools being far below 2^62 addresses.
+            assert self.alloc.pool_status(pool.name) == {
+                "assignedIPv4": in_use[4],
+                "assignedIPv6": in_use[6],
+                "availableIPv4": total[4] - in_use[4],
+                "availableIPv6": total[6] - in_use[6],
+            }, pool.name
 
 
 AllocatorMachine.TestCase.settings = settings(

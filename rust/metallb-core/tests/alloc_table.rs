@@ -422,3 +422,16 @@ fn an_address_from_a_manual_pool_is_kept_when_the_pool_is_no_longer_asked_for() 
     b.assign("ns/c", &[ip("198.51.100.1")], &[], None, "").unwrap();
     check("moved", b.allocate("ns/c", &Request::default()), &Want::Ips(&["192.0.2.0"]));
 }
+
+#[test]
+fn kept_addresses_follow_the_order_of_ip_families() {
+    // Found by the stateful property test: a key keeping [v6, v4] under ipFamilies [IPv4, IPv6].
+    use Family::{V4, V6};
+    let mut a = Allocator::new(vec![pool("dual", &["192.0.2.0/30", "2001:db8::/126"])]).unwrap();
+    let v6_first = req(&[V6, V4], FamilyPolicy::PreferDualStack);
+    check("v6 first", a.allocate("ns/a", &v6_first), &Want::Ips(&["2001:db8::", "192.0.2.0"]));
+    let v4_first = req(&[V4, V6], FamilyPolicy::RequireDualStack);
+    check("v4 first", a.allocate("ns/a", &v4_first), &Want::Ips(&["192.0.2.0", "2001:db8::"]));
+    let asked = Request { requested: vec![ip("2001:db8::"), ip("192.0.2.0")], ..v4_first };
+    check("as requested", a.allocate("ns/a", &asked), &Want::Ips(&["2001:db8::", "192.0.2.0"]));
+}

@@ -365,13 +365,13 @@ impl Allocator {
             return None;
         }
         if !request.requested.is_empty() {
-            return Some(prev.ips.clone());
+            return Some(request.requested.clone());
         }
         let held: Vec<Family> = prev.ips.iter().map(|ip| Family::of(*ip)).collect();
-        if same_set(&held, families) {
-            return Some(prev.ips.clone());
-        }
-        if request.family_policy != FamilyPolicy::PreferDualStack || !held.iter().all(|f| families.contains(f)) {
+        let prefer = request.family_policy == FamilyPolicy::PreferDualStack;
+        // The families asked for, or (PreferDualStack) some of them: the others are added when they can be.
+        let fits = same_set(&held, families) || (prefer && held.iter().all(|f| families.contains(f)));
+        if !fits {
             return None;
         }
         let mut ips = prev.ips.clone();
@@ -380,6 +380,7 @@ impl Allocator {
                 ips.push(ip);
             }
         }
+        // In ipFamilies order, whatever order they were held in.
         ips.sort_by_key(|ip| families.iter().position(|f| *f == Family::of(*ip)));
         Some(ips)
     }
