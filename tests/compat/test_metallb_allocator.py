@@ -312,8 +312,9 @@ def test_assignment() -> None:
     assert not mismatches, "\n".join(mismatches)
     # MetalLB also checks that no call mutated the configuration it was given.
     assert alloc.pools() == pools
-    # One s1, as in MetalLB: it ends in test-ns1; s2 freed its address; s3 and s4 share 1000::4:3 / hold :ff.
-    assert alloc.keys() == ["default/s3", "default/s4", "test-ns1/s1"]
+    # One s1, as in MetalLB: it ends in test-ns1 on 1.2.7.10; s2 freed its address; s3 and s4 as last set.
+    held = {key: [str(ip) for ip in alloc.ips(key)] for key in alloc.keys()}
+    assert held == {"default/s3": ["1000::4:3"], "default/s4": ["1000::4:ff"], "test-ns1/s1": ["1.2.7.10"]}
 
 
 # -- TestPoolAllocation -------------------------------------------------------------------------------------
@@ -465,6 +466,19 @@ def test_pool_allocation() -> None:
         ]
     )
     check_steps(alloc, POOL_ALLOCATION, "TestPoolAllocation")
+
+
+def test_family_change_with_a_free_address_is_a_move_not_an_error() -> None:
+    """Beyond MetalLB's table: in "s1 get an IPv6" MetalLB's AllocateFromPool refuses the family change of a
+    held allocation, and ours fails only because the pool has no IPv6 left. With one left, ours moves the
+    Service to it, which is what MetalLB's controller does (serviceFamilyChanged: clear, allocate again)."""
+    alloc = Allocator([Pool("test", ["1.2.3.4/31", "1000::/127"])])
+    for step in (
+        from_test("s1 get an IPv4", "s1", IPV4, ("1.2.3.4",)),
+        from_test("s1 get an IPv6", "s1", IPV6, FamilyError, ours=("1000::",), why=FAMILY_CHANGE),
+    ):
+        check_steps(alloc, [step], "family change")
+    assert alloc.counters("test")["in_use_ipv4"] == 0
 
 
 # -- TestAllocation -----------------------------------------------------------------------------------------
