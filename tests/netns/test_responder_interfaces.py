@@ -131,6 +131,20 @@ def test_a_link_added_later_is_served_with_gratuitous_announcements(
     assert r.set_interfaces(["r0", late.name]) == {"added": [], "removed": [], "failed": {}}, "nothing to do"
 
 
+def test_announcing_on_one_more_interface_announces_only_there(late: LateLink, responder: Responder) -> None:
+    r = responder
+    late.create()
+    r.set_interfaces(["r0", late.name])
+    r.announce(OTHER_V4, interfaces=["r0"])
+    before = r.stats()["ips"][OTHER_V4]["gratuitous_sent"]
+    assert before == 2, "one burst: a gratuitous ARP in both forms"
+    with capture(late.pair.client_ns, late.client_if) as client:
+        assert r.announce(OTHER_V4, interfaces=["r0", late.name]) is True
+        assert client.wait_for(gratuitous_arp(late.mac(), OTHER_V4), 2), client.frames()
+    # One burst in all (counted when sent, before announce returned): r0's neighbours were not told again.
+    assert r.stats()["ips"][OTHER_V4]["gratuitous_sent"] - before == 2
+
+
 def test_a_deleted_link_is_closed_by_the_thread_and_the_others_keep_answering(
     late: LateLink, responder: Responder
 ) -> None:

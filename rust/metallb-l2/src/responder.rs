@@ -187,8 +187,9 @@ impl Responder {
     }
 
     /// Answers for `ip` on `interfaces` (names of served interfaces; `None`: all of the responder's, those
-    /// added later included) from now on, and sends gratuitous frames at once and on the schedule. Returns
-    /// false when `ip` was already announced on exactly these interfaces (nothing is sent again).
+    /// added later included) from now on, and sends gratuitous frames at once and on the schedule on each
+    /// interface it was not announced on before. Returns false when `ip` was already announced on exactly
+    /// these interfaces (nothing is sent again).
     pub fn announce(&self, ip: IpAddr, interfaces: Option<&[String]>) -> Result<bool, L2Error> {
         check_announceable(ip)?;
         if interfaces.is_some_and(<[String]>::is_empty) {
@@ -546,9 +547,13 @@ impl Worker {
         let changed = current.table.get(ip) != Some(set);
         if changed {
             self.publish(current.table.with(ip, set));
+            // Neighbours on an interface it was announced on already know it: gratuitous frames go only where
+            // it is new (a speaker re-announcing on one more interface does not flood the others).
+            let before = current.table.get(ip).unwrap_or(InterfaceSet::EMPTY).intersect(served);
+            let after = set.intersect(served);
+            self.schedules.cancel_where(|(a, p)| *a == ip && !after.contains(*p));
             let now = Instant::now();
-            self.schedules.cancel_where(|(a, _)| *a == ip);
-            for position in set.intersect(served).positions() {
+            for position in after.positions().filter(|p| !before.contains(*p)) {
                 self.schedules.start((ip, position), self.policy, now);
             }
             self.send_due_announcements(now);
