@@ -91,7 +91,8 @@ def test_a_huge_message_fits_the_crd() -> None:
 
 
 class FakeApi:
-    def __init__(self, *, exists: bool = True) -> None:
+    def __init__(self, order: list[str], *, exists: bool = True) -> None:
+        self.order = order
         self.exists = exists
         self.created: list[Mapping[str, Any]] = []
         self.statuses: list[Mapping[str, Any]] = []
@@ -117,21 +118,25 @@ class FakeApi:
         if not self.exists:
             raise NotFoundError(404, "NotFound", "configurationstates controller")
         self.statuses.append(body["status"])
+        self.order.append("state")
         return dict(body)
 
 
 class FakeEvents:
-    def __init__(self) -> None:
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
         self.recorded: list[tuple[str, str, str, str]] = []  # kind/name, type, reason, message
 
     def record(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         self.recorded.append((name, type, reason, message))
+        self.order.append("event")
 
 
 class Harness:
     def __init__(self, *, strict: bool = False, exists: bool = True) -> None:
-        self.api, self.events = FakeApi(exists=exists), FakeEvents()
+        self.order: list[str] = []  # "state" written, "event" recorded
+        self.api, self.events = FakeApi(self.order, exists=exists), FakeEvents(self.order)
         self.reporter = ConfigReporter(self.api, self.events, NS, clock=lambda: "now")
         self.state, self.allocator = ConfigState(NS, strict=strict), Allocator()
 
@@ -244,3 +249,13 @@ def test_the_configuration_state_is_created_with_metallbs_label() -> None:
     h.reporter.reset()
     h.reload(pool("a", "192.0.2.0/28"))
     assert len(h.api.statuses) == 2 and len(h.api.created) == 1
+
+
+def test_the_state_is_written_before_the_events_are_sent() -> None:
+    """Whoever sees the Event finds the ConfigurationState saying the same (the Events go out from another
+    thread at once)."""
+    h = Harness()
+    h.reload(pool("a", "192.0.2.0/28"))
+    h.reload(pool("a", "192.0.2.0/28"), pool("b", "192.0.2.0/29"))  # refused
+    h.reload(pool("a", HOST_BITS))  # warned
+    assert h.order == ["state", "state", "event", "state", "event"]

@@ -174,7 +174,10 @@ class ConfigReporter:
         self, outcome: ConfigOutcome, objects: Sequence[Mapping[str, Any]], in_force: Config | None
     ) -> None:
         """Tells the outcome of a reload of `objects` (as given to `ConfigState.apply`); `in_force` is the
-        configuration in force after it."""
+        configuration in force after it. The ConfigurationState is written first: whoever sees the Event
+        finds the state saying the same."""
+        warnings = None if in_force is None else tuple(in_force.warnings)
+        self._write_state(None if outcome.loaded else (outcome.error or "refused"), warnings)
         if not outcome.loaded:
             log.error(
                 "configuration refused; the last good one stays in force",
@@ -189,8 +192,6 @@ class ConfigReporter:
                 )
         elif in_force is not None:
             self._tell_warnings(in_force, outcome.warnings, objects)
-        warnings = None if in_force is None else tuple(in_force.warnings)
-        self._write_state(None if outcome.loaded else (outcome.error or "refused"), warnings)
 
     def _tell_warnings(
         self, config: Config, warnings: tuple[str, ...], objects: Sequence[Mapping[str, Any]]
