@@ -26,7 +26,7 @@ def status_of(pool: Pool, *holders: tuple[str, list[str]]) -> PoolStatus:
     allocator = Allocator([pool])
     for key, ips in holders:
         allocator.assign(key, ips, sharing_key="s")
-    return pool_status(pool, allocator.counters(pool.name))
+    return pool_status(allocator, pool.name)
 
 
 # -- the counts --------------------------------------------------------------------------------------------

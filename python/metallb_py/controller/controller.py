@@ -362,7 +362,7 @@ class Controller:
         legacy = config.legacy_protocols
         self.pool_status.publish(
             {
-                p.name: pool_status(p, self._allocator.counters(p.name))
+                p.name: pool_status(self._allocator, p.name)
                 for p in config.pools
                 if p.name not in legacy  # a legacy ConfigMap's pools have no object to write to
             }

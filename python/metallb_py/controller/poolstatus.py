@@ -2,41 +2,39 @@
 
 As MetalLB's controller, the leader writes `status.assignedIPv4`, `assignedIPv6`, `availableIPv4` and
 `availableIPv6` of every IPAddressPool whose pool is in the configuration in force, through the status
-subresource. Assigned counts distinct addresses held by at least one Service (two Services sharing one count
-it once); available is what the pool may hand out (buggy .0/.255 addresses excluded when the pool avoids
-them) minus the assigned ones. A family with a range of 2^62 addresses or more (an IPv6 /66 or larger) never
-runs out: its available count is the largest int64 minus the assigned ones, as MetalLB reports it. Pools of a
-legacy ConfigMap have no object to write to; a pool removed from the configuration gets no further write.
+subresource. The allocator counts them as MetalLB does (`Allocator.pool_status`): assigned is the distinct
+addresses held by at least one Service (two Services sharing one count it once); available is what the pool
+may hand out (buggy .0/.255 addresses excluded when the pool avoids them) minus the assigned ones, and a
+family holding a prefix of 2^62 addresses or more (an IPv6 /66 or larger) never runs out: it shows the largest
+int64 minus the assigned ones. Pools of a legacy ConfigMap have no object to write to; a pool removed from the
+configuration gets no further write.
 
-`pool_status` is the pure count. `PoolStatusWriter` owns the writes: the worker (which owns the allocator)
-hands it every pool's status with `publish`, which never blocks; the writer's thread compares each with the
-pool object's watched copy and writes only those that differ, each on the resourceVersion it compared with.
+`PoolStatusWriter` owns the writes: the worker (which owns the allocator) hands it every pool's status with
+`publish`, which never blocks; the writer's thread compares each with the pool object's watched copy and
+writes only those that differ, each on the resourceVersion it compared with.
 Statuses published while it writes replace the ones not written yet, so a burst of allocations costs one
 write per pool, and a slow or refusing API server delays the counters, never an allocation.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from metallb_py._core import Pool
+from metallb_py._core import Allocator
 from metallb_py.backoff import Backoff
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
 from metallb_py.k8s.resources import IP_ADDRESS_POOLS, Resource
 
-__all__ = ["MAX_INT64", "NEVER_RUNS_OUT", "PoolStatus", "PoolStatusWriter", "pool_status"]
+__all__ = ["MAX_INT64", "PoolStatus", "PoolStatusWriter", "pool_status"]
 
 log = logging.getLogger("metallb_py.controller")
 
 JSON = dict[str, Any]
-MAX_INT64 = 2**63 - 1  # the status fields are int64
-NEVER_RUNS_OUT = 2**62  # a range at least this large counts MAX_INT64 addresses (MetalLB's rule)
+MAX_INT64 = 2**63 - 1  # the status fields are int64: what a pool that never runs out shows
 _CONFLICT_RETRIES = 5
 
 
@@ -68,33 +66,15 @@ class PoolStatus:
         return cls(*numbers) if len(numbers) == len(values) else None
 
 
-def pool_status(pool: Pool, counters: Mapping[str, int]) -> PoolStatus:
-    """The status of `pool` from the allocator's `counters(pool.name)` (`total_ipv4`, `in_use_ipv4`, ...)."""
-    huge = _huge_families(pool)
-    available = {}
-    for family, version in (("ipv4", 4), ("ipv6", 6)):
-        total = MAX_INT64 if version in huge else min(int(counters[f"total_{family}"]), MAX_INT64)
-        available[family] = max(total - int(counters[f"in_use_{family}"]), 0)
+def pool_status(allocator: Allocator, pool: str) -> PoolStatus:
+    """The status of `pool` as the allocator counts it (`Allocator.pool_status`: MetalLB's rules)."""
+    counted = allocator.pool_status(pool)
     return PoolStatus(
-        assigned_ipv4=int(counters["in_use_ipv4"]),
-        assigned_ipv6=int(counters["in_use_ipv6"]),
-        available_ipv4=available["ipv4"],
-        available_ipv6=available["ipv6"],
+        assigned_ipv4=counted["assignedIPv4"],
+        assigned_ipv6=counted["assignedIPv6"],
+        available_ipv4=counted["availableIPv4"],
+        available_ipv6=counted["availableIPv6"],
     )
-
-
-@functools.lru_cache(maxsize=1024)
-def _huge_families(pool: Pool) -> frozenset[int]:
-    """The IP versions in which `pool` has a prefix of NEVER_RUNS_OUT addresses or more. MetalLB counts its
-    pools by CIDR prefix (a range `a-b` is the prefixes that cover it), so a range is split the same way."""
-    huge = set()
-    for first, last in pool.ranges():
-        if int(last) - int(first) + 1 < NEVER_RUNS_OUT:
-            continue
-        networks = ipaddress.summarize_address_range(first, last)
-        if any(n.num_addresses >= NEVER_RUNS_OUT for n in networks):
-            huge.add(first.version)
-    return frozenset(huge)
 
 
 class PoolApi(Protocol):
