@@ -265,6 +265,11 @@ def _register_controller(groups: argparse._SubParsersAction[argparse.ArgumentPar
     parser.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--watch-timeout", type=int, default=300, metavar="SECONDS", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a configuration with warnings (as config validate --strict); the last good one stays",
+    )
     _add_cluster_flags(parser, "the configuration, Lease and ConfigurationState", metrics_port=7472)
     parser.set_defaults(handler=_controller)
 

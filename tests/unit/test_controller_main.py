@@ -26,6 +26,7 @@ def test_flags_map_to_options() -> None:
             "--lease-duration=6",
             "--renew-deadline=4",
             "--retry-period=1",
+            "--strict",
         ]
     )
     options = options_from_args(args)
@@ -39,6 +40,7 @@ def test_flags_map_to_options() -> None:
     assert not options.leader_election
     assert (options.lease_duration, options.renew_deadline, options.retry_period) == (6, 4, 1)
     assert options.metrics_port == 9100
+    assert options.strict
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,6 +52,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert options.leader_election
     assert options.metrics_port is None  # 0 disables the server
     assert options.lease_name == "metallb-controller"
+    assert not options.strict  # warnings are warnings unless asked otherwise
     # Two processes on one host never share an identity.
     assert options.identity != default_identity()
     monkeypatch.setenv("POD_NAME", "controller-abc")

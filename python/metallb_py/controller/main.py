@@ -42,8 +42,7 @@ def options_from_args(args: argparse.Namespace) -> ControllerOptions:
         metrics_port=args.metrics_port if args.metrics_port > 0 else None,
         metrics_address=args.metrics_address,
         watch_timeout=args.watch_timeout,
-        # `--strict` (the CLI's, shared with `config validate`): warnings refuse a configuration.
-        strict=bool(getattr(args, "strict", False)),
+        strict=args.strict,
     )
 
 
