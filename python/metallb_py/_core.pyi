@@ -136,7 +136,9 @@ class Allocator:
         labels: Mapping[str, str] | None = None,
         namespace_labels: Mapping[str, str] | None = None,
     ) -> list[_IP]:
-        """Addresses for `key`, lowest free first. `ip_families` defaults to ("IPv4",)."""
+        """Addresses for `key`, lowest free first. Empty ip_families: the requested addresses' families, else
+        both for RequireDualStack/PreferDualStack, else IPv4. Requested addresses must be one of each family
+        in ip_families, as MetalLB's controller requires (FamilyError otherwise)."""
     def assign(
         self,
         key: str,
