@@ -25,6 +25,7 @@ from metallb_py.speaker.election import (
     L2Service,
     Link,
     Node,
+    ServiceSkip,
     advertisements_for,
     announcer_for,
     election_order,
@@ -277,7 +278,7 @@ def test_service_selectors(selectors: tuple[LabelSelector, ...], announced: bool
     assert (decision.node == "iris1") is announced
     if not announced:
         assert decision.services == ()
-        assert decision.skipped == {"default/svc1": f"no L2Advertisement of pool {POOL} selects its labels"}
+        assert decision.skipped == {"default/svc1": ServiceSkip.NO_ADVERTISEMENT}
 
 
 def test_advertisements_for_a_service() -> None:
@@ -308,7 +309,7 @@ def test_allow_shared_ip_with_service_selectors_is_not_announced(
     decision = run([service(labels=NGINX, shared=annotated)], [node("iris1")], ads)
     assert (decision.node == "iris1") is announced
     if not announced:
-        assert "allow-shared-ip is incompatible with serviceSelectors" in decision.skipped["default/svc1"]
+        assert decision.skipped == {"default/svc1": ServiceSkip.SHARED_IP_WITH_SERVICE_SELECTORS}
 
 
 @pytest.mark.parametrize("annotation", ["metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"])

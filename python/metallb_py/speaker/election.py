@@ -76,6 +76,7 @@ __all__ = [
     "L2Service",
     "Link",
     "Node",
+    "ServiceSkip",
     "advertisements_for",
     "announcer_for",
     "announcers",
@@ -109,6 +110,15 @@ class Exclusion(StrEnum):
     EXCLUDED_BY_LABEL = f"labelled {EXCLUDE_FROM_LB_LABEL}"
     NOT_SELECTED = "no L2Advertisement of the pool selects it"
     NO_LOCAL_ENDPOINT = "no local endpoint that can serve (externalTrafficPolicy Local)"
+
+
+class ServiceSkip(StrEnum):
+    """Why a Service with an endpoint that can serve is not announced with its IP."""
+
+    NO_ADVERTISEMENT = "no L2Advertisement of its pool selects its labels"
+    SHARED_IP_WITH_SERVICE_SELECTORS = (
+        "allow-shared-ip is incompatible with serviceSelectors on its L2Advertisements"
+    )
 
 
 @dataclass(frozen=True)
@@ -179,7 +189,7 @@ class Election:
     key: str = ""
     scores: Mapping[str, int] = field(default_factory=dict, hash=False)
     advertisements: tuple[L2Advertisement, ...] = ()
-    skipped: Mapping[str, str] = field(default_factory=dict, hash=False)
+    skipped: Mapping[str, ServiceSkip] = field(default_factory=dict, hash=False)
 
     def announces(self, node: str) -> bool:
         return self.node == node
@@ -317,16 +327,13 @@ def announcer_for(
     # The advertisements that apply to each Service; each counts once for the IP (scores add up per
     # advertisement, not per Service).
     chosen: dict[str, L2Advertisement] = {}
-    skipped: dict[str, str] = {}
+    skipped: dict[str, ServiceSkip] = {}
     for service in announced:
         applying = advertisements_for(service, l2_advertisements)
         if not applying:
-            skipped[service.key] = f"no L2Advertisement of pool {service.pool} selects its labels"
+            skipped[service.key] = ServiceSkip.NO_ADVERTISEMENT
         elif service.allow_shared_ip and any(a.service_selectors for a in applying):
-            skipped[service.key] = (
-                "allow-shared-ip is incompatible with serviceSelectors on L2Advertisements "
-                f"({', '.join(sorted(a.name for a in applying if a.service_selectors))})"
-            )
+            skipped[service.key] = ServiceSkip.SHARED_IP_WITH_SERVICE_SELECTORS
         else:
             chosen |= {a.name: a for a in applying}
     announced = [s for s in announced if s.key not in skipped]

@@ -20,6 +20,7 @@ from metallb_py.speaker.election import (
     EndpointSlice,
     L2Service,
     Link,
+    ServiceSkip,
     announcers,
     interfaces_for,
 )
@@ -96,6 +97,7 @@ class Layer2:
             lambda obj: l2_service_from_api(obj, self._config_for_parse, self.lb_class)
         )
         self._slices: ParseCache[EndpointSlice] = ParseCache(endpoint_slice_from_api)
+        self._skipped: dict[str, ServiceSkip] = {}  # Service -> why it is not announced, as last logged
 
     def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None:
         """Runs the elections (`live`: the gossip's live members, None without gossip) and announces what
@@ -111,6 +113,7 @@ class Layer2:
             live_members=live,
             ignore_exclude_label=self._ignore_exclude_label,
         )
+        self._log_skipped(elections)
         interfaces: dict[str, tuple[str, ...]] = {}
         me_obj = nodes.get(self.me)
         if me_obj is not None:
@@ -126,6 +129,18 @@ class Layer2:
                     choice = interfaces_for(me, pools_by_ip.get(ip, ()), election.advertisements, self.links)
                     interfaces[ip] = tuple(i for i in choice.interfaces if i in usable)
         self._apply(todo(elections, self.me, interfaces, self._current()))
+
+    def _log_skipped(self, elections: Mapping[str, Election]) -> None:
+        """Says once, when it starts, why a Service with endpoints is not announced (every node says it: the
+        reason is the Service's, not the node's). MetalLB warns of allow-shared-ip with serviceSelectors."""
+        skipped = {key: why for e in elections.values() for key, why in e.skipped.items()}
+        for key, why in sorted(skipped.items()):
+            if self._skipped.get(key) != why:
+                level = (
+                    logging.WARNING if why is ServiceSkip.SHARED_IP_WITH_SERVICE_SELECTORS else logging.INFO
+                )
+                log.log(level, "not announced", extra={"service": key, "reason": str(why), "node": self.me})
+        self._skipped = skipped
 
     def withdraw_all(self) -> None:
         self._apply(todo({}, self.me, {}, self._current()))
