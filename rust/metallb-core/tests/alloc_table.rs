@@ -435,3 +435,76 @@ fn kept_addresses_follow_the_order_of_ip_families() {
     let asked = Request { requested: vec![ip("2001:db8::"), ip("192.0.2.0")], ..v4_first };
     check("as requested", a.allocate("ns/a", &asked), &Want::Ips(&["2001:db8::", "192.0.2.0"]));
 }
+
+#[test]
+fn a_priority_only_service_allocation_serves_every_service_before_the_open_pools() {
+    // MetalLB (config.go, addressPoolServiceAllocationsFromCR, since v0.15.0): a serviceAllocation naming no
+    // namespace and no selector selects every Service, so the pool is pinned (ByServiceSelector) and
+    // Allocate tries it, by priority, before the auto-assign pools that have no serviceAllocation.
+    let only = |priority| ServiceAllocation { priority, ..ServiceAllocation::default() };
+    let team = ServiceAllocation { priority: Some(5), namespaces: vec!["team".into()], ..ServiceAllocation::default() };
+    let mut a = Allocator::new(vec![
+        pool("a-open", &["192.0.2.0/31"]),
+        Pool::new("prio-10", vec!["198.51.100.0/31".into()], true, false, Some(only(Some(10)))).unwrap(),
+        Pool::new("prio-none", vec!["198.51.100.8/31".into()], true, false, Some(only(None))).unwrap(),
+        Pool::new("team-5", vec!["203.0.113.0/31".into()], true, false, Some(team)).unwrap(),
+        Pool::new("manual", vec!["203.0.113.8/31".into()], false, false, Some(only(Some(1)))).unwrap(),
+    ])
+    .unwrap();
+    let named = Request { pool: Some("manual".into()), ..Request::default() };
+    let asked = Request { requested: vec![ip("203.0.113.9")], ..Request::default() };
+    let cases: &[(&str, Request, Want<'_>)] = &[
+        ("any/a", Request::default(), Want::Ips(&["198.51.100.0"])), // priority 10, any namespace
+        ("team/a", Request::default(), Want::Ips(&["203.0.113.0"])), // priority 5 first for team
+        ("team/b", Request::default(), Want::Ips(&["203.0.113.1"])),
+        ("team/c", Request::default(), Want::Ips(&["198.51.100.1"])), // then priority 10
+        ("any/b", Request::default(), Want::Ips(&["198.51.100.8"])),  // no priority: after those with one
+        ("any/c", Request::default(), Want::Ips(&["198.51.100.9"])),
+        ("any/d", Request::default(), Want::Ips(&["192.0.2.0"])), // and only then the open pools
+        // autoAssign false: never chosen, but the annotation or a requested address reaches it.
+        ("any/m", named, Want::Ips(&["203.0.113.8"])),
+        ("any/r", asked, Want::Ips(&["203.0.113.9"])),
+    ];
+    for (key, request, want) in cases {
+        check(key, a.allocate(key, request), want);
+    }
+}
+
+#[test]
+fn requested_addresses_must_be_of_the_services_families() {
+    // MetalLB's controller (service.go, allocateIPs): the requested addresses' family (ipv4, ipv6 or dual)
+    // must equal the Service's (from its cluster IPs), else "does not match the ipFamily of the service".
+    use Family::{V4, V6};
+    use FamilyPolicy::*;
+    let mut a = Allocator::new(vec![pool("dual", &["192.0.2.0/30", "2001:db8::/126"])]).unwrap();
+    let asked = |ips: &[&str], families: &[Family], policy| Request {
+        requested: ips.iter().map(|s| ip(s)).collect(),
+        ..req(families, policy)
+    };
+    let cases: &[(&str, Request, Want<'_>)] = &[
+        ("ns/a", asked(&["2001:db8::1"], &[V4], SingleStack), Want::Err("Family")),
+        ("ns/b", asked(&["192.0.2.1"], &[V6], SingleStack), Want::Err("Family")),
+        // A dual-stack Service asking for one family, or a single-stack one for both: refused too.
+        ("ns/c", asked(&["192.0.2.1"], &[V4, V6], PreferDualStack), Want::Err("Family")),
+        ("ns/d", asked(&["192.0.2.1", "2001:db8::1"], &[V4], PreferDualStack), Want::Err("Family")),
+        ("ns/e", asked(&["2001:db8::1"], &[V6, V4], RequireDualStack), Want::Err("Family")),
+        // Matching families, in any order; no ipFamilies (unknown) takes the requested addresses' families.
+        ("ns/f", asked(&["192.0.2.1"], &[V4], PreferDualStack), Want::Ips(&["192.0.2.1"])),
+        (
+            "ns/g",
+            asked(&["192.0.2.2", "2001:db8::2"], &[V6, V4], RequireDualStack),
+            Want::Ips(&["192.0.2.2", "2001:db8::2"]),
+        ),
+        ("ns/h", asked(&["2001:db8::3"], &[], SingleStack), Want::Ips(&["2001:db8::3"])),
+    ];
+    for (key, request, want) in cases {
+        check(key, a.allocate(key, request), want);
+    }
+    let err = a.allocate("ns/a", &asked(&["2001:db8::1"], &[V4], SingleStack)).unwrap_err().to_string();
+    assert!(err.contains("2001:db8::1") && err.contains("ipFamilies IPv4"), "{err}");
+    // A refused request changes nothing: the key keeps what it held.
+    let err = a.allocate("ns/f", &asked(&["2001:db8::1"], &[V4], SingleStack)).unwrap_err();
+    assert!(matches!(err, AllocError::Family(_)), "{err:?}");
+    assert_eq!(a.ips("ns/f").unwrap(), [ip("192.0.2.1")]);
+    assert_eq!(a.counters("dual").in_use, [2, 2]);
+}

@@ -90,7 +90,8 @@ pub struct Request {
     pub backend_key: String,
     /// `spec.ipFamilies` in order: the families the Service gets addresses of (MetalLB aligns them with the
     /// cluster IPs, so PreferDualStack with one family gets one address). Empty means unknown: the families
-    /// of the requested addresses, else both for RequireDualStack and PreferDualStack, else IPv4.
+    /// of the requested addresses, else both for RequireDualStack and PreferDualStack, else IPv4. Requested
+    /// addresses must be one of each of these families, as MetalLB's controller requires.
     pub ip_families: Vec<Family>,
     pub family_policy: FamilyPolicy,
     pub labels: HashMap<String, String>,
@@ -776,24 +777,41 @@ fn check_families(request: &Request) -> Result<Vec<Family>, AllocError> {
     if families.len() > 2 || (families.len() == 2 && families[0] == families[1]) {
         return Err(AllocError::Family(format!("ipFamilies {} must list each family at most once", join(&families))));
     }
-    let asked = request.requested.len();
+    let from = if request.ip_families.is_empty() && !request.requested.is_empty() {
+        " (the requested addresses' families)"
+    } else {
+        ""
+    };
     match request.family_policy {
         FamilyPolicy::SingleStack if families.len() > 1 => {
-            Err(AllocError::Family("ipFamilyPolicy SingleStack allows one ipFamily".into()))
-        }
-        FamilyPolicy::SingleStack if asked > 1 => {
-            Err(AllocError::Family("SingleStack service requests an address of each family".into()))
+            return Err(AllocError::Family(format!(
+                "ipFamilyPolicy SingleStack allows one family, not {}{from}",
+                join(&families)
+            )))
         }
         // MetalLB's controller refuses it too: the Service "requires dual stack but not enough clusterips".
-        FamilyPolicy::RequireDualStack if families.len() < 2 => Err(AllocError::Family(format!(
-            "ipFamilyPolicy RequireDualStack needs both IPv4 and IPv6 in ipFamilies, not only {}",
-            join(&families)
-        ))),
-        FamilyPolicy::RequireDualStack if asked == 1 => {
-            Err(AllocError::Family("RequireDualStack service requests an address of one family only".into()))
+        FamilyPolicy::RequireDualStack if families.len() < 2 => {
+            return Err(AllocError::Family(format!(
+                "ipFamilyPolicy RequireDualStack needs both IPv4 and IPv6 in ipFamilies, not only {}{from}",
+                join(&families)
+            )))
         }
-        _ => Ok(families),
+        _ => {}
     }
+    // MetalLB's controller (allocateIPs) refuses requested addresses whose family (IPv4, IPv6 or both) is
+    // not the Service's, PreferDualStack included: one address of each of its families, no other.
+    let requested: Vec<Family> = request.requested.iter().map(|ip| Family::of(*ip)).collect();
+    if !requested.is_empty() && !same_set(&requested, &families) {
+        let ips: Vec<String> = request.requested.iter().map(IpAddr::to_string).collect();
+        return Err(AllocError::Family(format!(
+            "requested address {} ({}) does not match the Service's ipFamilies {}: request one address of \
+             each family in ipFamilies, no other, as MetalLB requires",
+            ips.join(","),
+            join(&requested),
+            join(&families)
+        )));
+    }
+    Ok(families)
 }
 
 fn check_one_per_family(ips: &[IpAddr]) -> Result<(), AllocError> {
