@@ -5,9 +5,11 @@ set_pools sequences, against a model of the allocations kept by the test. After 
 holds what the model holds, no address is held by two services unless the sharing rules allow it, every
 address lies in its service's pool, each pool's counters count the model's addresses, and a failed call
 changed nothing. After every fresh automatic allocation, the address is the lowest free-or-shareable one in
-pool order; every allocation has the families the Service lists (PreferDualStack: some of them). A pool may
-serve only namespace "ns": assign given the Service's labels refuses it to others, as MetalLB's Assign. The
-counters of a pool no longer configured read zero, and pool_status (MetalLB's int64 status) agrees with them.
+pool order; every allocation has the families the Service lists (PreferDualStack: some of them), and
+requested addresses are refused unless they are one of each of those families, as MetalLB's controller
+refuses them. A pool may serve only namespace "ns": assign given the Service's labels refuses it to others,
+as MetalLB's Assign. The counters of a pool no longer configured read zero, and pool_status (MetalLB's int64
+status) agrees with them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from metallb_py import (
     AllocationError,
     Allocator,
     ConfigError,
+    FamilyError,
     IPInUseError,
     NoPoolError,
     Pool,
@@ -262,6 +265,45 @@ class AllocatorMachine(RuleBasedStateMachine):
         if not isinstance(result, Exception):
             self.model[key] = frozenset(ips)
             self.terms[key] = terms
+
+    @rule(
+        key=st.sampled_from(KEYS),
+        terms=terms_st,
+        fam=families_st,
+        offsets=st.lists(st.integers(0, 47), min_size=1, max_size=2),
+    )
+    def allocate_requested(
+        self, key: str, terms: Terms, fam: tuple[tuple[str, ...], str], offsets: list[int]
+    ) -> None:
+        ips = [
+            ipaddress.ip_address(V4_START + o) if o < 32 else ipaddress.ip_address(V6_START + o - 32)
+            for o in offsets
+        ]
+        versions = [f"IPv{ip.version}" for ip in ips]
+        # MetalLB's controller (allocateIPs): one requested address of each of the Service's families, no
+        # other, whatever the policy; anything else is refused before any pool is looked at.
+        fits = len(set(versions)) == len(versions) and set(versions) == set(fam[0])
+        result = self.call(
+            self.alloc.allocate,
+            key,
+            ports=[Port(p, proto) for p, proto in sorted(terms.ports)],
+            requested=ips,
+            sharing_key=terms.sharing_key,
+            backend_key=terms.backend_key,
+            ip_families=fam[0],
+            ip_family_policy=fam[1],
+        )
+        if not fits:
+            assert isinstance(result, FamilyError), f"{key} ({fam}) requesting {versions}: {result!r}"
+            return
+        if isinstance(result, Exception):
+            return
+        assert set(result) == set(ips), (key, ips, result)
+        assert compatible([t for ip in ips for t in self.holders_of(ip, key)], terms), (
+            f"{key} took {ips} against the sharing rules"
+        )
+        self.model[key] = frozenset(ips)
+        self.terms[key] = terms
 
     @rule(key=st.sampled_from(KEYS))
     def release(self, key: str) -> None:

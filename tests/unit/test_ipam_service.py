@@ -150,6 +150,49 @@ def test_families_fall_back_to_cluster_ips() -> None:
     )
 
 
+def test_families_of_a_manifest_without_them_are_those_of_its_requested_addresses() -> None:
+    # A hand-written manifest with neither ipFamilies nor cluster IPs: the requested addresses say which
+    # families the Service has (as the allocator reads an empty ip_families), when its policy allows them;
+    # else the policy's default, and the allocator names the addresses that do not match it.
+    lb_ips = "metallb.io/loadBalancerIPs"
+    assert service_request(svc(loadBalancerIP="fd00::5")).ip_families == ("IPv6",)
+    both = svc(annotations={lb_ips: "fd00::5,10.0.0.5"}, ipFamilyPolicy="RequireDualStack")
+    assert service_request(both).ip_families == ("IPv6", "IPv4")
+    one = svc(annotations={lb_ips: "fd00::5"}, ipFamilyPolicy="PreferDualStack")
+    assert service_request(one).ip_families == ("IPv6",)
+    too_many = svc(annotations={lb_ips: "fd00::5,10.0.0.5"})
+    assert service_request(too_many).ip_families == ("IPv4",)
+    too_few = svc(annotations={lb_ips: "fd00::5"}, ipFamilyPolicy="RequireDualStack")
+    assert service_request(too_few).ip_families == ("IPv4", "IPv6")
+    # Cluster IPs, when given, are the Service's families (MetalLB's ipfamily.ForService), not the request's.
+    assert service_request(svc(loadBalancerIP="fd00::5", clusterIPs=["10.96.0.1"])).ip_families == ("IPv4",)
+
+
+def test_requested_addresses_of_another_family_than_the_services_are_refused() -> None:
+    # MetalLB's controller (allocateIPs): "does not match the ipFamily of the service"; ours names the
+    # addresses and the Service's families, and the Service gets nothing.
+    config = _pools({"dual": {"addresses": ["10.0.0.0/30", "fd00::/126"]}})
+    lb_ips = "metallb.io/loadBalancerIPs"
+    services = [
+        svc("v4", annotations={lb_ips: "fd00::1"}, ipFamilies=["IPv4"]),
+        svc(
+            "dual",
+            annotations={lb_ips: "10.0.0.1"},
+            ipFamilies=["IPv4", "IPv6"],
+            ipFamilyPolicy="PreferDualStack",
+        ),
+        svc("ok", annotations={lb_ips: "fd00::2"}, ipFamilies=["IPv6"]),
+    ]
+    rows = dict(rows_of(services, config))
+    assert rows == {
+        "default/v4": "ERROR requested address fd00::1 (IPv6) does not match the Service's ipFamilies IPv4: "
+        "request one address of each family in ipFamilies, no other, as MetalLB requires",
+        "default/dual": "ERROR requested address 10.0.0.1 (IPv4) does not match the Service's ipFamilies "
+        "IPv4+IPv6: request one address of each family in ipFamilies, no other, as MetalLB requires",
+        "default/ok": ("fd00::2",),
+    }
+
+
 SERVICE_ERRORS = [
     pytest.param(
         svc(annotations={"metallb.io/loadBalancerIPs": "192.0.2.1"}, loadBalancerIP="192.0.2.2"),

@@ -158,9 +158,14 @@ def service_request(svc: object) -> ServiceRequest:
         spec.fail("ipFamilyPolicy", f"unknown policy {quote(policy)}; expected {', '.join(_FAMILY_POLICIES)}")
     if not families:
         # The API server fills ipFamilies from the cluster IPs; hand-written manifests often lack both. Then
-        # a dual-stack policy gets both families (IPv4 first), as a dual-stack cluster would give it.
+        # the requested addresses' families, when the policy allows that many (the allocator refuses
+        # addresses of other families than the Service's, naming them), else a dual-stack policy gets both
+        # families (IPv4 first), as a dual-stack cluster would give it.
+        asked = _families_of(requested)
+        fits = {"SingleStack": len(asked) == 1, "RequireDualStack": len(asked) == 2}.get(policy, bool(asked))
         default = ["IPv4"] if policy == "SingleStack" else list(_FAMILIES)
-        families = _families_of(spec.texts("clusterIPs") or [spec.text("clusterIP") or ""]) or default
+        cluster = _families_of(spec.texts("clusterIPs") or [spec.text("clusterIP") or ""])
+        families = cluster or (asked if fits else default)
     if policy == "SingleStack" and len(families) > 1:
         spec.fail("ipFamilies", "a SingleStack service has exactly one family")
 
