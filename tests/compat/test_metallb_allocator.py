@@ -62,6 +62,7 @@ from metallb_py import (
 from metallb_py.ipam import (
     ANNOTATION_ADDRESS_POOL,
     ANNOTATION_ALLOW_SHARED_IP,
+    ANNOTATION_LOAD_BALANCER_IPS,
     ServiceError,
     service_request,
 )
@@ -101,14 +102,18 @@ def service(
     sharing_key: str = "",
     pool: str = "",
     labels: dict[str, str] | None = None,
+    requested: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The Service manifest whose reading gives MetalLB's Allocate arguments."""
+    """The Service manifest whose reading gives MetalLB's Allocate arguments (`requested`: the
+    loadBalancerIPs annotation, for the controller's allocateIPs)."""
     namespace, name = key.split("/")
     annotations = {}
     if sharing_key:
         annotations[ANNOTATION_ALLOW_SHARED_IP] = sharing_key
     if pool:
         annotations[ANNOTATION_ADDRESS_POOL] = pool
+    if requested:
+        annotations[ANNOTATION_LOAD_BALANCER_IPS] = ",".join(requested)
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -333,13 +338,16 @@ def allocate(
     ports: Sequence[Port] = (),
     sharing_key: str = "",
     pool: str = "",
+    requested: Sequence[str] = (),
     unassign: bool = False,
     ours: Outcome | None = None,
     why: str = "",
     valid: frozenset[str] = frozenset(),
 ) -> Step:
-    """MetalLB's Allocate (no pool) or AllocateFromPool row, through a Service manifest."""
-    key = f"default/{key}"
+    """MetalLB's Allocate (no pool) or AllocateFromPool row, through a Service manifest; with `requested`,
+    its controller's allocateIPs for a Service carrying the loadBalancerIPs annotation."""
+    if "/" not in key:
+        key = f"default/{key}"
     if unassign:
         return Step(desc, key, None, None)
     manifest = service(
@@ -349,6 +357,7 @@ def allocate(
         ports=ports,
         sharing_key=sharing_key,
         pool=POOL_ALIASES.get(pool, pool),
+        requested=requested,
     )
 
     def run(alloc: Allocator) -> Sequence[object]:
@@ -686,6 +695,66 @@ def test_auto_assign_dual_stack_rows_are_not_expressible_as_written() -> None:
         service_request(service("default/s1", policy=SVC, families=DUAL))
     with pytest.raises(FamilyError, match="SingleStack"):
         Allocator([]).allocate("default/s1", ip_families=list(DUAL), ip_family_policy=SVC)
+
+
+# -- Beyond the tables: MetalLB's rules outside allocator_test.go ------------------------------------------
+
+# controller/service.go, allocateIPs: "requested loadBalancer IP(s) %q does not match the ipFamily of the
+# service" when the family of the requested addresses (ipv4, ipv6 or dual, ipfamily.ForAddressesIPs) is not
+# the Service's (ipfamily.ForService, from its cluster IPs, which ipFamilies lists), before any pool is
+# looked at; the address-pool annotation changes nothing. Ours: FamilyError, the Service keeps nothing new.
+# fmt: off
+REQUESTED_FAMILY = [
+    allocate("IPv4 Service requests an IPv6 address", "s1", IPV4, FamilyError, requested=("1000::4",)),
+    allocate("IPv6 Service requests an IPv4 address", "s2", IPV6, FamilyError, requested=("1.2.3.4",)),
+    allocate("IPv6 Service requests an IPv4 address from the pool it names", "s2", IPV6, FamilyError, pool="test", requested=("1.2.3.4",)),
+    allocate("PreferDualStack dual-stack Service requests one IPv4", "s3", DUAL, FamilyError, svc=SVC_PREFER_DUAL, requested=("1.2.3.4",)),
+    allocate("RequireDualStack Service requests one IPv6", "s4", DUAL, FamilyError, svc=SVC_REQUIRE_DUAL, requested=("1000::4",)),
+    allocate("PreferDualStack IPv4 Service requests both families", "s5", IPV4, FamilyError, svc=SVC_PREFER_DUAL, requested=("1.2.3.4", "1000::4")),
+    allocate("IPv4 Service gets the IPv4 it requests", "s1", IPV4, ("1.2.3.4",), requested=("1.2.3.4",)),
+    allocate("IPv6 Service gets the IPv6 it requests from the pool it names", "s2", IPV6, ("1000::5",), pool="test", requested=("1000::5",)),
+    allocate("dual-stack Service gets the pair it requests", "s3", DUAL, ("1.2.3.5", "1000::4"), svc=SVC_PREFER_DUAL, requested=("1.2.3.5", "1000::4")),
+]
+# fmt: on
+
+
+def test_requested_addresses_of_another_family_are_refused() -> None:
+    alloc = Allocator([Pool("test", ["1.2.3.4/31", "1000::4/127"])])
+    check_steps(alloc, REQUESTED_FAMILY, "controller allocateIPs")
+    request = service_request(service("default/s9", requested=("1000::4",)))
+    with pytest.raises(
+        FamilyError, match=r"requested address 1000::4 \(IPv6\) does not match .* ipFamilies IPv4"
+    ):
+        alloc.allocate(request.key, **request.allocate_kwargs())
+
+
+# internal/config/config.go, addressPoolServiceAllocationsFromCR (MetalLB v0.15.0 on): a serviceAllocation
+# with a priority and no namespaces, namespaceSelectors or serviceSelectors selects every Service
+# (labels.Everything()), so the pool is in ByServiceSelector and allocator.go's pinnedPoolsForService gives it
+# to Allocate before the auto-assign pools without a serviceAllocation; an autoAssign false one only when
+# asked for (AllocateFromPool, or Assign of a requested address).
+# fmt: off
+PRIORITY_ONLY = [
+    allocate("any Service gets the priority-only pool first", "s1", IPV4, ("1.2.4.0",)),
+    allocate("then the other address of it", "other-ns/s2", IPV4, ("1.2.4.1",)),
+    allocate("then the pool with no serviceAllocation", "s3", IPV4, ("1.2.3.4",)),
+    allocate("the autoAssign false priority-only pool when named", "s4", IPV4, ("1.2.5.0",), pool="manual"),
+    allocate("and when its address is requested", "s5", IPV4, ("1.2.5.1",), requested=("1.2.5.1",)),
+]
+# fmt: on
+
+
+def test_a_priority_only_pool_serves_every_service_first() -> None:
+    alloc = Allocator(
+        [
+            Pool("a-open", ["1.2.3.4/31"]),
+            Pool("prio", ["1.2.4.0/31"], service_allocation=ServiceAllocation(priority=1)),
+            Pool(
+                "manual", ["1.2.5.0/31"], auto_assign=False, service_allocation=ServiceAllocation(priority=1)
+            ),
+        ]
+    )
+    check_steps(alloc, PRIORITY_ONLY, "config addressPoolServiceAllocationsFromCR")
 
 
 # -- TestPoolCount ------------------------------------------------------------------------------------------
