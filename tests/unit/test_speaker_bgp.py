@@ -144,7 +144,8 @@ class World:
 
 def spec_of(kind: str, name: str) -> Any:
     def edit(objects: list[JSON]) -> JSON:
-        return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)["spec"]
+        spec: JSON = next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)["spec"]
+        return spec
 
     return edit
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 import pytest
 
 from metallb_py.speaker.gate import Gate, GossipView, Note, Step, advance, round_due
@@ -12,9 +14,9 @@ SETTLE = 3.0
 def view(
     alive: set[str],
     *,
-    others: set[str] = frozenset({"b", "c"}),
+    others: Set[str] = frozenset({"b", "c"}),
     expected: set[str] | None = None,
-    isolated=False,
+    isolated: bool = False,
 ) -> GossipView:
     return GossipView(
         others=frozenset(others),
