@@ -22,12 +22,13 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from metallb_py._core import Allocator
 from metallb_py.backoff import Backoff
+from metallb_py.controller.sync import ObjectApi, ObjectStore
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
-from metallb_py.k8s.resources import IP_ADDRESS_POOLS, Resource
+from metallb_py.k8s.resources import IP_ADDRESS_POOLS
 
 __all__ = ["MAX_INT64", "PoolStatus", "PoolStatusWriter", "pool_status"]
 
@@ -77,30 +78,6 @@ def pool_status(allocator: Allocator, pool: str) -> PoolStatus:
     )
 
 
-class PoolApi(Protocol):
-    """The requests the writer sends (KubeClient's)."""
-
-    def get(self, resource: Resource, name: str, namespace: str | None = None) -> JSON: ...
-
-    def patch(
-        self,
-        resource: Resource,
-        name: str,
-        body: Mapping[str, Any],
-        namespace: str | None = None,
-        *,
-        subresource: str | None = None,
-    ) -> JSON: ...
-
-
-class PoolStore(Protocol):
-    """The watched copies of the IPAddressPools (a Reflector's)."""
-
-    def get(self, key: str) -> JSON | None: ...
-
-    def observe(self, obj: JSON) -> None: ...
-
-
 class PoolStatusWriter:
     """Writes the statuses the worker publishes; see the module docstring.
 
@@ -112,8 +89,8 @@ class PoolStatusWriter:
 
     def __init__(
         self,
-        api: PoolApi,
-        pools: PoolStore,
+        api: ObjectApi,
+        pools: ObjectStore,
         namespace: str,
         *,
         retry: Backoff | None = None,

@@ -39,7 +39,7 @@ from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
 from metallb_py.k8s.resources import SERVICES, Resource, object_key
 from metallb_py.runtime.workqueue import WorkQueue
 
-__all__ = ["WRITE_REFUSED", "EventSink", "ServiceApi", "ServiceStore", "ServiceSync", "Synced"]
+__all__ = ["WRITE_REFUSED", "EventSink", "ObjectApi", "ObjectStore", "ServiceSync", "Synced"]
 
 log = logging.getLogger("metallb_py.controller")
 
@@ -47,8 +47,8 @@ JSON = dict[str, Any]
 WRITE_REFUSED = "WriteRefused"  # the Event reason of a write the API server refused for good
 
 
-class ServiceApi(Protocol):
-    """The requests a pass sends (KubeClient's)."""
+class ObjectApi(Protocol):
+    """The requests a writer of Service or IPAddressPool status sends (KubeClient's)."""
 
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> JSON: ...
 
@@ -63,8 +63,8 @@ class ServiceApi(Protocol):
     ) -> JSON: ...
 
 
-class ServiceStore(Protocol):
-    """The watched copies of the Services (a Reflector's)."""
+class ObjectStore(Protocol):
+    """The watched copies of the objects a writer writes (a Reflector's)."""
 
     def get(self, key: str) -> JSON | None: ...
 
@@ -108,8 +108,8 @@ class ServiceSync:
 
     def __init__(
         self,
-        api: ServiceApi,
-        services: ServiceStore,
+        api: ObjectApi,
+        services: ObjectStore,
         events: EventSink,
         queue: WorkQueue,
         metrics: Metrics,
