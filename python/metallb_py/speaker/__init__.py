@@ -1,13 +1,15 @@
 """The speaker: makes assigned addresses reachable from the node elected for each of them.
 
 `election` holds the pure decisions: which node announces an IP (MetalLB's per-IP order, so mixed fleets
-agree) and on which interfaces.
+agree; weighed by L2Advertisements' preferredNodeSelectors, limited by their serviceSelectors) and on which
+interfaces.
 """
 
 from __future__ import annotations
 
 from metallb_py.speaker.election import (
     EXCLUDE_FROM_LB_LABEL,
+    SHARED_IP_ANNOTATIONS,
     Election,
     Endpoint,
     EndpointSlice,
@@ -17,6 +19,8 @@ from metallb_py.speaker.election import (
     L2Service,
     Link,
     Node,
+    ServiceSkip,
+    advertisements_for,
     announcer_for,
     announcers,
     can_serve,
@@ -27,8 +31,11 @@ from metallb_py.speaker.election import (
     interface_exclusion,
     interfaces_for,
     parse_ip_link,
+    preference_scores,
     read_links,
     ready_nodes,
+    selects_node,
+    selects_service,
 )
 from metallb_py.speaker.leases import GOSSIP_LABEL
 from metallb_py.speaker.objects import SERVICE_NAME_LABEL
@@ -41,6 +48,7 @@ __all__ = [
     "SECRET_KEY",
     "SECRET_NAME",
     "SERVICE_NAME_LABEL",
+    "SHARED_IP_ANNOTATIONS",
     "Election",
     "Endpoint",
     "EndpointSlice",
@@ -50,6 +58,8 @@ __all__ = [
     "L2Service",
     "Link",
     "Node",
+    "ServiceSkip",
+    "advertisements_for",
     "announcer_for",
     "announcers",
     "can_serve",
@@ -60,6 +70,9 @@ __all__ = [
     "interface_exclusion",
     "interfaces_for",
     "parse_ip_link",
+    "preference_scores",
     "read_links",
     "ready_nodes",
+    "selects_node",
+    "selects_service",
 ]
