@@ -452,6 +452,9 @@ CASES = [
     ),
     # MetalLB's two peers have no names, so they are equal in every field; here they need names, and differ
     # only there.
+    # MetalLB's two peers are unnamed, so they compare equal whole; a cluster cannot hold two objects of
+    # one name, so here they differ in name only, and are refused as the same session twice (MetalLB's FRR
+    # mode refuses them too: one neighbor per node).
     case(
         "duplicate peers",
         PEER1 + "---" + PEER1.replace("name: peer1", "name: peer2"),
