@@ -250,28 +250,41 @@ class Controller:
     def _work(self) -> None:
         while not self._stop.is_set():
             key = self.queue.get(timeout=1.0)
-            if key is None:
-                continue
-            try:
-                if not self.is_leader():
-                    self._synced = self._ready = False
-                    continue  # dropped: becoming leader again starts from a full resync
-                if key == _RESYNC_KEY:
-                    self._resync()
-                elif key == _CONFIG_KEY:
-                    self._reload_config()
-                elif self.sync.handle(key, self._allocator, ready=self._ready).allocations_changed:
-                    self._set_pool_metrics()
-                    self._counters_change()
-            except NotLeaderError:
-                log.info("lost leadership while working; dropping", extra={"key": key})
-            except Exception:
-                log.exception("unexpected error; retrying later", extra={"key": key})
-                self.metrics.update_errors.inc()
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+            if key is not None:
+                self.process(key)
+
+    def process(self, key: str) -> None:
+        """One key of the worker, taken from the queue (marked done here); never raises, so nothing ends the
+        worker. The worker thread runs it; a test can call it without the thread."""
+        try:
+            self._handle(key)
+        finally:
+            self.queue.done(key)
+        try:
             self._publish_pool_status()
+        except Exception as exc:
+            # The counters are published again at their next change; the allocations are not held back.
+            log.exception("pool status counters not published", extra={"error": repr(exc)})
+            self.metrics.update_errors.inc()
+
+    def _handle(self, key: str) -> None:
+        try:
+            if not self.is_leader():
+                self._synced = self._ready = False
+                return  # dropped: becoming leader again starts from a full resync
+            if key == _RESYNC_KEY:
+                self._resync()
+            elif key == _CONFIG_KEY:
+                self._reload_config()
+            elif self.sync.handle(key, self._allocator, ready=self._ready).allocations_changed:
+                self._set_pool_metrics()
+                self._counters_change()
+        except NotLeaderError:
+            log.info("lost leadership while working; dropping", extra={"key": key})
+        except Exception:
+            log.exception("unexpected error; retrying later", extra={"key": key})
+            self.metrics.update_errors.inc()
+            self.queue.add_rate_limited(key)
 
     def _wait_synced(self) -> bool:
         """Waits until every watch has listed once (a leader never decides on partial copies)."""
