@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import shutil
 from dataclasses import replace
 
@@ -40,6 +41,18 @@ from metallb_py.speaker import (
     read_links,
     ready_nodes,
 )
+from metallb_py.speaker.election import (
+    DEFAULT_EXCLUDE_RULE,
+    DEFAULT_EXCLUDED_INTERFACES,
+    EXCLUDE_L2_CONFIGMAP,
+    EXCLUDE_L2_KEY,
+    MAX_INTERFACES,
+    ExcludeRule,
+    exclude_rule_from_configmap,
+    interfaces_to_serve,
+    mark_excluded,
+)
+from metallb_py.testing import netlab
 
 POOL = "nginx-ip-range"
 WORKERS = ("node1", "node2", "node3")
@@ -575,3 +588,134 @@ def test_interfaces_for_named_and_default() -> None:
 def test_read_links_reads_this_namespace() -> None:
     links = {link.name: link for link in read_links()}
     assert interface_exclusion(links["lo"]) is InterfaceExclusion.LOOPBACK
+
+
+# -- interfaces excluded by name (MetalLB's ConfigMap metallb-excludel2) ---------------------------------
+
+# The ConfigMap as MetalLB's manifests ship it (flow list) and as its Helm chart writes it (block list).
+EXCLUDE_L2_FLOW = {
+    "metadata": {"name": EXCLUDE_L2_CONFIGMAP, "namespace": "metallb-system"},
+    "data": {
+        EXCLUDE_L2_KEY: 'announcedInterfacesToExclude: ["^docker.*", "^cbr.*", "^dummy.*", "^virbr.*", '
+        '"^lxcbr.*", "^veth.*", "^lo$", "^cali.*", "^tunl.*", "^flannel.*", "^kube-ipvs.*", "^cni.*", '
+        '"^nodelocaldns.*", "^lxc.*"]\n'
+    },
+}
+EXCLUDE_L2_BLOCK = {
+    "metadata": {"name": EXCLUDE_L2_CONFIGMAP, "namespace": "metallb-system"},
+    "data": {EXCLUDE_L2_KEY: "announcedInterfacesToExclude:\n- ^veth.*\n- ^lo$\n- ^cali.*\n"},
+}
+CNI_NAMES = (
+    "docker0",
+    "cbr0",
+    "veth1a2b",
+    "cali5f3e",
+    "lxc12ab",
+    "lxcbr0",
+    "flannel.1",
+    "cni0",
+    "tunl0",
+    "kube-ipvs0",
+    "nodelocaldns",
+    "virbr0",
+    "dummy0",
+    "lo",
+)
+
+
+def test_metallbs_configmap_excludes_the_cni_interfaces_and_nothing_of_ours() -> None:
+    rule = exclude_rule_from_configmap(EXCLUDE_L2_FLOW)
+    assert rule.patterns == DEFAULT_EXCLUDED_INTERFACES == DEFAULT_EXCLUDE_RULE.patterns
+    assert rule.source == f"ConfigMap metallb-system/{EXCLUDE_L2_CONFIGMAP} key {EXCLUDE_L2_KEY}"
+    assert [n for n in CNI_NAMES if not rule.excludes(n)] == []
+    # The names the lab, the demo and the e2e tests give the speakers' interfaces (late links: eth0.100 or
+    # late0) must stay usable under the default list.
+    ours = (
+        netlab.INTERFACE,
+        netlab.ROUTER_CLIENT_INTERFACE,
+        "eth0.100",
+        "late0",
+        "ens3",
+        "bond0",
+        "br0",
+        "lom1",
+    )
+    assert [n for n in ours if rule.excludes(n)] == []
+
+
+def test_exclusion_rule_sources() -> None:
+    assert exclude_rule_from_configmap(None) == DEFAULT_EXCLUDE_RULE  # no ConfigMap: MetalLB's list
+    block = exclude_rule_from_configmap(EXCLUDE_L2_BLOCK)
+    assert block.patterns == ("^veth.*", "^lo$", "^cali.*")
+    assert block.excludes("veth0") and not block.excludes("cni0") and not block.excludes("lo0")
+    # Present but empty, or without the key: nothing is excluded (as MetalLB with an empty file).
+    for data in ({}, {EXCLUDE_L2_KEY: ""}, {EXCLUDE_L2_KEY: "announcedInterfacesToExclude: []\n"}):
+        rule = exclude_rule_from_configmap({"metadata": {"name": EXCLUDE_L2_CONFIGMAP}, "data": data})
+        assert rule.patterns == () and not rule.excludes("veth0")
+    # Unanchored patterns match anywhere in the name, as Go's MatchString.
+    assert ExcludeRule.of(["pod"], "test").excludes("my-pod-if")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("announcedInterfacesToExclude: ['^veth(']", "'^veth(' is not a regular expression"),
+        ("announcedInterfacesToExclude: '^veth.*'", "must be a list of strings"),
+        ("announcedInterfacesToExclude: [1]", "must be a list of strings"),
+        ("- ^veth.*", "expected a mapping with announcedInterfacesToExclude"),
+        ("announcedInterfacesToExclude: [", "not YAML"),
+    ],
+)
+def test_a_bad_exclusion_list_is_refused_with_what_is_wrong(text: str, error: str) -> None:
+    configmap = {"metadata": {"name": EXCLUDE_L2_CONFIGMAP}, "data": {EXCLUDE_L2_KEY: text}}
+    with pytest.raises(ValueError, match=re.escape(error)) as raised:
+        exclude_rule_from_configmap(configmap)
+    assert f"{EXCLUDE_L2_CONFIGMAP} key {EXCLUDE_L2_KEY}" in str(raised.value)
+
+
+def test_an_interface_excluded_by_name_is_out_of_the_election() -> None:
+    links = mark_excluded(
+        [Link("eth0"), Link("cali5f3e"), Link("veth1", master="cni0", slave_kind="bridge")],
+        DEFAULT_EXCLUDE_RULE,
+    )
+    choice = eligible_interfaces(links)
+    assert choice.interfaces == ("eth0",)
+    assert dict(choice.excluded) == {
+        "cali5f3e": InterfaceExclusion.NAME_EXCLUDED,
+        "veth1": InterfaceExclusion.NAME_EXCLUDED,  # the name is looked at first, as MetalLB
+    }
+    # An L2Advertisement naming an excluded interface gets none there, and says why.
+    named = L2Advertisement("named", pools=(POOL,), interfaces=("eth0", "cali5f3e"))
+    chosen = interfaces_for(SEED_NODES[1], [POOL], [named], links)
+    assert chosen.interfaces == ("eth0",)
+    assert dict(chosen.excluded) == {"cali5f3e": InterfaceExclusion.NAME_EXCLUDED}
+    # Unmarked links (no rule applied) are not excluded by name.
+    assert eligible_interfaces([Link("cali5f3e")]).interfaces == ("cali5f3e",)
+
+
+IFNAMES = tuple(f"eth{i}" for i in range(6))
+
+
+@pytest.mark.parametrize(
+    ("served", "named", "chosen", "left"),
+    [
+        # Within the limit: all of them, whatever is served or named.
+        ((), (), IFNAMES[:3], ()),
+        # Over it: named first, then served, then in order; both lists keep the links' order.
+        ((), (), IFNAMES[:3], IFNAMES[3:]),
+        (("eth4", "eth5"), (), ("eth0", "eth4", "eth5"), ("eth1", "eth2", "eth3")),
+        (("eth4", "eth5"), ("eth3",), ("eth3", "eth4", "eth5"), ("eth0", "eth1", "eth2")),
+        (("eth0", "eth1", "eth2"), ("eth5", "eth9"), ("eth0", "eth1", "eth5"), ("eth2", "eth3", "eth4")),
+    ],
+)
+def test_interfaces_to_serve_prefers_named_then_served(
+    served: tuple[str, ...], named: tuple[str, ...], chosen: tuple[str, ...], left: tuple[str, ...]
+) -> None:
+    eligible = chosen + left if not left else IFNAMES
+    assert interfaces_to_serve(eligible, served=served, named=named, limit=3) == (chosen, left)
+
+
+def test_interfaces_to_serve_default_limit_is_the_responders() -> None:
+    many = [f"vlan{i}" for i in range(MAX_INTERFACES + 6)]
+    chosen, left = interfaces_to_serve(many)
+    assert (chosen, left) == (tuple(many[:MAX_INTERFACES]), tuple(many[MAX_INTERFACES:]))

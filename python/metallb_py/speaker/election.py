@@ -45,8 +45,15 @@ Elected per IP, not per Service, so Services sharing an IP always share its anno
 The interface choice follows MetalLB's announcer: the named interfaces of the L2Advertisements that select
 this node (all eligible ones if any of them names none), of which only eligible interfaces count: up, not
 loopback, not NOARP, not a bridge port or bond slave (nor enslaved to anything else except a VRF, whose
-members are ordinary layer 3 interfaces; MetalLB skips those too, we do not). `parse_ip_link` reads
-`ip -j -d link show`; `read_links` runs it, the one function here that does I/O.
+members are ordinary layer 3 interfaces; MetalLB skips those too, we do not), and not excluded by name.
+The names excluded are MetalLB's: the regular expressions `announcedInterfacesToExclude` of the YAML under
+the key `excludel2.yaml` of the ConfigMap `metallb-excludel2` in the speaker's namespace (`ExcludeRule`,
+`exclude_rule_from_configmap`; a name matches when one expression matches anywhere in it, as Go's
+MatchString); without that ConfigMap, MetalLB's default list (`DEFAULT_EXCLUDED_INTERFACES`: the CNI's veths,
+bridges and tunnels), so a node with a thousand pods does not offer a thousand veths. An excluded name is out
+of the election too: an L2Advertisement naming it gets `NAME_EXCLUDED`, as MetalLB leaves it out of the node's
+interfaces. `parse_ip_link` reads `ip -j -d link show`; `read_links` runs it, the one function here that does
+I/O.
 """
 
 from __future__ import annotations
@@ -55,21 +62,30 @@ import functools
 import hashlib
 import ipaddress
 import json
+import re
 import subprocess
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+import yaml
 
 from metallb_py._core import LabelSelector
 from metallb_py.config.model import L2Advertisement
 
 __all__ = [
+    "DEFAULT_EXCLUDED_INTERFACES",
+    "DEFAULT_EXCLUDE_RULE",
     "EXCLUDE_FROM_LB_LABEL",
+    "EXCLUDE_L2_CONFIGMAP",
+    "EXCLUDE_L2_KEY",
+    "MAX_INTERFACES",
     "SHARED_IP_ANNOTATIONS",
     "Election",
     "Endpoint",
     "EndpointSlice",
+    "ExcludeRule",
     "Exclusion",
     "InterfaceChoice",
     "InterfaceExclusion",
@@ -85,8 +101,11 @@ __all__ = [
     "election_key",
     "election_order",
     "eligible_interfaces",
+    "exclude_rule_from_configmap",
     "interface_exclusion",
     "interfaces_for",
+    "interfaces_to_serve",
+    "mark_excluded",
     "parse_ip_link",
     "preference_scores",
     "read_links",
@@ -420,6 +439,7 @@ class InterfaceExclusion(StrEnum):
     """Why an interface of the node is not used for announcing."""
 
     MISSING = "no such interface"
+    NAME_EXCLUDED = "excluded by name (ConfigMap metallb-excludel2)"
     LOOPBACK = "loopback"
     DOWN = "down"
     NOARP = "NOARP"
@@ -431,11 +451,97 @@ class InterfaceExclusion(StrEnum):
 # Members of these are still layer 3 interfaces of their own.
 _KEEP_SLAVE_KINDS = frozenset({"vrf"})
 
+# The responder's interface table holds this many (rust/metallb-l2/src/table.rs MAX_INTERFACES); it refuses
+# a longer list, so the speaker chooses (`interfaces_to_serve`).
+MAX_INTERFACES = 64
+
+# MetalLB's ConfigMap of interface names to leave alone, its key, and the list its manifests and Helm chart
+# ship (config/native/exclude-l2-config.yaml), used here when the ConfigMap does not exist.
+EXCLUDE_L2_CONFIGMAP = "metallb-excludel2"
+EXCLUDE_L2_KEY = "excludel2.yaml"
+_EXCLUDE_L2_FIELD = "announcedInterfacesToExclude"
+DEFAULT_EXCLUDED_INTERFACES = (
+    "^docker.*",
+    "^cbr.*",
+    "^dummy.*",
+    "^virbr.*",
+    "^lxcbr.*",
+    "^veth.*",
+    "^lo$",
+    "^cali.*",
+    "^tunl.*",
+    "^flannel.*",
+    "^kube-ipvs.*",
+    "^cni.*",
+    "^nodelocaldns.*",
+    "^lxc.*",
+)
+
+
+@dataclass(frozen=True)
+class ExcludeRule:
+    """Interface names never used for announcing: those any of `patterns` (regular expressions) matches
+    anywhere in (re.search, as Go's MatchString). Build it with `ExcludeRule.of`, which checks the patterns;
+    `source` says where they came from, for log lines."""
+
+    patterns: tuple[str, ...] = DEFAULT_EXCLUDED_INTERFACES
+    source: str = "MetalLB's default list"
+    _compiled: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def of(cls, patterns: Iterable[str], source: str) -> ExcludeRule:
+        """Raises ValueError naming the pattern that does not compile."""
+        patterns = tuple(patterns)
+        compiled = []
+        for pattern in patterns:
+            try:
+                compiled.append(re.compile(pattern))
+            except re.error as exc:
+                raise ValueError(
+                    f"{source}: interface pattern {pattern!r} is not a regular expression: {exc}"
+                ) from None
+        return cls(patterns, source, tuple(compiled))
+
+    def excludes(self, name: str) -> bool:
+        compiled = self._compiled or tuple(re.compile(p) for p in self.patterns)
+        return any(p.search(name) for p in compiled)
+
+
+DEFAULT_EXCLUDE_RULE = ExcludeRule.of(DEFAULT_EXCLUDED_INTERFACES, "MetalLB's default list")
+
+
+def exclude_rule_from_configmap(configmap: Mapping[str, Any] | None) -> ExcludeRule:
+    """The rule of the ConfigMap metallb-excludel2 as the API returns it (None: it does not exist, MetalLB's
+    default list). A ConfigMap without the key, or a list that is empty, excludes nothing (as MetalLB with
+    an empty file). Raises ValueError naming what is wrong (not YAML, not a list of strings, a pattern that
+    does not compile)."""
+    if configmap is None:
+        return DEFAULT_EXCLUDE_RULE
+    namespace = str((configmap.get("metadata") or {}).get("namespace", ""))
+    source = f"ConfigMap {namespace + '/' if namespace else ''}{EXCLUDE_L2_CONFIGMAP} key {EXCLUDE_L2_KEY}"
+    text = (configmap.get("data") or {}).get(EXCLUDE_L2_KEY)
+    if text is None:
+        return ExcludeRule.of((), source)
+    try:
+        document = yaml.safe_load(str(text))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not YAML: {exc}") from None
+    if document is None:
+        return ExcludeRule.of((), source)
+    if not isinstance(document, dict):
+        raise ValueError(
+            f"{source}: expected a mapping with {_EXCLUDE_L2_FIELD}, got {type(document).__name__}"
+        )
+    patterns = document.get(_EXCLUDE_L2_FIELD) or []
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ValueError(f"{source}: {_EXCLUDE_L2_FIELD} must be a list of strings (regular expressions)")
+    return ExcludeRule.of(patterns, source)
+
 
 @dataclass(frozen=True)
 class Link:
     """An interface as `ip -j -d link show` describes it. `slave_kind` is the master's kind (bridge, bond,
-    vrf...): known only with -d."""
+    vrf...): known only with -d. `name_excluded`: an ExcludeRule matches its name (`mark_excluded`)."""
 
     name: str
     flags: frozenset[str] = frozenset({"UP", "BROADCAST", "MULTICAST", "LOWER_UP"})
@@ -443,6 +549,12 @@ class Link:
     kind: str | None = None
     master: str | None = None
     slave_kind: str | None = None
+    name_excluded: bool = False
+
+
+def mark_excluded(links: Iterable[Link], rule: ExcludeRule) -> list[Link]:
+    """`links` with `name_excluded` set as `rule` says."""
+    return [replace(link, name_excluded=rule.excludes(link.name)) for link in links]
 
 
 @dataclass(frozen=True)
@@ -455,6 +567,8 @@ class InterfaceChoice:
 
 def interface_exclusion(link: Link) -> InterfaceExclusion | None:
     """Why `link` can never carry an announcement, or None if it can."""
+    if link.name_excluded:
+        return InterfaceExclusion.NAME_EXCLUDED  # first, as MetalLB: its state is not looked at
     if "LOOPBACK" in link.flags or link.link_type == "loopback":
         return InterfaceExclusion.LOOPBACK
     if "UP" not in link.flags:
@@ -471,7 +585,8 @@ def interface_exclusion(link: Link) -> InterfaceExclusion | None:
 
 
 def eligible_interfaces(links: Iterable[Link]) -> InterfaceChoice:
-    """Every interface that can announce, in the given order, and why the others cannot."""
+    """Every interface that can announce, in the given order, and why the others cannot (links excluded by
+    name are left out only if marked: `mark_excluded`)."""
     chosen: list[str] = []
     excluded: dict[str, InterfaceExclusion] = {}
     for link in links:
@@ -481,6 +596,27 @@ def eligible_interfaces(links: Iterable[Link]) -> InterfaceChoice:
         else:
             excluded[link.name] = reason
     return InterfaceChoice(tuple(chosen), excluded)
+
+
+def interfaces_to_serve(
+    eligible: Sequence[str],
+    *,
+    served: Collection[str] = (),
+    named: Collection[str] = (),
+    limit: int = MAX_INTERFACES,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """At most `limit` of the `eligible` interfaces for the responder, and those left out, both in the
+    given order. Those an L2Advertisement names come first (the configuration asks for them), then those
+    `served` already (no socket is closed for a newcomer), then the others in order."""
+    if len(eligible) <= limit:
+        return tuple(eligible), ()
+    ranked = sorted(
+        range(len(eligible)), key=lambda i: (eligible[i] not in named, eligible[i] not in served, i)
+    )
+    kept = set(ranked[:limit])
+    chosen = tuple(name for i, name in enumerate(eligible) if i in kept)
+    left = tuple(name for i, name in enumerate(eligible) if i not in kept)
+    return chosen, left
 
 
 def interfaces_for(
