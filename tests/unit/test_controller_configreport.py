@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from metallb_py import Allocator
 from metallb_py.controller.config import ConfigState
 from metallb_py.controller.configreport import (
@@ -17,7 +19,13 @@ from metallb_py.controller.configreport import (
     configuration_state_status,
     warning_subject,
 )
-from metallb_py.k8s.errors import NotFoundError
+from metallb_py.k8s.errors import (
+    ApiError,
+    ApiUnavailableError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+)
 from metallb_py.k8s.resources import CONFIGURATION_STATES, Resource
 
 NS = "metallb-system"
@@ -91,16 +99,23 @@ def test_a_huge_message_fits_the_crd() -> None:
 
 
 class FakeApi:
+    """The ConfigurationState as the API server keeps it; `failures` are raised by the next requests."""
+
     def __init__(self, order: list[str], *, exists: bool = True) -> None:
         self.order = order
         self.exists = exists
         self.created: list[Mapping[str, Any]] = []
         self.statuses: list[Mapping[str, Any]] = []
+        self.failures: list[ApiError] = []
+        self.requests = 0
 
     def create(
         self, resource: Resource, body: Mapping[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
         assert resource == CONFIGURATION_STATES
+        self.requests += 1
+        if self.failures:
+            raise self.failures.pop(0)
         self.created.append(body)
         self.exists = True
         return dict(body)
@@ -115,6 +130,9 @@ class FakeApi:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         assert (resource, name, namespace, subresource) == (CONFIGURATION_STATES, "controller", NS, "status")
+        self.requests += 1
+        if self.failures:
+            raise self.failures.pop(0)
         if not self.exists:
             raise NotFoundError(404, "NotFound", "configurationstates controller")
         self.statuses.append(body["status"])
@@ -140,9 +158,10 @@ class Harness:
         self.reporter = ConfigReporter(self.api, self.events, NS, clock=lambda: "now")
         self.state, self.allocator = ConfigState(NS, strict=strict), Allocator()
 
-    def reload(self, *objects: dict[str, Any]) -> None:
+    def reload(self, *objects: dict[str, Any]) -> bool:
+        """True: the ConfigurationState is settled (see ConfigReporter.write_state)."""
         outcome = self.state.apply(list(objects), self.allocator)
-        self.reporter.report(outcome, list(objects), self.state.config)
+        return self.reporter.report(outcome, list(objects), self.state.config)
 
     def reasons(self) -> list[tuple[str, str]]:
         return [(subject, reason) for subject, _, reason, _ in self.events.recorded]
@@ -259,3 +278,74 @@ def test_the_state_is_written_before_the_events_are_sent() -> None:
     h.reload(pool("a", "192.0.2.0/28"), pool("b", "192.0.2.0/29"))  # refused
     h.reload(pool("a", HOST_BITS))  # warned
     assert h.order == ["state", "state", "event", "state", "event"]
+
+
+# -- a ConfigurationState write that fails -----------------------------------------------------------------
+
+OVERLAP = (pool("a", "192.0.2.0/28"), pool("b", "192.0.2.0/29"))  # refused
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ApiUnavailableError(503, "ServiceUnavailable", "the API server is shutting down"),
+        ApiUnavailableError(429, "TooManyRequests", "try again later"),
+        ApiUnavailableError(0, "", "timed out"),
+        ConflictError(409, "AlreadyExists", "configurationstates controller already exists"),
+    ],
+    ids=["503", "429", "timeout", "409"],
+)
+def test_a_state_write_that_fails_for_now_is_written_when_tried_again(failure: ApiError) -> None:
+    """The configuration fixed while the API server did not answer: the state must not stay Invalid."""
+    h = Harness()
+    assert h.reload(*OVERLAP)
+    assert h.api.statuses[-1]["result"] == "Invalid"
+    h.api.failures = [failure]
+    assert not h.reload(pool("a", "192.0.2.0/28"))  # fixed; the write fails
+    assert h.api.statuses[-1]["result"] == "Invalid"
+    assert h.reporter.write_state()
+    assert h.api.statuses[-1]["result"] == "Valid"
+    # Settled: neither another try nor the same outcome again writes it twice.
+    writes = len(h.api.statuses)
+    assert h.reporter.write_state() and h.reload(pool("a", "192.0.2.0/28"))
+    assert len(h.api.statuses) == writes
+
+
+def test_a_reload_after_a_failed_write_writes_the_state() -> None:
+    h = Harness()
+    h.reload(*OVERLAP)
+    h.api.failures = [ApiUnavailableError(503, "ServiceUnavailable", "etcd leader changed")]
+    h.reload(pool("a", "192.0.2.0/28"))
+    assert h.reload(pool("a", "192.0.2.0/28"))  # the same outcome: it was never written
+    assert h.api.statuses[-1]["result"] == "Valid"
+
+
+def test_a_failed_write_still_sends_the_events_once() -> None:
+    h = Harness()
+    h.api.failures = [ApiUnavailableError(503, "ServiceUnavailable", "overloaded")]
+    assert not h.reload(pool("a", HOST_BITS))
+    assert h.reasons() == [("IPAddressPool/a", CONFIGURATION_WARNING)]
+    assert h.reporter.write_state()
+    assert len(h.events.recorded) == 1 and h.api.statuses[-1]["result"] == "Valid"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ForbiddenError(403, "Forbidden", "cannot patch configurationstates/status"),
+        NotFoundError(404, "NotFound", "the server could not find the requested resource"),  # no CRD
+    ],
+    ids=["403", "404"],
+)
+def test_a_state_write_refused_for_good_is_not_tried_again_until_the_outcome_changes(
+    failure: ApiError,
+) -> None:
+    h = Harness(exists=False)  # a 404 on the status patch is followed by a create
+    h.api.failures = [failure, failure]
+    assert h.reload(pool("a", "192.0.2.0/28"))
+    tried = h.api.requests
+    assert h.reload(pool("a", "192.0.2.0/28")) and h.reporter.write_state()
+    assert h.api.requests == tried and h.api.statuses == []
+    h.api.failures = []
+    assert h.reload(*OVERLAP)  # another outcome: tried again
+    assert h.api.statuses[-1]["result"] == "Invalid"

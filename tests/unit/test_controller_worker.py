@@ -7,6 +7,7 @@ test sets the worker's state it needs and calls `Controller.process` as the work
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import kubernetes
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from metallb_py.controller.controller import Controller, ControllerOptions
 from metallb_py.controller.poolstatus import PoolStatus
 from metallb_py.k8s.client import KubeClient
+from metallb_py.k8s.errors import ApiUnavailableError
+from metallb_py.k8s.resources import CONFIGURATION_STATES, Resource
 
 NS = "metallb-system"
 POOL = {
@@ -71,3 +74,57 @@ def test_a_failing_pool_status_publication_does_not_end_the_worker(
     controller._counters_change()
     controller.process(take(controller, "default/web"))
     assert published == [{"p": PoolStatus(available_ipv4=4)}]
+
+
+def reloads_of(controller: Controller) -> float | None:
+    return controller.metrics.registry.get_sample_value("metallb_py_controller_config_reloads_total")
+
+
+class StateApi:
+    """The ConfigurationState's API: the first `unavailable` patches get no answer."""
+
+    def __init__(self, unavailable: int) -> None:
+        self.unavailable = unavailable
+        self.statuses: list[Mapping[str, Any]] = []
+
+    def create(
+        self, resource: Resource, body: Mapping[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        raise AssertionError("the ConfigurationState exists")
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        body: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        assert (resource, subresource) == (CONFIGURATION_STATES, "status")
+        if self.unavailable:
+            self.unavailable -= 1
+            raise ApiUnavailableError(503, "ServiceUnavailable", "the API server is restarting")
+        self.statuses.append(body["status"])
+        return dict(body)
+
+
+def test_a_configuration_state_write_that_failed_is_retried_with_backoff_without_reloading(
+    controller: Controller,
+) -> None:
+    api = StateApi(unavailable=2)
+    controller.config_report.api = api
+    controller._synced = True  # as after the resync; the watches hold no configuration object: refused
+    controller.process(take(controller, "@config"))
+    assert api.statuses == []
+    reloads = reloads_of(controller)
+    retried: list[str] = []
+    for tries in (1, 2):
+        key = controller.queue.get(timeout=30)  # due after the backoff
+        assert key is not None and key != "@config"
+        assert controller.queue.failures(key) == tries
+        controller.process(key)
+        retried.append(key)
+    assert [s["result"] for s in api.statuses] == ["Invalid"]
+    assert controller.queue.failures(retried[0]) == 0 and controller.queue.idle()
+    assert reloads_of(controller) == reloads == 1

@@ -9,7 +9,9 @@
   when it names none); the ConfigurationState says `Valid`, with the warnings in a condition.
 
 The ConfigurationState `controller` in the controller's namespace, labelled `metallb.io/component-type:
-controller` as MetalLB's, is written through its status subresource only when its content changes:
+controller` as MetalLB's, is written through its status subresource only when its content changes; a write
+that fails for now (no answer, 5xx, 429) is tried again (`write_state`, which the controller's worker calls
+with backoff) until it is written or refused for good (403, or 404: no such CRD):
 
     result: Valid | Invalid             (MetalLB's: Valid whenever the configuration was accepted)
     errorSummary: the error; empty when Valid
@@ -163,6 +165,7 @@ class ConfigReporter:
         self.namespace = namespace
         self.name = name
         self._clock = clock
+        self._wanted: tuple[str | None, tuple[str, ...] | None] | None = None  # the latest report's
         self._written: tuple[str | None, tuple[str, ...] | None] | None = None
         self._conditions: list[JSON] = []
         self._warned: tuple[Config, tuple[str, ...]] | None = None
@@ -172,12 +175,14 @@ class ConfigReporter:
 
     def report(
         self, outcome: ConfigOutcome, objects: Sequence[Mapping[str, Any]], in_force: Config | None
-    ) -> None:
+    ) -> bool:
         """Tells the outcome of a reload of `objects` (as given to `ConfigState.apply`); `in_force` is the
         configuration in force after it. The ConfigurationState is written first: whoever sees the Event
-        finds the state saying the same."""
+        finds the state saying the same. Returns `write_state()`'s verdict: False when the state must be
+        written again later (the Events and the log line are not repeated for it)."""
         warnings = None if in_force is None else tuple(in_force.warnings)
-        self._write_state(None if outcome.loaded else (outcome.error or "refused"), warnings)
+        self._wanted = (None if outcome.loaded else (outcome.error or "refused"), warnings)
+        settled = self.write_state()
         if not outcome.loaded:
             log.error(
                 "configuration refused; the last good one stays in force",
@@ -192,6 +197,7 @@ class ConfigReporter:
                 )
         elif in_force is not None:
             self._tell_warnings(in_force, outcome.warnings, objects)
+        return settled
 
     def _tell_warnings(
         self, config: Config, warnings: tuple[str, ...], objects: Sequence[Mapping[str, Any]]
@@ -213,9 +219,15 @@ class ConfigReporter:
                 f"Configuration accepted with a warning: {warning}",
             )
 
-    def _write_state(self, error: str | None, warnings: tuple[str, ...] | None) -> None:
-        if self._written == (error, warnings):
-            return
+    def write_state(self) -> bool:
+        """Writes the ConfigurationState the latest report wants, unless it is written already. True when it
+        is settled: written, or refused for good (403: RBAC; 404: no ConfigurationState CRD, which is
+        optional), not tried again until the outcome changes. False after a temporary failure (no answer, 5xx,
+        429, a conflict): call it again later, with backoff. NotLeaderError propagates."""
+        wanted = self._wanted
+        if wanted is None or self._written == wanted:
+            return True
+        error, warnings = wanted
         status = configuration_state_status(
             error=error, warnings=warnings, now=self._clock(), previous=self._conditions
         )
@@ -236,7 +248,16 @@ class ConfigReporter:
         except NotLeaderError:
             raise
         except ApiError as exc:
+            if exc.temporary:
+                log.warning("ConfigurationState not written; retrying", extra={"error": str(exc)})
+                return False
             # An optional CRD: without it the state is in the metrics, the logs and the events.
-            log.debug("ConfigurationState not written", extra={"error": str(exc)})
-        self._written = (error, warnings)
+            level = logging.DEBUG if isinstance(exc, NotFoundError) else logging.WARNING
+            log.log(
+                level,
+                "ConfigurationState not written; not retried until the configuration's outcome changes",
+                extra={"error": str(exc)},
+            )
+        self._written = wanted
         self._conditions = status["conditions"]
+        return True

@@ -11,7 +11,8 @@ it starts from nothing: a fresh consistent list of Services, a new allocator, th
 every address the cluster already shows restored (`restore_assignments`) before any Service is reconciled, so
 no address is ever handed out while a Service still shows it. A follower watches but writes nothing.
 
-Each configuration reload is told by `configreport.ConfigReporter` (log, Events, ConfigurationState). The
+Each configuration reload is told by `configreport.ConfigReporter` (log, Events, ConfigurationState; a
+ConfigurationState write that failed for now is retried with per-key backoff, without reloading). The
 pools' status counters are published to the writer when the worker has no key waiting (so a burst of
 Services costs one status write per pool), and at least every `pool_status_interval` seconds while it is busy.
 
@@ -59,6 +60,7 @@ log = logging.getLogger("metallb_py.controller")
 
 _CONFIG_KEY = "@config"  # reload the configuration
 _RESYNC_KEY = "@resync"  # became leader: start from nothing
+_STATE_KEY = "@configstate"  # write the ConfigurationState again after a temporary failure
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,8 @@ class Controller:
                 self._resync()
             elif key == _CONFIG_KEY:
                 self._reload_config()
+            elif key == _STATE_KEY:
+                self._state_written(self.config_report.write_state())
             elif self.sync.handle(key, self._allocator, ready=self._ready).allocations_changed:
                 self._set_pool_metrics()
                 self._counters_change()
@@ -327,7 +331,7 @@ class Controller:
         outcome = self._config.apply(objects, self._allocator)
         self.metrics.set_config(loaded=outcome.loaded, stale=not outcome.loaded)
         config = self._config.config
-        self.config_report.report(outcome, objects, config)
+        self._state_written(self.config_report.report(outcome, objects, config))
         self.metrics.config_reloads.inc()
         if not outcome.loaded:
             return
@@ -357,6 +361,12 @@ class Controller:
             self._enqueue_all()
         self._set_pool_metrics()
         self._counters_change()
+
+    def _state_written(self, settled: bool) -> None:
+        if settled:
+            self.queue.forget(_STATE_KEY)
+        else:
+            self.queue.add_rate_limited(_STATE_KEY)
 
     def _counters_change(self) -> None:
         if self._counters_changed is None:
