@@ -10,11 +10,17 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from metallb_py.config.model import Config
-from metallb_py.speaker.election import Link
+from metallb_py.config.model import Config, L2Advertisement
+from metallb_py.speaker.election import MAX_INTERFACES, ExcludeRule, Link
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.ports import InterfaceChange
-from metallb_py.speaker.speaker import LINK_RETRY, ConfigWarnings, LinkFollower
+from metallb_py.speaker.speaker import (
+    LINK_DEBOUNCE,
+    LINK_RETRY,
+    ConfigWarnings,
+    LinkFollower,
+    NamedInterfaces,
+)
 
 UP = frozenset({"UP", "BROADCAST", "MULTICAST", "LOWER_UP"})
 DOWN = frozenset({"BROADCAST", "MULTICAST"})
@@ -58,8 +64,16 @@ class Node:
         self.handed.append([link.name for link in links])
 
 
-def follower(node: Node, responder: FakeResponder) -> LinkFollower:
-    return LinkFollower(responder, node.read, node.read(), on_links=node.on_links)
+def follower(node: Node, responder: FakeResponder, **options: object) -> LinkFollower:
+    # A clock that stands still: a burst ends when a wait returns nothing, never by the clock.
+    return LinkFollower(
+        responder,
+        node.read,
+        node.read(),
+        on_links=node.on_links,
+        clock=lambda: 0.0,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def logged(caplog: pytest.LogCaptureFixture, message: str) -> list[str]:
@@ -111,18 +125,29 @@ class FakeWatch:
     """Gives `batches` one per wait (then nothing), and sets `stop` once `until(self)` holds."""
 
     def __init__(
-        self, batches: list[list[object]], stop: threading.Event, until: Callable[[FakeWatch], bool]
+        self,
+        batches: list[list[object] | Exception],
+        stop: threading.Event,
+        until: Callable[[FakeWatch], bool],
     ) -> None:
         self.batches = batches
         self.stop = stop
         self.until = until
         self.timeouts: list[float | None] = []
 
+        self.closed = False
+
     def wait(self, timeout: float | None = None) -> list[object]:
         self.timeouts.append(timeout)
         if self.until(self):
             self.stop.set()
-        return self.batches.pop(0) if self.batches else []
+        batch = self.batches.pop(0) if self.batches else []
+        if isinstance(batch, Exception):
+            raise batch
+        return batch
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def test_run_rescans_on_notifications_only() -> None:
@@ -148,7 +173,8 @@ def test_run_retries_a_failed_read_without_waiting_for_a_notification() -> None:
     node.fail_reads = 1
     links.run(watch, stop)
     assert responder.interfaces == ["eth0", "eth1"]
-    assert watch.timeouts[:2] == [0.5, LINK_RETRY], "after the failure the wait is the retry period"
+    # The notification's burst ends with a wait that returns nothing, then the failure's retry period.
+    assert watch.timeouts[:3] == [0.5, LINK_DEBOUNCE, LINK_RETRY], "after the failure the wait is the retry"
 
 
 def test_config_warnings_are_logged_once_per_new_configuration(caplog: pytest.LogCaptureFixture) -> None:
@@ -180,3 +206,102 @@ def test_the_interface_metric_follows_the_served_set() -> None:
     assert (sample("eth0"), sample("eth0.100")) == (1.0, 1.0)
     responder.set_interfaces(["eth0.100"])
     assert (sample("eth0"), sample("eth0.100")) == (None, 1.0)
+
+
+# -- MetalLB's interface exclusion list ----------------------------------------------------------------------
+
+
+def test_cni_veths_are_not_served_and_their_churn_runs_no_round() -> None:
+    node = Node(Link("eth0"), Link("cali5f3e"), Link("veth1a2b"), Link("lxc12ab"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    node.links.append(Link("eth0.100", kind="vlan"))
+    links.rescan()
+    assert responder.interfaces == ["eth0", "eth0.100"]
+    assert len(node.handed) == 1
+    # Pods come and go, a veth's carrier flaps, eth0's too: the responder is asked, no round runs.
+    node.links = [
+        Link("eth0", frozenset({"UP", "BROADCAST", "MULTICAST"})),
+        Link("cali5f3e", DOWN),
+        Link("cali77aa"),
+        Link("eth0.100", kind="vlan"),
+    ]
+    links.rescan()
+    assert responder.calls[-1] == ["eth0", "eth0.100"]
+    assert len(node.handed) == 1
+    # A link that is not excluded going down changes what the election reads.
+    node.links[-1] = Link("eth0.100", DOWN, kind="vlan")
+    links.rescan()
+    assert responder.interfaces == ["eth0"] and len(node.handed) == 2
+
+
+def test_a_new_exclusion_list_applies_at_once() -> None:
+    node = Node(Link("eth0"), Link("cali5f3e"), Link("dummy0"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    links.set_rule(ExcludeRule.of(["^dummy"], "test"))
+    assert responder.interfaces == ["eth0", "cali5f3e"]
+    assert node.handed == [["eth0", "cali5f3e", "dummy0"]]
+    links.set_rule(ExcludeRule.of(["^dummy"], "test"))  # the same list: nothing to do
+    assert len(responder.calls) == 1
+
+
+# -- at most MAX_INTERFACES for the responder ----------------------------------------------------------------
+
+
+def test_more_interfaces_than_the_responder_holds(caplog: pytest.LogCaptureFixture) -> None:
+    many = [Link(f"vlan{i}", kind="vlan") for i in range(MAX_INTERFACES + 3)]
+    node = Node(*many)
+    responder = FakeResponder([link.name for link in many[:MAX_INTERFACES]])
+    links = follower(node, responder)
+    caplog.set_level(logging.INFO, "metallb_py.speaker")
+    links.rescan()
+    links.rescan()
+    assert all(len(call) == MAX_INTERFACES for call in responder.calls)
+    assert links.left_out == ("vlan64", "vlan65", "vlan66")
+    warned = [r for r in caplog.records if r.getMessage().startswith("more eligible interfaces")]
+    assert [r.left_out for r in warned] == [["vlan64", "vlan65", "vlan66"]], "warned once"  # type: ignore[attr-defined]
+
+    # An L2Advertisement names a left-out one: it is served, the last unnamed one makes room.
+    NamedInterfaces(links.set_named).elect_and_apply(
+        Config(l2_advertisements=[L2Advertisement("late", pools=("p",), interfaces=("vlan65",))]),
+        None,  # type: ignore[arg-type]
+        None,
+    )
+    assert "vlan65" in responder.interfaces and "vlan63" not in responder.interfaces
+    assert len(responder.interfaces) == MAX_INTERFACES
+    assert links.left_out == ("vlan63", "vlan64", "vlan66")
+
+
+# -- the notification loop -----------------------------------------------------------------------------------
+
+
+def test_a_burst_of_notifications_makes_one_rescan() -> None:
+    node = Node(Link("eth0"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    stop = threading.Event()
+    burst: list[list[object] | Exception] = [[{"kind": "added", "name": f"eth0.{i}"}] for i in range(5)]
+    watch = FakeWatch([*burst, []], stop, until=lambda w: len(w.timeouts) > 7)
+    node.links += [Link(f"eth0.{i}", kind="vlan") for i in range(5)]
+    links.run(watch, stop)
+    assert links.rescans == 1
+    assert watch.timeouts[1:6] == [LINK_DEBOUNCE] * 5
+    assert len(responder.interfaces) == 6
+
+
+def test_a_failed_watch_is_reopened_and_the_links_read_again(caplog: pytest.LogCaptureFixture) -> None:
+    node = Node(Link("eth0"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    stop = threading.Event()
+    broken = FakeWatch([OSError("netlink socket closed")], stop, until=lambda _: False)
+    fresh = FakeWatch([], stop, until=lambda _: links.rescans == 1)
+    node.links.append(Link("eth1"))  # appeared while nothing was listening
+    caplog.set_level(logging.INFO, "metallb_py.speaker")
+    links.run(broken, stop, reopen=lambda: fresh)
+    assert broken.closed and links.watch is fresh
+    assert responder.interfaces == ["eth0", "eth1"]
+    assert [r.levelno for r in caplog.records if r.getMessage().startswith("link notifications failed")] == [
+        logging.ERROR
+    ]

@@ -55,9 +55,11 @@ class L2Interfaces(Protocol):
 
 class LinkEvents(Protocol):
     """Link notifications of the node's namespace (metallb_py._core.LinkWatch): `wait` returns what arrived
-    within `timeout` seconds (nothing: an empty sequence)."""
+    within `timeout` seconds (nothing: an empty sequence), or raises once the watch broke (then `close` it
+    and open another)."""
 
     def wait(self, timeout: float | None = None) -> Sequence[object]: ...
+    def close(self) -> None: ...
 
 
 class BgpSessions(Protocol):

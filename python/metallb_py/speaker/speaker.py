@@ -9,8 +9,10 @@ Parts (each its own module, each driven by tests on its own):
 - rounds.Rounds: the worker, one round at a time; gate.py decides settling and isolation, then both protocols
   act: layer2.Layer2 elects and drives the responder (Rust), bgp.Bgp opens the BGP sessions and sets each
   peer's routes in the BgpSpeaker (Rust); ConfigWarnings (here) logs each new configuration's warnings;
-- LinkFollower (here): rescans the node's interfaces on every link notification (LinkWatch, Rust), so an
-  interface created later (a VLAN) is served without a restart and one deleted is dropped;
+- LinkFollower (here): rescans the node's interfaces after each burst of link notifications (LinkWatch,
+  Rust), so an interface created later (a VLAN) is served without a restart and one deleted is dropped;
+  names MetalLB's ConfigMap metallb-excludel2 excludes (default: MetalLB's list, the CNI's veths and
+  bridges) are never served, and a change of that ConfigMap applies at once (MetalLB reads it at start);
 - reporter.StatusReporter, twice: ServiceL2Status and ServiceBGPStatus objects and nodeAssigned Events, after
   the fact; a pump turns BGP session events into log lines and Events on the BGPPeer.
 
@@ -29,17 +31,20 @@ import json
 import logging
 import subprocess
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from metallb_py._core import BgpEvent, BgpSpeaker, LinkWatch, Membership, Responder
+from metallb_py.backoff import Backoff
 from metallb_py.config.model import Config
 from metallb_py.errors import MetalLBError
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.config_watch import ConfigWatch
-from metallb_py.k8s.errors import NotFoundError
+from metallb_py.k8s.errors import ApiError, NotFoundError
 from metallb_py.k8s.events import EventRecorder
 from metallb_py.k8s.resources import (
+    CONFIGMAPS,
     ENDPOINT_SLICES,
     LEASES,
     NODES,
@@ -52,7 +57,19 @@ from metallb_py.k8s.watch import Change, Reflector
 from metallb_py.speaker.bgp import PROTOCOL as BGP_PROTOCOL
 from metallb_py.speaker.bgp import Bgp
 from metallb_py.speaker.bgpplan import SecretData, Secrets, secret_from_api
-from metallb_py.speaker.election import Link, eligible_interfaces, read_links
+from metallb_py.speaker.election import (
+    DEFAULT_EXCLUDE_RULE,
+    EXCLUDE_L2_CONFIGMAP,
+    ExcludeRule,
+    InterfaceChoice,
+    InterfaceExclusion,
+    Link,
+    eligible_interfaces,
+    exclude_rule_from_configmap,
+    interfaces_to_serve,
+    mark_excluded,
+    read_links,
+)
 from metallb_py.speaker.layer2 import PROTOCOL, Layer2
 from metallb_py.speaker.leases import GOSSIP_LABEL, GOSSIP_PORT, LeaseKeeper, gossip_address
 from metallb_py.speaker.metrics import SpeakerMetrics
@@ -63,6 +80,7 @@ from metallb_py.speaker.rounds import Protocols, Rounds
 from metallb_py.speaker.status import BGP_STATUS, L2_STATUS_NODE_LABEL
 
 __all__ = [
+    "LINK_DEBOUNCE",
     "LINK_RETRY",
     "SECRET_ENV",
     "SECRET_KEY",
@@ -70,6 +88,7 @@ __all__ = [
     "ClusterWatches",
     "ConfigWarnings",
     "LinkFollower",
+    "NamedInterfaces",
     "Speaker",
     "SpeakerError",
     "SpeakerOptions",
@@ -84,6 +103,9 @@ SECRET_KEY = "secretkey"
 # After a rescan of the links failed (`ip link` did not answer), the next one is this many seconds later even
 # without a notification.
 LINK_RETRY = 1.0
+# Link notifications come in bursts (a VLAN created and set up, a pod's veth pair, a bond's members): those
+# arriving within this many seconds of the first make one rescan.
+LINK_DEBOUNCE = 0.12
 
 
 class SpeakerError(MetalLBError):
@@ -111,6 +133,7 @@ class SpeakerOptions:
     # `lease_duration` seconds is no longer expected (see leases.PeerLeases).
     lease_renew: float = 2.0
     lease_duration: float = 6.0
+    strict: bool = False  # refuse a configuration with warnings; the last good one stays
 
 
 class ClusterWatches:
@@ -127,6 +150,7 @@ class ClusterWatches:
         on_lease: Callable[[Change], None],
         on_status: Callable[[Change], None],
         on_bgp_status: Callable[[Change], None] = lambda _change: None,
+        on_exclude: Callable[[Change], None] = lambda _change: None,
         watch_timeout: int = 300,
     ) -> None:
         ns, timeout = namespace, watch_timeout
@@ -146,6 +170,15 @@ class ClusterWatches:
             label_selector=f"{L2_STATUS_NODE_LABEL}={node}",
         )
         self.secret_watch = Reflector(client, SECRETS, on_config, namespace=ns, watch_timeout=timeout)
+        # MetalLB's list of interface names never to announce on (LinkFollower).
+        self.exclude_watch = Reflector(
+            client,
+            CONFIGMAPS,
+            on_exclude,
+            namespace=ns,
+            field_selector=f"metadata.name={EXCLUDE_L2_CONFIGMAP}",
+            watch_timeout=timeout,
+        )
         self.all = [
             self.service_watch,
             self.slice_watch,
@@ -155,12 +188,14 @@ class ClusterWatches:
             self.secret_watch,
             self.status_watch,
             self.bgp_status_watch,
+            self.exclude_watch,
         ]
 
     def synced(self) -> bool:
-        # The status watches are the reporters': announcing never waits for them.
-        reporters = (self.status_watch, self.bgp_status_watch)
-        return all(r.synced.is_set() or r.missing for r in self.all if r not in reporters)
+        # The status watches are the reporters', the exclusion list the LinkFollower's (read at the start):
+        # announcing never waits for them.
+        others = (self.status_watch, self.bgp_status_watch, self.exclude_watch)
+        return all(r.synced.is_set() or r.missing for r in self.all if r not in others)
 
     def secrets(self) -> dict[tuple[str, str], SecretData]:
         """The Secrets of the speaker's namespace, decoded (BGPPeer passwordSecret)."""
@@ -187,15 +222,28 @@ class ClusterWatches:
             reflector.stop()
 
 
+def election_view(choice: InterfaceChoice) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """What of the node's links a round reads: the eligible interfaces, and why the others not excluded by
+    name are not used (an L2Advertisement naming one says why). A carrier flap, or a CNI veth coming and
+    going, leaves it unchanged."""
+    reasons = sorted(
+        (n, str(r)) for n, r in choice.excluded.items() if r is not InterfaceExclusion.NAME_EXCLUDED
+    )
+    return choice.interfaces, tuple(reasons)
+
+
 class LinkFollower:
     """Keeps the responder's interfaces, and the links layer 2 chooses interfaces from, in step with the node.
 
-    MetalLB rescans the node's interfaces every 10 seconds; here a rescan follows each link notification of
-    the namespace (`LinkEvents`: the kernel's RTMGRP_LINK messages, a link added, changed or deleted), so a
-    VLAN created after the start is served as soon as it is up, and a link deleted or down is dropped at once
-    (its socket closed) while the others keep answering. A rescan reads the links (`read`), gives the
-    eligible ones to the responder, logs each interface added or removed, and when the links changed hands
-    them to `on_links` (the speaker gives them to layer 2 and runs a round, so an L2Advertisement naming an
+    MetalLB rescans the node's interfaces every 10 seconds; here a rescan follows each burst of link
+    notifications of the namespace (`LinkEvents`: the kernel's RTMGRP_LINK messages, a link added, changed
+    or deleted; those within LINK_DEBOUNCE of the first make one rescan), so a VLAN created after the start
+    is served as soon as it is up, and a link deleted or down is dropped at once (its socket closed) while
+    the others keep answering. A rescan reads the links (`read`), marks those `rule` excludes by name, gives
+    at most MAX_INTERFACES eligible ones to the responder (`interfaces_to_serve`: those `named` by an
+    L2Advertisement first, then those served already), logs each interface added or removed and, once per
+    change, those left out, and when what a round reads changed (`election_view`) hands the links to
+    `on_links` (the speaker gives them to layer 2 and runs a round, so an L2Advertisement naming an
     interface picks it up).
     """
 
@@ -206,27 +254,65 @@ class LinkFollower:
         links: list[Link],
         *,
         on_links: Callable[[list[Link]], None],
+        rule: ExcludeRule = DEFAULT_EXCLUDE_RULE,
+        named: Collection[str] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.responder = responder
         self._read = read
-        self.links = list(links)
+        self.rule = rule
+        self.named = frozenset(named)
+        self.links = mark_excluded(links, rule)
+        self._view = election_view(eligible_interfaces(self.links))
         self._on_links = on_links
+        self._clock = clock
         self._failed: dict[str, str] = {}
+        self.left_out: tuple[str, ...] = ()
         self._lock = threading.Lock()  # one rescan at a time
         self.rescans = 0
+        self.watch: LinkEvents | None = None  # the one `run` reads (it re-opens a failed one)
+
+    def choose(self, links: list[Link]) -> tuple[InterfaceChoice, tuple[str, ...], tuple[str, ...]]:
+        """The eligible interfaces of `links` (already marked), those to serve and those left out."""
+        choice = eligible_interfaces(links)
+        serve, left = interfaces_to_serve(
+            choice.interfaces, served=self.responder.interfaces, named=self.named
+        )
+        return choice, serve, left
 
     def rescan(self) -> None:
         """Reads the links now and applies them; raises what reading them raises (nothing changes then)."""
         with self._lock:
             self._rescan()
 
+    def set_rule(self, rule: ExcludeRule) -> None:
+        """A new exclusion list (the ConfigMap changed): applied by a rescan now."""
+        with self._lock:
+            if rule == self.rule:
+                return
+            log.info(
+                "interface exclusion list changed",
+                extra={"source": rule.source, "patterns": list(rule.patterns)},
+            )
+            self.rule = rule
+            self._rescan()
+
+    def set_named(self, named: Collection[str]) -> None:
+        """The interfaces the L2Advertisements name now; a rescan only if one of them was left out."""
+        with self._lock:
+            self.named = frozenset(named)
+            if self.named & set(self.left_out):
+                self._rescan()
+
     def _rescan(self) -> None:
-        links = self._read()
-        choice = eligible_interfaces(links)
-        change = self.responder.set_interfaces(list(choice.interfaces))
+        links = mark_excluded(self._read(), self.rule)
+        choice, serve, left = self.choose(links)
+        change = self.responder.set_interfaces(list(serve))
         self.rescans += 1
         for name in change["removed"]:
-            why = choice.excluded.get(name)
+            why: object = choice.excluded.get(name)
+            if why is None and name in left:
+                why = "more interfaces than the responder serves"
             log.info(
                 "interface removed",
                 extra={"interface": name, "reason": str(why) if why is not None else "gone or re-created"},
@@ -240,16 +326,49 @@ class LinkFollower:
                     extra={"interface": name, "error": error},
                 )
         self._failed = dict(change["failed"])
-        if links != self.links:
-            self.links = links
+        if left != self.left_out:
+            if left:
+                log_left_out(left, len(serve))
+            self.left_out = left
+        view = election_view(choice)
+        self.links = links
+        if view != self._view:
+            self._view = view
             self._on_links(links)
 
-    def run(self, watch: LinkEvents, stop: threading.Event) -> None:
-        """Rescans after each batch of notifications until `stop` is set; a failed rescan is tried again
-        LINK_RETRY seconds later."""
+    def run(
+        self, watch: LinkEvents, stop: threading.Event, *, reopen: Callable[[], LinkEvents] | None = None
+    ) -> None:
+        """Rescans after each burst of notifications until `stop` is set; a failed rescan is tried again
+        LINK_RETRY seconds later. A watch that fails is logged, and re-opened with `reopen` after a backoff
+        (then the links are read again: notifications were lost); without `reopen` the same one is retried."""
+        self.watch = watch
+        backoff = Backoff(LINK_RETRY / 2, 30.0)
         retry = False
         while not stop.is_set():
-            events = watch.wait(LINK_RETRY if retry else 0.5)
+            try:
+                events = self._burst(self.watch, LINK_RETRY if retry else 0.5)
+            except Exception as exc:
+                if stop.is_set():
+                    return
+                delay = backoff.next()
+                log.error(
+                    "link notifications failed; re-opening them",
+                    extra={"error": str(exc) or type(exc).__name__, "retry_in": round(delay, 3)},
+                )
+                if stop.wait(delay):
+                    return
+                if reopen is not None:
+                    try:
+                        fresh = reopen()
+                    except Exception as reopen_exc:
+                        log.error("re-opening link notifications failed", extra={"error": str(reopen_exc)})
+                        continue
+                    old, self.watch = self.watch, fresh
+                    _close(old)
+                retry = True  # what happened meanwhile is unknown: read the links again
+                continue
+            backoff.reset()
             if stop.is_set():
                 return
             if not events and not retry:
@@ -260,6 +379,58 @@ class LinkFollower:
             except Exception:
                 log.exception("reading the node's interfaces failed; retrying")
                 retry = True
+
+    def _burst(self, watch: LinkEvents, timeout: float) -> list[object]:
+        """The notifications of one burst: those within `timeout`, then those within LINK_DEBOUNCE of the
+        first (a wait that returns nothing ends it early)."""
+        events = list(watch.wait(timeout))
+        if not events:
+            return events
+        until = self._clock() + LINK_DEBOUNCE
+        while (left := until - self._clock()) > 0:
+            more = watch.wait(left)
+            if not more:
+                break
+            events += more
+        return events
+
+
+def log_left_out(left: tuple[str, ...], served: int) -> None:
+    log.warning(
+        "more eligible interfaces than the responder serves; these are not used (exclude them by name in "
+        f"ConfigMap {EXCLUDE_L2_CONFIGMAP}, or name the ones wanted in an L2Advertisement)",
+        extra={"left_out": list(left), "served": served},
+    )
+
+
+def _close(watch: LinkEvents) -> None:
+    try:
+        watch.close()
+    except Exception as exc:  # a broken watch may fail to close too; it is dropped either way
+        log.debug("closing link notifications failed", extra={"error": str(exc)})
+
+
+class NamedInterfaces:
+    """Tells the LinkFollower which interfaces the L2Advertisements name, at each new configuration (a
+    protocol of the rounds, as ConfigWarnings): those are served first when the node has more eligible
+    interfaces than the responder holds."""
+
+    def __init__(self, on_named: Callable[[frozenset[str]], None]) -> None:
+        self._on_named = on_named
+        self._seen: Config | None = None
+        self._named: frozenset[str] = frozenset()
+
+    def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None:
+        if config is self._seen:
+            return
+        self._seen = config
+        named = frozenset(name for a in config.l2_advertisements for name in a.interfaces)
+        if named != self._named:
+            self._named = named
+            self._on_named(named)
+
+    def withdraw_all(self) -> None:
+        pass
 
 
 class ConfigWarnings:
@@ -334,6 +505,7 @@ class Speaker:
             on_lease=lambda change: self.leases.on_lease(change, stopping=self._stop.is_set()),
             on_status=self._status_changed,
             on_bgp_status=self._bgp_status_changed,
+            on_exclude=self._exclude_changed,
             watch_timeout=options.watch_timeout,
         )
         self.leases = LeaseKeeper(
@@ -354,6 +526,7 @@ class Speaker:
         self.reporter: StatusReporter | None = None
         self.bgp_reporter: StatusReporter | None = None
         self.links: list[Link] = []
+        self.exclude_rule = DEFAULT_EXCLUDE_RULE
         self.link_watch: LinkWatch | None = None
         self.link_follower: LinkFollower | None = None
         self.gossip_address: str | None = None
@@ -382,16 +555,21 @@ class Speaker:
             self.gossip_address = self._gossip_address()
             self.leases.address = self.gossip_address
         # Subscribed before the first read: no change between the two goes unnoticed.
+        self.exclude_rule = self._read_exclude_rule()
         self.link_watch = link_watch = LinkWatch(o.netns)
-        self.links = read_links(o.netns)
+        self.links = mark_excluded(read_links(o.netns), self.exclude_rule)
         choice = eligible_interfaces(self.links)
         if not choice.interfaces:
             where = f"network namespace {o.netns}" if o.netns else "this network namespace"
             raise SpeakerError(
                 f"no interface in {where} can announce: {dict(choice.excluded) or 'none found'}; "
-                "layer 2 needs an up, non-loopback, ARP-capable interface"
+                "layer 2 needs an up, non-loopback, ARP-capable interface whose name "
+                f"{self.exclude_rule.source} does not exclude"
             )
-        self.responder = Responder(list(choice.interfaces), o.netns, busy_poll=o.busy_poll)
+        serve, left = interfaces_to_serve(choice.interfaces)
+        if left:
+            log_left_out(left, len(serve))
+        self.responder = Responder(list(serve), o.netns, busy_poll=o.busy_poll)
         self.responder.start()
         self.metrics.count_layer2(self.responder.stats)
         responder = self.responder
@@ -421,17 +599,23 @@ class Speaker:
             lb_class=o.lb_class,
         )
         self.link_follower = follower = LinkFollower(
-            self.responder, lambda: read_links(o.netns), self.links, on_links=self._links_changed
+            self.responder,
+            lambda: read_links(o.netns),
+            self.links,
+            on_links=self._links_changed,
+            rule=self.exclude_rule,
         )
+        follower.left_out = left
         self.rounds = Rounds(
             self.me,
             self.watches,
-            Protocols(ConfigWarnings(), self.layer2, self.bgp),
+            Protocols(ConfigWarnings(), NamedInterfaces(self._named_changed), self.layer2, self.bgp),
             self.membership,
             expected=self.leases.expected,
             metrics=self.metrics,
             settle_timeout=o.settle_timeout,
             ready=self.ready,
+            strict=o.strict,
         )
         self.reporter = StatusReporter(
             self.client,
@@ -468,7 +652,10 @@ class Speaker:
         )
         self._spawn(self._bgp_pump, "speaker-bgp-events")
         # Notifications since the watch was opened (before the links were first read) are queued for it.
-        self._spawn(lambda: follower.run(link_watch, self._stop), "speaker-links")
+        netns = o.netns
+        self._spawn(
+            lambda: follower.run(link_watch, self._stop, reopen=lambda: LinkWatch(netns)), "speaker-links"
+        )
         if self.membership is not None:
             self._spawn(self._pump, "speaker-gossip-events")
             self._spawn(lambda: self.leases.run(self._stop), "speaker-lease")
@@ -478,7 +665,8 @@ class Speaker:
                 "node": self.me,
                 "namespace": o.namespace,
                 "netns": o.netns,
-                "interfaces": list(choice.interfaces),
+                "interfaces": list(serve),
+                "excluded_by": self.exclude_rule.source,
                 "gossip": self.gossip_address,
             },
         )
@@ -517,6 +705,9 @@ class Speaker:
             thread.join(timeout)
         if self.link_watch is not None:
             self.link_watch.close()
+        reopened = self.link_follower.watch if self.link_follower is not None else None
+        if reopened is not None and reopened is not self.link_watch:
+            _close(reopened)  # the follower re-opened the notifications after a failure
         if self.membership is not None:
             self.membership.stop()
         if graceful:
@@ -569,6 +760,52 @@ class Speaker:
         if self.layer2 is not None:
             self.layer2.links = list(links)
         self._wake()
+
+    def _named_changed(self, named: frozenset[str]) -> None:
+        if self.link_follower is not None:
+            try:
+                self.link_follower.set_named(named)
+            except Exception:
+                log.exception("reading the node's interfaces failed; the next link change reads them again")
+
+    def _exclude_changed(self, change: Change) -> None:
+        """The ConfigMap metallb-excludel2 changed: its list applies at once (MetalLB reads it only at start);
+        one that does not parse is refused, and the list in force stays."""
+        obj = None if change.type == "DELETED" else change.obj
+        try:
+            rule = exclude_rule_from_configmap(obj)
+        except ValueError as exc:
+            log.error(
+                "interface exclusion list refused; the one in force stays",
+                extra={"error": str(exc), "in_force": self.exclude_rule.source},
+            )
+            return
+        self.exclude_rule = rule
+        if self.link_follower is not None:
+            try:
+                self.link_follower.set_rule(rule)
+            except Exception:
+                log.exception("reading the node's interfaces failed; the next link change reads them again")
+
+    def _read_exclude_rule(self) -> ExcludeRule:
+        """The ConfigMap metallb-excludel2 at the start: one that does not parse stops the start (as it
+        stops MetalLB's speaker); none: MetalLB's default list; unreadable (RBAC): that list, with a warning
+        (its watch then retries, and applies the ConfigMap once it can read it)."""
+        ns = self.options.namespace
+        try:
+            obj = self.client.get(CONFIGMAPS, EXCLUDE_L2_CONFIGMAP, ns)
+        except NotFoundError:
+            return DEFAULT_EXCLUDE_RULE
+        except ApiError as exc:
+            log.warning(
+                "cannot read the interface exclusion list; using MetalLB's default list",
+                extra={"configmap": f"{ns}/{EXCLUDE_L2_CONFIGMAP}", "error": str(exc)},
+            )
+            return DEFAULT_EXCLUDE_RULE
+        try:
+            return exclude_rule_from_configmap(obj)
+        except ValueError as exc:
+            raise SpeakerError(f"{exc}; fix or delete the ConfigMap") from None
 
     def _status_changed(self, change: Change) -> None:
         if self.reporter is not None:
