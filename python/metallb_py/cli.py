@@ -324,6 +324,11 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
         help="announce Services with this spec.loadBalancerClass (default: none)",
     )
     parser.add_argument("--busy-poll", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a configuration with warnings (as controller --strict); the last good one stays",
+    )
     _add_cluster_flags(parser, "the configuration and the speakers' Leases", metrics_port=7473)
     parser.set_defaults(handler=_speaker)
 

@@ -40,6 +40,7 @@ def options_from_args(args: argparse.Namespace) -> SpeakerOptions:
         ignore_exclude_label=args.ignore_exclude_lb,
         lb_class=args.lb_class or None,
         busy_poll=args.busy_poll,
+        strict=args.strict,
     )
 
 

@@ -71,8 +71,10 @@ class Rounds:
         settle_timeout: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
         ready: threading.Event | None = None,
+        strict: bool = False,
     ) -> None:
         self.me = me
+        self.strict = strict  # a configuration with warnings is refused (load_objects(strict=True))
         self.view, self.protocol, self.members = view, protocol, members
         self._expected, self.metrics = expected, metrics
         self.settle_timeout = settle_timeout
@@ -224,7 +226,7 @@ class Rounds:
             error = NO_CONFIGURATION
         else:
             try:
-                config = load_objects([dict(o) for o in objects], source="cluster")
+                config = load_objects([dict(o) for o in objects], source="cluster", strict=self.strict)
             except ConfigError as exc:
                 error = str(exc)
             else:
