@@ -11,8 +11,10 @@ import random
 import re
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -719,3 +721,10 @@ def test_interfaces_to_serve_default_limit_is_the_responders() -> None:
     many = [f"vlan{i}" for i in range(MAX_INTERFACES + 6)]
     chosen, left = interfaces_to_serve(many)
     assert (chosen, left) == (tuple(many[:MAX_INTERFACES]), tuple(many[MAX_INTERFACES:]))
+
+
+def test_the_shipped_configmap_holds_the_default_list() -> None:
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "speaker.yaml"
+    shipped = [d for d in yaml.safe_load_all(deploy.read_text()) if d.get("kind") == "ConfigMap"]
+    assert [d["metadata"]["name"] for d in shipped] == [EXCLUDE_L2_CONFIGMAP]
+    assert exclude_rule_from_configmap(shipped[0]).patterns == DEFAULT_EXCLUDED_INTERFACES
