@@ -349,3 +349,39 @@ def test_a_state_write_refused_for_good_is_not_tried_again_until_the_outcome_cha
     h.api.failures = []
     assert h.reload(*OVERLAP)  # another outcome: tried again
     assert h.api.statuses[-1]["result"] == "Invalid"
+
+
+# -- objects numbered differently --------------------------------------------------------------------------
+
+# A ConfigMap `config` left empty (after a move to the CRDs): no pool, but listed before every other object.
+EMPTY_CONFIGMAP = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "config", "namespace": NS},
+    "data": {"config": ""},
+}
+
+
+def test_warnings_are_not_told_again_when_only_the_objects_numbers_change() -> None:
+    h = Harness()
+    objects = (pool("a", HOST_BITS), l2("adv", "a", "later"))
+    h.reload(*objects)
+    told = h.reasons()
+    assert told == [
+        ("IPAddressPool/a", CONFIGURATION_WARNING),
+        ("L2Advertisement/adv", CONFIGURATION_WARNING),
+    ]
+    h.reload(EMPTY_CONFIGMAP, *objects)  # the same configuration; each warning names another object number
+    h.reload(*objects)
+    assert h.reasons() == told
+    # What a warning says changes: told again, on the objects they name (looked up by their numbers).
+    h.reload(EMPTY_CONFIGMAP, pool("a", "192.0.2.6/28"), l2("adv", "a", "later"))
+    assert h.reasons()[len(told) :] == told
+
+
+def test_the_object_at_fault_is_found_whatever_its_number() -> None:
+    h = Harness()
+    bad = pool("b", "not an address")
+    h.reload(EMPTY_CONFIGMAP, pool("a", "192.0.2.0/28"), bad)  # b is object 3
+    h.reload(pool("a", "192.0.2.0/28"), bad)  # b is object 2
+    assert h.reasons() == [("IPAddressPool/b", INVALID_CONFIGURATION)] * 2

@@ -24,7 +24,7 @@ from metallb_py._core import Allocator
 from metallb_py.config import Config, load_objects
 from metallb_py.errors import ConfigError
 
-__all__ = ["ConfigOutcome", "ConfigState", "named_object"]
+__all__ = ["ConfigOutcome", "ConfigState", "named_object", "without_object_index"]
 
 _SOURCE = "cluster"
 _OBJECT_INDEX = re.compile(re.escape(_SOURCE) + r", object (\d+)")
@@ -119,3 +119,11 @@ def named_object(message: str, objects: Sequence[Mapping[str, Any]]) -> Mapping[
         return None
     index = int(match.group(1)) - 1
     return objects[index] if 0 <= index < len(objects) else None
+
+
+def without_object_index(message: str) -> str:
+    """`message` without the object's number that the loader puts in it (`(cluster, object 3)` reads
+    `(cluster)`; the kind and name before it still say which object): what a warning says, whatever the
+    number of configuration objects listed before the one it names. Look the object up (`named_object`)
+    with the message as the loader wrote it."""
+    return _OBJECT_INDEX.sub(_SOURCE, message)

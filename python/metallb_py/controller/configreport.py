@@ -4,7 +4,8 @@
   on the object at fault saying the last valid configuration stays in force, and the ConfigurationState
   `Invalid` with the error as its errorSummary.
 - Loaded with warnings (what MetalLB accepts but this package would not write that way): once per distinct
-  configuration, not per reload, one warning log line with every warning and a Warning Event
+  configuration and warnings (not per reload, nor when the objects are only numbered differently), one
+  warning log line with every warning and a Warning Event
   `ConfigurationWarning` per warning on the object it names (the ConfigMap, else the ConfigurationState,
   when it names none); the ConfigurationState says `Valid`, with the warnings in a condition.
 
@@ -34,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from metallb_py.config import Config
-from metallb_py.controller.config import ConfigOutcome, named_object
+from metallb_py.controller.config import ConfigOutcome, named_object, without_object_index
 from metallb_py.controller.reconcile import WARNING
 from metallb_py.controller.sync import EventSink
 from metallb_py.k8s.errors import ApiError, NotFoundError, NotLeaderError
@@ -202,9 +203,12 @@ class ConfigReporter:
     def _tell_warnings(
         self, config: Config, warnings: tuple[str, ...], objects: Sequence[Mapping[str, Any]]
     ) -> None:
-        if self._warned is not None and self._warned == (config, warnings):
+        # Told again when the configuration or what its warnings say changes; not when objects were only
+        # numbered differently (a ConfigMap added before them), which a warning's text would otherwise show.
+        told = (config, tuple(without_object_index(w) for w in warnings))
+        if self._warned == told:
             return
-        self._warned = (config, warnings)
+        self._warned = told
         if not warnings:
             return
         log.warning(
