@@ -12,6 +12,8 @@ from metallb_py.speaker.status import (
     bgp_status,
     decide_status,
     l2_status,
+    merged_owners,
+    pod_owner,
     service_selector,
     status_node,
     status_service,
@@ -115,3 +117,44 @@ def test_bgp_statuses_of_other_nodes_are_left_alone() -> None:
 
     assert decide(wanted) == StatusPlan(StatusWrite.UPDATE, current)
     assert decide(None) == StatusPlan(StatusWrite.DELETE, None, ("bgp-x",))
+
+
+POD = {"metadata": {"name": "speaker-x1", "namespace": "metallb-system", "uid": "uid-1"}}
+OWNER = {"apiVersion": "v1", "kind": "Pod", "name": "speaker-x1", "uid": "uid-1"}
+EARLIER = {"apiVersion": "v1", "kind": "Pod", "name": "speaker-x0", "uid": "uid-0"}
+
+
+def owned(*owners: dict[str, Any]) -> dict[str, Any]:
+    obj = claim(ME, "l2-mine")
+    obj["metadata"]["ownerReferences"] = list(owners)
+    return obj
+
+
+def test_the_pods_owner_reference_is_metallbs_plain_one() -> None:
+    assert pod_owner(POD) == OWNER  # no controller, no blockOwnerDeletion (it needs delete on Pods)
+
+
+@pytest.mark.parametrize(
+    ("current", "merged"),
+    [
+        (MINE, [OWNER]),
+        (owned(OWNER), None),
+        (owned(EARLIER), [EARLIER, OWNER]),  # a Pod of an earlier DaemonSet: the collector drops it
+        (owned({**OWNER, "uid": "uid-old"}), [OWNER]),  # the same name, recreated: replaced
+        (owned(EARLIER, OWNER), None),
+    ],
+)
+def test_owners_added_keeping_the_others(
+    current: dict[str, Any], merged: list[dict[str, Any]] | None
+) -> None:
+    assert merged_owners(current, owned(OWNER)) == merged
+
+
+def test_an_object_without_this_speakers_pod_as_owner_is_updated() -> None:
+    wanted = owned(OWNER)
+    del wanted["metadata"]["name"]
+    plan = decide_status(wanted, [MINE], ME, exclusive=True, now=0, not_before=0)
+    assert plan == StatusPlan(StatusWrite.UPDATE, MINE)
+    current = owned(EARLIER, OWNER)
+    plan = decide_status(wanted, [current], ME, exclusive=True, now=0, not_before=0)
+    assert plan == StatusPlan(StatusWrite.KEEP, current)

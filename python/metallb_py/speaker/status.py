@@ -13,6 +13,9 @@ metallb.io/node=node1` a node's. An object is found by these labels, never by it
   does not announce the Service deletes only its own.
 - ServiceBGPStatus: the BGPPeers one node advertises a Service to. Every selected node advertises in BGP
   mode, so each node manages only its own objects.
+
+When the speaker knows its Pod, the Pod owns its objects (an ownerReference, as MetalLB sets one), so the
+garbage collector removes them with the Pod even when the speaker could not (a crash, a deleted DaemonSet).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ __all__ = [
     "bgp_status",
     "decide_status",
     "l2_status",
+    "merged_owners",
+    "pod_owner",
     "service_selector",
     "status_node",
     "status_service",
@@ -79,6 +84,29 @@ def service_selector(service_key: str) -> str:
     """The label selector of the status objects of the Service `namespace/name`."""
     namespace, _, name = service_key.partition("/")
     return f"{L2_STATUS_SERVICE_LABEL}={name},{L2_STATUS_NAMESPACE_LABEL}={namespace}"
+
+
+def pod_owner(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The ownerReference naming the Pod `pod` (as read from the API) as an owner. Neither `controller`
+    nor `blockOwnerDeletion`, as MetalLB's: the latter would need delete rights on Pods."""
+    metadata = pod.get("metadata") or {}
+    return {"apiVersion": "v1", "kind": "Pod", "name": metadata.get("name"), "uid": metadata.get("uid")}
+
+
+def merged_owners(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The ownerReferences `current` must have to carry every one of `wanted`'s: its own, an owner of the same
+    kind and name (an earlier incarnation of the Pod) replaced; None when it has them already."""
+    have = list((current.get("metadata") or {}).get("ownerReferences") or [])
+    merged = list(have)
+    for ref in (wanted.get("metadata") or {}).get("ownerReferences") or []:
+        merged = [o for o in merged if (o.get("kind"), o.get("name")) != (ref["kind"], ref["name"])]
+        merged.append(dict(ref))
+    same = sorted(map(_owner_key, merged)) == sorted(map(_owner_key, have))
+    return None if same else merged
+
+
+def _owner_key(ref: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (str(ref.get("kind")), str(ref.get("name")), str(ref.get("uid")))
 
 
 def _status_object(kind: str, prefix: str, service_key: str, node: str, namespace: str) -> dict[str, Any]:
@@ -161,10 +189,11 @@ def decide_status(
     now: float,
     not_before: float,
 ) -> StatusPlan:
-    """`wanted`: the object this node should have (l2_status, bgp_status), None when it does not announce
-    the Service; `objects`: the Service's status objects as watched (every node's); `exclusive`: whether
-    other nodes' objects must go (StatusKind.exclusive); `not_before`: when the next takeover of this
-    Service may happen. Objects are taken in name order, so every retry picks the same one to keep."""
+    """`wanted`: the object this node should have (l2_status, bgp_status, with the ownerReferences it must
+    carry), None when it does not announce the Service; `objects`: the Service's status objects as watched
+    (every node's); `exclusive`: whether other nodes' objects must go (StatusKind.exclusive); `not_before`:
+    when the next takeover of this Service may happen. Objects are taken in name order, so every retry
+    picks the same one to keep."""
     ordered = sorted(objects, key=_name)
     mine = [o for o in ordered if status_node(o) == me]
     if wanted is None:
@@ -177,5 +206,9 @@ def decide_status(
     if not mine:
         return StatusPlan(StatusWrite.CREATE, None, delete, bool(others))
     current = mine[0]
-    same = current.get("status") == wanted["status"] and _labels(current) == wanted["metadata"]["labels"]
+    same = (
+        current.get("status") == wanted["status"]
+        and _labels(current) == wanted["metadata"]["labels"]
+        and merged_owners(current, wanted) is None
+    )
     return StatusPlan(StatusWrite.KEEP if same else StatusWrite.UPDATE, current, delete, bool(others))
