@@ -9,9 +9,9 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from metallb_py.k8s.errors import ConflictError, ForbiddenError, NotFoundError
-from metallb_py.speaker.reporter import NODE_ASSIGNED, StatusReporter
-from metallb_py.speaker.status import l2_status, status_node
+from metallb_py.k8s.errors import ApiUnavailableError, ConflictError, ForbiddenError, NotFoundError
+from metallb_py.speaker.reporter import NODE_ASSIGNED, UNWATCHED_CHECK, StatusReporter
+from metallb_py.speaker.status import BGP_STATUS, L2_STATUS, StatusKind, bgp_status, l2_status, status_node
 
 JSON = dict[str, Any]
 WEB = "default/web"
@@ -27,21 +27,34 @@ class Clock:
 
 class MemoryApi:
     """Just enough of an API server for the status objects: create (a generateName gets a fresh suffix;
-    status dropped, as a status subresource does), get, patch (merge), delete, list, with resourceVersions
-    and 409 on a stale one. `on_create` runs after a create is stored, before it returns."""
+    status dropped, as a status subresource does), patch (merge), delete, list (by labels), with
+    resourceVersions and 409 on a stale one; get of the speaker's Pod. `on_create` runs after a create is
+    stored, before it returns. `fail` fails every call, `fail_verb` those of one verb ("delete") or of one
+    verb and name ("delete l2-00001")."""
 
     def __init__(self) -> None:
         self.objects: dict[str, JSON] = {}
+        self.pods: dict[str, JSON] = {}
         self.versions = itertools.count(1)
         self.suffixes = itertools.count(1)
         self.calls: list[tuple[str, str]] = []
         self.fail: Exception | None = None
+        self.fail_verb: dict[str, Exception] = {}
         self.on_create: Callable[[JSON], None] = lambda _obj: None
 
     def _check(self, verb: str, name: str) -> None:
         self.calls.append((verb, name))
         if self.fail is not None:
             raise self.fail
+        for what in (verb, f"{verb} {name}"):
+            if what in self.fail_verb:
+                raise self.fail_verb[what]
+
+    def get(self, resource: Any, name: str, _ns: str) -> JSON:
+        self._check("get " + resource.plural, name)
+        if name not in self.pods:
+            raise NotFoundError(404, "NotFound", name)
+        return copy.deepcopy(self.pods[name])
 
     def create(self, _resource: object, body: JSON, _ns: str) -> JSON:
         obj = copy.deepcopy(body)
@@ -68,7 +81,9 @@ class MemoryApi:
         if subresource == "status":
             obj["status"] = copy.deepcopy(patch["status"])
         else:
-            obj["metadata"]["labels"] = dict(patch["metadata"].get("labels") or {})
+            for field in ("labels", "ownerReferences"):
+                if field in patch["metadata"]:
+                    obj["metadata"][field] = copy.deepcopy(patch["metadata"][field])
         obj["metadata"]["resourceVersion"] = str(next(self.versions))
         return copy.deepcopy(obj)
 
@@ -77,8 +92,15 @@ class MemoryApi:
         if self.objects.pop(name, None) is None:
             raise NotFoundError(404, "NotFound", name)
 
-    def list(self, _resource: object, _ns: str) -> Any:
-        return type("Listed", (), {"items": [copy.deepcopy(o) for o in self.objects.values()]})()
+    def list(self, _resource: object, _ns: str, *, label_selector: str = "") -> Any:
+        self._check("list", label_selector)
+        wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
+        items = [
+            copy.deepcopy(o)
+            for o in self.objects.values()
+            if all(o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+        ]
+        return type("Listed", (), {"items": items})()
 
     def put(self, obj: JSON, name: str) -> None:
         """An object another writer made (another node, or this one before a restart)."""
@@ -89,16 +111,20 @@ class MemoryApi:
 
 
 class Watched:
-    """The reporter's watched copy of the statuses; `sync()` plays the watch catching up."""
+    """The reporter's watched copy of the statuses; `sync()` plays the watch catching up (a relist): the
+    store takes the API's objects and `handler` hears of each one added, changed or deleted."""
 
     def __init__(self, api: MemoryApi) -> None:
         self.api = api
         self.objects: dict[str, JSON] = {}
+        self.handler: Callable[[JSON], None] = lambda _obj: None
+        self.scans = 0  # items() calls
 
     def get(self, key: str) -> JSON | None:
         return self.objects.get(key.partition("/")[2])
 
     def items(self) -> list[JSON]:
+        self.scans += 1
         return list(self.objects.values())
 
     def observe(self, obj: JSON) -> None:
@@ -106,7 +132,10 @@ class Watched:
             self.objects[obj["metadata"]["name"]] = copy.deepcopy(obj)
 
     def sync(self) -> None:
-        self.objects = copy.deepcopy(self.api.objects)
+        old, self.objects = self.objects, copy.deepcopy(self.api.objects)
+        changed = [o for name, o in self.objects.items() if old.get(name) != o]
+        for obj in [*changed, *(o for name, o in old.items() if name not in self.objects)]:
+            self.handler(obj)
 
 
 class Services:
@@ -127,7 +156,7 @@ class Events:
 
 
 class Reporting:
-    def __init__(self) -> None:
+    def __init__(self, *, kind: StatusKind = L2_STATUS, pod: str | None = None) -> None:
         self.api = MemoryApi()
         self.statuses = Watched(self.api)
         self.events = Events()
@@ -141,8 +170,11 @@ class Reporting:
             statuses=self.statuses,
             services=Services(),
             events=self.events,
+            kind=kind,
+            pod=pod,
             clock=self.clock,
         )
+        self.statuses.handler = self.reporter.status_changed
 
     def claims(self, service: str = WEB) -> list[tuple[str | None, str]]:
         """(node, name) of each status object of `service` in the API, by name."""
@@ -150,7 +182,8 @@ class Reporting:
         return sorted(
             (status_node(obj), obj["metadata"]["name"])
             for obj in self.api.objects.values()
-            if obj["status"]["serviceName"] == name and obj["status"]["serviceNamespace"] == namespace
+            if obj["metadata"]["labels"]["metallb.io/service-name"] == name
+            and obj["metadata"]["labels"]["metallb.io/service-namespace"] == namespace
         )
 
     def owners(self, service: str = WEB) -> list[str | None]:
@@ -315,3 +348,179 @@ def test_release_on_a_graceful_stop() -> None:
     r.drain()
     r.reporter.release()  # before the watch showed it, too
     assert r.api.objects == {}
+
+
+def test_a_failed_delete_fails_the_key_and_is_retried() -> None:
+    r = Reporting()
+    r.api.put(l2_status(WEB, "a", ["eth0"], "metallb-system"), "l2-stale")  # a claim from before a restart
+    r.statuses.sync()
+    r.wanted.clear()
+    r.api.fail_verb["delete"] = ApiUnavailableError(503, "ServiceUnavailable", "busy")
+    r.reporter.resync()
+    assert r.drain() == [WEB]
+    assert r.owners() == ["a"]
+    r.api.fail_verb.clear()
+    assert r.drain() == [], "not before its delay"
+    r.clock.now += 0.5
+    assert r.drain() == [WEB]
+    assert r.owners() == [], "the stale claim goes once the API answers"
+
+
+def test_an_update_that_finds_its_object_gone_creates_another_without_looping() -> None:
+    r = Reporting()
+    r.api.put(l2_status(WEB, "a", ["eth0"], "metallb-system"), "l2-mine")
+    r.api.put(l2_status("default/other", "b", ["eth0"], "metallb-system"), "l2-other")
+    r.statuses.sync()
+    r.reporter.resync()
+    r.drain()
+    del r.api.objects["l2-mine"]  # deleted by another node; the watch has not shown it (and will not soon)
+    r.wanted[WEB] = ("eth1",)
+    r.reporter.announce_changed()
+    r.api.calls.clear()
+    assert r.drain() == [WEB]
+    selector = "metallb.io/service-name=web,metallb.io/service-namespace=default"
+    assert r.api.calls == [("patch status", "l2-mine"), ("list", selector)], "the Service's objects only"
+    assert r.drain() == [], "retried after a backoff, not at once"
+    r.clock.now += 0.5
+    assert r.drain() == [WEB]
+    [(node, name)] = r.claims()
+    assert node == "a" and name != "l2-mine"
+    assert r.api.objects[name]["status"]["interfaces"] == [{"name": "eth1"}]
+    r.clock.now += 60.0
+    r.api.calls.clear()
+    r.drain()
+    assert [verb for verb, _ in r.api.calls] == ["list"], "one check of the unwatched object, then quiet"
+    assert r.claims() == [("a", name)]
+
+
+def test_a_conflict_in_bgp_mode_lists_this_nodes_objects_of_the_service_only() -> None:
+    r = Reporting(kind=BGP_STATUS)
+    r.wanted[WEB] = ("tor-a",)
+    r.api.put(bgp_status(WEB, "a", ["tor-a"], "metallb-system"), "bgp-mine")
+    r.statuses.sync()
+    r.reporter.resync()
+    r.drain()
+    r.api.objects["bgp-mine"]["metadata"]["resourceVersion"] = "changed"  # written by someone meanwhile
+    r.wanted[WEB] = ("tor-a", "tor-b")
+    r.reporter.announce_changed()
+    r.api.calls.clear()
+    r.drain()
+    selector = "metallb.io/service-name=web,metallb.io/service-namespace=default,metallb.io/node=a"
+    assert r.api.calls == [("patch status", "bgp-mine"), ("list", selector)]
+    r.clock.now += 0.5
+    r.drain()
+    assert r.api.objects["bgp-mine"]["status"]["peers"] == ["tor-a", "tor-b"], "the listed version written"
+
+
+def test_an_object_deleted_before_the_watch_showed_it_is_not_kept_as_a_ghost() -> None:
+    r = Reporting()
+    r.reporter.announce_changed()
+    r.drain()
+    [(_, created)] = r.claims()
+    del r.api.objects[created]  # another node deletes it; the watch relists past both changes
+    r.statuses.sync()
+    assert r.drain() == []
+    r.clock.now += UNWATCHED_CHECK
+    assert r.drain() == [WEB]
+    [(node, name)] = r.claims()
+    assert node == "a" and name != created
+
+
+def test_a_resync_checks_every_object_the_watch_has_not_shown() -> None:
+    r = Reporting()
+    r.reporter.announce_changed()
+    r.drain()
+    [(_, created)] = r.claims()
+    del r.api.objects[created]
+    r.statuses.sync()
+    r.reporter.resync()
+    r.drain()
+    [(node, name)] = r.claims()
+    assert node == "a" and name != created
+
+
+def test_a_sync_reads_the_services_objects_without_scanning_every_object() -> None:
+    r = Reporting()
+    for i in range(5):
+        r.api.put(l2_status(f"default/svc{i}", "b", ["eth0"], "metallb-system"), f"l2-b{i}")
+    r.statuses.sync()
+    r.reporter.announce_changed()
+    r.statuses.scans = 0
+    r.drain()
+    r.wanted["default/svc3"] = ("eth0",)
+    r.reporter.announce_changed()
+    r.drain()
+    assert r.statuses.scans == 0
+    assert r.claims("default/svc3") == [("a", r.claims("default/svc3")[0][1])]
+    assert r.claims("default/svc2") == [("b", "l2-b2")]
+
+
+POD = {"metadata": {"name": "speaker-x1", "namespace": "metallb-system", "uid": "uid-1"}}
+OWNER = {"apiVersion": "v1", "kind": "Pod", "name": "speaker-x1", "uid": "uid-1"}
+
+
+def test_the_speakers_pod_owns_its_objects() -> None:
+    r = Reporting(pod="speaker-x1")
+    r.api.pods["speaker-x1"] = POD
+    r.reporter.announce_changed()
+    r.drain()
+    [(_, name)] = r.claims()
+    assert r.api.objects[name]["metadata"]["ownerReferences"] == [OWNER]
+    r.wanted["default/db"] = ("eth0",)
+    r.reporter.announce_changed()
+    r.drain()
+    assert [verb for verb, _ in r.api.calls].count("get pods") == 1, "the Pod is read once"
+
+
+def test_a_restart_adds_its_pod_to_the_owners_of_the_object_it_keeps() -> None:
+    r = Reporting(pod="speaker-x1")
+    r.api.pods["speaker-x1"] = POD
+    before = l2_status(WEB, "a", ["eth0"], "metallb-system")
+    earlier = {"apiVersion": "v1", "kind": "Pod", "name": "speaker-x0", "uid": "uid-0"}
+    same_name = {"apiVersion": "v1", "kind": "Pod", "name": "speaker-x1", "uid": "uid-old"}
+    before["metadata"]["ownerReferences"] = [earlier, same_name]
+    r.api.put(before, "l2-mine")
+    r.statuses.sync()
+    r.reporter.resync()
+    r.drain()
+    assert r.claims() == [("a", "l2-mine")]
+    assert r.api.objects["l2-mine"]["metadata"]["ownerReferences"] == [earlier, OWNER]
+
+
+def test_without_a_readable_pod_objects_have_no_owner() -> None:
+    r = Reporting(pod="speaker-x1")
+    r.api.fail_verb["get pods"] = ForbiddenError(403, "Forbidden", "no")
+    r.reporter.announce_changed()
+    r.drain()
+    [(_, name)] = r.claims()
+    assert "ownerReferences" not in r.api.objects[name]["metadata"]
+    r.wanted["default/db"] = ("eth0",)
+    r.reporter.announce_changed()
+    r.drain()
+    assert [verb for verb, _ in r.api.calls].count("get pods") == 1, "a permanent error is not retried"
+
+
+def test_a_pod_that_cannot_be_read_yet_delays_the_write() -> None:
+    r = Reporting(pod="speaker-x1")
+    r.api.pods["speaker-x1"] = POD
+    r.api.fail_verb["get pods"] = ApiUnavailableError(503, "ServiceUnavailable", "busy")
+    r.reporter.announce_changed()
+    r.drain()
+    assert r.claims() == []
+    del r.api.fail_verb["get pods"]
+    r.clock.now += 0.5
+    r.drain()
+    [(_, name)] = r.claims()
+    assert r.api.objects[name]["metadata"]["ownerReferences"] == [OWNER]
+
+
+def test_release_goes_on_past_a_failed_delete() -> None:
+    r = Reporting()
+    r.wanted["default/db"] = ("eth0",)
+    r.reporter.announce_changed()
+    r.drain()
+    r.statuses.sync()
+    first = min(r.api.objects)
+    r.api.fail_verb[f"delete {first}"] = ApiUnavailableError(503, "ServiceUnavailable", "busy")
+    r.reporter.release()
+    assert list(r.api.objects) == [first]
