@@ -18,9 +18,9 @@ import yaml
 from _controller_support import REPO, wait_until
 
 from metallb_py.k8s import connect
-from metallb_py.k8s.resources import SERVICE_L2_STATUSES
+from metallb_py.k8s.resources import PODS, SERVICE_L2_STATUSES
 from metallb_py.k8s.watch import Change, Reflector
-from metallb_py.speaker.reporter import PODS, StatusReporter
+from metallb_py.speaker.reporter import StatusReporter
 from metallb_py.speaker.status import service_selector
 from metallb_py.testing import LocalControlPlane
 

@@ -20,6 +20,7 @@ __all__ = [
     "LEASES",
     "NAMESPACES",
     "NODES",
+    "PODS",
     "SECRETS",
     "SERVICES",
     "SERVICE_BGP_STATUSES",
@@ -66,6 +67,7 @@ class Resource:
 
 SERVICES = Resource("", "v1", "services", "Service")
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
+PODS = Resource("", "v1", "pods", "Pod")
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 EVENTS = Resource("", "v1", "events", "Event")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")

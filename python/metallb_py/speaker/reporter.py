@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from metallb_py.backoff import KeyedBackoff
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
-from metallb_py.k8s.resources import Resource
+from metallb_py.k8s.resources import PODS
 from metallb_py.runtime.workqueue import WorkQueue
 from metallb_py.speaker.status import (
     L2_STATUS,
@@ -50,12 +50,11 @@ from metallb_py.speaker.status import (
     status_service,
 )
 
-__all__ = ["NODE_ASSIGNED", "PODS", "UNWATCHED_CHECK", "StatusReporter"]
+__all__ = ["NODE_ASSIGNED", "UNWATCHED_CHECK", "StatusReporter"]
 
 log = logging.getLogger("metallb_py.speaker")
 
 NODE_ASSIGNED = "nodeAssigned"
-PODS = Resource("", "v1", "pods", "Pod")
 UNWATCHED_CHECK = 10.0  # seconds an object may stay known but not watched before a LIST checks it
 JSON = dict[str, Any]
 
