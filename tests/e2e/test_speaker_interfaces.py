@@ -10,6 +10,9 @@ the late link. Two Services: one from a pool whose L2Advertisement names no inte
 interface, the late one included once it is up), one whose L2Advertisement names only the late interface
 (announced only while it exists). No time limit is asserted: each step waits on a condition (the deadline
 only stops a hang), and the time from `ip link set up` to the first answered arping is printed.
+
+Interfaces excluded by name (MetalLB's ConfigMap metallb-excludel2, default list without it): a veth pair
+with a Calico-like name at one end is served only while a ConfigMap lets it in.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from metallb_py.k8s.resources import SERVICE_L2_STATUSES, SERVICES
+from metallb_py.k8s.resources import CONFIGMAPS, SERVICE_L2_STATUSES, SERVICES
+from metallb_py.speaker.election import EXCLUDE_L2_CONFIGMAP, EXCLUDE_L2_KEY
 from metallb_py.testing import LabCluster
 
 NS = "metallb-system"
@@ -344,7 +348,10 @@ def test_a_link_added_after_the_start_is_used_dropped_and_used_again(
 
     late.delete()
     cluster.wait_for(lambda: served(cluster) == {"eth0"} or None, WAIT, "the late link to be dropped")
-    assert logged(cluster, "interface removed", late.name) == 1
+    # The responder drops a vanished link itself, before the speaker's rescan (after LINK_DEBOUNCE) says so.
+    cluster.wait_for(
+        lambda: logged(cluster, "interface removed", late.name) == 1 or None, WAIT, "the removal logged"
+    )
     assert cluster.speaker_running(NODE)
     assert arping(cluster, "eth0", EVERYWHERE_VIP) == [node_mac], "the other interface stopped answering"
     cluster.wait_for(
@@ -364,3 +371,42 @@ def test_a_link_added_after_the_start_is_used_dropped_and_used_again(
     assert served(cluster) == {"eth0", late.name}
     assert logged(cluster, "interface added", late.name) == 2
     assert arping(cluster, "eth0", EVERYWHERE_VIP) == [node_mac]
+
+
+EXCLUDE_NOTHING = f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {EXCLUDE_L2_CONFIGMAP}, namespace: {NS}}}
+data:
+  {EXCLUDE_L2_KEY}: |
+    announcedInterfacesToExclude: ["^lo$"]
+"""
+
+
+def test_cni_interfaces_are_excluded_by_name_as_the_configmap_says(cluster: LabCluster) -> None:
+    """A veth pair with a Calico-like end (cali0e2e) and an ordinary one (ens9): without the ConfigMap
+    metallb-excludel2, MetalLB's default list leaves out the first; a ConfigMap excluding only lo lets it
+    in at once, and deleting the ConfigMap puts the default back."""
+    node_ns = cluster.lab.node_ns(NODE)
+    cluster.wait_for_speakers([NODE])
+    before = served(cluster)
+    assert before is not None and "eth0" in before
+    ip("-n", node_ns, "link", "add", "cali0e2e", "type", "veth", "peer", "name", "ens9")
+    try:
+        # cali0e2e is up before ens9: the rescan that serves ens9 has seen it.
+        ip("-n", node_ns, "link", "set", "cali0e2e", "up")
+        ip("-n", node_ns, "link", "set", "ens9", "up")
+        cluster.wait_for(
+            lambda: served(cluster) == {*before, "ens9"} or None, WAIT, "ens9 served, not cali0e2e"
+        )
+
+        cluster.kubectl("apply", "-f", "-", stdin=EXCLUDE_NOTHING)
+        cluster.wait_for(
+            lambda: served(cluster) == {*before, "ens9", "cali0e2e"} or None, WAIT, "cali0e2e served"
+        )
+        cluster.client.delete(CONFIGMAPS, EXCLUDE_L2_CONFIGMAP, NS)
+        cluster.wait_for(lambda: served(cluster) == {*before, "ens9"} or None, WAIT, "the default list back")
+        assert cluster.speaker_running(NODE)
+    finally:
+        ip("-n", node_ns, "link", "del", "cali0e2e", check=False)
+    cluster.wait_for(lambda: served(cluster) == before or None, WAIT, "the pair gone")
