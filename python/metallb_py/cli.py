@@ -296,6 +296,11 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
     )
     parser.add_argument("--node-name", metavar="NAME", help="this node's name (default: $NODE_NAME)")
     parser.add_argument(
+        "--pod-name",
+        metavar="NAME",
+        help="this speaker's Pod, which owns its status objects so they go with it (default: $POD_NAME)",
+    )
+    parser.add_argument(
         "--netns",
         metavar="NAME",
         help="open the packet and gossip sockets in this network namespace (/var/run/netns/NAME); API "

@@ -58,8 +58,19 @@ def test_the_speakers_pod_owns_its_status_objects_with_the_speakers_own_rights(
 ) -> None:
     with new_control_plane() as cp:
         cp.kubectl("apply", "-f", str(DEPLOY / "namespace.yaml"), "-f", str(DEPLOY / "rbac.yaml"), check=True)
-        allowed = [f"get pods -n {NS}", f"create servicel2statuses.metallb.io -n {NS}"]
-        denied = [f"list pods -n {NS}", f"watch pods -n {NS}", f"delete pods -n {NS}", "get pods -n default"]
+        allowed = [
+            f"get pods -n {NS}",
+            f"create servicel2statuses.metallb.io -n {NS}",
+            f"get configmaps/metallb-excludel2 -n {NS}",
+            f"watch configmaps/config -n {NS}",
+        ]
+        denied = [
+            f"list pods -n {NS}",
+            f"watch pods -n {NS}",
+            f"delete pods -n {NS}",
+            "get pods -n default",
+            f"get configmaps/other -n {NS}",
+        ]
         for check, expected in [(c, "yes") for c in allowed] + [(c, "no") for c in denied]:
             answer = cp.kubectl("auth", "can-i", *check.split(), f"--as={SA}").stdout.strip()
             assert answer == expected, f"can-i {check}: {answer}"

@@ -41,6 +41,7 @@ def options_from_args(args: argparse.Namespace) -> SpeakerOptions:
         lb_class=args.lb_class or None,
         busy_poll=args.busy_poll,
         strict=args.strict,
+        pod_name=args.pod_name or os.environ.get("POD_NAME") or None,
     )
 
 

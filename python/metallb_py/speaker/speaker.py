@@ -134,6 +134,7 @@ class SpeakerOptions:
     lease_renew: float = 2.0
     lease_duration: float = 6.0
     strict: bool = False  # refuse a configuration with warnings; the last good one stays
+    pod_name: str | None = None  # this speaker's Pod (in `namespace`): the owner of its status objects
 
 
 class ClusterWatches:
@@ -626,6 +627,7 @@ class Speaker:
             services=self.watches.service_watch,
             events=self.events,
             protocol=PROTOCOL,
+            pod=o.pod_name,
         )
         self.bgp_reporter = StatusReporter(
             self.client,
@@ -637,6 +639,7 @@ class Speaker:
             events=self.events,
             protocol=BGP_PROTOCOL,
             kind=BGP_STATUS,
+            pod=o.pod_name,
         )
         self.events.start()
         self.watches.start()
