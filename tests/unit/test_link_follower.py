@@ -173,8 +173,8 @@ def test_run_retries_a_failed_read_without_waiting_for_a_notification() -> None:
     node.fail_reads = 1
     links.run(watch, stop)
     assert responder.interfaces == ["eth0", "eth1"]
-    # The notification's burst ends with a wait that returns nothing, then the failure's retry period.
-    assert watch.timeouts[:3] == [0.5, LINK_DEBOUNCE, LINK_RETRY], "after the failure the wait is the retry"
+    # The first notification is read at once with what is queued behind it, then the failure's retry period.
+    assert watch.timeouts[:3] == [0.5, 0.0, LINK_RETRY], "after the failure the wait is the retry"
 
 
 def test_config_warnings_are_logged_once_per_new_configuration(caplog: pytest.LogCaptureFixture) -> None:
@@ -276,18 +276,34 @@ def test_more_interfaces_than_the_responder_holds(caplog: pytest.LogCaptureFixtu
 # -- the notification loop -----------------------------------------------------------------------------------
 
 
-def test_a_burst_of_notifications_makes_one_rescan() -> None:
+def test_a_lone_notification_is_read_at_once() -> None:
     node = Node(Link("eth0"))
     responder = FakeResponder(["eth0"])
     links = follower(node, responder)
     stop = threading.Event()
-    burst: list[list[object] | Exception] = [[{"kind": "added", "name": f"eth0.{i}"}] for i in range(5)]
-    watch = FakeWatch([*burst, []], stop, until=lambda w: len(w.timeouts) > 7)
-    node.links += [Link(f"eth0.{i}", kind="vlan") for i in range(5)]
+    watch = FakeWatch([[{"kind": "added", "name": "eth1"}]], stop, until=lambda _: links.rescans == 1)
+    node.links.append(Link("eth1"))
     links.run(watch, stop)
-    assert links.rescans == 1
-    assert watch.timeouts[1:6] == [LINK_DEBOUNCE] * 5
-    assert len(responder.interfaces) == 6
+    # Only what is queued already (a wait of 0) joins it: no debounce interval before the rescan.
+    assert watch.timeouts[:2] == [0.5, 0.0]
+    assert responder.interfaces == ["eth0", "eth1"]
+
+
+def test_a_burst_of_notifications_costs_a_rescan_per_interval() -> None:
+    node = Node(Link("eth0"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    stop = threading.Event()
+    burst: list[list[object] | Exception] = [[{"kind": "added", "name": f"eth0.{i}"}] for i in range(6)]
+    watch = FakeWatch([*burst, []], stop, until=lambda w: len(w.timeouts) > 9)
+    node.links += [Link(f"eth0.{i}", kind="vlan") for i in range(6)]
+    links.run(watch, stop)
+    # The first two (the first and the one queued behind it) at once; the other four within the interval
+    # after that rescan (the clock stands still here) make one more.
+    assert links.rescans == 2
+    assert watch.timeouts[:3] == [0.5, 0.0, 0.5]
+    assert watch.timeouts[3:7] == [LINK_DEBOUNCE] * 4
+    assert len(responder.interfaces) == 7
 
 
 def test_a_failed_watch_is_reopened_and_the_links_read_again(caplog: pytest.LogCaptureFixture) -> None:
@@ -305,3 +321,20 @@ def test_a_failed_watch_is_reopened_and_the_links_read_again(caplog: pytest.LogC
     assert [r.levelno for r in caplog.records if r.getMessage().startswith("link notifications failed")] == [
         logging.ERROR
     ]
+
+
+def test_notifications_about_excluded_names_cost_no_rescan() -> None:
+    node = Node(Link("eth0"))
+    responder = FakeResponder(["eth0"])
+    links = follower(node, responder)
+    stop = threading.Event()
+    pods: list[list[object] | Exception] = [
+        [{"kind": "changed", "index": 9 + i, "name": f"veth{i}", "up": True}] for i in range(3)
+    ]
+    lost: list[object] = [{"kind": "overflow"}]
+    watch = FakeWatch([*pods, [], lost], stop, until=lambda _: links.rescans == 1)
+    links.run(watch, stop)
+    # Three pods' veths came up (MetalLB's default list excludes them): nothing read; lost notifications
+    # (an overflow names no link) are always read again.
+    assert links.rescans == 1
+    assert len(watch.timeouts) >= 5

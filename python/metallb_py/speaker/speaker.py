@@ -103,9 +103,9 @@ SECRET_KEY = "secretkey"
 # After a rescan of the links failed (`ip link` did not answer), the next one is this many seconds later even
 # without a notification.
 LINK_RETRY = 1.0
-# Link notifications come in bursts (a VLAN created and set up, a pod's veth pair, a bond's members): those
-# arriving within this many seconds of the first make one rescan.
-LINK_DEBOUNCE = 0.12
+# Link notifications come in bursts (a VLAN created and set up, a bond's members): the first is read at once,
+# and rescans follow each other at least this many seconds apart (a rescan runs `ip -j -d link show`).
+LINK_DEBOUNCE = 0.03
 
 
 class SpeakerError(MetalLBError):
@@ -238,7 +238,7 @@ class LinkFollower:
 
     MetalLB rescans the node's interfaces every 10 seconds; here a rescan follows each burst of link
     notifications of the namespace (`LinkEvents`: the kernel's RTMGRP_LINK messages, a link added, changed
-    or deleted; those within LINK_DEBOUNCE of the first make one rescan), so a VLAN created after the start
+    or deleted; at most one rescan per LINK_DEBOUNCE, the first at once), so a VLAN created after the start
     is served as soon as it is up, and a link deleted or down is dropped at once (its socket closed) while
     the others keep answering. A rescan reads the links (`read`), marks those `rule` excludes by name, gives
     at most MAX_INTERFACES eligible ones to the responder (`interfaces_to_serve`: those `named` by an
@@ -267,6 +267,7 @@ class LinkFollower:
         self._view = election_view(eligible_interfaces(self.links))
         self._on_links = on_links
         self._clock = clock
+        self._last_rescan = -LINK_DEBOUNCE  # before any: a first notification is read at once
         self._failed: dict[str, str] = {}
         self.left_out: tuple[str, ...] = ()
         self._lock = threading.Lock()  # one rescan at a time
@@ -372,6 +373,10 @@ class LinkFollower:
             backoff.reset()
             if stop.is_set():
                 return
+            # A pod's veth (cali*, lxc*, veth*...) starting or going costs nothing: an interface the rule
+            # excludes by name is never served, whatever its state. (A served link is renamed only while
+            # down, and its going down is told under the old name.)
+            events = [e for e in events if not self.rule.excludes(_event_name(e))]
             if not events and not retry:
                 continue
             try:
@@ -380,20 +385,30 @@ class LinkFollower:
             except Exception:
                 log.exception("reading the node's interfaces failed; retrying")
                 retry = True
+            self._last_rescan = self._clock()
 
     def _burst(self, watch: LinkEvents, timeout: float) -> list[object]:
-        """The notifications of one burst: those within `timeout`, then those within LINK_DEBOUNCE of the
-        first (a wait that returns nothing ends it early)."""
+        """The notifications of one burst. The first after a quiet spell is read at once, with whatever is
+        queued behind it: a lone change (a VLAN set up) costs no waiting. One that comes within
+        LINK_DEBOUNCE of the last rescan waits out the rest of that interval, gathering what follows, so a
+        storm of changes (pods starting by the dozen) costs at most a rescan per LINK_DEBOUNCE."""
         events = list(watch.wait(timeout))
         if not events:
             return events
-        until = self._clock() + LINK_DEBOUNCE
+        until = self._last_rescan + LINK_DEBOUNCE
         while (left := until - self._clock()) > 0:
             more = watch.wait(left)
-            if not more:
+            if not more:  # the interval is over (a real wait returns nothing only when it timed out)
                 break
             events += more
+        events += watch.wait(0.0)
         return events
+
+
+def _event_name(event: object) -> str:
+    """The link a notification is about; "" for an overflow (lost notifications: always rescanned)."""
+    name = event.get("name") if isinstance(event, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def log_left_out(left: tuple[str, ...], served: int) -> None:
