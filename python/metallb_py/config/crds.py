@@ -76,8 +76,6 @@ STANDARD_METADATA = (
     "generateName",
     "selfLink",
 )
-# Fields of newer MetalLB releases: named as unsupported instead of "unknown", which would suggest a typo.
-_NEWER_FIELDS: dict[str, tuple[str, ...]] = {}
 # The BGPPeer fields MetalLB added in v1beta2: unknown to v1beta1 (the API server would drop them silently).
 PEER_V1BETA2_FIELDS = (
     "dynamicASN",
@@ -151,9 +149,6 @@ def parse_crd(obj: object, context: str) -> Resources:
     r.ignore("spec")
     r.finish()
     spec = r.mapping("spec", required=spec_required) or Reader({}, where, "spec")
-    for newer in _NEWER_FIELDS.get(kind, ()):
-        if spec.has(newer):
-            spec.fail(newer, "a newer MetalLB field that metallb-py does not support yet; remove it")
     resources = Resources()
     if kind == "IPAddressPool":
         pool, paths = read_ip_address_pool(spec, name, labels)
