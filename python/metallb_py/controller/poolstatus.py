@@ -28,7 +28,7 @@ from metallb_py._core import Allocator
 from metallb_py.backoff import Backoff
 from metallb_py.controller.sync import ObjectApi, ObjectStore
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
-from metallb_py.k8s.resources import IP_ADDRESS_POOLS
+from metallb_py.k8s.resources import IP_ADDRESS_POOLS, meta
 
 __all__ = ["MAX_INT64", "PoolStatus", "PoolStatusWriter", "pool_status"]
 
@@ -218,7 +218,7 @@ class PoolStatusWriter:
                 continue
             except NotFoundError:
                 current = self._read(name)
-                if current is not None and _uid(current) == _uid(obj):
+                if current is not None and meta(current, "uid") == meta(obj, "uid"):
                     raise  # the object is there: the status subresource is not (a CRD without it)
                 obj = current  # deleted (nothing to write), or deleted and created again
                 continue
@@ -247,7 +247,3 @@ class PoolStatusWriter:
             "pool status refused by the API server; not retried until the pool or its counters change",
             extra={"pool": name, "error": error},
         )
-
-
-def _uid(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("uid", ""))

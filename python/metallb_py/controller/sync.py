@@ -36,7 +36,7 @@ from metallb_py.controller.reconcile import (
     reconcile_service,
 )
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
-from metallb_py.k8s.resources import SERVICES, Resource, object_key
+from metallb_py.k8s.resources import SERVICES, Resource, meta, object_key
 from metallb_py.runtime.workqueue import WorkQueue
 
 __all__ = ["WRITE_REFUSED", "EventSink", "ObjectApi", "ObjectStore", "ServiceSync", "Synced"]
@@ -168,7 +168,7 @@ class ServiceSync:
                     continue
                 except NotFoundError:
                     current = self._read(key)
-                    if current is not None and _uid(current) == _uid(svc):
+                    if current is not None and meta(current, "uid") == meta(svc, "uid"):
                         raise  # the Service is still there: the 404 is about the write itself
                     svc = current  # deleted (release), or deleted and created again (decide afresh)
                     continue
@@ -277,10 +277,6 @@ class ServiceSync:
 
 def _fields(key: str, decision: Decision) -> dict[str, Any]:
     return {"service": key, "ips": list(decision.ips), "pool": decision.pool, "error": decision.error}
-
-
-def _uid(svc: JSON | None) -> str:
-    return str(((svc or {}).get("metadata") or {}).get("uid", ""))
 
 
 def _version(obj: JSON) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "SERVICE_BGP_STATUSES",
     "SERVICE_L2_STATUSES",
     "Resource",
+    "meta",
     "object_key",
 ]
 
@@ -87,6 +90,11 @@ CONFIGURATION_STATES = Resource("metallb.io", "v1beta1", "configurationstates", 
 
 # The metallb.io kinds that make up the configuration, in the order the loader reads them.
 CONFIG_CRDS = (IP_ADDRESS_POOLS, L2_ADVERTISEMENTS, BGP_ADVERTISEMENTS, BGP_PEERS, COMMUNITIES, BFD_PROFILES)
+
+
+def meta(obj: Mapping[str, Any] | None, field: str) -> str:
+    """One string field of an API object's metadata (`name`, `uid`, `resourceVersion`...); "" when absent."""
+    return str(((obj or {}).get("metadata") or {}).get(field, ""))
 
 
 def object_key(obj: object) -> str:

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from metallb_py.backoff import KeyedBackoff
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
-from metallb_py.k8s.resources import PODS
+from metallb_py.k8s.resources import PODS, meta
 from metallb_py.runtime.workqueue import WorkQueue
 from metallb_py.speaker.status import (
     L2_STATUS,
@@ -135,7 +135,7 @@ class StatusReporter:
 
     def status_changed(self, obj: JSON) -> None:
         """A status object was added, changed or deleted (the watch's handler)."""
-        name, key = _name(obj), status_service(obj)
+        name, key = meta(obj, "name"), status_service(obj)
         with self._lock:
             self._index.setdefault(key, set()).add(name)
             if self._unwatched.pop(name, None) is None and self._creating:
@@ -148,7 +148,7 @@ class StatusReporter:
         objects = self._statuses.items()
         with self._lock:
             for obj in objects:
-                self._index.setdefault(status_service(obj), set()).add(_name(obj))
+                self._index.setdefault(status_service(obj), set()).add(meta(obj, "name"))
             for unwatched in self._unwatched.values():
                 unwatched.check_at = float("-inf")
             mine = {status_service(o) for o in objects if status_node(o) == self.me}
@@ -313,7 +313,7 @@ class StatusReporter:
         ns = self.namespace
         if current is None:
             current = self._create(key, body)
-        name = _name(current)
+        name = meta(current, "name")
         try:
             # Creating ignores `status` (a subresource): it is written after.
             owners = merged_owners(current, body)
@@ -346,15 +346,16 @@ class StatusReporter:
         finally:
             with self._lock:
                 self._creating = False
-                if created is not None and _name(created) not in self._early:
-                    self._unwatched[_name(created)] = _Unwatched(created, self._clock() + UNWATCHED_CHECK)
+                created_name = meta(created, "name")
+                if created is not None and created_name not in self._early:
+                    self._unwatched[created_name] = _Unwatched(created, self._clock() + UNWATCHED_CHECK)
                 self._early.clear()
         self.queue.add_after(key, UNWATCHED_CHECK)  # whether the watch has shown it by then
         return created
 
     def _observe(self, obj: JSON) -> None:
         with self._lock:
-            unwatched = self._unwatched.get(_name(obj))
+            unwatched = self._unwatched.get(meta(obj, "name"))
             if unwatched is not None:
                 unwatched.obj = obj
                 return
@@ -373,8 +374,8 @@ class StatusReporter:
         if not self.kind.exclusive:
             selector += f",{L2_STATUS_NODE_LABEL}={self.me}"
         listed = self.client.list(self._resource, self.namespace, label_selector=selector).items
-        fresh = {_name(obj): obj for obj in listed}
-        known = {_name(obj) for obj in self.objects_for(key)}
+        fresh = {meta(obj, "name"): obj for obj in listed}
+        known = {meta(obj, "name") for obj in self.objects_for(key)}
         for name in known - fresh.keys():
             self._forget(name)
         check_at = self._clock() + UNWATCHED_CHECK
@@ -401,13 +402,9 @@ class StatusReporter:
         for obj in [*self._statuses.items(), *unwatched]:
             if status_node(obj) == self.me:
                 try:
-                    self._delete(_name(obj))
+                    self._delete(meta(obj, "name"))
                 except (ApiError, OSError) as exc:
                     log.warning(
                         f"could not delete {self._resource.kind}",
-                        extra={"object": _name(obj), "error": str(exc)},
+                        extra={"object": meta(obj, "name"), "error": str(exc)},
                     )
-
-
-def _name(obj: JSON) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from metallb_py.k8s.resources import SERVICE_BGP_STATUSES, SERVICE_L2_STATUSES, Resource
+from metallb_py.k8s.resources import SERVICE_BGP_STATUSES, SERVICE_L2_STATUSES, Resource, meta
 
 __all__ = [
     "BGP_STATUS",
@@ -165,10 +165,6 @@ def status_service(obj: Mapping[str, Any]) -> str:
     return f"{status.get('serviceNamespace')}/{status.get('serviceName')}"
 
 
-def _name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
 @dataclass(frozen=True)
 class StatusPlan:
     """What to do for one Service: delete the objects named in `delete` (first), then `write` this node's
@@ -194,15 +190,15 @@ def decide_status(
     (every node's); `exclusive`: whether other nodes' objects must go (StatusKind.exclusive); `not_before`:
     when the next takeover of this Service may happen. Objects are taken in name order, so every retry
     picks the same one to keep."""
-    ordered = sorted(objects, key=_name)
+    ordered = sorted(objects, key=lambda o: meta(o, "name"))
     mine = [o for o in ordered if status_node(o) == me]
     if wanted is None:
-        names = tuple(_name(o) for o in mine)
+        names = tuple(meta(o, "name") for o in mine)
         return StatusPlan(StatusWrite.DELETE if names else StatusWrite.KEEP, delete=names)
     others = [o for o in ordered if status_node(o) != me] if exclusive else []
     if others and now < not_before:
         return StatusPlan(StatusWrite.WAIT)
-    delete = tuple(_name(o) for o in [*mine[1:], *others])
+    delete = tuple(meta(o, "name") for o in [*mine[1:], *others])
     if not mine:
         return StatusPlan(StatusWrite.CREATE, None, delete, bool(others))
     current = mine[0]
