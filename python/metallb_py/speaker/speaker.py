@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import subprocess
 import threading
@@ -40,18 +39,20 @@ from metallb_py.backoff import Backoff
 from metallb_py.config.model import Config
 from metallb_py.errors import MetalLBError
 from metallb_py.k8s.client import KubeClient
-from metallb_py.k8s.config_watch import ConfigWatch
+from metallb_py.k8s.config_watch import CONFIGMAP_NAME, ConfigWatch
 from metallb_py.k8s.errors import ApiError, NotFoundError
 from metallb_py.k8s.events import EventRecorder
 from metallb_py.k8s.resources import (
     CONFIGMAPS,
     ENDPOINT_SLICES,
+    IP_ADDRESS_POOLS,
     LEASES,
     NODES,
     SECRETS,
     SERVICE_BGP_STATUSES,
     SERVICE_L2_STATUSES,
     SERVICES,
+    Resource,
 )
 from metallb_py.k8s.watch import Change, Reflector
 from metallb_py.speaker.bgp import PROTOCOL as BGP_PROTOCOL
@@ -69,6 +70,12 @@ from metallb_py.speaker.election import (
     interfaces_to_serve,
     mark_excluded,
     read_links,
+)
+from metallb_py.speaker.gossipaddr import (
+    GossipAddressError,
+    choose_gossip_address,
+    claimed_from_api,
+    read_addresses,
 )
 from metallb_py.speaker.layer2 import PROTOCOL, Layer2
 from metallb_py.speaker.leases import GOSSIP_LABEL, GOSSIP_PORT, LeaseKeeper, gossip_address
@@ -120,7 +127,8 @@ class SpeakerOptions:
     namespace: str = "metallb-system"
     netns: str | None = None
     gossip: bool = True
-    gossip_address: str | None = None  # "ip" or "ip:port"; default the Node's InternalIP
+    # "ip", "ip:port" or "[ipv6]:port"; default: the Node's InternalIP, else the node's own (gossipaddr)
+    gossip_address: str | None = None
     secret: bytes | None = None  # default: $METALLB_ML_SECRET_KEY, else the Secret memberlist
     settle_timeout: float = 3.0
     metrics_port: int | None = None
@@ -942,37 +950,44 @@ class Speaker:
         return value
 
     def _gossip_address(self) -> str:
-        """--gossip-address, else the Node's InternalIP, else the first global address in the namespace."""
-        configured = self.options.gossip_address
-        if configured:
-            if configured.count(":") == 1 or configured.startswith("["):
-                return configured  # already ip:port
-            return gossip_address(configured)
+        """--gossip-address, else the Node's InternalIP, else this node's own global address on a real
+        interface; never an address every node holds (see gossipaddr): one on lo, a dummy interface or
+        kube-ipvs0, inside a pool, or a Service's ingress."""
+        o = self.options
         try:
-            node = self.client.get(NODES, self.me)
-            ip = internal_ip(node) or internal_ip(node, 6)
+            node: JSON | None = self.client.get(NODES, self.me)
         except NotFoundError:
-            ip = None
-        if ip is None:
-            ip = _first_global_address(self.options.netns)
-        if ip is None:
+            node = None
+        internal = [ip for ip in (internal_ip(node), internal_ip(node, 6)) if ip] if node else []
+        try:
+            addresses = read_addresses(o.netns)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise SpeakerError(f"cannot read this node's addresses (`ip addr`): {exc}") from None
+        claimed = claimed_from_api(
+            self._list_at_start(CONFIGMAPS, o.namespace, field_selector=f"metadata.name={CONFIGMAP_NAME}")
+            + self._list_at_start(IP_ADDRESS_POOLS, o.namespace),
+            self._list_at_start(SERVICES),
+        )
+        try:
+            choice = choose_gossip_address(o.gossip_address, internal, addresses, claimed, node=self.me)
+        except GossipAddressError as exc:
+            raise SpeakerError(str(exc)) from None
+        for ip, why in choice.passed_over:
+            log.warning("not gossiping from this address", extra={"address": ip, "reason": why})
+        address = gossip_address(choice.ip, choice.port or GOSSIP_PORT)
+        log.info("gossip address chosen", extra={"address": address, "from": choice.source})
+        return address
+
+    def _list_at_start(
+        self, resource: Resource, namespace: str | None = None, *, field_selector: str | None = None
+    ) -> list[JSON]:
+        """The objects a start-up check reads; none when the kind is not installed (no metallb.io CRDs)."""
+        try:
+            return self.client.list(resource, namespace, field_selector=field_selector).items
+        except NotFoundError:
+            return []
+        except ApiError as exc:
             raise SpeakerError(
-                f"no gossip address: Node {self.me} has no InternalIP and no global address was found; "
-                "pass --gossip-address"
-            )
-        return gossip_address(ip, GOSSIP_PORT)
-
-
-def _first_global_address(netns: str | None) -> str | None:
-    """The first global-scope address (IPv4 first) in this network namespace or the named one."""
-    argv = ["ip", *(["-n", netns] if netns else []), "-j", "addr", "show", "scope", "global"]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found: dict[int, str] = {}
-    for link in json.loads(done.stdout or "[]"):
-        for info in link.get("addr_info", ()):
-            family = 4 if info.get("family") == "inet" else 6
-            found.setdefault(family, str(info.get("local")))
-    return found.get(4) or found.get(6)
+                f"cannot list {resource.kind} to check the gossip address stays out of the Services' "
+                f"addresses: {exc}; the speaker needs to list them (see deploy/ RBAC)"
+            ) from None

@@ -1,0 +1,107 @@
+"""Issue 12's report, end to end: Nodes without an InternalIP and the Service address bound on every node's
+`lo` (as kube-proxy in IPVS mode binds every LoadBalancer address on kube-ipvs0). Each speaker must gossip
+from its node's own address and hear the others, and at most one node may answer ARP for the address, as a
+client on the segment sees with a real `arping`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from metallb_py.k8s.resources import LEASES, NODES, SERVICES
+from metallb_py.speaker.leases import GOSSIP_ADDRESS_ANNOTATION, GOSSIP_LABEL, GOSSIP_PORT
+from metallb_py.testing import LabCluster
+
+SEED_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "seed" / "metallb-l2config.yaml"
+WAIT = 60.0
+WORKERS = ("node1", "node2", "node3")
+CONTROL_PLANE = "control-plane"
+_REPLY = re.compile(r"reply from (\S+) \[([0-9A-Fa-f:]{17})\]")
+
+
+@pytest.fixture(scope="module")
+def cluster(kubernetes_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
+    logs = tmp_path_factory.mktemp("e2e-gossip-address-logs")
+    with LabCluster(WORKERS, CONTROL_PLANE, prefix="mlbgaddr", log_dir=logs) as the_cluster:
+        the_cluster.kubectl("apply", "-f", str(SEED_CONFIG))
+        yield the_cluster
+
+
+def arp_replies(cluster: LabCluster, ip: str, requests: int = 3) -> set[str]:
+    """The MAC addresses that answer `requests` ARP requests for `ip` sent by the client (iputils arping:
+    every reply is printed, duplicates included)."""
+    lab = cluster.lab
+    argv = ["ip", "netns", "exec", lab.client_ns, "arping", "-c", str(requests), "-w", str(requests + 1)]
+    done = subprocess.run(
+        [*argv, "-I", lab.client_interface, ip], capture_output=True, text=True, check=False, timeout=30
+    )
+    return {mac.lower() for who, mac in _REPLY.findall(done.stdout) if who == ip}
+
+
+def gossip_addresses(cluster: LabCluster) -> dict[str, str]:
+    """node -> the gossip address its speaker published in its Lease."""
+    leases = cluster.client.list(LEASES, cluster.namespace, label_selector=f"{GOSSIP_LABEL}=true").items
+    return {
+        str(lease["spec"]["holderIdentity"]): str(lease["metadata"]["annotations"][GOSSIP_ADDRESS_ANNOTATION])
+        for lease in leases
+    }
+
+
+def joined(cluster: LabCluster) -> bool:
+    """Every speaker counts every speaker alive (it hears the others)."""
+    for node in cluster.nodes:
+        scrape = cluster.speaker_metrics(node)
+        alive = scrape.value("metallb_py_speaker_members_alive") if scrape is not None else None
+        if alive != len(cluster.nodes):
+            return False
+    return True
+
+
+def test_nodes_without_internal_ip_and_the_vip_on_lo_elect_one_announcer(cluster: LabCluster) -> None:
+    # The reported set-up: every speaker starts when its Node has no InternalIP and the Service address is
+    # on the node's lo (the lab's VIPs live there, as kube-proxy's live on kube-ipvs0).
+    for node in cluster.nodes:
+        assert cluster.stop_speaker(node) == 0
+        cluster.client.patch(
+            NODES,
+            node,
+            {"status": {"addresses": [{"type": "Hostname", "address": node}]}},
+            subresource="status",
+        )
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    cluster.client.create(SERVICES, manifest, "default")
+    cluster.publish_endpoints("default", "web")
+    vip = cluster.wait_for(lambda: cluster.external_ips("default", "web"), WAIT, "an address for web")[0]
+    cluster.lab.serve(vip, "hname")  # on every node's lo, answered over HTTP by every worker
+    for node in cluster.nodes:
+        assert vip in cluster.lab.exec(cluster.lab.node_ns(node), "ip", "-brief", "addr", "show", "dev", "lo")
+        cluster.start_speaker(node)
+
+    # Either outcome ends the wait: the speakers hear each other, or more than one node answers the VIP.
+    seen: set[str] = set()
+
+    def settled() -> bool:
+        seen.update(arp_replies(cluster, vip))
+        return len(seen) > 1 or (joined(cluster) and bool(seen))
+
+    cluster.wait_for(settled, WAIT, f"the speakers to join, or several nodes to answer {vip}")
+    macs = {cluster.lab.node_mac(node).lower(): node for node in cluster.nodes}
+    assert len(seen) == 1, f"several nodes answer ARP for {vip}: {sorted(macs.get(m, m) for m in seen)}"
+    assert macs[next(iter(seen))] in WORKERS
+
+    # Each speaker gossips from its node's own address, none from the VIP, and each hears every other.
+    assert gossip_addresses(cluster) == {
+        node: f"{cluster.lab.node_address(node)}:{GOSSIP_PORT}" for node in cluster.nodes
+    }
+    assert joined(cluster)
+    assert len(arp_replies(cluster, vip)) == 1
