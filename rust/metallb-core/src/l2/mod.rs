@@ -3,8 +3,11 @@
 //! [`decide`] is pure: it takes the frame's bytes, the set of addresses this speaker announces on the interface
 //! and the interface's own addresses, and returns [`Decision::Reply`] with the frame to send or
 //! [`Decision::Drop`] with a [`DropReason`], so every reason is testable without a socket and countable in
-//! metrics. The socket loop around it lives elsewhere. [`announcement`] builds the unsolicited frames sent when
-//! an address moves to this node.
+//! metrics. [`examine`] makes the same decision from the same single parse and also says whether the frame is
+//! another station's [`Claim`] on an announced address (gratuitous ARP, an ARP packet sent from the address, a
+//! neighbor advertisement for it): MetalLB answers on regardless and says nothing; the responder reports it.
+//! The socket loop around both lives elsewhere. [`announcement`] builds the unsolicited frames sent when an
+//! address moves to this node.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -15,6 +18,8 @@ use crate::packet::{
     MacAddr, NdpMessage, NdpPacket, PacketError, ALL_NODES,
 };
 
+#[cfg(test)]
+mod claim_tests;
 #[cfg(test)]
 mod tests;
 
@@ -150,44 +155,114 @@ impl fmt::Display for DropReason {
     }
 }
 
+/// Another station claiming an address this speaker announces on the interface: it sent an ARP packet (request
+/// or reply, gratuitous or not) with the address as sender protocol address, a neighbor advertisement for it
+/// (solicited or not), or a neighbor solicitation from it, with a link-layer address that is none of ours.
+///
+/// Neighbors that heard it may now send the address's traffic to `mac`. A duplicate address detection probe
+/// (a solicitation from `::`) claims nothing: the prober does not use the address yet, and the answer the
+/// responder sends it makes its detection fail.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Claim {
+    pub ip: IpAddr,
+    /// The link-layer address the claim tells neighbors to use: the ARP sender hardware address, the target
+    /// (or source) link-layer address option, or the Ethernet source when the message has no option.
+    pub mac: MacAddr,
+}
+
+/// What one received frame means to the responder: what to do with it, and the claim it makes on an announced
+/// address, if any (a frame can be both a question to answer and a claim: a request sent from an announced
+/// address by another host for another announced address).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub claim: Option<Claim>,
+}
+
 /// Decides what to do with one frame received on `iface`.
 ///
 /// Checks run from the cheapest and most general to the most specific, and the first that fails names the
 /// drop: Ethernet (parse, VLAN tag, our own frame, unicast source), then the protocol (parse, request, addressed
 /// to us), then whether the target is announced here.
 pub fn decide(frame: &[u8], announced: &(impl AnnounceSet + ?Sized), iface: &Interface) -> Decision {
-    match decide_inner(frame, announced, iface) {
-        Ok(reply) => Decision::Reply(reply),
-        Err(reason) => Decision::Drop(reason),
-    }
+    examine(frame, announced, iface, &[]).decision
 }
 
-fn decide_inner(bytes: &[u8], announced: &(impl AnnounceSet + ?Sized), iface: &Interface) -> Result<Reply, DropReason> {
-    let frame = EthernetFrame::parse(bytes).map_err(DropReason::Malformed)?;
+/// [`decide`], and whether the frame is another station's [`Claim`] on an address in `announced`.
+///
+/// `ours` lists the MAC addresses of the node's other interfaces (that of `iface` is always ours): a frame
+/// claiming an address from one of them is this node's own announcement seen on another of its links, never a
+/// claim. Frames that [`decide`] drops before reading the protocol (malformed, VLAN-tagged, sent by `iface`,
+/// from a group address) claim nothing. The decision is exactly [`decide`]'s: a claim changes no answer.
+pub fn examine(frame: &[u8], announced: &(impl AnnounceSet + ?Sized), iface: &Interface, ours: &[MacAddr]) -> Verdict {
+    let (answer, claim) = examine_inner(frame, announced, iface, ours);
+    let decision = match answer {
+        Ok(reply) => Decision::Reply(reply),
+        Err(reason) => Decision::Drop(reason),
+    };
+    Verdict { decision, claim }
+}
+
+type Examined = (Result<Reply, DropReason>, Option<Claim>);
+
+fn examine_inner(
+    bytes: &[u8],
+    announced: &(impl AnnounceSet + ?Sized),
+    iface: &Interface,
+    ours: &[MacAddr],
+) -> Examined {
+    let frame = match EthernetFrame::parse(bytes) {
+        Ok(frame) => frame,
+        Err(err) => return (Err(DropReason::Malformed(err)), None),
+    };
     let eth = frame.header;
     if let Some(tag) = eth.vlan {
-        return Err(DropReason::VlanTagged { vlan_id: tag.id() });
+        return (Err(DropReason::VlanTagged { vlan_id: tag.id() }), None);
     }
     if eth.src == iface.mac {
-        return Err(DropReason::FromSelf);
+        return (Err(DropReason::FromSelf), None);
     }
     if !eth.src.is_unicast() {
-        return Err(DropReason::SenderNotUnicast(eth.src));
+        return (Err(DropReason::SenderNotUnicast(eth.src)), None);
     }
+    // A claim names an address announced here from a station's address that is not ours.
+    let claim = |ip: IpAddr, mac: MacAddr| {
+        let foreign = mac.is_unicast() && mac != iface.mac && !ours.contains(&mac);
+        (foreign && announced.announces(ip)).then_some(Claim { ip, mac })
+    };
     match eth.ethertype {
-        EtherType::ARP => answer_arp(&eth, frame.payload, announced, iface),
-        EtherType::IPV6 => answer_ndp(&eth, frame.payload, announced, iface),
-        _ => Err(DropReason::NotArpOrNdp),
+        EtherType::ARP => match ArpPacket::parse(frame.payload) {
+            Ok(packet) => {
+                let claimed = claim(packet.sender_ip.into(), packet.sender_mac);
+                (answer_arp(&eth, &packet, announced, iface), claimed)
+            }
+            Err(err) => (Err(DropReason::Malformed(err)), None),
+        },
+        EtherType::IPV6 => match NdpPacket::parse(frame.payload) {
+            Ok(packet) => {
+                let claimed = match packet.message {
+                    NdpMessage::Advertisement(na) => claim(na.target.into(), na.target_link_layer.unwrap_or(eth.src)),
+                    // From `::` it is a duplicate address detection probe, which claims nothing yet.
+                    NdpMessage::Solicitation(_) if packet.src.is_unspecified() => None,
+                    NdpMessage::Solicitation(ns) => claim(packet.src.into(), ns.source_link_layer.unwrap_or(eth.src)),
+                };
+                (answer_ndp(&eth, &packet, announced, iface), claimed)
+            }
+            Err(PacketError::BadNextHeader(_) | PacketError::NotNeighborDiscovery(_)) => {
+                (Err(DropReason::NotArpOrNdp), None)
+            }
+            Err(err) => (Err(DropReason::Malformed(err)), None),
+        },
+        _ => (Err(DropReason::NotArpOrNdp), None),
     }
 }
 
 fn answer_arp(
     eth: &EthernetHeader,
-    payload: &[u8],
+    request: &ArpPacket,
     announced: &(impl AnnounceSet + ?Sized),
     iface: &Interface,
 ) -> Result<Reply, DropReason> {
-    let request = ArpPacket::parse(payload).map_err(DropReason::Malformed)?;
     if request.op != ArpOp::Request {
         return Err(DropReason::NotARequest);
     }
@@ -212,17 +287,10 @@ fn answer_arp(
 
 fn answer_ndp(
     eth: &EthernetHeader,
-    payload: &[u8],
+    request: &NdpPacket,
     announced: &(impl AnnounceSet + ?Sized),
     iface: &Interface,
 ) -> Result<Reply, DropReason> {
-    let request = match NdpPacket::parse(payload) {
-        Ok(packet) => packet,
-        Err(PacketError::BadNextHeader(_) | PacketError::NotNeighborDiscovery(_)) => {
-            return Err(DropReason::NotArpOrNdp)
-        }
-        Err(err) => return Err(DropReason::Malformed(err)),
-    };
     let NdpMessage::Solicitation(ns) = request.message else {
         return Err(DropReason::NotARequest);
     };
