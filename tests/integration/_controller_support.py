@@ -331,10 +331,20 @@ def running_controller(
 
 
 class ControllerProcess:
-    """`python -m metallb_py.cli controller ...` as a child process, with its log in a file."""
+    """`python -m metallb_py.cli controller ...` as a child process, with its log in a file. It talks to the
+    API server through `kubeconfig` (default: the control plane's own), e.g. one pointing at a Toxiproxy."""
 
-    def __init__(self, cp: LocalControlPlane, namespace: str, log: Path, *args: str, identity: str) -> None:
+    def __init__(
+        self,
+        cp: LocalControlPlane,
+        namespace: str,
+        log: Path,
+        *args: str,
+        identity: str,
+        kubeconfig: Path | None = None,
+    ) -> None:
         self.cp, self.namespace, self.log, self.identity = cp, namespace, log, identity
+        self.kubeconfig = kubeconfig
         self.args = args
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -345,7 +355,7 @@ class ControllerProcess:
             "-m",
             "metallb_py.cli",
             "controller",
-            f"--kubeconfig={self.cp.kubeconfig}",
+            f"--kubeconfig={self.kubeconfig or self.cp.kubeconfig}",
             f"--namespace={self.namespace}",
             f"--identity={self.identity}",
             f"--metrics-port={self.metrics_port}",
@@ -375,6 +385,16 @@ class ControllerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes mid-step, as in a long GC pause, a VM migration, CPU starvation."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: it carries on from where it froze, unaware that time passed."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def terminate(self, timeout: float = 15.0) -> int:
         assert self.proc is not None

@@ -7,6 +7,10 @@ For BGP mode, real routing daemons (FRR, BIRD 2, GoBGP: `FrrRouter`, `BirdRouter
 `LocalControlPlane` runs etcd and kube-apiserver on 127.0.0.1, built once per Kubernetes version from the Go
 module proxy by `make k8s` (tools/k8s/build.sh) and cached in ~/.cache/metallb-py (or $METALLB_PY_CACHE).
 Nothing here builds them unless asked (`build=True`): without them, KubernetesNotBuiltError says how.
+
+The fault lab (`faults`): `Toxiproxy` (built by tools/toxiproxy/build.sh, cached the same way) puts toxics
+between a program and the API server, `ServiceObserver` records every change of every Service straight from
+the API server, and `check()` judges that record: no address held twice, none moved unasked, none stuck.
 """
 
 from __future__ import annotations
@@ -22,6 +26,22 @@ from metallb_py.testing.controlplane import (
     LocalControlPlane,
     default_cache_dir,
     ensure_kubernetes_binaries,
+)
+from metallb_py.testing.faults import (
+    DEFAULT_TOXIPROXY_VERSION,
+    Duplicate,
+    FaultLabError,
+    Move,
+    Observation,
+    Proxy,
+    ServiceObserver,
+    Stuck,
+    Toxic,
+    Toxiproxy,
+    ToxiproxyNotBuiltError,
+    Verdict,
+    check,
+    ensure_toxiproxy_binary,
 )
 from metallb_py.testing.labcluster import LabCluster, LabClusterError
 from metallb_py.testing.netlab import FetchError, NetnsLab, NetnsLabError, Probe, Prober, cleanup_stale
@@ -54,6 +74,7 @@ from metallb_py.testing.routers import (
 __all__ = [
     "BFD_STATES",
     "DEFAULT_KUBERNETES_VERSION",
+    "DEFAULT_TOXIPROXY_VERSION",
     "BfdConfig",
     "BfdCounters",
     "BfdPeerView",
@@ -62,6 +83,8 @@ __all__ = [
     "BirdRouter",
     "ControlPlaneError",
     "ControlPlaneUnavailableError",
+    "Duplicate",
+    "FaultLabError",
     "FetchError",
     "FrrRouter",
     "GobgpRouter",
@@ -73,24 +96,35 @@ __all__ = [
     "LabClusterError",
     "ListenRange",
     "LocalControlPlane",
+    "Move",
     "Neighbor",
     "NetnsLab",
     "NetnsLabError",
     "NextHop",
+    "Observation",
     "Origination",
     "Peer",
     "Peering",
     "Probe",
     "Prober",
+    "Proxy",
     "RouterConfig",
     "RouterDaemon",
     "RouterError",
     "RouterNotInstalledError",
     "RouterTimeoutError",
+    "ServiceObserver",
+    "Stuck",
+    "Toxic",
+    "Toxiproxy",
+    "ToxiproxyNotBuiltError",
+    "Verdict",
+    "check",
     "cleanup_stale",
     "cleanup_stale_routers",
     "default_cache_dir",
     "ensure_kubernetes_binaries",
+    "ensure_toxiproxy_binary",
     "make_router",
     "missing_binaries",
     "read_fib",

@@ -242,6 +242,7 @@ class LocalControlPlane:
         self._etcd: ChildProcess | None = None
         self._apiserver: ChildProcess | None = None
         self._apiserver_argv: list[str] = []
+        self._etcd_argv: list[str] = []
         self._port = 0
         self._etcd_url = ""
         self._token = ""
@@ -364,8 +365,9 @@ class LocalControlPlane:
             self.stop()
             raise
 
-    def restart_apiserver(self) -> None:
-        """Stops kube-apiserver and starts it again on the same port, with etcd (and so every object) kept.
+    def restart_apiserver(self, downtime: float = 0.0) -> None:
+        """Stops kube-apiserver and starts it again on the same port, with etcd (and so every object) kept;
+        `downtime` seconds pass between the stop and the start.
 
         Clients see their connections and watches drop, then the same server come back.
         """
@@ -373,7 +375,29 @@ class LocalControlPlane:
         assert self._apiserver is not None
         self._apiserver.stop()
         self._apiserver = None
+        time.sleep(downtime)
         self._launch_apiserver()
+
+    def restart_etcd(self, downtime: float = 0.0) -> None:
+        """Stops etcd (SIGTERM) and starts it again on the same ports and data, `downtime` seconds later;
+        returns once etcd and the API server in front of it are healthy again.
+
+        kube-apiserver stays up: its requests fail or wait while etcd is gone, then it reconnects.
+        """
+        workdir = self._require_running()
+        assert self._etcd is not None
+        self._etcd.stop()
+        self._etcd = None
+        time.sleep(downtime)
+        self._launch_etcd()
+        deadline = time.monotonic() + self._timeout
+        while self._api_get("/readyz") != 200:
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"kube-apiserver was not ready {self._timeout:.0f}s after etcd came back\n"
+                    + tail_log(workdir / "kube-apiserver.log")
+                )
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """Stops kube-apiserver then etcd (SIGTERM, then SIGKILL), and removes every file start() created."""
@@ -427,26 +451,25 @@ class LocalControlPlane:
         client, peer = free_loopback_port(), free_loopback_port()
         self._etcd_url = f"http://{_LOOPBACK}:{client}"
         peer_url = f"http://{_LOOPBACK}:{peer}"
-        log = workdir / "etcd.log"
-        self._etcd = ChildProcess(
-            "etcd",
-            [
-                str(self._binaries.etcd),
-                "--name=metallb-py",
-                f"--data-dir={workdir / 'etcd'}",
-                f"--listen-client-urls={self._etcd_url}",
-                f"--advertise-client-urls={self._etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=metallb-py={peer_url}",
-                "--initial-cluster-state=new",
-                # A test cluster's data is thrown away; not syncing to disk makes every write far cheaper.
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ],
-            log,
-            self._env,
-        )
+        self._etcd_argv = [
+            str(self._binaries.etcd),
+            "--name=metallb-py",
+            f"--data-dir={workdir / 'etcd'}",
+            f"--listen-client-urls={self._etcd_url}",
+            f"--advertise-client-urls={self._etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=metallb-py={peer_url}",
+            "--initial-cluster-state=new",
+            # A test cluster's data is thrown away; not syncing to disk makes every write far cheaper.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+        self._launch_etcd()
+
+    def _launch_etcd(self) -> None:
+        log = self._require_running() / "etcd.log"
+        self._etcd = ChildProcess("etcd", self._etcd_argv, log, self._env)
         self._wait("etcd", self._etcd, log, lambda: self._get(f"{self._etcd_url}/health", None) == 200)
 
     def _start_apiserver(self) -> None:
