@@ -6,7 +6,7 @@ from collections.abc import Set
 
 import pytest
 
-from metallb_py.speaker.gate import Gate, GossipView, Note, Step, advance, round_due
+from metallb_py.speaker.gate import Gate, GossipView, Note, Step, advance, cut_off, round_due
 
 SETTLE = 3.0
 
@@ -68,6 +68,22 @@ def test_cut_off_withdraws_everything_then_settles_again_for_the_renewing_peers_
     turn = advance(turn.gate, view({"b"}, expected={"b"}), now=60.2, settle_timeout=SETTLE)
     assert (turn.step, turn.notes) == (Step.ELECT, (Note.JOINED,)), "c is not waited for"
     assert not turn.gate.resettling
+
+
+def test_hearing_none_of_the_expected_speakers_is_cut_off_whatever_the_member_says() -> None:
+    # The member hears only itself and does not call itself isolated; b's and c's Leases are fresh.
+    assert cut_off(False, expected=frozenset({"b", "c"}), alive=frozenset())
+    assert cut_off(True, expected=frozenset(), alive=frozenset({"b"}))
+    assert not cut_off(False, expected=frozenset({"b", "c"}), alive=frozenset({"c"}))
+    assert not cut_off(False, expected=frozenset(), alive=frozenset()), "no other speaker runs: alone"
+    gate = advance(Gate(), view(set()), now=0.0, settle_timeout=SETTLE).gate
+    turn = advance(
+        gate,
+        view(set(), isolated=cut_off(False, frozenset({"b"}), frozenset())),
+        now=SETTLE,
+        settle_timeout=SETTLE,
+    )
+    assert (turn.step, turn.notes) == (Step.WITHDRAW, (Note.JOINED, Note.CUT_OFF))
 
 
 def test_cut_off_during_the_first_settling_is_noticed_when_it_ends() -> None:

@@ -207,10 +207,35 @@ def test_start_announces_only_after_hearing_every_node() -> None:
 
 def test_start_alone_waits_out_the_settle_time() -> None:
     world = World()
+    world.leases.clear()  # no other speaker runs: b and c are Nodes without a speaker
     assert world.rounds.run_round() is Step.WAIT
     world.clock.now += 3.0
     assert world.rounds.run_round() is Step.ELECT
     assert world.responder.announced == {VIP: ["eth0"]}
+
+
+def test_hearing_none_of_the_speakers_the_leases_name_announces_nothing() -> None:
+    # Issue 12: b's and c's speakers run (their Leases are renewed) but this member hears only itself, and
+    # does not call itself isolated (its peers published its own address: it filters them out as itself).
+    world = World()
+    assert world.members is not None and not world.members.isolated()
+    assert world.rounds.run_round() is Step.WAIT
+    world.clock.now += 3.0
+    assert world.rounds.run_round() is Step.WITHDRAW
+    assert world.responder.announced == {}
+    assert world.gauge("metallb_py_speaker_isolated_bool") == 1
+    assert not world.rounds.due(False), "idle while nothing changes"
+    # b and c are heard: settle again, for the renewing speakers, then announce.
+    world.members.up |= {"b", "c"}
+    assert world.rounds.due(False), "no longer cut off: a round even without an event"
+    assert world.rounds.run_round() is Step.ELECT
+    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.gauge("metallb_py_speaker_isolated_bool") == 0
+    # Every peer declared down while their Leases are fresh: withdrawn again.
+    world.members.up = {"a"}
+    assert world.rounds.due(False)
+    assert world.rounds.run_round() is Step.WITHDRAW
+    assert world.responder.announced == {}
 
 
 def test_a_cut_withdraws_everything_and_back_from_it_settles_before_announcing() -> None:
@@ -223,14 +248,18 @@ def test_a_cut_withdraws_everything_and_back_from_it_settles_before_announcing()
     assert world.responder.announced == {} and ("withdraw", VIP) in world.log.calls
     assert world.gauge("metallb_py_speaker_isolated_bool") == 1
     assert world.changes[-1] == {}
-    # b is heard again; c crashed meanwhile and its Lease went stale: settle for b alone.
+    # The member hears b's datagrams again, but no speaker counts alive yet: still cut off.
     world.members.cut, world.members.up = False, {"a"}
-    del world.leases["c"]
     world.clock.now += 10.0
+    assert world.rounds.run_round() is Step.WITHDRAW
+    assert world.gauge("metallb_py_speaker_isolated_bool") == 1
+    # b is alive again, c (whose Lease is fresh) not yet: settle before announcing.
+    world.members.up |= {"b"}
     assert world.rounds.run_round() is Step.WAIT
     assert world.responder.announced == {}, "a partial view announces nothing"
     assert world.gauge("metallb_py_speaker_isolated_bool") == 0
-    world.members.up |= {"b"}
+    # c crashed meanwhile and its Lease went stale: settle for b alone.
+    del world.leases["c"]
     assert world.rounds.run_round() is Step.ELECT
     assert world.responder.announced == {VIP: ["eth0"]}
 

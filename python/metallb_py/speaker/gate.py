@@ -7,16 +7,22 @@ other Node, or `settle_timeout` passed since it first knew its peers. A speaker 
 cut its view may still be partial, so it settles again, this time waiting only for the speakers that still
 renew their Leases (a crashed peer's Lease goes stale; waiting for it would only cost the settle time).
 
+Cut off (`cut_off`) means hearing none of the speakers the cluster says exist: the gossip member says so, or
+none of the other speakers whose gossip Leases are renewed counts alive. The second matters when the member's
+own rule cannot see it: peers that published this speaker's own address (an address every node holds, as in
+issue 12) are filtered out as itself, and a member with no peers is never isolated by its own reckoning.
+
 `advance(gate, view, now, settle_timeout)` is the whole decision: the speaker's worker keeps the returned
 gate for the next round and does what the step says. Time is an argument, so every path is table-tested.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-__all__ = ["Gate", "GossipView", "Note", "Step", "Turn", "advance", "round_due"]
+__all__ = ["Gate", "GossipView", "Note", "Step", "Turn", "advance", "cut_off", "round_due"]
 
 
 class Step(StrEnum):
@@ -53,7 +59,7 @@ class GossipView:
     others: frozenset[str]  # every other Node of the cluster
     expected: frozenset[str]  # the other speakers whose gossip Leases are fresh
     alive: frozenset[str]  # the members the gossip counts alive
-    isolated: bool  # the gossip hears none of the expected peers
+    isolated: bool  # hears none of the expected peers (cut_off)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,12 @@ def advance(gate: Gate, view: GossipView, now: float, settle_timeout: float) -> 
             notes.append(Note.CUT_OFF)
     step = Step.WITHDRAW if gate.isolated else Step.ELECT
     return Turn(gate, step, tuple(notes), missing, waited)
+
+
+def cut_off(member_isolated: bool, expected: Set[str], alive: Set[str]) -> bool:
+    """Whether this speaker hears none of the peers the cluster says exist. `expected`: the other speakers
+    whose Leases are fresh; `alive`: the other members the gossip counts alive (both without this node)."""
+    return member_isolated or (bool(expected) and not alive)
 
 
 def round_due(gate: Gate, *, woken: bool, isolated_now: bool, peers_changed: bool) -> bool:

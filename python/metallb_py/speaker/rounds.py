@@ -18,7 +18,7 @@ from typing import Protocol
 
 from metallb_py.config import Config, load_objects
 from metallb_py.errors import ConfigError
-from metallb_py.speaker.gate import Gate, GossipView, Note, Step, Turn, advance, round_due
+from metallb_py.speaker.gate import Gate, GossipView, Note, Step, Turn, advance, cut_off, round_due
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.ports import ClusterView, Members
 
@@ -150,10 +150,10 @@ class Rounds:
         members = self.members
         if members is None:
             return woken
-        peers = sorted(self._expected(self._clock()).values())
-        return round_due(
-            self.gate, woken=woken, isolated_now=members.isolated(), peers_changed=peers != self.peers
-        )
+        expected = self._expected(self._clock())
+        peers = sorted(expected.values())
+        isolated = cut_off(members.isolated(), set(expected) - {self.me}, set(members.alive()) - {self.me})
+        return round_due(self.gate, woken=woken, isolated_now=isolated, peers_changed=peers != self.peers)
 
     # -- one round -------------------------------------------------------------------------------------------
 
@@ -195,11 +195,12 @@ class Rounds:
                 log.info("expected peers changed", extra={"no_longer": gone, "new": new})
             self.members.set_peers(peers)
             self.peers = peers
+        expected_names, alive = frozenset(expected) - {self.me}, frozenset(live) - {self.me}
         return GossipView(
             others=frozenset(self.view.nodes()) - {self.me},
-            expected=frozenset(expected) - {self.me},
-            alive=frozenset(live) - {self.me},
-            isolated=self.members.isolated(),
+            expected=expected_names,
+            alive=alive,
+            isolated=cut_off(self.members.isolated(), expected_names, alive),
         )
 
     def _report(self, turn: Turn, live: set[str]) -> None:
