@@ -1,9 +1,13 @@
 //! The classic BPF program attached to every responder socket, and a small interpreter that runs it in tests.
 //!
-//! The kernel runs the program on each frame before queueing it: only ARP requests and ICMPv6 neighbor
-//! solicitations (IPv6 next header 58, type 135) that this host did not send and that carry no VLAN tag reach
-//! user space, so a busy link costs the responder nothing for the traffic it never answers. The checks are
-//! coarse on purpose: [`metallb_core::l2::decide`] validates everything again.
+//! The kernel runs the program on each frame before queueing it: only ARP packets and ICMPv6 neighbor
+//! solicitations and advertisements (IPv6 next header 58, type 135 or 136) that this host did not send and that
+//! carry no VLAN tag reach user space, so a busy link costs the responder nothing for the traffic it never
+//! reads. Requests and solicitations are answered; ARP replies and advertisements are read only to see another
+//! station claim an announced address ([`metallb_core::l2::examine`]): they are rare next to requests (replies
+//! are unicast, so only those to this host arrive, and advertisements are sent once per address change), and a
+//! request's path through the program is no longer than before. The checks are coarse on purpose: `examine`
+//! validates everything again.
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -30,9 +34,9 @@ const AD_VLAN_TAG_PRESENT: u32 = AD_OFF + 48;
 const PACKET_OUTGOING: u32 = 4;
 const ETHERTYPE_ARP: u32 = 0x0806;
 const ETHERTYPE_IPV6: u32 = 0x86dd;
-const ARP_REQUEST: u32 = 1;
 const NEXT_HEADER_ICMPV6: u32 = 58;
 const NEIGHBOR_SOLICITATION: u32 = 135;
+const NEIGHBOR_ADVERTISEMENT: u32 = 136;
 /// Bytes of an accepted frame to keep: all of it.
 const ACCEPT_LEN: u32 = 0xffff;
 
@@ -44,27 +48,27 @@ const fn jeq(k: u32, jt: u8, jf: u8) -> Instruction {
     Instruction { code: JEQ_K, jt, jf, k }
 }
 
-/// The filter: outgoing and VLAN-tagged frames out, then ARP requests and neighbor solicitations in.
+/// The filter: outgoing and VLAN-tagged frames out, then ARP, neighbor solicitations and advertisements in.
 ///
 /// Offsets are for an untagged Ethernet header (tags are removed into metadata before taps see the frame, and
-/// a software tag would fail the ethertype test): ethertype at 12, ARP opcode at 20, IPv6 next header at 20,
-/// ICMPv6 type at 54. Jump offsets count instructions after the jump.
-pub const RESPONDER_FILTER: [Instruction; 15] = [
+/// a software tag would fail the ethertype test): ethertype at 12, IPv6 next header at 20, ICMPv6 type at 54.
+/// Every ARP opcode passes (the parser refuses what is neither request nor reply). Jump offsets count
+/// instructions after the jump.
+pub const RESPONDER_FILTER: [Instruction; 14] = [
     /* 0 */ stmt(LD_W_ABS, AD_PKTTYPE),
-    /* 1 */ jeq(PACKET_OUTGOING, 12, 0), // -> 14 drop
+    /* 1 */ jeq(PACKET_OUTGOING, 11, 0), // -> 13 drop
     /* 2 */ stmt(LD_W_ABS, AD_VLAN_TAG_PRESENT),
-    /* 3 */ jeq(0, 0, 10), // -> 14 drop
+    /* 3 */ jeq(0, 0, 9), // -> 13 drop
     /* 4 */ stmt(LD_H_ABS, 12),
-    /* 5 */ jeq(ETHERTYPE_ARP, 0, 2), // -> 6 not ARP
-    /* 6 */ stmt(LD_H_ABS, 20),
-    /* 7 */ jeq(ARP_REQUEST, 5, 6), // -> 13 accept, 14 drop
-    /* 8 */ jeq(ETHERTYPE_IPV6, 0, 5), // A still holds the ethertype here; -> 14 drop
-    /* 9 */ stmt(LD_B_ABS, 20),
-    /* 10 */ jeq(NEXT_HEADER_ICMPV6, 0, 3), // -> 14 drop
-    /* 11 */ stmt(LD_B_ABS, 54),
-    /* 12 */ jeq(NEIGHBOR_SOLICITATION, 0, 1), // -> 14 drop
-    /* 13 */ stmt(RET_K, ACCEPT_LEN),
-    /* 14 */ stmt(RET_K, 0),
+    /* 5 */ jeq(ETHERTYPE_ARP, 6, 0), // -> 12 accept
+    /* 6 */ jeq(ETHERTYPE_IPV6, 0, 6), // A still holds the ethertype here; -> 13 drop
+    /* 7 */ stmt(LD_B_ABS, 20),
+    /* 8 */ jeq(NEXT_HEADER_ICMPV6, 0, 4), // -> 13 drop
+    /* 9 */ stmt(LD_B_ABS, 54),
+    /* 10 */ jeq(NEIGHBOR_SOLICITATION, 1, 0), // -> 12 accept
+    /* 11 */ jeq(NEIGHBOR_ADVERTISEMENT, 0, 1), // -> 12 accept, 13 drop
+    /* 12 */ stmt(RET_K, ACCEPT_LEN),
+    /* 13 */ stmt(RET_K, 0),
 ];
 
 /// What a filter sees of a frame besides its bytes.
@@ -110,7 +114,9 @@ pub fn run(program: &[Instruction], frame: &[u8], meta: FrameMeta) -> u32 {
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    use metallb_core::packet::{solicited_node_mac, solicited_node_multicast, ArpPacket, MacAddr, NdpPacket};
+    use metallb_core::packet::{
+        multicast_mac, solicited_node_mac, solicited_node_multicast, ArpPacket, MacAddr, NdpPacket, ALL_NODES,
+    };
 
     use super::*;
 
@@ -157,6 +163,23 @@ mod tests {
         assert!(accepts(&ns, FrameMeta { pkttype: MULTICAST, ..Default::default() }));
     }
 
+    /// What another station sends when it claims an address: gratuitous ARP (both forms), an ARP reply, an
+    /// unsolicited neighbor advertisement.
+    #[test]
+    fn accepts_what_a_claim_is_made_of() {
+        let ip = Ipv4Addr::new(192, 0, 2, 10);
+        for packet in
+            [ArpPacket::gratuitous_request(CLIENT, ip).unwrap(), ArpPacket::gratuitous_reply(CLIENT, ip).unwrap()]
+        {
+            let frame = packet.to_frame(MacAddr::BROADCAST, CLIENT, None);
+            assert!(accepts(&frame, FrameMeta { pkttype: BROADCAST, ..Default::default() }), "{packet:?}");
+        }
+        let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let na = NdpPacket::unsolicited_advertisement(target, target, CLIENT).unwrap();
+        let frame = na.to_frame(multicast_mac(ALL_NODES), CLIENT, None).unwrap();
+        assert!(accepts(&frame, FrameMeta { pkttype: MULTICAST, ..Default::default() }));
+    }
+
     #[test]
     fn refuses_outgoing_and_tagged_frames() {
         let outgoing = FrameMeta { pkttype: PACKET_OUTGOING, vlan_tag_present: false };
@@ -170,13 +193,13 @@ mod tests {
     }
 
     #[test]
-    fn refuses_arp_replies_other_icmpv6_and_other_protocols() {
-        let mut reply = arp_request();
-        reply[21] = 2;
-        assert!(!accepts(&reply, FrameMeta::default()));
+    fn refuses_other_icmpv6_and_other_protocols() {
         let (mut ns, _) = solicitation();
-        ns[54] = 136;
-        assert!(!accepts(&ns, FrameMeta::default()), "advertisement");
+        ns[54] = 128;
+        assert!(!accepts(&ns, FrameMeta::default()), "echo request");
+        let (mut ns, _) = solicitation();
+        ns[54] = 134;
+        assert!(!accepts(&ns, FrameMeta::default()), "router advertisement");
         let (mut ns, _) = solicitation();
         ns[20] = 17;
         assert!(!accepts(&ns, FrameMeta::default()), "UDP");
@@ -187,7 +210,7 @@ mod tests {
 
     #[test]
     fn refuses_frames_too_short_to_load_from() {
-        assert!(!accepts(&arp_request()[..20], FrameMeta::default()));
+        assert!(!accepts(&arp_request()[..13], FrameMeta::default()));
         let (ns, _) = solicitation();
         assert!(!accepts(&ns[..54], FrameMeta::default()));
     }

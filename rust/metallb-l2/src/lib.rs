@@ -1,8 +1,9 @@
 //! The layer 2 data plane of metallb-py: answers ARP and NDP for announced addresses from a Rust thread.
 //!
 //! [`Responder::start`] opens one AF_PACKET socket per interface (optionally inside a named network
-//! namespace), with a classic BPF filter ([`filter`]) that lets only ARP requests and neighbor solicitations
-//! through. Its thread hands each frame to the pure [`metallb_core::l2::decide`] and sends the reply it builds;
+//! namespace), with a classic BPF filter ([`filter`]) that lets only ARP and neighbor solicitations and
+//! advertisements through. Its thread hands each frame to the pure [`metallb_core::l2::examine`], sends the reply
+//! it builds and keeps the claims other hosts make on announced addresses ([`conflicts`]);
 //! [`Responder::announce`] and [`Responder::withdraw`] swap the announce set ([`table`]) atomically and the
 //! gratuitous [`schedule`] announces takeovers. [`Responder::set_interfaces`] changes the served interfaces
 //! while it runs, and a [`LinkWatch`] ([`links`]) says when the links of its namespace change. Decisions are
@@ -10,6 +11,7 @@
 //! eventfd, poll, setns and socket helpers it shares with the other protocol threads are in metallb-sys).
 #![deny(unsafe_code)]
 
+pub mod conflicts;
 mod error;
 pub mod filter;
 mod iface;
@@ -21,6 +23,7 @@ pub mod stats;
 pub mod sys;
 pub mod table;
 
+pub use conflicts::Conflict;
 pub use error::L2Error;
 pub use iface::InterfaceInfo;
 pub use links::{LinkEvent, LinkWatch};

@@ -14,6 +14,9 @@
 //! thread is closed by the thread itself (it watches the namespace's link notifications: a deleted link's
 //! socket just goes silent, and the error it reports once may be read while the link is still listed) and
 //! reported by the next `set_interfaces`.
+//!
+//! The thread also watches for other hosts claiming an announced address ([`metallb_core::l2::examine`]) and
+//! keeps them in a bounded [`ConflictLog`] that [`Responder::conflicts`] drains; answering goes on regardless.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -24,11 +27,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use metallb_core::l2::{announcement, decide, Decision, DropReason};
-use metallb_core::packet::{solicited_node_mac, FrameBuf};
+use metallb_core::l2::{announcement, examine, Decision, DropReason};
+use metallb_core::packet::{solicited_node_mac, FrameBuf, MacAddr};
 use metallb_sys::worker::{lock, panic_message};
 use metallb_sys::{EventFd, Poller};
 
+use crate::conflicts::{Conflict, ConflictLog};
 use crate::iface::{self, InterfaceInfo, OpenInterface};
 use crate::links::{LinkEvent, LinkWatch};
 use crate::schedule::{GratuitousPolicy, Schedules};
@@ -110,6 +114,7 @@ enum Command {
     Withdraw { ip: IpAddr, reply: SyncSender<bool> },
     SetInterfaces { names: Vec<String>, reply: SyncSender<InterfaceChange> },
     Stats { reply: SyncSender<Stats> },
+    Conflicts { reply: SyncSender<Vec<Conflict>> },
 }
 
 /// What the thread publishes, swapped whole: the announce set, the names behind its positions, and what the
@@ -236,6 +241,17 @@ impl Responder {
         self.call(|reply| Command::Stats { reply })
     }
 
+    /// The other hosts seen claiming an address announced on the interface they were seen on, since the last
+    /// call (this one drains them): each (address, MAC, interface) once, in the order first seen, at most
+    /// [`crate::conflicts::MAX_PENDING`] ([`Stats::conflicts`] counts every claim, [`Stats::conflicts_dropped`]
+    /// those the full list left out). A claim is an ARP packet whose sender protocol address is the address, a
+    /// neighbor advertisement for it or a solicitation from it, sent from a MAC that is none of the served
+    /// interfaces' (the node's own announcements seen on another of its links are not conflicts); a duplicate
+    /// address detection probe is not one (the answer to it already defends the address).
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, L2Error> {
+        self.call(|reply| Command::Conflicts { reply })
+    }
+
     /// The interfaces served now.
     pub fn interfaces(&self) -> Vec<InterfaceInfo> {
         self.shared.view.load().interfaces.clone()
@@ -339,6 +355,9 @@ struct Worker {
     policy: GratuitousPolicy,
     busy_poll: Duration,
     counters: Counters,
+    /// The MACs of the open interfaces: a claim from one of them is this node's own announcement.
+    ours: Vec<MacAddr>,
+    conflicts: ConflictLog,
     batch: RecvBatch,
     reply_frames: Vec<FrameBuf>,
     reply_ips: Vec<IpAddr>,
@@ -391,6 +410,8 @@ impl Worker {
             policy: config.gratuitous,
             busy_poll: config.busy_poll,
             counters: Counters::default(),
+            ours: Vec::with_capacity(MAX_INTERFACES),
+            conflicts: ConflictLog::default(),
             batch: RecvBatch::new(false),
             reply_frames: Vec::with_capacity(crate::sys::BATCH),
             reply_ips: Vec::with_capacity(crate::sys::BATCH),
@@ -415,6 +436,8 @@ impl Worker {
             self.poller.add(links.as_fd(), Interest::READ);
         }
         self.polled.clear();
+        self.ours.clear();
+        self.ours.extend(self.interfaces.iter().flatten().map(|interface| interface.info.mac));
         for (position, interface) in self.interfaces.iter().enumerate() {
             if let Some(interface) = interface {
                 let index = self.poller.add(interface.socket.as_fd(), Interest::READ);
@@ -522,7 +545,13 @@ impl Worker {
                     drops += interface.socket.take_drops().unwrap_or(0);
                 }
                 self.counters.kernel_drops += drops;
-                let _ = reply.send(self.counters.snapshot());
+                let mut stats = self.counters.snapshot();
+                stats.conflicts = self.conflicts.seen;
+                stats.conflicts_dropped = self.conflicts.dropped;
+                let _ = reply.send(stats);
+            }
+            Command::Conflicts { reply } => {
+                let _ = reply.send(self.conflicts.drain());
             }
         }
     }
@@ -715,7 +744,11 @@ impl Worker {
                     self.counters.drops[stats::SLOT_TRUNCATED] += 1;
                     continue;
                 }
-                match decide(frame, &announced, &interface.core) {
+                let verdict = examine(frame, &announced, &interface.core, &self.ours);
+                if let Some(claim) = verdict.claim {
+                    self.conflicts.record(claim, interface.info.index, &interface.info.name);
+                }
+                match verdict.decision {
                     Decision::Reply(reply) => {
                         let ip = reply.target();
                         self.counters.ip(ip).requests_received += 1;

@@ -3,7 +3,8 @@
 //! Per announced address: `requests_received` (ARP requests and neighbor solicitations answered for it, i.e.
 //! for an address announced on the interface they arrived on), `responses_sent` (answers that left the
 //! socket), `gratuitous_sent` (unsolicited frames: two per gratuitous ARP, one per unsolicited NA). Drops are
-//! counted per reason label, [`metallb_core::l2::DropReason::label`] plus the responder's own.
+//! counted per reason label, [`metallb_core::l2::DropReason::label`] plus the responder's own. Claims of other
+//! hosts on announced addresses are counted by the responder's conflict log and copied into [`Stats`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -78,6 +79,11 @@ pub struct Stats {
     pub link_down: u64,
     /// Solicited-node groups that could not be joined at IPv6 level (fell back to an Ethernet membership).
     pub group_fallbacks: u64,
+    /// Frames in which another host claimed an announced address (every one, repeats included).
+    pub conflicts: u64,
+    /// Claims of a new (address, MAC, interface) left out of [`crate::Responder::conflicts`] because its list
+    /// was full.
+    pub conflicts_dropped: u64,
 }
 
 /// The live counters, owned by the responder thread (no atomics on the packet path).
@@ -108,6 +114,8 @@ impl Counters {
             socket_errors: self.socket_errors,
             link_down: self.link_down,
             group_fallbacks: self.group_fallbacks,
+            conflicts: 0,
+            conflicts_dropped: 0,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Python classes over `metallb_l2::Responder` (the ARP/NDP responder thread) and `metallb_l2::LinkWatch`
 //! (link notifications).
 //!
-//! Every call that waits for the responder thread (start, stop, announce, withdraw, set_interfaces, stats) or
+//! Every call that waits for the responder thread (start, stop, announce, withdraw, set_interfaces, stats,
+//! conflicts) or
 //! for link notifications releases the GIL first; the thread itself never calls into Python.
 
 use std::collections::BTreeMap;
@@ -142,12 +143,20 @@ impl Responder {
         self.current().map(|r| r.announced()).unwrap_or_default()
     }
 
-    /// Counters: per address (requests_received, responses_sent, gratuitous_sent), drops per reason, and
-    /// socket-level figures.
+    /// Counters: per address (requests_received, responses_sent, gratuitous_sent), drops per reason,
+    /// socket-level figures, and conflicts (claims by other hosts seen) and conflicts_dropped.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let responder = self.require()?;
         let stats = py.detach(|| responder.stats()).map_err(l2_error)?;
         stats_dict(py, &stats)
+    }
+
+    /// (ip, mac, interface) of each other host seen claiming an address announced on that interface since the
+    /// last call, which this one drains: each triple once, in the order first seen, at most 1024.
+    fn conflicts(&self, py: Python<'_>) -> PyResult<Vec<(String, String, String)>> {
+        let responder = self.require()?;
+        let conflicts = py.detach(|| responder.conflicts()).map_err(l2_error)?;
+        Ok(conflicts.into_iter().map(|c| (c.ip.to_string(), c.mac.to_string(), c.interface)).collect())
     }
 
     /// Interface name -> MAC address ("aa:bb:cc:dd:ee:ff") of the running responder.
@@ -285,5 +294,7 @@ fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict
     dict.set_item("socket_errors", stats.socket_errors)?;
     dict.set_item("link_down", stats.link_down)?;
     dict.set_item("group_fallbacks", stats.group_fallbacks)?;
+    dict.set_item("conflicts", stats.conflicts)?;
+    dict.set_item("conflicts_dropped", stats.conflicts_dropped)?;
     Ok(dict)
 }
