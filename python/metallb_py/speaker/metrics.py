@@ -13,6 +13,11 @@
   BFD sessions of the BGP peers that have a bfdProfile, under the names of MetalLB's FRR mode (its
   zebra_notifications has no counterpart here).
 - metallb_py_speaker_members_alive, metallb_py_speaker_isolated_bool: the gossip's view.
+- metallb_py_speaker_gossip_<counter>_total: each counter of the gossip member (Membership.stats(), read at
+  scrape time): datagrams and bytes sent and received, and those dropped as hostile or broken (a wrong key,
+  replayed, malformed, this member's own...), under the member's own names.
+- metallb_py_speaker_address_conflicts_total{ip,interface}: another host seen claiming an address this node
+  announces (conflicts.py).
 - metallb_py_speaker_layer2_interface{interface}: 1 for each interface the responder serves now (it follows
   the node's links: an interface created later appears, one deleted disappears).
 - metallb_k8s_client_config_loaded_bool, metallb_k8s_client_config_stale_bool: a configuration is in force;
@@ -21,6 +26,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -168,6 +175,39 @@ class _BgpCollector(Collector):
             yield family
 
 
+_GOSSIP_HELP = {
+    "auth_failures": "Gossip datagrams dropped: their tag did not verify (another key, corrupted, forged).",
+    "replays": "Gossip datagrams dropped: replayed (a sequence number already seen or too old).",
+    "malformed": "Gossip datagrams dropped: too short, not gossip, or authentic but undecodable.",
+    "protocol_errors": "Gossip datagrams dropped: authentic and decoded, but refused by the protocol.",
+}
+_COUNTER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+log = logging.getLogger("metallb_py.speaker")
+
+
+class _GossipCollector(Collector):
+    """Every counter of Membership.stats() as metallb_py_speaker_gossip_<key>_total: counters the member
+    adds later are exported without a change here."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        try:
+            stats = dict(self._stats())
+        except Exception as exc:  # not running (any more): nothing to export
+            log.debug("gossip counters unavailable", extra={"error": str(exc)})
+            return
+        for key, value in sorted(stats.items()):
+            name = key.removesuffix("_total")
+            if not _COUNTER_NAME.match(name) or not isinstance(value, int):
+                continue
+            help_text = _GOSSIP_HELP.get(name, f"The gossip member's counter {key}.")
+            family = CounterMetricFamily(f"metallb_py_speaker_gossip_{name}", help_text)
+            family.add_metric([], value)
+            yield family
+
+
 class SpeakerMetrics(MetricsServer):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry)
@@ -191,6 +231,12 @@ class SpeakerMetrics(MetricsServer):
             "Configurations seen and refused (bad, or none at all).",
             registry=r,
         )
+        self.address_conflicts = Counter(
+            "metallb_py_speaker_address_conflicts",
+            "Other hosts seen claiming an address this node announces (ARP or NDP from another MAC).",
+            ["ip", "interface"],
+            registry=r,
+        )
         self._announced: set[tuple[str, str, str, str]] = set()
 
     def count_layer2(self, stats: Callable[[], Mapping[str, Any]]) -> None:
@@ -199,6 +245,10 @@ class SpeakerMetrics(MetricsServer):
     def count_interfaces(self, interfaces: Callable[[], Iterable[str]]) -> None:
         """`interfaces()`: the names the responder serves, read at each scrape."""
         self.registry.register(_InterfacesCollector(interfaces))
+
+    def count_gossip(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        """`stats()`: the gossip member's counters (Membership.stats), read at each scrape."""
+        self.registry.register(_GossipCollector(stats))
 
     def count_bgp(self, peers: Callable[[], Iterable[Any]]) -> None:
         """`peers()`: the BgpSpeaker's BgpPeerStatus list, read at each scrape."""

@@ -13,6 +13,8 @@ Parts (each its own module, each driven by tests on its own):
   Rust), so an interface created later (a VLAN) is served without a restart and one deleted is dropped;
   names MetalLB's ConfigMap metallb-excludel2 excludes (default: MetalLB's list, the CNI's veths and
   bridges) are never served, and a change of that ConfigMap applies at once (MetalLB reads it at start);
+- conflicts.ConflictReporter: another host claiming an address this node announces, as the responder saw
+  it, told as a warning, a Warning Event on the Services and a metric;
 - reporter.StatusReporter, twice: ServiceL2Status and ServiceBGPStatus objects and nodeAssigned Events, after
   the fact; a pump turns BGP session events into log lines and Events on the BGPPeer.
 
@@ -58,6 +60,7 @@ from metallb_py.k8s.watch import Change, Reflector
 from metallb_py.speaker.bgp import PROTOCOL as BGP_PROTOCOL
 from metallb_py.speaker.bgp import Bgp
 from metallb_py.speaker.bgpplan import SecretData, Secrets, secret_from_api
+from metallb_py.speaker.conflicts import ConflictReporter
 from metallb_py.speaker.election import (
     DEFAULT_EXCLUDE_RULE,
     EXCLUDE_L2_CONFIGMAP,
@@ -553,6 +556,7 @@ class Speaker:
         self.exclude_rule = DEFAULT_EXCLUDE_RULE
         self.link_watch: LinkWatch | None = None
         self.link_follower: LinkFollower | None = None
+        self.conflicts: ConflictReporter | None = None
         self.gossip_address: str | None = None
         self.metrics_port: int | None = None
         self._threads: list[threading.Thread] = []
@@ -601,6 +605,7 @@ class Speaker:
         if self.gossip_address is not None:
             self.membership = Membership(self.me, self.gossip_address, secret, netns=o.netns)
             self.membership.start()
+            self.metrics.count_gossip(self.membership.stats)
             self.leases.publish()
         self.layer2 = Layer2(
             self.me,
@@ -609,6 +614,15 @@ class Speaker:
             on_change=self._announced_changed,
             ignore_exclude_label=o.ignore_exclude_label,
             lb_class=o.lb_class,
+        )
+        layer2 = self.layer2
+        self.conflicts = ConflictReporter(
+            self.responder,
+            self.me,
+            announced=layer2.announced,
+            service=self.watches.service_watch.get,
+            events=self.events,
+            metrics=self.metrics,
         )
         self.bgp_speaker = BgpSpeaker(netns=o.netns)
         self.metrics.count_bgp(self.bgp_speaker.peers)
@@ -677,6 +691,8 @@ class Speaker:
             "speaker-bgp-reporter",
         )
         self._spawn(self._bgp_pump, "speaker-bgp-events")
+        conflicts = self.conflicts
+        self._spawn(lambda: conflicts.run(self._stop), "speaker-conflicts")
         # Notifications since the watch was opened (before the links were first read) are queued for it.
         netns = o.netns
         self._spawn(

@@ -1,0 +1,96 @@
+"""Another host claiming an address this node announces (MetalLB is silent here).
+
+The layer 2 responder sees every ARP and NDP frame on the interfaces it serves, and keeps, de-duplicated, each
+(address, MAC, interface) where a host that is not this node claims an announced address (its ARP sender
+address, its Neighbor Advertisement). `ConflictReporter.check` takes what it kept since the last call and
+tells each: a warning naming the address, the other MAC and the interface; the counter
+metallb_py_speaker_address_conflicts_total{ip,interface}; and a Warning Event `AddressConflict` on each
+Service this node announces the address for. `run` checks every CHECK_INTERVAL seconds (the responder only
+collects; nothing is sent or waited for here), so a conflict is told within about that time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from metallb_py.speaker.metrics import SpeakerMetrics
+
+__all__ = ["CHECK_INTERVAL", "REASON", "ConflictReporter", "ConflictSource", "EventSink"]
+
+log = logging.getLogger("metallb_py.speaker")
+
+REASON = "AddressConflict"
+CHECK_INTERVAL = 1.0
+
+
+class ConflictSource(Protocol):
+    """The responder's conflicts (metallb_py.Responder.conflicts): (ip, mac, interface) seen since the last
+    call, each once."""
+
+    def conflicts(self) -> list[tuple[str, str, str]]: ...
+
+
+class EventSink(Protocol):
+    """Where Events go (metallb_py.k8s.events.EventRecorder)."""
+
+    def record(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None: ...
+
+
+class ConflictReporter:
+    """See the module docstring. `announced()`: address -> the Services (namespace/name) this node announces
+    it for now; `service(key)`: the Service as watched (None once gone)."""
+
+    def __init__(
+        self,
+        source: ConflictSource,
+        node: str,
+        *,
+        announced: Callable[[], Mapping[str, tuple[str, ...]]],
+        service: Callable[[str], dict[str, Any] | None],
+        events: EventSink,
+        metrics: SpeakerMetrics,
+    ) -> None:
+        self.source, self.node = source, node
+        self._announced, self._service = announced, service
+        self.events, self.metrics = events, metrics
+
+    def check(self) -> list[tuple[str, str, str]]:
+        """Tells each conflict seen since the last check; returns them."""
+        found = self.source.conflicts()
+        if not found:
+            return found
+        announced = self._announced()
+        for ip, mac, interface in found:
+            services = announced.get(ip, ())
+            log.warning(
+                "another host claims an address this node announces: two hosts answer for it",
+                extra={"ip": ip, "mac": mac, "interface": interface, "services": list(services)},
+            )
+            self.metrics.address_conflicts.labels(ip, interface).inc()
+            message = (
+                f"node {self.node}: the host at {mac} on {interface} claims {ip}, which this node announces; "
+                "clients may reach either (remove the address from that host, or this Service's pool)"
+            )
+            for key in services:
+                obj = self._service(key)
+                if obj is not None:
+                    self.events.record(obj, "Warning", REASON, message)
+        return found
+
+    def run(self, stop: threading.Event, interval: float = CHECK_INTERVAL) -> None:
+        """Checks every `interval` seconds until `stop` is set. A failing read is logged once, until it works
+        again (the responder stopped: the speaker's health check reports that)."""
+        failing: str | None = None
+        while not stop.wait(interval):
+            try:
+                self.check()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                if error != failing:
+                    log.warning("cannot read address conflicts", extra={"error": error})
+                failing = error
+            else:
+                failing = None

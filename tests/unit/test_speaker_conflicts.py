@@ -1,0 +1,112 @@
+"""speaker.conflicts: another host claiming an announced address is logged, counted and told to the
+Services announcing it, from what a (fake) responder reports."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from metallb_py.speaker.conflicts import REASON, ConflictReporter
+from metallb_py.speaker.metrics import SpeakerMetrics
+
+VIP = "192.0.2.11"
+MAC = "02:00:00:00:00:99"
+
+
+class FakeResponder:
+    """Hands out what it saw since the last call, as Responder.conflicts does."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+        self.calls = 0
+
+    def conflicts(self) -> list[tuple[str, str, str]]:
+        self.calls += 1
+        seen, self.seen = self.seen, []
+        return seen
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, str, str, str]] = []
+
+    def record(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
+        self.recorded.append((obj["metadata"]["name"], type, reason, message))
+
+
+def svc(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "default", "name": name}}
+
+
+def make() -> tuple[ConflictReporter, FakeResponder, FakeEvents, SpeakerMetrics]:
+    responder, events, metrics = FakeResponder(), FakeEvents(), SpeakerMetrics()
+    services = {"default/web": svc("web"), "default/web2": svc("web2")}
+    reporter = ConflictReporter(
+        responder,
+        "node1",
+        announced=lambda: {VIP: ("default/web", "default/web2", "default/gone")},
+        service=services.get,
+        events=events,
+        metrics=metrics,
+    )
+    return reporter, responder, events, metrics
+
+
+def count(metrics: SpeakerMetrics, ip: str, interface: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "metallb_py_speaker_address_conflicts_total", {"ip": ip, "interface": interface}
+    )
+
+
+def test_a_conflict_is_logged_counted_and_an_event_on_each_service(caplog: pytest.LogCaptureFixture) -> None:
+    reporter, responder, events, metrics = make()
+    responder.seen = [(VIP, MAC, "eth0"), ("192.0.2.99", MAC, "eth1")]
+    with caplog.at_level(logging.WARNING, "metallb_py.speaker"):
+        assert reporter.check() == [(VIP, MAC, "eth0"), ("192.0.2.99", MAC, "eth1")]
+    assert count(metrics, VIP, "eth0") == 1
+    assert count(metrics, "192.0.2.99", "eth1") == 1, "withdrawn since: counted, no Service to tell"
+    # A Service no longer watched gets none; the withdrawn address none either.
+    assert [(name, type_, reason) for name, type_, reason, _ in events.recorded] == [
+        ("web", "Warning", REASON),
+        ("web2", "Warning", REASON),
+    ]
+    message = events.recorded[0][3]
+    assert VIP in message and MAC in message and "eth0" in message and "node1" in message
+    warned = [(r.__dict__["ip"], r.__dict__["mac"], r.__dict__["interface"]) for r in caplog.records]
+    assert warned == [(VIP, MAC, "eth0"), ("192.0.2.99", MAC, "eth1")]
+
+
+def test_nothing_new_tells_nothing_and_a_repeat_counts_again() -> None:
+    reporter, responder, events, metrics = make()
+    assert reporter.check() == []
+    assert events.recorded == [] and count(metrics, VIP, "eth0") is None
+    responder.seen = [(VIP, MAC, "eth0")]
+    reporter.check()
+    responder.seen = [(VIP, MAC, "eth0")]  # seen again after the last drain
+    reporter.check()
+    assert count(metrics, VIP, "eth0") == 2 and len(events.recorded) == 4
+
+
+def test_run_checks_until_stopped_and_survives_a_failing_read(caplog: pytest.LogCaptureFixture) -> None:
+    reporter, responder, _, metrics = make()
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def conflicts() -> list[tuple[str, str, str]]:
+        calls.append(1)
+        if len(calls) <= 3:
+            raise RuntimeError("the responder is not running")
+        if len(calls) == 4:
+            return [(VIP, MAC, "eth0")]
+        stop.set()
+        return []
+
+    responder.conflicts = conflicts  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, "metallb_py.speaker"):
+        reporter.run(stop, interval=0.0)
+    assert len(calls) == 5 and count(metrics, VIP, "eth0") == 1
+    failures = [r for r in caplog.records if r.getMessage() == "cannot read address conflicts"]
+    assert len(failures) == 1, "the same failure is logged once"
