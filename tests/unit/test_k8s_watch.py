@@ -169,3 +169,73 @@ def test_default_backoff_is_capped_and_jittered(failures: int) -> None:
     delay = backoff.next()
     nominal = min(10.0, 0.2 * 2**failures)
     assert nominal / 2 <= delay <= nominal
+
+
+class GatedClient(ScriptedClient):
+    """list() calls 2 and later each wait for their gate; `started[n]` is set when list n begins."""
+
+    def __init__(self, lists: list[ListResult | Exception], watches: list[Stream | Exception]) -> None:
+        super().__init__(lists, watches)
+        self.calls = 0
+        self.started = {n: threading.Event() for n in (1, 2, 3)}
+        self.gates = {n: threading.Event() for n in (1, 2, 3)}
+        self.gates[1].set()
+
+    def list(self, resource: object, namespace: str | None = None, **kwargs: Any) -> ListResult:
+        self.calls += 1
+        n = self.calls
+        self.started[n].set()
+        assert self.gates[n].wait(30), f"list {n} never released"
+        return super().list(resource, namespace, **kwargs)
+
+    def watch(self, resource: object, namespace: str | None = None, **kwargs: Any) -> Stream:
+        if self.watches:
+            return super().watch(resource, namespace, **kwargs)
+        return Stream([])  # ends at once; the reflector watches again
+
+
+def test_resync_waits_for_a_list_that_started_after_it_was_called() -> None:
+    """Regression: resync() counted completed lists, so a list already under way when it was called (and
+    maybe missing the writes just before the call) satisfied it; a new leader restored from that copy."""
+    client = GatedClient(
+        [
+            ListResult([obj("a", "1")], "10"),
+            ListResult([obj("a", "2")], "20"),  # under way when resync() is called
+            ListResult([obj("a", "3")], "30"),  # the list resync() asked for
+        ],
+        [Stream([GoneError(410, "Expired", "too old resource version")])],
+    )
+    reflector = Reflector(client, SERVICES, lambda change: None, backoff=Backoff(base=0.001, cap=0.002))  # type: ignore[arg-type]
+    close_stream = reflector._close_stream
+    called = threading.Event()
+
+    def closing() -> None:  # resync() closes the watch once it has noted which list it waits for
+        called.set()
+        close_stream()
+
+    reflector._close_stream = closing  # type: ignore[method-assign]
+    reflector.start()
+    try:
+        assert client.started[2].wait(30)
+        answers: list[tuple[bool, str]] = []
+
+        def resync() -> None:
+            ok = reflector.resync(timeout=30)
+            stored = reflector.get("ns/a")
+            answers.append((ok, stored["metadata"]["resourceVersion"] if stored else ""))
+
+        waiter = threading.Thread(target=resync)
+        waiter.start()
+        assert called.wait(30)
+        client.gates[2].set()
+        assert client.started[3].wait(30)
+        # List 2 is done and list 3 is held: a resync satisfied by list 2 returns now.
+        waiter.join(1.0)
+        assert waiter.is_alive(), f"resync() returned on a list that started before it: {answers}"
+        client.gates[3].set()
+        waiter.join(30)
+        assert answers == [(True, "3")]
+    finally:
+        for gate in client.gates.values():
+            gate.set()
+        reflector.stop()

@@ -91,7 +91,8 @@ class Reflector:
         self._stream: WatchStream | None = None
         self._stop = threading.Event()
         self._relist = threading.Event()
-        self._lists = 0  # completed lists, for resync()
+        self._lists_started = 0  # lists begun; each list's number, for resync()
+        self._listed_number = 0  # the number of the last list completed
         self._served = False  # a list has succeeded: a later 404 is a hiccup, not "type not installed"
         self._listed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
@@ -147,13 +148,20 @@ class Reflector:
             self._thread.join(timeout)
 
     def resync(self, timeout: float | None = None) -> bool:
-        """Lists again now (ending the current watch) and waits for that list; False on timeout."""
+        """Lists again now (ending the current watch) and waits for a list that started after this call;
+        False on timeout.
+
+        A list already under way when it is called does not count: it may have been read before the writes
+        that the caller means to see (a new leader's resync must include the previous leader's last writes).
+        """
         with self._lock:
-            target = self._lists + 1
+            target = self._lists_started + 1  # lists are numbered as they begin, one at a time
             self._relist.set()
         self._close_stream()
         with self._listed:
-            return self._listed.wait_for(lambda: self._lists >= target or self._stop.is_set(), timeout)
+            return self._listed.wait_for(
+                lambda: self._listed_number >= target or self._stop.is_set(), timeout
+            )
 
     def run(self) -> None:
         """List, then watch, until stop(); never raises."""
@@ -208,7 +216,9 @@ class Reflector:
         self.synced.set()
 
     def _list(self) -> None:
-        self._relist.clear()
+        with self._lock:  # one step with resync()'s: a resync either sees this list begun or asks for another
+            self._lists_started += 1
+            self._relist.clear()
         result = self.client.list(
             self.resource,
             self.namespace,
@@ -247,7 +257,7 @@ class Reflector:
             self._store = fresh
             self._own.clear()
             self._version = version
-            self._lists += 1
+            self._listed_number = self._lists_started  # the list under way (a 404 counts as an empty one)
             self._listed.notify_all()
         for change in changes:
             self._deliver(change)
