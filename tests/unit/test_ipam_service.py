@@ -10,9 +10,17 @@ from typing import Any
 import pytest
 import yaml
 
-from metallb_py._core import Port
+from metallb_py._core import Allocator, Pool, Port, ServiceAllocation
 from metallb_py.config import load_config
-from metallb_py.errors import ConfigError
+from metallb_py.errors import (
+    ConfigError,
+    FamilyError,
+    IPInUseError,
+    IPNotAllowedError,
+    NoPoolError,
+    PoolExhaustedError,
+    UnknownPoolError,
+)
 from metallb_py.ipam import (
     AnnotationError,
     ServiceError,
@@ -560,3 +568,77 @@ def test_plan_does_not_modify_its_input() -> None:
     before = copy.deepcopy(services)
     plan(SEED, services)
     assert services == before
+
+
+# -- allocation errors name the field at fault --------------------------------------------------------------
+
+
+def field_allocator() -> Allocator:
+    return Allocator(
+        [
+            Pool("auto", ["10.1.0.0/31"]),
+            Pool("manual", ["10.2.0.0/32"], auto_assign=False),
+            Pool("picky", ["10.3.0.0/30"], auto_assign=False),
+        ]
+    )
+
+
+LB_IPS, POOL, SHARED = "metallb.io/loadBalancerIPs", "metallb.io/address-pool", "metallb.io/allow-shared-ip"
+OLD_POOL = "metallb.universe.tf/address-pool"
+
+ALLOCATION_FIELDS = [
+    # (annotations, spec, error class, field named)
+    ({POOL: "gold"}, {}, UnknownPoolError, f"metadata.annotations.{POOL}"),
+    ({OLD_POOL: "gold"}, {}, UnknownPoolError, f"metadata.annotations.{OLD_POOL}"),
+    ({LB_IPS: "192.0.2.1"}, {}, IPNotAllowedError, f"metadata.annotations.{LB_IPS}"),
+    ({}, {"loadBalancerIP": "192.0.2.1"}, IPNotAllowedError, "spec.loadBalancerIP"),
+    ({LB_IPS: "10.1.0.0", POOL: "manual"}, {}, IPNotAllowedError, f"metadata.annotations.{LB_IPS}"),
+    ({LB_IPS: "10.1.0.0"}, {"ipFamilies": ["IPv6"]}, FamilyError, f"metadata.annotations.{LB_IPS}"),
+    ({}, {"ipFamilies": ["IPv4"], "ipFamilyPolicy": "RequireDualStack"}, FamilyError, "spec.ipFamilyPolicy"),
+    ({}, {"ipFamilies": ["IPv6"]}, NoPoolError, "spec.ipFamilies"),
+]
+
+
+@pytest.mark.parametrize(("annotations", "spec", "error", "path"), ALLOCATION_FIELDS)
+def test_allocation_errors_name_the_field_at_fault(
+    annotations: dict[str, str], spec: dict[str, Any], error: type[Exception], path: str
+) -> None:
+    request = service_request(svc("x", annotations=annotations, **spec))
+    with pytest.raises(error) as info:
+        request.allocate(field_allocator())
+    assert str(info.value).startswith(f"Service default/x: {path}: ")
+
+
+def test_a_taken_or_full_address_names_what_chose_it() -> None:
+    allocator = field_allocator()
+    service_request(svc("a", annotations={LB_IPS: "10.1.0.0"})).allocate(allocator)
+    service_request(svc("b", annotations={POOL: "manual"})).allocate(allocator)
+    service_request(svc("c")).allocate(allocator)  # the last of auto
+    taken = service_request(svc("x", annotations={LB_IPS: "10.1.0.0", SHARED: "k"}))
+    with pytest.raises(
+        IPInUseError, match=rf"^Service default/x: metadata\.annotations\.{LB_IPS}: 10\.1\.0\.0"
+    ):
+        taken.allocate(allocator)
+    with pytest.raises(PoolExhaustedError, match=rf"^Service default/x: metadata\.annotations\.{POOL}: "):
+        service_request(svc("x", annotations={POOL: "manual"})).allocate(allocator)
+    with pytest.raises(PoolExhaustedError, match=r"^Service default/x: spec\.ipFamilies: no available IPv4"):
+        service_request(svc("x")).allocate(allocator)
+    assert "default/x" not in allocator  # nothing held after a failure
+
+
+def test_no_pool_for_its_namespace_or_labels_names_them() -> None:
+    picky = ServiceAllocation(namespaces=["blue"])
+    allocator = Allocator([Pool("picky", ["10.3.0.0/30"], service_allocation=picky)])
+    with pytest.raises(NoPoolError, match=r"^Service default/x: metadata\.namespace: "):
+        service_request(svc("x")).allocate(allocator)
+    labelled = svc("y")
+    labelled["metadata"]["labels"] = {"app": "web"}
+    with pytest.raises(NoPoolError, match=r"^Service default/y: metadata\.labels: "):
+        service_request(labelled).allocate(allocator)
+    assert service_request(svc("z", "blue")).allocate(allocator) == ["10.3.0.0"]
+
+
+def test_the_namespace_is_read_from_the_metadata_not_split_from_the_key() -> None:
+    # Refused by the API server, not by a file: "a/b" must not become namespace "a", name "b/web".
+    request = service_request(svc("web", "a/b"))
+    assert (request.key, request.namespace, request.name) == ("a/b/web", "a/b", "web")

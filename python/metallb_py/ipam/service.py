@@ -20,9 +20,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from metallb_py._core import Port
+from metallb_py._core import Allocator, Port
 from metallb_py.config.reader import Reader, Where, describe, quote
-from metallb_py.errors import ConfigError
+from metallb_py.errors import (
+    AllocationError,
+    ConfigError,
+    FamilyError,
+    IPInUseError,
+    NoPoolError,
+    UnknownPoolError,
+)
 from metallb_py.ipam import fields
 from metallb_py.ipam.fields import EXPECTED_IP, canonical_ip
 
@@ -75,6 +82,51 @@ class ServiceRequest:
     ip_family_policy: str = "SingleStack"
     labels: dict[str, str] = field(default_factory=dict)
     lb_class: str | None = None
+    # Where `pool`, `requested` and `sharing_key` were read from (the annotation as written, current or
+    # deprecated; spec.loadBalancerIP), so an allocation error can name the field at fault.
+    pool_field: str = "metadata.annotations." + ANNOTATION_ADDRESS_POOL
+    requested_field: str = "metadata.annotations." + ANNOTATION_LOAD_BALANCER_IPS
+    sharing_field: str = "metadata.annotations." + ANNOTATION_ALLOW_SHARED_IP
+
+    def allocate(
+        self, allocator: Allocator, *, namespace_labels: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """`Allocator.allocate` for this Service, addresses as text. Its AllocationError (or ConfigError) is
+        raised again as the same class, its message starting with the Service and the field at fault
+        (`field_at_fault`), as a Warning Event about the Service should read."""
+        labels = dict(namespace_labels or {})
+        try:
+            return [
+                str(ip)
+                for ip in allocator.allocate(self.key, **self.allocate_kwargs(), namespace_labels=labels)
+            ]
+        except (AllocationError, ConfigError) as exc:
+            raise type(exc)(f"Service {self.key}: {self.field_at_fault(exc)}: {exc}") from None
+
+    def field_at_fault(self, exc: Exception) -> str:
+        """The field of this Service an allocation error is about (an annotation as written, or a spec path).
+
+        Unknown pool: the pool annotation. Families: the policy or the list (or the requested addresses, of
+        other families). Otherwise what chose the candidates: requested addresses (taken, in no pool or
+        another, not served), else a named pool (full, or not serving the Service), else the families (no
+        pool has them, or those that do are full), or the labels when no pool serves them.
+        """
+        if isinstance(exc, UnknownPoolError):
+            return self.pool_field
+        if isinstance(exc, FamilyError):
+            if str(exc).startswith("ipFamilyPolicy"):
+                return "spec.ipFamilyPolicy"
+            return self.requested_field if self.requested else "spec.ipFamilies"
+        if self.requested:
+            return self.requested_field
+        if self.pool is not None:
+            return self.pool_field
+        if isinstance(exc, IPInUseError):
+            return self.sharing_field  # only when restoring shown addresses another holds on other terms
+        if isinstance(exc, NoPoolError) and "namespace" in str(exc):
+            # No auto-assign pool's serviceAllocation selects it: by its labels, or (none) its namespace.
+            return "metadata.labels" if self.labels else "metadata.namespace"
+        return "spec.ipFamilies"
 
     def allocate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `Allocator.allocate(key, **...)` (without namespace_labels)."""
@@ -125,9 +177,12 @@ def service_key(svc: object) -> str:
 def service_request(svc: object) -> ServiceRequest:
     """Read a Service's annotations and spec; ServiceError/AnnotationError name the field at fault."""
     key = service_key(svc)
-    namespace, name = key.split("/", 1)
     where = Where(f"Service {key}")
     metadata = _metadata(svc, where)
+    # From the metadata, not the key: a namespace with a "/" (refused by the API server, not by a file)
+    # would split wrongly, and pools select namespaces by name.
+    namespace = metadata.text("namespace", allow_empty=False) or "default"
+    name = metadata.required_text("name")
     labels = metadata.text_map("labels")
     annotations = _annotations(metadata)
     assert isinstance(svc, dict)
@@ -136,6 +191,7 @@ def service_request(svc: object) -> ServiceRequest:
     pool = _annotation(annotations, "address-pool")
     sharing_key = _annotation(annotations, "allow-shared-ip")
     requested = _requested_ips(annotations, spec, where)
+    requested_name = _annotation_name(annotations, "loadBalancerIPs")
 
     ports = []
     for port in spec.mappings("ports"):
@@ -193,6 +249,11 @@ def service_request(svc: object) -> ServiceRequest:
         labels=labels,
         lb_class=spec.text("loadBalancerClass")
         or None,  # empty is unset, as fields.load_balancer_class reads it
+        pool_field="metadata.annotations." + _annotation_name(annotations, "address-pool"),
+        requested_field=(
+            "spec.loadBalancerIP" if spec.text("loadBalancerIP") else f"metadata.annotations.{requested_name}"
+        ),
+        sharing_field="metadata.annotations." + _annotation_name(annotations, "allow-shared-ip"),
     )
 
 
