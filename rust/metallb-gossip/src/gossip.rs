@@ -34,6 +34,9 @@ const MAX_DATAGRAMS_PER_WAKE: usize = 256;
 /// Events kept for a caller that does not read them; the oldest are dropped beyond this (and counted).
 const MAX_QUEUED_EVENTS: usize = 65_536;
 
+/// Reads the wall clock; only to pick the generation a member starts with.
+pub type WallClock = fn() -> SystemTime;
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct GossipConfig {
@@ -50,6 +53,12 @@ pub struct GossipConfig {
     pub netns: Option<String>,
     /// Peers to announce to at start (more come with `join` and `set_peers`).
     pub seeds: Vec<SocketAddr>,
+    /// Read once at start: the identity generation starts at its milliseconds since the epoch, so that a
+    /// restart is usually newer than the life before it at once. Only a hint: when the clock stepped back
+    /// between two lives, the cluster tells the member the generation it holds and the member takes a newer
+    /// one (see `metallb_core::membership::Engine`). Everything else runs on the monotonic clock, so a step
+    /// while running changes nothing. Tests put a stepped clock here.
+    pub wall_clock: WallClock,
 }
 
 impl GossipConfig {
@@ -63,6 +72,7 @@ impl GossipConfig {
             quorum: Quorum::default(),
             netns: None,
             seeds: Vec::new(),
+            wall_clock: SystemTime::now,
         }
     }
 
@@ -383,8 +393,10 @@ impl Worker {
         let mut membership = MembershipConfig::new(&config.name, config.advertised(local.port()), &config.secret);
         membership.timing = config.timing;
         membership.quorum = config.quorum;
-        // Wall-clock milliseconds: a restarted speaker's identity is newer than the one before it.
-        membership.generation = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        // Wall-clock milliseconds: a restarted speaker's identity is usually newer than the one before it; when
+        // it is not (the clock stepped back), the cluster says so and the engine takes a newer one.
+        let since_epoch = (config.wall_clock)().duration_since(UNIX_EPOCH).unwrap_or_default();
+        membership.generation = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX / 2);
         membership.boot = random_u64();
         membership.rng_seed = random_u64();
         let now = Instant::now();

@@ -14,5 +14,5 @@ mod gossip;
 mod netns;
 
 pub use error::GossipError;
-pub use gossip::{Gossip, GossipConfig};
+pub use gossip::{Gossip, GossipConfig, WallClock};
 pub use metallb_core::membership::{Event, EventKind, MemberState, MemberView, Quorum, Stats, Timing};

@@ -2,7 +2,8 @@
 //! refuse another secret, and stop quickly. Namespaces are covered by the Python netns tests.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use metallb_gossip::{EventKind, Gossip, GossipConfig, GossipError, MemberState};
 
@@ -57,7 +58,7 @@ fn three_members_detect_a_stopped_one_and_a_leaving_one() {
 
     let (stats, dropped) = a.stats();
     assert!(stats.datagrams_received > 0 && stats.datagrams_sent > 0);
-    assert_eq!((stats.auth_failures, stats.replays, dropped), (0, 0, 0));
+    assert_eq!((stats.bad_tag, stats.replayed, dropped), (0, 0, 0));
 }
 
 #[test]
@@ -66,7 +67,7 @@ fn another_secret_is_refused_and_counted() {
     let mut config = GossipConfig::new("intruder", "127.0.0.1:0".parse().unwrap(), b"some other secret, 32 bytes long");
     config.seeds = vec![a.address()];
     let intruder = Gossip::start(config).unwrap();
-    wait_until("a refused datagram", Duration::from_secs(3), || a.stats().0.auth_failures > 0);
+    wait_until("a refused datagram", Duration::from_secs(3), || a.stats().0.bad_tag > 0);
     assert_eq!(a.alive(), names(&["a"]));
     assert_eq!(intruder.alive(), names(&["intruder"]));
 }
@@ -101,4 +102,62 @@ fn waiting_for_an_event_ends_when_stopped() {
     assert!(waiter.join().unwrap().is_none());
     assert!(!a.is_running());
     assert!(matches!(a.join(vec![]), Err(GossipError::NotRunning)));
+}
+
+/// Two hours back: what a restarted speaker reads when its node's clock stepped back before it started.
+fn two_hours_ago() -> SystemTime {
+    SystemTime::now() - Duration::from_secs(2 * 3600)
+}
+
+/// Regression: the generation came from the wall clock alone, so a member restarted after its clock stepped
+/// back was older than its previous life, which the cluster still held; it was refused and never counted alive.
+#[test]
+fn a_restart_with_the_clock_stepped_back_supersedes_the_previous_life() {
+    let a = member("a", &[]);
+    let b = member("b", &[a.address()]);
+    wait_until("b alive at a", Duration::from_secs(3), || a.alive() == names(&["a", "b"]));
+    let (address, before) = (b.address(), b.generation());
+    b.stop();
+    let mut config = GossipConfig::new("b", address, SECRET);
+    config.seeds = vec![a.address()];
+    config.wall_clock = two_hours_ago;
+    let b = Gossip::start(config).unwrap();
+    assert!(b.generation() < before, "the clock says the new life is older");
+    let seen_at_a = || a.members().into_iter().find(|m| m.name == "b").map(|m| (m.state, m.generation));
+    wait_until("the new life alive at a", Duration::from_secs(10), || {
+        seen_at_a().is_some_and(|(state, generation)| state == MemberState::Alive && generation > before)
+    });
+    assert_eq!(seen_at_a(), Some((MemberState::Alive, b.generation())));
+    assert_eq!(b.alive(), names(&["a", "b"]));
+    assert!(b.stats().0.generations_raised >= 1);
+    assert!(a.stats().0.stale_life >= 1, "a answered the older life");
+}
+
+static STEP_BACK: AtomicBool = AtomicBool::new(false);
+
+fn steppable() -> SystemTime {
+    let now = SystemTime::now();
+    if STEP_BACK.load(Ordering::SeqCst) {
+        now - Duration::from_secs(2 * 3600)
+    } else {
+        now
+    }
+}
+
+/// The wall clock is read once, at start: a step while running changes no generation and no view.
+#[test]
+fn a_clock_step_while_running_changes_nothing() {
+    let a = member("a", &[]);
+    let mut config = GossipConfig::new("c", "127.0.0.1:0".parse().unwrap(), SECRET);
+    config.seeds = vec![a.address()];
+    config.wall_clock = steppable;
+    let c = Gossip::start(config).unwrap();
+    wait_until("c alive at a", Duration::from_secs(3), || a.alive() == names(&["a", "c"]));
+    let before = (c.generation(), a.members());
+    STEP_BACK.store(true, Ordering::SeqCst);
+    let received = c.stats().0.datagrams_received;
+    wait_until("more gossip", Duration::from_secs(10), || c.stats().0.datagrams_received > received + 50);
+    assert_eq!((c.generation(), a.members()), before);
+    assert_eq!((c.stats().0.rejoins, c.stats().0.generations_raised), (0, 0));
+    STEP_BACK.store(false, Ordering::SeqCst);
 }

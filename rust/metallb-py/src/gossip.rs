@@ -273,9 +273,13 @@ impl Membership {
         Ok(events)
     }
 
-    /// Counters since start: datagrams and bytes sent and received, drops by reason (auth_failures, replays,
-    /// malformed, protocol_errors, send_errors), probes, suspicions, members_down, refutations (this member
-    /// was suspected and refuted), rejoins (it was declared down while running), isolations, events_dropped.
+    /// Counters since start: datagrams and bytes sent and received; datagrams dropped, by reason: bad_tag
+    /// (another secret, corruption, forgery), replayed (already accepted, or too old), stale_life (from an
+    /// older life of its sender, answered with the newest generation), malformed (truncated, not gossip, or
+    /// undecodable), self (sent by this member itself, or by a member with its name or address),
+    /// protocol_errors, send_errors; probes, suspicions, members_down, refutations (this member was suspected
+    /// and refuted), rejoins (it was declared down while running), generations_raised (the cluster held its
+    /// name at a newer generation, from a life with a later wall clock), isolations, events_dropped.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let gossip = self.require()?;
         let (s, events_dropped) = gossip.stats();
@@ -285,9 +289,11 @@ impl Membership {
             ("datagrams_received", s.datagrams_received),
             ("bytes_sent", s.bytes_sent),
             ("bytes_received", s.bytes_received),
-            ("auth_failures", s.auth_failures),
-            ("replays", s.replays),
+            ("bad_tag", s.bad_tag),
+            ("replayed", s.replayed),
+            ("stale_life", s.stale_life),
             ("malformed", s.malformed),
+            ("self", s.from_self),
             ("protocol_errors", s.protocol_errors),
             ("send_errors", s.send_errors),
             ("probes_sent", s.probes_sent),
@@ -296,6 +302,7 @@ impl Membership {
             ("members_down", s.members_down),
             ("refutations", s.refutations),
             ("rejoins", s.rejoins),
+            ("generations_raised", s.generations_raised),
             ("isolations", s.isolations),
             ("stale_down_notices", s.stale_down_notices),
             ("events_dropped", events_dropped),

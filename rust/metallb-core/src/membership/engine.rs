@@ -6,19 +6,29 @@
 //! member; without an answer within the probe timeout it asks `indirect_probes` others to ping it; without
 //! any answer by the end of the interval it marks it suspect and gossips that; a suspect that does not
 //! refute (by raising its incarnation) within the suspect timeout is declared down. Around foca the engine:
-//! authenticates every datagram ([`Authenticator`]); spreads every change of its view at once instead of
-//! waiting for the next probe; announces itself to the peers the caller listed that are not members yet (how
-//! a partition heals); tells the whole cluster when it leaves; and decides whether it is isolated.
+//! authenticates every datagram ([`Authenticator`]) and refuses replays ([`ReplayGuard`]); drops what it
+//! sent itself, or what a member of its own name sent, so that it never counts itself as a peer heard; keeps
+//! a restart ahead of its previous life (below); spreads every change of its view at once instead of waiting
+//! for the next probe; announces itself to the peers the caller listed that are not members yet (how a
+//! partition heals); tells the whole cluster when it leaves; and decides whether it is isolated.
+//!
+//! A restart must supersede the previous life of the member, whatever the wall clock said when each started
+//! (the runtime starts the generation at the wall clock, which can step back). So generations are corrected
+//! by the cluster: a member that receives a datagram from an older life of a sender (an older generation, or
+//! another boot at the newest one) refuses it and answers with the newest generation it holds for that
+//! sender; a member that learns (from that answer, or from any header or update) that the cluster holds its
+//! own name and address at a newer generation than its own takes the next one and announces itself again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use foca::{Codec, Foca, Identity, Message, NoCustomBroadcast, Notification, Runtime, Timer};
+use bytes::{Buf, BufMut};
+use foca::{Codec, Foca, Header, Identity, Member, Message, NoCustomBroadcast, Notification, Runtime, State, Timer};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::auth::{Authenticator, Rejected};
+use super::auth::{Authenticator, Rejected, ReplayGuard};
 use super::codec::WireCodec;
 use super::config::{validate_peer_address, MembershipConfig, Quorum, Timing};
 use super::error::MembershipError;
@@ -35,10 +45,14 @@ pub struct Datagram {
 /// Why a received datagram was dropped. Every drop is counted in [`Stats`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Dropped {
-    /// Refused before decoding: bad tag, replay, not ours.
+    /// Refused before reaching the protocol: bad tag, replay, older life of its sender, not ours, or sent by
+    /// this member itself.
     Auth(Rejected),
     /// Authentic but not decodable: a peer running an incompatible version.
     Malformed,
+    /// Sent by a member with this member's own name or address (its configuration copied to another node, or
+    /// an address local to every node): never a peer heard.
+    FromSelf,
     /// Decoded, but the protocol refused it (e.g. a message for an identity this member no longer has).
     Protocol,
 }
@@ -51,10 +65,18 @@ pub struct Stats {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Datagrams whose tag did not verify (another secret, corruption, forgery).
-    pub auth_failures: u64,
-    pub replays: u64,
+    pub bad_tag: u64,
+    /// Datagrams already accepted, or too far behind their sender's newest.
+    pub replayed: u64,
+    /// Datagrams from an older life of their sender (each answered with the newest generation held for it).
+    pub stale_life: u64,
     /// Too short, not gossip, or authentic but undecodable.
     pub malformed: u64,
+    /// Datagrams this member sent itself, or sent by a member with its own name or address.
+    pub from_self: u64,
+    /// Times this member learnt that the cluster held its name at a newer generation (a previous life with
+    /// a later wall clock) and took a newer one.
+    pub generations_raised: u64,
     /// Authentic and decoded, but refused by the protocol.
     pub protocol_errors: u64,
     /// Datagrams the runtime failed to send (reported with [`Engine::count_send_error`]).
@@ -120,6 +142,7 @@ pub struct Engine {
     timing: Timing,
     quorum: Quorum,
     auth: Authenticator,
+    replay: ReplayGuard,
     outbox: Outbox,
     timers: BTreeMap<(Instant, u64), Timer<MemberId>>,
     timer_seq: u64,
@@ -128,6 +151,9 @@ pub struct Engine {
     view: BTreeMap<String, Seen>,
     /// Peers the caller expects to hear from (seeds, join, set_peers), without this member's own address.
     peers: BTreeSet<SocketAddr>,
+    /// Other members the caller listed at this member's own address (see `set_peers`): expected, and never
+    /// heard, since what is sent to that address lands here.
+    unreachable: usize,
     /// Last authentic datagram from each sender address.
     heard: HashMap<SocketAddr, Instant>,
     /// When the caller's peer list last went from empty to not empty (or the start): the isolation rule
@@ -155,16 +181,14 @@ impl Engine {
         config.validate()?;
         let identity = MemberId::new(&config.name, config.advertise, config.generation);
         let swim = Foca::new(identity, config.timing.foca(), SmallRng::seed_from_u64(config.rng_seed), WireCodec);
-        // Replay state outlives the memory of down members, so a replayed datagram of a forgotten member
-        // still meets its window.
-        let retention = config.timing.forget_down_after.saturating_mul(2);
         Ok(Engine {
             swim,
             name: config.name,
             advertise: config.advertise,
             timing: config.timing,
             quorum: config.quorum,
-            auth: Authenticator::new(&config.secret, config.boot, retention),
+            auth: Authenticator::new(&config.secret, config.boot),
+            replay: ReplayGuard::new(),
             outbox: Outbox::default(),
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -172,6 +196,7 @@ impl Engine {
             events: Vec::new(),
             view: BTreeMap::new(),
             peers: BTreeSet::new(),
+            unreachable: 0,
             heard: HashMap::new(),
             counting_since: now,
             short_since: Some(now),
@@ -206,9 +231,9 @@ impl Engine {
     ///
     /// [`leave`]: Engine::leave
     pub fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), MembershipError> {
-        let addrs = self.check_peers(addrs)?;
+        let (addrs, _) = self.check_peers(addrs)?;
         self.rejoin_if_left();
-        self.expect(now, self.peers.iter().copied().chain(addrs.iter().copied()).collect());
+        self.expect(now, self.peers.iter().copied().chain(addrs.iter().copied()).collect(), self.unreachable);
         for addr in addrs {
             self.announce(addr);
         }
@@ -221,10 +246,15 @@ impl Engine {
     /// gossip's call; the list only says whom to reach and, for the isolation rule, whom to expect. After
     /// [`leave`](Engine::leave) it only updates the list: a speaker that is shutting down and still relays
     /// the API's list must not come back.
+    ///
+    /// The list has one entry per member, this member's own included; this member's own address listed more
+    /// than once means that other members have it too (an address local to every node, such as a Service
+    /// address that kube-proxy binds everywhere). They count as expected peers that are never heard, since
+    /// what is sent to that address lands here: such a member ends up isolated instead of alone and fine.
     pub fn set_peers(&mut self, now: Instant, addrs: &[SocketAddr]) -> Result<(), MembershipError> {
-        let addrs = self.check_peers(addrs)?;
+        let (addrs, own) = self.check_peers(addrs)?;
         let new: Vec<SocketAddr> = addrs.iter().copied().filter(|a| !self.peers.contains(a)).collect();
-        self.expect(now, addrs.into_iter().collect());
+        self.expect(now, addrs.into_iter().collect(), own.saturating_sub(1));
         if !self.left {
             let active = self.active_addresses();
             for addr in new.into_iter().filter(|a| !active.contains(a)) {
@@ -246,9 +276,11 @@ impl Engine {
         let result = self.handle(now, datagram);
         if let Err(dropped) = result {
             match dropped {
-                Dropped::Auth(Rejected::BadTag) => self.stats.auth_failures += 1,
-                Dropped::Auth(Rejected::Replayed) => self.stats.replays += 1,
-                Dropped::Auth(Rejected::TooShort | Rejected::NotGossip | Rejected::FromSelf) | Dropped::Malformed => {
+                Dropped::Auth(Rejected::BadTag) => self.stats.bad_tag += 1,
+                Dropped::Auth(Rejected::Replayed) => self.stats.replayed += 1,
+                Dropped::Auth(Rejected::StaleLife) => self.stats.stale_life += 1,
+                Dropped::Auth(Rejected::FromSelf) | Dropped::FromSelf => self.stats.from_self += 1,
+                Dropped::Auth(Rejected::TooShort | Rejected::NotGossip) | Dropped::Malformed => {
                     self.stats.malformed += 1
                 }
                 Dropped::Protocol => self.stats.protocol_errors += 1,
@@ -259,9 +291,21 @@ impl Engine {
     }
 
     fn handle(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Dropped> {
-        let payload = self.auth.open(datagram, now).map_err(Dropped::Auth)?;
-        let header = WireCodec.decode_header(payload).map_err(|_| Dropped::Malformed)?;
-        // Any authentic datagram proves the path from its sender works, whatever the protocol makes of it.
+        let opened = self.auth.open(datagram).map_err(Dropped::Auth)?;
+        let payload = opened.payload;
+        let mut rest = payload;
+        let header = WireCodec.decode_header(&mut rest).map_err(|_| Dropped::Malformed)?;
+        if header.src.name() == self.name || header.src.addr() == self.advertise {
+            return Err(Dropped::FromSelf);
+        }
+        if let Err(rejected) = self.replay.admit(&header.src, opened.boot, opened.seq, now) {
+            if rejected == Rejected::StaleLife {
+                self.tell_newest_generation(&header.src, opened.boot);
+            }
+            return Err(Dropped::Auth(rejected));
+        }
+        self.learn_own_generation(&header, rest);
+        // Any new authentic datagram proves the path from its sender works, whatever the protocol makes of it.
         self.heard.insert(header.src.addr(), now);
         match self.swim.handle_data(payload, &mut self.outbox) {
             Ok(()) => Ok(()),
@@ -414,26 +458,100 @@ impl Engine {
         self.stats.send_errors += 1;
     }
 
-    fn check_peers(&self, addrs: &[SocketAddr]) -> Result<Vec<SocketAddr>, MembershipError> {
+    /// The distinct peers in `addrs` other than this member, and how many times this member's own address
+    /// is listed.
+    fn check_peers(&self, addrs: &[SocketAddr]) -> Result<(Vec<SocketAddr>, usize), MembershipError> {
         let mut peers = Vec::with_capacity(addrs.len());
+        let mut own = 0;
         for &addr in addrs {
             validate_peer_address(addr)
                 .map_err(|reason| MembershipError::InvalidAddress { addr: addr.to_string(), reason })?;
             // The speaker hands the full list, this member included.
-            if addr != self.advertise && !peers.contains(&addr) {
+            if addr == self.advertise {
+                own += 1;
+            } else if !peers.contains(&addr) {
                 peers.push(addr);
             }
         }
-        Ok(peers)
+        Ok((peers, own))
     }
 
-    fn expect(&mut self, now: Instant, peers: BTreeSet<SocketAddr>) {
-        if self.peers.is_empty() && !peers.is_empty() {
+    fn expect(&mut self, now: Instant, peers: BTreeSet<SocketAddr>, unreachable: usize) {
+        let expected_none = self.peers.is_empty() && self.unreachable == 0;
+        if expected_none && (!peers.is_empty() || unreachable > 0) {
             // Both clocks of the isolation rule start now: the peers get `isolation_timeout` to answer.
             self.counting_since = now;
             self.short_since = None;
         }
         self.peers = peers;
+        self.unreachable = unreachable;
+    }
+
+    /// Answers a datagram from an older life of `stale` with the newest generation held for that sender, so
+    /// that a member restarted with a lower generation (its wall clock stepped back) takes a newer one. When
+    /// the newest life has the very generation of `stale` but another boot, the answer says that identity is
+    /// down, which makes the receiver renew it.
+    fn tell_newest_generation(&mut self, stale: &MemberId, boot: u64) {
+        if self.left {
+            return;
+        }
+        let Some((newest, same_boot)) = self.replay.newest(stale.name(), stale.addr(), boot) else { return };
+        let state = if newest == stale.generation() && !same_boot { State::Down } else { State::Alive };
+        let header = Header {
+            src: self.swim.identity().clone(),
+            src_incarnation: self.incarnation,
+            dst: stale.clone(),
+            message: Message::Gossip,
+        };
+        let update = Member::new(MemberId::new(stale.name(), stale.addr(), newest), 0, state);
+        let mut payload = Vec::new();
+        let encoded = WireCodec.encode_header(&header, &mut payload).and_then(|()| {
+            payload.put_u16(1);
+            WireCodec.encode_member(&update, &mut payload)
+        });
+        if encoded.is_err() {
+            self.stats.protocol_errors += 1;
+            return;
+        }
+        let bytes = self.auth.seal(&payload);
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.outgoing.push(Datagram { to: stale.addr(), bytes });
+    }
+
+    /// Takes a generation above any the cluster holds for this member's own name and address, as named in the
+    /// header (a probe for a previous life) or the updates of an admitted datagram.
+    fn learn_own_generation(&mut self, header: &Header<MemberId>, mut updates: &[u8]) {
+        let own = self.generation();
+        let mut newest = None;
+        let mut consider = |id: &MemberId| {
+            if id.name() == self.name && id.addr() == self.advertise && id.generation() > own {
+                newest = newest.max(Some(id.generation()));
+            }
+        };
+        consider(&header.dst);
+        if header.message != Message::Broadcast && updates.remaining() >= 2 {
+            for _ in 0..updates.get_u16() {
+                match WireCodec.decode_member(&mut updates) {
+                    Ok(member) => consider(member.id()),
+                    // foca refuses the datagram and counts it.
+                    Err(_) => break,
+                }
+            }
+        }
+        let Some(generation) = newest.and_then(|g| g.checked_add(1)) else { return };
+        if self.left {
+            return;
+        }
+        let renewed = MemberId::new(&self.name, self.advertise, generation);
+        if self.swim.change_identity(renewed, &mut self.outbox).is_err() {
+            self.stats.protocol_errors += 1;
+            return;
+        }
+        self.stats.generations_raised += 1;
+        for addr in self.peers.clone() {
+            self.announce(addr);
+        }
     }
 
     fn rejoin_if_left(&mut self) {
@@ -564,14 +682,14 @@ impl Engine {
         let active = self.active_addresses();
         let short = match self.quorum {
             Quorum::AnyPeer => active.is_empty(),
-            Quorum::Majority => 2 * (1 + active.len()) <= 1 + self.peers.union(&active).count(),
+            Quorum::Majority => 2 * (1 + active.len()) <= 1 + self.peers.union(&active).count() + self.unreachable,
         };
         match (short, self.short_since) {
             (true, None) => self.short_since = Some(now),
             (false, Some(_)) => self.short_since = None,
             _ => {}
         }
-        let expects_peers = !self.left && (!self.peers.is_empty() || !active.is_empty());
+        let expects_peers = !self.left && (!self.peers.is_empty() || !active.is_empty() || self.unreachable > 0);
         let timeout = self.timing.isolation_timeout;
         // The "heard from nobody" clock: the last authentic datagram from an expected peer or a member, or when
         // the peers were given.

@@ -16,7 +16,7 @@ mod error;
 mod identity;
 mod view;
 
-pub use auth::{Authenticator, Rejected};
+pub use auth::{Authenticator, Opened, Rejected, ReplayGuard};
 pub use config::{
     validate_name, validate_peer_address, MembershipConfig, Quorum, Timing, MAX_DATAGRAM, MIN_SECRET_LEN,
 };
