@@ -259,3 +259,16 @@ def test_failed_renewals_step_down_after_the_deadline_only() -> None:
     leases.down = False
     a.round()  # the Lease still names us: we take it back at once
     assert events == ["a started", "a stopped", "a started"]
+
+
+def test_a_renewal_after_the_renew_deadline_starts_a_new_term_though_nobody_asked_meanwhile() -> None:
+    """Regression: a leader paused (SIGSTOP) past its renew deadline and then continued renewed the Lease it
+    still held and carried on in the same term when no thread had asked is_leader() during the pause; its
+    worker kept the previous term's state though another replica could have led meanwhile."""
+    leases, clock = FakeLeases(), Clock()
+    events: list[str] = []
+    a = elector(leases, clock, "a", events)
+    a.round()
+    clock.now += 10.5  # paused past the renew deadline (not the lease): nobody asked
+    a.round()
+    assert events == ["a started", "a stopped", "a started"]

@@ -29,6 +29,7 @@ from metallb_py.k8s import (
     InvalidError,
     KubeClient,
     NotFoundError,
+    NotLeaderError,
     connect,
 )
 from metallb_py.k8s.resources import CONFIGMAPS
@@ -336,3 +337,42 @@ def test_a_garbled_event_is_api_unavailable(server: FakeApiServer, client: KubeC
     server.answer = lambda seen: chunked(line)
     with pytest.raises(ApiUnavailableError, match="bad watch event"):
         list(client.watch(CONFIGMAPS, "default", resource_version="5"))
+
+
+def late_answer(released: threading.Event, hold: float = 8.0) -> Callable[[Seen], Answer]:
+    """An API server that takes its time: answers 200 once `released` (or after `hold` seconds)."""
+
+    def answer(seen: Seen) -> Answer:
+        released.wait(hold)
+        return ok({"kind": "ConfigMap", "metadata": {"name": "x", "resourceVersion": "2"}})
+
+    return answer
+
+
+def test_a_fenced_write_gives_up_when_its_margin_runs_out_and_is_not_resent(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    """A write whose fence allowed it with half a second of leadership left must not wait for an answer the
+    server gives later (after another replica may have taken over): its request is bounded by the margin,
+    not by the client's read timeout (10 s here), and urllib3 does not send it again."""
+    released = threading.Event()
+    server.answer = late_answer(released)
+    fenced = client.fenced(lambda: 0.5)
+    try:
+        with pytest.raises(ApiUnavailableError):
+            fenced.patch(CONFIGMAPS, "x", {"metadata": {"resourceVersion": "1"}}, "default")
+    finally:
+        released.set()
+    assert [s.method for s in server.seen] == ["PATCH"]
+
+
+@pytest.mark.parametrize("margin", [None, 0.0, -1.0])
+def test_a_fenced_write_without_margin_is_not_sent(
+    server: FakeApiServer, client: KubeClient, margin: float | None
+) -> None:
+    fenced = client.fenced(lambda: margin)
+    with pytest.raises(NotLeaderError):
+        fenced.create(CONFIGMAPS, {"metadata": {"name": "x"}}, "default")
+    assert fenced.get(CONFIGMAPS, "x", "default")["metadata"]["name"] == "x"  # reads are not fenced
+    assert [s.method for s in server.seen] == ["GET"]
+    assert client.requests.by_verb() == {"get": 1}

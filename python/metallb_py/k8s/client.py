@@ -9,13 +9,16 @@ loose types. Only the parts of the package that every supported version shares a
 shape in 37 (`param_serialize`), and the floor in pyproject.toml is tested in CI (`make test-floor`).
 
 Every request is counted (`RequestCounter`), and writes can be gated by a guard (leader election: a replica
-that is not the leader sends nothing). Whatever a request can fail with is one of `metallb_py.k8s.errors`.
+that is not the leader sends nothing) or fenced (each write sent only within a margin of time, which bounds
+its request: see `fenced` and `metallb_py.k8s.leader.TermFence`). Whatever a request can fail with is one of
+`metallb_py.k8s.errors`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -88,7 +91,9 @@ class KubeClient:
     """Requests on dicts. Build one with `connect()`; share it between threads.
 
     `guard`, when set, is asked before every write (create, patch, update, delete); when it says no, the write
-    raises NotLeaderError and nothing is sent. Reads are never gated.
+    raises NotLeaderError and nothing is sent. `fence`, when set, is asked right before each write is sent:
+    the seconds the write may take (its whole request is bounded by them, and not retried), or None (or
+    nothing left): NotLeaderError, nothing sent. Reads are never gated.
     """
 
     def __init__(
@@ -98,11 +103,13 @@ class KubeClient:
         timeout: tuple[float, float] = _DEFAULT_TIMEOUT,
         counter: RequestCounter | None = None,
         guard: Callable[[], bool] | None = None,
+        fence: Callable[[], float | None] | None = None,
     ) -> None:
         self._api = api
         self.timeout = timeout
         self.requests = counter if counter is not None else RequestCounter()
         self._guard = guard
+        self._fence = fence
 
     @property
     def host(self) -> str:
@@ -111,6 +118,13 @@ class KubeClient:
     def guarded(self, guard: Callable[[], bool]) -> KubeClient:
         """A view of this client (same connections and counter) whose writes need `guard()` to be true."""
         return KubeClient(self._api, timeout=self.timeout, counter=self.requests, guard=guard)
+
+    def fenced(self, margin: Callable[[], float | None]) -> KubeClient:
+        """A view of this client whose writes are fenced by `margin()`, asked right before each is sent: the
+        seconds it may take, or None when it must not be sent (NotLeaderError). A write cannot land later
+        than that, as far as this side can tell: its request (connect, send, answer) is bounded by the
+        margin and never retried here; the caller retries it, fenced again."""
+        return KubeClient(self._api, timeout=self.timeout, counter=self.requests, fence=margin)
 
     def close(self) -> None:
         self._api.rest_client.pool_manager.clear()
@@ -257,7 +271,16 @@ class KubeClient:
     ) -> JSON:
         if write and self._guard is not None and not self._guard():
             raise NotLeaderError(f"not the leader: {method} {path} not sent")
-        response = self._send(verb, resource, method, path, query=query, body=body, content_type=content_type)
+        response = self._send(
+            verb,
+            resource,
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            fence=self._fence if write else None,
+        )
         try:
             data = response.data
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -301,11 +324,28 @@ class KubeClient:
         body: Mapping[str, Any] | None = None,
         content_type: str = "application/json",
         timeout: tuple[float, float] | None = None,
+        fence: Callable[[], float | None] | None = None,
     ) -> urllib3.BaseHTTPResponse:
-        """Sends one request; returns the urllib3 response of a 2xx answer, raises ApiError otherwise."""
-        self.requests.add(verb, str(resource))
+        """Sends one request; returns the urllib3 response of a 2xx answer, raises ApiError otherwise.
+
+        With `fence`, asked last before sending (after the credentials, which may take a while): None or no
+        time left raises NotLeaderError; otherwise the margin bounds the whole request, which urllib3 must
+        not retry (a retry would start the clock again)."""
         request = f"{method} {path}"
         headers = {**self._api.default_headers, **self._credentials(request), "Accept": "application/json"}
+        connect_timeout, read_timeout = timeout if timeout is not None else self.timeout
+        limits = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        retries: urllib3.Retry | bool | None = None
+        if fence is not None:
+            margin = fence()
+            if margin is None or margin <= 0:
+                raise NotLeaderError(f"not leading in the term this write was decided in: {request} not sent")
+            if math.isfinite(margin):
+                limits = urllib3.Timeout(
+                    total=margin, connect=min(connect_timeout, margin), read=min(read_timeout, margin)
+                )
+            retries = False
+        self.requests.add(verb, str(resource))
         payload = None
         if body is not None:
             headers["Content-Type"] = content_type
@@ -313,15 +353,10 @@ class KubeClient:
         url = str(self._api.configuration.host) + path
         if query:
             url += "?" + urlencode(query)
-        connect_timeout, read_timeout = timeout if timeout is not None else self.timeout
+        options: dict[str, Any] = {} if retries is None else {"retries": retries}
         try:
             response = self._api.rest_client.pool_manager.request(
-                method,
-                url,
-                body=payload,
-                headers=headers,
-                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-                preload_content=False,
+                method, url, body=payload, headers=headers, timeout=limits, preload_content=False, **options
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ApiUnavailableError(0, "", f"no answer: {exc}", request=request) from exc

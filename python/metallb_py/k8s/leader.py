@@ -6,15 +6,26 @@ measured on their own monotonic clock from when they saw it change (so wall-cloc
 not matter). Updates carry the Lease's resourceVersion, so of two replicas racing for it exactly one wins.
 
 A leader that cannot renew stops considering itself leader `renew_deadline` after its last successful renewal
-(`is_leader()` turns false by itself, before anyone else may take over at `lease_duration`), so two replicas
-never both believe they lead, provided renew_deadline + the API request timeout < lease_duration.
+(`is_leader()` turns false by itself, before anyone else may take over at `lease_duration`). Each stretch of
+leading is a numbered term: a renewal that comes after the renew deadline (the API server was away, or the
+process was paused, as by SIGSTOP) starts a new term even though the Lease never changed hands, because
+another replica may have led in between.
 On a clean shutdown the leader releases the Lease (empty holder) so another replica takes over at once.
+
+`TermFence` ties writes to the term their work was decided in: a client made with
+`client.fenced(fence.margin)` sends a write only while that term is the current one, with a request timeout
+that ends before anyone else may take the Lease over (`LeaderElector.write_margin`). What is left: a write
+the API server took off the wire before the timeout but committed after it (its handling past a client's
+disconnect, normally milliseconds), and a difference in the rates of the replicas' monotonic clocks over
+one lease_duration. Every write the controller makes also carries a resourceVersion precondition, so such a
+late write can only land on the version it was decided on.
 
 `decide` is the pure decision, tested without an API server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import enum
 import logging
@@ -22,7 +33,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +41,7 @@ from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
 from metallb_py.k8s.resources import LEASES
 
-__all__ = ["LeaderElector", "LeaseAction", "LeaseRecord", "decide", "micro_time"]
+__all__ = ["LeaderElector", "LeaseAction", "LeaseRecord", "TermFence", "decide", "micro_time"]
 
 log = logging.getLogger("metallb_py.k8s.leader")
 
@@ -137,6 +148,7 @@ class LeaderElector:
         self._leading = False
         self._renewed_at = float("-inf")
         self._lapsed = False  # is_leader() said False during the current term
+        self._term = 0  # the number of the current (or last) term
         self._observed: LeaseRecord | None = None
         self._observed_at = float("-inf")
         self._observed_version = ""
@@ -153,13 +165,36 @@ class LeaderElector:
         renewal starts a new term, with on_stopped_leading then on_started_leading, even though the Lease
         never changed hands.
         """
+        return self.term() is not None
+
+    def term(self) -> int | None:
+        """The number of the current term (1, 2, ... as this replica becomes leader again) while is_leader()
+        would say True; else None (and, as for is_leader(), the term is over)."""
         with self._lock:
-            if not self._leading:
-                return False
-            if self._clock() < self._renewed_at + self.renew_deadline:
-                return True
-            self._lapsed = True
+            return self._term if self._live(self._clock()) else None
+
+    def write_margin(self, term: int) -> float | None:
+        """Seconds a write decided in `term` and sent now may take: until lease_duration after the renewal
+        that keeps the term alive, the earliest moment another replica may take the Lease over (it waits
+        that long from when it saw that renewal, which came after the renewal began). None when `term` is
+        not the current term or it lapsed: the write must not be sent.
+
+        A write whose check passes (before the renew deadline) has at least lease_duration - renew_deadline.
+        """
+        with self._lock:
+            now = self._clock()
+            if term != self._term or not self._live(now):
+                return None
+            return self._renewed_at + self.lease_duration - now
+
+    def _live(self, now: float) -> bool:
+        """Whether the current term is alive at `now` (call with the lock held); marks it lapsed if not."""
+        if not self._leading:
             return False
+        if now < self._renewed_at + self.renew_deadline:
+            return True
+        self._lapsed = True
+        return False
 
     @property
     def holder(self) -> str:
@@ -207,10 +242,16 @@ class LeaderElector:
                 self._step_down()
             return
         with self._lock:
+            # Renewed after the deadline, though nobody asked is_leader() meanwhile (a process paused past
+            # it): the term lapsed all the same, and another replica may have led in between.
+            late = self._leading and started >= self._renewed_at + self.renew_deadline
+            lapsed = self._leading and (self._lapsed or late)
             self._renewed_at = started
-            lapsed, self._lapsed = self._lapsed, False
+            self._lapsed = False
             became = not self._leading or lapsed
             self._leading = True
+            if became:
+                self._term += 1
         if lapsed:
             log.warning("leadership lapsed and was renewed: starting a new term", extra={"lease": self.name})
             self._on_stopped()
@@ -301,3 +342,54 @@ class LeaderElector:
             log.info("released the leader lease", extra={"lease": self.name, "identity": self.identity})
         except ApiError as exc:
             log.warning("could not release the leader lease", extra={"lease": self.name, "error": str(exc)})
+
+
+class TermFence:
+    """Ties writes to the leadership term their work was decided in; see the module docstring.
+
+    A thread doing a term's work runs it inside `working(term)` (`term` as `current()` gave it when the work
+    began); `margin()`, which a client made with `client.fenced(fence.margin)` asks right before each write,
+    is then the seconds the write may take, or None (not sent) when that term is no longer the current one,
+    when the thread works for no term, or once `close()` was called. Without an elector (no leader election)
+    there is one term that never ends.
+    """
+
+    def __init__(self, elector: LeaderElector | None) -> None:
+        self._elector = elector
+        self._local = threading.local()
+        self._closed = False
+
+    def current(self) -> int | None:
+        """The current term's number, None when not leading."""
+        if self._closed:
+            return None
+        if self._elector is None:
+            return 1
+        return self._elector.term()
+
+    def close(self) -> None:
+        """Stopping: no write is sent any more."""
+        self._closed = True
+
+    @contextlib.contextmanager
+    def working(self, term: int | None) -> Iterator[None]:
+        """The calling thread works for `term` inside the block (None: for no term, nothing is written)."""
+        previous = getattr(self._local, "term", None)
+        self._local.term = term
+        try:
+            yield
+        finally:
+            self._local.term = previous
+
+    def work_term(self) -> int | None:
+        """The term the calling thread works for (inside `working`), else None."""
+        term: int | None = getattr(self._local, "term", None)
+        return term
+
+    def margin(self) -> float | None:
+        term = self.work_term()
+        if term is None or self._closed:
+            return None
+        if self._elector is None:
+            return math.inf if term == 1 else None
+        return self._elector.write_margin(term)
