@@ -45,7 +45,14 @@ def test_calls_before_start_say_it_is_not_running() -> None:
     assert not r.running
     assert r.interfaces == ["eth0"] and r.netns == "somewhere"
     assert r.announced() == {}
-    for call in (lambda: r.announce("198.51.100.10"), lambda: r.withdraw("198.51.100.10"), r.stats, r.macs):
+    calls = (
+        lambda: r.announce("198.51.100.10"),
+        lambda: r.withdraw("198.51.100.10"),
+        r.stats,
+        r.macs,
+        r.conflicts,
+    )
+    for call in calls:
         with pytest.raises(ResponderError, match="not running"):
             call()
     r.stop()  # stopping a stopped responder is fine
