@@ -176,9 +176,11 @@ class _BgpCollector(Collector):
 
 
 _GOSSIP_HELP = {
-    "auth_failures": "Gossip datagrams dropped: their tag did not verify (another key, corrupted, forged).",
-    "replays": "Gossip datagrams dropped: replayed (a sequence number already seen or too old).",
+    "bad_tag": "Gossip datagrams dropped: their tag did not verify (another key, corrupted, forged).",
+    "replayed": "Gossip datagrams dropped: replayed (already accepted, or too old).",
+    "stale_life": "Gossip datagrams dropped: from an earlier life of their sender (an older generation).",
     "malformed": "Gossip datagrams dropped: too short, not gossip, or authentic but undecodable.",
+    "self": "Gossip datagrams dropped: sent by this member itself, or by another with its name or address.",
     "protocol_errors": "Gossip datagrams dropped: authentic and decoded, but refused by the protocol.",
 }
 _COUNTER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
