@@ -99,26 +99,44 @@ def test_a_huge_message_fits_the_crd() -> None:
 
 
 class FakeApi:
-    """The ConfigurationState as the API server keeps it; `failures` are raised by the next requests."""
+    """The ConfigurationState as the API server keeps it, resourceVersion preconditions included; `failures`
+    are raised by the next requests."""
 
     def __init__(self, order: list[str], *, exists: bool = True) -> None:
         self.order = order
         self.exists = exists
+        self.version = 1
         self.created: list[Mapping[str, Any]] = []
         self.statuses: list[Mapping[str, Any]] = []
         self.failures: list[ApiError] = []
         self.requests = 0
 
+    def _request(self) -> None:
+        self.requests += 1
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def _stored(self) -> dict[str, Any]:
+        return {"metadata": {"name": "controller", "resourceVersion": str(self.version)}}
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        assert (resource, name, namespace) == (CONFIGURATION_STATES, "controller", NS)
+        self._request()
+        if not self.exists:
+            raise NotFoundError(404, "NotFound", "configurationstates controller")
+        return self._stored()
+
     def create(
         self, resource: Resource, body: Mapping[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
         assert resource == CONFIGURATION_STATES
-        self.requests += 1
-        if self.failures:
-            raise self.failures.pop(0)
+        self._request()
+        if self.exists:
+            raise ConflictError(409, "AlreadyExists", "configurationstates controller already exists")
         self.created.append(body)
         self.exists = True
-        return dict(body)
+        self.version += 1
+        return self._stored()
 
     def patch(
         self,
@@ -130,14 +148,16 @@ class FakeApi:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         assert (resource, name, namespace, subresource) == (CONFIGURATION_STATES, "controller", NS, "status")
-        self.requests += 1
-        if self.failures:
-            raise self.failures.pop(0)
+        self._request()
         if not self.exists:
             raise NotFoundError(404, "NotFound", "configurationstates controller")
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if version is not None and version != str(self.version):
+            raise ConflictError(409, "Conflict", "the object has been modified")
         self.statuses.append(body["status"])
         self.order.append("state")
-        return dict(body)
+        self.version += 1
+        return self._stored()
 
 
 class FakeEvents:
@@ -385,3 +405,17 @@ def test_the_object_at_fault_is_found_whatever_its_number() -> None:
     h.reload(EMPTY_CONFIGMAP, pool("a", "192.0.2.0/28"), bad)  # b is object 3
     h.reload(pool("a", "192.0.2.0/28"), bad)  # b is object 2
     assert h.reasons() == [("IPAddressPool/b", INVALID_CONFIGURATION)] * 2
+
+
+def test_a_late_write_of_a_previous_leader_does_not_replace_the_current_leaders_state() -> None:
+    """Regression: the ConfigurationState was patched without a resourceVersion precondition, so a write of a
+    leader whose term had ended (sent late, or its worker paused) replaced what the new leader wrote."""
+    old = Harness()
+    assert old.reload(pool("a", "192.0.2.0/28"))  # the old leader's term: Valid
+    new = ConfigReporter(old.api, FakeEvents([]), NS, clock=lambda: "now")  # the new leader, same object
+    state = ConfigState(NS)
+    outcome = state.apply(list(OVERLAP), Allocator())
+    assert new.report(outcome, list(OVERLAP), state.config)
+    assert old.api.statuses[-1]["result"] == "Invalid"
+    assert not old.reload(pool("a", HOST_BITS))  # the old leader, late: refused (409), not written
+    assert old.api.statuses[-1]["result"] == "Invalid"

@@ -41,6 +41,7 @@ def controller() -> Iterator[Controller]:
 def loaded(controller: Controller) -> Controller:
     """As after a first good configuration: pools in force, assignments restored, counters to publish."""
     assert controller._config.apply([POOL], controller._allocator).loaded
+    controller._term = controller.fence.current()  # as after the first term's resync
     controller._ready = True
     controller._counters_change()
     return controller
@@ -59,7 +60,7 @@ def test_a_failing_pool_status_publication_does_not_end_the_worker(
     published: list[Mapping[str, PoolStatus]] = []
     broken = True
 
-    def publish(statuses: Mapping[str, PoolStatus]) -> None:
+    def publish(statuses: Mapping[str, PoolStatus], *, term: int | None = None) -> None:
         if broken:
             raise RuntimeError("the writer is broken")
         published.append(dict(statuses))
@@ -87,6 +88,9 @@ class StateApi:
         self.unavailable = unavailable
         self.statuses: list[Mapping[str, Any]] = []
 
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return {"metadata": {"name": name, "resourceVersion": "1"}}
+
     def create(
         self, resource: Resource, body: Mapping[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
@@ -106,7 +110,7 @@ class StateApi:
             self.unavailable -= 1
             raise ApiUnavailableError(503, "ServiceUnavailable", "the API server is restarting")
         self.statuses.append(body["status"])
-        return dict(body)
+        return {"metadata": {"name": name, "resourceVersion": "2"}}
 
 
 def test_a_configuration_state_write_that_failed_is_retried_with_backoff_without_reloading(
@@ -114,6 +118,7 @@ def test_a_configuration_state_write_that_failed_is_retried_with_backoff_without
 ) -> None:
     api = StateApi(unavailable=2)
     controller.config_report.api = api
+    controller._term = controller.fence.current()
     controller._synced = True  # as after the resync; the watches hold no configuration object: refused
     controller.process(take(controller, "@config"))
     assert api.statuses == []

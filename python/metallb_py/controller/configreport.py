@@ -12,7 +12,9 @@
 The ConfigurationState `controller` in the controller's namespace, labelled `metallb.io/component-type:
 controller` as MetalLB's, is written through its status subresource only when its content changes; a write
 that fails for now (no answer, 5xx, 429) is tried again (`write_state`, which the controller's worker calls
-with backoff) until it is written or refused for good (403, or 404: no such CRD):
+with backoff) until it is written or refused for good (403, or 404: no such CRD). Each write is conditional
+on the resourceVersion this reporter last wrote or read in the current term (read afresh at each new term and
+after a conflict), so a late write of a previous leader cannot replace what the current one wrote:
 
     result: Valid | Invalid             (MetalLB's: Valid whenever the configuration was accepted)
     errorSummary: the error; empty when Valid
@@ -38,7 +40,7 @@ from metallb_py.config import Config
 from metallb_py.controller.config import ConfigOutcome, named_object, without_object_index
 from metallb_py.controller.reconcile import WARNING
 from metallb_py.controller.sync import EventSink
-from metallb_py.k8s.errors import ApiError, NotFoundError, NotLeaderError
+from metallb_py.k8s.errors import ApiError, ConflictError, ForbiddenError, NotFoundError, NotLeaderError
 from metallb_py.k8s.resources import CONFIGURATION_STATES, Resource
 
 __all__ = [
@@ -67,6 +69,8 @@ _CONDITION_MESSAGE_LIMIT = 32768  # the CRD's maxLength
 
 class StateApi(Protocol):
     """The requests the reporter sends (KubeClient's)."""
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> JSON: ...
 
     def create(self, resource: Resource, body: Mapping[str, Any], namespace: str | None = None) -> JSON: ...
 
@@ -170,9 +174,12 @@ class ConfigReporter:
         self._written: tuple[str | None, tuple[str, ...] | None] | None = None
         self._conditions: list[JSON] = []
         self._warned: tuple[Config, tuple[str, ...]] | None = None
+        self._version: str | None = None  # the state's resourceVersion as last written or read; None: read it
+        self._unconditional = False  # the state cannot be read (RBAC): written without a precondition
 
     def reset(self) -> None:
         self._written = None
+        self._version = None
 
     def report(
         self, outcome: ConfigOutcome, objects: Sequence[Mapping[str, Any]], in_force: Config | None
@@ -235,23 +242,13 @@ class ConfigReporter:
         status = configuration_state_status(
             error=error, warnings=warnings, now=self._clock(), previous=self._conditions
         )
-        body = {"status": status}
-        ns, name = self.namespace, self.name
         try:
-            try:
-                self.api.patch(CONFIGURATION_STATES, name, body, ns, subresource="status")
-            except NotFoundError:
-                manifest = {
-                    "apiVersion": CONFIGURATION_STATES.api_version,
-                    "kind": CONFIGURATION_STATES.kind,
-                    "metadata": {"name": name, "namespace": ns, "labels": {COMPONENT_LABEL: "controller"}},
-                    "spec": {},
-                }
-                self.api.create(CONFIGURATION_STATES, manifest, ns)
-                self.api.patch(CONFIGURATION_STATES, name, body, ns, subresource="status")
+            self._write_status(status)
         except NotLeaderError:
             raise
         except ApiError as exc:
+            if isinstance(exc, ConflictError):
+                self._version = None  # written by someone else since: read it again on the next try
             if exc.temporary:
                 log.warning("ConfigurationState not written; retrying", extra={"error": str(exc)})
                 return False
@@ -265,3 +262,50 @@ class ConfigReporter:
         self._written = wanted
         self._conditions = status["conditions"]
         return True
+
+    def _write_status(self, status: JSON) -> None:
+        """Patches the status on the version last seen; reads it first when there is none (a new term, a
+        conflict). When there is no object, creates it (a create is conditional by nature), then patches."""
+        if self._version is None and not self._unconditional:
+            try:
+                self._version = _version(self.api.get(CONFIGURATION_STATES, self.name, self.namespace))
+            except NotFoundError:
+                self._version = _version(self._create())
+            except ForbiddenError as exc:
+                log.warning(
+                    "cannot read the ConfigurationState, so it is written without a resourceVersion "
+                    "precondition; grant the controller `get` on configurationstates (deploy/rbac.yaml)",
+                    extra={"error": str(exc)},
+                )
+                self._unconditional = True
+        try:
+            written = self._patch(status)
+        except NotFoundError:
+            created = self._create()  # deleted since (or never there): create it again
+            self._version = None if self._unconditional else _version(created)
+            written = self._patch(status)
+        self._version = None if self._unconditional else _version(written)
+
+    def _patch(self, status: JSON) -> JSON:
+        body: JSON = {"status": status}
+        if self._version is not None:
+            body["metadata"] = {"resourceVersion": self._version}
+        return self.api.patch(CONFIGURATION_STATES, self.name, body, self.namespace, subresource="status")
+
+    def _create(self) -> JSON:
+        manifest = {
+            "apiVersion": CONFIGURATION_STATES.api_version,
+            "kind": CONFIGURATION_STATES.kind,
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": {COMPONENT_LABEL: "controller"},
+            },
+            "spec": {},
+        }
+        return self.api.create(CONFIGURATION_STATES, manifest, self.namespace)
+
+
+def _version(obj: JSON) -> str | None:
+    """An object's resourceVersion; None when it shows none."""
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "") or None

@@ -11,6 +11,13 @@ it starts from nothing: a fresh consistent list of Services, a new allocator, th
 every address the cluster already shows restored (`restore_assignments`) before any Service is reconciled, so
 no address is ever handed out while a Service still shows it. A follower watches but writes nothing.
 
+Each stretch of leading is a numbered term (`k8s.leader`; one endless term without election). The worker
+handles a key only in the term whose resync completed: keys queued before it (the watches queue while this
+replica follows or is paused) are dropped, since the resync queues every Service again. Every write is fenced
+by the term the work was decided in (`TermFence`): the worker, the Event recorder and the pool status writer
+each write for the term in which the work began, and a write whose term is over is not sent; one sent has a
+request timeout that ends before another replica may take over.
+
 Each configuration reload is told by `configreport.ConfigReporter` (log, Events, ConfigurationState; a
 ConfigurationState write that failed for now is retried with per-key backoff, without reloading). The
 pools' status counters are published to the writer when the worker has no key waiting (so a burst of
@@ -43,7 +50,7 @@ from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.config_watch import CONFIGMAP_NAME, ConfigWatch
 from metallb_py.k8s.errors import NotLeaderError
 from metallb_py.k8s.events import EventRecorder
-from metallb_py.k8s.leader import LeaderElector
+from metallb_py.k8s.leader import LeaderElector, TermFence
 from metallb_py.k8s.resources import IP_ADDRESS_POOLS, NAMESPACES, SERVICES, object_key
 from metallb_py.k8s.watch import Change, Reflector
 from metallb_py.runtime.workqueue import WorkQueue
@@ -111,10 +118,13 @@ class Controller:
                 on_started_leading=self._started_leading,
                 on_stopped_leading=self._stopped_leading,
             )
-        # Every write of the worker and the recorder goes through the leadership guard.
-        self.client = client.guarded(self.is_leader)
+        # Every write of the worker, the recorder and the pool status writer goes through the term fence.
+        self.fence = TermFence(self.elector)
+        self.client = client.fenced(self.fence.margin)
         self.metrics.count_requests(client.requests.snapshot)
-        self.events = EventRecorder(self.client, component="metallb-controller", instance=options.identity)
+        self.events = EventRecorder(
+            self.client, component="metallb-controller", instance=options.identity, fence=self.fence
+        )
         self.queue = WorkQueue()
         ns = options.namespace
         timeout = options.watch_timeout
@@ -123,7 +133,11 @@ class Controller:
         self.config_watch = ConfigWatch(client, ns, self._on_config, watch_timeout=timeout)
         self.reflectors = [self.services, self.namespaces, *self.config_watch.reflectors]
         self.pool_status = PoolStatusWriter(
-            self.client, self.config_watch.pools, ns, on_write=self.metrics.pool_status_writes.inc
+            self.client,
+            self.config_watch.pools,
+            ns,
+            on_write=self.metrics.pool_status_writes.inc,
+            fence=self.fence,
         )
         self.config_report = ConfigReporter(self.client, self.events, ns)
         self._stop = threading.Event()
@@ -131,6 +145,7 @@ class Controller:
         # Owned by the worker thread:
         self._allocator = Allocator()
         self._config = ConfigState(ns, strict=options.strict)
+        self._term: int | None = None  # the term whose resync completed: the only one whose keys are handled
         self._synced = False  # leading, and every watch has listed since: the copies are complete
         self._ready = False  # configuration in force and existing assignments restored
         # When each Service was first seen: watch events arrive in creation order, which breaks the ties of
@@ -184,6 +199,7 @@ class Controller:
         """Stops the worker (after its current key), hands the lease back, sends the queued events, stops
         watching."""
         self._stop.set()
+        self.fence.close()
         self.queue.shutdown()
         if self._worker is not None:
             self._worker.join(timeout)
@@ -203,9 +219,7 @@ class Controller:
         return None
 
     def is_leader(self) -> bool:
-        if self._stop.is_set():
-            return False
-        return self.elector.is_leader() if self.elector is not None else True
+        return not self._stop.is_set() and self.fence.current() is not None
 
     def _started_leading(self) -> None:
         self.metrics.leader.set(1)
@@ -270,19 +284,25 @@ class Controller:
             self.metrics.update_errors.inc()
 
     def _handle(self, key: str) -> None:
+        term = self.fence.current()
+        if term is None or self._stop.is_set():
+            self._synced = self._ready = False
+            return  # dropped: becoming leader again starts from a full resync
+        if key != _RESYNC_KEY and term != self._term:
+            # Queued before this term's resync (leadership lapsed and came back, and another replica may have
+            # allocated meanwhile): the resync decides afresh and queues every Service again.
+            return
         try:
-            if not self.is_leader():
-                self._synced = self._ready = False
-                return  # dropped: becoming leader again starts from a full resync
-            if key == _RESYNC_KEY:
-                self._resync()
-            elif key == _CONFIG_KEY:
-                self._reload_config()
-            elif key == _STATE_KEY:
-                self._state_written(self.config_report.write_state())
-            elif self.sync.handle(key, self._allocator, ready=self._ready).allocations_changed:
-                self._set_pool_metrics()
-                self._counters_change()
+            with self.fence.working(term):
+                if key == _RESYNC_KEY:
+                    self._resync(term)
+                elif key == _CONFIG_KEY:
+                    self._reload_config()
+                elif key == _STATE_KEY:
+                    self._state_written(self.config_report.write_state())
+                elif self.sync.handle(key, self._allocator, ready=self._ready).allocations_changed:
+                    self._set_pool_metrics()
+                    self._counters_change()
         except NotLeaderError:
             log.info("lost leadership while working; dropping", extra={"key": key})
         except Exception:
@@ -302,16 +322,18 @@ class Controller:
                 warn_at += 30
         return True
 
-    def _resync(self) -> None:
-        """Became leader (or started without election): rebuild every piece of state from the cluster."""
+    def _resync(self, term: int) -> None:
+        """Became leader (or started without election) in `term`: rebuild every piece of state from the
+        cluster; from then on the keys of `term` are handled."""
         if not self._wait_synced():
             return
-        # A follower's watched copy may lag the previous leader's last writes by a moment: read afresh
-        # (one consistent list) before restoring from it.
+        # A follower's watched copy may lag the previous leader's last writes by a moment: read afresh (one
+        # consistent list, begun after this term began) before restoring from it.
         if self.elector is not None and not self.services.resync(timeout=30):
             log.warning("could not list the Services afresh; retrying the resync")
             self.queue.add_rate_limited(_RESYNC_KEY)
             return
+        self._term = term
         self._allocator = Allocator()
         self._config = ConfigState(self.options.namespace, strict=self.options.strict)
         self._synced = True
@@ -377,7 +399,8 @@ class Controller:
         key waiting, or they changed `pool_status_interval` ago and the worker is still busy."""
         config = self._config.config
         changed = self._counters_changed
-        if changed is None or not self._ready or config is None or not self.is_leader():
+        term = self.fence.current()
+        if changed is None or not self._ready or config is None or term is None or term != self._term:
             return
         if len(self.queue) > 0 and time.monotonic() - changed < self.options.pool_status_interval:
             return
@@ -388,7 +411,8 @@ class Controller:
                 p.name: pool_status(self._allocator, p.name)
                 for p in config.pools
                 if p.name not in legacy  # a legacy ConfigMap's pools have no object to write to
-            }
+            },
+            term=term,
         )
 
     def _set_pool_metrics(self) -> None:

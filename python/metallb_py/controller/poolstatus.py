@@ -13,7 +13,9 @@ configuration gets no further write.
 `publish`, which never blocks; the writer's thread compares each with the pool object's watched copy and
 writes only those that differ, each on the resourceVersion it compared with.
 Statuses published while it writes replace the ones not written yet, so a burst of allocations costs one
-write per pool, and a slow or refusing API server delays the counters, never an allocation.
+write per pool, and a slow or refusing API server delays the counters, never an allocation. With a
+`TermFence`, the writes are made for the leadership term the statuses were published in: once that term is
+over, they are not sent (the next term publishes its own).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from metallb_py._core import Allocator
 from metallb_py.backoff import Backoff
 from metallb_py.controller.sync import ObjectApi, ObjectStore
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
+from metallb_py.k8s.leader import TermFence
 from metallb_py.k8s.resources import IP_ADDRESS_POOLS, meta
 
 __all__ = ["MAX_INT64", "PoolStatus", "PoolStatusWriter", "pool_status"]
@@ -95,12 +98,15 @@ class PoolStatusWriter:
         *,
         retry: Backoff | None = None,
         on_write: Callable[[], None] | None = None,
+        fence: TermFence | None = None,
     ) -> None:
         self.api = api
         self.pools = pools
         self.namespace = namespace
         self._retry = retry if retry is not None else Backoff(0.2, 30.0, jitter=0.5)
         self._on_write = on_write
+        self._fence = fence
+        self._term: int | None = None  # the term the wanted statuses were published in
         self._cond = threading.Condition()
         self._wanted: dict[str, PoolStatus] = {}
         self._dirty: set[str] = set()  # pools to compare (and write if they differ)
@@ -111,8 +117,10 @@ class PoolStatusWriter:
 
     # -- from other threads ----------------------------------------------------------------------------------
 
-    def publish(self, statuses: Mapping[str, PoolStatus]) -> None:
+    def publish(self, statuses: Mapping[str, PoolStatus], *, term: int | None = None) -> None:
+        """`term`: the leadership term the statuses were counted in (with a fence, written for it only)."""
         with self._cond:
+            self._term = term
             changed = {n for n, s in statuses.items() if self._wanted.get(n) != s}
             self._wanted = dict(statuses)
             self._dirty = (self._dirty & set(statuses)) | changed
@@ -176,6 +184,13 @@ class PoolStatusWriter:
         later (the API server did not answer, or kept conflicting)."""
         with self._cond:
             dirty, self._dirty = self._dirty, set()
+            term = self._term
+        if self._fence is None:
+            return self._write_all(dirty)
+        with self._fence.working(term):
+            return self._write_all(dirty)
+
+    def _write_all(self, dirty: set[str]) -> bool:
         retry = False
         for name in sorted(dirty):
             with self._cond:
@@ -207,10 +222,11 @@ class PoolStatusWriter:
                 return True  # no object (a legacy pool, or deleted): nothing to write to
             if PoolStatus.from_api(obj) == wanted:
                 return True
-            body = {
-                "metadata": {"resourceVersion": str((obj.get("metadata") or {}).get("resourceVersion", ""))},
-                "status": wanted.to_api(),
-            }
+            version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+            if not version:  # an empty one would make the write unconditional
+                obj = self._read(name)
+                continue
+            body = {"metadata": {"resourceVersion": version}, "status": wanted.to_api()}
             try:
                 written = self.api.patch(IP_ADDRESS_POOLS, name, body, self.namespace, subresource="status")
             except ConflictError:

@@ -3,7 +3,11 @@
 `record()` never blocks and never raises: the event joins a bounded queue that one thread drains, so a slow or
 unreachable API server delays events but never the controller. As client-go's recorder does, an event equal
 to a recent one about the same object (same type, reason and message) updates that Event's count and
-lastTimestamp instead of creating another object.
+lastTimestamp instead of creating another object (on the resourceVersion it last wrote: when someone else
+changed it meanwhile, another Event is created).
+
+With a `TermFence` (the controller's), each event is sent for the leadership term it was recorded in: once
+that term is over it is not sent (the client refuses), and the new term speaks for itself.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from metallb_py.k8s.client import KubeClient
-from metallb_py.k8s.errors import ApiError, NotFoundError, NotLeaderError
+from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
+from metallb_py.k8s.leader import TermFence
 from metallb_py.k8s.resources import EVENTS
 
 __all__ = ["EventRecorder", "involved_object"]
@@ -50,6 +55,13 @@ def involved_object(obj: dict[str, Any], *, api_version: str = "", kind: str = "
     return {k: v for k, v in reference.items() if v}
 
 
+_Queued = tuple[dict[str, str], _Event, _dt.datetime, int | None]  # reference, event, when, term
+
+
+def _version(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def _timestamp(t: _dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -60,6 +72,7 @@ class _Sent:
     namespace: str
     count: int
     at: float
+    version: str  # the Event's resourceVersion as this recorder last wrote it
 
 
 class EventRecorder:
@@ -73,11 +86,13 @@ class EventRecorder:
         instance: str = "",
         queue_size: int = 4096,
         aggregate_window: float = 600.0,
+        fence: TermFence | None = None,
     ) -> None:
         self.client = client
         self.component = component
         self.instance = instance
-        self._queue: queue.Queue[tuple[dict[str, str], _Event, _dt.datetime] | None] = queue.Queue(queue_size)
+        self._fence = fence
+        self._queue: queue.Queue[_Queued | None] = queue.Queue(queue_size)
         self._window = aggregate_window
         self._recent: OrderedDict[tuple[str, str, str, str, str], _Sent] = OrderedDict()
         self._thread: threading.Thread | None = None
@@ -100,7 +115,8 @@ class EventRecorder:
         reference = involved_object(obj, api_version=api_version, kind=kind)
         event = _Event(type, reason, message)
         try:
-            self._queue.put_nowait((reference, event, _dt.datetime.now(_dt.UTC)))
+            term = self._fence.work_term() if self._fence is not None else None
+            self._queue.put_nowait((reference, event, _dt.datetime.now(_dt.UTC), term))
         except queue.Full:
             self.dropped += 1
             log.warning(
@@ -136,7 +152,12 @@ class EventRecorder:
             try:
                 if item is None:
                     return
-                self._send(*item)
+                reference, event, at, term = item
+                if self._fence is None:
+                    self._send(reference, event, at)
+                else:
+                    with self._fence.working(term):
+                        self._send(reference, event, at)
             except NotLeaderError:
                 pass  # leadership was lost after the event was queued: the new leader speaks now
             except ApiError as exc:
@@ -166,16 +187,22 @@ class EventRecorder:
         self._expire(now)
         previous = self._recent.get(identity)
         if previous is not None:
-            body = {"count": previous.count + 1, "lastTimestamp": _timestamp(at)}
+            body = {
+                "metadata": {"resourceVersion": previous.version},
+                "count": previous.count + 1,
+                "lastTimestamp": _timestamp(at),
+            }
             try:
-                self.client.patch(EVENTS, previous.name, body, previous.namespace)
+                written = self.client.patch(EVENTS, previous.name, body, previous.namespace)
                 previous.count += 1
                 previous.at = now
+                previous.version = _version(written)
                 self._recent.move_to_end(identity)
                 self.sent += 1
                 return
-            except NotFoundError:
-                del self._recent[identity]  # the Event expired (its TTL): create a new one
+            except (NotFoundError, ConflictError):
+                # Expired (its TTL), or changed by someone else since: create a new one.
+                del self._recent[identity]
         self._sequence += 1
         # Unique per recorder: the object's name, the time in nanoseconds and a sequence number.
         name = f"{reference.get('name', 'object')}.{time.time_ns():x}{self._sequence:x}"
@@ -195,9 +222,9 @@ class EventRecorder:
         }
         if self.instance:
             body["reportingInstance"] = self.instance
-        self.client.create(EVENTS, body, namespace)
+        created = self.client.create(EVENTS, body, namespace)
         self.sent += 1
-        self._recent[identity] = _Sent(name, namespace, 1, now)
+        self._recent[identity] = _Sent(name, namespace, 1, now, _version(created))
         while len(self._recent) > 4096:
             self._recent.popitem(last=False)
 
