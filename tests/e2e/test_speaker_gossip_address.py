@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,26 @@ def test_nodes_without_internal_ip_and_the_vip_on_lo_elect_one_announcer(cluster
     }
     assert joined(cluster)
     assert len(arp_replies(cluster, vip)) == 1
+
+
+def hostile(cluster: LabCluster, node: str) -> float:
+    """The datagrams `node`'s speaker dropped as forged or broken, from its gossip counters."""
+    scrape = cluster.speaker_metrics(node)
+    assert scrape is not None
+    names = ("metallb_py_speaker_gossip_bad_tag_total", "metallb_py_speaker_gossip_malformed_total")
+    values = [scrape.value(name) for name in names]
+    assert None not in values, f"{node} exports no gossip counters"
+    return sum(v for v in values if v is not None)
+
+
+def test_hostile_datagrams_are_counted_in_the_speakers_metrics(cluster: LabCluster) -> None:
+    node = "node2"
+    before = hostile(cluster, node)
+    target = (cluster.lab.node_address(node), GOSSIP_PORT)
+    send = (
+        "import os, socket; "
+        f"socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(os.urandom(96), {target!r})"
+    )
+    cluster.lab.exec(cluster.lab.client_ns, sys.executable, "-c", send)
+    cluster.wait_for(lambda: hostile(cluster, node) > before, WAIT, f"{node} to count the forged datagram")
+    assert joined(cluster), "a forged datagram changes nobody's view"
