@@ -642,6 +642,7 @@ class World:
 
 UNAVAILABLE = ApiUnavailableError(503, "ServiceUnavailable", "the server is currently unable to handle it")
 FORBIDDEN = ForbiddenError(403, "Forbidden", 'cannot patch resource "services/status"')
+CONFLICT = ConflictError(409, "Conflict", "the object has been modified")
 
 
 @dataclass
@@ -827,3 +828,73 @@ def test_addresses_freed_wake_the_services_waiting_for_one_once_the_release_is_w
     assert world.handle("default/waiter") is SyncState.SUCCESS
     waiter = world.api.objects["default/waiter"]
     assert waiter["status"]["loadBalancer"]["ingress"] == [{"ip": "192.168.1.11"}]
+
+
+ONE = [Pool("one", ["192.168.1.11/32"])]
+
+
+def shown(world: World, name: str) -> list[str]:
+    ingress = world.api.objects[f"default/{name}"]["status"].get("loadBalancer", {}).get("ingress") or []
+    return [entry["ip"] for entry in ingress]
+
+
+@pytest.mark.parametrize(
+    "failures",
+    [[UNAVAILABLE], [ApiUnavailableError(0, "", "no answer: timed out")], [FORBIDDEN], [CONFLICT] * 5],
+    ids=["503", "no answer", "403", "conflicts exhausted"],
+)
+@pytest.mark.parametrize("change", ["ClusterIP", "a pool that cannot serve it", "a move"])
+def test_an_address_is_not_handed_out_while_a_failed_write_leaves_it_shown(
+    change: str, failures: list[ApiError]
+) -> None:
+    """Regression: a decision took the address from `holder` in the allocator at once; the status write that
+    removes it failed, so `holder` still showed it while the next Service was given it: one address, two
+    Services."""
+    pool_list = [Pool("one", ["192.168.1.11/32"]), Pool("other", ["192.168.1.21/32"], auto_assign=False)]
+    world = World(svc("holder"), svc("waiter"), pool_list=pool_list)
+    assert world.handle("default/holder") is SyncState.SUCCESS
+    holder = world.api.objects["default/holder"]
+    match change:
+        case "ClusterIP":
+            holder["spec"]["type"] = "ClusterIP"
+        case "a pool that cannot serve it":
+            holder["metadata"]["annotations"]["metallb.io/address-pool"] = "nowhere"
+        case "a move":
+            holder["metadata"]["annotations"]["metallb.io/address-pool"] = "other"
+    world.changed("default/holder")  # the user's change, as the watch delivers it
+    world.api.failures = list(failures)
+    assert world.handle("default/holder") in (SyncState.ERROR, SyncState.ERROR_NO_RETRY)
+    assert shown(world, "holder") == ["192.168.1.11"]  # the write did not take effect
+    assert world.handle("default/waiter") is SyncState.ERROR_NO_RETRY  # no address: it is still shown
+    assert shown(world, "waiter") == []
+    world.due()
+
+    # The removal is written: the address is free, and the waiting Service is woken for it.
+    world.changed("default/holder")
+    assert world.handle("default/holder") is SyncState.SUCCESS or change == "a pool that cannot serve it"
+    assert "192.168.1.11" not in shown(world, "holder")
+    assert "default/waiter" in world.due()
+    assert world.handle("default/waiter") is SyncState.SUCCESS
+    assert shown(world, "waiter") == ["192.168.1.11"]
+
+
+def test_an_address_a_failed_write_left_shown_keeps_its_sharing_terms_and_goes_with_a_deletion() -> None:
+    sharing = {"metallb.io/allow-shared-ip": "k"}
+    world = World(
+        svc("holder", annotations=dict(sharing)),
+        svc("friend", annotations=dict(sharing), ports=[{"port": 443, "protocol": "TCP"}]),
+        svc("stranger"),
+        pool_list=ONE,
+    )
+    assert world.handle("default/holder") is SyncState.SUCCESS
+    world.api.objects["default/holder"]["metadata"]["annotations"]["metallb.io/address-pool"] = "nowhere"
+    world.changed("default/holder")
+    world.api.failures = [UNAVAILABLE]
+    assert world.handle("default/holder") is SyncState.ERROR
+    assert world.handle("default/stranger") is SyncState.ERROR_NO_RETRY
+    assert world.handle("default/friend") is SyncState.SUCCESS  # the sharing rules still allow it
+    assert shown(world, "friend") == ["192.168.1.11"]
+    # The holder is deleted: what it showed is released at once (the friend still holds the address).
+    del world.api.objects["default/holder"], world.store.objects["default/holder"]
+    assert world.handle("default/holder") is SyncState.SUCCESS
+    assert world.allocator.holders("192.168.1.11") == ["default/friend"]

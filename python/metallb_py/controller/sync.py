@@ -14,13 +14,22 @@ annotation) on the resourceVersion it was decided on, and settles the key by the
   (for the Services waiting for one), a new term as leader.
 
 A write that raced another writer (409) is decided again on a fresh read; one whose Service was deleted
-meanwhile (404, and gone on a re-read) releases its addresses. Everything here runs on the worker thread;
+meanwhile (404, and gone on a re-read) releases its addresses.
+
+An address is free only once no Service shows it. A decision takes addresses from a Service in the allocator
+at once (it moves, it can no longer keep them, it is no longer ours), but until the write that removes them
+from its status took effect the Service still shows them: when a pass ends without that (refused, no answer,
+conflicts exhausted), what the Service still shows (and, when no answer came, what the write may have put
+there) stays held, with the Service's sharing terms, under placeholder keys (`unwritten_key`). They are
+released by the next pass over the key that ends with the Service, as the API confirmed it, not showing them,
+or at once when the Service is deleted. Everything here runs on the worker thread;
 the API, the watched copies and the Event recorder come in through the small protocols below, so a test
 drives a whole pass with fakes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,16 +44,25 @@ from metallb_py.controller.reconcile import (
     SyncState,
     reconcile_service,
 )
-from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError
+from metallb_py.errors import AllocationError
+from metallb_py.ipam import ServiceError, service_request
+from metallb_py.ipam.fields import ingress_ips
+from metallb_py.k8s.errors import ApiError, ApiUnavailableError, ConflictError, NotFoundError
 from metallb_py.k8s.resources import SERVICES, Resource, meta, object_key
 from metallb_py.runtime.workqueue import WorkQueue
 
-__all__ = ["WRITE_REFUSED", "EventSink", "ObjectApi", "ObjectStore", "ServiceSync", "Synced"]
+__all__ = ["WRITE_REFUSED", "EventSink", "ObjectApi", "ObjectStore", "ServiceSync", "Synced", "unwritten_key"]
 
 log = logging.getLogger("metallb_py.controller")
 
 JSON = dict[str, Any]
 WRITE_REFUSED = "WriteRefused"  # the Event reason of a write the API server refused for good
+
+
+def unwritten_key(key: str, ip: str) -> str:
+    """The allocator key that holds `ip` for the Service `key` while it may still show it (see the module
+    docstring); no Service key looks like it ('#' is not allowed in a name)."""
+    return f"{key}#unwritten {ip}"
 
 
 class ObjectApi(Protocol):
@@ -131,11 +149,16 @@ class ServiceSync:
         self._pending: set[str] = set()  # Services that got no address, to retry when addresses free up
         self._reported: dict[str, str] = {}  # why each key could not converge, as last reported
         self._freed: set[str] = set()  # decided to give addresses back; not written yet (still shown)
+        self._unwritten: dict[str, list[str]] = {}  # Service key -> placeholder keys holding what it shows
+        self._latest: JSON | None = None  # the Service as the API last showed it during the current pass
+        self._landing: set[str] = set()  # what a status write without an answer may have put there
 
     def reset(self) -> None:
+        """A new term: a new allocator (the placeholders went with the old one)."""
         self._pending.clear()
         self._reported.clear()
         self._freed.clear()
+        self._unwritten.clear()
 
     def handle(self, key: str, allocator: Allocator, *, ready: bool) -> Synced:
         """One pass over the Service `key` (`ready`: a configuration is in force and the assignments the
@@ -147,7 +170,33 @@ class ServiceSync:
     # -- deciding and writing --------------------------------------------------------------------------------
 
     def _sync(self, key: str, allocator: Allocator, ready: bool) -> Synced:
-        svc = self.services.get(key)
+        if not ready:
+            return self._decide_and_write(key, allocator, ready)  # nothing is allocated or released
+        # What the Service may still show from earlier passes goes back to the pools while this pass decides
+        # (the only decision running): it may keep it. Whatever it may still show afterwards is held again.
+        before = self._take_unwritten(key, allocator)
+        try:
+            synced = self._decide_and_write(key, allocator, ready)
+        except BaseException:
+            self._hold_unwritten(key, allocator, before | set(_shown(self._latest)) | self._landing)
+            raise
+        if synced.state is SyncState.ERROR or (
+            synced.state is SyncState.ERROR_NO_RETRY and not synced.decision
+        ):
+            # The write carrying the decision did not take effect: the Service shows what it showed, and
+            # maybe what the write was putting there when no answer came (it may have landed).
+            keep = before | set(_shown(self._latest)) | self._landing
+        else:
+            # Written, or nothing to write: the Service shows what the API last answered.
+            keep = before & set(_shown(self._latest))
+        self._hold_unwritten(key, allocator, keep)
+        if before - keep - _held(allocator, key):
+            synced = dataclasses.replace(synced, freed=True)
+        return synced
+
+    def _decide_and_write(self, key: str, allocator: Allocator, ready: bool) -> Synced:
+        svc = self._latest = self.services.get(key)
+        self._landing = set()
         namespace = key.split("/", 1)[0]
         freed = False
         try:
@@ -164,13 +213,13 @@ class ServiceSync:
                 try:
                     obj = self._write(key, svc, decision)
                 except ConflictError:
-                    svc = self._read(key)  # changed since we decided: read it and decide again
+                    svc = self._latest = self._read(key)  # changed since we decided: read it, decide again
                     continue
                 except NotFoundError:
                     current = self._read(key)
                     if current is not None and meta(current, "uid") == meta(svc, "uid"):
                         raise  # the Service is still there: the 404 is about the write itself
-                    svc = current  # deleted (release), or deleted and created again (decide afresh)
+                    svc = self._latest = current  # deleted (release), or created again (decide afresh)
                     continue
                 return Synced(decision.state, decision, obj, freed=freed, error=decision.error)
         except ApiError as exc:
@@ -198,13 +247,63 @@ class ServiceSync:
                 "metadata": {"resourceVersion": _version(obj)},
                 "status": {"loadBalancer": {"ingress": ingress}},
             }
-            obj = self.api.patch(SERVICES, name, body, namespace, subresource="status")
+            self._landing = set(decision.status_ips)
+            try:
+                obj = self.api.patch(SERVICES, name, body, namespace, subresource="status")
+            except ApiUnavailableError:
+                raise  # no answer (or a 5xx): it may have landed, so what it writes may be shown
+            except BaseException:
+                self._landing = set()
+                raise
+            self._landing = set()
+            self._latest = obj
             self.services.observe(obj)
         if decision.annotations:
             body = {"metadata": {"resourceVersion": _version(obj), "annotations": dict(decision.annotations)}}
             obj = self.api.patch(SERVICES, name, body, namespace)
+            self._latest = obj
             self.services.observe(obj)
         return obj
+
+    # -- addresses a Service may still show ------------------------------------------------------------------
+
+    def _take_unwritten(self, key: str, allocator: Allocator) -> set[str]:
+        """Releases the placeholders of `key`; returns the addresses they held."""
+        addresses: set[str] = set()
+        for placeholder in self._unwritten.pop(key, ()):
+            addresses.update(str(ip) for ip in allocator.ips(placeholder))
+            allocator.release(placeholder)
+        return addresses
+
+    def _hold_unwritten(self, key: str, allocator: Allocator, addresses: set[str]) -> None:
+        """Holds each of `addresses` that `key` does not hold under a placeholder, with the sharing terms of
+        the Service as last shown when it can be read (so Services allowed to share it still may)."""
+        terms: dict[str, Any] = {}
+        try:
+            if self._latest is not None:
+                request = service_request(dict(self._latest))
+                terms = {
+                    "ports": list(request.ports),
+                    "sharing_key": request.sharing_key,
+                    "backend_key": request.backend_key,
+                }
+        except ServiceError:
+            pass  # unreadable: held without terms, as restore_assignments does
+        placeholders: list[str] = []
+        for ip in sorted(addresses - _held(allocator, key)):
+            placeholder = unwritten_key(key, ip)
+            try:
+                allocator.assign(placeholder, [ip], **terms)
+            except (AllocationError, ValueError) as exc:
+                # In no pool any more, or held by a Service whose terms exclude this one's (which holds it
+                # then): either way, it cannot be handed out.
+                log.debug(
+                    "address not held for the service", extra={"service": key, "ip": ip, "why": str(exc)}
+                )
+                continue
+            placeholders.append(placeholder)
+        if placeholders:
+            self._unwritten[key] = placeholders
 
     # -- settling --------------------------------------------------------------------------------------------
 
@@ -277,6 +376,14 @@ class ServiceSync:
 
 def _fields(key: str, decision: Decision) -> dict[str, Any]:
     return {"service": key, "ips": list(decision.ips), "pool": decision.pool, "error": decision.error}
+
+
+def _shown(svc: JSON | None) -> list[str]:
+    return ingress_ips(svc) if svc is not None else []
+
+
+def _held(allocator: Allocator, key: str) -> set[str]:
+    return {str(ip) for ip in allocator.ips(key)}
 
 
 def _version(obj: JSON) -> str:
