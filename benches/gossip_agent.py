@@ -4,7 +4,8 @@
 
 Prints one JSON line per membership event ({"kind", "name", "address", "at"}, `at` on the machine-wide
 monotonic clock, comparable across processes) and, on SIGTERM, one line {"stats": {...}} before it leaves
-and exits. The first line, {"ready": ADDRESS}, says the socket is bound.
+and exits. The first line, {"ready": ADDRESS, "generation": INT}, says the socket is bound and which identity
+generation the member started with (from the wall clock, which a test may have stepped with libfaketime).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, terminate)
     member.start()
     try:
-        print(json.dumps({"ready": member.address}), flush=True)
+        print(json.dumps({"ready": member.address, "generation": member.generation}), flush=True)
         member.set_peers(peers.split(","))
         while True:
             event = member.next_event(timeout=None)
