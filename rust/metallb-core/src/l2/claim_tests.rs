@@ -305,6 +305,24 @@ proptest! {
         }
     }
 
+    /// Valid ARP and NDP frames with one byte changed and the end cut anywhere: whatever the parse makes of
+    /// them, examining them does not panic and a claim still names an announced address.
+    #[test]
+    fn damaged_frames_examine_without_panicking(
+        frame in prop_oneof![arp_frame().prop_map(|(frame, _, _)| frame), ndp_frame().prop_map(|(frame, _, _)| frame)],
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        keep in any::<prop::sample::Index>(),
+    ) {
+        let mut damaged = frame.clone();
+        damaged[at.index(frame.len())] = byte;
+        damaged.truncate(keep.index(frame.len() + 1));
+        let verdict = examine(&damaged, &announced(), &iface(), &OURS);
+        if let Some(found) = verdict.claim {
+            prop_assert!(announced().contains(&found.ip));
+        }
+    }
+
     #[test]
     fn any_bytes_examine_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
         let verdict = examine(&bytes, &announced(), &iface(), &OURS);
