@@ -151,7 +151,7 @@ def lab(fault_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
             ]
             for body in residents:
                 api.create(SERVICES, body, ns)
-            assert converge(the_lab, time.monotonic(), CONVERGE) is not None, judge(the_lab)
+            assert converge(the_lab, time.monotonic(), CONVERGE) is not None, str(judge(the_lab))
             yield the_lab
         finally:
             observer.stop()
