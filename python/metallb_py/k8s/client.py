@@ -344,7 +344,7 @@ class KubeClient:
                 limits = urllib3.Timeout(
                     total=margin, connect=min(connect_timeout, margin), read=min(read_timeout, margin)
                 )
-            retries = False
+                retries = False
         self.requests.add(verb, str(resource))
         payload = None
         if body is not None:
