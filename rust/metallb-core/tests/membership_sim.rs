@@ -709,3 +709,35 @@ fn datagrams_from_itself_or_its_own_name_are_not_a_peer_heard() {
         assert_eq!(engine.stats().malformed, 0, "a datagram from itself is counted as such, not as malformed");
     }
 }
+
+/// The only member a restarted one can reach may never have heard its previous life directly (it knew it
+/// through others, here through indirect probes only), so it has no replay state to answer from: what it
+/// holds in its view (the identity it probes, or the generation it answers with) is enough.
+#[test]
+fn a_member_that_knew_the_previous_life_only_through_others_corrects_it_too() {
+    let mut sim = Sim::with(3, Network::default(), 41, |i, config| config.generation = WALL_MS + i as u64);
+    let link = |a: usize, b: usize| [(a, b), (b, a)];
+    sim.cut.extend(link(1, 2));
+    // The announces of the start went out before the cut: only those to node-0 arrive.
+    sim.queue.retain(|Reverse(datagram)| datagram.to == 0);
+    sim.run_until(Duration::from_secs(2));
+    assert_eq!(sim.alive_seen_by(1), sim.everyone_alive(), "node-1 knows node-2 through node-0");
+    assert_eq!(sim.nodes[1].engine.last_heard(addr(2)), None, "and never heard it directly");
+    let before = sim.nodes[2].engine.generation();
+    sim.kill(2);
+    for l in link(1, 2) {
+        sim.cut.remove(&l);
+    }
+    sim.cut.extend(link(0, 2));
+    sim.restart(2, |config| config.generation = before - TWO_HOURS_MS);
+    sim.run_until(Duration::from_secs(5));
+    let generation = sim.nodes[2].engine.generation();
+    assert!(generation > before, "the new life took {generation}, its previous life had {before}");
+    let seen = sim.nodes[1].engine.members().into_iter().find(|m| m.name == name(2)).unwrap();
+    assert_eq!((seen.state, seen.generation), (MemberState::Alive, generation), "{:?}", sim.log);
+    sim.cut.clear();
+    sim.run_until(Duration::from_secs(10));
+    for i in 0..3 {
+        assert_eq!(sim.alive_seen_by(i), sim.everyone_alive(), "view of node-{i}: {:?}", sim.log);
+    }
+}

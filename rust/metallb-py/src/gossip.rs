@@ -189,8 +189,10 @@ impl Membership {
         py.detach(|| gossip.join(addrs)).map_err(gossip_error)
     }
 
-    /// Replaces the peers this member expects (the full list of gossip addresses, this member's own may be
-    /// in it) and announces to the new ones. Members are never removed by this: liveness is gossip's call.
+    /// Replaces the peers this member expects (the full list of gossip addresses, one per member, this
+    /// member's own may be in it) and announces to the new ones. Members are never removed by this: liveness
+    /// is gossip's call. This member's own address listed more than once means other members have it too
+    /// (an address local to every node): they can never be heard, so this member becomes isolated.
     fn set_peers(&self, py: Python<'_>, addresses: Vec<String>) -> PyResult<()> {
         let addrs = socket_addrs("peer", &addresses)?;
         let gossip = self.require()?;

@@ -199,7 +199,7 @@ impl ReplayGuard {
     /// Whether a datagram with a valid tag, sent by `sender` (the identity in its header) with `boot` and
     /// `seq`, is new; records it if so.
     pub fn admit(&mut self, sender: &MemberId, boot: u64, seq: u64, now: Instant) -> Result<(), Rejected> {
-        let key = (Arc::<str>::from(sender.name()), sender.addr());
+        let key = (sender.shared_name(), sender.addr());
         let generation = sender.generation();
         match self.lives.get_mut(&key) {
             Some(life) if generation < life.generation || (generation == life.generation && boot != life.boot) => {
@@ -228,10 +228,10 @@ impl ReplayGuard {
         }
     }
 
-    /// The newest generation heard from the sender named `name` at `addr`, and whether `boot` is that
+    /// The newest generation heard from the sender of `sender`'s name and address, and whether `boot` is that
     /// life's boot.
-    pub fn newest(&self, name: &str, addr: SocketAddr, boot: u64) -> Option<(u64, bool)> {
-        self.lives.get(&(Arc::<str>::from(name), addr)).map(|life| (life.generation, life.boot == boot))
+    pub fn newest(&self, sender: &MemberId, boot: u64) -> Option<(u64, bool)> {
+        self.lives.get(&(sender.shared_name(), sender.addr())).map(|life| (life.generation, life.boot == boot))
     }
 
     /// Senders whose replay state is held.
@@ -350,7 +350,7 @@ mod tests {
         assert!(accept(&b, &mut guard, &sender(6), &restarted.seal(b"x"), much_later).is_ok());
         assert_eq!(accept(&b, &mut guard, &sender(5), &recorded, much_later), Err(Rejected::StaleLife));
         assert_eq!(guard.senders(), 1, "one entry per sender, whatever its restarts");
-        assert_eq!(guard.newest("node-a", sender(5).addr(), 3), Some((6, true)));
+        assert_eq!(guard.newest(&sender(5), 3), Some((6, true)));
     }
 
     #[test]
@@ -367,7 +367,7 @@ mod tests {
         let mut other = Authenticator::new(SECRET, 9);
         assert_eq!(accept(&b, &mut guard, &sender(6), &other.seal(b"x"), now), Err(Rejected::StaleLife));
         assert_eq!(accept(&b, &mut guard, &sender(4), &other.seal(b"x"), now), Err(Rejected::StaleLife));
-        assert_eq!(guard.newest("node-a", sender(6).addr(), 9), Some((6, false)));
+        assert_eq!(guard.newest(&sender(6), 9), Some((6, false)));
         // Another sender (another name, or another address) has its own entry.
         let elsewhere = MemberId::new("node-a", "192.0.2.2:7946".parse().unwrap(), 1);
         assert!(accept(&b, &mut guard, &elsewhere, &other.seal(b"x"), now).is_ok());
@@ -386,6 +386,7 @@ mod tests {
         }
         let _ = a.seal(b"x");
         assert_eq!(guard.senders(), MAX_SENDERS);
-        assert!(guard.newest("node-0", "192.0.2.1:7946".parse().unwrap(), 7).is_none(), "the oldest went first");
+        let oldest = MemberId::new("node-0", "192.0.2.1:7946".parse().unwrap(), 1);
+        assert!(guard.newest(&oldest, 7).is_none(), "the oldest went first");
     }
 }

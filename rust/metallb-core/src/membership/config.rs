@@ -46,7 +46,8 @@ pub struct Timing {
     pub announce_interval: Duration,
     /// How many messages each membership update rides on.
     pub retransmits: NonZeroU8,
-    /// How long a member declared down is remembered; replay state is kept a little longer.
+    /// How long a member declared down is remembered. (Replay state is kept for the whole run, whatever this
+    /// says: see [`super::ReplayGuard`].)
     pub forget_down_after: Duration,
 }
 
@@ -135,7 +136,8 @@ pub struct MembershipConfig {
     pub secret: Vec<u8>,
     pub timing: Timing,
     pub quorum: Quorum,
-    /// Identity generation at start; the runtime uses the wall clock in milliseconds.
+    /// Identity generation at start; the runtime uses the wall clock in milliseconds. A hint only: a member
+    /// that learns the cluster holds its name and address at a newer generation takes the next one.
     pub generation: u64,
     /// Random per run: names this run's datagrams for replay protection.
     pub boot: u64,

@@ -300,9 +300,19 @@ impl Engine {
         }
         if let Err(rejected) = self.replay.admit(&header.src, opened.boot, opened.seq, now) {
             if rejected == Rejected::StaleLife {
-                self.tell_newest_generation(&header.src, opened.boot);
+                if let Some((newest, same_boot)) = self.replay.newest(&header.src, opened.boot) {
+                    // The newest life has this very generation but another boot: say that identity is down,
+                    // which makes the receiver renew it.
+                    let down = newest == header.src.generation() && !same_boot;
+                    self.tell_newest_generation(&header.src, newest, if down { State::Down } else { State::Alive });
+                }
             }
             return Err(Dropped::Auth(rejected));
+        }
+        // A sender this member never heard from directly, but that the view holds at a newer generation
+        // (learnt through others): foca would refuse it and only say "you are down"; say which generation.
+        if let Some(held) = self.held_generation(&header.src).filter(|g| *g > header.src.generation()) {
+            self.tell_newest_generation(&header.src, held, State::Alive);
         }
         self.learn_own_generation(&header, rest);
         // Any new authentic datagram proves the path from its sender works, whatever the protocol makes of it.
@@ -433,8 +443,10 @@ impl Engine {
     }
 
     /// Whether this member is cut off from the cluster, as of the last call. The rule: it expects peers (the
-    /// caller's list, or members it knows alive) and, for at least `isolation_timeout`, either it received
-    /// no authentic datagram from any of them, or its view held too few active members ([`Quorum::AnyPeer`]:
+    /// caller's list, members listed at its own address, or members it knows alive) and, for at least
+    /// `isolation_timeout`, either it received no new authentic datagram from any of them (what it sent
+    /// itself, or what a member of its own name or address sent, never counts), or its view held too few
+    /// active members ([`Quorum::AnyPeer`]:
     /// none, which is the case once every peer failed its probes or the cluster declared this member down;
     /// [`Quorum::Majority`]: not more than half of the members it knows of, itself included). A member with
     /// no peers, or that left, is never isolated. A speaker that is isolated stops announcing: its peers
@@ -487,16 +499,23 @@ impl Engine {
         self.unreachable = unreachable;
     }
 
-    /// Answers a datagram from an older life of `stale` with the newest generation held for that sender, so
-    /// that a member restarted with a lower generation (its wall clock stepped back) takes a newer one. When
-    /// the newest life has the very generation of `stale` but another boot, the answer says that identity is
-    /// down, which makes the receiver renew it.
-    fn tell_newest_generation(&mut self, stale: &MemberId, boot: u64) {
+    /// The newest generation the view holds for `sender`'s name and address, if any.
+    fn held_generation(&self, sender: &MemberId) -> Option<u64> {
+        self.swim
+            .iter_membership_state()
+            .map(|m| m.id())
+            .filter(|id| id.addr() == sender.addr() && id.name() == sender.name())
+            .map(MemberId::generation)
+            .max()
+    }
+
+    /// Answers a datagram from an older life of `stale` with the newest generation held for that sender (as
+    /// an update in `state`), so that a member restarted with a lower generation (its wall clock stepped
+    /// back) takes a newer one.
+    fn tell_newest_generation(&mut self, stale: &MemberId, newest: u64, state: State) {
         if self.left {
             return;
         }
-        let Some((newest, same_boot)) = self.replay.newest(stale.name(), stale.addr(), boot) else { return };
-        let state = if newest == stale.generation() && !same_boot { State::Down } else { State::Alive };
         let header = Header {
             src: self.swim.identity().clone(),
             src_incarnation: self.incarnation,

@@ -12,8 +12,10 @@ pub const MAX_NAME_LEN: usize = 253;
 /// SWIM's `Down` is final for an identity, so a member that restarts, or that the cluster wrongly declared
 /// down, comes back with a newer `generation` at the same address; the newer generation replaces the older
 /// one everywhere (see [`foca::Identity::win_addr_conflict`]). The runtime starts the generation at the wall
-/// clock in milliseconds, so a restarted process is newer than the one before it. The address is the unique
-/// key: two identities at one address are two generations of the same member.
+/// clock in milliseconds, so a restarted process is usually newer than the one before it; when the clock
+/// stepped back in between, the cluster tells it the generation it holds and it takes the next one (see the
+/// engine). The address is the unique key: two identities at one address are two generations of the same
+/// member.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct MemberId {
     name: Arc<str>,
@@ -34,6 +36,11 @@ impl MemberId {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The name, shared rather than copied (a key for per-sender state).
+    pub(crate) fn shared_name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
     }
 
     pub fn addr(&self) -> SocketAddr {
