@@ -898,3 +898,19 @@ def test_an_address_a_failed_write_left_shown_keeps_its_sharing_terms_and_goes_w
     del world.api.objects["default/holder"], world.store.objects["default/holder"]
     assert world.handle("default/holder") is SyncState.SUCCESS
     assert world.allocator.holders("192.168.1.11") == ["default/friend"]
+
+
+def test_a_service_copy_without_a_resource_version_is_read_before_it_is_written() -> None:
+    """A merge patch with an empty resourceVersion is unconditional: every write must carry a real one."""
+    world = World(svc())
+    del world.store.objects["default/web"]["metadata"]["resourceVersion"]
+    bodies: list[Mapping[str, Any]] = []
+    patch = world.api.patch
+
+    def recording(resource: Resource, name: str, body: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        bodies.append(body)
+        return patch(resource, name, body, *args, **kwargs)
+
+    world.api.patch = recording  # type: ignore[method-assign]
+    assert world.handle() is SyncState.SUCCESS
+    assert bodies and all(b["metadata"]["resourceVersion"] for b in bodies)

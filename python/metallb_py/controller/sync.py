@@ -241,6 +241,9 @@ class ServiceSync:
             return None
         namespace, name = key.split("/", 1)
         obj = svc
+        if decision.writes and not _version(obj):
+            # Without a version the write would be unconditional: read it (as after a conflict) first.
+            raise ConflictError(0, "", f"{key}: no resourceVersion to write on")
         if decision.status_ips is not None:
             ingress = [{"ip": ip} for ip in decision.status_ips] or None
             body = {
