@@ -11,6 +11,7 @@ Deadlines in waits only stop a hang: convergence figures are benches/test_bench_
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, Literal
 
 import pytest
 
@@ -92,7 +93,8 @@ def seed(cluster: LabCluster) -> dict[str, str]:
     k("expose", "deployment", "lb-hname-pods", "--type=LoadBalancer", "--name=lb-hname-svc", "--port=80")
     k("expose", "deployment", "lb-ip-pods", "--type=LoadBalancer", "--name=lb-ip-svc", "--port=80")
     vips = {}
-    for svc, kind in (("lb-hname-svc", "hname"), ("lb-ip-svc", "ip")):
+    kinds: tuple[tuple[str, Literal["hname", "ip"]], ...] = (("lb-hname-svc", "hname"), ("lb-ip-svc", "ip"))
+    for svc, kind in kinds:
         cluster.publish_endpoints("default", svc)
         vips[svc] = cluster.wait_for(lambda s=svc: cluster.external_ips("default", s), WAIT, svc)[0]  # type: ignore[misc]
         cluster.lab.serve(vips[svc], kind)
@@ -246,11 +248,19 @@ spec: {{myASN: {DEFAULT_NODE_ASN}, peerASN: 65000, peerAddress: "{ROUTER_V6}"}}
             return scrape is not None and (scrape.value("metallb_bgp_notifications_sent", label) or 0) >= 1
 
         cluster.wait_for(refused, WAIT, "node1 to refuse the router's OPEN (bad peer AS)")
-        events = [
-            e
-            for e in cluster.client.list(EVENTS, NS).items
-            if e["involvedObject"].get("name") == "wrong-asn" and e.get("reportingInstance") == "node1"
-        ]
+
+        def about_the_peer() -> list[dict[str, Any]]:
+            events = [
+                e
+                for e in cluster.client.list(EVENTS, NS).items
+                if e["involvedObject"].get("name") == "wrong-asn" and e.get("reportingInstance") == "node1"
+            ]
+            return events if any("peer AS" in e["message"] for e in events) else []
+
+        # Events are sent by a queue, after the fact (the metric is set at once).
+        events = cluster.wait_for(
+            about_the_peer, WAIT, "an Event from node1 on BGPPeer wrong-asn naming the AS"
+        )
         assert events and all(e["type"] == "Warning" for e in events), events
         assert any("peer AS" in e["message"] for e in events), [e["message"] for e in events]
         scrape = cluster.speaker_metrics("node1")

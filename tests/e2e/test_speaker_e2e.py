@@ -16,7 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -78,18 +78,22 @@ def body(cluster: LabCluster, vip: str, port: int = 80) -> str | None:
 
 def answered_by(cluster: LabCluster, vip: str, *, other_than: str | None = None, port: int = 80) -> str:
     """Waits until a node (other than `other_than`) answers `vip`; returns its name."""
-    return cluster.wait_for(
-        lambda: (node := body(cluster, vip, port)) and node != other_than and node,
-        WAIT,
-        f"a node other than {other_than} to answer {vip}",
-    )
+
+    def other() -> str | None:
+        node = body(cluster, vip, port)
+        return node if node and node != other_than else None
+
+    return cluster.wait_for(other, WAIT, f"a node other than {other_than} to answer {vip}")
 
 
 def announcer(cluster: LabCluster, namespace: str, name: str, *, other_than: str | None = None) -> str:
+
+    def other() -> str | None:
+        node = cluster.announcer(namespace, name)
+        return node if node and node != other_than else None
+
     return cluster.wait_for(
-        lambda: (node := cluster.announcer(namespace, name)) and node != other_than and node,
-        WAIT,
-        f"the ServiceL2Status of {namespace}/{name} to name a node other than {other_than}",
+        other, WAIT, f"the ServiceL2Status of {namespace}/{name} to name a node other than {other_than}"
     )
 
 
@@ -181,7 +185,8 @@ def seed(cluster: LabCluster) -> dict[str, str]:
     k("expose", "deployment", "lb-hname-pods", "--type=LoadBalancer", "--name=lb-hname-svc", "--port=80")
     k("expose", "deployment", "lb-ip-pods", "--type=LoadBalancer", "--name=lb-ip-svc", "--port=80")
     vips = {}
-    for svc, kind in (("lb-hname-svc", "hname"), ("lb-ip-svc", "ip")):
+    kinds: tuple[tuple[str, Literal["hname", "ip"]], ...] = (("lb-hname-svc", "hname"), ("lb-ip-svc", "ip"))
+    for svc, kind in kinds:
         # No kubelet here: the harness publishes what the endpoint controller would, pods on node1-3.
         cluster.publish_endpoints("default", svc)
         vips[svc] = cluster.wait_for(lambda s=svc: cluster.external_ips("default", s), WAIT, svc)[0]  # type: ignore[misc]
