@@ -16,6 +16,7 @@ import pytest
 
 from metallb_py.k8s.resources import LEASES, NODES, SERVICES
 from metallb_py.speaker.leases import GOSSIP_ADDRESS_ANNOTATION, GOSSIP_LABEL, GOSSIP_PORT
+from metallb_py.speaker.speaker import Speaker, SpeakerError, SpeakerOptions
 from metallb_py.testing import LabCluster
 
 SEED_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "seed" / "metallb-l2config.yaml"
@@ -129,3 +130,14 @@ def test_hostile_datagrams_are_counted_in_the_speakers_metrics(cluster: LabClust
     cluster.lab.exec(cluster.lab.client_ns, sys.executable, "-c", send)
     cluster.wait_for(lambda: hostile(cluster, node) > before, WAIT, f"{node} to count the forged datagram")
     assert joined(cluster), "a forged datagram changes nobody's view"
+
+
+def test_a_configured_gossip_address_every_node_holds_is_refused_at_start(cluster: LabCluster) -> None:
+    vip = cluster.external_ips("default", "web")[0]
+    options = SpeakerOptions(node_name="node1", netns=cluster.lab.node_ns("node1"), gossip_address=vip)
+    speaker = Speaker(cluster.client, options)
+    with pytest.raises(SpeakerError, match=rf"--gossip-address {vip} is refused: .*loopback interface lo"):
+        speaker.start()
+    # Nothing of it runs, and node1's own speaker keeps its place.
+    assert speaker.responder is None and speaker.membership is None
+    assert gossip_addresses(cluster)["node1"] == f"{cluster.lab.node_address('node1')}:{GOSSIP_PORT}"
