@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
 
-use metallb_core::l2::AnnounceSet;
+use metallb_core::l2::{AddressHasher, AnnounceSet};
 use metallb_core::packet::solicited_node_multicast;
 
 /// Most interfaces one responder serves (one bit each in [`InterfaceSet`]).
@@ -64,9 +64,12 @@ impl InterfaceSet {
 }
 
 /// The addresses answered, each with the interfaces it is answered on.
+///
+/// Every received frame looks up one or two addresses here (the target asked about, and the sender, to see
+/// another host claim an announced address): the map hashes with [`AddressHasher`], not SipHash.
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub struct AnnounceTable {
-    entries: HashMap<IpAddr, InterfaceSet>,
+    entries: HashMap<IpAddr, InterfaceSet, AddressHasher>,
 }
 
 impl AnnounceTable {
