@@ -14,6 +14,7 @@ import pytest
 
 from metallb_py.controller.controller import Controller, ControllerOptions
 from metallb_py.controller.poolstatus import PoolStatus
+from metallb_py.controller.sync import unwritten_key
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.errors import ApiUnavailableError
 from metallb_py.k8s.resources import CONFIGURATION_STATES, Resource
@@ -133,3 +134,19 @@ def test_a_configuration_state_write_that_failed_is_retried_with_backoff_without
     assert [s["result"] for s in api.statuses] == ["Invalid"]
     assert controller.queue.failures(retried[0]) == 0 and controller.queue.idle()
     assert reloads_of(controller) == reloads == 1
+
+
+def test_a_pool_change_that_evicts_an_address_a_service_may_still_show_reconsiders_that_service(
+    controller: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded(controller)
+    controller._synced = True
+    controller._allocator.assign(unwritten_key("default/web", "192.0.2.1"), ["192.0.2.1"])
+    moved = {**POOL, "spec": {"addresses": ["198.51.100.0/30"]}}
+    monkeypatch.setattr(controller.config_watch, "objects", lambda: [moved])
+    controller._reload_config()
+    queued = []
+    while (key := controller.queue.get(timeout=0)) is not None:
+        queued.append(key)
+        controller.queue.done(key)
+    assert "default/web" in queued and not [k for k in queued if "#" in k]

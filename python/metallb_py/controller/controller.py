@@ -45,7 +45,7 @@ from metallb_py.controller.configreport import CONFIGURATION_STATE_NAME, INVALID
 from metallb_py.controller.metrics import Metrics
 from metallb_py.controller.poolstatus import PoolStatusWriter, pool_status
 from metallb_py.controller.reconcile import restore_assignments, service_order
-from metallb_py.controller.sync import ServiceSync
+from metallb_py.controller.sync import ServiceSync, service_key_of
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.config_watch import CONFIGMAP_NAME, ConfigWatch
 from metallb_py.k8s.errors import NotLeaderError
@@ -379,7 +379,8 @@ class Controller:
             )
             self._enqueue_all()
         elif outcome.changed:
-            self.queue.add_all(list(outcome.evicted))
+            # A placeholder of `sync` (an address a Service may still show) stands for its Service.
+            self.queue.add_all(sorted({service_key_of(k) for k in outcome.evicted}))
             self._enqueue_all()
         self._set_pool_metrics()
         self._counters_change()

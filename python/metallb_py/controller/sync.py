@@ -51,7 +51,16 @@ from metallb_py.k8s.errors import ApiError, ApiUnavailableError, ConflictError, 
 from metallb_py.k8s.resources import SERVICES, Resource, meta, object_key
 from metallb_py.runtime.workqueue import WorkQueue
 
-__all__ = ["WRITE_REFUSED", "EventSink", "ObjectApi", "ObjectStore", "ServiceSync", "Synced", "unwritten_key"]
+__all__ = [
+    "WRITE_REFUSED",
+    "EventSink",
+    "ObjectApi",
+    "ObjectStore",
+    "ServiceSync",
+    "Synced",
+    "service_key_of",
+    "unwritten_key",
+]
 
 log = logging.getLogger("metallb_py.controller")
 
@@ -63,6 +72,11 @@ def unwritten_key(key: str, ip: str) -> str:
     """The allocator key that holds `ip` for the Service `key` while it may still show it (see the module
     docstring); no Service key looks like it ('#' is not allowed in a name)."""
     return f"{key}#unwritten {ip}"
+
+
+def service_key_of(allocator_key: str) -> str:
+    """The Service an allocator key stands for: itself, or the Service of an `unwritten_key`."""
+    return allocator_key.split("#", 1)[0]
 
 
 class ObjectApi(Protocol):
