@@ -309,8 +309,9 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
     parser.add_argument(
         "--gossip-address",
         metavar="IP[:PORT]",
-        help="where peers reach this speaker (default: the Node's InternalIP, else the first global "
-        "address; port 7946)",
+        help="where peers reach this speaker (default: the Node's InternalIP, else this node's own global "
+        "address on an up interface other than lo, a dummy or kube-ipvs0; never an address inside a pool "
+        "or a Service's address; port 7946)",
     )
     parser.add_argument(
         "--gossip",
