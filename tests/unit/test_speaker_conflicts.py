@@ -64,11 +64,13 @@ def count(metrics: SpeakerMetrics, ip: str, interface: str) -> float | None:
 def test_a_conflict_is_logged_counted_and_an_event_on_each_service(caplog: pytest.LogCaptureFixture) -> None:
     reporter, responder, events, metrics = make()
     responder.seen = [(VIP, MAC, "eth0"), ("192.0.2.99", MAC, "eth1")]
+    assert reporter.check() == [], "told one check later, once it still stands"
+    assert count(metrics, VIP, "eth0") is None and events.recorded == []
     with caplog.at_level(logging.WARNING, "metallb_py.speaker"):
-        assert reporter.check() == [(VIP, MAC, "eth0"), ("192.0.2.99", MAC, "eth1")]
+        assert reporter.check() == [(VIP, MAC, "eth0")]
     assert count(metrics, VIP, "eth0") == 1
-    assert count(metrics, "192.0.2.99", "eth1") == 1, "withdrawn since: counted, no Service to tell"
-    # A Service no longer watched gets none; the withdrawn address none either.
+    assert count(metrics, "192.0.2.99", "eth1") is None, "not announced by this node: a handover, not told"
+    # A Service no longer watched gets none.
     assert [(name, type_, reason) for name, type_, reason, _ in events.recorded] == [
         ("web", "Warning", REASON),
         ("web2", "Warning", REASON),
@@ -76,7 +78,25 @@ def test_a_conflict_is_logged_counted_and_an_event_on_each_service(caplog: pytes
     message = events.recorded[0][3]
     assert VIP in message and MAC in message and "eth0" in message and "node1" in message
     warned = [(r.__dict__["ip"], r.__dict__["mac"], r.__dict__["interface"]) for r in caplog.records]
-    assert warned == [(VIP, MAC, "eth0"), ("192.0.2.99", MAC, "eth1")]
+    assert warned == [(VIP, MAC, "eth0")]
+
+
+def test_a_claim_on_an_address_withdrawn_before_the_next_check_is_a_handover() -> None:
+    responder, events, metrics = FakeResponder(), FakeEvents(), SpeakerMetrics()
+    announced = {VIP: ("default/web",)}
+    reporter = ConflictReporter(
+        responder,
+        "node1",
+        announced=lambda: announced,
+        service={"default/web": svc("web")}.get,
+        events=events,
+        metrics=metrics,
+    )
+    responder.seen = [(VIP, MAC, "eth0")]  # the new owner's gratuitous ARP, heard before this node withdrew
+    reporter.check()
+    announced.clear()  # withdrawn: the address moved
+    assert reporter.check() == []
+    assert events.recorded == [] and count(metrics, VIP, "eth0") is None
 
 
 def test_nothing_new_tells_nothing_and_a_repeat_counts_again() -> None:
@@ -86,6 +106,7 @@ def test_nothing_new_tells_nothing_and_a_repeat_counts_again() -> None:
     responder.seen = [(VIP, MAC, "eth0")]
     reporter.check()
     responder.seen = [(VIP, MAC, "eth0")]  # seen again after the last drain
+    reporter.check()
     reporter.check()
     assert count(metrics, VIP, "eth0") == 2 and len(events.recorded) == 4
 
@@ -101,12 +122,13 @@ def test_run_checks_until_stopped_and_survives_a_failing_read(caplog: pytest.Log
             raise RuntimeError("the responder is not running")
         if len(calls) == 4:
             return [(VIP, MAC, "eth0")]
-        stop.set()
+        if len(calls) == 6:
+            stop.set()
         return []
 
     responder.conflicts = conflicts  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, "metallb_py.speaker"):
         reporter.run(stop, interval=0.0)
-    assert len(calls) == 5 and count(metrics, VIP, "eth0") == 1
+    assert len(calls) == 6 and count(metrics, VIP, "eth0") == 1
     failures = [r for r in caplog.records if r.getMessage() == "cannot read address conflicts"]
     assert len(failures) == 1, "the same failure is logged once"

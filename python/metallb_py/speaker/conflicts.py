@@ -6,7 +6,12 @@ address, its Neighbor Advertisement). `ConflictReporter.check` takes what it kep
 tells each: a warning naming the address, the other MAC and the interface; the counter
 metallb_py_speaker_address_conflicts_total{ip,interface}; and a Warning Event `AddressConflict` on each
 Service this node announces the address for. `run` checks every CHECK_INTERVAL seconds (the responder only
-collects; nothing is sent or waited for here), so a conflict is told within about that time.
+collects; nothing is sent or waited for here).
+
+A claim is told one check after it was seen, and only if this node still announces the address then. When an
+address moves between nodes, the new owner's gratuitous announcement can reach the old owner a moment before
+the old owner withdraws: that claim is a handover, not a conflict, and telling it would raise a false alarm
+on every planned move. So a conflict is told within about two intervals.
 """
 
 from __future__ import annotations
@@ -56,15 +61,25 @@ class ConflictReporter:
         self.source, self.node = source, node
         self._announced, self._service = announced, service
         self.events, self.metrics = events, metrics
+        self._held: list[tuple[str, str, str]] = []  # seen at the last check, told at this one if they stand
 
     def check(self) -> list[tuple[str, str, str]]:
-        """Tells each conflict seen since the last check; returns them."""
-        found = self.source.conflicts()
-        if not found:
-            return found
+        """Tells each conflict seen at the previous check on an address this node still announces; returns
+        those told. The ones seen now wait for the next check."""
+        held, self._held = self._held, self.source.conflicts()
+        if not held:
+            return []
         announced = self._announced()
-        for ip, mac, interface in found:
+        told: list[tuple[str, str, str]] = []
+        for ip, mac, interface in held:
             services = announced.get(ip, ())
+            if not services:
+                log.debug(
+                    "a claim on an address this node no longer announces (a handover): not a conflict",
+                    extra={"ip": ip, "mac": mac, "interface": interface},
+                )
+                continue
+            told.append((ip, mac, interface))
             log.warning(
                 "another host claims an address this node announces: two hosts answer for it",
                 extra={"ip": ip, "mac": mac, "interface": interface, "services": list(services)},
@@ -78,7 +93,7 @@ class ConflictReporter:
                 obj = self._service(key)
                 if obj is not None:
                     self.events.record(obj, "Warning", REASON, message)
-        return found
+        return told
 
     def run(self, stop: threading.Event, interval: float = CHECK_INTERVAL) -> None:
         """Checks every `interval` seconds until `stop` is set. A failing read is logged once, until it works
