@@ -4,9 +4,11 @@ Hypothesis writes Services as a careless or hostile user could: MetalLB's annota
 deprecated forms, both at once, empty) naming pools that exist or not, addresses in and out of the pools,
 taken ones, garbage, huge and non-ASCII values; spec fields (type, ports with odd protocols and duplicates,
 ipFamilies, ipFamilyPolicy, loadBalancerIP, loadBalancerClass, externalTrafficPolicy, selector). Each is
-sent to the API server; what it refuses is counted, not a failure. A controller runs in a thread from the
-start, so it works while they arrive. Once it has handled every one (its queue idle, and each of ours
-either shows an address or has a Warning Event), the checks:
+sent to the API server, and about one in four accepted is then changed by a hostile merge patch (MetalLB's
+annotations replaced, a spec field or two, sometimes the type); what the API server refuses is counted,
+not a failure. A controller runs in a thread from the start, so it works while they arrive. Once it has
+handled every one (its copy holds every version we wrote, its queue is idle, and each of ours either shows
+an address or has a Warning Event), the checks:
 
 - the controller is healthy: its worker thread still runs (`healthy()` is None);
 - no address is shown by two Services unless MetalLB's sharing rules allow it (the same non-empty sharing
@@ -22,6 +24,7 @@ ClusterIPs of every Service; LoadBalancer Services mostly take no node port (a f
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -140,6 +143,25 @@ def port_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
     return ports
 
 
+SPEC_OPTIONAL: dict[str, st.SearchStrategy[Any]] = {
+    "ipFamilies": mostly(
+        st.lists(st.sampled_from(["IPv4", "IPv6"]), min_size=1, max_size=2, unique=True),
+        st.sampled_from([["IPv4", "IPv4"], ["ipv4"], ["IPv5"], []]),
+    ),
+    "ipFamilyPolicy": mostly(
+        st.sampled_from(["SingleStack", "PreferDualStack", "RequireDualStack"]), st.just("Dual")
+    ),
+    "loadBalancerIP": mostly(st.sampled_from(REQUESTABLE), TEXT, 4),
+    "externalTrafficPolicy": mostly(st.sampled_from(["Cluster", "Local"]), st.just("local")),
+    "selector": st.dictionaries(
+        st.sampled_from(["app", "tier"]), mostly(st.sampled_from(["a", "b"]), TEXT), max_size=2
+    ),
+}
+METALLB_ANNOTATIONS = [
+    p + s for p in ("metallb.io/", "metallb.universe.tf/") for s in sorted(ANNOTATION_VALUES)
+]
+
+
 @st.composite
 def hostile_services(draw: st.DrawFn, lb_class: str) -> dict[str, Any]:
     """A Service without metadata.name and namespace (the sender sets them)."""
@@ -151,22 +173,8 @@ def hostile_services(draw: st.DrawFn, lb_class: str) -> dict[str, Any]:
         "loadBalancerClass": draw(mostly(st.just(lb_class), st.sampled_from(["example.com/other", ""]), 10)),
         "allocateLoadBalancerNodePorts": draw(mostly(st.just(False), st.just(True), 12)),
     }
-    optional: dict[str, st.SearchStrategy[Any]] = {
-        "ipFamilies": mostly(
-            st.lists(st.sampled_from(["IPv4", "IPv6"]), min_size=1, max_size=2, unique=True),
-            st.sampled_from([["IPv4", "IPv4"], ["ipv4"], ["IPv5"], []]),
-        ),
-        "ipFamilyPolicy": mostly(
-            st.sampled_from(["SingleStack", "PreferDualStack", "RequireDualStack"]), st.just("Dual")
-        ),
-        "loadBalancerIP": mostly(st.sampled_from(REQUESTABLE), TEXT, 4),
-        "externalTrafficPolicy": mostly(st.sampled_from(["Cluster", "Local"]), st.just("local")),
-        "selector": st.dictionaries(
-            st.sampled_from(["app", "tier"]), mostly(st.sampled_from(["a", "b"]), TEXT), max_size=2
-        ),
-    }
-    for name in draw(st.sets(st.sampled_from(sorted(optional)))):
-        spec[name] = draw(optional[name])
+    for name in draw(st.sets(st.sampled_from(sorted(SPEC_OPTIONAL)))):
+        spec[name] = draw(SPEC_OPTIONAL[name])
     if spec["type"] != "LoadBalancer" and draw(st.booleans()):
         for name in ("loadBalancerClass", "allocateLoadBalancerNodePorts"):
             spec.pop(name)  # else refused outright: only LoadBalancers take them
@@ -177,6 +185,21 @@ def hostile_services(draw: st.DrawFn, lb_class: str) -> dict[str, Any]:
     if notes:
         metadata["annotations"] = notes
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+
+
+@st.composite
+def hostile_updates(draw: st.DrawFn) -> dict[str, Any]:
+    """A merge patch: MetalLB's annotations replaced (the others removed), and a spec field or two changed.
+    A LoadBalancer made a ClusterIP Service drops the fields only LoadBalancers take, as a user would."""
+    notes: dict[str, str | None] = dict.fromkeys(METALLB_ANNOTATIONS)
+    notes.update(draw(annotation_maps()))
+    spec: dict[str, Any] = {}
+    optional = {**SPEC_OPTIONAL, "ports": port_lists(), "type": st.sampled_from(["ClusterIP", "NodePort"])}
+    for name in draw(st.sets(st.sampled_from(sorted(optional)), max_size=2)):
+        spec[name] = draw(optional[name])
+    if "type" in spec:
+        spec.update(loadBalancerClass=None, allocateLoadBalancerNodePorts=None, externalTrafficPolicy=None)
+    return {"metadata": {"annotations": notes}, **({"spec": spec} if spec else {})}
 
 
 # -- reading back, independently of the code under test ----------------------------------------------------
@@ -257,11 +280,21 @@ def refusal_of(exc: ApiError) -> str:
 # -- the run ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Sent:
+    name: str
+    namespace: str
+    obj: dict[str, Any] | None  # as the API server returned it; None: refused
+    refusal: str | None = None
+
+
 @dataclass
 class Run:
     sent: int = 0
     refused: Counter[str] = field(default_factory=Counter)
-    ours: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> as created
+    updates: int = 0
+    updates_refused: Counter[str] = field(default_factory=Counter)
+    ours: list[str] = field(default_factory=list)  # names of ours, at the end
     final: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> as read back at the end
     warnings: dict[str, list[str]] = field(default_factory=dict)  # name -> Warning Event messages
     healthy: str | None = "not run"
@@ -305,7 +338,7 @@ def send_and_converge(cluster: Cluster) -> Run:
             spec["serviceAllocation"] = {"namespaces": [namespaces[1]], "priority": 1}
         cluster.apply_pool(config_ns, name, *addresses, **spec)
 
-    bodies: list[dict[str, Any]] = []
+    steps: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
 
     @seed(SEED)
     @settings(
@@ -315,45 +348,64 @@ def send_and_converge(cluster: Cluster) -> Run:
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(hostile_services(lb_class))
-    def generate(body: dict[str, Any]) -> None:
-        bodies.append(body)
+    @given(hostile_services(lb_class), mostly(st.none(), hostile_updates(), 3))
+    def generate(body: dict[str, Any], update: dict[str, Any] | None) -> None:
+        steps.append((body, update))
 
     generate()
-    for i, body in enumerate(bodies):
+    for i, (body, _) in enumerate(steps):
         body["metadata"]["name"] = f"h{i:05d}"
         body["metadata"]["namespace"] = namespaces[i % 2]
 
-    def send(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    def send(step: tuple[dict[str, Any], dict[str, Any] | None], *, update: bool) -> Sent:
+        body, patch = step
+        name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
         for _ in range(5):
             try:
-                return cluster.client.create(SERVICES, body, body["metadata"]["namespace"]), None
+                if update:
+                    assert patch is not None
+                    return Sent(name, namespace, cluster.client.patch(SERVICES, name, patch, namespace))
+                return Sent(name, namespace, cluster.client.create(SERVICES, body, namespace))
             except ApiError as exc:
                 if exc.temporary:
                     time.sleep(0.5)
                     continue
-                return None, refusal_of(exc)
-        return None, "no answer after 5 tries"
+                return Sent(name, namespace, None, refusal_of(exc))
+        return Sent(name, namespace, None, "no answer after 5 tries")
+
+    written: dict[str, int] = {}  # key -> the resourceVersion our last accepted write returned
+
+    def count(sent: Sent, refused: Counter[str]) -> None:
+        if sent.obj is None:
+            refused[sent.refusal or "?"] += 1
+        else:
+            written[f"{sent.namespace}/{sent.name}"] = int(sent.obj["metadata"]["resourceVersion"])
 
     with running_controller(cluster, config_ns, lb_class=lb_class) as controller:
         started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
-            for created, refusal in pool.map(send, bodies):
+            for sent in pool.map(functools.partial(send, update=False), steps):
                 run.sent += 1
-                if refusal is not None:
-                    run.refused[refusal] += 1
-                    continue
-                assert created is not None
-                spec = created["spec"]
-                if spec.get("type") == "LoadBalancer" and spec.get("loadBalancerClass") == lb_class:
-                    run.ours[created["metadata"]["name"]] = created
+                count(sent, run.refused)
+            updates = [step for step in steps if step[1] is not None and written.get(key_of(step[0]))]
+            for sent in pool.map(functools.partial(send, update=True), updates):
+                run.updates += 1
+                count(sent, run.updates_refused)
         run.seconds_to_create = time.monotonic() - started
 
+        def seen_by_controller() -> bool:
+            for key, version in written.items():
+                obj = controller.services.get(key)
+                if obj is None or int(obj["metadata"]["resourceVersion"]) < version:
+                    return False
+            return True
+
         def converged() -> bool:
-            if not controller.queue.idle():
+            if not controller.queue.idle() or not seen_by_controller():
                 return False
             services = [s for ns in namespaces for s in cluster.services(ns)]
             run.final = {s["metadata"]["name"]: s for s in services}
+            run.ours = [name for name, svc in run.final.items() if is_ours(svc, lb_class)]
             run.warnings = {}
             for ns in namespaces:
                 for event in cluster.events(ns):
@@ -375,11 +427,22 @@ def send_and_converge(cluster: Cluster) -> Run:
     return run
 
 
+def key_of(body: dict[str, Any]) -> str:
+    return f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+
+
+def is_ours(svc: dict[str, Any], lb_class: str) -> bool:
+    spec = svc["spec"]
+    return bool(spec.get("type") == "LoadBalancer" and spec.get("loadBalancerClass") == lb_class)
+
+
 def summary(run: Run) -> str:
     refused = ", ".join(f"{n} x {why}" for why, n in run.refused.most_common())
+    patches = f"{run.updates} updates sent, {sum(run.updates_refused.values())} refused"
     return (
         f"hostile Services (seed {SEED}): {run.sent} sent, {sum(run.refused.values())} refused by the API "
-        f"server ({refused}), {len(run.ours)} ours: {len(run.assigned())} assigned, {len(run.rejected())} "
+        f"server ({refused}); {patches}; at the end {len(run.ours)} ours: {len(run.assigned())} assigned, "
+        f"{len(run.rejected())} "
         f"rejected with a Warning Event; created in {run.seconds_to_create:.1f} s, all handled "
         f"{run.seconds_to_converge:.1f} s after the first create; {run.update_errors:.0f} retried updates"
     )
