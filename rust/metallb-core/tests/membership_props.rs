@@ -1,12 +1,14 @@
 //! Properties of the membership wire format: any bytes, authentic or not, are refused without a panic, and
-//! every header and update round-trips.
+//! every header and update round-trips; the replay guard admits a datagram at most once, whatever the order
+//! and however far apart in time.
 
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use foca::{Codec, Header, Member, Message, State};
 use metallb_core::membership::codec::WireCodec;
-use metallb_core::membership::{Authenticator, Dropped, Engine, MemberId, MembershipConfig};
+use metallb_core::membership::{Authenticator, Dropped, Engine, MemberId, MembershipConfig, ReplayGuard};
 use proptest::prelude::*;
 
 const SECRET: &[u8] = b"property test secret, 32 bytes!!";
@@ -88,5 +90,29 @@ proptest! {
         prop_assert!(matches!(result, Err(Dropped::Malformed | Dropped::Protocol) | Ok(())), "{:?}", result);
         let stats = engine.stats();
         prop_assert_eq!(stats.bad_tag, 0);
+    }
+
+    /// Two senders, each with three lives (a start, a rejoin of the same process, a restart), their
+    /// datagrams delivered in any order, duplicated, days apart: each (sender, boot, number) is admitted at
+    /// most once, and never after a newer life of its sender was admitted.
+    #[test]
+    fn the_replay_guard_admits_a_datagram_at_most_once(
+        deliveries in proptest::collection::vec((0usize..2, 0usize..3, 1u64..150, 0u64..86_400), 1..600)
+    ) {
+        let lives = [(5u64, 11u64), (6, 11), (9, 12)];
+        let start = Instant::now();
+        let mut guard = ReplayGuard::new();
+        let mut admitted = HashSet::new();
+        let mut newest: HashMap<usize, u64> = HashMap::new();
+        for (sender, life, seq, seconds) in deliveries {
+            let (generation, boot) = lives[life];
+            let id = MemberId::new(&format!("node-{sender}"), "192.0.2.1:7946".parse().unwrap(), generation);
+            if guard.admit(&id, boot, seq, start + Duration::from_secs(seconds)).is_ok() {
+                prop_assert!(admitted.insert((sender, boot, seq)), "node-{} boot {} seq {} twice", sender, boot, seq);
+                let newest = newest.entry(sender).or_insert(generation);
+                prop_assert!(generation >= *newest, "an older life was admitted after a newer one");
+                *newest = generation;
+            }
+        }
     }
 }
