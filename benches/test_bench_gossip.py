@@ -10,7 +10,10 @@ default timings (or METALLB_PY_GOSSIP_OPTIONS, a JSON object of Membership keywo
   the others declare it down; the split-brain window is how long the cut node still announces after the first
   survivor could take over;
 - false positives: LOAD_SECONDS (default 300) with every core loaded, counting members declared down (every
-  one is spurious: nobody dies), isolations, suspicions and refutations.
+  one is spurious: nobody dies), isolations, suspicions and refutations;
+- clock steps: over CLOCK_RESTARTS rounds, SIGKILL a member, wait until every survivor declared it down,
+  restart it with its wall clock two hours back (libfaketime), so that it starts at an older generation than
+  its previous life, and time from its start to the `up` event at the last survivor.
 
 Needs root; skipped otherwise. Timestamps are the events' own (`time.monotonic()` across processes).
 """
@@ -38,7 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _measure import cpu_load, percentile  # noqa: E402
-from netns._gossip_lab import SECRET, GossipLab, gossip_lab  # type: ignore[import-not-found]  # noqa: E402
+from netns._gossip_lab import (  # type: ignore[import-not-found]  # noqa: E402
+    FAKETIME_LIB,
+    SECRET,
+    GossipLab,
+    gossip_lab,
+)
 from netns._lab import lab  # type: ignore[import-not-found]  # noqa: E402
 
 pytestmark = [
@@ -50,6 +58,7 @@ MEMBERS = 4
 KILLS = int(os.environ.get("METALLB_PY_GOSSIP_KILLS", "24"))
 CUTS = int(os.environ.get("METALLB_PY_GOSSIP_CUTS", "10"))
 LOAD_SECONDS = float(os.environ.get("METALLB_PY_GOSSIP_LOAD_SECONDS", "300"))
+CLOCK_RESTARTS = int(os.environ.get("METALLB_PY_GOSSIP_CLOCK_RESTARTS", "8"))
 # Every knob of the run is an environment variable, so a longer or harsher run needs no edit.
 OPTIONS: dict[str, Any] = json.loads(os.environ.get("METALLB_PY_GOSSIP_OPTIONS", "{}"))
 AGENT = ROOT / "benches" / "gossip_agent.py"
@@ -139,7 +148,11 @@ class Cluster:
         self.nodes = nodes
         self.agents: dict[int, Agent] = {}
 
-    def spawn(self, i: int) -> Agent:
+    def spawn(self, i: int, clock_offset: str | None = None) -> Agent:
+        """Starts member `i`; `clock_offset` (libfaketime's syntax, e.g. "-2h") shifts its wall clock only."""
+        env = dict(os.environ)
+        if clock_offset is not None:
+            env.update(LD_PRELOAD=str(FAKETIME_LIB), FAKETIME=clock_offset, FAKETIME_DONT_FAKE_MONOTONIC="1")
         args = [
             name(i),
             self.nodes.nodes[i],
@@ -151,6 +164,7 @@ class Cluster:
             [sys.executable, str(AGENT), *args, json.dumps(OPTIONS)],
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         agent = Agent(i, process)
         agent.start_reading()
@@ -281,6 +295,32 @@ def test_isolation_window(figures: dict[str, float]) -> None:
         "gossip split-brain window p50 ms": statistics.median(overlap) * 1000,
         "gossip split-brain window max ms": max(overlap) * 1000,
         "gossip cuts": float(CUTS),
+    }
+    figures.update(ms)
+    print("\n" + "\n".join(f"{k:<48} {v:>10.1f}" for k, v in ms.items()))
+
+
+def test_restart_with_the_clock_stepped_back(figures: dict[str, float]) -> None:
+    back_up: list[float] = []
+    with cluster() as the_cluster:
+        for r in range(CLOCK_RESTARTS):
+            victim = r % MEMBERS
+            killed_at = the_cluster.kill(victim)
+            for agent in the_cluster.agents.values():
+                agent.wait_event("down", killed_at, name(victim))
+            started_at = time.monotonic()
+            the_cluster.spawn(victim, clock_offset="-2h")
+            ups = [
+                agent.wait_event("up", started_at, name(victim), timeout=30)
+                for i, agent in the_cluster.agents.items()
+                if i != victim
+            ]
+            back_up.append(max(ups) - started_at)
+            the_cluster.converged()
+    ms = {
+        "gossip clock -2h restart up at all p50 ms": statistics.median(back_up) * 1000,
+        "gossip clock -2h restart up at all max ms": max(back_up) * 1000,
+        "gossip clock -2h restarts": float(CLOCK_RESTARTS),
     }
     figures.update(ms)
     print("\n" + "\n".join(f"{k:<48} {v:>10.1f}" for k, v in ms.items()))
