@@ -289,3 +289,26 @@ def test_members_that_all_took_one_local_address_are_isolated(nodes: GossipLab) 
             assert member.alive() == [member.name]
             assert list(member.members()) == [member.name]
             assert "isolated" in [e.kind for e in member.events()]
+
+
+def test_datagrams_from_itself_or_its_own_name_are_dropped_and_counted(nodes: GossipLab) -> None:
+    """node-0's configuration copied to a second node (same name, another address), and an address local to
+    node 0 listed as a peer (what node 0 sends there comes back to its own socket): neither is a peer heard.
+    Both are dropped and counted as "self", and each node-0, hearing nobody else, is isolated."""
+    local = f"203.0.113.1:{GOSSIP_PORT}"
+    nodes.lab.address(nodes.nodes[0], "lo", "203.0.113.1/32")
+    with ExitStack() as stack:
+        first = Membership(
+            NAMES[0], f"0.0.0.0:{GOSSIP_PORT}", SECRET, advertise=nodes.address(0), netns=nodes.nodes[0]
+        )
+        copy = Membership(NAMES[0], nodes.address(1), SECRET, netns=nodes.nodes[1])
+        for member in (first, copy):
+            member.start()
+            stack.callback(member.stop)
+        first.set_peers([nodes.address(0), nodes.address(1), local])
+        copy.set_peers([nodes.address(0), nodes.address(1)])
+        for member in (first, copy):
+            wait_for(lambda m=member: m.isolated() and m.stats()["self"] > 0)  # type: ignore[misc]
+            assert member.alive() == [NAMES[0]]
+            assert list(member.members()) == [NAMES[0]]
+            assert member.stats()["malformed"] == 0
