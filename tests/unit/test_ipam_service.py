@@ -203,6 +203,12 @@ def test_requested_addresses_of_another_family_than_the_services_are_refused() -
 
 SERVICE_ERRORS = [
     pytest.param(
+        svc(externalTrafficPolicy="Local", selector={"app": "a,tier=b"}),
+        ServiceError,
+        "Service default/web: spec.selector.app: a label key or value has no ',' or '='",
+        id="selector-that-would-be-another-backend",
+    ),
+    pytest.param(
         svc(annotations={"metallb.io/loadBalancerIPs": "192.0.2.1"}, loadBalancerIP="192.0.2.2"),
         AnnotationError,
         "Service default/web: metadata.annotations.metallb.io/loadBalancerIPs: "

@@ -8,7 +8,8 @@ Pure: no I/O, no allocator. Owns MetalLB's Service annotations and how they comb
 - `spec.loadBalancerIP` (deprecated by Kubernetes) and the loadBalancerIPs annotation together are an error,
   as in MetalLB; so are two requested addresses of one family.
 - backend key: "" for externalTrafficPolicy Cluster; for Local, the selector as `k=v,k2=v2` (sorted), so
-  services sharing an IP under Local must select the same pods.
+  services sharing an IP under Local must select the same pods (a "," or "=" in the selector, which the
+  API server refuses, is an error: it would make two selectors one key).
 """
 
 from __future__ import annotations
@@ -233,6 +234,11 @@ def service_request(svc: object) -> ServiceRequest:
     backend_key = ""
     if traffic_policy == "Local":
         selector = spec.text_map("selector")
+        for label, value in selector.items():
+            # The API server refuses both in labels; here they would make two selectors one backend key
+            # ({"app": "a,tier=b"} and {"app": "a", "tier": "b"}), letting them share an address.
+            if any(c in label + value for c in ",="):
+                where.fail(f"spec.selector.{label}", "a label key or value has no ',' or '='")
         backend_key = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
     return ServiceRequest(
