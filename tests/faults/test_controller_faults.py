@@ -304,6 +304,15 @@ def paused_leader(lab: Lab) -> None:
         paused.resume()
 
 
+def paused_leader_mid_write(lab: Lab) -> None:
+    # Under latency the leader almost always has a write in flight when it freezes: the write lands after
+    # its lease ran out, possibly after the new leader acted on the same Service.
+    with lab.proxy.toxic(Toxic.latency(300, 100), Toxic.latency(300, 100, stream="upstream")):
+        time.sleep(1.0)
+        paused_leader(lab)
+        time.sleep(1.0)
+
+
 FAULTS = [
     Fault("latency 800+-400 ms", toxics(Toxic.latency(800, 400), Toxic.latency(100, 50, stream="upstream"))),
     Fault("bandwidth 2 KB/s", toxics(Toxic.bandwidth(2), Toxic.bandwidth(2, stream="upstream"))),
@@ -314,6 +323,7 @@ FAULTS = [
     Fault("slicer 16 B / 5 ms", toxics(Toxic.slicer(16, 8, 5000))),
     Fault("proxy down 6 s", disabled_proxy),
     Fault("leader SIGSTOP > lease", paused_leader),
+    Fault("leader SIGSTOP mid-write", paused_leader_mid_write),
     Fault("etcd restart", lambda lab: lab.cp.restart_etcd(downtime=3.0)),
     Fault("API server restart", lambda lab: lab.cp.restart_apiserver(downtime=2.0)),
 ]
