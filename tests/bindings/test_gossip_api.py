@@ -118,7 +118,9 @@ def test_leave_hands_over_at_once_and_with_block_leaves(stack: ExitStack) -> Non
     slow = 60.0
     a = started(stack, "a", suspect_timeout=slow)
     b = started(stack, "b", seeds=[a.address], suspect_timeout=slow)
-    wait_for(lambda: a.alive() == ["a", "b"])
+    # A leave goes to the members the leaver knows: wait until `b` knows `a` as well as `a` knows `b` (the
+    # test failed now and then when `b` left before `a`'s answer to its announce arrived).
+    wait_for(lambda: a.alive() == ["a", "b"] and b.alive() == ["a", "b"])
     a.events()
     left_at = time.monotonic()
     b.leave()
@@ -128,8 +130,7 @@ def test_leave_hands_over_at_once_and_with_block_leaves(stack: ExitStack) -> Non
     b.stop()
 
     with Membership("c", LOOPBACK, SECRET, seeds=[a.address], suspect_timeout=slow) as c:
-        # A leave goes to the members `c` knows: wait until it knows `a` too, not only `a` knows it (the
-        # test failed now and then when `c` left before `a`'s answer to its announce arrived).
+        # As above: `c` must know `a` before it leaves.
         wait_for(lambda: "c" in a.alive() and "a" in c.alive())
         left_at = time.monotonic()
     seen = events_until(a, "down", "c")
