@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +22,12 @@ from metallb_py.testing.labcluster import (
     CONTROL_PLANE_ROLE_LABEL,
     EXCLUDE_FROM_LB_LABEL,
     EndpointPort,
+    clock_offset_line,
     endpoint_ports,
     endpoint_slice_manifest,
+    faketime_env,
+    faketime_sleep_fix,
+    libfaketime,
     memberlist_secret,
     node_manifest,
     node_status,
@@ -190,3 +199,66 @@ def test_requests_lost_in_a_failover_are_those_sent_after_the_kill_until_the_fir
         probe(1.6, None),
     ]
     assert demo._failed_between(probes, 1.0, first) == 2
+
+
+# -- clock steps under libfaketime ---------------------------------------------------------------------------
+
+
+def test_a_faketime_environment_steps_only_the_wall_clock(tmp_path: Path) -> None:
+    library, clock, fix = Path("/lib/faketime.so"), tmp_path / "clock", tmp_path / "fix.so"
+    env = faketime_env(library, clock, fix)
+    # The sleep fix first, so its clock_nanosleep is the one the program calls.
+    assert env["LD_PRELOAD"] == f"{fix} {library}"
+    assert env["FAKETIME_TIMESTAMP_FILE"] == str(clock)
+    assert env["FAKETIME_NO_CACHE"] == "1" and env["FAKETIME_DONT_FAKE_MONOTONIC"] == "1"
+    assert faketime_env(library, clock)["LD_PRELOAD"] == str(library)
+    assert clock_offset_line(-7200) == "-7200.000000\n"
+    assert clock_offset_line(0.25) == "+0.250000\n"
+
+
+def test_without_libfaketime_the_error_says_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(LabClusterError, match="apt-get install faketime"):
+        libfaketime((str(tmp_path / "missing.so"),))
+
+
+def test_a_clock_step_needs_a_speaker_under_faketime() -> None:
+    with pytest.raises(LabClusterError, match="log directory"):
+        LabCluster().set_speaker_clock("node1", 3600)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the sleep fix")
+def test_a_program_under_faketime_sleeps_and_its_clock_steps_while_it_runs(tmp_path: Path) -> None:
+    try:
+        library = libfaketime()
+    except LabClusterError as exc:
+        pytest.skip(str(exc))
+    clock = tmp_path / "clock"
+    clock.write_text(clock_offset_line(0))
+    program = (
+        "import sys, time\n"
+        "for line in sys.stdin:\n"
+        "    started = time.monotonic()\n"
+        "    time.sleep(0.01)\n"  # clock_nanosleep on CLOCK_MONOTONIC, absolute: EINVAL without the fix
+        "    print(time.time(), time.monotonic() - started, flush=True)\n"
+    )
+    env = {**os.environ, **faketime_env(library, clock, faketime_sleep_fix(tmp_path))}
+    with subprocess.Popen(
+        [sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    ) as child:
+        assert child.stdin is not None and child.stdout is not None
+        stdin, stdout = child.stdin, child.stdout
+
+        def wall_clock_offset() -> float:
+            stdin.write("\n")
+            stdin.flush()
+            seen, slept = map(float, stdout.readline().split())
+            assert slept >= 0.01
+            return seen - time.time()
+
+        assert abs(wall_clock_offset()) < 60
+        clock.write_text(clock_offset_line(-7200))
+        assert -7260 < wall_clock_offset() < -7140
+        clock.write_text(clock_offset_line(7200))
+        assert 7140 < wall_clock_offset() < 7260
+        stdin.close()
+    assert child.returncode == 0

@@ -21,10 +21,12 @@ import atexit
 import base64
 import contextlib
 import datetime as _dt
+import hashlib
 import io
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -64,21 +66,27 @@ from metallb_py.testing.controlplane import (
     DEFAULT_KUBERNETES_VERSION,
     KubernetesBinaries,
     LocalControlPlane,
+    default_cache_dir,
     ensure_kubernetes_binaries,
 )
 from metallb_py.testing.netlab import NetnsLab
-from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, free_loopback_port
+from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, free_loopback_port, run_checked
 from metallb_py.testing.routers import RouterDaemon, RouterKind, make_router
 
 __all__ = [
     "CONTROL_PLANE_ROLE_LABEL",
     "EXCLUDE_FROM_LB_LABEL",
+    "FAKETIME_SLEEP_FIX_C",
+    "LIBFAKETIME_CANDIDATES",
     "EndpointPort",
     "LabCluster",
     "LabClusterError",
     "Scrape",
     "endpoint_ports",
     "endpoint_slice_manifest",
+    "faketime_env",
+    "faketime_sleep_fix",
+    "libfaketime",
     "memberlist_secret",
     "node_manifest",
     "node_status",
@@ -98,6 +106,37 @@ CONTROLLER_LEASE = "metallb-controller"
 CONTROLLER_IDENTITY = "lab-controller"
 MEMBERLIST_SECRET = SECRET_NAME
 _STOP_GRACE = 15.0
+# Debian's libfaketime (package faketime); the MT build, as the speaker runs threads that read the clock.
+LIBFAKETIME_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/faketime/libfaketimeMT.so.1",
+)
+# libfaketime 0.9.10 (Debian 12) breaks clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) when the monotonic
+# clock is not faked: it hands the kernel a negative time, and Python's time.sleep (which sleeps so since
+# 3.11) fails with EINVAL (wolfcw/libfaketime#426, fixed after 0.9.10). Preloaded before libfaketime, this
+# clock_nanosleep sleeps on the true clock: an absolute time on a faked clock is moved by the fake offset.
+FAKETIME_SLEEP_FIX_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int clock_nanosleep(clockid_t clock, int flags, const struct timespec *request, struct timespec *remain) {
+    struct timespec target = *request;
+    if (flags & TIMER_ABSTIME) {
+        struct timespec seen, real;
+        if (clock_gettime(clock, &seen) != 0 || syscall(SYS_clock_gettime, clock, &real) != 0) return errno;
+        long long shift = (real.tv_sec - seen.tv_sec) * 1000000000LL + (real.tv_nsec - seen.tv_nsec);
+        long long at = target.tv_sec * 1000000000LL + target.tv_nsec + shift;
+        if (at < 0) at = 0;
+        target.tv_sec = at / 1000000000LL;
+        target.tv_nsec = at % 1000000000LL;
+    }
+    return syscall(SYS_clock_nanosleep, clock, flags, &target, remain) == 0 ? 0 : errno;
+}
+"""
 
 
 class LabClusterError(MetalLBError):
@@ -158,6 +197,57 @@ def memberlist_secret(namespace: str, key: bytes) -> dict[str, Any]:
         "metadata": {"name": MEMBERLIST_SECRET, "namespace": namespace},
         "data": {SECRET_KEY: base64.b64encode(key).decode()},
     }
+
+
+def faketime_env(library: Path, clock_file: Path, sleep_fix: Path | None = None) -> dict[str, str]:
+    """The environment that runs a program under libfaketime with its wall clock offset by what
+    `clock_file` says (`+7200`, `-7200.5`: seconds), read again at every clock call, so rewriting the file
+    steps the running program's clock. Only the wall clock moves, as with a real step (settimeofday, NTP):
+    CLOCK_MONOTONIC stays true. `sleep_fix`: the library built from FAKETIME_SLEEP_FIX_C, preloaded first."""
+    preload = f"{sleep_fix} {library}" if sleep_fix is not None else str(library)
+    return {
+        "LD_PRELOAD": preload,
+        "FAKETIME_TIMESTAMP_FILE": str(clock_file),
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+
+def clock_offset_line(seconds: float) -> str:
+    """The clock file's content for a wall clock `seconds` ahead (negative: behind) of the true one."""
+    return f"{seconds:+.6f}\n"
+
+
+def libfaketime(candidates: Sequence[str] = LIBFAKETIME_CANDIDATES) -> Path:
+    """The first libfaketime library found, else LabClusterError saying how to install it."""
+    for candidate in candidates:
+        if os.access(candidate, os.R_OK):
+            return Path(candidate)
+    raise LabClusterError(
+        f"libfaketime is not installed (looked for {', '.join(candidates)}): apt-get install faketime"
+    )
+
+
+def faketime_sleep_fix(cache_dir: Path | None = None) -> Path:
+    """The shared library built from FAKETIME_SLEEP_FIX_C with the C compiler (`cc`), cached by the source's
+    hash under the metallb-py cache; LabClusterError when it cannot be built."""
+    source = FAKETIME_SLEEP_FIX_C.encode()
+    directory = (cache_dir or default_cache_dir()) / "faketime-sleep-fix"
+    built = directory / f"sleepfix-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    if built.is_file():
+        return built
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise LabClusterError("building the libfaketime sleep fix needs a C compiler: apt-get install gcc")
+    directory.mkdir(parents=True, exist_ok=True)
+    source_file = directory / f"{built.stem}.c"
+    source_file.write_bytes(source)
+    partial = built.with_suffix(f".{os.getpid()}.tmp")
+    run_checked(
+        [compiler, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(partial), str(source_file)], LabClusterError
+    )
+    os.replace(partial, built)  # whole or absent, also with several builds at once
+    return built
 
 
 def endpoint_ports(service: Mapping[str, Any]) -> list[EndpointPort]:
@@ -301,6 +391,8 @@ class LabCluster:
         service_cluster_ip_range: the API server's Service range (e.g. an IPv6 one for IPv6 Services).
         progress: called with one line per step (and per line of a Kubernetes build); default: silent
             steps, and the build's output on stderr.
+        speaker_faketime: start every speaker under libfaketime, its wall clock true until
+            set_speaker_clock() steps it (see start_speaker's `clock_offset`).
         kubernetes_version: the control plane's version; its binaries must be built (`make k8s`), else
             start() raises KubernetesNotBuiltError, unless `build_kubernetes`.
         build_kubernetes: build them at start when they are not cached (15-30 minutes once).
@@ -322,6 +414,7 @@ class LabCluster:
         service_cluster_ip_range: str | None = None,
         router: RouterKind | None = None,
         peering: Peering | None = None,
+        speaker_faketime: bool = False,
     ) -> None:
         if not workers:
             raise LabClusterError("a lab cluster needs at least one worker node")
@@ -348,6 +441,8 @@ class LabCluster:
         self._controller: ChildProcess | None = None
         self._speakers: dict[str, ChildProcess] = {}
         self._metrics_ports: dict[str, int] = {}
+        self._speaker_faketime = speaker_faketime
+        self._paused: set[str] = set()
         # Processes that must be running: a wait fails at once, with the log, when one of them has exited.
         self._expected: set[str] = set()
         self._started = False
@@ -526,6 +621,9 @@ class LabCluster:
         failures: list[str] = []
         children = [*self._speakers.values(), *([self._controller] if self._controller else [])]
         self._expected.clear()
+        for node in list(self._paused):  # a stopped process would not see SIGTERM
+            with contextlib.suppress(LabClusterError):
+                self.resume_speaker(node)
         # Together: the speakers leave their gossip and withdraw in parallel, while the API still answers.
         for child in children:
             child.terminate()
@@ -592,10 +690,17 @@ class LabCluster:
         self._controller = ChildProcess("controller", argv, self.controller_log, self._env())
         self._expected.add("controller")
 
-    def start_speaker(self, node: str) -> None:
+    def start_speaker(
+        self, node: str, *, kubeconfig: Path | None = None, clock_offset: float | None = None
+    ) -> None:
         """Starts `metallb-py speaker` for `node`: in this host's network namespace for its API traffic and
         its metrics (127.0.0.1, a free port: see speaker_metrics), with its responder and gossip in the
-        node's namespace (`--netns`). Returns at once; see wait_for_speakers."""
+        node's namespace (`--netns`). Returns at once; see wait_for_speakers.
+
+        `kubeconfig`: another way to the API server for this speaker (a proxy's, as
+        faults.Proxy.kubeconfig writes it), instead of the cluster's. `clock_offset`: run it under
+        libfaketime with its wall clock that many seconds ahead (negative: behind), steppable while it runs
+        with set_speaker_clock; with `speaker_faketime` every speaker runs so, at 0 unless given."""
         self._check_node(node)
         current = self._speakers.get(node)
         if current is not None and current.running():
@@ -607,16 +712,62 @@ class LabCluster:
             "metallb_py.cli",
             "speaker",
             f"--node-name={node}",
-            f"--kubeconfig={self.kubeconfig}",
+            f"--kubeconfig={kubeconfig or self.kubeconfig}",
             f"--namespace={self.namespace}",
             f"--netns={self.lab.node_ns(node)}",
             "--metrics-address=127.0.0.1",
             f"--metrics-port={metrics_port}",
             *self._speaker_args,
         ]
-        self._speakers[node] = ChildProcess(f"speaker {node}", argv, self.speaker_log(node), self._env())
+        env = self._env()
+        if clock_offset is not None or self._speaker_faketime:
+            clock = self.speaker_clock_file(node)
+            clock.write_text(clock_offset_line(clock_offset or 0.0))
+            env.update(faketime_env(libfaketime(), clock, faketime_sleep_fix()))
+        else:
+            self.speaker_clock_file(node).unlink(missing_ok=True)
+        self._paused.discard(node)
+        self._speakers[node] = ChildProcess(f"speaker {node}", argv, self.speaker_log(node), env)
         self._metrics_ports[node] = metrics_port
         self._expected.add(node)
+
+    def speaker_clock_file(self, node: str) -> Path:
+        """The file libfaketime reads the node's speaker's clock offset from (when it runs under it)."""
+        self._check_node(node)
+        return self.log_dir / f"speaker-{node}.faketime"
+
+    def set_speaker_clock(self, node: str, offset: float) -> None:
+        """Steps the wall clock of the node's running speaker to `offset` seconds from the true time (0: true
+        again), at its next clock read. The speaker must run under libfaketime (see start_speaker)."""
+        clock = self.speaker_clock_file(node)
+        if not clock.is_file():
+            raise LabClusterError(
+                f"the speaker of {node} does not run under libfaketime: start it with clock_offset= or the "
+                "cluster with speaker_faketime=True"
+            )
+        # A new file renamed into place: the speaker never reads half an offset.
+        fresh = clock.with_suffix(".new")
+        fresh.write_text(clock_offset_line(offset))
+        os.replace(fresh, clock)
+
+    def pause_speaker(self, node: str) -> None:
+        """SIGSTOP to the node's speaker (its process group): every thread freezes, its sockets stay open
+        and fill up, as in a long garbage-collection or a frozen VM. resume_speaker continues it."""
+        self._signal_speaker(node, signal.SIGSTOP)
+        self._paused.add(node)
+
+    def resume_speaker(self, node: str) -> None:
+        """SIGCONT: the paused speaker runs on from where it stopped, with whatever piled up meanwhile."""
+        self._signal_speaker(node, signal.SIGCONT)
+        self._paused.discard(node)
+
+    def _signal_speaker(self, node: str, sig: signal.Signals) -> None:
+        self._check_node(node)
+        speaker = self._speakers.get(node)
+        if speaker is None or not speaker.running():
+            raise LabClusterError(f"the speaker of {node} does not run")
+        # Its own session and process group (ChildProcess): the group is the speaker and its children.
+        os.killpg(speaker.pid, sig)
 
     def speaker_running(self, node: str) -> bool:
         self._check_node(node)
@@ -646,6 +797,7 @@ class LabCluster:
         """SIGKILL: the speaker crashes without leaving its gossip, withdrawing or deleting anything."""
         self._check_node(node)
         self._expected.discard(node)
+        self._paused.discard(node)  # SIGKILL ends a stopped process too
         speaker = self._speakers.get(node)
         if speaker is not None:
             speaker.kill()
@@ -658,6 +810,8 @@ class LabCluster:
         speaker = self._speakers.get(node)
         if speaker is None:
             raise LabClusterError(f"no speaker was started for {node}")
+        if node in self._paused:  # a stopped process would not see SIGTERM
+            self.resume_speaker(node)
         speaker.terminate()
         status = speaker.wait(grace)
         if status is None:
