@@ -205,7 +205,8 @@ SERVICE_ERRORS = [
     pytest.param(
         svc(externalTrafficPolicy="Local", selector={"app": "a,tier=b"}),
         ServiceError,
-        "Service default/web: spec.selector.app: a label key or value has no ',' or '='",
+        'Service default/web: spec.selector.app: "a,tier=b": '
+        "a selector's keys and values cannot hold ',' or '='",
         id="selector-that-would-be-another-backend",
     ),
     pytest.param(

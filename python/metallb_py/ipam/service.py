@@ -238,7 +238,10 @@ def service_request(svc: object) -> ServiceRequest:
             # The API server refuses both in labels; here they would make two selectors one backend key
             # ({"app": "a,tier=b"} and {"app": "a", "tier": "b"}), letting them share an address.
             if any(c in label + value for c in ",="):
-                where.fail(f"spec.selector.{label}", "a label key or value has no ',' or '='")
+                where.fail(
+                    f"spec.selector.{label}",
+                    f"{quote(value)}: a selector's keys and values cannot hold ',' or '=' (nor do labels)",
+                )
         backend_key = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
     return ServiceRequest(
