@@ -131,6 +131,7 @@ class AddressReport:
     moves: tuple[Move, ...]
     settled_at: float | None
     owner: str | None
+    macs: frozenset[str] = frozenset()
 
     def double_answers_beyond(self, bound: float) -> list[Interval]:
         """The double answers longer than `bound` seconds: each one a split brain a client could notice."""
@@ -226,7 +227,8 @@ def check_arp(
     - silences: maximal stretches of rounds nobody answered;
     - moves: each change of the MAC answering alone (rounds with several answers or none do not count);
     - settled_at / owner: the start of the final stretch of rounds answered by one MAC alone, and that MAC
-      (None when the last round has no single answer).
+      (None when the last round has no single answer);
+    - macs: every MAC that answered in a round.
 
     Replies for addresses never probed, and replies before the first request, are ignored.
     """
@@ -283,6 +285,7 @@ def _report(
         moves=tuple(moves),
         settled_at=settled_at,
         owner=owner,
+        macs=frozenset(macs),
     )
 
 
