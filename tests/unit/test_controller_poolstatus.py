@@ -270,3 +270,23 @@ def test_the_thread_writes_what_is_published() -> None:
     finally:
         writer.stop()
     assert PoolStatus.from_api(api.objects["a"]) == PoolStatus(1, 0, 7, 0)
+
+
+def test_the_end_of_a_term_mid_pass_keeps_what_the_next_term_published() -> None:
+    # A pass of term 1 is writing when that term ends and term 2 (its resync done) publishes its counters;
+    # the fenced client then refuses term 1's write. What term 2 published is still written.
+    writer, api, _ = writer_for(pool_object("a"), pool_object("b"))
+    writer.publish({"a": PoolStatus(1, 0, 7, 0), "b": PoolStatus(1, 0, 7, 0)}, term=1)
+    refuse = api.patch
+
+    def patch_as_the_term_ends(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        api.patch = refuse  # type: ignore[method-assign]
+        writer.publish({"a": PoolStatus(2, 0, 6, 0), "b": PoolStatus(2, 0, 6, 0)}, term=2)
+        raise NotLeaderError("not leading in the term this write was decided in")
+
+    api.patch = patch_as_the_term_ends  # type: ignore[method-assign]
+    writer.write_pending()
+    assert writer.wanted() == {"a": PoolStatus(2, 0, 6, 0), "b": PoolStatus(2, 0, 6, 0)}
+    assert writer.write_pending() is False
+    assert PoolStatus.from_api(api.objects["a"]) == PoolStatus(2, 0, 6, 0)
+    assert PoolStatus.from_api(api.objects["b"]) == PoolStatus(2, 0, 6, 0)

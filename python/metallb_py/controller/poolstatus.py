@@ -186,11 +186,11 @@ class PoolStatusWriter:
             dirty, self._dirty = self._dirty, set()
             term = self._term
         if self._fence is None:
-            return self._write_all(dirty)
+            return self._write_all(dirty, term)
         with self._fence.working(term):
-            return self._write_all(dirty)
+            return self._write_all(dirty, term)
 
-    def _write_all(self, dirty: set[str]) -> bool:
+    def _write_all(self, dirty: set[str], term: int | None) -> bool:
         retry = False
         for name in sorted(dirty):
             with self._cond:
@@ -200,7 +200,13 @@ class PoolStatusWriter:
             try:
                 done = self._write(name, wanted)
             except NotLeaderError:
-                self.clear()
+                with self._cond:
+                    if self._term == term:
+                        self.clear()  # the Condition's lock is reentrant
+                    else:
+                        # A later term published meanwhile: what it wants is still to write (to compare,
+                        # for the pools this pass had taken), in that term.
+                        self._dirty |= dirty & set(self._wanted)
                 return False
             except ApiError as exc:
                 if exc.temporary:
