@@ -11,6 +11,7 @@ meanwhile is the test writing a Service's status, as a controller that took over
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +28,7 @@ from _controller_support import (
 
 from metallb_py.controller import Controller, ControllerOptions
 from metallb_py.k8s import connect
-from metallb_py.k8s.resources import SERVICES
+from metallb_py.k8s.resources import LEASES, SERVICES
 from metallb_py.testing import LocalControlPlane
 
 pytestmark = pytest.mark.integration
@@ -243,3 +244,47 @@ def test_a_write_decided_in_a_term_that_ended_is_not_sent(
     drain(controller)
     assert env.holders(ADDRESS) == ["other"]
     assert env.ips("web") == []
+
+
+def test_stopping_while_the_worker_may_have_a_write_in_flight_does_not_hand_the_lease_back(
+    env: Env, leading: tuple[Controller, Clock]
+) -> None:
+    """Regression: stop() handed the Lease back once it had waited `timeout` for the worker, even when the
+    worker was still in a write (an API server slower than the timeout): another replica took over at once,
+    restored from a list without that write, and the write could land after it (one address on two
+    Services). A write is bounded to end before the Lease can be taken over without a release, so stop()
+    leaves it to expire instead."""
+    controller, _ = leading
+    assert controller.elector is not None
+    env.svc("web")
+    key = f"{env.ns}/web"
+    in_write, let_go = threading.Event(), threading.Event()
+
+    def pause() -> None:
+        in_write.set()
+        let_go.wait()
+
+    store = controller.sync.services
+    controller.sync.services = PausedStore(store, key, pause)
+    controller._worker = threading.Thread(target=controller._work, daemon=True)
+    controller._worker.start()
+    try:
+        controller.queue.add(key)
+        in_write.wait()
+        controller.stop(timeout=0.1)
+    finally:
+        let_go.set()
+        controller._worker.join()
+        controller.sync.services = store
+    lease = env.cluster.client.get(LEASES, controller.options.lease_name, env.config_ns)
+    assert lease["spec"]["holderIdentity"] == controller.options.identity
+    assert env.ips("web") == []  # the worker's write, decided before stop(), was not sent after it
+
+
+def test_stopping_with_no_write_in_flight_hands_the_lease_back(
+    env: Env, leading: tuple[Controller, Clock]
+) -> None:
+    controller, _ = leading
+    controller.stop(timeout=5)
+    lease = env.cluster.client.get(LEASES, controller.options.lease_name, env.config_ns)
+    assert not lease["spec"].get("holderIdentity")

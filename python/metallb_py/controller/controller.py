@@ -196,17 +196,28 @@ class Controller:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stops the worker (after its current key), hands the lease back, sends the queued events, stops
-        watching."""
+        """Stops the worker (after its current key) and the writers, hands the lease back, stops watching.
+
+        The lease is handed back only once every thread that writes has ended: a write still in flight (a slow
+        API server) is bounded to end before the lease can be taken over without a release, so it is left to
+        expire then; released, another replica could take over at once and the write land after its resync.
+        """
         self._stop.set()
         self.fence.close()
         self.queue.shutdown()
+        ended = True
         if self._worker is not None:
             self._worker.join(timeout)
+            ended = not self._worker.is_alive()
+        ended = self.pool_status.stop(timeout) and ended
+        ended = self.events.stop(timeout) and ended
         if self.elector is not None:
-            self.elector.stop(release=True)
-        self.pool_status.stop(timeout)
-        self.events.stop(timeout)
+            if not ended:
+                log.warning(
+                    "a write may still be in flight: the leader lease is left to expire, not handed back",
+                    extra={"lease": self.options.lease_name},
+                )
+            self.elector.stop(release=ended)
         for reflector in self.reflectors:
             reflector.stop()
         self.metrics.close()

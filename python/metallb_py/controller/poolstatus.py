@@ -152,13 +152,17 @@ class PoolStatusWriter:
         self._thread.start()
         return self._thread
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stops the thread; False when it has not ended within `timeout` (a write still in flight)."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
             self._thread = None
+        return True
 
     def _run(self) -> None:
         while True:

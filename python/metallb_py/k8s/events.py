@@ -128,14 +128,18 @@ class EventRecorder:
         self._thread.start()
         return self._thread
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Sends what is queued (for up to `timeout` seconds), then stops."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Sends what is queued (for up to `timeout` seconds), then stops; False when the thread has not
+        ended by then (an event still in flight)."""
         if self._thread is None:
-            return
+            return True
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
         self._thread = None
+        return True
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Waits until every queued event was handled; False on timeout."""
