@@ -15,30 +15,32 @@ run and the checker judges what it recorded:
   Leases last, connection resets.
 
 Asserted per run: no double answer beyond the bound, only workers answer, and after the fault a single owner
-that the ServiceL2Status names too. Printed per fault (a figure, not asserted): runs, double-answer intervals
-of any length (goal 0), unwanted moves (the answering node changed although no speaker was down), time to
-converge once the fault stopped. FAULT_RUNS=N repeats every fault N times (default 1: the short form for CI).
+that the ServiceL2Status names and that HTTP requests through the VIP reach. Recorded per fault in the
+suite's table (conftest.FaultReport; figures, not asserted): runs, double answers of any length (goal 0),
+unwanted moves (the answering node changed although no speaker was down), time to converge once the fault
+stopped, and the longest double answer, ARP silence and HTTP outage. FAULT_RUNS=N repeats every fault N
+times (default 1: the short form for CI).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import statistics
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
 from metallb_py import Responder
 from metallb_py.k8s.resources import SERVICES
-from metallb_py.testing import ControlPlaneUnavailableError, LabCluster, ensure_kubernetes_binaries
-from metallb_py.testing.l2watch import AddressReport, ArpWatcher, check_http
+from metallb_py.testing import LabCluster, Toxic, Toxiproxy
+from metallb_py.testing.l2watch import AddressReport, ArpWatcher, HttpReport, check_http
+
+if TYPE_CHECKING:
+    from conftest import FaultReport, FaultRow
 
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
@@ -48,6 +50,7 @@ WORKERS = ("node1", "node2", "node3")
 CONTROL_PLANE = "control-plane"
 NAMESPACE, SERVICE = "default", "web"
 FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "1"))
+SUITE = "speaker"
 INTERVAL = 0.02
 # The split-brain bound: how long two nodes may both answer for one address. The gossip declares a silent
 # member down within about half a second (probe every 0.1 s, suspicion 0.25 s, isolation 0.4 s: the
@@ -69,17 +72,7 @@ HTTP_TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
-def kubernetes_binaries() -> None:
-    try:
-        ensure_kubernetes_binaries()  # looks in the cache only: never builds
-    except ControlPlaneUnavailableError as exc:
-        if os.environ.get("METALLB_PY_REQUIRE_K8S") == "1":
-            pytest.fail(f"no local Kubernetes control plane (METALLB_PY_REQUIRE_K8S=1): {exc}", pytrace=False)
-        pytest.skip(f"no local Kubernetes control plane: {exc}")
-
-
-@pytest.fixture(scope="module")
-def cluster(kubernetes_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
+def cluster(fault_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
     logs = tmp_path_factory.mktemp("speaker-fault-logs")
     with LabCluster(
         WORKERS, CONTROL_PLANE, prefix="mlbflt", log_dir=logs, speaker_faketime=True
@@ -110,40 +103,24 @@ def vip(cluster: LabCluster) -> str:
 # -- figures -------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Figures:
-    """One fault's figures over its runs."""
+def record(row: FaultRow, report: AddressReport, http: HttpReport, *, cleared: float, moved: int) -> None:
+    """One run's figures in the suite's table (conftest.FaultReport): double answers of any length count
+    as duplicates, moves beyond what the fault explains as moves; the longest double answer, ARP silence
+    and HTTP outage as a note."""
+    assert report.settled_at is not None
+    row.runs += 1
+    row.duplicates += len(report.double_answers)
+    row.moves += moved
+    row.converge_s.append(max(0.0, report.settled_at - cleared))
 
-    runs: int = 0
-    double_answers: int = 0
-    longest_double: float = 0.0
-    unwanted_moves: int = 0
-    converge: list[float] = field(default_factory=list)
-    longest_outage: float = 0.0
+    def longest(spans: Iterable[float]) -> str:
+        return f"{max(spans, default=0.0) * 1000:.0f} ms"
 
-    def line(self, fault: str) -> str:
-        median = statistics.median(self.converge) if self.converge else float("nan")
-        worst = max(self.converge, default=float("nan"))
-        return (
-            f"{fault:<28} runs {self.runs:>3}  double answers {self.double_answers:>2} "
-            f"(longest {self.longest_double * 1000:.0f} ms)  unwanted moves {self.unwanted_moves:>2}  "
-            f"converged in {median * 1000:.0f} ms median, {worst * 1000:.0f} ms max  "
-            f"longest HTTP outage {self.longest_outage * 1000:.0f} ms"
-        )
-
-
-@pytest.fixture(scope="module")
-def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, Figures]]:
-    table: dict[str, Figures] = {}
-    yield table
-    lines = [
-        f"speaker faults (bound {SPLIT_BRAIN_BOUND * 1000:.0f} ms, ARP probe every {INTERVAL * 1000:.0f} ms)"
-    ]
-    lines += [figures.line(fault) for fault, figures in table.items()]
-    # Shown also when pytest captures output: the figures are what the run is for.
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-        print("\n" + "\n".join(lines))
+    row.notes.append(
+        f"longest double answer {longest(i.duration for i in report.double_answers)}, "
+        f"ARP silence {longest(i.duration for i in report.silences)}, "
+        f"HTTP outage {longest(end - start for start, end in http.outages)}"
+    )
 
 
 # -- one run of a fault --------------------------------------------------------------------------------------
@@ -187,7 +164,7 @@ def takeover(watcher: ArpWatcher, vip: str, old_mac: str, since: float) -> str:
 def run_fault(
     cluster: LabCluster,
     vip: str,
-    figures: Figures,
+    row: FaultRow,
     fault: Callable[[ArpWatcher, str], None],
     *,
     expected_moves: int,
@@ -219,16 +196,11 @@ def run_fault(
         # Service restored for the client too: its requests reach the node that answers ARP.
         assert prober.wait_for_answer(final, WAIT) is not None, check_http(prober.results())
         http = check_http(prober.stop())
-    assert report.settled_at is not None
     strangers = {nodes_by_mac.get(mac, mac) for mac in report.macs} - set(WORKERS)
     assert not strangers, f"answered by what may not announce: {strangers}; {report.summary()}"
     assert not report.double_answers_beyond(SPLIT_BRAIN_BOUND), report.summary()
-    figures.runs += 1
-    figures.double_answers += len(report.double_answers)
-    figures.longest_double = max([figures.longest_double, *(i.duration for i in report.double_answers)])
-    figures.unwanted_moves += max(0, len(report.moves_between(fault_began)) - expected_moves)
-    figures.converge.append(max(0.0, report.settled_at - cleared))
-    figures.longest_outage = max([figures.longest_outage, *(end - start for start, end in http.outages)])
+    moved = max(0, len(report.moves_between(fault_began)) - expected_moves)
+    record(row, report, http, cleared=cleared, moved=moved)
 
 
 def kubeconfig_without_tls_verification(cluster: LabCluster) -> Path:
@@ -275,8 +247,9 @@ def test_the_watcher_fails_a_second_node_answering(cluster: LabCluster, vip: str
     assert [i.macs for i in beyond] == [{owner, intruder}], report.summary()
 
 
+@pytest.mark.timeout(120 + 40 * FAULT_RUNS)
 def test_clock_steps_on_the_owner_move_nothing(
-    cluster: LabCluster, vip: str, figures: dict[str, Figures]
+    cluster: LabCluster, vip: str, fault_report: FaultReport
 ) -> None:
     def steps(_watcher: ArpWatcher, owner: str) -> None:
         try:
@@ -287,11 +260,12 @@ def test_clock_steps_on_the_owner_move_nothing(
             cluster.set_speaker_clock(owner, 0.0)
 
     for _ in range(FAULT_RUNS):
-        run_fault(cluster, vip, figures.setdefault("clock steps +-2 h", Figures()), steps, expected_moves=0)
+        run_fault(cluster, vip, fault_report.row(SUITE, "clock steps +-2 h"), steps, expected_moves=0)
 
 
+@pytest.mark.timeout(120 + 40 * FAULT_RUNS)
 def test_a_speaker_restarted_two_hours_behind_rejoins_without_a_split_brain(
-    cluster: LabCluster, vip: str, figures: dict[str, Figures]
+    cluster: LabCluster, vip: str, fault_report: FaultReport
 ) -> None:
     restarted: list[str] = []
 
@@ -310,7 +284,7 @@ def test_a_speaker_restarted_two_hours_behind_rejoins_without_a_split_brain(
             run_fault(
                 cluster,
                 vip,
-                figures.setdefault("restart 2 h behind", Figures()),
+                fault_report.row(SUITE, "restart 2 h behind"),
                 crash_and_restart_behind,
                 expected_moves=2,  # away from the crashed owner, and back when it returns (MetalLB's order)
             )
@@ -319,8 +293,9 @@ def test_a_speaker_restarted_two_hours_behind_rejoins_without_a_split_brain(
             restart_true(cluster, node)
 
 
+@pytest.mark.timeout(120 + 40 * FAULT_RUNS)
 def test_a_paused_owner_is_replaced_and_falls_silent_when_resumed(
-    cluster: LabCluster, vip: str, figures: dict[str, Figures]
+    cluster: LabCluster, vip: str, fault_report: FaultReport
 ) -> None:
     def pause(watcher: ArpWatcher, owner: str) -> None:
         old_mac = cluster.lab.node_mac(owner)
@@ -336,52 +311,50 @@ def test_a_paused_owner_is_replaced_and_falls_silent_when_resumed(
         run_fault(
             cluster,
             vip,
-            figures.setdefault(f"SIGSTOP {PAUSE:.0f} s, SIGCONT", Figures()),
+            fault_report.row(SUITE, f"SIGSTOP {PAUSE:.0f} s, SIGCONT"),
             pause,
             expected_moves=2,  # to a live node, and back to the resumed one (MetalLB's order)
         )
 
 
+# Each toxic holds for BLACK_HOLE seconds at most, and a run settles in a few more.
+TOXICS: tuple[tuple[str, tuple[Toxic, ...], float], ...] = (
+    ("API latency 500 ms", (Toxic.latency(500, 100), Toxic.latency(500, 100, stream="upstream")), 5.0),
+    ("API black hole 8 s", (Toxic.timeout(0), Toxic.timeout(0, stream="upstream")), BLACK_HOLE),
+    ("API connection resets", (Toxic.reset_peer(0),), 3.0),
+)
+
+
+@pytest.mark.timeout(120 + 3 * 40 * FAULT_RUNS)
 def test_the_owners_api_connection_through_toxiproxy(
-    cluster: LabCluster, vip: str, figures: dict[str, Figures]
+    cluster: LabCluster, vip: str, fault_report: FaultReport
 ) -> None:
-    faults = pytest.importorskip("metallb_py.testing.faults")
-    try:
-        faults.ensure_toxiproxy_binary()
-    except faults.ToxiproxyNotBuiltError as exc:
-        pytest.skip(str(exc))
     owner = cluster.announcer(NAMESPACE, SERVICE)
     assert owner is not None
     api_port = urllib.parse.urlsplit(cluster.control_plane.server).port
     assert api_port is not None
-    with faults.Toxiproxy() as toxiproxy:
+    with Toxiproxy() as toxiproxy:
         proxy = toxiproxy.create_proxy(f"apiserver-{owner}", api_port)
         kubeconfig = proxy.kubeconfig(
             cluster.kubeconfig, cluster.log_dir / f"{owner}-via-toxiproxy.kubeconfig"
         )
+        # Outside the measured runs: the owner's speaker now reaches the API server through the proxy only.
         cluster.stop_speaker(owner)
         cluster.start_speaker(owner, kubeconfig=kubeconfig, clock_offset=0.0)
         cluster.wait_for_speakers(timeout=WAIT)
-        toxic = faults.Toxic
-        plan = (
-            (
-                "API latency 500 ms",
-                (toxic.latency(500, 100), toxic.latency(500, 100, stream="upstream")),
-                5.0,
-            ),
-            ("API black hole 8 s", (toxic.timeout(0), toxic.timeout(0, stream="upstream")), BLACK_HOLE),
-            ("API connection resets", (toxic.reset_peer(0),), 3.0),
-        )
         try:
-            for name, toxics, seconds in plan:
+            for name, toxics, seconds in TOXICS:
 
                 def apply(
-                    _watcher: ArpWatcher, _owner: str, toxics: Any = toxics, seconds: float = seconds
+                    _watcher: ArpWatcher,
+                    _owner: str,
+                    toxics: tuple[Toxic, ...] = toxics,
+                    seconds: float = seconds,
                 ) -> None:
                     with proxy.toxic(*toxics):
                         hold(cluster, seconds, "the toxics")
 
                 for _ in range(FAULT_RUNS):
-                    run_fault(cluster, vip, figures.setdefault(name, Figures()), apply, expected_moves=0)
+                    run_fault(cluster, vip, fault_report.row(SUITE, name), apply, expected_moves=0)
         finally:
             restart_true(cluster, owner)

@@ -10,6 +10,11 @@ namespace running that routing daemon (FRR, BIRD or GoBGP), peering with every n
 scheduler, kubelet or controller-manager), so the harness publishes the EndpointSlices the endpoint
 controller would: each node's HTTP server in the lab stands for the pods on it.
 
+For the fault lab, a speaker can run under libfaketime (`speaker_faketime=`, `start_speaker(clock_offset=)`)
+with its wall clock stepped while it runs (`set_speaker_clock`), be paused and resumed (`pause_speaker`,
+`resume_speaker`: SIGSTOP and SIGCONT), and reach the API server another way (`start_speaker(kubeconfig=)`,
+e.g. through a Toxiproxy proxy from `testing.faults`).
+
 The processes run as children of this Python process, each in a session of its own and killed if this
 process dies (PR_SET_PDEATHSIG follows the thread that started them: start and stop a cluster from one
 thread that outlives it, as the main thread does). Needs root, like NetnsLab.
