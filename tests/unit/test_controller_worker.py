@@ -6,6 +6,7 @@ test sets the worker's state it needs and calls `Controller.process` as the work
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -15,9 +16,10 @@ import pytest
 from metallb_py.controller.controller import Controller, ControllerOptions
 from metallb_py.controller.poolstatus import PoolStatus
 from metallb_py.controller.sync import unwritten_key
-from metallb_py.k8s.client import KubeClient
+from metallb_py.k8s.client import KubeClient, ListResult
 from metallb_py.k8s.errors import ApiUnavailableError
-from metallb_py.k8s.resources import CONFIGURATION_STATES, Resource
+from metallb_py.k8s.resources import CONFIGURATION_STATES, SERVICES, Resource
+from metallb_py.k8s.watch import Reflector
 
 NS = "metallb-system"
 POOL = {
@@ -150,3 +152,81 @@ def test_a_pool_change_that_evicts_an_address_a_service_may_still_show_reconside
         queued.append(key)
         controller.queue.done(key)
     assert "default/web" in queued and not [k for k in queued if "#" in k]
+
+
+class QuietWatch:
+    """A watch on which nothing happens until it is closed."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        self.closed.wait()
+        return iter(())
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class SlowLists:
+    """The Services' API: the first list answers at once, every later one when the test lets it."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+        self.started = threading.Condition()
+        self.gates: dict[int, threading.Event] = {}
+
+    def list(self, resource: Resource, namespace: str | None = None, **kwargs: Any) -> ListResult:
+        with self.started:
+            self.lists += 1
+            n = self.lists
+            gate = self.gates.setdefault(n, threading.Event())
+            self.started.notify_all()
+        if n > 1:
+            gate.wait()
+        return ListResult([], str(n))
+
+    def watch(self, resource: Resource, namespace: str | None = None, **kwargs: Any) -> QuietWatch:
+        return QuietWatch()
+
+    def release(self, n: int) -> None:
+        with self.started:
+            self.gates.setdefault(n, threading.Event()).set()
+
+    def release_all(self) -> None:
+        with self.started:
+            for n in range(1, self.lists + 2):
+                self.gates.setdefault(n, threading.Event()).set()
+
+
+def test_a_resync_retried_in_its_term_waits_for_the_list_it_asked_for_not_a_later_one() -> None:
+    """Regression: each try of a term's resync asked for a list that starts after it, so when a list took
+    longer than the resync's wait (a slow or narrow link to a big cluster), every retry asked for yet another
+    one and the term never completed its resync: the controller never worked again."""
+    configuration = kubernetes.client.Configuration()
+    configuration.host = "http://127.0.0.1:9"
+    client = KubeClient(kubernetes.client.ApiClient(configuration))
+    controller = Controller(client, ControllerOptions(namespace=NS))
+    api = SlowLists()
+    services = Reflector(api, SERVICES, controller._on_service)  # type: ignore[arg-type]
+    controller.services = controller.sync.services = services
+    controller.reflectors = [services]
+    elector = controller.elector
+    assert elector is not None
+    with elector._lock:  # leading its first term, as after a renewal now
+        elector._leading, elector._renewed_at, elector._term = True, elector._clock(), 1
+    services.start()
+    try:
+        assert services.synced.wait(30)
+        controller.resync_timeout = 0.05
+        controller.process(take(controller, "@resync"))  # asks for list 2, which is slower than the wait
+        assert controller._term is None and controller.queue.failures("@resync") == 1
+        api.release(2)
+        controller.resync_timeout = 30.0
+        controller.process(take(controller, "@resync"))
+        assert controller._term == 1
+        assert api.lists == 2
+    finally:
+        api.release_all()
+        services.stop()
+        client.close()

@@ -146,6 +146,8 @@ class Controller:
         self._allocator = Allocator()
         self._config = ConfigState(ns, strict=options.strict)
         self._term: int | None = None  # the term whose resync completed: the only one whose keys are handled
+        self._resync_list: tuple[int, int] | None = None  # (term, number of the list its resync waits for)
+        self.resync_timeout = 30.0  # how long one try of a resync waits for that list before retrying
         self._synced = False  # leading, and every watch has listed since: the copies are complete
         self._ready = False  # configuration in force and existing assignments restored
         # When each Service was first seen: watch events arrive in creation order, which breaks the ties of
@@ -339,11 +341,15 @@ class Controller:
         if not self._wait_synced():
             return
         # A follower's watched copy may lag the previous leader's last writes by a moment: read afresh (one
-        # consistent list, begun after this term began) before restoring from it.
-        if self.elector is not None and not self.services.resync(timeout=30):
-            log.warning("could not list the Services afresh; retrying the resync")
-            self.queue.add_rate_limited(_RESYNC_KEY)
-            return
+        # consistent list, begun after this term began) before restoring from it. The list is asked for once
+        # per term: a retry waits for that same list, or a list slower than the wait would never do.
+        if self.elector is not None:
+            if self._resync_list is None or self._resync_list[0] != term:
+                self._resync_list = (term, self.services.request_list())
+            if not self.services.wait_listed(self._resync_list[1], timeout=self.resync_timeout):
+                log.warning("the Services are not listed afresh yet; retrying the resync")
+                self.queue.add_rate_limited(_RESYNC_KEY)
+                return
         self._term = term
         self._allocator = Allocator()
         self._config = ConfigState(self.options.namespace, strict=self.options.strict)

@@ -149,18 +149,28 @@ class Reflector:
 
     def resync(self, timeout: float | None = None) -> bool:
         """Lists again now (ending the current watch) and waits for a list that started after this call;
-        False on timeout.
+        False on timeout. `wait_listed(request_list(), timeout)`."""
+        return self.wait_listed(self.request_list(), timeout)
 
-        A list already under way when it is called does not count: it may have been read before the writes
-        that the caller means to see (a new leader's resync must include the previous leader's last writes).
+    def request_list(self) -> int:
+        """Asks for a list that starts after this call (ending the current watch); returns its number, for
+        `wait_listed`.
+
+        A list already under way does not count: it may have been read before the writes that the caller
+        means to see (a new leader's resync must include the previous leader's last writes).
         """
         with self._lock:
-            target = self._lists_started + 1  # lists are numbered as they begin, one at a time
+            number = self._lists_started + 1  # lists are numbered as they begin, one at a time
             self._relist.set()
         self._close_stream()
+        return number
+
+    def wait_listed(self, number: int, timeout: float | None = None) -> bool:
+        """Waits until list `number` (or a later one) has completed; False on timeout. Waiting again for
+        the same number after a timeout is still satisfied by that list, however long it takes."""
         with self._listed:
             return self._listed.wait_for(
-                lambda: self._listed_number >= target or self._stop.is_set(), timeout
+                lambda: self._listed_number >= number or self._stop.is_set(), timeout
             )
 
     def run(self) -> None:
