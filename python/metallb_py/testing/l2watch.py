@@ -374,7 +374,6 @@ class ArpWatcher:
         self._changed = threading.Condition(self._lock)
         self._probes: list[ArpProbe] = []
         self._replies: list[ArpReply] = []
-        self._stderr = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
         argv = [
             "ip",
             "netns",
@@ -388,16 +387,18 @@ class ArpWatcher:
             f"--interval={interval}",
             *self.vips,
         ]
-        self._popen = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
-        )
+        # The helper's stderr goes to the log (the child keeps its own descriptor), or nowhere.
+        with open(log, "ab") if log is not None else open(os.devnull, "wb") as stderr:
+            self._popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
+            )
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, name=f"l2watch {netns}", daemon=True)
         self._reader.start()
@@ -486,9 +487,6 @@ class ArpWatcher:
         if self._popen.stdout is not None:
             with contextlib.suppress(OSError):
                 self._popen.stdout.close()
-        if self._stderr is not subprocess.DEVNULL:
-            with contextlib.suppress(OSError):
-                self._stderr.close()  # type: ignore[union-attr]
 
     def __enter__(self) -> Self:
         return self
