@@ -41,7 +41,7 @@ from metallb_py.controller.config import ConfigOutcome, named_object, without_ob
 from metallb_py.controller.reconcile import WARNING
 from metallb_py.controller.sync import EventSink
 from metallb_py.k8s.errors import ApiError, ConflictError, ForbiddenError, NotFoundError, NotLeaderError
-from metallb_py.k8s.resources import CONFIGURATION_STATES, Resource
+from metallb_py.k8s.resources import CONFIGURATION_STATES, Resource, meta
 
 __all__ = [
     "CONFIGURATION_STATE_NAME",
@@ -308,4 +308,4 @@ class ConfigReporter:
 
 def _version(obj: JSON) -> str | None:
     """An object's resourceVersion; None when it shows none."""
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "") or None
+    return meta(obj, "resourceVersion") or None

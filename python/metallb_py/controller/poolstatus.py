@@ -232,7 +232,7 @@ class PoolStatusWriter:
                 return True  # no object (a legacy pool, or deleted): nothing to write to
             if PoolStatus.from_api(obj) == wanted:
                 return True
-            version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+            version = meta(obj, "resourceVersion")
             if not version:  # an empty one would make the write unconditional
                 obj = self._read(name)
                 continue

@@ -255,13 +255,13 @@ class ServiceSync:
             return None
         namespace, name = key.split("/", 1)
         obj = svc
-        if decision.writes and not _version(obj):
+        if decision.writes and not meta(obj, "resourceVersion"):
             # Without a version the write would be unconditional: read it (as after a conflict) first.
             raise ConflictError(0, "", f"{key}: no resourceVersion to write on")
         if decision.status_ips is not None:
             ingress = [{"ip": ip} for ip in decision.status_ips] or None
             body = {
-                "metadata": {"resourceVersion": _version(obj)},
+                "metadata": {"resourceVersion": meta(obj, "resourceVersion")},
                 "status": {"loadBalancer": {"ingress": ingress}},
             }
             self._landing = set(decision.status_ips)
@@ -276,7 +276,12 @@ class ServiceSync:
             self._latest = obj
             self.services.observe(obj)
         if decision.annotations:
-            body = {"metadata": {"resourceVersion": _version(obj), "annotations": dict(decision.annotations)}}
+            body = {
+                "metadata": {
+                    "resourceVersion": meta(obj, "resourceVersion"),
+                    "annotations": dict(decision.annotations),
+                }
+            }
             obj = self.api.patch(SERVICES, name, body, namespace)
             self._latest = obj
             self.services.observe(obj)
@@ -401,7 +406,3 @@ def _shown(svc: JSON | None) -> list[str]:
 
 def _held(allocator: Allocator, key: str) -> set[str]:
     return {str(ip) for ip in allocator.ips(key)}
-
-
-def _version(obj: JSON) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion", ""))

@@ -25,7 +25,7 @@ from typing import Any
 from metallb_py.k8s.client import KubeClient
 from metallb_py.k8s.errors import ApiError, ConflictError, NotFoundError, NotLeaderError
 from metallb_py.k8s.leader import TermFence
-from metallb_py.k8s.resources import EVENTS
+from metallb_py.k8s.resources import EVENTS, meta
 
 __all__ = ["EventRecorder", "involved_object"]
 
@@ -56,10 +56,6 @@ def involved_object(obj: dict[str, Any], *, api_version: str = "", kind: str = "
 
 
 _Queued = tuple[dict[str, str], _Event, _dt.datetime, int | None]  # reference, event, when, term
-
-
-def _version(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _timestamp(t: _dt.datetime) -> str:
@@ -200,7 +196,7 @@ class EventRecorder:
                 written = self.client.patch(EVENTS, previous.name, body, previous.namespace)
                 previous.count += 1
                 previous.at = now
-                previous.version = _version(written)
+                previous.version = meta(written, "resourceVersion")
                 self._recent.move_to_end(identity)
                 self.sent += 1
                 return
@@ -228,7 +224,7 @@ class EventRecorder:
             body["reportingInstance"] = self.instance
         created = self.client.create(EVENTS, body, namespace)
         self.sent += 1
-        self._recent[identity] = _Sent(name, namespace, 1, now, _version(created))
+        self._recent[identity] = _Sent(name, namespace, 1, now, meta(created, "resourceVersion"))
         while len(self._recent) > 4096:
             self._recent.popitem(last=False)
 

@@ -93,8 +93,10 @@ CONFIG_CRDS = (IP_ADDRESS_POOLS, L2_ADVERTISEMENTS, BGP_ADVERTISEMENTS, BGP_PEER
 
 
 def meta(obj: Mapping[str, Any] | None, field: str) -> str:
-    """One string field of an API object's metadata (`name`, `uid`, `resourceVersion`...); "" when absent."""
-    return str(((obj or {}).get("metadata") or {}).get(field, ""))
+    """One string field of an API object's metadata (`name`, `uid`, `resourceVersion`...); "" when absent
+    (or null: an empty resourceVersion makes a write unconditional, so callers test for "")."""
+    metadata = (obj or {}).get("metadata")
+    return str((metadata.get(field) if isinstance(metadata, dict) else None) or "")
 
 
 def object_key(obj: object) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 from metallb_py.backoff import Backoff
 from metallb_py.k8s.client import KubeClient, WatchStream
 from metallb_py.k8s.errors import ApiError, GoneError, NotFoundError
-from metallb_py.k8s.resources import Resource, object_key
+from metallb_py.k8s.resources import Resource, meta, object_key
 
 __all__ = ["Backoff", "Change", "Reflector", "default_backoff"]  # Backoff: metallb_py.backoff's, for users
 
@@ -50,11 +50,6 @@ class Change:
 def default_backoff() -> Backoff:
     """A reflector's retry delays unless given others: 0.2 s doubling to 10 s, each within [d/2, d]."""
     return Backoff(0.2, 10.0, jitter=0.5)
-
-
-def _version(obj: JSON) -> str:
-    metadata = obj.get("metadata")
-    return str(metadata.get("resourceVersion", "")) if isinstance(metadata, dict) else ""
 
 
 class Reflector:
@@ -132,7 +127,7 @@ class Reflector:
             with self._lock:
                 if key in self._store:
                     self._store[key] = obj
-                    self._own.setdefault(key, set()).add(_version(obj))
+                    self._own.setdefault(key, set()).add(meta(obj, "resourceVersion"))
 
     # -- life cycle ------------------------------------------------------------------------------------------
 
@@ -259,7 +254,7 @@ class Reflector:
                 old = old_store.get(key)
                 if old is None:
                     changes.append(Change("ADDED", key, obj))
-                elif _version(old) != _version(obj):
+                elif meta(old, "resourceVersion") != meta(obj, "resourceVersion"):
                     changes.append(Change("MODIFIED", key, obj, old))
             changes += [
                 Change("DELETED", key, obj, obj) for key, obj in old_store.items() if key not in fresh
@@ -296,7 +291,7 @@ class Reflector:
                 self._stream = None
 
     def _apply(self, kind: str, obj: JSON) -> None:
-        version = _version(obj)
+        version = meta(obj, "resourceVersion")
         if kind == "BOOKMARK":
             with self._lock:
                 self._version = version or self._version
@@ -327,7 +322,7 @@ class Reflector:
             self._deliver(Change("DELETED", key, obj, old))
         elif old is None:
             self._deliver(Change("ADDED", key, obj))
-        elif _version(old) != version:
+        elif meta(old, "resourceVersion") != version:
             self._deliver(Change("MODIFIED", key, obj, old))
 
     def _deliver(self, change: Change) -> None:
