@@ -230,3 +230,28 @@ def test_a_resync_retried_in_its_term_waits_for_the_list_it_asked_for_not_a_late
         api.release_all()
         services.stop()
         client.close()
+
+
+def test_the_warnings_metric_is_set_before_the_reload_is_reported(
+    controller: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the gauge of configuration warnings was set after the ConfigurationState was written, so
+    a reader who saw the state (warnings cleared) could still read the previous count."""
+    seen: list[float | None] = []
+    api = StateApi(unavailable=0)
+    patch = api.patch
+
+    def patch_and_look(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(controller.metrics.registry.get_sample_value("metallb_py_controller_config_warnings"))
+        return patch(*args, **kwargs)
+
+    api.patch = patch_and_look  # type: ignore[method-assign]
+    controller.config_report.api = api
+    controller._term = controller.fence.current()
+    controller._synced = True
+    host_bits = {**POOL, "spec": {"addresses": ["192.0.2.1/30"]}}
+    monkeypatch.setattr(controller.config_watch, "objects", lambda: [host_bits])
+    controller._reload_config()
+    monkeypatch.setattr(controller.config_watch, "objects", lambda: [POOL])
+    controller._reload_config()
+    assert seen == [1, 0]

@@ -370,12 +370,15 @@ class Controller:
         outcome = self._config.apply(objects, self._allocator)
         self.metrics.set_config(loaded=outcome.loaded, stale=not outcome.loaded)
         config = self._config.config
+        if outcome.loaded:
+            assert config is not None
+            # Before the report, which makes the reload visible (ConfigurationState, Events).
+            self.metrics.config_warnings.set(len(config.warnings))
         self._state_written(self.config_report.report(outcome, objects, config))
         self.metrics.config_reloads.inc()
         if not outcome.loaded:
             return
         assert config is not None
-        self.metrics.config_warnings.set(len(config.warnings))
         if outcome.first or outcome.changed or not self._ready:
             log.info(
                 "configuration loaded",
