@@ -13,7 +13,7 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 	tests/integration/test_k8s_client_apiserver.py tests/integration/test_controlplane.py
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-bfd soak-bfd fuzz demo \
+.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-bfd soak-bfd fuzz hostile demo \
 	demo-bgp plan clean
 
 help: ## List the targets
@@ -98,6 +98,16 @@ bench-bfd: dev ## BFD figures (root): cable cuts with BFD 50 ms x 3 and with hol
 soak-bfd: dev ## BFD 50 ms x 3 with both cores busy for 5 minutes (root): spurious session downs
 	METALLB_PY_BENCH_BFD_SOAK=$(BFD_SOAK_SECONDS) $(PY) -m pytest benches/test_bench_bfd.py -p no:cacheprovider \
 		-k soak
+
+# tests/integration/test_controller_hostile.py and tests/property/test_service_hostile.py at length (CI runs them
+# within `make test` with 2,000 Services and hypothesis' default example count).
+HOSTILE_SERVICES ?= 10000
+HOSTILE_EXAMPLES ?= 5000
+
+hostile: dev k8s ## Hostile Services at length: 10,000 through the API server, 5,000 property examples
+	METALLB_HOSTILE_SERVICES=$(HOSTILE_SERVICES) METALLB_FUZZ_EXAMPLES=$(HOSTILE_EXAMPLES) \
+		$(PY) -m pytest -p no:cacheprovider --timeout=0 -s tests/integration/test_controller_hostile.py \
+		tests/property/test_service_hostile.py
 
 fuzz: ## Run each packet fuzz target briefly
 	bash scripts/fuzz.sh
