@@ -300,6 +300,9 @@ class ServiceSync:
     def _hold_unwritten(self, key: str, allocator: Allocator, addresses: set[str]) -> None:
         """Holds each of `addresses` that `key` does not hold under a placeholder, with the sharing terms of
         the Service as last shown when it can be read (so Services allowed to share it still may)."""
+        missing = sorted(addresses - _held(allocator, key))
+        if not missing:
+            return  # the usual case: nothing to hold, and the Service need not be read for its terms
         terms: dict[str, Any] = {}
         try:
             if self._latest is not None:
@@ -312,7 +315,7 @@ class ServiceSync:
         except ServiceError:
             pass  # unreadable: held without terms, as restore_assignments does
         placeholders: list[str] = []
-        for ip in sorted(addresses - _held(allocator, key)):
+        for ip in missing:
             placeholder = unwritten_key(key, ip)
             try:
                 allocator.assign(placeholder, [ip], **terms)
