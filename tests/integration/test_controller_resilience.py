@@ -109,14 +109,14 @@ def test_sigkill_at_random_points_during_a_bulk_create(
         creator.join(120)
         assert not errors, errors
 
-        def all_assigned() -> list[dict[str, Any]] | None:
+        def all_assigned() -> list[dict[str, Any]]:  # empty (falsy) until every one has an address
             services = cluster.services(ns)
-            return services if len(services) == n and all(lb_ips(s) for s in services) else None
+            return services if len(services) == n and all(lb_ips(s) for s in services) else []
 
-        def all_annotated() -> list[dict[str, Any]] | None:
+        def all_annotated() -> list[dict[str, Any]]:
             services = cluster.services(ns)
             annotated = all(POOL_ANNOTATION in (s["metadata"].get("annotations") or {}) for s in services)
-            return services if annotated else None
+            return services if annotated else []
 
         final = wait_until(
             all_assigned, timeout=180, interval=0.5, what=f"all {n} Services to get an address"
