@@ -226,6 +226,7 @@ def test_a_resync_retried_in_its_term_waits_for_the_list_it_asked_for_not_a_late
         controller.process(take(controller, "@resync"))
         assert controller._term == 1
         assert api.lists == 2
+        assert controller.queue.failures("@resync") == 0  # a later term's retries start from the base delay
     finally:
         api.release_all()
         services.stop()

@@ -350,6 +350,7 @@ class Controller:
                 log.warning("the Services are not listed afresh yet; retrying the resync")
                 self.queue.add_rate_limited(_RESYNC_KEY)
                 return
+        self.queue.forget(_RESYNC_KEY)
         self._term = term
         self._allocator = Allocator()
         self._config = ConfigState(self.options.namespace, strict=self.options.strict)
