@@ -13,7 +13,7 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 	tests/integration/test_k8s_client_apiserver.py tests/integration/test_controlplane.py
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-bfd soak-bfd fuzz hostile demo \
+.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults demo \
 	demo-bgp plan clean
 
 help: ## List the targets
@@ -35,7 +35,10 @@ ext: $(STAMP)
 k8s: ## Build (once, then cached) the kube-apiserver, etcd and kubectl the integration tests run
 	bash tools/k8s/build.sh
 
-test: dev k8s test-rust test-python lint ## Set up, then run every test and lint (what CI runs)
+toxiproxy: ## Build (once, then cached) the Toxiproxy server the fault suite puts before the API server
+	bash tools/toxiproxy/build.sh
+
+test: dev k8s toxiproxy test-rust test-python lint ## Set up, then run every test and lint (what CI runs)
 
 test-floor: dev k8s $(FLOOR_STAMP) ## The API client's tests on the lowest dependency versions pyproject allows
 	METALLB_PY_FLOOR=1 $(FLOOR_VENV)/bin/python -m pytest $(FLOOR_TESTS)
@@ -69,7 +72,7 @@ lint: dev ## cargo fmt/clippy, ruff, mypy --strict, stubtest, import contracts
 	$(PY) -m mypy.stubtest metallb_py._core
 	$(VENV)/bin/lint-imports
 
-bench: dev k8s ## Run the benchmarks and print figures with ratios against their baselines
+bench: dev k8s toxiproxy ## Run the benchmarks and print figures with ratios against their baselines
 	$(PY) -m pytest benches -p no:cacheprovider --benchmark-columns=median,ops,rounds
 
 bench-l2: dev ## The layer 2 wire figures alone (root): latency and flood, ours vs the kernel
@@ -98,6 +101,14 @@ bench-bfd: dev ## BFD figures (root): cable cuts with BFD 50 ms x 3 and with hol
 soak-bfd: dev ## BFD 50 ms x 3 with both cores busy for 5 minutes (root): spurious session downs
 	METALLB_PY_BENCH_BFD_SOAK=$(BFD_SOAK_SECONDS) $(PY) -m pytest benches/test_bench_bfd.py -p no:cacheprovider \
 		-k soak
+
+# The fault suite (tests/faults) at length; CI runs it within `make test` with every fault once.
+FAULT_RUNS ?= 10
+FAULT_SERVICES ?= 20
+
+faults: dev k8s toxiproxy ## The fault suite in full (root): every fault FAULT_RUNS times; figures in faults-report.json
+	FAULT_RUNS=$(FAULT_RUNS) FAULT_SERVICES=$(FAULT_SERVICES) FAULTS_REPORT=$(CURDIR)/faults-report.json \
+		$(PY) -m pytest tests/faults -p no:cacheprovider
 
 # tests/integration/test_controller_hostile.py and tests/property/test_service_hostile.py at length (CI runs them
 # within `make test` with 2,000 Services and hypothesis' default example count).
