@@ -13,7 +13,7 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 	tests/integration/test_k8s_client_apiserver.py tests/integration/test_controlplane.py
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults demo \
+.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults bench-faults demo \
 	demo-bgp plan clean
 
 help: ## List the targets
@@ -101,6 +101,11 @@ bench-bfd: dev ## BFD figures (root): cable cuts with BFD 50 ms x 3 and with hol
 soak-bfd: dev ## BFD 50 ms x 3 with both cores busy for 5 minutes (root): spurious session downs
 	METALLB_PY_BENCH_BFD_SOAK=$(BFD_SOAK_SECONDS) $(PY) -m pytest benches/test_bench_bfd.py -p no:cacheprovider \
 		-k soak
+
+# benches/test_bench_faults.py at full size: 1,000 Services assigned through 500 ms of API latency (about 17
+# minutes here: two writes per Service, one after the other); CI runs it within `make bench` with 200.
+bench-faults: dev k8s toxiproxy ## 1,000 Services assigned by a controller behind 500 ms of API latency, vs none
+	FAULTS_BENCH_SERVICES=1000 $(PY) -m pytest benches/test_bench_faults.py -p no:cacheprovider -s
 
 # The fault suite (tests/faults) at length; CI runs it within `make test` with every fault once.
 FAULT_RUNS ?= 10
