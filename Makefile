@@ -103,7 +103,7 @@ soak-bfd: dev ## BFD 50 ms x 3 with both cores busy for 5 minutes (root): spurio
 		-k soak
 
 # benches/test_bench_faults.py at full size: 1,000 Services assigned through 500 ms of API latency (about 17
-# minutes here: two writes per Service, one after the other); CI runs it within `make bench` with 200.
+# minutes here: two writes per Service, one after the other); `make bench` (and CI) runs it with 200.
 bench-faults: dev k8s toxiproxy ## 1,000 Services assigned by a controller behind 500 ms of API latency, vs none
 	FAULTS_BENCH_SERVICES=1000 $(PY) -m pytest benches/test_bench_faults.py -p no:cacheprovider -s
 
