@@ -1,7 +1,8 @@
-"""The controller under API latency: 1,000 Services created while the controller's every response from the API
-server waits 500 ms (a Toxiproxy latency toxic between them), wall time until all show an address.
+"""The controller under API latency: N Services (1,000 in the README's figure) created while every response
+the controller gets from the API server waits 500 ms (a Toxiproxy latency toxic between them), wall time
+until all show an address.
 
-Baseline, same session: the same 1,000 creates served by a controller behind the same proxy with no toxic.
+Baseline, same session: the same creates served by a controller behind the same proxy with no toxic.
 The creates themselves go straight to the API server in both runs (8 concurrent clients): only the
 controller's side is slow. Times are taken when the benchmark's own observer (testing.faults.ServiceObserver,
 straight to the API server) sees each address; every address must be distinct (checked by the fault
