@@ -505,11 +505,6 @@ def test_the_controller_survives_and_never_shows_an_address_twice(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controller/reconcile.py (H1's) calls Allocator.allocate, not ServiceRequest.allocate: an "
-    "allocation failure's Event does not name the field yet",
-)
 @pytest.mark.timeout(TIMEOUT + 120)
 def test_every_service_left_without_an_address_has_an_event_naming_the_field(hostile_run: Run) -> None:
     run = hostile_run

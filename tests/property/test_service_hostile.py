@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -399,11 +398,6 @@ def test_reconcile_never_raises_never_gives_an_address_twice_and_names_unreadabl
             named_field(message.removeprefix(CANNOT_READ), svc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controller/reconcile.py (H1's) calls Allocator.allocate, not ServiceRequest.allocate: an "
-    "allocation failure's Event does not name the field yet",
-)
 @HOSTILE
 @given(STEPS)
 def test_every_allocation_failure_event_names_the_field(steps: list[tuple[object, bool]]) -> None:
@@ -495,11 +489,6 @@ def small_pool_service(name: str, port: int, **annotations: str) -> dict[str, An
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controller/reconcile.py (H1's): an unreadable Service keeps its addresses on the sharing terms "
-    "it had, so a newcomer with its old key joins an address its object no longer shares",
-)
 def test_no_service_joins_the_address_of_one_that_cannot_be_read() -> None:
     run(
         [

@@ -149,6 +149,8 @@ def reconcile_service(
     except ServiceError as exc:
         if not allocator.ips(key) and shown:
             _hold_as_shown(allocator, key, shown)  # keep what it shows until it can be read again
+        else:
+            _hold_alone(allocator, key)  # no newcomer joins it on terms its object may no longer have
         held = tuple(str(ip) for ip in allocator.ips(key))
         return Decision(
             Outcome.INVALID,
@@ -165,9 +167,7 @@ def reconcile_service(
         restore(allocator, request, shown)
     labels = dict(namespace_labels or {})
     try:
-        ips = tuple(
-            str(ip) for ip in allocator.allocate(key, **request.allocate_kwargs(), namespace_labels=labels)
-        )
+        ips = tuple(request.allocate(allocator, namespace_labels=labels))  # its errors name the field
     except (AllocationError, ConfigError) as exc:
         freed = allocator.release(key)
         events = [Event(WARNING, ALLOCATION_FAILED, f"Failed to allocate an IP: {exc}")]
@@ -321,6 +321,18 @@ def _hold_as_shown(allocator: Allocator, key: str, shown: Iterable[str]) -> bool
     except (AllocationError, ValueError):
         return False
     return True
+
+
+def _hold_alone(allocator: Allocator, key: str) -> None:
+    """Holds the addresses of `key` (a Service that cannot be read now) again without sharing terms, when no
+    other Service holds them: its sharing annotation may have changed, so none may join it until it can be
+    read again. Addresses it already shares stay shared (the others hold them too)."""
+    ips = [str(ip) for ip in allocator.ips(key)]
+    if not ips or any(allocator.holders(ip) != [key] for ip in ips):
+        return
+    allocator.release(key)
+    if not _hold_as_shown(allocator, key, ips):  # cannot fail: they were just its alone; never left free
+        raise AssertionError(f"{key}: could not hold {ips} again after releasing them")
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
