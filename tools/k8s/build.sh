@@ -26,29 +26,14 @@ set -Eeuo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE_ROOT="${METALLB_PY_CACHE:-${HOME}/.cache/metallb-py}"
 
-if [ -z "${GO:-}" ]; then
-    if command -v go >/dev/null; then GO="$(command -v go)"; else GO=/usr/local/go/bin/go; fi
-fi
-
-say() { printf '>> %s\n' "$*" >&2; }
+# shellcheck source=../lib/build.sh
+. "$HERE/../lib/build.sh"
 
 # The pinned versions are read from the wrapper modules, so go.mod is the single place that names them.
-required_version() { # MODULE FILE: the version FILE's require line gives MODULE
-    awk -v m="$1" '{ for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v[0-9]/ && $(i - 1) != "=>") { print $(i + 1); exit } }' \
-        "$2" 2>/dev/null
-}
 pinned_k8s() { required_version k8s.io/kubernetes "$HERE/kubernetes/go.mod"; }
 pinned_etcd() { required_version go.etcd.io/etcd/server/v3 "$HERE/etcd/go.mod"; }
 
 bin_dir() { printf '%s/k8s/%s/bin\n' "$CACHE_ROOT" "$1"; }
-
-need_go() {
-    if ! [ -x "$GO" ] && ! command -v "$GO" >/dev/null; then
-        say "Go is not installed (looked for 'go' on PATH and /usr/local/go/bin/go)."
-        say "Install Go >= 1.26 (https://go.dev/dl/ or your package manager), or set GO=/path/to/go, then rerun."
-        exit 3
-    fi
-}
 
 # write_k8s_wrapper VERSION DIR: a module that builds Kubernetes VERSION's kube-apiserver and kubectl.
 # k8s.io/kubernetes points its staging modules at ./staging/src/...; those paths do not exist in the module
@@ -164,27 +149,15 @@ main() {
     stamp="$bins/.built"
     mkdir -p "$out"
 
-    # One build per version at a time: parallel test sessions wait for the first one instead of racing it.
-    exec 9>"$out/.lock"
-    if ! flock -n 9; then
-        say "another build of $version is running; waiting for it"
-        flock 9
-    fi
-
+    lock_build "$out" "$version"
     local want="kubernetes=${version} etcd=${etcd_version}"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        [ -x "$bins/kube-apiserver" ] && [ -x "$bins/kubectl" ] && [ -x "$bins/etcd" ]; then
-        say "cached: $want in $bins"
-        echo "$bins"
-        exit 0
-    fi
+    exit_if_cached "$stamp" "$want" kube-apiserver kubectl etcd
 
     need_go
     log="$out/build.log"
-    : >"$log"
     # Everything this script and Go say also goes to the log; the compiler's package list goes there only.
-    exec 2> >(tee -a "$log" >&2)
-    trap 'on_failure "$log"' ERR
+    log_build_to "$log" "install a newer Go, or build an older Kubernetes: $0 v1.3X.Y" \
+        "finished steps are cached, and nothing half-built is ever used"
     local started=$SECONDS
     say "building $want into $bins (first build: ~15-30 min on 2 cores; Go's caches make later ones fast)"
     say "full log: $log"
@@ -234,18 +207,6 @@ main() {
     echo "$want" >"$stamp"
     say "built in $((SECONDS - started))s: $(ls "$bins" | tr '\n' ' ')"
     echo "$bins"
-}
-
-on_failure() {
-    local log="$1"
-    trap - ERR # report once, not once per function on the failing call stack
-    say "BUILD FAILED. Last lines of $log:"
-    tail -n 25 "$log" >&2 || true
-    say "What to do next:"
-    say "  - 'go: ... requires go >= X': install a newer Go, or build an older Kubernetes: $0 v1.3X.Y"
-    say "  - download/TLS/'dial tcp' errors: check that $("$GO" env GOPROXY 2>/dev/null) is reachable, then rerun"
-    say "  - 'no space left on device': free space under $("$GO" env GOMODCACHE 2>/dev/null) and $CACHE_ROOT"
-    say "  - rerunning is safe: finished steps are cached, and nothing half-built is ever used"
 }
 
 # One compound command, read whole before it runs: editing this file during a build cannot derail bash.

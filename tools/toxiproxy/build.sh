@@ -22,27 +22,12 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE_ROOT="${METALLB_PY_CACHE:-${HOME}/.cache/metallb-py}"
 MODULE=github.com/Shopify/toxiproxy/v2
 
-if [ -z "${GO:-}" ]; then
-    if command -v go >/dev/null; then GO="$(command -v go)"; else GO=/usr/local/go/bin/go; fi
-fi
+# shellcheck source=../lib/build.sh
+. "$HERE/../lib/build.sh"
 
-say() { printf '>> %s\n' "$*" >&2; }
-
-# go.mod is the single place that names the version.
-pinned_version() {
-    awk -v m="$MODULE" '{ for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v[0-9]/) { print $(i + 1); exit } }' \
-        "$HERE/go.mod" 2>/dev/null
-}
+pinned_version() { required_version "$MODULE" "$HERE/go.mod"; }
 
 bin_dir() { printf '%s/toxiproxy/%s/bin\n' "$CACHE_ROOT" "$1"; }
-
-need_go() {
-    if ! [ -x "$GO" ] && ! command -v "$GO" >/dev/null; then
-        say "Go is not installed (looked for 'go' on PATH and /usr/local/go/bin/go)."
-        say "Install Go >= 1.26 (https://go.dev/dl/ or your package manager), or set GO=/path/to/go, then rerun."
-        exit 3
-    fi
-}
 
 main() {
     local mode=build
@@ -68,25 +53,13 @@ main() {
     stamp="$bins/.built"
     mkdir -p "$out"
 
-    # One build per version at a time: parallel test sessions wait for the first one instead of racing it.
-    exec 9>"$out/.lock"
-    if ! flock -n 9; then
-        say "another build of toxiproxy $version is running; waiting for it"
-        flock 9
-    fi
-
+    lock_build "$out" "toxiproxy $version"
     local want="toxiproxy=${version}"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$bins/toxiproxy-server" ]; then
-        say "cached: $want in $bins"
-        echo "$bins"
-        exit 0
-    fi
+    exit_if_cached "$stamp" "$want" toxiproxy-server
 
     need_go
     log="$out/build.log"
-    : >"$log"
-    exec 2> >(tee -a "$log" >&2)
-    trap 'on_failure "$log"' ERR
+    log_build_to "$log" "install a newer Go (go.mod here says which)" "nothing half-built is ever used"
     local started=$SECONDS
     say "building $want into $bins (first build: ~20 s on 2 cores, plus the module download)"
     say "full log: $log"
@@ -107,18 +80,6 @@ main() {
     echo "$want" >"$stamp"
     say "built in $((SECONDS - started))s: $bins/toxiproxy-server"
     echo "$bins"
-}
-
-on_failure() {
-    local log="$1"
-    trap - ERR # report once, not once per function on the failing call stack
-    say "BUILD FAILED. Last lines of $log:"
-    tail -n 25 "$log" >&2 || true
-    say "What to do next:"
-    say "  - 'go: ... requires go >= X': install a newer Go (go.mod here says which)"
-    say "  - download/TLS/'dial tcp' errors: check that $("$GO" env GOPROXY 2>/dev/null) is reachable, then rerun"
-    say "  - 'no space left on device': free space under $("$GO" env GOMODCACHE 2>/dev/null) and $CACHE_ROOT"
-    say "  - rerunning is safe: nothing half-built is ever used"
 }
 
 # One compound command, read whole before it runs: editing this file during a build cannot derail bash.
