@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from metallb_py.errors import MetalLBError
-from metallb_py.testing.process import die_with_parent
+from metallb_py.testing.process import die_with_parent, stop_line_helper
 
 if TYPE_CHECKING:
     from metallb_py.testing.netlab import NetnsLab, Probe
@@ -475,18 +475,7 @@ class ArpWatcher:
 
     def stop(self) -> None:
         """Stops probing (closing the helper's stdin ends it); what was recorded stays readable."""
-        with contextlib.suppress(OSError):
-            if self._popen.stdin is not None:
-                self._popen.stdin.close()
-        try:
-            self._popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._popen.kill()
-            self._popen.wait(timeout=5)
-        self._reader.join(timeout=5)
-        if self._popen.stdout is not None:
-            with contextlib.suppress(OSError):
-                self._popen.stdout.close()
+        stop_line_helper(self._popen, self._reader, grace=5)
 
     def __enter__(self) -> Self:
         return self

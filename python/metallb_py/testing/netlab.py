@@ -47,7 +47,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from metallb_py.errors import MetalLBError
-from metallb_py.testing.process import die_with_parent, run_checked
+from metallb_py.testing.process import die_with_parent, run_checked, stop_line_helper
 from metallb_py.testing.routers import cleanup_stale_routers
 
 __all__ = [
@@ -209,18 +209,7 @@ class _Helper:
 
     def stop(self) -> None:
         """Closing stdin makes the helper exit on its own (the prober cancels what is in flight)."""
-        with contextlib.suppress(OSError):
-            if self.popen.stdin is not None:
-                self.popen.stdin.close()
-        try:
-            self.popen.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=5)
-        self._reader.join(timeout=2)
-        if self.popen.stdout is not None:
-            with contextlib.suppress(OSError):
-                self.popen.stdout.close()
+        stop_line_helper(self.popen, self._reader, grace=2)
 
 
 class Prober:

@@ -12,10 +12,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["NO_PROXY_ENV", "ChildProcess", "die_with_parent", "free_loopback_port", "run_checked", "tail_log"]
+__all__ = [
+    "NO_PROXY_ENV",
+    "ChildProcess",
+    "die_with_parent",
+    "free_loopback_port",
+    "run_checked",
+    "stop_line_helper",
+    "tail_log",
+]
 
 # Nothing the harness starts may go through a proxy: its children talk to 127.0.0.1 only.
 NO_PROXY_ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
@@ -64,6 +74,25 @@ def tail_log(path: Path, lines: int = 30) -> str:
     except OSError:
         return f"({path.name}: no log)"
     return f"--- last lines of {path.name} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def stop_line_helper(popen: subprocess.Popen[Any], reader: threading.Thread, *, grace: float) -> None:
+    """Stops a helper child that takes requests on its stdin and answers a line at a time on its stdout
+    (the netns lab's helpers, the ARP watcher): closing stdin makes it exit on its own, SIGKILL after `grace`
+    seconds; then `reader`, the thread reading its stdout, gets `grace` seconds to finish before stdout is
+    closed under it."""
+    with contextlib.suppress(OSError):
+        if popen.stdin is not None:
+            popen.stdin.close()
+    try:
+        popen.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait(timeout=5)
+    reader.join(timeout=grace)
+    if popen.stdout is not None:
+        with contextlib.suppress(OSError):
+            popen.stdout.close()
 
 
 class ChildProcess:
