@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from _controller_support import Cluster
 
 from metallb_py.testing import ControlPlaneUnavailableError, LocalControlPlane, ensure_kubernetes_binaries
 
@@ -69,3 +70,11 @@ def new_control_plane() -> Iterator[Callable[[], LocalControlPlane]]:
     finally:
         for cp in made:
             cp.stop()
+
+
+@pytest.fixture
+def cluster(control_plane: LocalControlPlane) -> Iterator[Cluster]:
+    """The session's control plane as the controller tests use it; what the test made is deleted after."""
+    c = Cluster(control_plane)
+    yield c
+    c.cleanup()

@@ -46,13 +46,6 @@ pytestmark = pytest.mark.integration
 POOL_ANNOTATION = "metallb.io/ip-allocated-from-pool"
 
 
-@pytest.fixture
-def cluster(control_plane: LocalControlPlane) -> Iterator[Cluster]:
-    c = Cluster(control_plane)
-    yield c
-    c.cleanup()
-
-
 class Env:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster

@@ -29,18 +29,10 @@ from _controller_support import (
 from metallb_py.controller import Controller, ControllerOptions
 from metallb_py.k8s import connect
 from metallb_py.k8s.resources import LEASES, SERVICES
-from metallb_py.testing import LocalControlPlane
 
 pytestmark = pytest.mark.integration
 
 ADDRESS = "192.0.2.40"
-
-
-@pytest.fixture
-def cluster(control_plane: LocalControlPlane) -> Iterator[Cluster]:
-    c = Cluster(control_plane)
-    yield c
-    c.cleanup()
 
 
 class Clock:

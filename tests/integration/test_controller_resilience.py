@@ -14,7 +14,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +29,12 @@ from _controller_support import (
 )
 
 from metallb_py.k8s.resources import LEASES
-from metallb_py.testing import LocalControlPlane
 
 pytestmark = pytest.mark.integration
 
 # Short leases keep the tests quick; the ratios are client-go's defaults (15 s / 10 s / 2 s).
 POOL_ANNOTATION = "metallb.io/ip-allocated-from-pool"
 FAST_LEASE = ("--lease-duration=3", "--renew-deadline=2", "--retry-period=0.4")
-
-
-@pytest.fixture
-def cluster(control_plane: LocalControlPlane) -> Iterator[Cluster]:
-    c = Cluster(control_plane)
-    yield c
-    c.cleanup()
 
 
 def report(capsys: pytest.CaptureFixture[str], text: str) -> None:
