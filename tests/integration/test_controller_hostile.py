@@ -39,6 +39,7 @@ from _controller_support import Cluster, lb_ips, running_controller, unique, wai
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from _hostile import ANNOTATION_PREFIXES, PREFIX_CHOICES, field_paths, may_share, mostly, one_in, terms
 from metallb_py.ipam import ServiceError, service_request
 from metallb_py.k8s import ApiError
 from metallb_py.k8s.resources import SERVICES
@@ -77,17 +78,6 @@ TEXT = st.sampled_from(GARBAGE) | st.text(max_size=16)
 HUGE = st.sampled_from(["x" * 5_000, "1" * 70_000, "y" * 300_000])  # the last is beyond the API's 256 KiB
 
 
-def one_in(n: int) -> st.SearchStrategy[bool]:
-    """True about once in `n` (Hypothesis draws the ends of a range more often: the middle is True)."""
-    return st.integers(0, n - 1).map(lambda k: k == (n - 1) // 2)
-
-
-def mostly(
-    good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any], odds: int = 6
-) -> st.SearchStrategy[Any]:
-    return one_in(odds + 1).flatmap(lambda wrong: bad if wrong else good)
-
-
 IP_TEXT = mostly(
     st.sampled_from(REQUESTABLE)
     | st.lists(st.sampled_from(REQUESTABLE), min_size=2, max_size=3).map(",".join),
@@ -105,12 +95,7 @@ ANNOTATION_VALUES = {
 def annotation_maps(draw: st.DrawFn) -> dict[str, str]:
     out: dict[str, str] = {}
     for suffix in draw(st.lists(st.sampled_from(sorted(ANNOTATION_VALUES)), max_size=3, unique=True)):
-        prefixes = draw(
-            st.sampled_from(
-                [["metallb.io/"], ["metallb.universe.tf/"], ["metallb.io/", "metallb.universe.tf/"]]
-            )
-        )
-        for prefix in prefixes:
+        for prefix in draw(PREFIX_CHOICES):
             out[prefix + suffix] = draw(ANNOTATION_VALUES[suffix])
     if draw(one_in(10)):
         key = draw(
@@ -148,19 +133,18 @@ SPEC_OPTIONAL: dict[str, st.SearchStrategy[Any]] = {
     "ipFamilies": mostly(
         st.lists(st.sampled_from(["IPv4", "IPv6"]), min_size=1, max_size=2, unique=True),
         st.sampled_from([["IPv4", "IPv4"], ["ipv4"], ["IPv5"], []]),
+        6,
     ),
     "ipFamilyPolicy": mostly(
-        st.sampled_from(["SingleStack", "PreferDualStack", "RequireDualStack"]), st.just("Dual")
+        st.sampled_from(["SingleStack", "PreferDualStack", "RequireDualStack"]), st.just("Dual"), 6
     ),
     "loadBalancerIP": mostly(st.sampled_from(REQUESTABLE), TEXT, 4),
-    "externalTrafficPolicy": mostly(st.sampled_from(["Cluster", "Local"]), st.just("local")),
+    "externalTrafficPolicy": mostly(st.sampled_from(["Cluster", "Local"]), st.just("local"), 6),
     "selector": st.dictionaries(
-        st.sampled_from(["app", "tier"]), mostly(st.sampled_from(["a", "b"]), TEXT), max_size=2
+        st.sampled_from(["app", "tier"]), mostly(st.sampled_from(["a", "b"]), TEXT, 6), max_size=2
     ),
 }
-METALLB_ANNOTATIONS = [
-    p + s for p in ("metallb.io/", "metallb.universe.tf/") for s in sorted(ANNOTATION_VALUES)
-]
+METALLB_ANNOTATIONS = [p + s for p in ANNOTATION_PREFIXES for s in sorted(ANNOTATION_VALUES)]
 
 
 @st.composite
@@ -206,27 +190,6 @@ def hostile_updates(draw: st.DrawFn) -> dict[str, Any]:
 # -- reading back, independently of the code under test ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Terms:
-    sharing_key: str
-    ports: frozenset[tuple[int, str]]
-    backend: str
-
-
-def annotation(svc: dict[str, Any], suffix: str) -> str:
-    notes = svc["metadata"].get("annotations") or {}
-    current = notes.get("metallb.io/" + suffix)
-    return str(current if current is not None else notes.get("metallb.universe.tf/" + suffix) or "")
-
-
-def terms(svc: dict[str, Any]) -> Terms:
-    spec = svc["spec"]
-    ports = frozenset((p["port"], p.get("protocol") or "TCP") for p in spec.get("ports") or [])
-    local = spec.get("externalTrafficPolicy") == "Local"
-    backend = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items())) if local else ""
-    return Terms(annotation(svc, "allow-shared-ip"), ports, backend)
-
-
 def unreadable(svc: dict[str, Any]) -> str | None:
     """Why the controller cannot read the Service (its reader's error), or None."""
     try:
@@ -236,31 +199,11 @@ def unreadable(svc: dict[str, Any]) -> str | None:
     return None
 
 
-def may_share(holders: list[Terms]) -> bool:
-    for i, a in enumerate(holders):
-        for b in holders[i + 1 :]:
-            if not a.sharing_key or a.sharing_key != b.sharing_key or a.backend != b.backend:
-                return False
-            if a.ports & b.ports:
-                return False
-    return True
-
-
 def paths_of(svc: dict[str, Any]) -> list[str]:
     """Every field path of the Service (annotation keys whole), plus the fields an allocation is decided by
     when absent; longest first, so the longest match wins."""
     paths = [f"metadata.annotations.{key}" for key in svc["metadata"].get("annotations") or {}]
-
-    def walk(value: object, path: str) -> None:
-        paths.append(path)
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{path}.{key}")
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                walk(item, f"{path}[{i}]")
-
-    walk(svc["spec"], "spec")
+    paths += field_paths(svc["spec"], "spec")
     paths += ["metadata.annotations", "metadata.labels", "metadata.namespace", "spec.ipFamilies"]
     return sorted(set(paths), key=len, reverse=True)
 

@@ -12,20 +12,20 @@ one Allocator, their status written back as the controller would write it. Prope
 - `reconcile_service` never raises; every Warning Event names the field at fault in the same way.
 - No address is held by two Services, in the allocator or in what their statuses show, unless MetalLB's
   sharing rules allow it: the same non-empty sharing key, no port (number and protocol) in common, and the
-  same backend (selector, under externalTrafficPolicy Local). The rule is written out here from MetalLB's
-  documentation, with its own reading of the annotations, not taken from the code under test.
+  same backend (selector, under externalTrafficPolicy Local): the rule as tests/_hostile.py reads it, from
+  MetalLB's documentation rather than the code under test.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _hostile import PREFIX_CHOICES, Terms, field_paths, may_share, mostly, one_in, terms
 from metallb_py._core import Allocator, Pool, ServiceAllocation
 from metallb_py.controller.reconcile import ALLOCATION_FAILED, WARNING, Decision, Outcome, reconcile_service
 from metallb_py.errors import AllocationError, ConfigError
@@ -96,18 +96,6 @@ WRONG = (
 )
 
 
-def one_in(n: int) -> st.SearchStrategy[bool]:
-    """True about once in `n` (Hypothesis draws the ends of a range more often: the middle is True)."""
-    return st.integers(0, n - 1).map(lambda k: k == (n - 1) // 2)
-
-
-def mostly(
-    good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any], odds: int = 12
-) -> st.SearchStrategy[Any]:
-    """`good` about `odds` times in `odds + 1`, else `bad`: a Service with every field wrong says little."""
-    return one_in(odds + 1).flatmap(lambda wrong: bad if wrong else good)
-
-
 IP_LIST = st.lists(st.sampled_from(IPS), min_size=1, max_size=3).map(",".join)
 ANNOTATION_SUFFIXES = ["loadBalancerIPs", "address-pool", "allow-shared-ip"]
 ANNOTATION_VALUES = {
@@ -121,11 +109,7 @@ ANNOTATION_VALUES = {
 def annotation_maps(draw: st.DrawFn) -> object:
     out: dict[Any, Any] = {}
     for suffix in draw(st.lists(st.sampled_from(ANNOTATION_SUFFIXES), max_size=3, unique=True)):
-        for prefix in draw(
-            st.sampled_from(
-                [["metallb.io/"], ["metallb.universe.tf/"], ["metallb.io/", "metallb.universe.tf/"]]
-            )
-        ):
+        for prefix in draw(PREFIX_CHOICES):
             out[prefix + suffix] = draw(ANNOTATION_VALUES[suffix])
     if draw(one_in(10)):
         out[
@@ -246,18 +230,7 @@ def named_field(message: str, svc: object) -> str:
 def candidate_paths(svc: object) -> list[str]:
     """Every path of `svc` a message could name (longest first), plus the required fields that may be
     missing and the fields an allocation is decided by."""
-    paths: list[str] = []
-
-    def walk(value: object, path: str) -> None:
-        paths.append(path)
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{path}.{key}" if path else str(key))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                walk(item, f"{path}[{i}]")
-
-    walk(svc, "")
+    paths = field_paths(svc)
     spec = svc.get("spec") if isinstance(svc, dict) else None
     required = ["metadata", "metadata.name"]
     port_items = spec.get("ports") if isinstance(spec, dict) else None
@@ -268,28 +241,7 @@ def candidate_paths(svc: object) -> list[str]:
     return sorted({p for p in paths + required + decided if p}, key=len, reverse=True)
 
 
-# -- the sharing rule, read independently -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Terms:
-    sharing_key: str
-    ports: frozenset[tuple[int, str]]
-    backend: frozenset[tuple[str, str]]  # the selector under Local (Cluster: none, as an empty one)
-
-
-def annotation(svc: Mapping[str, Any], suffix: str) -> str:
-    notes = svc["metadata"].get("annotations") or {}
-    current = notes.get("metallb.io/" + suffix)
-    return str(current if current is not None else notes.get("metallb.universe.tf/" + suffix) or "")
-
-
-def terms(svc: Mapping[str, Any]) -> Terms:
-    spec = svc["spec"]
-    ports = frozenset((p["port"], p.get("protocol") or "TCP") for p in spec.get("ports") or [])
-    local = spec.get("externalTrafficPolicy") == "Local"
-    backend = frozenset((spec.get("selector") or {}).items()) if local else frozenset()
-    return Terms(annotation(svc, "allow-shared-ip"), ports, backend)
+# -- the sharing rule, as an unreadable object counts ----------------------------------------------------
 
 
 def safe_terms(svc: Mapping[str, Any]) -> Terms:
@@ -300,16 +252,6 @@ def safe_terms(svc: Mapping[str, Any]) -> Terms:
     except (KeyError, TypeError, AttributeError):
         return Terms("", frozenset(), frozenset())
     return found if isinstance(found.sharing_key, str) else Terms("", frozenset(), frozenset())
-
-
-def may_share(holders: list[Terms]) -> bool:
-    for i, a in enumerate(holders):
-        for b in holders[i + 1 :]:
-            if not a.sharing_key or a.sharing_key != b.sharing_key or a.backend != b.backend:
-                return False
-            if a.ports & b.ports:
-                return False
-    return True
 
 
 # -- the properties -----------------------------------------------------------------------------------------
