@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
-from metallb_py.k8s.resources import EVENTS, SERVICES
+from metallb_py.k8s.resources import EVENTS
 from metallb_py.testing import LabCluster
 from metallb_py.testing.bgplab import DEFAULT_NODE_ASN, DEFAULT_ROUTER_ASN, Peering
 from metallb_py.testing.routers import BfdConfig, FrrRouter, GracefulRestartView
 
+from .conftest import CONTROL_PLANE, WORKERS, create_web_service
+
 NS = "metallb-system"
 WAIT = 60.0
-WORKERS = ("node1", "node2", "node3")
-CONTROL_PLANE = "control-plane"
 ROUTER = "198.51.100.254"
 PEER = "tor"
 PROFILE = "fast"
@@ -91,15 +91,7 @@ def cluster(kubernetes_binaries: None, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="module")
 def vip(cluster: LabCluster) -> str:
     """A LoadBalancer Service with a ready endpoint on every worker; its address, served by each worker."""
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]},
-    }
-    cluster.client.create(SERVICES, manifest, "default")
-    cluster.publish_endpoints("default", "web")
-    address = cluster.wait_for(lambda: cluster.external_ips("default", "web"), WAIT, "an address for web")[0]
+    address = create_web_service(cluster, WAIT)
     cluster.lab.serve(address, "hname")
     wait_next_hops(cluster, address, WORKERS)
     return address

@@ -6,26 +6,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from metallb_py.k8s.resources import EVENTS, SERVICES
+from metallb_py.k8s.resources import EVENTS
 from metallb_py.speaker.conflicts import REASON
 from metallb_py.testing import LabCluster
 
-SEED_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "seed" / "metallb-l2config.yaml"
+from .conftest import create_web_service, seeded_cluster
+
 WAIT = 60.0
-WORKERS = ("node1", "node2", "node3")
-CONTROL_PLANE = "control-plane"
 
 
 @pytest.fixture(scope="module")
 def cluster(kubernetes_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
-    logs = tmp_path_factory.mktemp("e2e-conflicts-logs")
-    with LabCluster(WORKERS, CONTROL_PLANE, prefix="mlbconf", log_dir=logs) as the_cluster:
-        the_cluster.kubectl("apply", "-f", str(SEED_CONFIG))
+    with seeded_cluster("mlbconf", tmp_path_factory.mktemp("e2e-conflicts-logs")) as the_cluster:
         yield the_cluster
 
 
@@ -38,15 +34,7 @@ def conflict_events(cluster: LabCluster, service: str) -> list[dict[str, Any]]:
 
 
 def test_a_host_claiming_the_announced_address_is_an_event_and_a_metric(cluster: LabCluster) -> None:
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]},
-    }
-    cluster.client.create(SERVICES, manifest, "default")
-    cluster.publish_endpoints("default", "web")
-    vip = cluster.wait_for(lambda: cluster.external_ips("default", "web"), WAIT, "an address for web")[0]
+    vip = create_web_service(cluster, WAIT)
     node = cluster.wait_for(lambda: cluster.announcer("default", "web"), WAIT, "an announcer for web")
     assert conflict_events(cluster, "web") == []
 

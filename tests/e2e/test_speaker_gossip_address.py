@@ -10,27 +10,23 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from metallb_py.k8s.resources import LEASES, NODES, SERVICES
+from metallb_py.k8s.resources import LEASES, NODES
 from metallb_py.speaker.leases import GOSSIP_ADDRESS_ANNOTATION, GOSSIP_LABEL, GOSSIP_PORT
 from metallb_py.speaker.speaker import Speaker, SpeakerError, SpeakerOptions
 from metallb_py.testing import LabCluster
 
-SEED_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "seed" / "metallb-l2config.yaml"
+from .conftest import WORKERS, create_web_service, seeded_cluster
+
 WAIT = 60.0
-WORKERS = ("node1", "node2", "node3")
-CONTROL_PLANE = "control-plane"
 _REPLY = re.compile(r"reply from (\S+) \[([0-9A-Fa-f:]{17})\]")
 
 
 @pytest.fixture(scope="module")
 def cluster(kubernetes_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
-    logs = tmp_path_factory.mktemp("e2e-gossip-address-logs")
-    with LabCluster(WORKERS, CONTROL_PLANE, prefix="mlbgaddr", log_dir=logs) as the_cluster:
-        the_cluster.kubectl("apply", "-f", str(SEED_CONFIG))
+    with seeded_cluster("mlbgaddr", tmp_path_factory.mktemp("e2e-gossip-address-logs")) as the_cluster:
         yield the_cluster
 
 
@@ -75,15 +71,7 @@ def test_nodes_without_internal_ip_and_the_vip_on_lo_elect_one_announcer(cluster
             {"status": {"addresses": [{"type": "Hostname", "address": node}]}},
             subresource="status",
         )
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]},
-    }
-    cluster.client.create(SERVICES, manifest, "default")
-    cluster.publish_endpoints("default", "web")
-    vip = cluster.wait_for(lambda: cluster.external_ips("default", "web"), WAIT, "an address for web")[0]
+    vip = create_web_service(cluster, WAIT)
     cluster.lab.serve(vip, "hname")  # on every node's lo, answered over HTTP by every worker
     for node in cluster.nodes:
         assert vip in cluster.lab.exec(cluster.lab.node_ns(node), "ip", "-brief", "addr", "show", "dev", "lo")
