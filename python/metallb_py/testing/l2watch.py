@@ -31,7 +31,6 @@ import os
 import select
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -42,7 +41,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from metallb_py.errors import MetalLBError
-from metallb_py.testing.process import die_with_parent, stop_line_helper
+from metallb_py.testing.process import start_line_helper, stop_line_helper
 
 if TYPE_CHECKING:
     from metallb_py.testing.netlab import NetnsLab, Probe
@@ -389,16 +388,7 @@ class ArpWatcher:
         ]
         # The helper's stderr goes to the log (the child keeps its own descriptor), or nowhere.
         with open(log, "ab") if log is not None else open(os.devnull, "wb") as stderr:
-            self._popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                bufsize=1,
-                start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
-            )
+            self._popen = start_line_helper(argv, stderr)
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, name=f"l2watch {netns}", daemon=True)
         self._reader.start()

@@ -47,7 +47,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from metallb_py.errors import MetalLBError
-from metallb_py.testing.process import die_with_parent, run_checked, stop_line_helper
+from metallb_py.testing.process import run_checked, start_line_helper, stop_line_helper
 from metallb_py.testing.routers import cleanup_stale_routers
 
 __all__ = [
@@ -161,16 +161,8 @@ class _Helper:
         self.name = f"{netns}: {' '.join(args)}"
         self.log = log
         with log.open("ab") as stderr:
-            self.popen = subprocess.Popen(
-                ["ip", "netns", "exec", netns, sys.executable, "-I", str(_HELPER), *args],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                bufsize=1,
-                start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
-            )
+            argv = ["ip", "netns", "exec", netns, sys.executable, "-I", str(_HELPER), *args]
+            self.popen = start_line_helper(argv, stderr)
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._on_record = on_record
         self._reader = threading.Thread(target=self._read, name=f"netlab {self.name}", daemon=True)

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = [
     "NO_PROXY_ENV",
@@ -23,6 +23,7 @@ __all__ = [
     "die_with_parent",
     "free_loopback_port",
     "run_checked",
+    "start_line_helper",
     "stop_line_helper",
     "tail_log",
 ]
@@ -74,6 +75,22 @@ def tail_log(path: Path, lines: int = 30) -> str:
     except OSError:
         return f"({path.name}: no log)"
     return f"--- last lines of {path.name} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def start_line_helper(argv: Sequence[str], stderr: IO[bytes]) -> subprocess.Popen[str]:
+    """Starts a helper child that takes requests on its stdin and answers a line at a time on its stdout
+    (text, line-buffered), its stderr to `stderr`, in a session of its own and killed if Python dies
+    first. `stop_line_helper` ends it."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 (only ctypes, no locks)
+    )
 
 
 def stop_line_helper(popen: subprocess.Popen[Any], reader: threading.Thread, *, grace: float) -> None:
