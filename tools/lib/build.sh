@@ -62,9 +62,14 @@ log_build_to() { # LOG GO_HINT RERUN_HINT
 }
 
 on_build_failure() {
-    trap - ERR # report once, not once per function on the failing call stack
+    # Report once: not in the subshells that inherit the trap (set -E; the top-level shell reports when
+    # they fail), and not once per function on the failing call stack.
+    if [ "$BASHPID" != "$$" ]; then return 0; fi
+    trap - ERR
+    local last # read before saying anything: what is said here goes to the log too
+    last="$(tail -n 25 "$BUILD_LOG" || true)"
     say "BUILD FAILED. Last lines of $BUILD_LOG:"
-    tail -n 25 "$BUILD_LOG" >&2 || true
+    printf '%s\n' "$last" >&2
     say "What to do next:"
     say "  - 'go: ... requires go >= X': $BUILD_GO_HINT"
     say "  - download/TLS/'dial tcp' errors: check that $("$GO" env GOPROXY 2>/dev/null) is reachable, then rerun"
