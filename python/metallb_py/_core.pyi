@@ -209,14 +209,17 @@ class Responder:
     def announced(self) -> dict[_IP, list[str]]: ...
     def stats(self) -> dict[str, Any]:
         """{"ips": {ip: {requests_received, responses_sent, gratuitous_sent}}, "drops": {label: n}, ...,
-        "conflicts": claims by other hosts seen (every frame), "conflicts_dropped": left out of a full list}."""
+        "conflicts": claims by other hosts seen (every frame), "conflicts_dropped": left out of a full
+        list}."""
     def conflicts(self) -> list[tuple[str, str, str]]:
-        """(ip, mac, interface) of each other host seen claiming an address announced on that interface since the
-        last call, which drains them: each triple once, in the order first seen, at most 1024 per drain.
+        """(ip, mac, interface) of each other host seen claiming an address announced on that interface
+        since the last call, which drains them: each triple once, in the order first seen, at most 1024 per
+        drain.
 
-        A claim: an ARP packet (request or reply, gratuitous or not) whose sender IP is the address, a neighbor
-        advertisement for it or a solicitation from it, from a MAC none of the served interfaces have. A DAD
-        probe is not one (the answer to it defends the address). Raises ResponderError when not running."""
+        A claim: an ARP packet (request or reply, gratuitous or not) whose sender IP is the address, a
+        neighbor advertisement for it or a solicitation from it, from a MAC none of the served interfaces
+        have. A DAD probe is not one (the answer to it defends the address). Raises ResponderError when not
+        running."""
     def macs(self) -> dict[str, str]: ...
     @property
     def running(self) -> bool: ...
