@@ -180,7 +180,14 @@ def bfd_state(speaker: BgpSpeaker, peer: str) -> str | None:
 
 
 def wait_bfd_up(speaker: BgpSpeaker, peer: str) -> BfdStatus:
-    status = wait_status(speaker, peer, lambda s: s.bfd is not None and s.bfd.state == "Up", "our BFD Up")
+    """Our session Up and the router's too: we turn Up on the router's Init, so the router's packet that says
+    Up comes one interval later (asserting on the remote state at our Up raced it)."""
+    status = wait_status(
+        speaker,
+        peer,
+        lambda s: s.bfd is not None and (s.bfd.state, s.bfd.remote_state) == ("Up", "Up"),
+        "our BFD Up, and the router's",
+    )
     assert status.bfd is not None
     return status.bfd
 
@@ -381,13 +388,7 @@ def test_a_passive_end_answers_an_active_one(bench: Bench, passive: str) -> None
     add_peer(speaker, "rtr", bench.lab.router_address(4), bfd=ours)
     view = router.wait_bfd(node)
     assert view.passive is (passive == "frr")
-    # (We go Up on FRR's Init; FRR's Up follows in its next packet.)
-    wait_status(
-        speaker,
-        "rtr",
-        lambda s: s.bfd is not None and (s.bfd.state, s.bfd.remote_state) == ("Up", "Up"),
-        "Up",
-    )
+    wait_bfd_up(speaker, "rtr")
 
 
 def test_stop_and_remove_peer_signal_admin_down(bench: Bench) -> None:
