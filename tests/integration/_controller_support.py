@@ -245,6 +245,24 @@ class Cluster:
         self.client.close()
 
 
+class ServiceEnv:
+    """One test's place on a shared control plane: namespaces for the configuration and the Services, and a
+    loadBalancerClass of its own (so only its own controller acts on its Services)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.config_ns = cluster.namespace("mlb")
+        self.ns = cluster.namespace("svc")
+        self.lb_class = f"metallb-py.test/{unique('c')}"
+
+    def svc(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("lb_class", self.lb_class)
+        return self.cluster.create_service(service(name, self.ns, **kwargs))
+
+    def ips(self, name: str) -> list[str]:
+        return lb_ips(self.cluster.get_service(self.ns, name))
+
+
 class Account:
     """A ServiceAccount bound to a ClusterRole of its own, and a kubeconfig that authenticates as it."""
 

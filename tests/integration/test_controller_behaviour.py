@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from _controller_support import (
     Cluster,
+    ServiceEnv,
     controller_rules,
     lb_ips,
     legacy_config,
     running_controller,
     service,
-    unique,
     wait_until,
 )
 from prometheus_client import generate_latest
@@ -46,24 +46,11 @@ pytestmark = pytest.mark.integration
 POOL_ANNOTATION = "metallb.io/ip-allocated-from-pool"
 
 
-class Env:
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.config_ns = cluster.namespace("mlb")
-        self.ns = cluster.namespace("svc")
-        self.lb_class = f"metallb-py.test/{unique('c')}"
-
-    def svc(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        kwargs.setdefault("lb_class", self.lb_class)
-        return self.cluster.create_service(service(name, self.ns, **kwargs))
-
+class Env(ServiceEnv):
     def get(self, name: str) -> dict[str, Any]:
         svc = self.cluster.get_service(self.ns, name)
         assert svc is not None, name
         return svc
-
-    def ips(self, name: str) -> list[str]:
-        return lb_ips(self.cluster.get_service(self.ns, name))
 
     def wait_ips(self, name: str, expected: list[str] | None = None, timeout: float = 30) -> list[str]:
         if expected is None:

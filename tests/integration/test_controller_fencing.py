@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from _controller_support import (
     Cluster,
+    ServiceEnv,
     controller_rules,
     lb_ips,
     running_controller,
-    service,
     unique,
     wait_until,
 )
@@ -45,20 +45,7 @@ class Clock:
         return self.now
 
 
-class Env:
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.config_ns = cluster.namespace("mlb")
-        self.ns = cluster.namespace("svc")
-        self.lb_class = f"metallb-py.test/{unique('c')}"
-
-    def svc(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        kwargs.setdefault("lb_class", self.lb_class)
-        return self.cluster.create_service(service(name, self.ns, **kwargs))
-
-    def ips(self, name: str) -> list[str]:
-        return lb_ips(self.cluster.get_service(self.ns, name))
-
+class Env(ServiceEnv):
     def holders(self, ip: str) -> list[str]:
         return sorted(name for name, ips in self.cluster.ips_by_service(self.ns).items() if ip in ips)
 
