@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -78,12 +77,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         raise
     try:
         api = connect(cp.kubeconfig)
-        port = urllib.parse.urlsplit(cp.server).port
-        assert port is not None
-        proxy = toxiproxy.create_proxy("apiserver", port)
-        through_proxy = proxy.kubeconfig(
-            cp.kubeconfig, tmp_path_factory.mktemp("faults") / "proxy.kubeconfig"
-        )
+        through_proxy = tmp_path_factory.mktemp("faults") / "proxy.kubeconfig"
+        proxy = toxiproxy.proxy_api_server(cp, through_proxy)
         api.create(NAMESPACES, {"metadata": {"name": CONFIG_NS}})
         pool = {
             "apiVersion": "metallb.io/v1beta1",

@@ -26,7 +26,6 @@ import os
 import random
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,10 +110,8 @@ def lab(fault_binaries: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
     logs = tmp_path_factory.mktemp("controller-faults")
     with LocalControlPlane() as cp, Toxiproxy() as toxiproxy:
         api = connect(cp.kubeconfig, timeout=(2.0, 10.0))
-        port = urllib.parse.urlsplit(cp.server).port
-        assert port is not None
-        proxy = toxiproxy.create_proxy("apiserver", port)
-        through_proxy = proxy.kubeconfig(cp.kubeconfig, logs / "through-toxiproxy.kubeconfig")
+        through_proxy = logs / "through-toxiproxy.kubeconfig"
+        proxy = toxiproxy.proxy_api_server(cp, through_proxy)
         api.create(NAMESPACES, {"metadata": {"name": CONFIG_NS}})
         pool = {
             "apiVersion": "metallb.io/v1beta1",

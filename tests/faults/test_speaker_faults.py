@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -331,13 +330,9 @@ def test_the_owners_api_connection_through_toxiproxy(
 ) -> None:
     owner = cluster.announcer(NAMESPACE, SERVICE)
     assert owner is not None
-    api_port = urllib.parse.urlsplit(cluster.control_plane.server).port
-    assert api_port is not None
     with Toxiproxy() as toxiproxy:
-        proxy = toxiproxy.create_proxy(f"apiserver-{owner}", api_port)
-        kubeconfig = proxy.kubeconfig(
-            cluster.kubeconfig, cluster.log_dir / f"{owner}-via-toxiproxy.kubeconfig"
-        )
+        kubeconfig = cluster.log_dir / f"{owner}-via-toxiproxy.kubeconfig"
+        proxy = toxiproxy.proxy_api_server(cluster.control_plane, kubeconfig, name=f"apiserver-{owner}")
         # Outside the measured runs: the owner's speaker now reaches the API server through the proxy only.
         cluster.stop_speaker(owner)
         cluster.start_speaker(owner, kubeconfig=kubeconfig, clock_offset=0.0)

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ import yaml
 from metallb_py.errors import MetalLBError
 from metallb_py.k8s import ApiError, GoneError, KubeClient, connect
 from metallb_py.k8s.resources import SERVICES
-from metallb_py.testing.controlplane import default_cache_dir
+from metallb_py.testing.controlplane import LocalControlPlane, default_cache_dir
 from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, free_loopback_port, tail_log
 
 __all__ = [
@@ -277,6 +278,16 @@ class Toxiproxy:
         created = self._request("POST", "/proxies", body)
         listen = str(created.get("listen", ""))
         return Proxy(self, name, int(listen.rpartition(":")[2]), upstream_port)
+
+    def proxy_api_server(self, cp: LocalControlPlane, kubeconfig: Path, *, name: str = "apiserver") -> Proxy:
+        """A proxy before `cp`'s API server; writes at `kubeconfig` a copy of cp's kubeconfig that reaches the
+        API server through it."""
+        port = urllib.parse.urlsplit(cp.server).port
+        if port is None:
+            raise FaultLabError(f"the control plane's server {cp.server} names no port")
+        proxy = self.create_proxy(name, port)
+        proxy.kubeconfig(cp.kubeconfig, kubeconfig)
+        return proxy
 
     def reset(self) -> None:
         """Every proxy enabled, every toxic removed."""
