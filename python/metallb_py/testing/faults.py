@@ -293,18 +293,28 @@ class Toxiproxy:
         """Every proxy enabled, every toxic removed."""
         self._request("POST", "/reset")
 
-    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = 10.0,
+        missing_ok: bool = False,
+    ) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
-            with opener.open(request, timeout=10) as response:
+            with opener.open(request, timeout=timeout) as response:
                 text = response.read()
         except urllib.error.HTTPError as exc:
             with exc:
                 detail = exc.read().decode(errors="replace").strip()
+            if missing_ok and exc.code == 404:
+                return {}
             raise FaultLabError(f"toxiproxy refused {method} {path}: {exc.code} {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise FaultLabError(f"toxiproxy at {self.url} did not answer {method} {path}: {exc}") from None
@@ -315,6 +325,9 @@ class Toxiproxy:
         except ValueError:  # /version answers plain text
             return {"text": text.decode(errors="replace").strip()}
         return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+
+REMOVE_PATIENCE = 120.0  # seconds a toxic's removal is retried before the fault lab gives up
 
 
 @dataclass
@@ -334,7 +347,21 @@ class Proxy:
         self.server._request("POST", f"/proxies/{self.name}/toxics/{key}", {"attributes": attributes})
 
     def remove(self, key: str) -> None:
-        self.server._request("DELETE", f"/proxies/{self.name}/toxics/{key}")
+        """Removes the toxic `key` (gone already is fine). Toxiproxy answers only once the toxic's pending
+        data went through, which under long latency on a busy machine can outlast one request's timeout
+        (seen in CI: the latency toxic stayed and every later fault ran behind it): the removal is asked
+        again until it is gone, for up to REMOVE_PATIENCE seconds."""
+        deadline = time.monotonic() + REMOVE_PATIENCE
+        while True:
+            try:
+                self.server._request(
+                    "DELETE", f"/proxies/{self.name}/toxics/{key}", timeout=30, missing_ok=True
+                )
+                return
+            except FaultLabError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def toxics(self) -> list[dict[str, Any]]:
         answer = self.server._request("GET", f"/proxies/{self.name}/toxics")
