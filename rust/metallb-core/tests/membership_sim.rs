@@ -2,11 +2,13 @@
 //! leave; datagrams are lost, delayed and replayed. Every run is seeded, so a failure replays exactly.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use metallb_core::membership::{Engine, EventKind, MemberState, MembershipConfig, Quorum, Timing};
+use metallb_core::membership::{
+    Engine, EventKind, MemberState, MembershipConfig, Quorum, Takeover, Timing, WatchTiming,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -740,4 +742,109 @@ fn a_member_that_knew_the_previous_life_only_through_others_corrects_it_too() {
     for i in 0..3 {
         assert_eq!(sim.alive_seen_by(i), sim.everyone_alive(), "view of node-{i}: {:?}", sim.log);
     }
+}
+
+// -- the watch: fast takeover beside SWIM ----------------------------------------------------------------------
+
+const VIP: &str = "192.0.2.100";
+
+/// Every member beats to every other (a small cluster's plan); `standby` takes `VIP` over from `owner`.
+fn plan_watch(sim: &mut Sim, owner: usize, standby: usize) {
+    let n = sim.nodes.len();
+    let now = sim.now;
+    for i in 0..n {
+        let targets = (0..n).filter(|&j| j != i).map(|j| (name(j), addr(j))).collect();
+        let mut takeovers = BTreeMap::new();
+        if i == standby {
+            let item = Takeover { address: VIP.parse().unwrap(), interfaces: vec!["eth0".into()] };
+            takeovers.insert(name(owner), vec![item]);
+        }
+        sim.nodes[i].engine.set_watch(now, targets, takeovers, true);
+        sim.flush(i);
+    }
+}
+
+fn watching(seed: u64, net: Network) -> Sim {
+    let mut sim = Sim::new(3, Timing::default(), net, seed);
+    plan_watch(&mut sim, 0, 1);
+    sim.run_until(Duration::from_secs(1));
+    sim
+}
+
+#[test]
+fn a_dead_owner_is_taken_over_by_its_standby_long_before_swim_declares_it_down() {
+    let WatchTiming { interval, timeout } = WatchTiming::default();
+    for seed in 0..20 {
+        let mut sim = watching(seed, Network::default());
+        let killed = sim.elapsed() + Duration::from_millis(seed * 7 % 10);
+        sim.run_until(killed);
+        sim.kill(0);
+        sim.run_until(killed + Duration::from_secs(2));
+        let held = sim.first(EventKind::Held, &name(0), &[1], killed)[0].expect("node-1 took over") - killed;
+        let down = sim.first(EventKind::Down, &name(0), &[1], killed)[0].expect("SWIM declared it down") - killed;
+        // Simulated time: the timeout from the owner's last heartbeat (up to one interval before the kill), plus
+        // up to one interval for the witness's word, plus the network's delays.
+        let (earliest, latest) = (timeout - interval, timeout + interval + Duration::from_millis(2));
+        assert!(held >= earliest && held <= latest, "seed {seed}: held after {held:?}");
+        assert!(held < down, "seed {seed}: held {held:?}, SWIM down {down:?}");
+        assert_eq!(sim.nodes[1].engine.held(), vec![name(0)]);
+        // Only the standby takes over; the witness only confirms.
+        assert_eq!(sim.first(EventKind::Held, &name(0), &[2], killed)[0], None);
+    }
+}
+
+#[test]
+fn a_standby_cut_off_from_everyone_never_takes_over() {
+    for seed in 0..10 {
+        let mut sim = watching(seed, Network::default());
+        let cut = sim.elapsed();
+        sim.cut_off(1, true);
+        sim.run_until(cut + Duration::from_secs(3));
+        assert_eq!(sim.first(EventKind::Held, &name(0), &[1], cut)[0], None, "seed {seed}");
+        assert!(sim.nodes[1].engine.stats().takeovers_unconfirmed > 0);
+        assert!(sim.nodes[1].engine.isolated(), "SWIM isolates it instead");
+    }
+}
+
+#[test]
+fn a_standby_that_alone_lost_its_path_to_the_owner_does_not_take_over() {
+    let mut sim = watching(3, Network::default());
+    let cut = sim.elapsed();
+    sim.cut.insert((0, 1));
+    sim.cut.insert((1, 0));
+    sim.run_until(cut + Duration::from_secs(3));
+    assert_eq!(sim.first(EventKind::Held, &name(0), &[1], cut)[0], None);
+}
+
+#[test]
+fn no_takeover_under_loss_and_jitter() {
+    let net = Network { loss: 0.05, delay: Duration::from_millis(1), jitter: Duration::from_millis(20) };
+    let mut sim = watching(11, net);
+    sim.run_until(Duration::from_secs(300));
+    assert_eq!(sim.count(EventKind::Held, Duration::ZERO), 0, "{:?}", sim.log);
+    assert!(sim.nodes[1].engine.stats().heartbeats_received > 50_000);
+}
+
+#[test]
+fn a_stalled_owner_is_held_then_released_when_it_beats_again() {
+    let mut sim = watching(5, Network::default());
+    let stalled = sim.elapsed();
+    sim.stall(0, Duration::from_millis(150));
+    sim.run_until(stalled + Duration::from_secs(1));
+    let held = sim.first(EventKind::Held, &name(0), &[1], stalled)[0].expect("held");
+    let released = sim.first(EventKind::Released, &name(0), &[1], stalled)[0].expect("released");
+    assert!(held < released && released >= stalled + Duration::from_millis(150));
+    assert!(sim.nodes[1].engine.held().is_empty());
+}
+
+#[test]
+fn a_settling_peer_is_unready_until_it_says_so() {
+    let mut sim = watching(9, Network::default());
+    let now = sim.now;
+    let targets = [1, 2].iter().map(|&j| (name(j), addr(j))).collect();
+    sim.nodes[0].engine.set_watch(now, targets, BTreeMap::new(), false);
+    sim.flush(0);
+    sim.run_until(sim.elapsed() + Duration::from_millis(30));
+    assert_eq!(sim.nodes[1].engine.unready(), vec![name(0)]);
+    assert!(sim.first(EventKind::Unready, &name(0), &[1, 2], Duration::ZERO).iter().all(Option::is_some));
 }

@@ -1,7 +1,8 @@
 //! Authenticated datagrams: every gossip datagram carries an HMAC-SHA256 tag over a secret all speakers
 //! share, and a per-sender sequence number that refuses replays.
 //!
-//! Layout: `"MG" version:u8 boot:u64 seq:u64 payload tag[16]`. The tag (HMAC-SHA256 truncated to 128 bits,
+//! Layout: `"MG" kind:u8 boot:u64 seq:u64 payload tag[16]`, where `kind` says what the payload is ([`Kind`]:
+//! SWIM's messages, or a watch heartbeat; both kinds share one sequence space per sender). The tag (HMAC-SHA256 truncated to 128 bits,
 //! compared in constant time) covers everything before it. `boot` is a random number the sender picks when it
 //! starts and `seq` counts its datagrams from 1. [`Authenticator::open`] checks the tag; the replay check
 //! ([`ReplayGuard`]) needs the sender's identity, which is inside the payload, so the engine runs it once the
@@ -35,7 +36,27 @@ use sha2::Sha256;
 use super::identity::MemberId;
 
 const MAGIC: [u8; 2] = *b"MG";
-const VERSION: u8 = 1;
+
+/// What an authenticated datagram carries (the byte after the magic; a kind this code does not know is
+/// refused as not gossip, so a newer peer's additions are counted, not misread).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Kind {
+    /// A foca header and its updates (see [`super::codec`]).
+    Swim = 1,
+    /// A watch heartbeat (see [`super::watch`]).
+    Heartbeat = 2,
+}
+
+impl Kind {
+    fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            1 => Some(Kind::Swim),
+            2 => Some(Kind::Heartbeat),
+            _ => None,
+        }
+    }
+}
 /// Bytes before the payload: magic, version, boot, sequence number.
 pub const HEADER_LEN: usize = 2 + 1 + 8 + 8;
 /// Bytes of the truncated HMAC-SHA256 tag after the payload.
@@ -69,6 +90,7 @@ pub enum Rejected {
 /// What the tag covers, once it verified.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Opened<'a> {
+    pub kind: Kind,
     pub boot: u64,
     pub seq: u64,
     pub payload: &'a [u8],
@@ -130,13 +152,18 @@ impl Authenticator {
         self.boot
     }
 
-    /// The datagram carrying `payload`, with the next sequence number and its tag.
+    /// The datagram carrying SWIM's `payload`, with the next sequence number and its tag.
     pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
+        self.seal_kind(Kind::Swim, payload)
+    }
+
+    /// The datagram carrying `payload` of `kind`, with the next sequence number and its tag.
+    pub fn seal_kind(&mut self, kind: Kind, payload: &[u8]) -> Vec<u8> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut datagram = Vec::with_capacity(OVERHEAD + payload.len());
         datagram.extend_from_slice(&MAGIC);
-        datagram.push(VERSION);
+        datagram.push(kind as u8);
         datagram.extend_from_slice(&self.boot.to_be_bytes());
         datagram.extend_from_slice(&seq.to_be_bytes());
         datagram.extend_from_slice(payload);
@@ -151,9 +178,10 @@ impl Authenticator {
         if datagram.len() < OVERHEAD {
             return Err(Rejected::TooShort);
         }
-        if datagram[..2] != MAGIC || datagram[2] != VERSION {
-            return Err(Rejected::NotGossip);
-        }
+        let kind = match Kind::from_byte(datagram[2]) {
+            Some(kind) if datagram[..2] == MAGIC => kind,
+            _ => return Err(Rejected::NotGossip),
+        };
         let (signed, tag) = datagram.split_at(datagram.len() - TAG_LEN);
         let mut mac = self.key.clone();
         mac.update(signed);
@@ -163,7 +191,7 @@ impl Authenticator {
         if boot == self.boot {
             return Err(Rejected::FromSelf);
         }
-        Ok(Opened { boot, seq, payload: &signed[HEADER_LEN..] })
+        Ok(Opened { kind, boot, seq, payload: &signed[HEADER_LEN..] })
     }
 
     fn tag(&self, signed: &[u8]) -> [u8; TAG_LEN] {
@@ -311,8 +339,10 @@ mod tests {
         let (mut a, b) = pair();
         assert_eq!(b.open(&[0u8; OVERHEAD - 1]), Err(Rejected::TooShort));
         let mut other = a.seal(b"x");
-        other[2] = 2;
+        other[2] = 3; // a kind this code does not know
         assert_eq!(b.open(&other), Err(Rejected::NotGossip));
+        let beat = a.seal_kind(Kind::Heartbeat, b"x");
+        assert_eq!(b.open(&beat).map(|o| o.kind), Ok(Kind::Heartbeat));
         assert_eq!(a.open(&a.clone().seal(b"x")), Err(Rejected::FromSelf));
     }
 

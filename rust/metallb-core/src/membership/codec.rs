@@ -108,7 +108,7 @@ fn write_all(buf: &mut impl BufMut, bytes: &[u8]) -> Result<(), CodecError> {
     Ok(())
 }
 
-fn put_id(out: &mut Vec<u8>, id: &MemberId) -> Result<(), CodecError> {
+pub(crate) fn put_id(out: &mut Vec<u8>, id: &MemberId) -> Result<(), CodecError> {
     let name = id.name().as_bytes();
     let len =
         u8::try_from(name.len()).ok().filter(|n| usize::from(*n) <= MAX_NAME_LEN).ok_or(CodecError::NameTooLong)?;
@@ -184,7 +184,7 @@ fn get_message(buf: &mut impl Buf) -> Result<Message<MemberId>, CodecError> {
     Ok(message)
 }
 
-fn get_id(buf: &mut impl Buf) -> Result<MemberId, CodecError> {
+pub(crate) fn get_id(buf: &mut impl Buf) -> Result<MemberId, CodecError> {
     let len = usize::from(get_u8(buf, "name length")?);
     if len > MAX_NAME_LEN {
         return Err(CodecError::NameTooLong);
@@ -210,7 +210,7 @@ fn get_id(buf: &mut impl Buf) -> Result<MemberId, CodecError> {
     Ok(MemberId::new(&name, SocketAddr::new(ip, port), generation))
 }
 
-fn get_slice(buf: &mut impl Buf, out: &mut [u8], what: &'static str) -> Result<(), CodecError> {
+pub(crate) fn get_slice(buf: &mut impl Buf, out: &mut [u8], what: &'static str) -> Result<(), CodecError> {
     if buf.remaining() < out.len() {
         return Err(CodecError::Truncated(what));
     }
@@ -218,7 +218,7 @@ fn get_slice(buf: &mut impl Buf, out: &mut [u8], what: &'static str) -> Result<(
     Ok(())
 }
 
-fn get_u8(buf: &mut impl Buf, what: &'static str) -> Result<u8, CodecError> {
+pub(crate) fn get_u8(buf: &mut impl Buf, what: &'static str) -> Result<u8, CodecError> {
     if buf.remaining() < 1 {
         return Err(CodecError::Truncated(what));
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::auth::OVERHEAD;
 use super::error::MembershipError;
 use super::identity::MAX_NAME_LEN;
+use super::watch::WatchTiming;
 
 /// Shortest secret accepted: HMAC-SHA256 with fewer than 128 bits of key would be the weak link.
 pub const MIN_SECRET_LEN: usize = 16;
@@ -143,6 +144,9 @@ pub struct MembershipConfig {
     pub boot: u64,
     /// Seeds the probe order (tests pass a fixed one to replay a run exactly).
     pub rng_seed: u64,
+    /// The heartbeats of fast takeover (see [`super::watch`]). They go out only to the peers the caller
+    /// names with [`super::Engine::set_watch`], so an engine nobody plans for sends none.
+    pub watch: WatchTiming,
 }
 
 impl std::fmt::Debug for MembershipConfig {
@@ -153,6 +157,7 @@ impl std::fmt::Debug for MembershipConfig {
             .field("secret", &format_args!("<{} bytes>", self.secret.len()))
             .field("timing", &self.timing)
             .field("quorum", &self.quorum)
+            .field("watch", &self.watch)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +173,7 @@ impl MembershipConfig {
             generation: 0,
             boot: 0,
             rng_seed: 0,
+            watch: WatchTiming::default(),
         }
     }
 
@@ -181,7 +187,8 @@ impl MembershipConfig {
                 self.secret.len()
             )));
         }
-        self.timing.validate()
+        self.timing.validate()?;
+        self.watch.validate()
     }
 }
 

@@ -28,12 +28,13 @@ use foca::{Codec, Foca, Header, Identity, Member, Message, NoCustomBroadcast, No
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::auth::{Authenticator, Rejected, ReplayGuard};
+use super::auth::{Authenticator, Kind, Rejected, ReplayGuard};
 use super::codec::WireCodec;
 use super::config::{validate_peer_address, MembershipConfig, Quorum, Timing};
 use super::error::MembershipError;
 use super::identity::MemberId;
 use super::view::{transition, Event, EventKind, MemberState, MemberView};
+use super::watch::{decode_heartbeat, encode_heartbeat, Takeover, Watch, WatchEvent};
 
 /// A datagram to send.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -97,6 +98,13 @@ pub struct Stats {
     pub isolations: u64,
     /// "You are down" notices foca wanted to send to members that refuted their suspicion in time; dropped.
     pub stale_down_notices: u64,
+    /// The watch's heartbeats (see [`super::watch`]), its takeovers, and owners found silent that no witness
+    /// confirmed (not taken over).
+    pub heartbeats_sent: u64,
+    pub heartbeats_received: u64,
+    pub takeovers: u64,
+    pub takeovers_unconfirmed: u64,
+    pub releases: u64,
 }
 
 type Swim = Foca<MemberId, WireCodec, SmallRng, NoCustomBroadcast>;
@@ -168,6 +176,7 @@ pub struct Engine {
     left: bool,
     incarnation: u16,
     stats: Stats,
+    watch: Watch,
 }
 
 impl std::fmt::Debug for Engine {
@@ -206,6 +215,7 @@ impl Engine {
             left: false,
             incarnation: 0,
             stats: Stats::default(),
+            watch: Watch::new(config.watch, now),
         })
     }
 
@@ -292,6 +302,9 @@ impl Engine {
 
     fn handle(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Dropped> {
         let opened = self.auth.open(datagram).map_err(Dropped::Auth)?;
+        if opened.kind == Kind::Heartbeat {
+            return self.handle_heartbeat(now, opened.boot, opened.seq, opened.payload);
+        }
         let payload = opened.payload;
         let mut rest = payload;
         let header = WireCodec.decode_header(&mut rest).map_err(|_| Dropped::Malformed)?;
@@ -317,12 +330,98 @@ impl Engine {
         self.learn_own_generation(&header, rest);
         // Any new authentic datagram proves the path from its sender works, whatever the protocol makes of it.
         self.heard.insert(header.src.addr(), now);
+        self.watch.heard(now, header.src.name(), header.src.generation());
         match self.swim.handle_data(payload, &mut self.outbox) {
             Ok(()) => Ok(()),
             Err(foca::Error::Decode(_) | foca::Error::MalformedPacket | foca::Error::DataTooBig) => {
                 Err(Dropped::Malformed)
             }
             Err(_) => Err(Dropped::Protocol),
+        }
+    }
+
+    /// A heartbeat: authenticated like any datagram, then handed to the watch, which may fire a takeover at
+    /// once (this may be the witness it waited for).
+    fn handle_heartbeat(&mut self, now: Instant, boot: u64, seq: u64, payload: &[u8]) -> Result<(), Dropped> {
+        let (from, beat) = decode_heartbeat(payload).map_err(|_| Dropped::Malformed)?;
+        if from.name() == self.name || from.addr() == self.advertise {
+            return Err(Dropped::FromSelf);
+        }
+        self.replay.admit(&from, boot, seq, now).map_err(Dropped::Auth)?;
+        self.heard.insert(from.addr(), now);
+        self.watch.beat(now, &from, beat);
+        self.watch.evaluate(now);
+        self.absorb_watch(now);
+        Ok(())
+    }
+
+    /// Replaces the watch's plan: who gets heartbeats (node name -> gossip address), what this node takes
+    /// over from which owner if it goes silent, and whether this node is ready (see [`super::watch`]).
+    pub fn set_watch(
+        &mut self,
+        now: Instant,
+        targets: BTreeMap<String, SocketAddr>,
+        takeovers: BTreeMap<String, Vec<Takeover>>,
+        ready: bool,
+    ) {
+        let targets =
+            targets.into_iter().filter(|(name, addr)| *name != self.name && *addr != self.advertise).collect();
+        self.watch.set_plan(now, targets, takeovers, ready);
+        self.watch_tick(now);
+    }
+
+    /// Takeovers fired since the last call: (owner, what to announce). The runtime announces them at once.
+    pub fn take_takeovers(&mut self) -> Vec<(String, Vec<Takeover>)> {
+        self.watch.take_fired()
+    }
+
+    /// Owners this member's watch holds down (see [`super::watch`]), sorted.
+    pub fn held(&self) -> Vec<String> {
+        self.watch.held()
+    }
+
+    /// Peers whose heartbeat says they are not ready, sorted.
+    pub fn unready(&self) -> Vec<String> {
+        self.watch.unready()
+    }
+
+    /// Heartbeats due, sealed; takeovers due, fired.
+    fn watch_tick(&mut self, now: Instant) {
+        let to = self.watch.tick(now);
+        if !to.is_empty() && !self.left {
+            let beat = self.watch.heartbeat(now);
+            match encode_heartbeat(self.swim.identity(), &beat) {
+                Ok(payload) => {
+                    for addr in to {
+                        let bytes = self.auth.seal_kind(Kind::Heartbeat, &payload);
+                        self.stats.datagrams_sent += 1;
+                        self.stats.bytes_sent += bytes.len() as u64;
+                        self.outgoing.push(Datagram { to: addr, bytes });
+                    }
+                }
+                Err(_) => self.stats.protocol_errors += 1,
+            }
+        }
+        self.absorb_watch(now);
+    }
+
+    /// The watch's changes as events, named by address like the others.
+    fn absorb_watch(&mut self, now: Instant) {
+        for event in self.watch.take_events() {
+            let (kind, name) = match event {
+                WatchEvent::Held(name) => (EventKind::Held, name),
+                WatchEvent::Released(name) => (EventKind::Released, name),
+                WatchEvent::Ready(name) => (EventKind::Ready, name),
+                WatchEvent::Unready(name) => (EventKind::Unready, name),
+            };
+            let address = self
+                .watch
+                .targets()
+                .get(&name)
+                .copied()
+                .or_else(|| self.view.get(&name).map(|seen| seen.address))
+                .unwrap_or(self.advertise);
+            self.events.push(Event { kind, name, address, at: now });
         }
     }
 
@@ -354,6 +453,7 @@ impl Engine {
                 }
             }
         }
+        self.watch_tick(now);
         self.settle(now);
     }
 
@@ -364,6 +464,9 @@ impl Engine {
             next = next.min(*at);
         }
         if let Some(at) = self.isolation_deadline {
+            next = next.min(at);
+        }
+        if let Some(at) = self.watch.next_deadline() {
             next = next.min(at);
         }
         next
@@ -462,7 +565,15 @@ impl Engine {
     }
 
     pub fn stats(&self) -> Stats {
-        self.stats
+        let watch = self.watch.stats();
+        Stats {
+            heartbeats_sent: watch.heartbeats_sent,
+            heartbeats_received: watch.heartbeats_received,
+            takeovers: watch.takeovers,
+            takeovers_unconfirmed: watch.unconfirmed,
+            releases: watch.releases,
+            ..self.stats
+        }
     }
 
     /// The runtime reports each datagram it could not send.
@@ -639,6 +750,7 @@ impl Engine {
             }
             self.absorb(now);
         }
+        self.absorb_watch(now);
         self.update_isolation(now);
     }
 
@@ -682,6 +794,11 @@ impl Engine {
                 _ => {}
             }
             let address = after.or(before).map(|s| s.address).expect("one side is present");
+            if kind == EventKind::Up {
+                if let Some(seen) = after {
+                    self.watch.alive_in_swim(&name, seen.generation);
+                }
+            }
             self.events.push(Event { kind, name, address, at: now });
         }
         self.view = view;

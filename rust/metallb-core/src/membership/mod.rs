@@ -15,8 +15,9 @@ mod engine;
 mod error;
 mod identity;
 mod view;
+pub mod watch;
 
-pub use auth::{Authenticator, Opened, Rejected, ReplayGuard};
+pub use auth::{Authenticator, Kind, Opened, Rejected, ReplayGuard};
 pub use config::{
     validate_name, validate_peer_address, MembershipConfig, Quorum, Timing, MAX_DATAGRAM, MIN_SECRET_LEN,
 };
@@ -24,3 +25,4 @@ pub use engine::{Datagram, Dropped, Engine, Stats};
 pub use error::MembershipError;
 pub use identity::{MemberId, MAX_NAME_LEN};
 pub use view::{transition, Event, EventKind, MemberState, MemberView};
+pub use watch::{Heartbeat, Takeover, Watch, WatchEvent, WatchStats, WatchTiming};

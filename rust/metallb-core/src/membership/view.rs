@@ -70,6 +70,14 @@ pub enum EventKind {
     Isolated,
     /// This member hears from its peers again.
     Reconnected,
+    /// The watch took this member's addresses over: it went silent and a witness confirmed (see
+    /// [`super::watch`]). Held down in this member's view until it beats again.
+    Held,
+    /// A held-down member beats again, or came back as a newer life.
+    Released,
+    /// A member's heartbeat says it is ready (settled, announcing what it wins), or that it is not.
+    Ready,
+    Unready,
 }
 
 impl EventKind {
@@ -81,6 +89,10 @@ impl EventKind {
             EventKind::Down => "down",
             EventKind::Isolated => "isolated",
             EventKind::Reconnected => "reconnected",
+            EventKind::Held => "held",
+            EventKind::Released => "released",
+            EventKind::Ready => "ready",
+            EventKind::Unready => "unready",
         }
     }
 }

@@ -1,0 +1,560 @@
+//! Fast takeover: heartbeats between speakers, and the standby that announces the moment its owner goes
+//! silent. No I/O; time is passed in.
+//!
+//! SWIM finds a dead member in a few hundred milliseconds because it probes one member per interval and
+//! asks others before it suspects anyone. A layer 2 address cannot wait that long, so beside it every speaker
+//! sends a small authenticated heartbeat every `interval` to the peers its speaker names ([`Watch::set_plan`]:
+//! every peer in a small cluster) and keeps, per peer, when it last beat and what it said. The speaker also
+//! names, per owner, what this node announces if that owner goes silent: the addresses it stands by for (it
+//! is next in their election order). When an owner has not beaten for `timeout`, the watch fires: the caller
+//! announces those addresses at once (gratuitous ARP, unsolicited NA) without waiting for the election, and
+//! the owner is *held down* in this node's view until it beats again, so the next election agrees.
+//!
+//! Safety before speed:
+//! - **Confirmed by a witness.** It fires only when another peer, heard within the last `timeout / 2`, says in
+//!   its own heartbeat that it misses the owner too (each heartbeat lists the peers the sender has not heard
+//!   for `timeout / 2`). A node whose own cable is cut hears no witness and never fires; nor does a node
+//!   that alone lost its path to a live owner. Without a third speaker that beats (two nodes, or peers that
+//!   do not send heartbeats) there is no fast takeover and SWIM decides, as before.
+//! - **Armed by a heartbeat.** An owner is watched only once a heartbeat of it was heard: a peer that never
+//!   beats (an older version, watching turned off) is left to SWIM.
+//! - **Readiness.** Each heartbeat says whether its sender is *ready*: settled and announcing what it wins. A
+//!   speaker counts a peer that says it is not ready (a restarted node still settling) out of its elections,
+//!   so an address moves back to a returning node only once that node announces it (make before break).
+//! - **Released by a heartbeat.** A held-down owner is released by its next heartbeat, whichever life it
+//!   comes from (a paused node that resumes, or a restart), or by SWIM seeing a newer life of it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut};
+
+use super::codec::{get_id, get_slice, get_u8, put_id, CodecError};
+use super::error::MembershipError;
+use super::identity::{MemberId, MAX_NAME_LEN};
+
+/// Shortest heartbeat interval accepted: below this timer jitter dominates and the traffic is a flood.
+pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(2);
+/// Peers a heartbeat lists as missed at most (the datagram stays well below the MTU).
+pub const MAX_SUSPECTS: usize = 16;
+const FLAG_READY: u8 = 1;
+
+/// How fast the watch decides. The defaults are what a loaded node runs: 10 ms heartbeats and 50 ms of
+/// silence (five missed heartbeats; VRRP with 10 ms adverts waits about 36 ms).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct WatchTiming {
+    pub interval: Duration,
+    /// Silence after which an owner is taken over (when a witness confirms).
+    pub timeout: Duration,
+}
+
+impl Default for WatchTiming {
+    fn default() -> Self {
+        WatchTiming { interval: Duration::from_millis(10), timeout: Duration::from_millis(50) }
+    }
+}
+
+impl WatchTiming {
+    pub fn validate(&self) -> Result<(), MembershipError> {
+        if self.interval < MIN_HEARTBEAT_INTERVAL {
+            return Err(MembershipError::InvalidConfig(format!(
+                "heartbeat interval {:?} is shorter than the minimum {MIN_HEARTBEAT_INTERVAL:?}",
+                self.interval
+            )));
+        }
+        if self.timeout < self.interval.saturating_mul(3) {
+            return Err(MembershipError::InvalidConfig(format!(
+                "heartbeat timeout {:?} must be at least three heartbeat intervals ({:?}): one late heartbeat \
+                 must not move an address",
+                self.timeout,
+                self.interval.saturating_mul(3)
+            )));
+        }
+        Ok(())
+    }
+
+    /// A peer not heard for this long is listed as missed in this member's heartbeats; a witness must have
+    /// been heard within it.
+    pub fn suspect_after(&self) -> Duration {
+        self.timeout / 2
+    }
+}
+
+/// An address this node announces if its owner goes silent, and where.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct Takeover {
+    pub address: IpAddr,
+    pub interfaces: Vec<String>,
+}
+
+/// What a heartbeat says besides who sent it.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Heartbeat {
+    pub ready: bool,
+    /// Peers the sender has not heard for `timeout / 2`.
+    pub suspects: Vec<String>,
+}
+
+/// `identity flags:u8 count:u8 (name_len:u8 name)*`.
+pub fn encode_heartbeat(from: &MemberId, beat: &Heartbeat) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(64);
+    put_id(&mut out, from)?;
+    out.put_u8(if beat.ready { FLAG_READY } else { 0 });
+    let suspects = &beat.suspects[..beat.suspects.len().min(MAX_SUSPECTS)];
+    out.put_u8(u8::try_from(suspects.len()).expect("at most MAX_SUSPECTS"));
+    for name in suspects {
+        let bytes = name.as_bytes();
+        if bytes.len() > MAX_NAME_LEN {
+            return Err(CodecError::NameTooLong);
+        }
+        out.put_u8(u8::try_from(bytes.len()).expect("at most MAX_NAME_LEN"));
+        out.put_slice(bytes);
+    }
+    Ok(out)
+}
+
+pub fn decode_heartbeat(mut buf: &[u8]) -> Result<(MemberId, Heartbeat), CodecError> {
+    let from = get_id(&mut buf)?;
+    let flags = get_u8(&mut buf, "heartbeat flags")?;
+    let count = usize::from(get_u8(&mut buf, "suspect count")?).min(MAX_SUSPECTS);
+    let mut suspects = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = usize::from(get_u8(&mut buf, "suspect name length")?);
+        if len > MAX_NAME_LEN {
+            return Err(CodecError::NameTooLong);
+        }
+        let mut name = vec![0u8; len];
+        get_slice(&mut buf, &mut name, "suspect name")?;
+        suspects.push(String::from_utf8(name).map_err(|_| CodecError::NameNotUtf8)?);
+    }
+    if buf.has_remaining() {
+        return Err(CodecError::Truncated("heartbeat (trailing bytes)"));
+    }
+    Ok((from, Heartbeat { ready: flags & FLAG_READY != 0, suspects }))
+}
+
+/// A change the caller acts on.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum WatchEvent {
+    /// The owner went silent and a witness confirmed: its addresses here were taken over.
+    Held(String),
+    /// A held-down owner beats again (or SWIM saw a newer life of it).
+    Released(String),
+    /// A peer's heartbeat says it became ready, or not ready.
+    Ready(String),
+    Unready(String),
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    generation: u64,
+    /// The last heartbeat, and the last authentic datagram of any kind.
+    beat: Option<Instant>,
+    heard: Instant,
+    ready: bool,
+    suspects: Vec<String>,
+}
+
+/// Counters since start.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct WatchStats {
+    pub heartbeats_sent: u64,
+    pub heartbeats_received: u64,
+    pub takeovers: u64,
+    pub releases: u64,
+    /// Owners silent for `timeout` that were not taken over (yet) because no witness confirmed.
+    pub unconfirmed: u64,
+}
+
+/// One member's heartbeats and standby duties. See the module documentation.
+#[derive(Debug)]
+pub struct Watch {
+    timing: WatchTiming,
+    targets: BTreeMap<String, SocketAddr>,
+    takeovers: BTreeMap<String, Vec<Takeover>>,
+    ready: bool,
+    peers: HashMap<String, Peer>,
+    /// Held-down owners, with the newest generation heard of each when it was held.
+    held: BTreeMap<String, u64>,
+    /// Owners found silent and waiting for a witness (counted once per silence).
+    waiting: BTreeSet<String>,
+    next_send: Instant,
+    fired: Vec<(String, Vec<Takeover>)>,
+    events: Vec<WatchEvent>,
+    stats: WatchStats,
+}
+
+impl Watch {
+    pub fn new(timing: WatchTiming, now: Instant) -> Self {
+        Watch {
+            timing,
+            targets: BTreeMap::new(),
+            takeovers: BTreeMap::new(),
+            ready: false,
+            peers: HashMap::new(),
+            held: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            next_send: now,
+            fired: Vec::new(),
+            events: Vec::new(),
+            stats: WatchStats::default(),
+        }
+    }
+
+    pub fn timing(&self) -> &WatchTiming {
+        &self.timing
+    }
+
+    /// Replaces who gets heartbeats (name -> gossip address), what this node takes over from whom, and
+    /// whether it is ready. A change of readiness goes out at once.
+    pub fn set_plan(
+        &mut self,
+        now: Instant,
+        targets: BTreeMap<String, SocketAddr>,
+        takeovers: BTreeMap<String, Vec<Takeover>>,
+        ready: bool,
+    ) {
+        if ready != self.ready || targets.keys().any(|name| !self.targets.contains_key(name)) {
+            self.next_send = now;
+        }
+        self.targets = targets;
+        self.takeovers = takeovers;
+        self.ready = ready;
+        self.waiting.retain(|name| self.takeovers.contains_key(name));
+    }
+
+    /// A heartbeat arrived (authentic, not a replay, not from this member).
+    pub fn beat(&mut self, now: Instant, from: &MemberId, beat: Heartbeat) {
+        self.stats.heartbeats_received += 1;
+        let name = from.name().to_string();
+        let peer = self.peers.entry(name.clone()).or_insert(Peer {
+            generation: from.generation(),
+            beat: None,
+            heard: now,
+            ready: true,
+            suspects: Vec::new(),
+        });
+        if from.generation() < peer.generation {
+            return; // an older life of the peer, late: says nothing about the current one
+        }
+        let was_ready = peer.ready;
+        peer.generation = from.generation();
+        peer.beat = Some(now);
+        peer.heard = now;
+        peer.ready = beat.ready;
+        peer.suspects = beat.suspects;
+        if was_ready != beat.ready {
+            self.events.push(if beat.ready {
+                WatchEvent::Ready(name.clone())
+            } else {
+                WatchEvent::Unready(name.clone())
+            });
+        }
+        self.waiting.remove(&name);
+        if self.held.remove(&name).is_some() {
+            self.stats.releases += 1;
+            self.events.push(WatchEvent::Released(name));
+        }
+    }
+
+    /// Any other authentic datagram from `name` (SWIM's): proof of life for the witness rule, not a
+    /// heartbeat.
+    pub fn heard(&mut self, now: Instant, name: &str, generation: u64) {
+        match self.peers.get_mut(name) {
+            Some(peer) if generation >= peer.generation => peer.heard = now,
+            Some(_) => {}
+            None => {
+                let peer = Peer { generation, beat: None, heard: now, ready: true, suspects: Vec::new() };
+                self.peers.insert(name.to_string(), peer);
+            }
+        }
+    }
+
+    /// SWIM counts `name` alive at `generation`: a held-down owner restarted as a newer life is released.
+    pub fn alive_in_swim(&mut self, name: &str, generation: u64) {
+        if self.held.get(name).is_some_and(|held| generation > *held) {
+            self.held.remove(name);
+            self.stats.releases += 1;
+            self.events.push(WatchEvent::Released(name.to_string()));
+        }
+    }
+
+    /// Runs what is due: the addresses to send a heartbeat to now (see [`Watch::heartbeat`]), and the
+    /// takeovers that fire (read them with [`Watch::take_fired`]).
+    pub fn tick(&mut self, now: Instant) -> Vec<SocketAddr> {
+        self.evaluate(now);
+        if now < self.next_send {
+            return Vec::new();
+        }
+        // A late tick (the thread was descheduled) sends once, then keeps the interval from now.
+        self.next_send = now + self.timing.interval;
+        self.stats.heartbeats_sent += self.targets.len() as u64;
+        self.targets.values().copied().collect()
+    }
+
+    /// Fires the takeovers that are due at `now`. The runtime calls it after every received heartbeat too:
+    /// the witness's heartbeat may be what completes the rule.
+    pub fn evaluate(&mut self, now: Instant) {
+        let owners: Vec<String> = self.takeovers.keys().filter(|o| !self.held.contains_key(*o)).cloned().collect();
+        for owner in owners {
+            let Some(silent_since) = self.peers.get(&owner).and_then(|p| p.beat) else { continue };
+            if now.saturating_duration_since(silent_since) < self.timing.timeout {
+                continue;
+            }
+            if !self.confirmed(now, &owner) {
+                if self.waiting.insert(owner.clone()) {
+                    self.stats.unconfirmed += 1;
+                }
+                continue;
+            }
+            self.waiting.remove(&owner);
+            let generation = self.peers.get(&owner).map_or(0, |p| p.generation);
+            self.held.insert(owner.clone(), generation);
+            self.stats.takeovers += 1;
+            let items = self.takeovers.get(&owner).cloned().unwrap_or_default();
+            self.fired.push((owner.clone(), items));
+            self.events.push(WatchEvent::Held(owner));
+        }
+    }
+
+    /// Whether another peer heard within `timeout / 2` misses `owner` too.
+    fn confirmed(&self, now: Instant, owner: &str) -> bool {
+        let fresh = self.timing.suspect_after();
+        self.peers.iter().any(|(name, peer)| {
+            name != owner
+                && peer.beat.is_some_and(|at| now.saturating_duration_since(at) <= fresh)
+                && peer.suspects.iter().any(|s| s == owner)
+        })
+    }
+
+    /// The heartbeat this member sends now.
+    pub fn heartbeat(&self, now: Instant) -> Heartbeat {
+        let after = self.timing.suspect_after();
+        let mut suspects: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.beat.is_some_and(|at| now.saturating_duration_since(at) >= after))
+            .map(|(name, _)| name.clone())
+            .collect();
+        suspects.sort();
+        suspects.truncate(MAX_SUSPECTS);
+        Heartbeat { ready: self.ready, suspects }
+    }
+
+    /// When [`tick`](Watch::tick) should run next: the next heartbeat, or the moment an armed owner's
+    /// silence reaches the timeout.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut next = (!self.targets.is_empty()).then_some(self.next_send);
+        for owner in self.takeovers.keys().filter(|o| !self.held.contains_key(*o) && !self.waiting.contains(*o)) {
+            if let Some(at) = self.peers.get(owner).and_then(|p| p.beat) {
+                let due = at + self.timing.timeout;
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        next
+    }
+
+    pub fn take_fired(&mut self) -> Vec<(String, Vec<Takeover>)> {
+        std::mem::take(&mut self.fired)
+    }
+
+    pub fn take_events(&mut self) -> Vec<WatchEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Owners held down, sorted.
+    pub fn held(&self) -> Vec<String> {
+        self.held.keys().cloned().collect()
+    }
+
+    /// Peers whose last heartbeat said they are not ready, sorted.
+    pub fn unready(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.peers.iter().filter(|(_, p)| p.beat.is_some() && !p.ready).map(|(n, _)| n.clone()).collect();
+        names.sort();
+        names
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    pub fn targets(&self) -> &BTreeMap<String, SocketAddr> {
+        &self.targets
+    }
+
+    pub fn stats(&self) -> WatchStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(name: &str, generation: u64) -> MemberId {
+        let port = 7000 + u16::from(name.as_bytes()[name.len() - 1]);
+        MemberId::new(name, SocketAddr::from(([192, 0, 2, 1], port)), generation)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn takeover(ip: &str) -> Takeover {
+        Takeover { address: ip.parse().unwrap(), interfaces: vec!["eth0".into()] }
+    }
+
+    /// node2's watch, standing by for node1's 192.0.2.10, with node3 as the witness.
+    fn standby(t0: Instant) -> Watch {
+        let mut w = Watch::new(WatchTiming::default(), t0);
+        let targets = ["node1", "node3"].iter().map(|n| (n.to_string(), id(n, 1).addr())).collect();
+        let takeovers = BTreeMap::from([("node1".to_string(), vec![takeover("192.0.2.10")])]);
+        w.set_plan(t0, targets, takeovers, true);
+        w
+    }
+
+    fn beat(ready: bool, suspects: &[&str]) -> Heartbeat {
+        Heartbeat { ready, suspects: suspects.iter().map(|s| s.to_string()).collect() }
+    }
+
+    #[test]
+    fn heartbeats_round_trip_and_every_prefix_is_refused() {
+        let from = id("node1", 42);
+        let hb = beat(true, &["node2", "node3"]);
+        let bytes = encode_heartbeat(&from, &hb).unwrap();
+        assert_eq!(decode_heartbeat(&bytes).unwrap(), (from, hb));
+        for cut in 0..bytes.len() {
+            assert!(decode_heartbeat(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_heartbeat(&longer).is_err());
+    }
+
+    #[test]
+    fn a_silent_owner_is_taken_over_once_a_witness_misses_it_too() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        w.beat(t0, &id("node3", 1), beat(true, &[]));
+        // node1 stops; node3 keeps beating and, after 25 ms, lists node1.
+        for step in 1..=4 {
+            let now = t0 + ms(10 * step);
+            let suspects: &[&str] = if step >= 3 { &["node1"] } else { &[] };
+            w.beat(now, &id("node3", 1), beat(true, suspects));
+            w.tick(now);
+            assert!(w.take_fired().is_empty(), "fired at {step}0 ms, before the timeout");
+        }
+        let now = t0 + ms(50);
+        w.beat(now, &id("node3", 1), beat(true, &["node1"]));
+        w.tick(now);
+        assert_eq!(w.take_fired(), vec![("node1".to_string(), vec![takeover("192.0.2.10")])]);
+        assert_eq!(w.held(), vec!["node1".to_string()]);
+        assert!(w.take_events().contains(&WatchEvent::Held("node1".into())));
+        // Fires once.
+        w.tick(now + ms(10));
+        assert!(w.take_fired().is_empty());
+    }
+
+    #[test]
+    fn a_node_that_hears_nobody_never_takes_over() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        w.beat(t0, &id("node3", 1), beat(true, &["node1"])); // even a witness that suspected it earlier
+        for step in 1..=100 {
+            w.tick(t0 + ms(10 * step));
+        }
+        assert!(w.take_fired().is_empty());
+        assert!(w.held().is_empty());
+        assert_eq!(w.stats().unconfirmed, 1);
+    }
+
+    #[test]
+    fn a_witness_that_still_hears_the_owner_blocks_the_takeover() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        for step in 1..=20 {
+            let now = t0 + ms(10 * step);
+            w.beat(now, &id("node3", 1), beat(true, &[])); // only our path to node1 is broken
+            w.tick(now);
+        }
+        assert!(w.take_fired().is_empty());
+    }
+
+    #[test]
+    fn an_owner_that_never_beat_is_left_to_swim() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.heard(t0, "node1", 1); // SWIM traffic only
+        for step in 1..=20 {
+            let now = t0 + ms(10 * step);
+            w.beat(now, &id("node3", 1), beat(true, &["node1"]));
+            w.tick(now);
+        }
+        assert!(w.take_fired().is_empty());
+    }
+
+    #[test]
+    fn a_held_owner_is_released_by_its_next_heartbeat_or_a_newer_life() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        let now = t0 + ms(60);
+        w.beat(now, &id("node3", 1), beat(true, &["node1"]));
+        w.tick(now);
+        assert_eq!(w.held(), vec!["node1".to_string()]);
+        w.alive_in_swim("node1", 1); // the same life in SWIM: not proof
+        assert_eq!(w.held(), vec!["node1".to_string()]);
+        w.beat(now + ms(5), &id("node1", 1), beat(true, &[])); // a paused node resumes
+        assert!(w.held().is_empty());
+        assert!(w.take_events().contains(&WatchEvent::Released("node1".into())));
+
+        let later = now + ms(200);
+        w.beat(later, &id("node3", 1), beat(true, &["node1"]));
+        w.tick(later);
+        assert_eq!(w.held(), vec!["node1".to_string()]);
+        w.alive_in_swim("node1", 2);
+        assert!(w.held().is_empty());
+    }
+
+    #[test]
+    fn readiness_is_reported_on_change_and_listed() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 7), beat(false, &[]));
+        assert_eq!(w.unready(), vec!["node1".to_string()]);
+        assert_eq!(w.take_events(), vec![WatchEvent::Unready("node1".into())]);
+        w.beat(t0 + ms(10), &id("node1", 7), beat(false, &[]));
+        assert!(w.take_events().is_empty());
+        w.beat(t0 + ms(20), &id("node1", 7), beat(true, &[]));
+        assert_eq!(w.take_events(), vec![WatchEvent::Ready("node1".into())]);
+        assert!(w.unready().is_empty());
+        // A late heartbeat of an older life changes nothing.
+        w.beat(t0 + ms(30), &id("node1", 6), beat(false, &[]));
+        assert!(w.unready().is_empty());
+    }
+
+    #[test]
+    fn heartbeats_go_to_every_target_each_interval_and_list_the_missed() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        assert_eq!(w.tick(t0).len(), 2);
+        assert!(w.tick(t0 + ms(5)).is_empty());
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        assert_eq!(w.tick(t0 + ms(10)).len(), 2);
+        assert!(w.heartbeat(t0 + ms(10)).suspects.is_empty());
+        assert_eq!(w.heartbeat(t0 + ms(25)).suspects, vec!["node1".to_string()]);
+        assert_eq!(w.next_deadline(), Some(t0 + ms(20)));
+    }
+
+    #[test]
+    fn timings_are_checked() {
+        assert!(WatchTiming::default().validate().is_ok());
+        assert!(WatchTiming { interval: ms(1), timeout: ms(50) }.validate().is_err());
+        assert!(WatchTiming { interval: ms(10), timeout: ms(20) }.validate().is_err());
+    }
+}
