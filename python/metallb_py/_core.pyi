@@ -264,7 +264,11 @@ class MembershipEvent:
     """A change seen by a member. `at` is on the clock of `time.monotonic()`."""
 
     @property
-    def kind(self) -> Literal["up", "suspect", "alive", "down", "isolated", "reconnected"]: ...
+    def kind(
+        self,
+    ) -> Literal[
+        "up", "suspect", "alive", "down", "isolated", "reconnected", "held", "released", "ready", "unready"
+    ]: ...
     @property
     def name(self) -> str: ...
     @property
@@ -298,6 +302,8 @@ class Membership:
         quorum: Literal["any", "majority"] = "any",
         announce_interval: float = 1.0,
         retransmits: int = 6,
+        heartbeat_interval: float = 0.01,
+        heartbeat_timeout: float = 0.05,
     ) -> Membership: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -314,6 +320,20 @@ class Membership:
         """Replace the expected peers (the full list; this member's own address may be in it)."""
     def leave(self) -> None:
         """Tell every member this one leaves, so its addresses move without waiting for detection."""
+    def set_watch(
+        self,
+        targets: Mapping[str, str],
+        takeovers: Mapping[str, Sequence[tuple[str, Sequence[str]]]],
+        ready: bool,
+    ) -> None:
+        """Fast takeover: heartbeats to `targets` {node: "ip:port"}; announce `takeovers[owner]` [(ip,
+        [interface])] at once when that owner is silent for heartbeat_timeout and a witness misses it too."""
+    def attach_responder(self, responder: Responder | None) -> None:
+        """Takeovers announce through this running Responder, on the gossip thread."""
+    def held(self) -> list[str]:
+        """Owners the watch took over from (silent since), sorted."""
+    def unready(self) -> list[str]:
+        """Peers whose heartbeats say they are settling (not ready), sorted."""
     def members(self) -> dict[str, _MemberInfo]: ...
     def alive(self) -> list[str]:
         """Names counted alive (alive or suspect), this member included, sorted."""

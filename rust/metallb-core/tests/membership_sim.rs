@@ -845,6 +845,6 @@ fn a_settling_peer_is_unready_until_it_says_so() {
     sim.nodes[0].engine.set_watch(now, targets, BTreeMap::new(), false);
     sim.flush(0);
     sim.run_until(sim.elapsed() + Duration::from_millis(30));
-    assert_eq!(sim.nodes[1].engine.unready(), vec![name(0)]);
+    assert_eq!(sim.nodes[1].engine.unready(sim.now), vec![name(0)]);
     assert!(sim.first(EventKind::Unready, &name(0), &[1, 2], Duration::ZERO).iter().all(Option::is_some));
 }

@@ -8,7 +8,7 @@
 //! caller waits for the answer, so a `leave` has gone out when it returns. `stop` wakes the thread at once and
 //! joins it; it sends nothing, so to the peers it looks like a crash (use `leave` first for a handover).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -20,7 +20,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metallb_core::membership::{
-    validate_name, Engine, Event, MemberView, MembershipConfig, MembershipError, Quorum, Stats, Timing, MAX_DATAGRAM,
+    validate_name, Engine, Event, MemberView, MembershipConfig, MembershipError, Quorum, Stats, Takeover, Timing,
+    WatchTiming, MAX_DATAGRAM,
 };
 use metallb_sys::worker::{lock, panic_message};
 use metallb_sys::{EventFd, Poller};
@@ -37,6 +38,10 @@ const MAX_QUEUED_EVENTS: usize = 65_536;
 /// Reads the wall clock; only to pick the generation a member starts with.
 pub type WallClock = fn() -> SystemTime;
 
+/// Announces what a takeover names (owner, addresses and interfaces), on the gossip thread, the moment the
+/// watch fires: the responder's announce, wired by the caller. It must not call back into the gossip.
+pub type TakeoverSink = Arc<dyn Fn(&str, &[Takeover]) + Send + Sync>;
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct GossipConfig {
@@ -49,6 +54,8 @@ pub struct GossipConfig {
     pub secret: Vec<u8>,
     pub timing: Timing,
     pub quorum: Quorum,
+    /// Heartbeats and takeover (see `metallb_core::membership::watch`); nothing is sent before `set_watch`.
+    pub watch: WatchTiming,
     /// A namespace under /var/run/netns to open the socket in; `None` for the caller's.
     pub netns: Option<String>,
     /// Peers to announce to at start (more come with `join` and `set_peers`).
@@ -70,6 +77,7 @@ impl GossipConfig {
             secret: secret.to_vec(),
             timing: Timing::default(),
             quorum: Quorum::default(),
+            watch: WatchTiming::default(),
             netns: None,
             seeds: Vec::new(),
             wall_clock: SystemTime::now,
@@ -91,6 +99,7 @@ impl GossipConfig {
         // start() fails before a thread exists.
         let mut probe = MembershipConfig::new(&self.name, self.advertised(self.bind.port().max(1)), &self.secret);
         probe.timing = self.timing;
+        probe.watch = self.watch;
         probe.validate()?;
         for seed in &self.seeds {
             metallb_core::membership::validate_peer_address(*seed)
@@ -118,6 +127,8 @@ struct Snapshot {
     stats: Stats,
     peers: Vec<SocketAddr>,
     generation: u64,
+    held: Vec<String>,
+    unready: Vec<String>,
 }
 
 #[derive(Default)]
@@ -134,12 +145,24 @@ struct Shared {
     snapshot: Mutex<Snapshot>,
     events: Mutex<Events>,
     event_ready: Condvar,
+    sink: Mutex<Option<TakeoverSink>>,
 }
 
 enum Command {
     Join { addrs: Vec<SocketAddr>, reply: SyncSender<Result<(), MembershipError>> },
     SetPeers { addrs: Vec<SocketAddr>, reply: SyncSender<Result<(), MembershipError>> },
     Leave { reply: SyncSender<()> },
+    SetWatch { plan: WatchPlan, reply: SyncSender<()> },
+}
+
+/// What [`Gossip::set_watch`] hands the thread.
+pub struct WatchPlan {
+    /// Node name -> gossip address: who gets this member's heartbeats.
+    pub targets: BTreeMap<String, SocketAddr>,
+    /// Owner -> what this node announces if it goes silent.
+    pub takeovers: BTreeMap<String, Vec<Takeover>>,
+    /// Settled and announcing what it wins.
+    pub ready: bool,
 }
 
 /// A running gossip member. Dropping it stops the thread (without leaving).
@@ -168,6 +191,7 @@ impl Gossip {
             snapshot: Mutex::new(Snapshot::default()),
             events: Mutex::new(Events::default()),
             event_ready: Condvar::new(),
+            sink: Mutex::new(None),
         });
         let (command_tx, command_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -240,6 +264,26 @@ impl Gossip {
     /// Replaces the expected peers (see [`Engine::set_peers`]).
     pub fn set_peers(&self, addrs: Vec<SocketAddr>) -> Result<(), GossipError> {
         self.call(|reply| Command::SetPeers { addrs, reply })?.map_err(GossipError::from)
+    }
+
+    /// Replaces the watch's plan (see `metallb_core::membership::watch`).
+    pub fn set_watch(&self, plan: WatchPlan) -> Result<(), GossipError> {
+        self.call(|reply| Command::SetWatch { plan, reply })
+    }
+
+    /// What announces a takeover the moment it fires (`None`: nothing does; the event still comes).
+    pub fn set_takeover_sink(&self, sink: Option<TakeoverSink>) {
+        *lock(&self.shared.sink) = sink;
+    }
+
+    /// Owners this member's watch holds down, sorted.
+    pub fn held(&self) -> Vec<String> {
+        lock(&self.shared.snapshot).held.clone()
+    }
+
+    /// Peers whose heartbeat says they are not ready, sorted.
+    pub fn unready(&self) -> Vec<String> {
+        lock(&self.shared.snapshot).unready.clone()
     }
 
     /// Tells every member that this one leaves; returns once the datagrams are sent. The thread keeps running
@@ -393,6 +437,7 @@ impl Worker {
         let mut membership = MembershipConfig::new(&config.name, config.advertised(local.port()), &config.secret);
         membership.timing = config.timing;
         membership.quorum = config.quorum;
+        membership.watch = config.watch;
         // Wall-clock milliseconds: a restarted speaker's identity is usually newer than the one before it; when
         // it is not (the clock stepped back), the cluster says so and the engine takes a newer one.
         let since_epoch = (config.wall_clock)().duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -453,6 +498,11 @@ impl Worker {
                 self.flush();
                 let _ = reply.send(());
             }
+            Command::SetWatch { plan, reply } => {
+                self.engine.set_watch(now, plan.targets, plan.takeovers, plan.ready);
+                self.flush();
+                let _ = reply.send(());
+            }
         }
     }
 
@@ -476,8 +526,17 @@ impl Worker {
         Ok(())
     }
 
-    /// Sends what the engine produced and publishes its events and view.
+    /// Sends what the engine produced and publishes its events and view; a takeover is announced first.
     fn flush(&mut self) {
+        let fired = self.engine.take_takeovers();
+        if !fired.is_empty() {
+            let sink = lock(&self.shared.sink).clone();
+            if let Some(sink) = sink {
+                for (owner, items) in &fired {
+                    sink(owner, items);
+                }
+            }
+        }
         for datagram in self.engine.take_outgoing() {
             if self.socket.send_to(&datagram.bytes, datagram.to).is_err() {
                 // Unreachable network (a cut link), full buffer: the probes report the consequence.
@@ -492,6 +551,8 @@ impl Worker {
             stats: self.engine.stats(),
             peers: self.engine.peers(),
             generation: self.engine.generation(),
+            held: self.engine.held(),
+            unready: self.engine.unready(Instant::now()),
         };
         *lock(&self.shared.snapshot) = snapshot;
         let events = self.engine.take_events();

@@ -14,5 +14,7 @@ mod gossip;
 mod netns;
 
 pub use error::GossipError;
-pub use gossip::{Gossip, GossipConfig, WallClock};
-pub use metallb_core::membership::{Event, EventKind, MemberState, MemberView, Quorum, Stats, Timing};
+pub use gossip::{Gossip, GossipConfig, TakeoverSink, WallClock, WatchPlan};
+pub use metallb_core::membership::{
+    Event, EventKind, MemberState, MemberView, Quorum, Stats, Takeover, Timing, WatchTiming,
+};

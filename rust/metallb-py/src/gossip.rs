@@ -4,18 +4,22 @@
 //! releases the GIL first; the thread itself never calls into Python. Reads (members, alive, isolated, stats)
 //! copy the thread's latest snapshot and never wait.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metallb_gossip::{Event, Gossip, GossipConfig, GossipError, Quorum, Timing};
+use metallb_gossip::{
+    Event, Gossip, GossipConfig, GossipError, Quorum, Takeover, TakeoverSink, Timing, WatchPlan, WatchTiming,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::clock::Clock;
 use crate::errors::gossip_error;
+use crate::l2::Responder;
 use crate::repr::{py_bool, py_optional_str, py_str};
 use crate::worker::Slot;
 
@@ -48,9 +52,10 @@ fn timeout(value: Option<f64>) -> PyResult<Option<Duration>> {
     value.map(|v| seconds("timeout", v)).transpose()
 }
 
-/// One change seen by a member: `kind` is "up", "suspect", "alive", "down", "isolated" or "reconnected";
-/// `name` and `address` are the member's (this member's own for isolation); `at` is when it was seen, on the
-/// clock of `time.monotonic()`.
+/// One change seen by a member: `kind` is "up", "suspect", "alive", "down", "isolated" or "reconnected"
+/// (SWIM's), or the watch's "held" (the member went silent and this node took its addresses over), "released"
+/// (it beats again), "ready" and "unready" (what its heartbeats say); `name` and `address` are the member's
+/// (this member's own for isolation); `at` is when it was seen, on the clock of `time.monotonic()`.
 #[pyclass(module = "metallb_py._core", frozen, get_all)]
 pub struct MembershipEvent {
     kind: &'static str,
@@ -102,7 +107,8 @@ impl Membership {
     #[new]
     #[pyo3(signature = (name, bind, secret, *, advertise = None, netns = None, seeds = Vec::new(),
         probe_interval = 0.1, probe_timeout = 0.04, suspect_timeout = 0.25, indirect_probes = 3,
-        isolation_timeout = 0.4, quorum = "any", announce_interval = 1.0, retransmits = 6))]
+        isolation_timeout = 0.4, quorum = "any", announce_interval = 1.0, retransmits = 6,
+        heartbeat_interval = 0.01, heartbeat_timeout = 0.05))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per option.
     fn new(
         name: String,
@@ -119,6 +125,8 @@ impl Membership {
         quorum: &str,
         announce_interval: f64,
         retransmits: u8,
+        heartbeat_interval: f64,
+        heartbeat_timeout: f64,
     ) -> PyResult<Self> {
         let quorum = match quorum {
             "any" => Quorum::AnyPeer,
@@ -145,6 +153,10 @@ impl Membership {
         config.seeds = socket_addrs("seed", &seeds)?;
         config.timing = timing;
         config.quorum = quorum;
+        config.watch = WatchTiming {
+            interval: seconds("heartbeat_interval", heartbeat_interval)?,
+            timeout: seconds("heartbeat_timeout", heartbeat_timeout)?,
+        };
         config.validate().map_err(gossip_error)?;
         Ok(Membership { config, running: Slot::new() })
     }
@@ -197,6 +209,72 @@ impl Membership {
         let addrs = socket_addrs("peer", &addresses)?;
         let gossip = self.require()?;
         py.detach(|| gossip.set_peers(addrs)).map_err(gossip_error)
+    }
+
+    /// Replaces the watch's plan (fast takeover): `targets` {node: "ip:port"} get this member's heartbeats
+    /// every heartbeat_interval; `takeovers` {owner: [(address, [interface, ...]), ...]} is what this node
+    /// announces, at once and on the gossip thread, when that owner has been silent for heartbeat_timeout and
+    /// another peer misses it too (through the responder given to attach_responder); `ready` says this node
+    /// is settled and announces what it wins. Raises ValueError for a bad address, changing nothing.
+    fn set_watch(
+        &self,
+        py: Python<'_>,
+        targets: BTreeMap<String, String>,
+        takeovers: BTreeMap<String, Vec<(String, Vec<String>)>>,
+        ready: bool,
+    ) -> PyResult<()> {
+        let targets = targets
+            .into_iter()
+            .map(|(name, addr)| Ok((name, socket_addr("heartbeat target", &addr)?)))
+            .collect::<PyResult<BTreeMap<_, _>>>()?;
+        let takeovers = takeovers
+            .into_iter()
+            .map(|(owner, items)| {
+                let items = items
+                    .into_iter()
+                    .map(|(address, interfaces)| {
+                        let address = address.trim().parse().map_err(|_| {
+                            PyValueError::new_err(format!("takeover address {address:?} is not an IP address"))
+                        })?;
+                        Ok(Takeover { address, interfaces })
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok((owner, items))
+            })
+            .collect::<PyResult<BTreeMap<_, _>>>()?;
+        let gossip = self.require()?;
+        py.detach(|| gossip.set_watch(WatchPlan { targets, takeovers, ready })).map_err(gossip_error)
+    }
+
+    /// Takeovers announce through `responder` (a running Responder; None: through nothing, the "held" event
+    /// still comes). The gossip thread calls its announce directly, without Python.
+    fn attach_responder(&self, responder: Option<PyRef<'_, Responder>>) -> PyResult<()> {
+        let gossip = self.require()?;
+        let sink: Option<TakeoverSink> = match responder {
+            None => None,
+            Some(responder) => {
+                let core = responder.running_core()?;
+                Some(Arc::new(move |_owner: &str, items: &[Takeover]| {
+                    for item in items {
+                        let interfaces = (!item.interfaces.is_empty()).then_some(item.interfaces.as_slice());
+                        // A failure here (the responder stopped) leaves the address to the next election round.
+                        let _ = core.announce(item.address, interfaces);
+                    }
+                }))
+            }
+        };
+        gossip.set_takeover_sink(sink);
+        Ok(())
+    }
+
+    /// Owners this member's watch holds down (took over; silent since), sorted.
+    fn held(&self) -> Vec<String> {
+        self.current().map(|g| g.held()).unwrap_or_default()
+    }
+
+    /// Peers whose heartbeats say they are not ready (settling), sorted.
+    fn unready(&self) -> Vec<String> {
+        self.current().map(|g| g.unready()).unwrap_or_default()
     }
 
     /// Tells every member that this one leaves, so its addresses move without waiting for detection.
@@ -281,7 +359,9 @@ impl Membership {
     /// undecodable), self (sent by this member itself, or by a member with its name or address),
     /// protocol_errors, send_errors; probes, suspicions, members_down, refutations (this member was suspected
     /// and refuted), rejoins (it was declared down while running), generations_raised (the cluster held its
-    /// name at a newer generation, from a life with a later wall clock), isolations, events_dropped.
+    /// name at a newer generation, from a life with a later wall clock), isolations, events_dropped; the watch's
+    /// heartbeats_sent, heartbeats_received, takeovers, takeovers_unconfirmed (an owner went silent but no
+    /// witness confirmed) and releases.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let gossip = self.require()?;
         let (s, events_dropped) = gossip.stats();
@@ -307,6 +387,11 @@ impl Membership {
             ("generations_raised", s.generations_raised),
             ("isolations", s.isolations),
             ("stale_down_notices", s.stale_down_notices),
+            ("heartbeats_sent", s.heartbeats_sent),
+            ("heartbeats_received", s.heartbeats_received),
+            ("takeovers", s.takeovers),
+            ("takeovers_unconfirmed", s.takeovers_unconfirmed),
+            ("releases", s.releases),
             ("events_dropped", events_dropped),
         ] {
             dict.set_item(key, value)?;

@@ -55,6 +55,11 @@ impl Responder {
     fn require(&self) -> PyResult<Arc<CoreResponder>> {
         self.current().ok_or_else(|| l2_error(L2Error::NotRunning))
     }
+
+    /// The running responder, for another thread of ours to call (the gossip's takeover).
+    pub(crate) fn running_core(&self) -> PyResult<Arc<CoreResponder>> {
+        self.require()
+    }
 }
 
 #[pymethods]

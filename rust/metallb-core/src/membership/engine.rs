@@ -380,9 +380,9 @@ impl Engine {
         self.watch.held()
     }
 
-    /// Peers whose heartbeat says they are not ready, sorted.
-    pub fn unready(&self) -> Vec<String> {
-        self.watch.unready()
+    /// Peers whose heartbeat says they are not ready (or new lives not heard beating yet), sorted.
+    pub fn unready(&self, now: Instant) -> Vec<String> {
+        self.watch.unready(now)
     }
 
     /// Heartbeats due, sealed; takeovers due, fired.
@@ -796,7 +796,7 @@ impl Engine {
             let address = after.or(before).map(|s| s.address).expect("one side is present");
             if kind == EventKind::Up {
                 if let Some(seen) = after {
-                    self.watch.alive_in_swim(&name, seen.generation);
+                    self.watch.alive_in_swim(now, &name, seen.generation);
                 }
             }
             self.events.push(Event { kind, name, address, at: now });

@@ -20,7 +20,10 @@
 //!   beats (an older version, watching turned off) is left to SWIM.
 //! - **Readiness.** Each heartbeat says whether its sender is *ready*: settled and announcing what it wins. A
 //!   speaker counts a peer that says it is not ready (a restarted node still settling) out of its elections,
-//!   so an address moves back to a returning node only once that node announces it (make before break).
+//!   so an address moves back to a returning node only once that node announces it (make before break). A
+//!   new life that SWIM reports before its first heartbeat counts as not ready for up to `ready_grace`, so
+//!   the race between the two does not open a gap either; after the grace a peer that never beats (an older
+//!   version) counts as ready, as SWIM says.
 //! - **Released by a heartbeat.** A held-down owner is released by its next heartbeat, whichever life it
 //!   comes from (a paused node that resumes, or a restart), or by SWIM seeing a newer life of it.
 
@@ -39,6 +42,10 @@ pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(2);
 /// Peers a heartbeat lists as missed at most (the datagram stays well below the MTU).
 pub const MAX_SUSPECTS: usize = 16;
 const FLAG_READY: u8 = 1;
+
+/// How long a new life seen in SWIM counts as not ready before its first heartbeat (a speaker settles for up
+/// to 3 s after it starts, then runs its first round).
+pub const READY_GRACE: Duration = Duration::from_secs(10);
 
 /// How fast the watch decides. The defaults are what a loaded node runs: 10 ms heartbeats and 50 ms of
 /// silence (five missed heartbeats; VRRP with 10 ms adverts waits about 36 ms).
@@ -154,6 +161,18 @@ struct Peer {
     heard: Instant,
     ready: bool,
     suspects: Vec<String>,
+    /// A new life seen in SWIM, not heard beating yet: not ready until then (or its first heartbeat).
+    pending_until: Option<Instant>,
+}
+
+impl Peer {
+    fn new(generation: u64, now: Instant) -> Self {
+        Peer { generation, beat: None, heard: now, ready: true, suspects: Vec::new(), pending_until: None }
+    }
+
+    fn unready(&self, now: Instant) -> bool {
+        (self.beat.is_some() && !self.ready) || self.pending_until.is_some_and(|until| now < until)
+    }
 }
 
 /// Counters since start.
@@ -228,17 +247,12 @@ impl Watch {
     pub fn beat(&mut self, now: Instant, from: &MemberId, beat: Heartbeat) {
         self.stats.heartbeats_received += 1;
         let name = from.name().to_string();
-        let peer = self.peers.entry(name.clone()).or_insert(Peer {
-            generation: from.generation(),
-            beat: None,
-            heard: now,
-            ready: true,
-            suspects: Vec::new(),
-        });
+        let peer = self.peers.entry(name.clone()).or_insert_with(|| Peer::new(from.generation(), now));
         if from.generation() < peer.generation {
             return; // an older life of the peer, late: says nothing about the current one
         }
-        let was_ready = peer.ready;
+        let was_ready = !peer.unready(now);
+        peer.pending_until = None;
         peer.generation = from.generation();
         peer.beat = Some(now);
         peer.heard = now;
@@ -265,18 +279,23 @@ impl Watch {
             Some(peer) if generation >= peer.generation => peer.heard = now,
             Some(_) => {}
             None => {
-                let peer = Peer { generation, beat: None, heard: now, ready: true, suspects: Vec::new() };
-                self.peers.insert(name.to_string(), peer);
+                self.peers.insert(name.to_string(), Peer::new(generation, now));
             }
         }
     }
 
-    /// SWIM counts `name` alive at `generation`: a held-down owner restarted as a newer life is released.
-    pub fn alive_in_swim(&mut self, name: &str, generation: u64) {
+    /// SWIM counts `name` alive at `generation`. A held-down owner restarted as a newer life is released; a
+    /// life newer than any heartbeat heard of the name counts as not ready until it beats (or `READY_GRACE`).
+    pub fn alive_in_swim(&mut self, now: Instant, name: &str, generation: u64) {
         if self.held.get(name).is_some_and(|held| generation > *held) {
             self.held.remove(name);
             self.stats.releases += 1;
             self.events.push(WatchEvent::Released(name.to_string()));
+        }
+        let peer = self.peers.entry(name.to_string()).or_insert_with(|| Peer::new(generation, now));
+        if generation > peer.generation || peer.beat.is_none() {
+            // No event: SWIM's own "up" already tells the caller to look again.
+            *peer = Peer { pending_until: Some(now + READY_GRACE), ..Peer::new(generation, now) };
         }
     }
 
@@ -284,6 +303,12 @@ impl Watch {
     /// takeovers that fire (read them with [`Watch::take_fired`]).
     pub fn tick(&mut self, now: Instant) -> Vec<SocketAddr> {
         self.evaluate(now);
+        for (name, peer) in &mut self.peers {
+            if peer.pending_until.is_some_and(|until| now >= until) {
+                peer.pending_until = None;
+                self.events.push(WatchEvent::Ready(name.clone()));
+            }
+        }
         if now < self.next_send {
             return Vec::new();
         }
@@ -346,6 +371,9 @@ impl Watch {
     /// silence reaches the timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut next = (!self.targets.is_empty()).then_some(self.next_send);
+        for until in self.peers.values().filter_map(|p| p.pending_until) {
+            next = Some(next.map_or(until, |n| n.min(until)));
+        }
         for owner in self.takeovers.keys().filter(|o| !self.held.contains_key(*o) && !self.waiting.contains(*o)) {
             if let Some(at) = self.peers.get(owner).and_then(|p| p.beat) {
                 let due = at + self.timing.timeout;
@@ -368,10 +396,10 @@ impl Watch {
         self.held.keys().cloned().collect()
     }
 
-    /// Peers whose last heartbeat said they are not ready, sorted.
-    pub fn unready(&self) -> Vec<String> {
+    /// Peers whose last heartbeat said they are not ready, or new lives not heard beating yet, sorted.
+    pub fn unready(&self, now: Instant) -> Vec<String> {
         let mut names: Vec<String> =
-            self.peers.iter().filter(|(_, p)| p.beat.is_some() && !p.ready).map(|(n, _)| n.clone()).collect();
+            self.peers.iter().filter(|(_, p)| p.unready(now)).map(|(n, _)| n.clone()).collect();
         names.sort();
         names
     }
@@ -507,7 +535,7 @@ mod tests {
         w.beat(now, &id("node3", 1), beat(true, &["node1"]));
         w.tick(now);
         assert_eq!(w.held(), vec!["node1".to_string()]);
-        w.alive_in_swim("node1", 1); // the same life in SWIM: not proof
+        w.alive_in_swim(now, "node1", 1); // the same life in SWIM: not proof
         assert_eq!(w.held(), vec!["node1".to_string()]);
         w.beat(now + ms(5), &id("node1", 1), beat(true, &[])); // a paused node resumes
         assert!(w.held().is_empty());
@@ -517,8 +545,26 @@ mod tests {
         w.beat(later, &id("node3", 1), beat(true, &["node1"]));
         w.tick(later);
         assert_eq!(w.held(), vec!["node1".to_string()]);
-        w.alive_in_swim("node1", 2);
+        w.alive_in_swim(later, "node1", 2);
         assert!(w.held().is_empty());
+    }
+
+    #[test]
+    fn a_new_life_is_not_ready_until_it_beats_or_the_grace_ends() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        w.alive_in_swim(t0, "node1", 2); // restarted: SWIM saw it before its first heartbeat
+        assert_eq!(w.unready(t0), vec!["node1".to_string()]);
+        w.beat(t0 + ms(5), &id("node1", 2), beat(true, &[]));
+        assert!(w.unready(t0 + ms(5)).is_empty());
+        // One that never beats (an older version) counts as ready after the grace, and says so.
+        w.alive_in_swim(t0, "node9", 1);
+        assert_eq!(w.unready(t0), vec!["node9".to_string()]);
+        w.take_events();
+        w.tick(t0 + READY_GRACE);
+        assert!(w.unready(t0 + READY_GRACE).is_empty());
+        assert!(w.take_events().contains(&WatchEvent::Ready("node9".into())));
     }
 
     #[test]
@@ -526,16 +572,16 @@ mod tests {
         let t0 = Instant::now();
         let mut w = standby(t0);
         w.beat(t0, &id("node1", 7), beat(false, &[]));
-        assert_eq!(w.unready(), vec!["node1".to_string()]);
+        assert_eq!(w.unready(t0), vec!["node1".to_string()]);
         assert_eq!(w.take_events(), vec![WatchEvent::Unready("node1".into())]);
         w.beat(t0 + ms(10), &id("node1", 7), beat(false, &[]));
         assert!(w.take_events().is_empty());
         w.beat(t0 + ms(20), &id("node1", 7), beat(true, &[]));
         assert_eq!(w.take_events(), vec![WatchEvent::Ready("node1".into())]);
-        assert!(w.unready().is_empty());
+        assert!(w.unready(t0).is_empty());
         // A late heartbeat of an older life changes nothing.
         w.beat(t0 + ms(30), &id("node1", 6), beat(false, &[]));
-        assert!(w.unready().is_empty());
+        assert!(w.unready(t0).is_empty());
     }
 
     #[test]
