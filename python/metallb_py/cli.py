@@ -331,6 +331,28 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
     )
     parser.add_argument("--busy-poll", type=float, default=0.0, metavar="SECONDS", help=argparse.SUPPRESS)
     parser.add_argument(
+        "--fast-takeover",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="beside the gossip, heartbeat the other speakers and take a silent announcer's addresses over "
+        "at once, when another speaker misses it too (default: on; needs --gossip)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=0.01,
+        metavar="SECONDS",
+        help="fast takeover: seconds between heartbeats (default: 0.01)",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=0.05,
+        metavar="SECONDS",
+        help="fast takeover: seconds of silence before an announcer's addresses are taken over (default: "
+        "0.05; at least three intervals)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="refuse a configuration with warnings (as controller --strict); the last good one stays",

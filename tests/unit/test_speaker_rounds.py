@@ -98,7 +98,7 @@ class Log:
 class FakeResponder:
     def __init__(self, log: Log) -> None:
         self.log = log
-        self.announced: dict[str, list[str]] = {}
+        self.table: dict[str, list[str]] = {}
         self.running = True
 
     @property
@@ -107,12 +107,15 @@ class FakeResponder:
 
     def announce(self, ip: str, interfaces: Sequence[str] | None = None) -> bool:
         self.log.add("announce", ip)
-        self.announced[ip] = list(interfaces or ())
+        self.table[ip] = list(interfaces or ())
         return True
 
     def withdraw(self, ip: str) -> bool:
         self.log.add("withdraw", ip)
-        return self.announced.pop(ip, None) is not None
+        return self.table.pop(ip, None) is not None
+
+    def announced(self) -> dict[str, list[str]]:
+        return dict(self.table)
 
     def stop(self) -> None:
         self.log.add("responder stop")
@@ -185,7 +188,7 @@ def test_nothing_is_read_before_every_watch_has_listed() -> None:
     world = World()
     world.view.listed = False
     assert world.rounds.run_round() is None
-    assert world.responder.announced == {} and not world.rounds.ready.is_set()
+    assert world.responder.announced() == {} and not world.rounds.ready.is_set()
 
 
 def test_start_announces_only_after_hearing_every_node() -> None:
@@ -195,10 +198,10 @@ def test_start_announces_only_after_hearing_every_node() -> None:
     world.members.up |= {"b"}
     world.clock.now += 1.0
     assert world.rounds.run_round() is Step.WAIT, "c not heard yet, settle time not over"
-    assert world.responder.announced == {} and not world.rounds.ready.is_set()
+    assert world.responder.announced() == {} and not world.rounds.ready.is_set()
     world.members.up |= {"c"}
     assert world.rounds.run_round() is Step.ELECT
-    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.responder.announced() == {VIP: ["eth0"]}
     assert world.layer2.announced() == {VIP: ("default/web",)}
     assert world.changes == [{VIP: ("default/web",)}]
     assert world.rounds.ready.is_set()
@@ -211,7 +214,7 @@ def test_start_alone_waits_out_the_settle_time() -> None:
     assert world.rounds.run_round() is Step.WAIT
     world.clock.now += 3.0
     assert world.rounds.run_round() is Step.ELECT
-    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.responder.announced() == {VIP: ["eth0"]}
 
 
 def test_hearing_none_of_the_speakers_the_leases_name_announces_nothing() -> None:
@@ -222,20 +225,20 @@ def test_hearing_none_of_the_speakers_the_leases_name_announces_nothing() -> Non
     assert world.rounds.run_round() is Step.WAIT
     world.clock.now += 3.0
     assert world.rounds.run_round() is Step.WITHDRAW
-    assert world.responder.announced == {}
+    assert world.responder.announced() == {}
     assert world.gauge("metallb_py_speaker_isolated_bool") == 1
     assert not world.rounds.due(False), "idle while nothing changes"
     # b and c are heard: settle again, for the renewing speakers, then announce.
     world.members.up |= {"b", "c"}
     assert world.rounds.due(False), "no longer cut off: a round even without an event"
     assert world.rounds.run_round() is Step.ELECT
-    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.responder.announced() == {VIP: ["eth0"]}
     assert world.gauge("metallb_py_speaker_isolated_bool") == 0
     # Every peer declared down while their Leases are fresh: withdrawn again.
     world.members.up = {"a"}
     assert world.rounds.due(False)
     assert world.rounds.run_round() is Step.WITHDRAW
-    assert world.responder.announced == {}
+    assert world.responder.announced() == {}
 
 
 def test_a_cut_withdraws_everything_and_back_from_it_settles_before_announcing() -> None:
@@ -245,7 +248,7 @@ def test_a_cut_withdraws_everything_and_back_from_it_settles_before_announcing()
     assert world.rounds.run_round() is Step.ELECT
     world.members.cut, world.members.up = True, {"a"}
     assert world.rounds.run_round() is Step.WITHDRAW
-    assert world.responder.announced == {} and ("withdraw", VIP) in world.log.calls
+    assert world.responder.announced() == {} and ("withdraw", VIP) in world.log.calls
     assert world.gauge("metallb_py_speaker_isolated_bool") == 1
     assert world.changes[-1] == {}
     # The member hears b's datagrams again, but no speaker counts alive yet: still cut off.
@@ -256,12 +259,12 @@ def test_a_cut_withdraws_everything_and_back_from_it_settles_before_announcing()
     # b is alive again, c (whose Lease is fresh) not yet: settle before announcing.
     world.members.up |= {"b"}
     assert world.rounds.run_round() is Step.WAIT
-    assert world.responder.announced == {}, "a partial view announces nothing"
+    assert world.responder.announced() == {}, "a partial view announces nothing"
     assert world.gauge("metallb_py_speaker_isolated_bool") == 0
     # c crashed meanwhile and its Lease went stale: settle for b alone.
     del world.leases["c"]
     assert world.rounds.run_round() is Step.ELECT
-    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.responder.announced() == {VIP: ["eth0"]}
 
 
 def test_losing_the_election_withdraws_and_winning_it_back_announces_again() -> None:
@@ -274,21 +277,21 @@ def test_losing_the_election_withdraws_and_winning_it_back_announces_again() -> 
         {**service("web", VIP), "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}}
     ]
     world.rounds.run_round()
-    assert world.responder.announced == {}, "Local: only b, with the endpoint, may announce"
+    assert world.responder.announced() == {}, "Local: only b, with the endpoint, may announce"
     world.view.slices = [endpoints("web", "a")]
     world.rounds.run_round()
-    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.responder.announced() == {VIP: ["eth0"]}
 
 
 def test_a_bad_configuration_leaves_the_last_good_one_in_force() -> None:
     world = World(gossip=False)
     assert world.rounds.run_round() is Step.ELECT
-    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.responder.announced() == {VIP: ["eth0"]}
     world.view.config = [{**CONFIGMAP, "data": {"config": "address-pools: [{name: web, protocol: nope}]"}}]
     world.rounds.config_changed()
     world.rounds.run_round()
     assert world.rounds.config_error is not None and "nope" in world.rounds.config_error
-    assert world.responder.announced == {VIP: ["eth0"]}
+    assert world.responder.announced() == {VIP: ["eth0"]}
     assert world.gauge("metallb_k8s_client_config_stale_bool") == 1
     assert world.gauge("metallb_k8s_client_config_loaded_bool") == 1
     assert world.gauge("metallb_py_speaker_config_refusals_total") == 1

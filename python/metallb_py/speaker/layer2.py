@@ -32,6 +32,7 @@ from metallb_py.speaker.objects import (
     pools_key,
 )
 from metallb_py.speaker.ports import ClusterView, L2Responder
+from metallb_py.speaker.watchplan import Standby, standby
 
 __all__ = ["PROTOCOL", "Layer2", "Todo", "todo"]
 
@@ -98,6 +99,7 @@ class Layer2:
         )
         self._slices: ParseCache[EndpointSlice] = ParseCache(endpoint_slice_from_api)
         self._skipped: dict[str, ServiceSkip] = {}  # Service -> why it is not announced, as last logged
+        self._standby = Standby()  # what the gossip's watch takes over, from the last round
 
     def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None:
         """Runs the elections (`live`: the gossip's live members, None without gossip) and announces what
@@ -124,10 +126,13 @@ class Layer2:
                     pools_by_ip.setdefault(ip, set()).add(svc.pool)
             usable = set(self.responder.interfaces)
             for ip, election in elections.items():
-                if election.node == self.me:
+                # Where this node announces what it wins, and what it stands by for (next in order).
+                if election.node == self.me or election.order[1:2] == (self.me,):
                     # Only the advertisements that apply to the IP's Services (serviceSelectors) say where.
                     choice = interfaces_for(me, pools_by_ip.get(ip, ()), election.advertisements, self.links)
                     interfaces[ip] = tuple(i for i in choice.interfaces if i in usable)
+        with self._lock:
+            self._standby = standby(elections, self.me, interfaces)
         self._apply(todo(elections, self.me, interfaces, self._current()))
 
     def _log_skipped(self, elections: Mapping[str, Election]) -> None:
@@ -143,18 +148,31 @@ class Layer2:
         self._skipped = skipped
 
     def withdraw_all(self) -> None:
+        with self._lock:
+            self._standby = Standby()
         self._apply(todo({}, self.me, {}, self._current()))
 
-    def _current(self) -> list[str]:
+    def standby(self) -> Standby:
+        """What this node takes over from whom, and who watches it, as of the last round (nothing after
+        withdraw_all)."""
         with self._lock:
-            return list(self._announced)
+            return self._standby
+
+    def _current(self) -> list[str]:
+        """What this node announced in its last round, and whatever else the responder answers for: a fast
+        takeover announces without a round, and the next round keeps or withdraws it like any other."""
+        with self._lock:
+            announced = set(self._announced)
+        announced.update(str(ipaddress.ip_address(ip)) for ip in self.responder.announced())
+        return sorted(announced)
 
     def _apply(self, plan: Todo) -> None:
         with self._lock:
             current = dict(self._announced)
         for ip in sorted(plan.withdraw):
             self.responder.withdraw(ip)
-            log.info("withdrawn", extra={"ip": ip, "node": self.me, "services": list(current[ip][1])})
+            services = list(current[ip][1]) if ip in current else []
+            log.info("withdrawn", extra={"ip": ip, "node": self.me, "services": services})
         for ip, (ifaces, keys) in sorted(plan.announce.items()):
             if current.get(ip, ((), ()))[0] != ifaces:
                 self.responder.announce(ip, list(ifaces))

@@ -40,6 +40,9 @@ def options_from_args(args: argparse.Namespace) -> SpeakerOptions:
         ignore_exclude_label=args.ignore_exclude_lb,
         lb_class=args.lb_class or None,
         busy_poll=args.busy_poll,
+        fast_takeover=args.fast_takeover,
+        heartbeat_interval=args.heartbeat_interval,
+        heartbeat_timeout=args.heartbeat_timeout,
         strict=args.strict,
         pod_name=args.pod_name or os.environ.get("POD_NAME") or None,
     )

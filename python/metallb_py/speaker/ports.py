@@ -19,6 +19,7 @@ __all__ = [
     "LinkEvents",
     "MemberEvent",
     "Members",
+    "Watcher",
 ]
 
 JSON = dict[str, Any]
@@ -33,6 +34,9 @@ class L2Responder(Protocol):
     def running(self) -> bool: ...
     def announce(self, ip: str, interfaces: Sequence[str] | None = None) -> bool: ...
     def withdraw(self, ip: str) -> bool: ...
+    def announced(self) -> Mapping[Any, Sequence[str]]:
+        """Every address answered for now (keys: ipaddress objects or strings), with its interfaces."""
+
     def stop(self) -> None: ...
 
 
@@ -116,6 +120,19 @@ class Members(Protocol):
     def next_event(self, timeout: float | None = None) -> MemberEvent | None: ...
     def leave(self) -> None: ...
     def stop(self) -> None: ...
+
+
+class Watcher(Protocol):
+    """The gossip member's watch (metallb_py.Membership): fast takeover and readiness (see watchplan.py)."""
+
+    def set_watch(
+        self,
+        targets: Mapping[str, str],
+        takeovers: Mapping[str, Sequence[tuple[str, Sequence[str]]]],
+        ready: bool,
+    ) -> None: ...
+    def held(self) -> list[str]: ...
+    def unready(self) -> list[str]: ...
 
 
 class ClusterView(Protocol):

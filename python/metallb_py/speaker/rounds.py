@@ -6,6 +6,11 @@ to wait (settling), elect or withdraw everything (isolated), and hands the outco
 today; BGP beside it). It never waits on the API, so a failover costs one gossip detection plus one round,
 whatever the API's load. Time comes from an injected clock, the gossip and the announcer through the small
 protocols of ports.py: unit tests drive whole rounds with fakes.
+
+With fast takeover on (a `watcher`), each round also tells the gossip's watch what it decided
+(watchplan.py): whom to heartbeat, what to take over from whom, and whether this node is ready (it elected;
+not while settling or cut off). Elections count out the members the watch holds down or that say they are
+not ready.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from metallb_py.config import Config, load_objects
 from metallb_py.errors import ConfigError
 from metallb_py.speaker.gate import Gate, GossipView, Note, Step, Turn, advance, cut_off, round_due
 from metallb_py.speaker.metrics import SpeakerMetrics
-from metallb_py.speaker.ports import ClusterView, Members
+from metallb_py.speaker.ports import ClusterView, Members, Watcher
+from metallb_py.speaker.watchplan import Standby, electable, targets
 
 __all__ = ["CONFIG_SETTLE", "NO_CONFIGURATION", "Announcing", "Protocols", "Rounds"]
 
@@ -68,6 +74,8 @@ class Rounds:
         *,
         expected: Callable[[float], Mapping[str, str]],
         metrics: SpeakerMetrics,
+        watcher: Watcher | None = None,
+        standby: Callable[[], Standby] | None = None,
         settle_timeout: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
         ready: threading.Event | None = None,
@@ -77,6 +85,9 @@ class Rounds:
         self.strict = strict  # a configuration with warnings is refused (load_objects(strict=True))
         self.view, self.protocol, self.members = view, protocol, members
         self._expected, self.metrics = expected, metrics
+        self.watcher = watcher if members is not None else None
+        self._standby = standby or Standby
+        self._told: tuple[object, ...] | None = None  # what the watch was last told
         self.settle_timeout = settle_timeout
         self._clock = clock
         self.gate = Gate() if members is not None else Gate(settled=True)
@@ -173,17 +184,45 @@ class Rounds:
             self.gate = turn.gate
             self._report(turn, live)
             if turn.step is Step.WAIT:
+                self._tell_watch(now, ready=False)
                 return turn.step
             self.metrics.members_alive.set(len(live))
             step = turn.step
+            if self.watcher is not None:
+                # Read after alive(): a new life is in both, or its "not ready" is already here.
+                held, unready = self.watcher.held(), self.watcher.unready()
+                live = electable(live, self.me, held=held, unready=unready)
         config = self.config
-        if step is Step.ELECT and config is not None:
+        ready = step is Step.ELECT and config is not None
+        if ready:
+            assert config is not None
             self.protocol.elect_and_apply(config, self.view, live)
         else:
             self.protocol.withdraw_all()
+        if self.members is not None:
+            self._tell_watch(self._clock(), ready=ready)
         self.rounds += 1
         self.ready.set()
         return step
+
+    def _tell_watch(self, now: float, *, ready: bool) -> None:
+        """Heartbeat targets, takeovers and readiness to the watch, when they changed."""
+        if self.watcher is None:
+            return
+        plan = self._standby() if ready else Standby()
+        peers = self._expected(now)
+        held, unready = self.watcher.held(), self.watcher.unready()
+        to = targets(self.me, peers, plan, held=held, unready=unready)
+        takeovers = {owner: [(ip, list(i)) for ip, i in items] for owner, items in plan.takeovers.items()}
+        told = (sorted(to.items()), sorted(plan.takeovers.items()), ready)
+        if told == self._told:
+            return
+        self.watcher.set_watch(to, takeovers, ready)
+        self._told = told
+        log.debug(
+            "watch plan",
+            extra={"targets": sorted(to), "stands_by_for": sorted(takeovers), "ready": ready},
+        )
 
     def _gossip_view(self, now: float, live: set[str]) -> GossipView:
         assert self.members is not None

@@ -140,6 +140,11 @@ class SpeakerOptions:
     ignore_exclude_label: bool = False
     lb_class: str | None = None  # announce Services of this loadBalancerClass (None: those without one)
     busy_poll: float = 0.0
+    # Fast takeover beside the gossip (watchplan.py): heartbeats every `heartbeat_interval` seconds; a silent
+    # announcer's addresses are taken over after `heartbeat_timeout` when another speaker misses it too.
+    fast_takeover: bool = True
+    heartbeat_interval: float = 0.01
+    heartbeat_timeout: float = 0.05
     # The gossip Lease is renewed every `lease_renew` seconds; a peer whose Lease has not changed for
     # `lease_duration` seconds is no longer expected (see leases.PeerLeases).
     lease_renew: float = 2.0
@@ -603,8 +608,18 @@ class Speaker:
         responder = self.responder
         self.metrics.count_interfaces(lambda: responder.interfaces if responder.running else [])
         if self.gossip_address is not None:
-            self.membership = Membership(self.me, self.gossip_address, secret, netns=o.netns)
+            self.membership = Membership(
+                self.me,
+                self.gossip_address,
+                secret,
+                netns=o.netns,
+                heartbeat_interval=o.heartbeat_interval,
+                heartbeat_timeout=o.heartbeat_timeout,
+            )
             self.membership.start()
+            if o.fast_takeover:
+                # A takeover announces on the gossip thread, through the responder, without Python.
+                self.membership.attach_responder(self.responder)
             self.metrics.count_gossip(self.membership.stats)
             self.leases.publish()
         self.layer2 = Layer2(
@@ -651,6 +666,8 @@ class Speaker:
             self.membership,
             expected=self.leases.expected,
             metrics=self.metrics,
+            watcher=self.membership if o.fast_takeover else None,
+            standby=self.layer2.standby,
             settle_timeout=o.settle_timeout,
             ready=self.ready,
             strict=o.strict,
