@@ -83,7 +83,10 @@ class KeepalivedRun:
 
 def keepalived_config(node: str, interface: str, vip: str, interval: float) -> str:
     """One node's keepalived.conf: VRRPv3, one instance for `vip` on the lab interface, starting as backup so
-    the priorities alone choose the master."""
+    the priorities alone choose the master. Everything else is Debian's default: preemption, 5 gratuitous
+    ARPs on becoming master and 5 more after 5 s, normal scheduling (keepalived's start-up notice suggests
+    `max_auto_priority`, real-time scheduling, which a loaded node would want; the issue's baseline is the
+    plain package)."""
     return f"""\
 global_defs {{
     router_id {node}
