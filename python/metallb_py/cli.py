@@ -347,10 +347,10 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
     parser.add_argument(
         "--heartbeat-timeout",
         type=float,
-        default=0.05,
+        default=0.03,
         metavar="SECONDS",
-        help="fast takeover: seconds of silence before an announcer's addresses are taken over (default: "
-        "0.05; at least three intervals)",
+        help="fast takeover: seconds of silence before an announcer's addresses are taken over, once another "
+        "speaker misses it for half as long (default: 0.03; at least three intervals)",
     )
     parser.add_argument(
         "--strict",

@@ -19,6 +19,7 @@ from metallb_py.speaker.watchplan import (
     FULL_MESH_MAX,
     Standby,
     electable,
+    keep,
     ring_neighbours,
     standby,
     targets,
@@ -62,9 +63,20 @@ def test_ring_neighbours_are_symmetric(names: set[str], pick: int) -> None:
     assert len(ring_neighbours(me, names)) == min(4, len(names) - 1)
 
 
-def test_elections_count_out_held_and_unready_members_never_itself() -> None:
-    live = {"a", "b", "c", "d"}
-    assert electable(live, "a", held=["b", "a"], unready=["c", "a"]) == {"a", "d"}
+def test_elections_count_out_held_members_never_itself() -> None:
+    assert electable({"a", "b", "c"}, "a", held=["b", "a"]) == {"a", "c"}
+
+
+def test_what_it_announces_is_kept_from_a_winner_that_is_not_ready_nothing_else_is_taken() -> None:
+    elections = {
+        "192.0.2.1": election("192.0.2.1", "b", "a"),  # b settling: a keeps it
+        "192.0.2.2": election("192.0.2.2", "b", "a"),  # b settling, but a does not announce it: b's
+        "192.0.2.3": election("192.0.2.3", "c", "a"),  # c ready: goes to c
+        "192.0.2.4": election("192.0.2.4", "a", "b"),  # a's own
+    }
+    announced = ["192.0.2.1", "192.0.2.3", "192.0.2.4", "192.0.2.9"]
+    assert keep(elections, "a", announced, unready={"b"}) == {"192.0.2.1"}
+    assert keep(elections, "a", announced, unready=set()) == set()
 
 
 class FakeWatcher:
@@ -140,14 +152,14 @@ def test_a_settling_speaker_heartbeats_everyone_as_not_ready_and_takes_nothing_o
     assert len(watcher.told) == 2, "told again only when something changed"
 
 
-def test_held_and_unready_members_are_out_of_the_elections() -> None:
+def test_held_members_are_out_of_the_elections() -> None:
     rounds, members, watcher, recorder, _ = rounds_with_watch()
     members.up |= {"b", "c"}
     assert rounds.run_round() is Step.ELECT
     assert recorder.lives[-1] == {"a", "b", "c"}
     watcher.held_down, watcher.not_ready = ["b"], ["c"]
     assert rounds.run_round() is Step.ELECT
-    assert recorder.lives[-1] == {"a"}
+    assert recorder.lives[-1] == {"a", "c"}, "not ready is layer 2's business (keep), not the election's"
 
 
 def test_a_cut_off_speaker_is_not_ready_and_stands_by_for_nothing() -> None:

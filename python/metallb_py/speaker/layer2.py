@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from metallb_py.config.model import Config
 from metallb_py.speaker.election import (
@@ -32,7 +32,7 @@ from metallb_py.speaker.objects import (
     pools_key,
 )
 from metallb_py.speaker.ports import ClusterView, L2Responder
-from metallb_py.speaker.watchplan import Standby, standby
+from metallb_py.speaker.watchplan import Standby, keep, standby
 
 __all__ = ["PROTOCOL", "Layer2", "Todo", "todo"]
 
@@ -83,8 +83,12 @@ class Layer2:
         on_change: Callable[[Mapping[str, tuple[str, ...]]], None],
         ignore_exclude_label: bool = False,
         lb_class: str | None = None,
+        unready: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self.me = me
+        # Peers that say they are not ready (the gossip's watch): what this node announces and they win, it
+        # keeps until they are (watchplan.keep). Read after the live members, so a new life is in both.
+        self._unready = unready
         self.responder = responder
         self.links = list(links)
         self._on_change = on_change
@@ -116,6 +120,11 @@ class Layer2:
             ignore_exclude_label=self._ignore_exclude_label,
         )
         self._log_skipped(elections)
+        current = self._current()
+        kept = keep(elections, self.me, current, self._unready())
+        if kept:
+            elections = {ip: replace(e, node=self.me) if ip in kept else e for ip, e in elections.items()}
+            log.debug("kept until the winner is ready", extra={"ips": sorted(kept), "node": self.me})
         interfaces: dict[str, tuple[str, ...]] = {}
         me_obj = nodes.get(self.me)
         if me_obj is not None:
@@ -133,7 +142,7 @@ class Layer2:
                     interfaces[ip] = tuple(i for i in choice.interfaces if i in usable)
         with self._lock:
             self._standby = standby(elections, self.me, interfaces)
-        self._apply(todo(elections, self.me, interfaces, self._current()))
+        self._apply(todo(elections, self.me, interfaces, current))
 
     def _log_skipped(self, elections: Mapping[str, Election]) -> None:
         """Says once, when it starts, why a Service with endpoints is not announced (every node says it: the

@@ -9,8 +9,8 @@ protocols of ports.py: unit tests drive whole rounds with fakes.
 
 With fast takeover on (a `watcher`), each round also tells the gossip's watch what it decided
 (watchplan.py): whom to heartbeat, what to take over from whom, and whether this node is ready (it elected;
-not while settling or cut off). Elections count out the members the watch holds down or that say they are
-not ready.
+not while settling or cut off). Elections count out the members the watch holds down; layer 2 keeps what it
+announces from peers that say they are not ready (watchplan.keep).
 """
 
 from __future__ import annotations
@@ -189,9 +189,7 @@ class Rounds:
             self.metrics.members_alive.set(len(live))
             step = turn.step
             if self.watcher is not None:
-                # Read after alive(): a new life is in both, or its "not ready" is already here.
-                held, unready = self.watcher.held(), self.watcher.unready()
-                live = electable(live, self.me, held=held, unready=unready)
+                live = electable(live, self.me, held=self.watcher.held())
         config = self.config
         ready = step is Step.ELECT and config is not None
         if ready:

@@ -144,7 +144,7 @@ class SpeakerOptions:
     # announcer's addresses are taken over after `heartbeat_timeout` when another speaker misses it too.
     fast_takeover: bool = True
     heartbeat_interval: float = 0.01
-    heartbeat_timeout: float = 0.05
+    heartbeat_timeout: float = 0.03
     # The gossip Lease is renewed every `lease_renew` seconds; a peer whose Lease has not changed for
     # `lease_duration` seconds is no longer expected (see leases.PeerLeases).
     lease_renew: float = 2.0
@@ -629,6 +629,7 @@ class Speaker:
             on_change=self._announced_changed,
             ignore_exclude_label=o.ignore_exclude_label,
             lb_class=o.lb_class,
+            unready=self.membership.unready if self.membership is not None and o.fast_takeover else frozenset,
         )
         layer2 = self.layer2
         self.conflicts = ConflictReporter(

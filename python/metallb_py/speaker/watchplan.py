@@ -11,9 +11,12 @@ What it needs from the election is decided here:
   everyone, and a settling peer's "not ready" must reach every node that could otherwise hand it an address).
   Beyond that: the owners it stands by for, the nodes that stand by for it, the peers held down or not
   ready (so that their return is heard), and its two neighbours each side in name order (witnesses).
-- `electable`: the live members minus those the watch holds down (taken over, silent since) and those whose
-  heartbeats say they are not ready (a returning node still settling): an address moves back to a node only
-  once that node announces it.
+- `electable`: the live members minus those the watch holds down (taken over, silent since).
+- `keep`: the addresses this node announces whose election now names a peer that says it is not ready (a
+  returning node still settling): this node keeps announcing them until that peer is ready, so an address
+  moves back only once its new owner announces it (make before break). Nothing else is taken from a peer
+  that is not ready: at a cluster's start every speaker settles, and none should grab another's addresses
+  meanwhile.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "RING_NEIGHBOURS",
     "Standby",
     "electable",
+    "keep",
     "ring_neighbours",
     "standby",
     "targets",
@@ -91,6 +95,14 @@ def targets(
     return {name: others[name] for name in sorted(wanted) if name in others}
 
 
-def electable(live: Collection[str], me: str, *, held: Collection[str], unready: Collection[str]) -> set[str]:
-    """The members the elections count: live, minus held down and not ready (never this node itself)."""
-    return {name for name in live if name == me or (name not in held and name not in unready)}
+def electable(live: Collection[str], me: str, *, held: Collection[str]) -> set[str]:
+    """The members the elections count: live, minus held down (never this node itself)."""
+    return {name for name in live if name == me or name not in held}
+
+
+def keep(
+    elections: Mapping[str, Election], me: str, announced: Collection[str], unready: Collection[str]
+) -> set[str]:
+    """The addresses this node announces and keeps announcing: their winner is another node, not ready."""
+    winners = {ip: e.node for ip, e in elections.items()}
+    return {ip for ip in announced if winners.get(ip) not in (None, me) and winners.get(ip) in unready}

@@ -1,15 +1,17 @@
-//! The layer 2 system calls: AF_PACKET sockets with their BPF filter, multicast memberships and batched
-//! receive and send, and the AF_INET6 socket that joins solicited-node groups.
+//! The layer 2 system calls: AF_PACKET sockets with their BPF filter, multicast memberships, a receive ring
+//! (or batched receive without one) and batched send, and the AF_INET6 socket that joins solicited-node groups.
 //!
 //! This is the only module of the crate with `unsafe` code. Every block calls one libc function with pointers
 //! to live, correctly sized values owned by the caller's stack frame or by `self`, and says so in its `SAFETY`
 //! comment. What other protocol threads need too (sockets, socket options, eventfd, poll, setns) is in
 //! metallb-sys. Nothing here decides anything.
 
+use std::cell::Cell;
 use std::io;
 use std::mem;
 use std::net::Ipv6Addr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use metallb_sys::syscall::{check, setsockopt, socket};
@@ -34,6 +36,15 @@ const SO_ATTACH_FILTER: libc::c_int = 26;
 const SO_RCVBUFFORCE: libc::c_int = 33;
 const SO_SNDBUFFORCE: libc::c_int = 32;
 const SO_TIMESTAMPNS: libc::c_int = 35;
+const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_VERSION: libc::c_int = 10;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const TPACKET_V2: libc::c_int = 1;
+/// Bytes of one receive ring slot: the slot header, the link-layer address, then the frame (at most
+/// `RING_FRAME - 66` bytes of it; ARP and neighbor discovery frames are a few dozen). Two slots per page.
+pub const RING_FRAME: usize = 1024;
+/// `TPACKET_ALIGN(sizeof(struct tpacket2_hdr))`: where the `sockaddr_ll` of a ring slot starts.
+const RING_ADDR_OFFSET: usize = 32;
 
 #[repr(C)]
 struct SockFilter {
@@ -68,8 +79,13 @@ struct TpacketStats {
 ///
 /// Created with protocol 0 so it receives nothing until bound; the filter is attached before the bind, so no
 /// frame the filter would refuse is ever queued on it.
+///
+/// Frames are read either from a receive ring shared with the kernel ([`PacketSocket::map_receive_ring`]: no
+/// system call per batch) or, without one, with recvmmsg(); [`PacketSocket::recv_batch`] does either.
 #[derive(Debug)]
 pub struct PacketSocket {
+    // Declared before `fd`: the ring is unmapped before the socket closes.
+    ring: Option<RxRing>,
     fd: OwnedFd,
     ifindex: i32,
 }
@@ -87,7 +103,7 @@ pub const ARPHRD_ETHER: u16 = 1;
 impl PacketSocket {
     /// An unbound packet socket (receives nothing yet). Fails with `EPERM` without CAP_NET_RAW.
     pub fn unbound() -> io::Result<Self> {
-        Ok(PacketSocket { fd: socket(libc::AF_PACKET, libc::SOCK_RAW, 0)?, ifindex: 0 })
+        Ok(PacketSocket { ring: None, fd: socket(libc::AF_PACKET, libc::SOCK_RAW, 0)?, ifindex: 0 })
     }
 
     /// The index of interface `name` in this socket's network namespace (`ENODEV` if there is none).
@@ -163,6 +179,62 @@ impl PacketSocket {
         setsockopt(self.fd.as_fd(), libc::SOL_SOCKET, SO_TIMESTAMPNS, &1 as &libc::c_int)
     }
 
+    /// Leaves out the frames this host sends (its own replies and the kernel's), which a packet socket bound to
+    /// every protocol otherwise receives too, each one a wake-up for nothing. Linux 4.20 and later.
+    pub fn ignore_outgoing(&self) -> io::Result<()> {
+        setsockopt(self.fd.as_fd(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)
+    }
+
+    /// Makes the kernel write received frames into a ring of `frames` slots of [`RING_FRAME`] bytes mapped
+    /// into this process (TPACKET_V2: poll() wakes on every frame), so [`recv_batch`](Self::recv_batch)
+    /// reads them without a system call. Call before [`bind`](Self::bind); on error the socket is unchanged
+    /// and receives with recvmmsg(). The ring is locked kernel memory: `frames * RING_FRAME` bytes.
+    pub fn map_receive_ring(&mut self, frames: usize) -> io::Result<()> {
+        // SAFETY: sysconf takes no pointers.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(RING_FRAME);
+        let per_block = page / RING_FRAME;
+        let blocks = frames.div_ceil(per_block).max(1);
+        let frames = blocks * per_block;
+        let as_uint = |n: usize| {
+            libc::c_uint::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "ring too large"))
+        };
+        let request = libc::tpacket_req {
+            tp_block_size: as_uint(page)?,
+            tp_block_nr: as_uint(blocks)?,
+            tp_frame_size: as_uint(RING_FRAME)?,
+            tp_frame_nr: as_uint(frames)?,
+        };
+        setsockopt(self.fd.as_fd(), SOL_PACKET, PACKET_VERSION, &TPACKET_V2)?;
+        setsockopt(self.fd.as_fd(), SOL_PACKET, PACKET_RX_RING, &request)?;
+        let len = blocks * page;
+        // SAFETY: maps the ring the kernel just allocated for this socket (offset 0, its exact size); the
+        // mapping is owned by the returned `RxRing`, which unmaps it once.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.fd.as_raw_fd(),
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            let err = io::Error::last_os_error();
+            // Without the mapping the ring is of no use: release it so recvmmsg() works again.
+            let none = libc::tpacket_req { tp_block_size: 0, tp_block_nr: 0, tp_frame_size: 0, tp_frame_nr: 0 };
+            let _ = setsockopt(self.fd.as_fd(), SOL_PACKET, PACKET_RX_RING, &none);
+            return Err(err);
+        }
+        self.ring = Some(RxRing { map: map.cast(), len, frames, head: Cell::new(0) });
+        Ok(())
+    }
+
+    /// Whether frames are read from a receive ring.
+    pub fn has_receive_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
     /// Makes the interface accept frames for the Ethernet multicast address `mac` (without IPv6 on it).
     pub fn add_multicast(&self, mac: [u8; 6]) -> io::Result<()> {
         setsockopt(self.fd.as_fd(), SOL_PACKET, PACKET_ADD_MEMBERSHIP, &packet_mreq(self.ifindex, mac))
@@ -192,9 +264,39 @@ impl PacketSocket {
         Ok(u64::from(stats.tp_drops))
     }
 
-    /// Receives up to [`BATCH`] frames without blocking; returns how many (0 when none is queued).
+    /// Receives up to [`BATCH`] frames without blocking; returns how many (0 when none is queued). An error
+    /// the socket holds (ENETDOWN when the link goes down) is returned once, when nothing is queued.
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.count = 0;
+        if let Some(ring) = &self.ring {
+            while batch.count < BATCH {
+                let i = batch.count;
+                let Some(meta) = ring.take(&mut batch.bufs[i], batch.timestamps) else { break };
+                batch.meta[i] = meta;
+                batch.count += 1;
+            }
+            if batch.count == 0 {
+                // Frames go to the ring, but errors still come the socket's way: poll() reports them until
+                // they are read, and nothing else reads them here.
+                let mut err: libc::c_int = 0;
+                let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+                // SAFETY: `err` and `len` are live, `len` holds the size of `err`.
+                let ret = unsafe {
+                    libc::getsockopt(
+                        self.fd.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_ERROR,
+                        (&mut err as *mut libc::c_int).cast(),
+                        &mut len,
+                    )
+                };
+                check(ret)?;
+                if err != 0 {
+                    return Err(io::Error::from_raw_os_error(err));
+                }
+            }
+            return Ok(batch.count);
+        }
         // SAFETY: all-zero bytes are a valid value for these plain C structs (integers and null pointers).
         let mut addrs: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
         // SAFETY: as above.
@@ -338,11 +440,71 @@ fn timestamp_of(hdr: &libc::msghdr) -> Option<Duration> {
     None
 }
 
+/// A TPACKET_V2 receive ring mapped from the kernel: `frames` slots of [`RING_FRAME`] bytes, each owned by the
+/// kernel until it sets TP_STATUS_USER in the slot's status word, then by us until we set it back to
+/// TP_STATUS_KERNEL. `head` is the next slot the kernel fills (it fills them in order).
+#[derive(Debug)]
+struct RxRing {
+    map: *mut u8,
+    len: usize,
+    frames: usize,
+    head: Cell<usize>,
+}
+
+// SAFETY: the mapping belongs to this value alone (nothing else holds its address), so it may move to another
+// thread with its owner; `Cell` keeps it from being shared between threads.
+unsafe impl Send for RxRing {}
+
+impl RxRing {
+    /// Copies the frame in the head slot into `out` and hands the slot back to the kernel; `None` while the
+    /// kernel still owns it (nothing received).
+    fn take(&self, out: &mut [u8; FRAME_CAP], timestamps: bool) -> Option<RecvMeta> {
+        let head = self.head.get();
+        // SAFETY: `head < frames`, so the slot lies inside the mapping; slots are RING_FRAME-aligned, so the
+        // status word at its start is an aligned u32, which the kernel also updates atomically.
+        let slot = unsafe { self.map.add(head * RING_FRAME) };
+        // SAFETY: as above; AtomicU32 has the layout of the kernel's __u32 status word.
+        let status = unsafe { &*slot.cast::<AtomicU32>() };
+        // Acquire: the frame bytes the kernel wrote before setting the status are visible after this load.
+        if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+            return None;
+        }
+        // SAFETY: the slot is ours until the release below; its header and address are inside the slot
+        // (RING_ADDR_OFFSET + sizeof(sockaddr_ll) < RING_FRAME) and read by value, unaligned-safe.
+        let (hdr, addr) = unsafe {
+            (
+                std::ptr::read_unaligned(slot.cast::<libc::tpacket2_hdr>()),
+                std::ptr::read_unaligned(slot.add(RING_ADDR_OFFSET).cast::<libc::sockaddr_ll>()),
+            )
+        };
+        let mac = usize::from(hdr.tp_mac).min(RING_FRAME);
+        let len = (hdr.tp_snaplen as usize).min(RING_FRAME - mac).min(FRAME_CAP);
+        // SAFETY: `mac + len <= RING_FRAME`: the bytes read are inside our slot; `out` holds FRAME_CAP >= len.
+        unsafe { std::ptr::copy_nonoverlapping(slot.add(mac), out.as_mut_ptr(), len) };
+        // Release: our reads of the slot are done before the kernel may write it again.
+        status.store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.head.set((head + 1) % self.frames);
+        Some(RecvMeta {
+            len,
+            truncated: (hdr.tp_len as usize) > len,
+            pkttype: addr.sll_pkttype,
+            timestamp: timestamps.then(|| Duration::new(u64::from(hdr.tp_sec), hdr.tp_nsec)),
+        })
+    }
+}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map_receive_ring`, once; no reference into it remains.
+        unsafe { libc::munmap(self.map.cast(), self.len) };
+    }
+}
+
 /// Metadata of one received frame.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct RecvMeta {
     pub len: usize,
-    /// The frame was longer than [`FRAME_CAP`] and was cut.
+    /// The frame was longer than what was kept of it ([`FRAME_CAP`], or a ring slot's room) and was cut.
     pub truncated: bool,
     /// `sll_pkttype`: host, broadcast, multicast, other host or outgoing.
     pub pkttype: u8,

@@ -108,7 +108,7 @@ impl Membership {
     #[pyo3(signature = (name, bind, secret, *, advertise = None, netns = None, seeds = Vec::new(),
         probe_interval = 0.1, probe_timeout = 0.04, suspect_timeout = 0.25, indirect_probes = 3,
         isolation_timeout = 0.4, quorum = "any", announce_interval = 1.0, retransmits = 6,
-        heartbeat_interval = 0.01, heartbeat_timeout = 0.05))]
+        heartbeat_interval = 0.01, heartbeat_timeout = 0.03))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments, one per option.
     fn new(
         name: String,

@@ -3,7 +3,7 @@
 //! This is the only module of the crate with `unsafe` code. Every block calls one libc function with pointers
 //! to live, correctly sized values owned by the caller's stack frame or by `self`, and says so in its `SAFETY`
 //! comment. Nothing here decides anything: sockets, socket options, bind/connect, TCP MD5 keys, eventfd, poll,
-//! interface addresses, CPU affinity, setns.
+//! interface addresses, CPU affinity, scheduler time slice, setns.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -353,6 +353,131 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: passes a live `cpu_set_t` and its exact size; pid 0 is the calling thread.
     check(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) }).map(drop)
+}
+
+/// An epoll set: like [`Poller`], but the kernel keeps the registrations between waits, so a wake-up costs one
+/// readiness check of the descriptor that woke it instead of registering, checking and unregistering every
+/// descriptor on each wait. For the thread that answers on packet sockets, where every request is a wake-up.
+#[derive(Debug)]
+pub struct Epoll {
+    fd: OwnedFd,
+    /// Readiness of each added descriptor after the last wait, by the index [`Epoll::add`] returned.
+    ready: Vec<Readiness>,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Self> {
+        Ok(Epoll { fd: epoll_create()?, ready: Vec::new(), events: Vec::new() })
+    }
+
+    /// Forgets every descriptor (a new epoll instance: the old one's registrations go with it).
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.fd = epoll_create()?;
+        self.ready.clear();
+        Ok(())
+    }
+
+    /// Adds a descriptor (level-triggered); returns its index for [`Epoll::is_ready`] and [`Epoll::readiness`].
+    /// The caller keeps it open while it is in the set (closing it removes it).
+    pub fn add(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<usize> {
+        let index = self.ready.len();
+        let events =
+            (if interest.read { libc::EPOLLIN } else { 0 }) | (if interest.write { libc::EPOLLOUT } else { 0 });
+        let mut event = libc::epoll_event { events: events as u32, u64: index as u64 };
+        // SAFETY: both descriptors are live; `event` is a live epoll_event the kernel only reads.
+        check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event) })?;
+        self.ready.push(Readiness::default());
+        self.events.push(libc::epoll_event { events: 0, u64: 0 });
+        Ok(index)
+    }
+
+    /// Waits until a descriptor is ready or `timeout` passes (`None`: no limit); an interrupted wait returns
+    /// with nothing ready.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.ready.iter_mut().for_each(|r| *r = Readiness::default());
+        let timeout_ms = match timeout {
+            None => -1,
+            Some(t) => libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX),
+        };
+        let capacity = libc::c_int::try_from(self.events.len().max(1)).unwrap_or(libc::c_int::MAX);
+        if self.events.is_empty() {
+            self.events.push(libc::epoll_event { events: 0, u64: 0 });
+        }
+        // SAFETY: `events` is a live array of at least `capacity` entries; the kernel writes at most that many.
+        let ret = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), self.events.as_mut_ptr(), capacity, timeout_ms) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            return if err.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(err) };
+        }
+        for event in &self.events[..ret as usize] {
+            let (bits, index) = (event.events as libc::c_int, event.u64 as usize);
+            if let Some(ready) = self.ready.get_mut(index) {
+                *ready = Readiness {
+                    readable: bits & libc::EPOLLIN != 0,
+                    writable: bits & libc::EPOLLOUT != 0,
+                    error: bits & libc::EPOLLERR != 0,
+                    hangup: bits & libc::EPOLLHUP != 0,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether descriptor `i` needs attention after the last wait.
+    pub fn is_ready(&self, i: usize) -> bool {
+        self.ready.get(i).is_some_and(|r| r.any())
+    }
+
+    /// What descriptor `i` is ready for after the last wait (nothing for an index it does not have).
+    pub fn readiness(&self, i: usize) -> Readiness {
+        self.ready.get(i).copied().unwrap_or_default()
+    }
+}
+
+fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: epoll_create1() takes no pointers and returns a new descriptor on success.
+    let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    // SAFETY: `fd` was just returned by epoll_create1() and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `struct sched_attr` of sched_setattr(2), up to `sched_period` (SCHED_ATTR_SIZE_VER0, 48 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+}
+
+/// `SCHED_FLAG_KEEP_POLICY`: change the parameters, not the policy.
+const SCHED_FLAG_KEEP_POLICY: u64 = 0x08;
+
+/// Asks for time slices of `slice` for the calling thread (only it), keeping its policy and nice level. Under
+/// the EEVDF scheduler (Linux 6.12 and later; it clamps the slice to 0.1-100 ms) a shorter slice is an earlier
+/// deadline, so a thread that sleeps most of the time and runs for microseconds when woken runs at once on the
+/// CPU that woke it instead of after the current task's slice. Needs no privilege; older kernels ignore it,
+/// and a real-time thread is left as it is.
+pub fn set_current_thread_slice(slice: Duration) -> io::Result<()> {
+    // SAFETY: getpriority() takes no pointers; for PRIO_PROCESS and 0 Linux reports the calling thread.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let attr = SchedAttr {
+        size: mem::size_of::<SchedAttr>() as u32,
+        sched_flags: SCHED_FLAG_KEEP_POLICY,
+        sched_nice: nice,
+        sched_runtime: u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX),
+        ..SchedAttr::default()
+    };
+    // SAFETY: passes a live, fully initialised `SchedAttr` whose `size` field holds its size; pid 0 is the
+    // calling thread; the kernel only reads it.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    check(ret as libc::c_int).map(drop)
 }
 
 /// Moves the calling thread (only it) into the network namespace at `path` (e.g. /var/run/netns/NAME).

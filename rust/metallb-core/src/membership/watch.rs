@@ -21,9 +21,10 @@
 //! - **Readiness.** Each heartbeat says whether its sender is *ready*: settled and announcing what it wins. A
 //!   speaker counts a peer that says it is not ready (a restarted node still settling) out of its elections,
 //!   so an address moves back to a returning node only once that node announces it (make before break). A
-//!   new life that SWIM reports before its first heartbeat counts as not ready for up to `ready_grace`, so
-//!   the race between the two does not open a gap either; after the grace a peer that never beats (an older
-//!   version) counts as ready, as SWIM says.
+//!   restart (a new life of a peer whose previous life beat) that SWIM reports before its first heartbeat
+//!   counts as not ready for up to [`READY_GRACE`], so the race between the two does not open a gap either;
+//!   after the grace it counts as ready, as SWIM says. A peer never heard beating (a first start, an older
+//!   version) counts as ready: holding it out on a guess would make two nodes announce.
 //! - **Released by a heartbeat.** A held-down owner is released by its next heartbeat, whichever life it
 //!   comes from (a paused node that resumes, or a restart), or by SWIM seeing a newer life of it.
 
@@ -47,8 +48,9 @@ const FLAG_READY: u8 = 1;
 /// to 3 s after it starts, then runs its first round).
 pub const READY_GRACE: Duration = Duration::from_secs(10);
 
-/// How fast the watch decides. The defaults are what a loaded node runs: 10 ms heartbeats and 50 ms of
-/// silence (five missed heartbeats; VRRP with 10 ms adverts waits about 36 ms).
+/// How fast the watch decides. The defaults are what a loaded node runs: 10 ms heartbeats and 30 ms of
+/// silence, confirmed by a witness that missed the owner for 15 ms (VRRP with 10 ms adverts waits 36 ms, on
+/// one node's word; the witness is what keeps a late heartbeat of a loaded node from moving an address).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct WatchTiming {
     pub interval: Duration,
@@ -58,7 +60,7 @@ pub struct WatchTiming {
 
 impl Default for WatchTiming {
     fn default() -> Self {
-        WatchTiming { interval: Duration::from_millis(10), timeout: Duration::from_millis(50) }
+        WatchTiming { interval: Duration::from_millis(10), timeout: Duration::from_millis(30) }
     }
 }
 
@@ -285,15 +287,15 @@ impl Watch {
     }
 
     /// SWIM counts `name` alive at `generation`. A held-down owner restarted as a newer life is released; a
-    /// life newer than any heartbeat heard of the name counts as not ready until it beats (or `READY_GRACE`).
+    /// newer life of a peer heard beating counts as not ready until it beats (or `READY_GRACE`).
     pub fn alive_in_swim(&mut self, now: Instant, name: &str, generation: u64) {
         if self.held.get(name).is_some_and(|held| generation > *held) {
             self.held.remove(name);
             self.stats.releases += 1;
             self.events.push(WatchEvent::Released(name.to_string()));
         }
-        let peer = self.peers.entry(name.to_string()).or_insert_with(|| Peer::new(generation, now));
-        if generation > peer.generation || peer.beat.is_none() {
+        let Some(peer) = self.peers.get_mut(name) else { return };
+        if generation > peer.generation && peer.beat.is_some() {
             // No event: SWIM's own "up" already tells the caller to look again.
             *peer = Peer { pending_until: Some(now + READY_GRACE), ..Peer::new(generation, now) };
         }
@@ -434,9 +436,10 @@ mod tests {
         Takeover { address: ip.parse().unwrap(), interfaces: vec!["eth0".into()] }
     }
 
-    /// node2's watch, standing by for node1's 192.0.2.10, with node3 as the witness.
+    /// node2's watch, standing by for node1's 192.0.2.10, with node3 as the witness; 10 ms heartbeats, 50 ms
+    /// timeout (a witness must miss the owner for 25 ms).
     fn standby(t0: Instant) -> Watch {
-        let mut w = Watch::new(WatchTiming::default(), t0);
+        let mut w = Watch::new(WatchTiming { interval: ms(10), timeout: ms(50) }, t0);
         let targets = ["node1", "node3"].iter().map(|n| (n.to_string(), id(n, 1).addr())).collect();
         let takeovers = BTreeMap::from([("node1".to_string(), vec![takeover("192.0.2.10")])]);
         w.set_plan(t0, targets, takeovers, true);
@@ -558,13 +561,17 @@ mod tests {
         assert_eq!(w.unready(t0), vec!["node1".to_string()]);
         w.beat(t0 + ms(5), &id("node1", 2), beat(true, &[]));
         assert!(w.unready(t0 + ms(5)).is_empty());
-        // One that never beats (an older version) counts as ready after the grace, and says so.
-        w.alive_in_swim(t0, "node9", 1);
-        assert_eq!(w.unready(t0), vec!["node9".to_string()]);
+        // One that does not beat (an older version) counts as ready after the grace, and says so.
+        w.alive_in_swim(t0, "node1", 3);
+        assert_eq!(w.unready(t0), vec!["node1".to_string()]);
         w.take_events();
         w.tick(t0 + READY_GRACE);
         assert!(w.unready(t0 + READY_GRACE).is_empty());
-        assert!(w.take_events().contains(&WatchEvent::Ready("node9".into())));
+        assert!(w.take_events().contains(&WatchEvent::Ready("node1".into())));
+        // A peer never heard beating is not held out on a guess.
+        w.heard(t0, "node9", 1);
+        w.alive_in_swim(t0, "node9", 1);
+        assert!(w.unready(t0).is_empty());
     }
 
     #[test]
