@@ -1,6 +1,9 @@
 //! The responder: one thread that owns the sockets, answers requests and sends gratuitous announcements.
 //!
-//! The thread waits in poll() on one packet socket per interface and an eventfd. The API side ([`Responder`])
+//! The thread waits in epoll on one packet socket per interface and an eventfd; each socket has a receive ring
+//! (frames are read without a system call) and leaves out the host's own outgoing frames, and the thread asks
+//! for the shortest scheduler slice, so a request that wakes it is answered before the task it interrupted
+//! goes on (see `benches/l2_bench.py` for what a wake-up costs). The API side ([`Responder`])
 //! never touches a socket: it sends a command over a channel, writes the eventfd and waits for the thread's
 //! answer, so every side effect (joining a group, a gratuitous burst, opening an interface added by
 //! [`Responder::set_interfaces`]) has happened when the call returns, and `stop` wakes the thread at once. The
@@ -30,7 +33,7 @@ use arc_swap::ArcSwap;
 use metallb_core::l2::{announcement, examine, Decision, DropReason};
 use metallb_core::packet::{solicited_node_mac, FrameBuf, MacAddr};
 use metallb_sys::worker::{lock, panic_message};
-use metallb_sys::{EventFd, Poller};
+use metallb_sys::{Epoll, EventFd};
 
 use crate::conflicts::{Conflict, ConflictLog};
 use crate::iface::{self, InterfaceInfo, OpenInterface};
@@ -58,7 +61,8 @@ pub struct ResponderConfig {
     pub netns: Option<String>,
     pub gratuitous: GratuitousPolicy,
     /// Receive and send buffer of each socket, in bytes (best effort above `net.core.rmem_max` without
-    /// CAP_NET_ADMIN). The receive buffer is what absorbs a burst of requests while the thread is descheduled.
+    /// CAP_NET_ADMIN). The receive buffer is what absorbs a burst of requests while the thread is descheduled:
+    /// half of it (64-4096 frames of 1 KiB) is the receive ring each socket maps, locked memory.
     pub socket_buffer: usize,
     /// After answering, keep polling without sleeping for this long (zero: off). Trades a busy CPU for the
     /// wake-up latency of a sleeping thread, like the kernel's SO_BUSY_POLL.
@@ -332,39 +336,6 @@ enum Membership {
     Ethernet,
 }
 
-enum Waiter {
-    Poll(Poller),
-    Epoll(metallb_sys::Epoll),
-}
-impl Waiter {
-    fn clear(&mut self) {
-        match self {
-            Waiter::Poll(p) => p.clear(),
-            Waiter::Epoll(e) => {
-                let _ = e.clear();
-            }
-        }
-    }
-    fn add(&mut self, fd: std::os::fd::BorrowedFd<'_>, i: metallb_sys::Interest) -> usize {
-        match self {
-            Waiter::Poll(p) => p.add(fd, i),
-            Waiter::Epoll(e) => e.add(fd, i).unwrap(),
-        }
-    }
-    fn wait(&mut self, t: Option<Duration>) -> std::io::Result<()> {
-        match self {
-            Waiter::Poll(p) => p.wait(t),
-            Waiter::Epoll(e) => e.wait(t),
-        }
-    }
-    fn is_ready(&self, i: usize) -> bool {
-        match self {
-            Waiter::Poll(p) => p.is_ready(i),
-            Waiter::Epoll(e) => e.is_ready(i),
-        }
-    }
-}
-
 struct Worker {
     /// The open interfaces, by position (see [`Slots`]).
     interfaces: Vec<Option<OpenInterface>>,
@@ -385,7 +356,8 @@ struct Worker {
     shared: Arc<Shared>,
     commands: Receiver<Command>,
     wake: Arc<EventFd>,
-    poller: Waiter,
+    /// Waits on the eventfd, the link watch and every open socket.
+    poller: Epoll,
     /// Gratuitous announcements, per address and interface position.
     schedules: Schedules<(IpAddr, usize)>,
     policy: GratuitousPolicy,
@@ -397,21 +369,6 @@ struct Worker {
     batch: RecvBatch,
     reply_frames: Vec<FrameBuf>,
     reply_ips: Vec<IpAddr>,
-    woke: Duration,
-    probe: Vec<[u64; 3]>,
-}
-
-fn realtime() -> Duration {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Ok(path) = std::env::var("L2PROBE") {
-            let text: String = self.probe.iter().map(|p| format!("{} {} {}\n", p[0], p[1], p[2])).collect();
-            let _ = std::fs::write(path, text);
-        }
-    }
 }
 
 impl Worker {
@@ -437,6 +394,7 @@ impl Worker {
             .iter()
             .map(|name| iface::open(name, config.netns.as_deref(), config.socket_buffer))
             .collect::<Result<Vec<_>, _>>()?;
+        let poller = Epoll::new().map_err(|e| L2Error::io("creating an epoll set", "CAP_NET_RAW", e))?;
         let mut slots = Slots::default();
         let mut interfaces = Vec::new();
         for interface in opened {
@@ -460,22 +418,16 @@ impl Worker {
             shared,
             commands,
             wake,
-            poller: if std::env::var("L2POLL").is_ok() {
-                Waiter::Poll(Poller::new(&[]))
-            } else {
-                Waiter::Epoll(metallb_sys::Epoll::new().unwrap())
-            },
+            poller,
             schedules: Schedules::default(),
             policy: config.gratuitous,
             busy_poll: config.busy_poll,
             counters: Counters::default(),
             ours: Vec::with_capacity(MAX_INTERFACES),
             conflicts: ConflictLog::default(),
-            batch: RecvBatch::new(true),
+            batch: RecvBatch::new(false),
             reply_frames: Vec::with_capacity(crate::sys::BATCH),
             reply_ips: Vec::with_capacity(crate::sys::BATCH),
-            woke: Duration::ZERO,
-            probe: Vec::with_capacity(100_000),
         };
         worker.publish(AnnounceTable::default());
         worker.rebuild_poller();
@@ -487,24 +439,37 @@ impl Worker {
     }
 
     /// The poller waits on the eventfd, the link watch and every open socket; rebuilt whenever the set
-    /// changes.
+    /// changes. Registering fails only without kernel memory: the call then keeps the old set (a socket
+    /// opened just now waits for the next rebuild), counted as a socket error.
     fn rebuild_poller(&mut self) {
-        use metallb_sys::Interest;
-        use std::os::fd::AsFd;
-        self.poller.clear();
-        self.poller.add(self.wake.as_fd(), Interest::READ);
-        if let Some(links) = &self.links {
-            self.poller.add(links.as_fd(), Interest::READ);
-        }
-        self.polled.clear();
         self.ours.clear();
         self.ours.extend(self.interfaces.iter().flatten().map(|interface| interface.info.mac));
+        match self.registered() {
+            Ok((poller, polled)) => {
+                self.poller = poller;
+                self.polled = polled;
+            }
+            Err(_) => self.counters.socket_errors += 1,
+        }
+    }
+
+    /// A new epoll set over the eventfd (index 0), the link watch (1) and the open sockets, with the (index,
+    /// position) of each socket. A closed socket leaves an epoll set by itself, so the old one stays usable.
+    fn registered(&self) -> std::io::Result<(Epoll, Vec<(usize, usize)>)> {
+        use metallb_sys::Interest;
+        use std::os::fd::AsFd;
+        let mut poller = Epoll::new()?;
+        poller.add(self.wake.as_fd(), Interest::READ)?;
+        if let Some(links) = &self.links {
+            poller.add(links.as_fd(), Interest::READ)?;
+        }
+        let mut polled = Vec::with_capacity(MAX_INTERFACES);
         for (position, interface) in self.interfaces.iter().enumerate() {
             if let Some(interface) = interface {
-                let index = self.poller.add(interface.socket.as_fd(), Interest::READ);
-                self.polled.push((index, position));
+                polled.push((poller.add(interface.socket.as_fd(), Interest::READ)?, position));
             }
         }
+        Ok((poller, polled))
     }
 
     /// Closes the sockets of links deleted (or, after lost notifications, no longer the same link).
@@ -553,7 +518,6 @@ impl Worker {
                 self.schedules.next_due().map(|due| due.saturating_duration_since(now))
             };
             self.poller.wait(timeout).map_err(|e| format!("poll failed: {e}"))?;
-            self.woke = realtime();
             // A command may change the socket set: what is ready is read off the poller before it does (into a
             // buffer kept across wakes: no allocation on the packet path).
             let mut ready = std::mem::take(&mut self.ready);
@@ -794,8 +758,6 @@ impl Worker {
                 }
             };
             any = true;
-            let after_recv = realtime();
-            let stamp = self.batch.frames().next().and_then(|(_, m)| m.timestamp);
             self.reply_frames.clear();
             self.reply_ips.clear();
             for (frame, meta) in self.batch.frames() {
@@ -839,13 +801,6 @@ impl Worker {
                         self.counters.send_errors += 1;
                         at += 1;
                     }
-                }
-            }
-            if let (Some(ts), false) = (stamp, self.reply_frames.is_empty()) {
-                let after_send = realtime();
-                let ns = |d: Duration| d.saturating_sub(ts).as_nanos() as u64;
-                if self.probe.len() < 100_000 {
-                    self.probe.push([ns(self.woke), ns(after_recv), ns(after_send)]);
                 }
             }
             if received < crate::sys::BATCH {

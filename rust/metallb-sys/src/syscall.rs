@@ -357,7 +357,8 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
 
 /// An epoll set: like [`Poller`], but the kernel keeps the registrations between waits, so a wake-up costs one
 /// readiness check of the descriptor that woke it instead of registering, checking and unregistering every
-/// descriptor on each wait. For the thread that answers on packet sockets, where every request is a wake-up.
+/// descriptor on each wait. For the thread that answers on packet sockets, where every request is a wake-up. A
+/// descriptor closed while in the set leaves it by itself; to change the set, build a new one.
 #[derive(Debug)]
 pub struct Epoll {
     fd: OwnedFd,
@@ -369,13 +370,6 @@ pub struct Epoll {
 impl Epoll {
     pub fn new() -> io::Result<Self> {
         Ok(Epoll { fd: epoll_create()?, ready: Vec::new(), events: Vec::new() })
-    }
-
-    /// Forgets every descriptor (a new epoll instance: the old one's registrations go with it).
-    pub fn clear(&mut self) -> io::Result<()> {
-        self.fd = epoll_create()?;
-        self.ready.clear();
-        Ok(())
     }
 
     /// Adds a descriptor (level-triggered); returns its index for [`Epoll::is_ready`] and [`Epoll::readiness`].
