@@ -52,12 +52,8 @@ pub(crate) fn open(name: &str, netns: Option<&str>, receive_buffer: usize) -> Re
     let _ = socket.set_send_buffer(receive_buffer);
     // Best effort, both: without them the socket works as before (our own replies come back and are counted
     // as outgoing drops; frames are read with recvmmsg).
-    if std::env::var("L2NOIGN").is_err() {
-        let _ = socket.ignore_outgoing();
-    }
-    if std::env::var("L2NORING").is_err() {
-        let _ = socket.map_receive_ring(ring_frames(receive_buffer));
-    }
+    let _ = socket.ignore_outgoing();
+    let _ = socket.map_receive_ring(ring_frames(receive_buffer));
     socket.bind(index, ETH_P_ALL).map_err(|e| L2Error::io(context("binding the packet socket"), "CAP_NET_RAW", e))?;
     // Neighbor advertisements come from the target address itself, as Linux sends them for its own
     // addresses: the VIP is on no interface, and some clients (ndisc6) ignore an answer for a global target
