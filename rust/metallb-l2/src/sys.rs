@@ -346,6 +346,11 @@ impl PacketSocket {
     /// [`BATCH`]); returns how many were sent. Fewer than asked means the next one failed: the caller decides
     /// whether to skip it.
     pub fn send_some<B: AsRef<[u8]>>(&self, frames: &[B]) -> io::Result<usize> {
+        if let [frame] = frames {
+            // One frame (an answer to one request, the usual case) goes with sendto(): no batch arrays to
+            // fill on the way from a wake-up to the reply.
+            return self.send_one(frame.as_ref()).map(|()| 1);
+        }
         let n = frames.len().min(BATCH);
         let mut addrs = [sockaddr_ll(self.ifindex, 0, None); BATCH];
         // SAFETY: all-zero bytes are a valid value for this plain C struct (integers and null pointers).
@@ -354,9 +359,7 @@ impl PacketSocket {
             std::array::from_fn(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 });
         for (i, frame) in frames[..n].iter().enumerate() {
             let frame = frame.as_ref();
-            let ethertype = if frame.len() >= 14 { u16::from_be_bytes([frame[12], frame[13]]) } else { 0 };
-            let dst: [u8; 6] = frame.get(..6).and_then(|d| d.try_into().ok()).unwrap_or([0; 6]);
-            addrs[i] = sockaddr_ll(self.ifindex, ethertype, Some(dst));
+            addrs[i] = frame_address(self.ifindex, frame);
             // The kernel only reads from the buffer; iovec's field is `*mut` for both directions.
             iovs[i] = libc::iovec { iov_base: frame.as_ptr() as *mut libc::c_void, iov_len: frame.len() };
             let hdr = &mut hdrs[i].msg_hdr;
@@ -376,10 +379,27 @@ impl PacketSocket {
 
     /// Sends one frame.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        match self.send_some(&[frame])? {
-            1 => Ok(()),
-            _ => Err(io::Error::other("frame not sent")),
+        self.send_one(frame)
+    }
+
+    fn send_one(&self, frame: &[u8]) -> io::Result<()> {
+        let addr = frame_address(self.ifindex, frame);
+        // SAFETY: `frame` and `addr` are live for the call and the lengths passed are theirs; the kernel only
+        // reads them.
+        let ret = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
         }
+        Ok(())
     }
 }
 
@@ -387,6 +407,13 @@ impl AsFd for PacketSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// Where a frame goes: its interface, and the EtherType and destination MAC read off the frame.
+fn frame_address(ifindex: i32, frame: &[u8]) -> libc::sockaddr_ll {
+    let ethertype = if frame.len() >= 14 { u16::from_be_bytes([frame[12], frame[13]]) } else { 0 };
+    let dst: [u8; 6] = frame.get(..6).and_then(|d| d.try_into().ok()).unwrap_or([0; 6]);
+    sockaddr_ll(ifindex, ethertype, Some(dst))
 }
 
 fn sockaddr_ll(ifindex: i32, protocol: u16, dst: Option<[u8; 6]>) -> libc::sockaddr_ll {
