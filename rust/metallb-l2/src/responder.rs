@@ -62,7 +62,7 @@ pub struct ResponderConfig {
     pub gratuitous: GratuitousPolicy,
     /// Receive and send buffer of each socket, in bytes (best effort above `net.core.rmem_max` without
     /// CAP_NET_ADMIN). The receive buffer is what absorbs a burst of requests while the thread is descheduled:
-    /// half of it (64-4096 frames of 1 KiB) is the receive ring each socket maps, locked memory.
+    /// half of it (64-8192 frames of 512 bytes) is the receive ring each socket maps, locked memory.
     pub socket_buffer: usize,
     /// After answering, keep polling without sleeping for this long (zero: off). Trades a busy CPU for the
     /// wake-up latency of a sleeping thread, like the kernel's SO_BUSY_POLL.
@@ -386,9 +386,7 @@ impl Worker {
             iface::enter_netns(name)?;
         }
         // Best effort: older kernels have no slice to set, and the thread works the same without it.
-        if std::env::var("L2NOSLICE").is_err() {
-            let _ = metallb_sys::set_current_thread_slice(WAKE_SLICE);
-        }
+        let _ = metallb_sys::set_current_thread_slice(WAKE_SLICE);
         let opened = config
             .interfaces
             .iter()

@@ -41,8 +41,9 @@ const PACKET_VERSION: libc::c_int = 10;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const TPACKET_V2: libc::c_int = 1;
 /// Bytes of one receive ring slot: the slot header, the link-layer address, then the frame (at most
-/// `RING_FRAME - 66` bytes of it; ARP and neighbor discovery frames are a few dozen). Two slots per page.
-pub const RING_FRAME: usize = 1024;
+/// `RING_FRAME - 66` bytes of it, 446: ARP and neighbor discovery frames are under 100; a longer frame is
+/// cut and dropped as truncated). Eight slots per page.
+pub const RING_FRAME: usize = 512;
 /// `TPACKET_ALIGN(sizeof(struct tpacket2_hdr))`: where the `sockaddr_ll` of a ring slot starts.
 const RING_ADDR_OFFSET: usize = 32;
 
