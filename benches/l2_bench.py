@@ -8,7 +8,10 @@ same interface in the same run. The Rust client `l2-bench` (benches/l2) then mea
 (1) request-to-reply latency from kernel timestamps of the outgoing request and the incoming reply,
 alternating the two targets; (2) replies to a fixed-rate flood of ARP requests, one target after the other.
 Prints p50/p99, answered/s and loss for both and the ratios; targets: p50 within 2x of the kernel's, and
->= 100k requests/s answered with < 0.1% loss.
+>= 100k requests/s answered with < 0.1% loss. Also the CPU time of the responder thread (idle, during the
+latency run, during the flood) and what waking a sleeping thread costs on this machine (`l2-bench wake`: on
+the waker's CPU, and on another, idle one): the kernel answers ARP inside the softirq that received the
+request, the sleeping responder pays a wake-up on every request, which is what its latency is made of.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,52 @@ def client(ns: str, *args: str, timeout: float, cpus: set[int] | None = None) ->
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
+def responder_threads() -> set[int]:
+    """Thread ids of the responder threads running in this process (the binding starts them here)."""
+    tids = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == "metallb-l2":
+                tids.add(int(task.name))
+        except OSError:  # the thread ended while we looked
+            continue
+    return tids
+
+
+def cpu_seconds(tid: int) -> float:
+    """CPU time a thread of this process has run, from the scheduler's own count (nanoseconds, not ticks)."""
+    return int(Path(f"/proc/{os.getpid()}/task/{tid}/schedstat").read_text().split()[0]) / 1e9
+
+
+class CpuMeter:
+    """The share of one CPU a thread used between `start` and `stop`, in percent."""
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+        self.cpu = cpu_seconds(tid)
+        self.wall = time.monotonic()
+
+    def percent(self) -> float:
+        return 100 * (cpu_seconds(self.tid) - self.cpu) / (time.monotonic() - self.wall)
+
+
+def wake_cost(samples: int = 2000) -> dict[str, float]:
+    """What waking a thread that sleeps in poll() costs here, on the waker's CPU and on another (idle) one."""
+    build_client()
+    out = subprocess.run(
+        [str(BENCH), "wake", "--samples", str(samples)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures: dict[str, float] = {}
+    for row in (json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")):
+        figures[f"wake_{row['placement']}_p50_us"] = row["p50_ns"] / 1000
+        figures[f"wake_{row['placement']}_p99_us"] = row["p99_ns"] / 1000
+    return figures
+
+
 def measure(
     samples: int = 2000,
     rate: int = 100_000,
@@ -69,11 +119,18 @@ def measure(
     with lab() as the_lab:
         pair = make_pair(the_lab)
         the_lab.address(pair.responder_ns, pair.responder_if, f"{KERNEL}/24")
+        before = responder_threads()
         with Responder(
             [pair.responder_if], netns=pair.responder_ns, gratuitous_duration=0, busy_poll=busy_poll, cpu=cpu
         ) as responder:
             responder.announce(OURS)
+            (tid,) = responder_threads() - before
+            idle = CpuMeter(tid)
+            time.sleep(2.0)
+            figures["cpu_idle_pct"] = idle.percent()
             common = ["--iface", pair.client_if, "--source", CLIENT_V4]
+            during = CpuMeter(tid)
+            started = time.monotonic()
             lat = client(
                 pair.client_ns,
                 "latency",
@@ -85,6 +142,9 @@ def measure(
                 timeout=600,
                 cpus=cpus,
             )
+            figures["cpu_latency_run_pct"] = during.percent()
+            # One request at a time, both targets in turn (50 warm-up rounds each): what the thread sees.
+            figures["latency_requests_per_s"] = 2 * (samples + 50) / (time.monotonic() - started)
             by_target = {row["target"]: row for row in lat}
             for who, ip in (("ours", OURS), ("kernel", KERNEL)):
                 row = by_target[ip]
@@ -92,7 +152,8 @@ def measure(
                 figures[f"latency_{who}_p99_us"] = row["p99_ns"] / 1000
                 figures[f"latency_{who}_lost"] = row["lost"]
             for who, ip in (("ours", OURS), ("kernel", KERNEL)):
-                before = responder.stats()
+                before_stats = responder.stats()
+                during = CpuMeter(tid)
                 (row,) = client(
                     pair.client_ns,
                     "flood",
@@ -107,11 +168,12 @@ def measure(
                     cpus=cpus,
                 )
                 after = responder.stats()
+                figures[f"cpu_flood_{who}_pct"] = during.percent()
                 figures[f"flood_{who}_sent_per_s"] = row["sent_per_s"]
                 figures[f"flood_{who}_answered_per_s"] = row["answered_per_s"]
                 figures[f"flood_{who}_loss_pct"] = row["loss"] * 100
                 figures[f"flood_{who}_responder_kernel_drops"] = (
-                    after["kernel_drops"] - before["kernel_drops"]
+                    after["kernel_drops"] - before_stats["kernel_drops"]
                 )
     figures["latency_p50_ratio_ours_over_kernel"] = (
         figures["latency_ours_p50_us"] / figures["latency_kernel_p50_us"]
@@ -163,6 +225,9 @@ def report(figures: dict[str, float], rate: int) -> str:
             ),
             row("flood loss (%)", "flood_ours_loss_pct", "flood_kernel_loss_pct", fmt=".3f"),
             f"{'responder socket drops':28}{f['flood_ours_responder_kernel_drops']:>14.0f}",
+            f"responder thread CPU (% of one): idle {f['cpu_idle_pct']:.2f}, latency run "
+            f"({f['latency_requests_per_s']:.0f} requests/s) {f['cpu_latency_run_pct']:.1f}, "
+            f"flood {f['cpu_flood_ours_pct']:.0f} (ours) / {f['cpu_flood_kernel_pct']:.0f} (kernel's target)",
             "",
             f"target p50 <= 2x kernel: {'met' if latency_met else 'NOT met'}; "
             f"100k/s answered with < 0.1% loss: {'met' if flood_met else 'NOT met'}",
@@ -187,13 +252,31 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root: network namespaces and raw sockets", file=sys.stderr)
         return 2
-    print("== default: the responder thread sleeps in poll() between frames, no pinning ==")
-    print(report(measure(args.samples, args.rate, args.seconds), args.rate))
+    runs: dict[str, dict[str, float]] = {}
+    mode = "default: the thread sleeps in epoll between frames, no pinning"
+    print(f"== {mode} ==")
+    runs[mode] = measure(args.samples, args.rate, args.seconds)
+    print(report(runs[mode], args.rate))
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2:
         cpu = cpus[-1]
-        print(f"\n== busy_poll={args.busy_poll}s, responder pinned to CPU {cpu}, client on the others ==")
-        print(report(measure(args.samples, args.rate, args.seconds, args.busy_poll, cpu), args.rate))
+        mode = f"busy_poll={args.busy_poll}s, pinned to CPU {cpu} (keeps a core busy while requests come)"
+        print(f"\n== {mode}, client on the others ==")
+        runs[mode] = measure(args.samples, args.rate, args.seconds, args.busy_poll, cpu)
+        print(report(runs[mode], args.rate))
+    wake = wake_cost()
+    print("\n== what a wake-up costs here (a thread asleep in poll(), woken through an eventfd) ==")
+    print(
+        f"on the waker's CPU: p50 {wake['wake_same_cpu_p50_us']:.1f} us, "
+        f"p99 {wake['wake_same_cpu_p99_us']:.1f} us"
+    )
+    if "wake_other_cpu_p50_us" in wake:
+        print(
+            f"on another, idle CPU: p50 {wake['wake_other_cpu_p50_us']:.1f} us, "
+            f"p99 {wake['wake_other_cpu_p99_us']:.1f} us"
+        )
+    best = min(runs, key=lambda m: runs[m]["latency_p50_ratio_ours_over_kernel"])
+    print(f"\nbest p50 ratio: {runs[best]['latency_p50_ratio_ours_over_kernel']:.2f}x, {best}")
     return 0
 
 

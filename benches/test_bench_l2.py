@@ -18,8 +18,17 @@ pytestmark = [
 
 
 def test_l2_wire_figures(figures: dict[str, float]) -> None:
+    """The default (sleeping) mode, with the responder thread's CPU idle and under load."""
     measured = l2_bench.measure(samples=1000, rate=100_000, seconds=3.0)
     print("\n" + l2_bench.report(measured, 100_000))
+    figures.update({f"l2 {name}": value for name, value in measured.items()})
+
+
+def test_l2_wake_cost(figures: dict[str, float]) -> None:
+    """What the sleeping mode pays per request on this machine: waking a thread, on the waker's CPU and on
+    another, idle one (the kernel's own ARP answer pays neither)."""
+    measured = l2_bench.wake_cost(samples=1000)
+    print("\n" + ", ".join(f"{name} {value:.1f}" for name, value in measured.items()))
     figures.update({f"l2 {name}": value for name, value in measured.items()})
 
 

@@ -236,11 +236,90 @@ fn flood(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `wake`: what waking a thread that sleeps in poll() costs on this machine, with nothing else in the way. A
+/// waker thread writes an eventfd every `gap-us` and a sleeper thread blocked in poll() on it notes when it runs
+/// again; one run with both on one CPU (the sleeper runs once the waker sleeps, no inter-processor interrupt)
+/// and one with each on its own CPU (the sleeper's CPU is idle: an interrupt wakes it, and in a virtual machine
+/// the hypervisor has to run the halted vCPU again). The responder's sleeping mode pays this on every request
+/// that finds it asleep; the kernel answers ARP in the receiving CPU's softirq and never pays it.
+fn wake(args: &Args) -> Result<(), String> {
+    let samples: usize = args.get("samples", Some(2000))?;
+    let gap = Duration::from_micros(args.get("gap-us", Some(500))?);
+    let cpus: Vec<usize> = (0..cpu_count()).collect();
+    let mut pairs = vec![("same_cpu", cpus[0], cpus[0])];
+    if cpus.len() > 1 {
+        pairs.push(("other_cpu", cpus[0], cpus[1]));
+    }
+    for (name, waker_cpu, sleeper_cpu) in pairs {
+        let mut sorted = wake_once(samples, gap, waker_cpu, sleeper_cpu)?;
+        sorted.sort_unstable();
+        println!(
+            "{{\"mode\":\"wake\",\"placement\":\"{name}\",\"samples\":{},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{}}}",
+            sorted.len(),
+            percentile(&sorted, 50.0),
+            percentile(&sorted, 90.0),
+            percentile(&sorted, 99.0),
+        );
+    }
+    Ok(())
+}
+
+fn cpu_count() -> usize {
+    thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn wake_once(samples: usize, gap: Duration, waker_cpu: usize, sleeper_cpu: usize) -> Result<Vec<u64>, String> {
+    let event = Arc::new(metallb_sys::EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
+    let base = Instant::now();
+    let woken = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sleeper = {
+        let (event, woken, done) = (Arc::clone(&event), Arc::clone(&woken), Arc::clone(&done));
+        thread::spawn(move || {
+            let _ = metallb_sys::pin_current_thread(sleeper_cpu);
+            let mut poller = Poller::new(&[event.as_fd()]);
+            while !done.load(Ordering::SeqCst) {
+                let _ = poller.wait(Some(Duration::from_millis(100)));
+                let at = base.elapsed().as_nanos() as u64;
+                if poller.is_ready(0) {
+                    event.drain();
+                    woken.store(at, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    metallb_sys::pin_current_thread(waker_cpu).map_err(|e| format!("pinning to CPU {waker_cpu}: {e}"))?;
+    let mut out = Vec::with_capacity(samples);
+    for round in 0..samples + 50 {
+        thread::sleep(gap);
+        woken.store(0, Ordering::SeqCst);
+        let sent = base.elapsed().as_nanos() as u64;
+        event.notify();
+        // Sleep rather than spin until the sleeper ran: a spinning waker would keep its CPU from idling.
+        let mut woke = 0;
+        for _ in 0..1000 {
+            woke = woken.load(Ordering::SeqCst);
+            if woke != 0 {
+                break;
+            }
+            thread::sleep(Duration::from_micros(50));
+        }
+        if round >= 50 && woke > sent {
+            out.push(woke - sent);
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    event.notify();
+    sleeper.join().map_err(|_| "sleeper thread panicked".to_string())?;
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let result = match argv.get(1).map(String::as_str) {
         Some("latency") => Args::parse(&argv[2..]).and_then(|a| latency(&a)),
         Some("flood") => Args::parse(&argv[2..]).and_then(|a| flood(&a)),
+        Some("wake") => Args::parse(&argv[2..]).and_then(|a| wake(&a)),
         _ => Err("usage: l2-bench latency|flood --iface IF --source IP (--targets A,B | --target A --rate N)".into()),
     };
     match result {
