@@ -626,6 +626,32 @@ mod tests {
     }
 
     #[test]
+    fn an_epoll_set_reports_each_descriptor_by_its_index_until_drained() {
+        let (first, second) = (EventFd::new().unwrap(), EventFd::new().unwrap());
+        let mut set = Epoll::new().unwrap();
+        let a = set.add(first.as_fd(), Interest::READ).unwrap();
+        let b = set.add(second.as_fd(), Interest::READ).unwrap();
+        set.wait(Some(Duration::ZERO)).unwrap();
+        assert!(!set.is_ready(a) && !set.is_ready(b), "nothing was written yet");
+        second.notify();
+        set.wait(None).unwrap();
+        assert!(!set.is_ready(a) && set.is_ready(b));
+        assert!(set.readiness(b).readable && !set.readiness(b).error);
+        set.wait(Some(Duration::ZERO)).unwrap();
+        assert!(set.is_ready(b), "level-triggered: still ready until drained");
+        second.drain();
+        set.wait(Some(Duration::ZERO)).unwrap();
+        assert!(!set.is_ready(b));
+        assert_eq!(set.readiness(b + 1), Readiness::default());
+    }
+
+    #[test]
+    fn a_slice_is_accepted_for_the_calling_thread() {
+        // Linux 6.12 and later take it; older kernels ignore the field. Either way no error and no privilege.
+        std::thread::spawn(|| set_current_thread_slice(Duration::from_micros(100)).unwrap()).join().unwrap();
+    }
+
+    #[test]
     fn socket_options_reach_the_kernel() {
         let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
         let size: libc::c_int = 64 * 1024;
