@@ -191,11 +191,15 @@ def steady_answer(cluster: LabCluster, prober: Prober, service: str) -> str | No
     return answer
 
 
-def wait_steady(cluster: LabCluster, prober: Prober, service: str) -> str:
+def wait_steady(cluster: LabCluster, prober: Prober, service: str, node: str | None = None) -> str:
+    """The node that answers `service` steadily (`node`, when given: the one expected to win it)."""
+
+    def steady() -> str | None:
+        answer = steady_answer(cluster, prober, service)
+        return answer if node is None or answer == node else None
+
     return cluster.wait_for(
-        partial(steady_answer, cluster, prober, service),
-        WAIT,
-        f"one node to answer {service} steadily, as its ServiceL2Status says",
+        steady, WAIT, f"{node or 'one node'} to answer {service} steadily, as its ServiceL2Status says"
     )
 
 
@@ -256,7 +260,8 @@ def kill_round(cluster: LabCluster, prober: Prober, vip: str, rng: random.Random
     cluster.wait_for(lambda: own.find("joined the speakers"), WAIT, f"the new speaker of {old} to join")
     for node, tail in peers.items():
         cluster.wait_for(partial(tail.find, "member up", member=old), WAIT, f"{node} to see {old} up again")
-    back_to = wait_steady(cluster, prober, service)
+    # The election order did not change: the node that answered before its death wins its address back.
+    back_to = wait_steady(cluster, prober, service, old)
     steady = time.monotonic()
     time.sleep(prober.timeout + 0.2)  # requests still in flight finish before the prober is stopped
     probes = prober.results()

@@ -182,6 +182,9 @@ _GOSSIP_HELP = {
     "malformed": "Gossip datagrams dropped: too short, not gossip, or authentic but undecodable.",
     "self": "Gossip datagrams dropped: sent by this member itself, or by another with its name or address.",
     "protocol_errors": "Gossip datagrams dropped: authentic and decoded, but refused by the protocol.",
+    "takeovers": "Fast takeovers: an announcer went silent, a witness confirmed, its addresses were announced.",
+    "takeovers_unconfirmed": "Announcers found silent that no other speaker missed: not taken over.",
+    "releases": "Announcers held down by a takeover that were heard again.",
 }
 _COUNTER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 log = logging.getLogger("metallb_py.speaker")

@@ -862,3 +862,20 @@ fn a_settling_peer_is_unready_until_it_says_so() {
     assert_eq!(sim.nodes[1].engine.unready(sim.now), vec![name(0)]);
     assert!(sim.first(EventKind::Unready, &name(0), &[1, 2], Duration::ZERO).iter().all(Option::is_some));
 }
+
+/// The whole machine stalls (a paused VM, a loaded host): when the members run again every peer has been
+/// silent for longer than the timeout, and the witness says so. The standby decides nothing until heartbeats
+/// sent after the stall could have come, so the live owner keeps its address.
+#[test]
+fn a_stall_of_every_member_moves_nothing() {
+    for seed in 0..10 {
+        let mut sim = watching(seed, Network::default());
+        let stalled = sim.elapsed();
+        for i in 0..3 {
+            sim.stall(i, Duration::from_millis(40 + seed * 20 + i as u64));
+        }
+        sim.run_until(stalled + Duration::from_secs(1));
+        assert_eq!(sim.count(EventKind::Held, stalled), 0, "seed {seed}: {:?}", sim.log);
+        assert!(sim.nodes[1].engine.stats().watch_stalls >= 1);
+    }
+}

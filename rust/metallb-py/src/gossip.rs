@@ -361,7 +361,7 @@ impl Membership {
     /// and refuted), rejoins (it was declared down while running), generations_raised (the cluster held its
     /// name at a newer generation, from a life with a later wall clock), isolations, events_dropped; the watch's
     /// heartbeats_sent, heartbeats_received, takeovers, takeovers_unconfirmed (an owner went silent but no
-    /// witness confirmed) and releases.
+    /// witness confirmed), releases and watch_stalls (the thread ran late, and decided nothing for a moment).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let gossip = self.require()?;
         let (s, events_dropped) = gossip.stats();
@@ -392,6 +392,7 @@ impl Membership {
             ("takeovers", s.takeovers),
             ("takeovers_unconfirmed", s.takeovers_unconfirmed),
             ("releases", s.releases),
+            ("watch_stalls", s.watch_stalls),
             ("events_dropped", events_dropped),
         ] {
             dict.set_item(key, value)?;

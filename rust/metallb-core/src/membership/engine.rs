@@ -105,6 +105,8 @@ pub struct Stats {
     pub takeovers: u64,
     pub takeovers_unconfirmed: u64,
     pub releases: u64,
+    /// Watch ticks that came late (this thread descheduled): no takeover is decided for a moment after.
+    pub watch_stalls: u64,
 }
 
 type Swim = Foca<MemberId, WireCodec, SmallRng, NoCustomBroadcast>;
@@ -177,6 +179,9 @@ pub struct Engine {
     incarnation: u16,
     stats: Stats,
     watch: Watch,
+    /// Raised whenever what [`members`](Engine::members), [`alive`](Engine::alive), [`isolated`](Engine::isolated),
+    /// [`held`](Engine::held) or [`unready`](Engine::unready) say may have changed.
+    epoch: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -216,6 +221,7 @@ impl Engine {
             incarnation: 0,
             stats: Stats::default(),
             watch: Watch::new(config.watch, now),
+            epoch: 0,
         })
     }
 
@@ -283,6 +289,7 @@ impl Engine {
     pub fn receive(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Dropped> {
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
+        let heartbeat = datagram.get(2) == Some(&(Kind::Heartbeat as u8));
         let result = self.handle(now, datagram);
         if let Err(dropped) = result {
             match dropped {
@@ -296,7 +303,12 @@ impl Engine {
                 Dropped::Protocol => self.stats.protocol_errors += 1,
             }
         }
-        self.settle(now);
+        if heartbeat {
+            // SWIM's state did not change: only the watch's and the isolation clock's may have.
+            self.settle_watch(now);
+        } else {
+            self.settle(now);
+        }
         result
     }
 
@@ -340,8 +352,9 @@ impl Engine {
         }
     }
 
-    /// A heartbeat: authenticated like any datagram, then handed to the watch, which may fire a takeover at
-    /// once (this may be the witness it waited for).
+    /// A heartbeat: authenticated like any datagram, then handed to the watch. Takeovers are decided in
+    /// [`tick`](Engine::tick), which the runtime runs once the datagrams queued so far are all read: a late
+    /// heartbeat of the owner queued behind its witness's must count.
     fn handle_heartbeat(&mut self, now: Instant, boot: u64, seq: u64, payload: &[u8]) -> Result<(), Dropped> {
         let (from, beat) = decode_heartbeat(payload).map_err(|_| Dropped::Malformed)?;
         if from.name() == self.name || from.addr() == self.advertise {
@@ -350,8 +363,6 @@ impl Engine {
         self.replay.admit(&from, boot, seq, now).map_err(Dropped::Auth)?;
         self.heard.insert(from.addr(), now);
         self.watch.beat(now, &from, beat);
-        self.watch.evaluate(now);
-        self.absorb_watch(now);
         Ok(())
     }
 
@@ -405,9 +416,18 @@ impl Engine {
         self.absorb_watch(now);
     }
 
+    /// See the field: a runtime that publishes the view copies it again only when this moved.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// The watch's changes as events, named by address like the others.
     fn absorb_watch(&mut self, now: Instant) {
-        for event in self.watch.take_events() {
+        let events = self.watch.take_events();
+        if !events.is_empty() {
+            self.epoch += 1;
+        }
+        for event in events {
             let (kind, name) = match event {
                 WatchEvent::Held(name) => (EventKind::Held, name),
                 WatchEvent::Released(name) => (EventKind::Released, name),
@@ -437,6 +457,7 @@ impl Engine {
         }
         // Same order as foca's own: by time, then indirect probes before the next probe, and so on.
         due.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let mut swim_work = !due.is_empty();
         for (_, timer) in due {
             if self.swim.handle_timer(timer, &mut self.outbox).is_err() {
                 self.stats.protocol_errors += 1;
@@ -444,6 +465,7 @@ impl Engine {
             self.absorb(now);
         }
         if now >= self.next_announce {
+            swim_work = true;
             self.next_announce = now + self.timing.announce_interval;
             if !self.left {
                 let active = self.active_addresses();
@@ -454,7 +476,12 @@ impl Engine {
             }
         }
         self.watch_tick(now);
-        self.settle(now);
+        if swim_work {
+            self.settle(now);
+        } else {
+            // A heartbeat tick (a hundred a second): SWIM's view did not change, so it is not rebuilt.
+            self.settle_watch(now);
+        }
     }
 
     /// When [`tick`](Engine::tick) should run next.
@@ -572,6 +599,7 @@ impl Engine {
             takeovers: watch.takeovers,
             takeovers_unconfirmed: watch.unconfirmed,
             releases: watch.releases,
+            watch_stalls: watch.stalls,
             ..self.stats
         }
     }
@@ -741,6 +769,7 @@ impl Engine {
     /// After every input: absorb foca's output, turn view changes into events (and spread them at once),
     /// re-evaluate isolation.
     fn settle(&mut self, now: Instant) {
+        self.epoch += 1;
         self.absorb(now);
         if self.refresh_view(now) && !self.left {
             // Gossip now rather than on the next probe: a suspect learns sooner that it must refute, and the
@@ -750,6 +779,12 @@ impl Engine {
             }
             self.absorb(now);
         }
+        self.absorb_watch(now);
+        self.update_isolation(now);
+    }
+
+    /// After an input that touched only the watch: its events, and the isolation clock.
+    fn settle_watch(&mut self, now: Instant) {
         self.absorb_watch(now);
         self.update_isolation(now);
     }
@@ -844,6 +879,7 @@ impl Engine {
         self.isolation_deadline = (expects_peers && !isolated).then_some(deadline);
         if isolated != self.isolated {
             self.isolated = isolated;
+            self.epoch += 1;
             let kind = if isolated {
                 self.stats.isolations += 1;
                 EventKind::Isolated

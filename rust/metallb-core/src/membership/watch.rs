@@ -25,6 +25,9 @@
 //!   counts as not ready for up to [`READY_GRACE`], so the race between the two does not open a gap either;
 //!   after the grace it counts as ready, as SWIM says. A peer never heard beating (a first start, an older
 //!   version) counts as ready: holding it out on a guess would make two nodes announce.
+//! - **Not after its own stall.** A tick that comes two intervals or more after the previous one means this
+//!   thread was descheduled (a loaded node, a paused VM): every peer looks silent for that long. It decides
+//!   nothing for the next two intervals, so that heartbeats sent meanwhile arrive first.
 //! - **Released by a heartbeat.** A held-down owner is released by its next heartbeat, whichever life it
 //!   comes from (a paused node that resumes, or a restart), or by SWIM seeing a newer life of it.
 
@@ -186,6 +189,9 @@ pub struct WatchStats {
     pub releases: u64,
     /// Owners silent for `timeout` that were not taken over (yet) because no witness confirmed.
     pub unconfirmed: u64,
+    /// Ticks that came two intervals or more late: this thread was descheduled, and decided nothing for a
+    /// while after.
+    pub stalls: u64,
 }
 
 /// One member's heartbeats and standby duties. See the module documentation.
@@ -201,6 +207,9 @@ pub struct Watch {
     /// Owners found silent and waiting for a witness (counted once per silence).
     waiting: BTreeSet<String>,
     next_send: Instant,
+    /// The previous tick, and until when no takeover is decided after this thread's own stall.
+    last_tick: Instant,
+    quiet_until: Option<Instant>,
     fired: Vec<(String, Vec<Takeover>)>,
     events: Vec<WatchEvent>,
     stats: WatchStats,
@@ -217,6 +226,8 @@ impl Watch {
             held: BTreeMap::new(),
             waiting: BTreeSet::new(),
             next_send: now,
+            last_tick: now,
+            quiet_until: None,
             fired: Vec::new(),
             events: Vec::new(),
             stats: WatchStats::default(),
@@ -304,6 +315,15 @@ impl Watch {
     /// Runs what is due: the addresses to send a heartbeat to now (see [`Watch::heartbeat`]), and the
     /// takeovers that fire (read them with [`Watch::take_fired`]).
     pub fn tick(&mut self, now: Instant) -> Vec<SocketAddr> {
+        let stall = self.timing.interval.saturating_mul(2);
+        if self.quiet_until.is_some_and(|until| now >= until) {
+            self.quiet_until = None;
+        }
+        if now.saturating_duration_since(self.last_tick) >= stall && !self.targets.is_empty() {
+            self.quiet_until = Some(now + stall);
+            self.stats.stalls += 1;
+        }
+        self.last_tick = now;
         self.evaluate(now);
         for (name, peer) in &mut self.peers {
             if peer.pending_until.is_some_and(|until| now >= until) {
@@ -323,6 +343,9 @@ impl Watch {
     /// Fires the takeovers that are due at `now`. The runtime calls it after every received heartbeat too:
     /// the witness's heartbeat may be what completes the rule.
     pub fn evaluate(&mut self, now: Instant) {
+        if self.quiet_until.is_some_and(|until| now < until) {
+            return;
+        }
         let owners: Vec<String> = self.takeovers.keys().filter(|o| !self.held.contains_key(*o)).cloned().collect();
         for owner in owners {
             let Some(silent_since) = self.peers.get(&owner).and_then(|p| p.beat) else { continue };
@@ -373,7 +396,7 @@ impl Watch {
     /// silence reaches the timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut next = (!self.targets.is_empty()).then_some(self.next_send);
-        for until in self.peers.values().filter_map(|p| p.pending_until) {
+        for until in self.peers.values().filter_map(|p| p.pending_until).chain(self.quiet_until) {
             next = Some(next.map_or(until, |n| n.min(until)));
         }
         for owner in self.takeovers.keys().filter(|o| !self.held.contains_key(*o) && !self.waiting.contains(*o)) {
@@ -444,6 +467,41 @@ mod tests {
         let takeovers = BTreeMap::from([("node1".to_string(), vec![takeover("192.0.2.10")])]);
         w.set_plan(t0, targets, takeovers, true);
         w
+    }
+
+    /// Ticks every 10 ms from `from` (exclusive) to `to` (exclusive), as the runtime does.
+    fn tick_through(w: &mut Watch, from: Instant, to: Instant) {
+        let mut at = from + ms(10);
+        while at < to {
+            w.tick(at);
+            at += ms(10);
+        }
+    }
+
+    #[test]
+    fn nothing_is_decided_right_after_this_thread_stalled() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        w.tick(t0);
+        // This thread sleeps 100 ms; when it runs again, a witness's word is already queued.
+        let woke = t0 + ms(100);
+        w.beat(woke, &id("node3", 1), beat(true, &["node1"]));
+        w.tick(woke);
+        assert!(w.take_fired().is_empty(), "decided on silence it could not have heard");
+        assert_eq!(w.stats().stalls, 1);
+        // The owner's own heartbeat, sent meanwhile, arrives within the quiet time: nothing moves.
+        w.beat(woke + ms(3), &id("node1", 1), beat(true, &[]));
+        tick_through(&mut w, woke, woke + ms(60));
+        assert!(w.take_fired().is_empty() && w.held().is_empty());
+        // A real death after that is still taken over.
+        let mut at = woke + ms(60);
+        while at < woke + ms(200) {
+            w.beat(at, &id("node3", 1), beat(true, &["node1"]));
+            w.tick(at);
+            at += ms(10);
+        }
+        assert_eq!(w.held(), vec!["node1".to_string()]);
     }
 
     fn beat(ready: bool, suspects: &[&str]) -> Heartbeat {
@@ -535,6 +593,7 @@ mod tests {
         let mut w = standby(t0);
         w.beat(t0, &id("node1", 1), beat(true, &[]));
         let now = t0 + ms(60);
+        tick_through(&mut w, t0, now);
         w.beat(now, &id("node3", 1), beat(true, &["node1"]));
         w.tick(now);
         assert_eq!(w.held(), vec!["node1".to_string()]);
@@ -545,6 +604,7 @@ mod tests {
         assert!(w.take_events().contains(&WatchEvent::Released("node1".into())));
 
         let later = now + ms(200);
+        tick_through(&mut w, now, later);
         w.beat(later, &id("node3", 1), beat(true, &["node1"]));
         w.tick(later);
         assert_eq!(w.held(), vec!["node1".to_string()]);
