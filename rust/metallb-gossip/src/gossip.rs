@@ -1,8 +1,11 @@
 //! The gossip member: one thread that owns the UDP socket and the membership engine.
 //!
 //! The thread waits in poll() on the socket and an eventfd, with the engine's next deadline as timeout. It
-//! feeds every datagram to [`Engine::receive`], runs [`Engine::tick`] when a deadline passes, sends what the
-//! engine produced, then publishes: events into a queue that callers wait on ([`Gossip::next_event`]), and a
+//! feeds every datagram to [`Engine::receive`] (at the time the kernel stamped it with), runs
+//! [`Engine::tick`] when a deadline passes or after reading, sends what the engine produced, then publishes:
+//! While the member sends heartbeats (a tick at least every heartbeat interval), the thread does not wake
+//! for each datagram: it reads the socket at each tick, which costs a wake-up per interval instead of one
+//! per peer per interval (the kernel's timestamps keep every arrival time exact). Otherwise events into a queue that callers wait on ([`Gossip::next_event`]), and a
 //! snapshot of the view ([`Gossip::members`], [`Gossip::isolated`], ...) that callers read without talking to
 //! the thread. Commands (join, set_peers, leave) go over a channel, the eventfd wakes the thread, and the
 //! caller waits for the answer, so a `leave` has gone out when it returns. `stop` wakes the thread at once and
@@ -23,6 +26,7 @@ use metallb_core::membership::{
     validate_name, Engine, Event, MemberView, MembershipConfig, MembershipError, Quorum, Stats, Takeover, Timing,
     WatchTiming, MAX_DATAGRAM,
 };
+use metallb_sys::udp;
 use metallb_sys::worker::{lock, panic_message};
 use metallb_sys::{EventFd, Poller};
 
@@ -435,6 +439,7 @@ impl Worker {
             move |source| GossipError::Io { context, source }
         };
         socket.set_nonblocking(true).map_err(io("making the gossip socket non-blocking"))?;
+        udp::receive_timestamps(&socket).map_err(io("asking for receive timestamps on the gossip socket"))?;
         let local = socket.local_addr().map_err(io("reading the gossip socket's address"))?;
         let mut membership = MembershipConfig::new(&config.name, config.advertised(local.port()), &config.secret);
         membership.timing = config.timing;
@@ -457,13 +462,17 @@ impl Worker {
 
     fn run(&mut self) -> Result<(), String> {
         let mut poller = Poller::new(&[self.wake.as_fd(), self.socket.as_fd()]);
+        let mut ticker = Poller::new(&[self.wake.as_fd()]);
         loop {
             if self.shared.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let timeout = self.engine.next_deadline().saturating_duration_since(Instant::now());
-            poller.wait(Some(timeout)).map_err(|e| format!("poll failed: {e}"))?;
-            if poller.is_ready(0) {
+            // Heartbeating: wake on the next tick (or a command) and read whatever came meanwhile.
+            let watching = self.engine.watching();
+            let waiter = if watching { &mut ticker } else { &mut poller };
+            waiter.wait(Some(timeout)).map_err(|e| format!("poll failed: {e}"))?;
+            if waiter.is_ready(0) {
                 self.wake.drain();
                 if self.shared.stop.load(Ordering::SeqCst) {
                     return Ok(());
@@ -472,7 +481,7 @@ impl Worker {
                     self.handle(command);
                 }
             }
-            let received = poller.is_ready(1);
+            let received = watching || poller.is_ready(1);
             if received {
                 self.receive()?;
             }
@@ -511,16 +520,20 @@ impl Worker {
         }
     }
 
-    /// Reads what is queued (a bounded number of datagrams per wake-up).
+    /// Reads what is queued (a bounded number of datagrams per wake-up), each at the time it arrived.
     fn receive(&mut self) -> Result<(), String> {
         for _ in 0..MAX_DATAGRAMS_PER_WAKE {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((len, _from)) => {
+            match udp::recv(&self.socket, &mut self.buf) {
+                Ok(Some(info)) => {
                     // Longer than any datagram a member sends: not ours (and truncated anyway).
-                    let datagram = &self.buf[..len.min(MAX_DATAGRAM + 1)];
-                    let _ = self.engine.receive(Instant::now(), datagram);
+                    let len = if info.truncated { MAX_DATAGRAM + 1 } else { info.len.min(MAX_DATAGRAM + 1) };
+                    let now = Instant::now();
+                    let waited = info.received.and_then(|at| SystemTime::now().duration_since(at).ok());
+                    // A stamp from a wall clock that stepped meanwhile is no better than now: at most a tick.
+                    let arrived = waited.filter(|w| *w < Duration::from_secs(1)).and_then(|w| now.checked_sub(w));
+                    let _ = self.engine.receive(arrived.unwrap_or(now), &self.buf[..len]);
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Ok(None) => return Ok(()),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 // ICMP errors of earlier sends (port unreachable, host unreachable) surface here on Linux;
                 // they say nothing the probes do not.

@@ -498,6 +498,8 @@ pub struct DatagramInfo {
     pub destination: Option<IpAddr>,
     /// Its TTL (IPv4) or hop limit (IPv6) on arrival, with IP_RECVTTL / IPV6_RECVHOPLIMIT set on the socket.
     pub ttl: Option<u8>,
+    /// When the kernel received it (the wall clock), with SO_TIMESTAMPNS set on the socket.
+    pub received: Option<std::time::SystemTime>,
 }
 
 /// The address and port in a C socket address of `len` bytes, if it is a complete IPv4 or IPv6 one.
@@ -533,8 +535,9 @@ pub fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<DatagramI
     // SAFETY: all-zero bytes are a valid sockaddr_storage (integers only).
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // Room for a TTL and a packet-info message of either family; u64 elements align it as cmsghdr needs.
-    let mut control = [0u64; 16];
+    // Room for a TTL, a packet-info message of either family and a timestamp; u64 elements align it as
+    // cmsghdr needs.
+    let mut control = [0u64; 24];
     // SAFETY: all-zero bytes are a valid msghdr (null pointers and zero lengths), filled in below.
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
@@ -558,6 +561,7 @@ pub fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<DatagramI
         source,
         destination: None,
         ttl: None,
+        received: None,
     };
     // SAFETY: `msg` is the header recvmsg() filled in; its control pointer and (updated) length describe
     // the live `control` array, so CMSG_FIRSTHDR/CMSG_NXTHDR return headers inside it or null.
@@ -580,6 +584,14 @@ pub fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<DatagramI
                 // SAFETY: the kernel wrote an in_pktinfo here (the message's length says it fits).
                 let pktinfo = unsafe { ptr::read_unaligned(data.cast::<libc::in_pktinfo>()) };
                 info.destination = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(pktinfo.ipi_addr.s_addr))));
+            }
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) if data_len >= mem::size_of::<libc::timespec>() => {
+                // SAFETY: the kernel wrote a timespec here (the message's length says it fits).
+                let ts = unsafe { ptr::read_unaligned(data.cast::<libc::timespec>()) };
+                if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
+                    let since = std::time::Duration::new(secs, nanos.min(999_999_999));
+                    info.received = std::time::UNIX_EPOCH.checked_add(since);
+                }
             }
             (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if data_len >= mem::size_of::<libc::in6_pktinfo>() => {
                 // SAFETY: the kernel wrote an in6_pktinfo here (the message's length says it fits).

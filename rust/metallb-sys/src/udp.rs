@@ -92,6 +92,12 @@ pub fn open(spec: &UdpOpen) -> Result<UdpSocket, OpenError> {
     Ok(UdpSocket::from(fd))
 }
 
+/// Makes the kernel stamp each datagram with when it arrived ([`DatagramInfo::received`]): a thread that
+/// reads its socket only now and then still knows when each datagram came.
+pub fn receive_timestamps(socket: &UdpSocket) -> io::Result<()> {
+    setsockopt(socket.as_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &(1 as libc::c_int))
+}
+
 /// The next queued datagram, copied into `buf`, with its source (and, for a socket opened with
 /// `receive_info`, its TTL and destination); `None` when nothing is queued.
 pub fn recv(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<DatagramInfo>> {
@@ -124,6 +130,23 @@ mod tests {
     }
 
     #[test]
+    fn a_datagram_carries_when_it_arrived_when_asked() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (rx, tx) = (receiver(lo), sender(lo, 7));
+        receive_timestamps(&rx).unwrap();
+        let before = std::time::SystemTime::now();
+        tx.send_to(b"beat", rx.local_addr().unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut buf = [0; 64];
+        let info = next(&rx, &mut buf);
+        let received = info.received.expect("a timestamp");
+        assert!(received >= before && received <= std::time::SystemTime::now());
+        // Read 20 ms after it came, it still says when it came.
+        assert!(std::time::SystemTime::now().duration_since(received).unwrap() >= std::time::Duration::from_millis(20));
+        assert_eq!(info.ttl, Some(7));
+    }
+
+    #[test]
     fn a_datagram_arrives_with_its_source_destination_and_ttl() {
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let (rx, tx) = (receiver(lo), sender(lo, 7));
@@ -136,6 +159,7 @@ mod tests {
             source: tx.local_addr().unwrap(),
             destination: Some(lo),
             ttl: Some(7),
+            received: None,
         };
         assert_eq!(info, want);
         assert_eq!(&buf[..3], b"bfd");

@@ -386,6 +386,12 @@ impl Engine {
         self.watch.take_fired()
     }
 
+    /// Whether this member sends heartbeats (its plan names targets): a runtime may then read its socket only
+    /// at each tick, since the next one is at most a heartbeat interval away.
+    pub fn watching(&self) -> bool {
+        !self.watch.targets().is_empty() && !self.left
+    }
+
     /// Owners this member's watch holds down (see [`super::watch`]), sorted.
     pub fn held(&self) -> Vec<String> {
         self.watch.held()
