@@ -182,7 +182,7 @@ _GOSSIP_HELP = {
     "malformed": "Gossip datagrams dropped: too short, not gossip, or authentic but undecodable.",
     "self": "Gossip datagrams dropped: sent by this member itself, or by another with its name or address.",
     "protocol_errors": "Gossip datagrams dropped: authentic and decoded, but refused by the protocol.",
-    "takeovers": "Fast takeovers: an announcer went silent, a witness confirmed, its addresses were announced.",
+    "takeovers": "Fast takeovers: an announcer went silent, a witness confirmed, this node announced.",
     "takeovers_unconfirmed": "Announcers found silent that no other speaker missed: not taken over.",
     "releases": "Announcers held down by a takeover that were heard again.",
 }
