@@ -200,6 +200,8 @@ class Responder:
         """Answer for `ip` (on `interfaces`, default all) and announce it; False if already announced so."""
     def withdraw(self, ip: str | _IP) -> bool:
         """Stop answering for `ip` before returning; whether it was announced."""
+    def set_muted(self, muted: bool) -> bool:
+        """Muted: answer nothing, send nothing, keep the addresses; unmuted: answer and announce them all."""
     def set_interfaces(self, interfaces: Sequence[str]) -> _InterfaceChange:
         """Serve exactly `interfaces` from now on, while running: opens new ones (addresses announced on all
         interfaces are answered there at once, with gratuitous announcements), closes the others, re-opens one
@@ -267,7 +269,18 @@ class MembershipEvent:
     def kind(
         self,
     ) -> Literal[
-        "up", "suspect", "alive", "down", "isolated", "reconnected", "held", "released", "ready", "unready"
+        "up",
+        "suspect",
+        "alive",
+        "down",
+        "isolated",
+        "reconnected",
+        "held",
+        "released",
+        "ready",
+        "unready",
+        "unheard",
+        "heard",
     ]: ...
     @property
     def name(self) -> str: ...

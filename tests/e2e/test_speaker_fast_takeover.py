@@ -1,7 +1,8 @@
 """Fast takeover (issue 13) end to end: the node next in an address's election order takes it over from a
 dead announcer before the gossip declares that announcer down, hands it back once the announcer returns, and
-never takes anything over when its own cable is cut. How fast is the bench's business
-(benches/test_bench_failover.py); here only the order of events and who answers are checked."""
+never takes anything over when its own cable is cut; a cut owner is muted before it withdraws. How fast is
+the bench's business (benches/test_bench_failover.py); here only the order of events and who answers are
+checked."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ WAIT = 60.0
 CUT_OFF = "cut off from every peer: withdrawing every address until one is heard again"
 TAKEOVERS = "metallb_py_speaker_gossip_takeovers_total"
 UNCONFIRMED = "metallb_py_speaker_gossip_takeovers_unconfirmed_total"
+UNHEARD = "no peer's heartbeat heard: answering nothing until one is"
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +106,25 @@ def test_a_standby_whose_cable_is_cut_takes_nothing_over(cluster: LabCluster, vi
     cluster.wait_for(
         lambda: counter(cluster, standby, "metallb_py_speaker_isolated_bool") == 0, WAIT, "the merge"
     )
+
+
+def test_an_owner_whose_cable_is_cut_answers_nothing_long_before_it_withdraws(
+    cluster: LabCluster, vip: str
+) -> None:
+    """The two sides of a cut do not both answer while the gossip decides: the cut owner's responder is muted
+    the moment it hears no peer's heartbeat, before its gossip isolation withdraws its addresses (about
+    0.4 s), while the standby takes them over."""
+    owner, standby, _ = order_of(cluster, vip)
+    log = cluster.speaker_log(owner)
+    cuts, unheard = len(records(log, CUT_OFF)), len(records(log, UNHEARD))
+    cluster.lab.kill_link(owner)
+    try:
+        cluster.wait_for(lambda: cluster.announcer("default", "web") == standby, WAIT, f"{standby} takes it")
+        cluster.wait_for(lambda: len(records(log, CUT_OFF)) > cuts, WAIT, f"{owner} to see itself cut off")
+        muted = records(log, UNHEARD)[unheard:]
+        assert muted, f"{owner} never said it heard no peer"
+        assert muted[0]["ts"] <= records(log, CUT_OFF)[cuts]["ts"]
+        assert counter(cluster, owner, "metallb_py_speaker_gossip_unheard_total") >= 1
+    finally:
+        cluster.lab.restore_link(owner)
+    cluster.wait_for(lambda: cluster.announcer("default", "web") == owner, WAIT, f"{owner} to announce again")

@@ -85,6 +85,25 @@ def test_withdraw_stops_answers_at_once(pair: Pair) -> None:
         assert r.announced() == {}
 
 
+def test_muted_it_answers_nothing_and_unmuted_it_announces_everything_again(pair: Pair) -> None:
+    """What the gossip does the moment its node hears no peer (issue 13): the addresses stay, the answers
+    stop; back, every address is announced at once (a gratuitous ARP reaches the client)."""
+    lab = pair.lab
+    our_mac = lab.mac(pair.responder_ns, pair.responder_if)
+    with capture(pair.client_ns, pair.client_if) as client, responder(pair, gratuitous_duration=0.0) as r:
+        r.announce(VIP_V4)
+        assert arping(lab, pair.client_ns, pair.client_if, VIP_V4, count=1) == [our_mac]
+        assert r.set_muted(True) is True
+        assert r.set_muted(True) is False, "muting again changes nothing"
+        assert arping(lab, pair.client_ns, pair.client_if, VIP_V4, count=2) == []
+        assert r.announced() == {ipaddress.ip_address(VIP_V4): [pair.responder_if]}, "the addresses stay"
+        before = len(client.frames(gratuitous_arp(our_mac, VIP_V4)))
+        assert r.set_muted(False) is True
+        assert len(client.wait_for(gratuitous_arp(our_mac, VIP_V4), before + 2)) >= before + 2
+        assert arping(lab, pair.client_ns, pair.client_if, VIP_V4, count=1) == [our_mac]
+        assert r.stats()["drops"]["muted"] >= 2
+
+
 def test_ndisc6_gets_a_neighbor_advertisement_and_the_group_is_joined(pair: Pair) -> None:
     lab = pair.lab
     our_mac = lab.mac(pair.responder_ns, pair.responder_if)

@@ -954,8 +954,14 @@ class Speaker:
             event = self.membership.next_event(timeout=0.5)
             if event is None:
                 continue
-            level = logging.DEBUG if event.kind in ("suspect", "alive") else logging.INFO
-            log.log(level, f"member {event.kind}", extra={"member": event.name, "address": event.address})
+            if event.kind == "unheard":
+                # The gossip thread muted the responder already; the gossip's isolation withdraws later.
+                log.warning("no peer's heartbeat heard: answering nothing until one is")
+            elif event.kind == "heard":
+                log.info("a peer's heartbeat heard again: answering again")
+            else:
+                level = logging.DEBUG if event.kind in ("suspect", "alive") else logging.INFO
+                log.log(level, f"member {event.kind}", extra={"member": event.name, "address": event.address})
             self._wake()
 
     # -- start-up helpers ------------------------------------------------------------------------------------

@@ -807,6 +807,10 @@ fn a_standby_cut_off_from_everyone_never_takes_over() {
         assert_eq!(sim.first(EventKind::Held, &name(0), &[1], cut)[0], None, "seed {seed}");
         assert!(sim.nodes[1].engine.stats().takeovers_unconfirmed > 0);
         assert!(sim.nodes[1].engine.isolated(), "SWIM isolates it instead");
+        // Long before that, it knew it heard nobody (its responder is muted while the others take over).
+        let unheard = sim.first(EventKind::Unheard, &name(1), &[1], cut)[0].expect("unheard");
+        let isolated = sim.first(EventKind::Isolated, &name(1), &[1], cut)[0].expect("isolated");
+        assert!(unheard < isolated, "seed {seed}: unheard {unheard:?}, isolated {isolated:?}");
     }
 }
 

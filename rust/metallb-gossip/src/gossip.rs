@@ -42,9 +42,16 @@ const MAX_QUEUED_EVENTS: usize = 65_536;
 /// Reads the wall clock; only to pick the generation a member starts with.
 pub type WallClock = fn() -> SystemTime;
 
-/// Announces what a takeover names (owner, addresses and interfaces), on the gossip thread, the moment the
-/// watch fires: the responder's announce, wired by the caller. It must not call back into the gossip.
-pub type TakeoverSink = Arc<dyn Fn(&str, &[Takeover]) + Send + Sync>;
+/// What the watch does to the responder, on the gossip thread, the moment it decides: wired by the caller;
+/// it must not call back into the gossip.
+pub trait WatchSink: Send + Sync {
+    /// Announce what a takeover names (the owner went silent and a witness confirmed).
+    fn take_over(&self, owner: &str, items: &[Takeover]);
+    /// Answer nothing (this node hears no peer), or answer again.
+    fn mute(&self, muted: bool);
+}
+
+pub type TakeoverSink = Arc<dyn WatchSink>;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -547,11 +554,15 @@ impl Worker {
     /// Sends what the engine produced and publishes its events and view; a takeover is announced first.
     fn flush(&mut self) {
         let fired = self.engine.take_takeovers();
-        if !fired.is_empty() {
+        let mute = self.engine.take_mute();
+        if !fired.is_empty() || mute.is_some() {
             let sink = lock(&self.shared.sink).clone();
             if let Some(sink) = sink {
+                if let Some(muted) = mute {
+                    sink.mute(muted);
+                }
                 for (owner, items) in &fired {
-                    sink(owner, items);
+                    sink.take_over(owner, items);
                 }
             }
         }

@@ -14,7 +14,7 @@ mod gossip;
 mod netns;
 
 pub use error::GossipError;
-pub use gossip::{Gossip, GossipConfig, TakeoverSink, WallClock, WatchPlan};
+pub use gossip::{Gossip, GossipConfig, TakeoverSink, WallClock, WatchPlan, WatchSink};
 pub use metallb_core::membership::{
     Event, EventKind, MemberState, MemberView, Quorum, Stats, Takeover, Timing, WatchTiming,
 };

@@ -122,6 +122,7 @@ enum Command {
     SetInterfaces { names: Vec<String>, reply: SyncSender<InterfaceChange> },
     Stats { reply: SyncSender<Stats> },
     Conflicts { reply: SyncSender<Vec<Conflict>> },
+    Mute { muted: bool, reply: SyncSender<bool> },
 }
 
 /// What the thread publishes, swapped whole: the announce set, the names behind its positions, and what the
@@ -248,6 +249,15 @@ impl Responder {
         self.call(|reply| Command::Stats { reply })
     }
 
+    /// Muted, it answers nothing and sends no gratuitous frame, but keeps what it announces (announce and
+    /// withdraw work as usual) and keeps watching for conflicts; unmuted, it answers again and announces every
+    /// address at once, with a fresh gratuitous schedule. The gossip mutes it the moment its node hears no
+    /// peer (its cable cut: the others take its addresses over), long before the speaker withdraws. Returns
+    /// whether that changed anything.
+    pub fn set_muted(&self, muted: bool) -> Result<bool, L2Error> {
+        self.call(|reply| Command::Mute { muted, reply })
+    }
+
     /// The other hosts seen claiming an address announced on the interface they were seen on, since the last
     /// call (this one drains them): each (address, MAC, interface) once, in the order first seen, at most
     /// [`crate::conflicts::MAX_PENDING`] ([`Stats::conflicts`] counts every claim, [`Stats::conflicts_dropped`]
@@ -362,6 +372,8 @@ struct Worker {
     schedules: Schedules<(IpAddr, usize)>,
     policy: GratuitousPolicy,
     busy_poll: Duration,
+    /// See [`Responder::set_muted`].
+    muted: bool,
     counters: Counters,
     /// The MACs of the open interfaces: a claim from one of them is this node's own announcement.
     ours: Vec<MacAddr>,
@@ -420,6 +432,7 @@ impl Worker {
             schedules: Schedules::default(),
             policy: config.gratuitous,
             busy_poll: config.busy_poll,
+            muted: false,
             counters: Counters::default(),
             ours: Vec::with_capacity(MAX_INTERFACES),
             conflicts: ConflictLog::default(),
@@ -576,6 +589,23 @@ impl Worker {
             }
             Command::Conflicts { reply } => {
                 let _ = reply.send(self.conflicts.drain());
+            }
+            Command::Mute { muted, reply } => {
+                let changed = self.muted != muted;
+                self.muted = muted;
+                if changed && !muted {
+                    // Back: every address announced again at once, wherever it is served.
+                    let now = Instant::now();
+                    let view = self.shared.view.load_full();
+                    let served = self.slots.served();
+                    for (ip, set) in view.table.iter() {
+                        for position in set.intersect(served).positions() {
+                            self.schedules.start((ip, position), self.policy, now);
+                        }
+                    }
+                    self.send_due_announcements(now);
+                }
+                let _ = reply.send(changed);
             }
         }
     }
@@ -773,6 +803,7 @@ impl Worker {
                     self.conflicts.record(claim, interface.info.index, &interface.info.name);
                 }
                 match verdict.decision {
+                    Decision::Reply(_) if self.muted => self.counters.drops[stats::SLOT_MUTED] += 1,
                     Decision::Reply(reply) => {
                         let ip = reply.target();
                         self.counters.ip(ip).requests_received += 1;
@@ -811,7 +842,8 @@ impl Worker {
 
     fn send_due_announcements(&mut self, now: Instant) {
         let due = self.schedules.take_due(now);
-        if due.is_empty() {
+        // Muted: the schedule runs on, silently (unmuting starts a fresh one).
+        if due.is_empty() || self.muted {
             return;
         }
         let view = self.shared.view.load_full();

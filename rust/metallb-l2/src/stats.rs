@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use metallb_core::l2::DropReason;
 
 /// Drop labels, in slot order: those of [`DropReason`] then the responder's.
-pub const DROP_LABELS: [&str; 14] = [
+pub const DROP_LABELS: [&str; 15] = [
     "malformed",
     "not_arp_or_ndp",
     "vlan_tagged",
@@ -30,11 +30,14 @@ pub const DROP_LABELS: [&str; 14] = [
     "outgoing",
     // Longer than the receive buffer.
     "truncated",
+    // A request for an announced address while the responder is muted (its node hears no peer).
+    "muted",
 ];
 
 pub(crate) const SLOT_INTERFACE_NOT_SELECTED: usize = 11;
 pub(crate) const SLOT_OUTGOING: usize = 12;
 pub(crate) const SLOT_TRUNCATED: usize = 13;
+pub(crate) const SLOT_MUTED: usize = 14;
 
 /// The counter slot of a drop reason. Exhaustive, so a new reason fails to compile until it has a slot.
 pub(crate) fn drop_slot(reason: &DropReason) -> usize {

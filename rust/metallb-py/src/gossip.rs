@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metallb_gossip::{
-    Event, Gossip, GossipConfig, GossipError, Quorum, Takeover, TakeoverSink, Timing, WatchPlan, WatchTiming,
+    Event, Gossip, GossipConfig, GossipError, Quorum, Takeover, TakeoverSink, Timing, WatchPlan, WatchSink, WatchTiming,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -54,7 +54,8 @@ fn timeout(value: Option<f64>) -> PyResult<Option<Duration>> {
 
 /// One change seen by a member: `kind` is "up", "suspect", "alive", "down", "isolated" or "reconnected"
 /// (SWIM's), or the watch's "held" (the member went silent and this node took its addresses over), "released"
-/// (it beats again), "ready" and "unready" (what its heartbeats say); `name` and `address` are the member's
+/// (it beats again), "ready" and "unready" (what its heartbeats say), "unheard" and "heard" (this member
+/// heard no peer's heartbeat for heartbeat_timeout, and its responder is muted; then one again); `name` and `address` are the member's
 /// (this member's own for isolation); `at` is when it was seen, on the clock of `time.monotonic()`.
 #[pyclass(module = "metallb_py._core", frozen, get_all)]
 pub struct MembershipEvent {
@@ -74,6 +75,23 @@ impl MembershipEvent {
             py_str(&self.address),
             self.at
         )
+    }
+}
+
+/// The watch's hands: the responder's announce and mute. A failure (the responder stopped) leaves the
+/// address to the next election round.
+struct ResponderSink(Arc<metallb_l2::Responder>);
+
+impl WatchSink for ResponderSink {
+    fn take_over(&self, _owner: &str, items: &[Takeover]) {
+        for item in items {
+            let interfaces = (!item.interfaces.is_empty()).then_some(item.interfaces.as_slice());
+            let _ = self.0.announce(item.address, interfaces);
+        }
+    }
+
+    fn mute(&self, muted: bool) {
+        let _ = self.0.set_muted(muted);
     }
 }
 
@@ -247,21 +265,13 @@ impl Membership {
     }
 
     /// Takeovers announce through `responder` (a running Responder; None: through nothing, the "held" event
-    /// still comes). The gossip thread calls its announce directly, without Python.
+    /// still comes), and it is muted while this node hears no peer. The gossip thread calls it directly,
+    /// without Python.
     fn attach_responder(&self, responder: Option<PyRef<'_, Responder>>) -> PyResult<()> {
         let gossip = self.require()?;
         let sink: Option<TakeoverSink> = match responder {
             None => None,
-            Some(responder) => {
-                let core = responder.running_core()?;
-                Some(Arc::new(move |_owner: &str, items: &[Takeover]| {
-                    for item in items {
-                        let interfaces = (!item.interfaces.is_empty()).then_some(item.interfaces.as_slice());
-                        // A failure here (the responder stopped) leaves the address to the next election round.
-                        let _ = core.announce(item.address, interfaces);
-                    }
-                }))
-            }
+            Some(responder) => Some(Arc::new(ResponderSink(responder.running_core()?))),
         };
         gossip.set_takeover_sink(sink);
         Ok(())
@@ -393,6 +403,7 @@ impl Membership {
             ("takeovers_unconfirmed", s.takeovers_unconfirmed),
             ("releases", s.releases),
             ("watch_stalls", s.watch_stalls),
+            ("unheard", s.unheard),
             ("events_dropped", events_dropped),
         ] {
             dict.set_item(key, value)?;

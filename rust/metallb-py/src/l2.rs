@@ -136,6 +136,14 @@ impl Responder {
         change_dict(py, &change)
     }
 
+    /// Muted, it answers nothing and sends no gratuitous frame, but keeps its addresses (announce and
+    /// withdraw work as usual); unmuted, it answers again and announces every address at once. The speaker's
+    /// gossip mutes it while the node hears no peer. Returns whether that changed anything.
+    fn set_muted(&self, py: Python<'_>, muted: bool) -> PyResult<bool> {
+        let responder = self.require()?;
+        py.detach(|| responder.set_muted(muted)).map_err(l2_error)
+    }
+
     /// Stops answering for `ip` before returning. Returns whether it was announced.
     fn withdraw(&self, py: Python<'_>, ip: &Bound<'_, PyAny>) -> PyResult<bool> {
         let ip = extract_ip(ip)?;

@@ -107,6 +107,8 @@ pub struct Stats {
     pub releases: u64,
     /// Watch ticks that came late (this thread descheduled): no takeover is decided for a moment after.
     pub watch_stalls: u64,
+    /// Times this member heard no peer's heartbeat for the timeout (its responder was muted).
+    pub unheard: u64,
 }
 
 type Swim = Foca<MemberId, WireCodec, SmallRng, NoCustomBroadcast>;
@@ -381,6 +383,11 @@ impl Engine {
         self.watch_tick(now);
     }
 
+    /// Whether to mute (`Some(true)`) or unmute the responder since the last call (see [`super::watch`]).
+    pub fn take_mute(&mut self) -> Option<bool> {
+        self.watch.take_mute()
+    }
+
     /// Takeovers fired since the last call: (owner, what to announce). The runtime announces them at once.
     pub fn take_takeovers(&mut self) -> Vec<(String, Vec<Takeover>)> {
         self.watch.take_fired()
@@ -439,6 +446,8 @@ impl Engine {
                 WatchEvent::Released(name) => (EventKind::Released, name),
                 WatchEvent::Ready(name) => (EventKind::Ready, name),
                 WatchEvent::Unready(name) => (EventKind::Unready, name),
+                WatchEvent::Unheard => (EventKind::Unheard, self.name.clone()),
+                WatchEvent::Heard => (EventKind::Heard, self.name.clone()),
             };
             let address = self
                 .watch
@@ -606,6 +615,7 @@ impl Engine {
             takeovers_unconfirmed: watch.unconfirmed,
             releases: watch.releases,
             watch_stalls: watch.stalls,
+            unheard: watch.unheard,
             ..self.stats
         }
     }

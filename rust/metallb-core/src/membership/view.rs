@@ -78,6 +78,9 @@ pub enum EventKind {
     /// A member's heartbeat says it is ready (settled, announcing what it wins), or that it is not.
     Ready,
     Unready,
+    /// This member hears no peer's heartbeat (its responder is muted until it does), and hears one again.
+    Unheard,
+    Heard,
 }
 
 impl EventKind {
@@ -93,6 +96,8 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::Ready => "ready",
             EventKind::Unready => "unready",
+            EventKind::Unheard => "unheard",
+            EventKind::Heard => "heard",
         }
     }
 }

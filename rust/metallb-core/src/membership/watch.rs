@@ -28,6 +28,11 @@
 //! - **Not after its own stall.** A tick that comes two intervals or more after the previous one means this
 //!   thread was descheduled (a loaded node, a paused VM): every peer looks silent for that long. It decides
 //!   nothing for the next two intervals, so that heartbeats sent meanwhile arrive first.
+//! - **Muted when it hears nobody.** When every peer that beat has been silent for `timeout` (its own cable
+//!   cut: the others are taking its addresses over), the watch says so at once ([`Watch::take_mute`]) and the
+//!   runtime mutes the responder, long before SWIM's isolation makes the speaker withdraw; the first
+//!   heartbeat heard again unmutes it. So across a cut the two sides do not both answer for longer than
+//!   the takeover takes.
 //! - **Released by a heartbeat.** A held-down owner is released by its next heartbeat, whichever life it
 //!   comes from (a paused node that resumes, or a restart), or by SWIM seeing a newer life of it.
 
@@ -156,6 +161,10 @@ pub enum WatchEvent {
     /// A peer's heartbeat says it became ready, or not ready.
     Ready(String),
     Unready(String),
+    /// No peer that beat has been heard for `timeout`: this node is cut off (mute it).
+    Unheard,
+    /// A heartbeat is heard again after that (unmute it).
+    Heard,
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +201,8 @@ pub struct WatchStats {
     /// Ticks that came two intervals or more late: this thread was descheduled, and decided nothing for a
     /// while after.
     pub stalls: u64,
+    /// Times this node heard no peer for `timeout` (and was muted).
+    pub unheard: u64,
 }
 
 /// One member's heartbeats and standby duties. See the module documentation.
@@ -210,6 +221,9 @@ pub struct Watch {
     /// The previous tick, and until when no takeover is decided after this thread's own stall.
     last_tick: Instant,
     quiet_until: Option<Instant>,
+    /// Hearing no peer (see [`Watch::take_mute`]), and the change not taken yet.
+    unheard: bool,
+    mute: Option<bool>,
     fired: Vec<(String, Vec<Takeover>)>,
     events: Vec<WatchEvent>,
     stats: WatchStats,
@@ -228,6 +242,8 @@ impl Watch {
             next_send: now,
             last_tick: now,
             quiet_until: None,
+            unheard: false,
+            mute: None,
             fired: Vec::new(),
             events: Vec::new(),
             stats: WatchStats::default(),
@@ -279,6 +295,11 @@ impl Watch {
             });
         }
         self.waiting.remove(&name);
+        if self.unheard {
+            self.unheard = false;
+            self.mute = Some(false);
+            self.events.push(WatchEvent::Heard);
+        }
         if self.held.remove(&name).is_some() {
             self.stats.releases += 1;
             self.events.push(WatchEvent::Released(name));
@@ -346,6 +367,12 @@ impl Watch {
         if self.quiet_until.is_some_and(|until| now < until) {
             return;
         }
+        if !self.unheard && self.hears_nobody(now) {
+            self.unheard = true;
+            self.mute = Some(true);
+            self.stats.unheard += 1;
+            self.events.push(WatchEvent::Unheard);
+        }
         let owners: Vec<String> = self.takeovers.keys().filter(|o| !self.held.contains_key(*o)).cloned().collect();
         for owner in owners {
             let Some(silent_since) = self.peers.get(&owner).and_then(|p| p.beat) else { continue };
@@ -366,6 +393,18 @@ impl Watch {
             self.fired.push((owner.clone(), items));
             self.events.push(WatchEvent::Held(owner));
         }
+    }
+
+    /// Whether every target that ever beat has been silent for `timeout` (and there is one).
+    fn hears_nobody(&self, now: Instant) -> bool {
+        let mut beats = self.targets.keys().filter_map(|name| self.peers.get(name)?.beat).peekable();
+        beats.peek().is_some() && beats.all(|at| now.saturating_duration_since(at) >= self.timing.timeout)
+    }
+
+    /// Whether to mute the responder (`Some(true)`), unmute it (`Some(false)`), or leave it, since the last
+    /// call.
+    pub fn take_mute(&mut self) -> Option<bool> {
+        self.mute.take()
     }
 
     /// Whether another peer heard within `timeout / 2` misses `owner` too.
@@ -476,6 +515,33 @@ mod tests {
             w.tick(at);
             at += ms(10);
         }
+    }
+
+    #[test]
+    fn hearing_no_peer_mutes_and_the_first_heartbeat_unmutes() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        w.beat(t0, &id("node3", 1), beat(true, &[]));
+        tick_through(&mut w, t0, t0 + ms(50));
+        assert_eq!(w.take_mute(), None, "silent for less than the timeout");
+        w.tick(t0 + ms(50));
+        assert_eq!(w.take_mute(), Some(true));
+        assert!(w.take_events().contains(&WatchEvent::Unheard));
+        assert!(w.take_fired().is_empty(), "no witness: nothing taken over");
+        w.tick(t0 + ms(60));
+        assert_eq!(w.take_mute(), None, "said once");
+        w.beat(t0 + ms(65), &id("node3", 1), beat(true, &["node1"]));
+        assert_eq!(w.take_mute(), Some(false));
+        assert_eq!(w.stats().unheard, 1);
+        // One silent peer among others heard is not a cut.
+        let mut at = t0 + ms(70);
+        while at < t0 + ms(200) {
+            w.beat(at, &id("node3", 1), beat(true, &["node1"]));
+            w.tick(at);
+            at += ms(10);
+        }
+        assert_eq!(w.take_mute(), None);
     }
 
     #[test]
