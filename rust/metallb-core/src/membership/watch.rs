@@ -270,6 +270,13 @@ impl Watch {
         self.takeovers = takeovers;
         self.ready = ready;
         self.waiting.retain(|name| self.takeovers.contains_key(name));
+        // The silent peers are no longer expected (their Leases went stale: they died, this node did not):
+        // answer again.
+        if self.unheard && !self.hears_nobody(now) {
+            self.unheard = false;
+            self.mute = Some(false);
+            self.events.push(WatchEvent::Heard);
+        }
     }
 
     /// A heartbeat arrived (authentic, not a replay, not from this member).
@@ -542,6 +549,13 @@ mod tests {
             at += ms(10);
         }
         assert_eq!(w.take_mute(), None);
+        // Every peer died: muted; once the speaker no longer expects them (their Leases went stale), it
+        // answers again.
+        tick_through(&mut w, t0 + ms(190), t0 + ms(300));
+        assert_eq!(w.take_mute(), Some(true));
+        w.set_plan(t0 + ms(300), BTreeMap::new(), BTreeMap::new(), true);
+        assert_eq!(w.take_mute(), Some(false));
+        assert!(w.take_events().contains(&WatchEvent::Heard));
     }
 
     #[test]
