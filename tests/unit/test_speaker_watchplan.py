@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 
 from hypothesis import given
 from hypothesis import strategies as st
-from test_speaker_rounds import FakeMembers, FakeView, Log
+from test_speaker_rounds import VIP, FakeMembers, FakeResponder, FakeView, Log
 
-from metallb_py.config import Config
-from metallb_py.speaker.election import Election
+from metallb_py.config import Config, load_objects
+from metallb_py.speaker.election import Election, Link
 from metallb_py.speaker.gate import Step
+from metallb_py.speaker.layer2 import Layer2
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.ports import ClusterView
 from metallb_py.speaker.rounds import Rounds
@@ -170,3 +171,30 @@ def test_a_cut_off_speaker_is_not_ready_and_stands_by_for_nothing() -> None:
     assert rounds.run_round() is Step.WITHDRAW
     assert watcher.told[-1][1:] == ({}, False)
     assert recorder.withdrawals == 1
+
+
+def standby_layer2(held: set[str], unready: set[str]) -> tuple[Layer2, FakeResponder, FakeView]:
+    """Speaker b's layer 2, whose responder answers for VIP already (a takeover from a, on the gossip thread,
+    that the round did not know of when it read the live members)."""
+    view = FakeView(["a", "b", "c"])
+    responder = FakeResponder(Log())
+    responder.table[VIP] = ["eth0"]
+    layer2 = Layer2(
+        "b", responder, [Link("eth0")], on_change=lambda _: None, held=lambda: held, unready=lambda: unready
+    )
+    return layer2, responder, view
+
+
+def test_a_takeover_the_round_did_not_know_of_is_kept_not_undone() -> None:
+    config = load_objects(FakeView(["a"]).config_objects(), source="test")
+    layer2, responder, view = standby_layer2(held={"a"}, unready=set())
+    layer2.elect_and_apply(config, view, {"a", "b", "c"})  # the round read the members before "held a"
+    assert VIP in responder.announced()
+    # Without the watch holding a down, a wins the address and b's responder stops answering for it.
+    layer2, responder, view = standby_layer2(held=set(), unready=set())
+    layer2.elect_and_apply(config, view, {"a", "b", "c"})
+    assert VIP not in responder.announced()
+    # A winner that says it is not ready does not get it yet: b keeps answering.
+    layer2, responder, view = standby_layer2(held=set(), unready={"a"})
+    layer2.elect_and_apply(config, view, {"a", "b", "c"})
+    assert VIP in responder.announced()

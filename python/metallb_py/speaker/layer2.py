@@ -84,11 +84,14 @@ class Layer2:
         ignore_exclude_label: bool = False,
         lb_class: str | None = None,
         unready: Callable[[], Collection[str]] = frozenset,
+        held: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self.me = me
-        # Peers that say they are not ready (the gossip's watch): what this node announces and they win, it
-        # keeps until they are (watchplan.keep). Read after the live members, so a new life is in both.
+        # Peers that say they are not ready, and owners the gossip's watch holds down: what this node
+        # announces and they win, it keeps (watchplan.keep). Read after what the responder answers, so a
+        # takeover that fired since the round read the live members is kept, not undone.
         self._unready = unready
+        self._held = held
         self.responder = responder
         self.links = list(links)
         self._on_change = on_change
@@ -121,7 +124,7 @@ class Layer2:
         )
         self._log_skipped(elections)
         current = self._current()
-        kept = keep(elections, self.me, current, self._unready())
+        kept = keep(elections, self.me, current, {*self._unready(), *self._held()})
         if kept:
             elections = {ip: replace(e, node=self.me) if ip in kept else e for ip, e in elections.items()}
             log.debug("kept until the winner is ready", extra={"ips": sorted(kept), "node": self.me})

@@ -630,6 +630,7 @@ class Speaker:
             ignore_exclude_label=o.ignore_exclude_label,
             lb_class=o.lb_class,
             unready=self.membership.unready if self.membership is not None and o.fast_takeover else frozenset,
+            held=self.membership.held if self.membership is not None and o.fast_takeover else frozenset,
         )
         layer2 = self.layer2
         self.conflicts = ConflictReporter(

@@ -422,6 +422,9 @@ struct Worker {
     buf: Vec<u8>,
     /// The engine's epoch the published view was copied at.
     published: Option<u64>,
+    /// When the socket was last found empty: no datagram read later arrived before it (a kernel stamp from
+    /// a wall clock that stepped says otherwise, and loses).
+    drained: Instant,
 }
 
 impl Worker {
@@ -434,6 +437,9 @@ impl Worker {
         if let Some(name) = &config.netns {
             netns::enter(name)?;
         }
+        // Best effort (no privilege needed; older kernels have none): a short scheduler slice, so that on a
+        // loaded node the heartbeats go out on time and a peer's silence is not this thread's.
+        let _ = metallb_sys::set_current_thread_slice(Duration::from_micros(100));
         let socket = UdpSocket::bind(config.bind).map_err(|source| match source.raw_os_error() {
             Some(libc::EACCES | libc::EPERM) => GossipError::PermissionDenied {
                 what: format!("binding the gossip socket to {}", config.bind),
@@ -461,8 +467,17 @@ impl Worker {
         let now = Instant::now();
         let mut engine = Engine::new(membership, now)?;
         engine.join(now, &config.seeds)?;
-        let mut worker =
-            Worker { engine, socket, local, shared, commands, wake, buf: vec![0; MAX_DATAGRAM + 1], published: None };
+        let mut worker = Worker {
+            engine,
+            socket,
+            local,
+            shared,
+            commands,
+            wake,
+            buf: vec![0; MAX_DATAGRAM + 1],
+            published: None,
+            drained: now,
+        };
         worker.flush();
         Ok(worker)
     }
@@ -536,11 +551,14 @@ impl Worker {
                     let len = if info.truncated { MAX_DATAGRAM + 1 } else { info.len.min(MAX_DATAGRAM + 1) };
                     let now = Instant::now();
                     let waited = info.received.and_then(|at| SystemTime::now().duration_since(at).ok());
-                    // A stamp from a wall clock that stepped meanwhile is no better than now: at most a tick.
-                    let arrived = waited.filter(|w| *w < Duration::from_secs(1)).and_then(|w| now.checked_sub(w));
-                    let _ = self.engine.receive(arrived.unwrap_or(now), &self.buf[..len]);
+                    // Never before the socket was last found empty (a wall clock that stepped forward).
+                    let arrived = waited.and_then(|w| now.checked_sub(w)).map_or(now, |at| at.max(self.drained));
+                    let _ = self.engine.receive(arrived, &self.buf[..len]);
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    self.drained = Instant::now();
+                    return Ok(());
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 // ICMP errors of earlier sends (port unreachable, host unreachable) surface here on Linux;
                 // they say nothing the probes do not.
@@ -551,8 +569,15 @@ impl Worker {
         Ok(())
     }
 
-    /// Sends what the engine produced and publishes its events and view; a takeover is announced first.
+    /// Sends what the engine produced (heartbeats first: announcing takes a while, and this node's own
+    /// standby must not miss them meanwhile), announces takeovers, and publishes its events and view.
     fn flush(&mut self) {
+        for datagram in self.engine.take_outgoing() {
+            if self.socket.send_to(&datagram.bytes, datagram.to).is_err() {
+                // Unreachable network (a cut link), full buffer: the probes report the consequence.
+                self.engine.count_send_error();
+            }
+        }
         let fired = self.engine.take_takeovers();
         let mute = self.engine.take_mute();
         if !fired.is_empty() || mute.is_some() {
@@ -564,12 +589,6 @@ impl Worker {
                 for (owner, items) in &fired {
                     sink.take_over(owner, items);
                 }
-            }
-        }
-        for datagram in self.engine.take_outgoing() {
-            if self.socket.send_to(&datagram.bytes, datagram.to).is_err() {
-                // Unreachable network (a cut link), full buffer: the probes report the consequence.
-                self.engine.count_send_error();
             }
         }
         // The view first, then the events: a caller woken by an event reads a view that already has it. The

@@ -532,6 +532,8 @@ impl Engine {
         if widened {
             let _ = self.swim.set_config(self.timing.foca());
         }
+        // Gone: no heartbeats, no takeover, no mute (the caller plans again after a join).
+        self.watch.set_plan(now, BTreeMap::new(), BTreeMap::new(), false);
         self.left = true;
         self.settle(now);
     }

@@ -16,8 +16,9 @@
 //!   for `timeout / 2`). A node whose own cable is cut hears no witness and never fires; nor does a node
 //!   that alone lost its path to a live owner. Without a third speaker that beats (two nodes, or peers that
 //!   do not send heartbeats) there is no fast takeover and SWIM decides, as before.
-//! - **Armed by a heartbeat.** An owner is watched only once a heartbeat of it was heard: a peer that never
-//!   beats (an older version, watching turned off) is left to SWIM.
+//! - **Armed by a heartbeat.** An owner is watched only once a heartbeat of it arrived after it was named as
+//!   one: a peer that never beats (an older version, watching turned off) is left to SWIM, and an owner
+//!   named late is not judged on an old silence (it may have been out of this node's heartbeat subset).
 //! - **Readiness.** Each heartbeat says whether its sender is *ready*: settled and announcing what it wins. A
 //!   speaker counts a peer that says it is not ready (a restarted node still settling) out of its elections,
 //!   so an address moves back to a returning node only once that node announces it (make before break). A
@@ -28,8 +29,9 @@
 //! - **Not after its own stall.** A tick that comes two intervals or more after the previous one means this
 //!   thread was descheduled (a loaded node, a paused VM): every peer looks silent for that long. It decides
 //!   nothing for the next two intervals, so that heartbeats sent meanwhile arrive first.
-//! - **Muted when it hears nobody.** When every peer that beat has been silent for `timeout` (its own cable
-//!   cut: the others are taking its addresses over), the watch says so at once ([`Watch::take_mute`]) and the
+//! - **Muted when it hears nobody.** When every peer it heartbeats has beaten and all have been silent for
+//!   `timeout` (its own cable cut: the others are taking its addresses over; a peer that does not beat, an
+//!   older version, leaves the decision to SWIM), the watch says so at once ([`Watch::take_mute`]) and the
 //!   runtime mutes the responder, long before SWIM's isolation makes the speaker withdraw; the first
 //!   heartbeat heard again unmutes it. So across a cut the two sides do not both answer for longer than
 //!   the takeover takes.
@@ -50,6 +52,9 @@ use super::identity::{MemberId, MAX_NAME_LEN};
 pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(2);
 /// Peers a heartbeat lists as missed at most (the datagram stays well below the MTU).
 pub const MAX_SUSPECTS: usize = 16;
+/// A peer neither heartbeated nor held down is forgotten after this long unheard (the map stays as large as
+/// the cluster).
+pub const FORGET_AFTER: Duration = Duration::from_secs(60);
 const FLAG_READY: u8 = 1;
 
 /// How long a new life seen in SWIM counts as not ready before its first heartbeat (a speaker settles for up
@@ -217,6 +222,8 @@ pub struct Watch {
     held: BTreeMap<String, u64>,
     /// Owners found silent and waiting for a witness (counted once per silence).
     waiting: BTreeSet<String>,
+    /// When each owner of `takeovers` was first named: only a heartbeat after that arms it.
+    named: BTreeMap<String, Instant>,
     next_send: Instant,
     /// The previous tick, and until when no takeover is decided after this thread's own stall.
     last_tick: Instant,
@@ -239,6 +246,7 @@ impl Watch {
             peers: HashMap::new(),
             held: BTreeMap::new(),
             waiting: BTreeSet::new(),
+            named: BTreeMap::new(),
             next_send: now,
             last_tick: now,
             quiet_until: None,
@@ -266,17 +274,34 @@ impl Watch {
         if ready != self.ready || targets.keys().any(|name| !self.targets.contains_key(name)) {
             self.next_send = now;
         }
+        if self.targets.is_empty() {
+            self.last_tick = now; // no heartbeats were due: the gap since the last tick is not a stall
+        }
+        self.named.retain(|owner, _| takeovers.contains_key(owner));
+        for owner in takeovers.keys() {
+            self.named.entry(owner.clone()).or_insert(now);
+        }
         self.targets = targets;
         self.takeovers = takeovers;
         self.ready = ready;
         self.waiting.retain(|name| self.takeovers.contains_key(name));
         // The silent peers are no longer expected (their Leases went stale: they died, this node did not):
         // answer again.
+        self.unmute_unless_cut(now);
+    }
+
+    fn unmute_unless_cut(&mut self, now: Instant) {
         if self.unheard && !self.hears_nobody(now) {
             self.unheard = false;
             self.mute = Some(false);
             self.events.push(WatchEvent::Heard);
         }
+    }
+
+    /// When `owner` last beat, if that arms it: after it was named an owner.
+    fn armed_beat(&self, owner: &str) -> Option<Instant> {
+        let beat = self.peers.get(owner)?.beat?;
+        (beat >= *self.named.get(owner)?).then_some(beat)
     }
 
     /// A heartbeat arrived (authentic, not a replay, not from this member).
@@ -352,6 +377,12 @@ impl Watch {
             self.stats.stalls += 1;
         }
         self.last_tick = now;
+        let (targets, held) = (&self.targets, &self.held);
+        self.peers.retain(|name, p| {
+            targets.contains_key(name)
+                || held.contains_key(name)
+                || now.saturating_duration_since(p.heard) < FORGET_AFTER
+        });
         self.evaluate(now);
         for (name, peer) in &mut self.peers {
             if peer.pending_until.is_some_and(|until| now >= until) {
@@ -368,8 +399,8 @@ impl Watch {
         self.targets.values().copied().collect()
     }
 
-    /// Fires the takeovers that are due at `now`. The runtime calls it after every received heartbeat too:
-    /// the witness's heartbeat may be what completes the rule.
+    /// Fires the takeovers that are due at `now` (from [`tick`](Watch::tick), which the runtime runs once
+    /// the datagrams queued so far are read: the witness's heartbeat may be what completes the rule).
     pub fn evaluate(&mut self, now: Instant) {
         if self.quiet_until.is_some_and(|until| now < until) {
             return;
@@ -380,9 +411,10 @@ impl Watch {
             self.stats.unheard += 1;
             self.events.push(WatchEvent::Unheard);
         }
+        self.unmute_unless_cut(now);
         let owners: Vec<String> = self.takeovers.keys().filter(|o| !self.held.contains_key(*o)).cloned().collect();
         for owner in owners {
-            let Some(silent_since) = self.peers.get(&owner).and_then(|p| p.beat) else { continue };
+            let Some(silent_since) = self.armed_beat(&owner) else { continue };
             if now.saturating_duration_since(silent_since) < self.timing.timeout {
                 continue;
             }
@@ -402,10 +434,16 @@ impl Watch {
         }
     }
 
-    /// Whether every target that ever beat has been silent for `timeout` (and there is one).
+    /// Whether there are targets, every one of them beats (in its current life), and all have been silent
+    /// for `timeout`.
     fn hears_nobody(&self, now: Instant) -> bool {
-        let mut beats = self.targets.keys().filter_map(|name| self.peers.get(name)?.beat).peekable();
-        beats.peek().is_some() && beats.all(|at| now.saturating_duration_since(at) >= self.timing.timeout)
+        !self.targets.is_empty()
+            && self.targets.keys().all(|name| {
+                self.peers
+                    .get(name)
+                    .and_then(|p| p.beat)
+                    .is_some_and(|at| now.saturating_duration_since(at) >= self.timing.timeout)
+            })
     }
 
     /// Whether to mute the responder (`Some(true)`), unmute it (`Some(false)`), or leave it, since the last
@@ -427,11 +465,14 @@ impl Watch {
     /// The heartbeat this member sends now.
     pub fn heartbeat(&self, now: Instant) -> Heartbeat {
         let after = self.timing.suspect_after();
+        // Only the peers it heartbeats: a name out of that set may be stale here, and alive.
         let mut suspects: Vec<String> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.beat.is_some_and(|at| now.saturating_duration_since(at) >= after))
-            .map(|(name, _)| name.clone())
+            .targets
+            .keys()
+            .filter(|name| {
+                self.peers.get(*name).and_then(|p| p.beat).is_some_and(|at| now.saturating_duration_since(at) >= after)
+            })
+            .cloned()
             .collect();
         suspects.sort();
         suspects.truncate(MAX_SUSPECTS);
@@ -446,8 +487,10 @@ impl Watch {
             next = Some(next.map_or(until, |n| n.min(until)));
         }
         for owner in self.takeovers.keys().filter(|o| !self.held.contains_key(*o) && !self.waiting.contains(*o)) {
-            if let Some(at) = self.peers.get(owner).and_then(|p| p.beat) {
-                let due = at + self.timing.timeout;
+            if let Some(at) = self.armed_beat(owner) {
+                // Nothing is decided before a quiet time after a stall ends: no deadline in it (a poll
+                // without timeout, on the loaded node that stalled).
+                let due = (at + self.timing.timeout).max(self.quiet_until.unwrap_or(at));
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
         }
@@ -556,6 +599,58 @@ mod tests {
         w.set_plan(t0 + ms(300), BTreeMap::new(), BTreeMap::new(), true);
         assert_eq!(w.take_mute(), Some(false));
         assert!(w.take_events().contains(&WatchEvent::Heard));
+    }
+
+    #[test]
+    fn an_owner_named_late_is_not_judged_on_an_old_silence() {
+        let t0 = Instant::now();
+        let mut w = Watch::new(WatchTiming { interval: ms(10), timeout: ms(50) }, t0);
+        let targets: BTreeMap<String, SocketAddr> =
+            ["node1", "node3"].iter().map(|n| (n.to_string(), id(n, 1).addr())).collect();
+        w.set_plan(t0, targets.clone(), BTreeMap::new(), true);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        // node1 leaves this node's heartbeat set for a while (a larger cluster's subset); its entry goes stale.
+        let later = t0 + ms(500);
+        let takeovers = BTreeMap::from([("node1".to_string(), vec![takeover("192.0.2.10")])]);
+        w.set_plan(later, targets, takeovers, true);
+        let mut at = later;
+        while at < later + ms(100) {
+            w.beat(at, &id("node3", 1), beat(true, &["node1"]));
+            w.tick(at);
+            at += ms(10);
+        }
+        assert!(w.take_fired().is_empty() && w.held().is_empty(), "taken over on a silence from before");
+        // Once it beats after being named, a real death is taken over.
+        w.beat(at, &id("node1", 1), beat(true, &[]));
+        let dead = at;
+        while at < dead + ms(100) {
+            w.beat(at, &id("node3", 1), beat(true, &["node1"]));
+            w.tick(at);
+            at += ms(10);
+        }
+        assert_eq!(w.held(), vec!["node1".to_string()]);
+    }
+
+    #[test]
+    fn a_peer_that_never_beats_keeps_this_node_from_muting_itself() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        w.heard(t0, "node3", 1); // an older version: SWIM only
+        tick_through(&mut w, t0, t0 + ms(200));
+        assert_eq!(w.take_mute(), None);
+    }
+
+    #[test]
+    fn no_deadline_falls_inside_the_quiet_time_after_a_stall() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        w.tick(t0);
+        let woke = t0 + ms(100); // stalled: node1's deadline (t0 + 50 ms) is past, the quiet time ahead
+        w.tick(woke);
+        let next = w.next_deadline().unwrap();
+        assert!(next > woke, "a deadline in the past makes the thread poll without a timeout until it ends");
     }
 
     #[test]
