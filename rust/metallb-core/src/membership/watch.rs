@@ -258,10 +258,6 @@ impl Watch {
         }
     }
 
-    pub fn timing(&self) -> &WatchTiming {
-        &self.timing
-    }
-
     /// Replaces who gets heartbeats (name -> gossip address), what this node takes over from whom, and
     /// whether it is ready. A change of readiness goes out at once.
     pub fn set_plan(
@@ -516,10 +512,6 @@ impl Watch {
             self.peers.iter().filter(|(_, p)| p.unready(now)).map(|(n, _)| n.clone()).collect();
         names.sort();
         names
-    }
-
-    pub fn ready(&self) -> bool {
-        self.ready
     }
 
     pub fn targets(&self) -> &BTreeMap<String, SocketAddr> {
