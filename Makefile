@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
+# The extension is rebuilt only when a Rust source, a manifest or pyproject.toml is newer than this stamp.
+EXT_STAMP := $(VENV)/.ext-stamp
+EXT_SOURCES := Cargo.toml Cargo.lock pyproject.toml \
+	$(shell find rust -path '*/target' -prune -o \( -name '*.rs' -o -name Cargo.toml \) -print)
 PYTEST_ARGS ?=
 FLOOR_VENV := .venv-floor
 FLOOR_STAMP := $(FLOOR_VENV)/.deps-stamp
@@ -14,10 +18,10 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 
 .DEFAULT_GOAL := help
 .PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-failover soak-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults bench-faults demo \
-	demo-bgp plan clean
+	demo-bgp plan clean clean-go-caches
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@echo ">> creating $(VENV) and installing Python dependencies (first run takes a minute)"
@@ -26,11 +30,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --editable '.[dev]'
 	touch $(STAMP)
 
-dev: $(STAMP) ext ## Set up the virtualenv and build the Rust extension in place
+dev: $(EXT_STAMP) ## Set up the virtualenv and build the Rust extension in place (then only after changes)
 
-ext: $(STAMP)
-	@echo ">> building the Rust extension (metallb_py._core)"
-	$(VENV)/bin/maturin develop --release --quiet
+# In place (the editable install already points at python/), so pip has nothing to do; maturin's output goes
+# to a log that is shown only when the build fails.
+$(EXT_STAMP): $(STAMP) $(EXT_SOURCES)
+	@echo ">> building the Rust extension (metallb_py._core; output in $(VENV)/ext-build.log)"
+	@$(VENV)/bin/maturin develop --release --skip-install >$(VENV)/ext-build.log 2>&1 \
+		|| { cat $(VENV)/ext-build.log; exit 1; }
+	@touch $@
+
+ext: $(STAMP) ## Rebuild the Rust extension now, whatever the stamp says
+	@rm -f $(EXT_STAMP)
+	@$(MAKE) --no-print-directory $(EXT_STAMP)
 
 k8s: ## Build (once, then cached) the kube-apiserver, etcd and kubectl the integration tests run
 	bash tools/k8s/build.sh
@@ -151,5 +163,13 @@ plan: dev ## Offline, no root: plan the seed's Services against the seed's Confi
 	$(VENV)/bin/metallb-py ipam plan --config examples/seed/metallb-l2config.yaml \
 		--services examples/seed/services.yaml; test $$? -le 1
 
-clean: ## Remove build products and the virtualenv
+clean: ## Remove build products and the virtualenv (not Go's caches: see clean-go-caches)
 	rm -rf $(VENV) $(FLOOR_VENV) target python/metallb_py/*.so
+	@echo ">> kept: the control plane and Toxiproxy binaries in ~/.cache/metallb-py, and Go's module and build"
+	@echo "   caches the one-time builds filled (about 5 GB, ~/go/pkg/mod and ~/.cache/go-build);"
+	@echo "   'make clean-go-caches' empties Go's caches (for every Go project of this user)"
+
+clean-go-caches: ## Empty Go's module and build caches (~5 GB after the k8s build; shared by all Go projects)
+	@command -v go >/dev/null || { echo "go is not on PATH: remove ~/go/pkg/mod and ~/.cache/go-build by hand" >&2; exit 1; }
+	@echo ">> emptying $$(go env GOMODCACHE) and $$(go env GOCACHE)"
+	go clean -modcache -cache
