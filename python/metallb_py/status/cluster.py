@@ -1,0 +1,178 @@
+"""The I/O of `metallb-py status`: one snapshot of the objects it shows, read with the project's client, and
+the `--watch` loop (a fresh snapshot every `--interval` seconds: a few LISTs, no watches to keep)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TextIO
+
+from metallb_py.controller.configreport import CONFIGURATION_STATE_NAME
+from metallb_py.k8s import ApiError, ApiUnavailableError, ForbiddenError, KubeClient, NotFoundError, connect
+from metallb_py.k8s.config_watch import CONFIGMAP_NAME
+from metallb_py.k8s.resources import (
+    CONFIG_CRDS,
+    CONFIGMAPS,
+    CONFIGURATION_STATES,
+    EVENTS,
+    LEASES,
+    NODES,
+    SERVICE_BGP_STATUSES,
+    SERVICE_L2_STATUSES,
+    SERVICES,
+    Resource,
+    object_key,
+)
+from metallb_py.runtime import default_namespace
+from metallb_py.speaker.leases import GOSSIP_LABEL
+from metallb_py.status.model import ADDRESS_CONFLICT, ALLOCATION_FAILED, NODE_ASSIGNED, Snapshot, build_status
+from metallb_py.status.render import render_json, render_text
+
+__all__ = ["USER_AGENT", "read_snapshot", "run"]
+
+JSON = dict[str, Any]
+USER_AGENT = "metallb-py-status"
+_CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
+
+
+def read_snapshot(
+    client: KubeClient, namespace: str, *, controller_lease: str = "metallb-controller"
+) -> Snapshot:
+    """Every object `build_status` reads. A resource that is not installed (404) or not allowed (403) is
+    left out and named in `unavailable`; other API errors propagate."""
+    missing: list[str] = []
+
+    def items(
+        resource: Resource,
+        ns: str | None,
+        *,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[JSON] | None:
+        try:
+            return client.list(
+                resource, ns, field_selector=field_selector, label_selector=label_selector
+            ).items
+        except (NotFoundError, ForbiddenError) as exc:
+            missing.append(f"{resource}: {_why(exc)}")
+            return None
+
+    def one(resource: Resource, name: str) -> JSON | None:
+        try:
+            return client.get(resource, name, namespace)
+        except NotFoundError:
+            return None
+        except ForbiddenError as exc:
+            missing.append(f"{resource} {namespace}/{name}: {_why(exc)}")
+            return None
+
+    now = _dt.datetime.now(_dt.UTC)
+    config_objects = list(
+        items(CONFIGMAPS, namespace, field_selector=f"metadata.name={CONFIGMAP_NAME}") or []
+    )
+    for resource in CONFIG_CRDS:
+        config_objects += sorted(items(resource, namespace) or [], key=object_key)
+    l2 = items(SERVICE_L2_STATUSES, namespace)
+    events: list[JSON] = []
+    reasons = [ALLOCATION_FAILED, ADDRESS_CONFLICT] + ([NODE_ASSIGNED] if l2 is None else [])
+    for reason in reasons:
+        events += items(EVENTS, None, field_selector=f"reason={reason}") or []
+    return Snapshot(
+        namespace=namespace,
+        now=now,
+        config_objects=config_objects,
+        services=items(SERVICES, None) or [],
+        l2_statuses=l2,
+        bgp_statuses=items(SERVICE_BGP_STATUSES, namespace),
+        gossip_leases=items(LEASES, namespace, label_selector=GOSSIP_LABEL),
+        controller_lease=one(LEASES, controller_lease),
+        configuration_state=one(CONFIGURATION_STATES, CONFIGURATION_STATE_NAME),
+        nodes=items(NODES, None),
+        events=events,
+        unavailable=tuple(missing),
+    )
+
+
+def _why(exc: ApiError) -> str:
+    if isinstance(exc, NotFoundError):
+        return "not found (is the CRD installed?)"
+    return f"forbidden ({exc}); grant this user list/get on it"
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """The `status` command: print one snapshot, or (`--watch`) one every `--interval` seconds until
+    Ctrl-C or SIGTERM (exit status 0). Exit status 1 when the API server cannot be read (without --watch:
+    with it, the error is shown and the next round tries again)."""
+    out = out if out is not None else sys.stdout
+    namespace = args.namespace or default_namespace()
+    render: Callable[[Any], str] = render_json if args.output == "json" else render_text
+    try:
+        client = connect(args.kubeconfig, context=args.context, user_agent=USER_AGENT)
+    except Exception as exc:  # the kubernetes package's config loaders raise their own kinds
+        print(f"error: cannot load the API client's configuration: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    try:
+        if not args.watch:
+            return _once(client, namespace, render, out, controller_lease=args.controller_lease)
+        clear = args.output == "text" and out.isatty()
+        with _stop_on_signals(stop):
+            while not stop.is_set():
+                frame = _frame(client, namespace, render, controller_lease=args.controller_lease)
+                out.write((_CLEAR if clear else "") + frame)
+                if not clear and args.output == "text":
+                    out.write("\n")
+                out.flush()
+                stop.wait(args.interval)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.close()
+
+
+def _once(
+    client: KubeClient, namespace: str, render: Callable[[Any], str], out: TextIO, *, controller_lease: str
+) -> int:
+    try:
+        snapshot = read_snapshot(client, namespace, controller_lease=controller_lease)
+    except ApiError as exc:
+        print(f"error: cannot read the cluster at {client.host}: {exc}", file=sys.stderr)
+        return 1
+    out.write(render(build_status(snapshot)))
+    return 0
+
+
+def _frame(client: KubeClient, namespace: str, render: Callable[[Any], str], *, controller_lease: str) -> str:
+    try:
+        return render(build_status(read_snapshot(client, namespace, controller_lease=controller_lease)))
+    except ApiUnavailableError as exc:
+        return f"cannot read the cluster at {client.host} (trying again): {exc}\n"
+    except ApiError as exc:
+        return f"error reading the cluster at {client.host} (trying again): {exc}\n"
+
+
+class _stop_on_signals:  # noqa: N801 (a context manager used like a function)
+    """SIGTERM (and SIGINT, besides the KeyboardInterrupt it raises) set `stop` while inside."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
