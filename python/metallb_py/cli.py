@@ -1,15 +1,19 @@
-"""The `metallb-py` command: thin wiring from arguments and files to the config and ipam packages.
+"""The `metallb-py` command: thin wiring from arguments and files to the packages that do the work.
 
     metallb-py config validate [--strict] FILE...   check files (together, as one configuration)
     metallb-py config convert FILE [-o OUT]         legacy ConfigMap -> metallb.io CRDs
     metallb-py ipam plan --config FILE... --services FILE [--output table|json]
     metallb-py controller [--kubeconfig PATH] [--namespace NS] [--lb-class CLASS] ...
+    metallb-py speaker [--node-name NAME] [--kubeconfig PATH] [--namespace NS] ...
+    metallb-py status ...                           the cluster as MetalLB sees it (metallb_py.status)
+    metallb-py demo [--mode layer2|bgp]             root: the seed scenario on this machine
 
-Exit status: 0 success; 1 invalid input, an unreadable file, warnings under `validate --strict`, or (plan) a
-Service left pending; 2 usage errors (argparse). Warnings (what MetalLB accepts but is likely a mistake: a
-CIDR with host bits, a reference to a pool that does not exist) go to standard error as `warning: ...`
-lines. Each command group registers itself in `_COMMAND_GROUPS`; later groups (controller, speaker, demo)
-add one function there.
+Exit status: 0 success; 1 invalid input (`config validate` reports every mistake it finds, one `error: `
+line each), an unreadable file, warnings under `validate --strict`, or (plan) a Service left pending; 2 usage
+errors (argparse). Warnings (what MetalLB accepts but is likely a mistake: a CIDR with host bits, a reference
+to a pool that does not exist) go to standard error as `warning: ...` lines. Each command group registers
+itself in `_COMMAND_GROUPS` with one function; the modules behind the in-cluster commands are imported only
+when they run, so `--help` and the offline commands stay quick.
 """
 
 from __future__ import annotations
@@ -53,7 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="metallb-py", description="MetalLB's job as a Python library: configuration and IP allocation."
+        prog="metallb-py",
+        description="MetalLB's job (addresses for LoadBalancer Services on bare-metal Kubernetes) as a "
+        "Python library and its programs. Offline: `config` checks and converts MetalLB configuration, "
+        "`ipam` plans the addresses it would give Services. In a cluster: the `controller` assigns "
+        "addresses to LoadBalancer Services; the `speaker`, on each node, announces them (layer 2: ARP/NDP; "
+        "BGP: routes to routers, with BFD); `status` shows pools, Services, who announces them and the "
+        "speakers. On this machine, as root: `demo` replays the seed scenario end to end. "
+        "`metallb-py COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     groups = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -90,7 +101,13 @@ def _register_config(groups: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="treat warnings as errors (exit status 1 when there is any), for CI pipelines",
     )
-    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="YAML files: legacy ConfigMaps, metallb.io resources, Lists of them (every mistake of every "
+        "file is reported, each with its object and field)",
+    )
     validate.set_defaults(handler=_config_validate)
 
     convert = commands.add_parser(
@@ -98,7 +115,7 @@ def _register_config(groups: argparse._SubParsersAction[argparse.ArgumentParser]
         help="convert a legacy ConfigMap to metallb.io resources",
         description="Rewrite a MetalLB <= 0.12 ConfigMap as the equivalent custom resources.",
     )
-    convert.add_argument("file", metavar="FILE")
+    convert.add_argument("file", metavar="FILE", help="a legacy ConfigMap (or its data.config) in YAML")
     convert.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     convert.set_defaults(handler=_config_convert)
 
@@ -166,7 +183,7 @@ def _config_convert(args: argparse.Namespace) -> int:
 
 
 def _register_ipam(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = groups.add_parser("ipam", help="IP address management")
+    group = groups.add_parser("ipam", help="plan the addresses MetalLB would give Services (offline)")
     group.set_defaults(group_parser=group)
     commands = group.add_subparsers(title="ipam commands", metavar="COMMAND")
     plan_parser = commands.add_parser(
@@ -240,7 +257,12 @@ def _add_cluster_flags(parser: argparse.ArgumentParser, lives: str, *, metrics_p
         help=f"0 disables (default {metrics_port})",
     )
     parser.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR", help="default 0.0.0.0")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="the least severe log lines written (default: info)",
+    )
 
 
 def _register_controller(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -259,11 +281,38 @@ def _register_controller(groups: argparse._SubParsersAction[argparse.ArgumentPar
         default=True,
         help="elect one active replica through a Lease (default: on)",
     )
-    parser.add_argument("--lease-name", default="metallb-controller", metavar="NAME")
+    parser.add_argument(
+        "--lease-name",
+        default="metallb-controller",
+        metavar="NAME",
+        help="the coordination.k8s.io Lease in --namespace the replicas elect their leader through "
+        "(default: metallb-controller)",
+    )
     parser.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME, else host)")
-    parser.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
-    parser.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS")
-    parser.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS")
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long a Lease nobody renews still belongs to its holder: the longest a standby waits for a "
+        "dead leader before taking over (default: 15)",
+    )
+    parser.add_argument(
+        "--renew-deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="the leader stops writing when it has not renewed the Lease for this long, before a standby may "
+        "take it over; less than --lease-duration (default: 10)",
+    )
+    parser.add_argument(
+        "--retry-period",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often the leader renews the Lease and the standbys check it; less than --renew-deadline "
+        "(default: 2)",
+    )
     parser.add_argument("--watch-timeout", type=int, default=300, metavar="SECONDS", help=argparse.SUPPRESS)
     parser.add_argument(
         "--strict",
@@ -275,6 +324,13 @@ def _register_controller(groups: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _controller(args: argparse.Namespace) -> int:
+    if args.leader_elect and not 0 < args.retry_period < args.renew_deadline < args.lease_duration:
+        print(
+            "error: leader election needs 0 < --retry-period < --renew-deadline < --lease-duration; got "
+            f"{args.retry_period:g}, {args.renew_deadline:g}, {args.lease_duration:g}",
+            file=sys.stderr,
+        )
+        return 2
     # Imported here: the Kubernetes client takes a while to import and only this command needs it.
     from metallb_py.controller.main import run  # noqa: PLC0415
 
@@ -287,9 +343,11 @@ def _controller(args: argparse.Namespace) -> int:
 def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = groups.add_parser(
         "speaker",
-        help="announce assigned addresses from this node (layer 2: ARP and NDP)",
-        description="Elect, per address, the node that announces it (live speakers by gossip, MetalLB's "
-        "order) and answer ARP/NDP for the addresses this node wins. Needs CAP_NET_RAW (and "
+        help="announce assigned addresses from this node (layer 2: ARP and NDP; BGP, with BFD)",
+        description="Layer 2: elect, per address, the node that announces it (live speakers by gossip, "
+        "MetalLB's order) and answer ARP/NDP for the addresses this node wins. BGP: hold a session to each "
+        "BGPPeer that selects this node (with BFD and graceful restart where the BGPPeer asks for them) and "
+        "advertise the addresses of the Services this node serves. Needs CAP_NET_RAW (and "
         "CAP_SYS_ADMIN with --netns). The gossip secret comes from $METALLB_ML_SECRET_KEY, else from the "
         "Secret memberlist (key secretkey) in --namespace. Runs until SIGTERM or SIGINT, then hands over "
         "at once. Logs are JSON lines on standard error.",
@@ -367,6 +425,21 @@ def _speaker(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# -- status ------------------------------------------------------------------------------------------
+
+
+def _register_status(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`metallb-py status` registers its own flags (metallb_py.status, which imports nothing heavy)."""
+    try:
+        from metallb_py.status import register  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        # Until the status package lands in this checkout; any other missing module is a real error.
+        if exc.name != "metallb_py.status":
+            raise
+        return
+    register(groups)
+
+
 # -- demo --------------------------------------------------------------------------------------------
 
 
@@ -392,8 +465,9 @@ def _register_demo(groups: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--keep-logs",
         metavar="DIR",
-        help="write the logs of the controller, the speakers and the control plane here and keep them "
-        "(default: a temporary directory, kept only when the demo fails)",
+        help="write the logs of the controller, the speakers and the control plane here (default: "
+        "demo-logs/PREFIX-MODE under $METALLB_PY_CACHE or ~/.cache/metallb-py, emptied by the next run); "
+        "they are kept either way, and the demo names the folder when it ends",
     )
     parser.add_argument(
         "--prefix",
@@ -414,6 +488,7 @@ _COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentPars
     _register_ipam,
     _register_controller,
     _register_speaker,
+    _register_status,
     _register_demo,
 ]
 

@@ -17,8 +17,11 @@ running: nothing closes its BGP connection, so only BFD (or, without it, the 9 s
 router. The demo measures how long the router's FIB kept routing to the node and how many requests were
 lost, shows the node's own speaker reporting its BFD session down, then plugs the cable back in.
 
-Needs root (network namespaces). Exit status: 0 when every step did what the seed shows, 1 when one did
-not (the message says which, and where the logs are), 2 without root, 130 when interrupted.
+Needs root (network namespaces). The logs of the controller, the speakers and the control plane are kept,
+in --keep-logs DIR or else in one folder per mode and prefix under the cache (`default_log_dir`), which the
+next such run empties first: the folder the demo names stays there to read, and runs do not pile up. Exit
+status: 0 when every step did what the seed shows, 1 when one did not (the message says which, and where the
+logs are), 2 without root, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -43,10 +45,11 @@ from metallb_py.k8s.resources import EVENTS, SERVICE_BGP_STATUSES
 from metallb_py.speaker.status import service_selector
 from metallb_py.testing import FetchError, FrrRouter, LabCluster, Probe
 from metallb_py.testing.bgplab import DEFAULT_NODE_ASN, DEFAULT_ROUTER_ASN, Peering
+from metallb_py.testing.controlplane import default_cache_dir
 from metallb_py.testing.netlab import EchoKind
 from metallb_py.testing.routers import BfdConfig
 
-__all__ = ["MODES", "SEED_BGP_CONFIG", "SEED_CONFIGMAP", "run"]
+__all__ = ["MODES", "SEED_BGP_CONFIG", "SEED_CONFIGMAP", "default_log_dir", "run"]
 
 MODES = ("layer2", "bgp")
 
@@ -189,8 +192,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     bgp = args.mode == "bgp"
     term = _Terminal(sys.stdout)
-    keep = Path(args.keep_logs) if args.keep_logs else None
-    log_dir = keep if keep is not None else Path(tempfile.mkdtemp(prefix="metallb-py-demo-"))
+    if args.keep_logs:
+        log_dir = Path(args.keep_logs)
+    else:
+        # Ours alone (a folder of this mode and prefix under the cache): the last run's logs go.
+        log_dir = default_log_dir(args.mode, args.prefix)
+        shutil.rmtree(log_dir, ignore_errors=True)
     # SIGTERM unwinds like Ctrl-C, so the lab and the control plane are removed either way.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -220,9 +227,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     term.note(f"done: every step as in the seed{' (in BGP mode)' if bgp else ''}; failover {failover}")
-    if keep is None:
-        shutil.rmtree(log_dir, ignore_errors=True)
+    term.note(f"logs of the controller, the speakers and the control plane: {log_dir}")
     return 0
+
+
+def default_log_dir(mode: str, prefix: str) -> Path:
+    """Where a demo keeps its logs without --keep-logs: `demo-logs/PREFIX-MODE` under the cache of the
+    control plane's binaries ($METALLB_PY_CACHE, else ~/.cache/metallb-py). Each run empties it first."""
+    return default_cache_dir() / "demo-logs" / f"{prefix}-{mode}"
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
