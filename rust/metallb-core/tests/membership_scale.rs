@@ -1,0 +1,309 @@
+//! How the membership engine's cost grows with the cluster: n engines exchanging datagrams in memory on a
+//! simulated clock (no sockets, no loss), for each n in `METALLB_SIM_SIZES` (default 10,100,1000). Prints a
+//! table; asserts only that the cluster converges and that every member learns of a death.
+//!
+//! Run it with `cargo test --release -p metallb-core --test membership_scale -- --ignored --nocapture`.
+//!
+//! Each size: members join through three seeds (as memberlist's join does: a cold start where every member
+//! announces itself to every other costs n² announces, each handled in O(n)); the run goes on until every
+//! member holds every other alive; then a steady window (`periods` probe intervals) is measured: CPU time of
+//! this process per member per probe interval (the whole simulation runs on this thread, so the harness's
+//! queue is in it too, a small part), datagrams and bytes sent per member per second, from the engines'
+//! counters; then one member is killed and the time until every other member holds it down is measured
+//! (simulated time). Memory: the resident set grown from before the engines existed to after convergence,
+//! per engine and per (engine, member it knows) pair.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use metallb_core::membership::{Engine, EventKind, MembershipConfig, Timing};
+
+const SECRET: &[u8] = b"a shared secret of enough bytes";
+const SEEDS: usize = 3;
+/// One-way delay of every datagram (a LAN).
+const DELAY: Duration = Duration::from_micros(300);
+
+/// 198.18.0.0/15 is reserved for benchmarks (RFC 2544); nothing is sent anywhere.
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, (i / 250) as u8, (i % 250 + 1) as u8)), 7946)
+}
+
+fn index(to: SocketAddr) -> Option<usize> {
+    match to.ip() {
+        IpAddr::V4(v4) => {
+            let [_, _, hi, lo] = v4.octets();
+            Some(usize::from(hi) * 250 + usize::from(lo).checked_sub(1)?)
+        }
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn name(i: usize) -> String {
+    format!("node-{i:04}")
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    to: usize,
+    bytes: Vec<u8>,
+}
+
+struct Cluster {
+    start: Instant,
+    now: Instant,
+    engines: Vec<Engine>,
+    dead: Vec<bool>,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    /// Observers that logged the watched subject down, and when (simulated time since start).
+    watched: Option<String>,
+    down_seen: Vec<Option<Duration>>,
+}
+
+impl Cluster {
+    fn new(n: usize) -> Self {
+        let start = Instant::now();
+        let engines = (0..n)
+            .map(|i| {
+                let mut config = MembershipConfig::new(&name(i), addr(i), SECRET);
+                config.generation = 1_000 + i as u64;
+                config.boot = i as u64 + 1;
+                config.rng_seed = 7 ^ (i as u64) << 32;
+                Engine::new(config, start).unwrap()
+            })
+            .collect();
+        let mut cluster = Cluster {
+            start,
+            now: start,
+            engines,
+            dead: vec![false; n],
+            queue: BinaryHeap::new(),
+            seq: 0,
+            watched: None,
+            down_seen: vec![None; n],
+        };
+        let seeds: Vec<SocketAddr> = (0..SEEDS.min(n)).map(addr).collect();
+        for i in 0..n {
+            cluster.engines[i].join(start, &seeds).unwrap();
+            cluster.flush(i);
+        }
+        cluster
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn flush(&mut self, i: usize) {
+        for datagram in self.engines[i].take_outgoing() {
+            let Some(to) = index(datagram.to).filter(|&to| to < self.engines.len()) else { continue };
+            self.seq += 1;
+            self.queue.push(Reverse(InFlight { at: self.now + DELAY, seq: self.seq, to, bytes: datagram.bytes }));
+        }
+        let events = self.engines[i].take_events();
+        if let Some(subject) = &self.watched {
+            for event in events {
+                if event.kind == EventKind::Down && &event.name == subject && self.down_seen[i].is_none() {
+                    self.down_seen[i] = Some(self.now - self.start);
+                }
+            }
+        }
+    }
+
+    fn run_until(&mut self, until: Duration) {
+        let end = self.start + until;
+        loop {
+            let mut next = end;
+            if let Some(Reverse(first)) = self.queue.peek() {
+                next = next.min(first.at);
+            }
+            for (engine, dead) in self.engines.iter().zip(&self.dead) {
+                if !dead {
+                    next = next.min(engine.next_deadline());
+                }
+            }
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            while let Some(Reverse(first)) = self.queue.peek() {
+                if first.at > self.now {
+                    break;
+                }
+                let Reverse(datagram) = self.queue.pop().unwrap();
+                if self.dead[datagram.to] {
+                    continue;
+                }
+                let now = self.now;
+                let _ = self.engines[datagram.to].receive(now, &datagram.bytes);
+                self.flush(datagram.to);
+            }
+            for i in 0..self.engines.len() {
+                if !self.dead[i] && self.engines[i].next_deadline() <= self.now {
+                    let now = self.now;
+                    self.engines[i].tick(now);
+                    self.flush(i);
+                }
+            }
+            if self.now >= end {
+                break;
+            }
+        }
+        self.now = end;
+    }
+
+    /// Whether every live member holds every other live member alive.
+    fn converged(&self) -> bool {
+        let live = self.dead.iter().filter(|d| !**d).count();
+        self.engines.iter().zip(&self.dead).all(|(engine, dead)| *dead || engine.alive().len() == live)
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        self.engines.iter().map(Engine::stats).fold((0, 0), |(d, b), s| (d + s.datagrams_sent, b + s.bytes_sent))
+    }
+}
+
+/// CPU time of this thread (user + system), from /proc: the simulation is single-threaded.
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("/proc/thread-self/stat");
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<u64> = after.split_whitespace().skip(11).take(2).map(|f| f.parse().unwrap()).collect();
+    // USER_HZ is 100 on Linux for every architecture this runs on.
+    Duration::from_millis((fields[0] + fields[1]) * 10)
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+struct Row {
+    n: usize,
+    converge: Duration,
+    setup_cpu: Duration,
+    periods: u32,
+    cpu_per_period_us: f64,
+    datagrams_per_s: f64,
+    bytes_per_s: f64,
+    detect_first: Duration,
+    detect_all: Duration,
+    bytes_per_engine: f64,
+}
+
+fn measure(n: usize) -> Row {
+    let timing = Timing::default();
+    let period = timing.probe_interval;
+    let rss_before = rss_bytes();
+    let cpu_before = cpu();
+    let mut cluster = Cluster::new(n);
+    // Converge: checked every half second of simulated time.
+    let mut t = Duration::ZERO;
+    loop {
+        t += Duration::from_millis(500);
+        cluster.run_until(t);
+        if cluster.converged() {
+            break;
+        }
+        assert!(t < Duration::from_secs(600), "{n} members did not converge in 600 s of simulated time");
+    }
+    let converge = cluster.elapsed();
+    // Let the join's gossip settle before measuring the steady state.
+    cluster.run_until(converge + Duration::from_secs(2));
+    assert!(cluster.converged());
+    let setup_cpu = cpu() - cpu_before;
+    let bytes_per_engine = rss_bytes().saturating_sub(rss_before) as f64 / n as f64;
+
+    let periods = (20_000 / n).clamp(30, 2_000) as u32;
+    let window = period * periods;
+    let (d0, b0) = cluster.totals();
+    let cpu0 = cpu();
+    let from = cluster.elapsed();
+    cluster.run_until(from + window);
+    let spent = cpu() - cpu0;
+    let (d1, b1) = cluster.totals();
+    let member_seconds = n as f64 * window.as_secs_f64();
+
+    let victim = n - 1;
+    cluster.watched = Some(name(victim));
+    let killed = cluster.elapsed();
+    cluster.dead[victim] = true;
+    let mut t = killed;
+    while cluster.down_seen.iter().enumerate().any(|(i, seen)| i != victim && seen.is_none()) {
+        t += Duration::from_millis(100);
+        cluster.run_until(t);
+        assert!(t - killed < Duration::from_secs(60), "the death of {} was not known by all in 60 s", name(victim));
+    }
+    let seen: Vec<Duration> = cluster.down_seen.iter().flatten().map(|at| *at - killed).collect();
+    Row {
+        n,
+        converge,
+        setup_cpu,
+        periods,
+        cpu_per_period_us: spent.as_secs_f64() * 1e6 / (f64::from(periods) * n as f64),
+        datagrams_per_s: (d1 - d0) as f64 / member_seconds,
+        bytes_per_s: (b1 - b0) as f64 / member_seconds,
+        detect_first: seen.iter().copied().min().unwrap(),
+        detect_all: seen.iter().copied().max().unwrap(),
+        bytes_per_engine,
+    }
+}
+
+#[test]
+#[ignore = "a scale measurement of minutes: run with --release --ignored --nocapture"]
+fn membership_cost_by_cluster_size() {
+    let sizes: Vec<usize> = std::env::var("METALLB_SIM_SIZES")
+        .unwrap_or_else(|_| "10,100,1000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("METALLB_SIM_SIZES: comma-separated member counts, e.g. 10,100,1000"))
+        .collect();
+    assert!(sizes.iter().all(|&n| (2..=60_000).contains(&n)), "sizes from 2 to 60000 members");
+    let mut rows = Vec::new();
+    for &n in &sizes {
+        let row = measure(n);
+        eprintln!(
+            "n={n}: converged after {:.1} s simulated ({:.1} s CPU), {} periods measured",
+            row.converge.as_secs_f64(),
+            row.setup_cpu.as_secs_f64(),
+            row.periods
+        );
+        rows.push(row);
+    }
+    let reference = rows.iter().find(|r| r.n == 100).map(|r| (r.cpu_per_period_us, r.bytes_per_s, r.bytes_per_engine));
+    println!();
+    println!(
+        "{:>6} {:>10} {:>14} {:>10} {:>12} {:>11} {:>11} {:>12} {:>12} {:>10}",
+        "n",
+        "join s",
+        "CPU us/period",
+        "dgram/s",
+        "bytes/s",
+        "down first",
+        "down all",
+        "KiB/engine",
+        "B/member",
+        "CPU x100"
+    );
+    for r in &rows {
+        let ratio = reference.map_or(f64::NAN, |(cpu, _, _)| r.cpu_per_period_us / cpu);
+        println!(
+            "{:>6} {:>10.1} {:>14.1} {:>10.1} {:>12.0} {:>9.0}ms {:>9.0}ms {:>12.1} {:>12.0} {:>10.2}",
+            r.n,
+            r.converge.as_secs_f64(),
+            r.cpu_per_period_us,
+            r.datagrams_per_s,
+            r.bytes_per_s,
+            r.detect_first.as_secs_f64() * 1e3,
+            r.detect_all.as_secs_f64() * 1e3,
+            r.bytes_per_engine / 1024.0,
+            r.bytes_per_engine / r.n as f64,
+            ratio
+        );
+    }
+    println!("(per member; CPU x100 is CPU per member per period against n=100; times simulated, CPU real)");
+}
