@@ -3,7 +3,8 @@
 Measures allocate() from a fresh allocator at n = 1k, 10k and 65,534 (a full /16), 100k allocations in an
 IPv6 /64, and churn (release + allocate) in a half-full /16. The baseline is MetalLB's own strategy, a linear
 scan of the pool for the first usable address, written in plain Python and run in the same session.
-Prints ops/s and the per-op cost ratio between n = 65,534 and n = 1k (target: at most 2).
+Prints ops/s and the per-op cost ratio between n = 65,534 and n = 1k (target: at most 2), and records every
+round's seconds in the results directory (benches/_results.py) for the cost-against-n plot.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from _results import record
 from metallb_py import Allocator, Pool, Port
 
 SLASH16 = "198.18.0.1-198.18.255.254"  # 65,534 addresses, like a /16 without network and broadcast
@@ -40,11 +42,17 @@ def median_per_op(benchmark: BenchmarkFixture, n: int) -> float:
     return float(benchmark.stats.stats.median) / n
 
 
+def record_rounds(series: str, n: int, benchmark: BenchmarkFixture) -> None:
+    """Every round's seconds for n allocations, under `series` of allocator.json."""
+    record("allocator", {series: {str(n): [float(s) for s in benchmark.stats.stats.data]}}, merge=True)
+
+
 @pytest.mark.parametrize("n", [1_000, 10_000, 65_534])
 def test_allocate_ipv4(benchmark: BenchmarkFixture, figures: dict[str, float], n: int) -> None:
     allocator = benchmark.pedantic(fill(n, Pool("bench", [SLASH16])), rounds=5, iterations=1)
     assert len(allocator) == n
     assert allocator.counters("bench")["in_use"] == n
+    record_rounds("ours", n, benchmark)
     per_op = median_per_op(benchmark, n)
     figures[f"allocate IPv4, n={n}: ops/s"] = 1 / per_op
     figures[f"allocate IPv4, n={n}: us/op"] = per_op * 1e6
@@ -57,6 +65,7 @@ def test_allocate_ipv6_slash64(benchmark: BenchmarkFixture, figures: dict[str, f
     pool = Pool("bench6", ["2001:db8:0:1::/64"])
     allocator = benchmark.pedantic(fill(n, pool, ("IPv6",)), rounds=3, iterations=1)
     assert allocator.counters("bench6")["in_use_ipv6"] == n
+    record_rounds("ours_ipv6", n, benchmark)
     figures["allocate IPv6 /64, n=100k: ops/s"] = 1 / median_per_op(benchmark, n)
 
 
@@ -94,10 +103,11 @@ def linear_scan_fill(n: int, first: str, last: str) -> Callable[[], dict[str, ip
     return run
 
 
-@pytest.mark.parametrize("n", [1_000, 10_000])
+@pytest.mark.parametrize("n", [1_000, 3_000, 10_000])
 def test_baseline_linear_scan(benchmark: BenchmarkFixture, figures: dict[str, float], n: int) -> None:
     out = benchmark.pedantic(linear_scan_fill(n, "198.18.0.1", "198.18.255.254"), rounds=1, iterations=1)
     assert len(out) == n
+    record_rounds("baseline", n, benchmark)
     figures[f"baseline linear scan, n={n}: ops/s"] = 1 / median_per_op(benchmark, n)
 
 
@@ -114,6 +124,7 @@ def test_cost_ratio_paired(figures: dict[str, float]) -> None:
         large()
         end = time.perf_counter()
         ratios.append(((end - middle) / 65_534) / ((middle - start) / 1_000))
+    record("allocator", {"paired_ratio": ratios}, merge=True)
     figures["per-op cost ratio n=65,534 / n=1k, paired (target <= 2)"] = statistics.median(ratios)
 
 
