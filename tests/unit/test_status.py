@@ -6,6 +6,9 @@ import argparse
 import datetime as _dt
 import ipaddress
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -314,3 +317,16 @@ def test_the_command_line() -> None:
     assert (args.output, args.watch, args.interval, args.namespace) == ("json", True, 0.5, "x")
     with pytest.raises(SystemExit):
         parser.parse_args(["status", "--interval", "0"])
+
+
+def test_an_unreachable_api_server_is_exit_status_1(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    argv = [sys.executable, "-m", "metallb_py.status", f"--kubeconfig={kubeconfig}"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "cannot read the cluster at http://127.0.0.1:1" in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import signal
 import sys
 import threading
@@ -30,7 +31,14 @@ from metallb_py.k8s.resources import (
 )
 from metallb_py.runtime import default_namespace
 from metallb_py.speaker.leases import GOSSIP_LABEL
-from metallb_py.status.model import ADDRESS_CONFLICT, ALLOCATION_FAILED, NODE_ASSIGNED, Snapshot, build_status
+from metallb_py.status.model import (
+    ADDRESS_CONFLICT,
+    ALLOCATION_FAILED,
+    NODE_ASSIGNED,
+    ClusterStatus,
+    Snapshot,
+    build_status,
+)
 from metallb_py.status.render import render_json, render_text
 
 __all__ = ["USER_AGENT", "read_snapshot", "run"]
@@ -55,12 +63,15 @@ def read_snapshot(
         label_selector: str | None = None,
     ) -> list[JSON] | None:
         try:
-            return client.list(
-                resource, ns, field_selector=field_selector, label_selector=label_selector
-            ).items
+            listed = client.list(resource, ns, field_selector=field_selector, label_selector=label_selector)
         except (NotFoundError, ForbiddenError) as exc:
             missing.append(f"{resource}: {_why(exc)}")
             return None
+        # List items of built-in kinds carry no kind or apiVersion (the configuration loader needs both).
+        for obj in listed.items:
+            obj.setdefault("kind", resource.kind)
+            obj.setdefault("apiVersion", resource.api_version)
+        return listed.items
 
     def one(resource: Resource, name: str) -> JSON | None:
         try:
@@ -110,7 +121,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     with it, the error is shown and the next round tries again)."""
     out = out if out is not None else sys.stdout
     namespace = args.namespace or default_namespace()
-    render: Callable[[Any], str] = render_json if args.output == "json" else render_text
+    render: Callable[[ClusterStatus], str] = render_text
+    if args.output == "json":
+        render = functools.partial(render_json, lines=args.watch)
     try:
         client = connect(args.kubeconfig, context=args.context, user_agent=USER_AGENT)
     except Exception as exc:  # the kubernetes package's config loaders raise their own kinds
@@ -137,7 +150,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _once(
-    client: KubeClient, namespace: str, render: Callable[[Any], str], out: TextIO, *, controller_lease: str
+    client: KubeClient,
+    namespace: str,
+    render: Callable[[ClusterStatus], str],
+    out: TextIO,
+    *,
+    controller_lease: str,
 ) -> int:
     try:
         snapshot = read_snapshot(client, namespace, controller_lease=controller_lease)
@@ -148,7 +166,9 @@ def _once(
     return 0
 
 
-def _frame(client: KubeClient, namespace: str, render: Callable[[Any], str], *, controller_lease: str) -> str:
+def _frame(
+    client: KubeClient, namespace: str, render: Callable[[ClusterStatus], str], *, controller_lease: str
+) -> str:
     try:
         return render(build_status(read_snapshot(client, namespace, controller_lease=controller_lease)))
     except ApiUnavailableError as exc:

@@ -159,5 +159,8 @@ def render_text(status: ClusterStatus) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(status: ClusterStatus) -> str:
+def render_json(status: ClusterStatus, *, lines: bool = False) -> str:
+    """The status as a JSON document; with `lines`, on one line (for `--watch`: one document per line)."""
+    if lines:
+        return json.dumps(status.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
     return json.dumps(status.to_json(), indent=2, sort_keys=True) + "\n"
