@@ -39,6 +39,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -74,7 +75,7 @@ from metallb_py.testing.controlplane import (
     default_cache_dir,
     ensure_kubernetes_binaries,
 )
-from metallb_py.testing.netlab import NetnsLab
+from metallb_py.testing.netlab import DEFAULT_VIP_ROUTES, NetnsLab
 from metallb_py.testing.process import NO_PROXY_ENV, ChildProcess, free_loopback_port, run_checked
 from metallb_py.testing.routers import RouterDaemon, RouterKind, make_router
 
@@ -347,6 +348,16 @@ def parse_metrics(text: str) -> Scrape:
     return Scrape(frozenset(families), tuple(samples))
 
 
+def _scrape(port: int) -> Scrape | None:
+    """A scrape of http://127.0.0.1:`port`/metrics, never through a proxy; None when nothing answers."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return parse_metrics(response.read().decode())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
 # -- processes -----------------------------------------------------------------------------------------------
 
 
@@ -398,6 +409,10 @@ class LabCluster:
             steps, and the build's output on stderr.
         speaker_faketime: start every speaker under libfaketime, its wall clock true until
             set_speaker_clock() steps it (see start_speaker's `clock_offset`).
+        speaker_batch: start() starts the speakers this many at a time, each batch once the previous one
+            serves its metrics (its imports are done): on a small machine a hundred Python start-ups at
+            once would starve each other and the API server. Default: all at once.
+        vip_routes: the address ranges the client reaches on-link (see NetnsLab); default the seed's.
         kubernetes_version: the control plane's version; its binaries must be built (`make k8s`), else
             start() raises KubernetesNotBuiltError, unless `build_kubernetes`.
         build_kubernetes: build them at start when they are not cached (15-30 minutes once).
@@ -420,11 +435,15 @@ class LabCluster:
         router: RouterKind | None = None,
         peering: Peering | None = None,
         speaker_faketime: bool = False,
+        speaker_batch: int | None = None,
+        vip_routes: Sequence[str] = DEFAULT_VIP_ROUTES,
     ) -> None:
         if not workers:
             raise LabClusterError("a lab cluster needs at least one worker node")
         if control_plane_node in workers:
             raise LabClusterError(f"{control_plane_node!r} is both a worker and the control-plane node")
+        if speaker_batch is not None and speaker_batch < 1:
+            raise LabClusterError(f"speaker_batch {speaker_batch}: start at least one speaker at a time")
         self.workers: tuple[str, ...] = tuple(workers)
         self.control_plane_node = control_plane_node
         self.namespace = namespace
@@ -447,6 +466,9 @@ class LabCluster:
         self._speakers: dict[str, ChildProcess] = {}
         self._metrics_ports: dict[str, int] = {}
         self._speaker_faketime = speaker_faketime
+        self._speaker_batch = speaker_batch
+        self._vip_routes = tuple(vip_routes)
+        self._controller_metrics_port: int | None = None
         self._paused: set[str] = set()
         # Processes that must be running: a wait fails at once, with the log, when one of them has exited.
         self._expected: set[str] = set()
@@ -564,9 +586,12 @@ class LabCluster:
             extra_nodes=[self.control_plane_node],
             prefix=self._prefix,
             router=self.router_kind is not None,
+            vip_routes=self._vip_routes,
         )
         self._lab.start()
-        addresses = ", ".join(f"{n} {self._lab.node_address(n)}" for n in self.nodes)
+        addresses = ", ".join(f"{n} {self._lab.node_address(n)}" for n in self.nodes[:8])
+        if len(self.nodes) > 8:
+            addresses += f", ... ({len(self.nodes)} nodes)"
         self._say(
             f"lab {self._lab.name}: {addresses}; client {self._lab.client_address()} "
             f"({1000 * (time.monotonic() - began):.0f} ms)"
@@ -582,15 +607,15 @@ class LabCluster:
             )
 
         self._create_cluster_objects()
+        named = ", ".join(self.nodes) if len(self.nodes) <= 8 else f"{len(self.nodes)} Nodes"
         self._say(
-            f"namespace {self.namespace}, Secret {MEMBERLIST_SECRET}, Nodes {', '.join(self.nodes)} "
+            f"namespace {self.namespace}, Secret {MEMBERLIST_SECRET}, Nodes {named} "
             f"({self.control_plane_node} excluded from load balancers)"
         )
 
         began = time.monotonic()
         self.start_controller()
-        for node in self.nodes:
-            self.start_speaker(node)
+        self._start_speakers(timeout)
         if "--no-leader-elect" not in self._controller_args:
             self.wait_for(self._controller_leads, timeout, "the controller to take its leader Lease")
         self.wait_for_speakers(timeout=timeout)
@@ -598,6 +623,28 @@ class LabCluster:
             f"controller and {len(self.nodes)} speakers running ({time.monotonic() - began:.1f} s); "
             f"logs in {self._log_dir}"
         )
+
+    def _start_speakers(self, timeout: float) -> None:
+        size = self._speaker_batch or len(self.nodes)
+        began = time.monotonic()
+        for first in range(0, len(self.nodes), size):
+            batch = self.nodes[first : first + size]
+            for node in batch:
+                self.start_speaker(node)
+            if size >= len(self.nodes):
+                return
+            self.wait_for(
+                partial(self._serving_metrics, batch),
+                timeout,
+                f"the speakers of {', '.join(batch)} to serve their metrics",
+                interval=0.25,
+            )
+            self._say(
+                f"speakers {first + len(batch)}/{len(self.nodes)} started ({time.monotonic() - began:.1f} s)"
+            )
+
+    def _serving_metrics(self, nodes: Sequence[str]) -> bool:
+        return all(self.speaker_metrics(node) is not None for node in nodes)
 
     def _binaries(self) -> KubernetesBinaries:
         sink = _ProgressLines(self._progress) if self._progress is not None else None
@@ -678,9 +725,11 @@ class LabCluster:
         return {**env, **NO_PROXY_ENV}
 
     def start_controller(self) -> None:
-        """Starts `metallb-py controller` (no metrics port: several labs may run at once)."""
+        """Starts `metallb-py controller`, its metrics on 127.0.0.1 at a free port (see
+        controller_metrics)."""
         if self._controller is not None and self._controller.running():
             raise LabClusterError("the controller is already running")
+        self._controller_metrics_port = free_loopback_port()
         argv = [
             sys.executable,
             "-m",
@@ -689,7 +738,8 @@ class LabCluster:
             f"--kubeconfig={self.kubeconfig}",
             f"--namespace={self.namespace}",
             f"--identity={CONTROLLER_IDENTITY}",
-            "--metrics-port=0",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={self._controller_metrics_port}",
             *self._controller_args,
         ]
         self._controller = ChildProcess("controller", argv, self.controller_log, self._env())
@@ -786,12 +836,20 @@ class LabCluster:
         port = self._metrics_ports.get(node)
         if port is None or not self.speaker_running(node):
             return None
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-                return parse_metrics(response.read().decode())
-        except (urllib.error.URLError, OSError):
+        return _scrape(port)
+
+    def controller_metrics(self) -> Scrape | None:
+        """A scrape of the controller's /metrics (127.0.0.1, a port of its own); None while it does not run
+        or does not answer yet, or when controller_args turned its metrics off (--metrics-port=0)."""
+        port = self._controller_metrics_port
+        if port is None or self._controller is None or not self._controller.running():
             return None
+        return _scrape(port)
+
+    def apiserver_metrics(self) -> Scrape:
+        """A scrape of the API server's own /metrics (apiserver_request_total by verb, resource and
+        subresource...): what every client of the lab cost it, counted where it is served."""
+        return parse_metrics(self.kubectl("get", "--raw", "/metrics"))
 
     def speaker_pid(self, node: str) -> int | None:
         """The process id of the node's running speaker, None when it does not run."""
@@ -886,10 +944,12 @@ class LabCluster:
             alive = scrape.value("metallb_py_speaker_members_alive") if scrape is not None else None
             return alive is not None and alive >= running
 
+        # Each poll lists the Leases and scrapes every speaker: at a hundred, not twenty times a second.
         self.wait_for(
             lambda: set(wanted) <= self._speaker_leases() and all(map(joined, wanted)),
             timeout,
             f"the speakers of {wanted} to publish their gossip Leases and join",
+            interval=max(0.05, len(wanted) / 100),
         )
 
     def _speaker_leases(self) -> set[str]:

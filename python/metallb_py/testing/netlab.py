@@ -59,6 +59,7 @@ __all__ = [
     "ROUTER_V4",
     "ROUTER_V6",
     "FetchError",
+    "LinkCounters",
     "Neighbour",
     "NetnsLab",
     "NetnsLabError",
@@ -113,6 +114,17 @@ class Neighbour:
     ip: str
     lladdr: str | None
     states: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LinkCounters:
+    """A node's traffic on its lab link since the lab was built (every protocol: gossip, heartbeats, ARP,
+    HTTP), as its switch port counts it."""
+
+    sent_bytes: int
+    sent_packets: int
+    received_bytes: int
+    received_packets: int
 
 
 @dataclass(frozen=True)
@@ -627,15 +639,25 @@ class NetnsLab:
     def add_vip(self, vip: str, nodes: Iterable[str] | None = None) -> None:
         """Puts `vip` on the loopback of `nodes` (default: every node, extra nodes included), so the node
         accepts its traffic while only a responder answers ARP/NDP for it. Idempotent."""
-        ip = ipaddress.ip_address(vip)
-        plen = 32 if ip.version == 4 else 128
+        self.add_vips([vip], nodes)
+
+    def add_vips(self, vips: Iterable[str], nodes: Iterable[str] | None = None) -> None:
+        """add_vip for several addresses at once: one iproute2 process per node, whatever their number (a
+        hundred nodes and ten addresses take a hundred processes, not a thousand)."""
+        ips = [ipaddress.ip_address(vip) for vip in vips]
         for node in self.all_nodes if nodes is None else nodes:
             have = self._vips.setdefault(node, set())
-            if str(ip) in have:
+            missing = list(dict.fromkeys(ip for ip in ips if str(ip) not in have))
+            if not missing:
                 continue
-            extra = " nodad" if ip.version == 6 else ""
-            _ip_batch([f"addr add {ip}/{plen} dev lo{extra}"], self.node_ns(node))
-            have.add(str(ip))
+            _ip_batch(
+                [
+                    f"addr add {ip}/32 dev lo" if ip.version == 4 else f"addr add {ip}/128 dev lo nodad"
+                    for ip in missing
+                ],
+                self.node_ns(node),
+            )
+            have.update(str(ip) for ip in missing)
 
     def remove_vip(self, vip: str, nodes: Iterable[str] | None = None) -> None:
         ip = ipaddress.ip_address(vip)
@@ -645,16 +667,18 @@ class NetnsLab:
                 _ip_batch([f"addr del {ip}/{plen} dev lo"], self.node_ns(node))
                 self._vips[node].discard(str(ip))
 
-    def serve(self, vip: str, kind: EchoKind = "hname", port: int = 80) -> None:
+    def serve(self, vip: str | Sequence[str], kind: EchoKind = "hname", port: int = 80) -> None:
         """Every node in `nodes` answers HTTP on `vip`:`port` with `kind`: `hname` returns the node name
         (like the seed's echo-hname), `ip` the request method and the client's address (like echo-ip).
-        Puts the VIP on every node's lo first. Other addresses on a served port answer 404."""
+        Puts the VIP on every node's lo first. Other addresses on a served port answer 404. `vip` may be
+        several addresses: one server per node serves them all."""
         if kind not in ("hname", "ip"):
             raise NetnsLabError(f"kind {kind!r}: expected 'hname' or 'ip'")
         self._require_started()
-        ip = str(ipaddress.ip_address(vip))
-        self.add_vip(ip)
-        self._routes[f"{ip} {port}"] = kind
+        ips = [str(ipaddress.ip_address(v)) for v in ([vip] if isinstance(vip, str) else vip)]
+        self.add_vips(ips)
+        for ip in ips:
+            self._routes[f"{ip} {port}"] = kind
         self._write_routes()
         starting = [node for node in self.nodes if (node, port) not in self._servers]
         for node in starting:
@@ -754,6 +778,26 @@ class NetnsLab:
     def _set_port(self, node: str, state: str) -> None:
         self._require_started()
         _ip_batch([f"link set p-{self._index(node)} {state}"], self.bridge_ns)
+
+    def link_counters(self) -> dict[str, LinkCounters]:
+        """Every node's traffic so far, as its switch port counts it (one iproute2 call for the whole lab):
+        what the port received is what the node sent, and the other way round."""
+        self._require_started()
+        rows = json.loads(_run(["ip", "-n", self.bridge_ns, "-j", "-s", "link", "show"]) or "[]")
+        by_port = {str(row.get("ifname", "")).split("@")[0]: row.get("stats64") or {} for row in rows}
+        counters: dict[str, LinkCounters] = {}
+        for index, node in enumerate(self.all_nodes):
+            stats = by_port.get(f"p-{index}")
+            if stats is None:
+                raise NetnsLabError(f"lab {self.name}: no switch port p-{index} for node {node}")
+            rx, tx = stats.get("rx") or {}, stats.get("tx") or {}
+            counters[node] = LinkCounters(
+                sent_bytes=int(rx.get("bytes", 0)),
+                sent_packets=int(rx.get("packets", 0)),
+                received_bytes=int(tx.get("bytes", 0)),
+                received_packets=int(tx.get("packets", 0)),
+            )
+        return counters
 
     def exec(self, netns: str, *argv: str, timeout: float = 30.0) -> str:
         """Runs a command inside one of this lab's namespaces and returns its stdout (NetnsLabError if it
