@@ -147,24 +147,27 @@ def test_a_speaker_that_stops_renewing_is_flagged_stale(cluster: LabCluster) -> 
     )
 
 
-def test_watch_prints_json_lines_until_ctrl_c(cluster: LabCluster) -> None:
+def test_watch_prints_json_lines_until_ctrl_c_or_sigterm(cluster: LabCluster) -> None:
     argv = [
         sys.executable,
         "-m",
-        "metallb_py.status",
+        "metallb_py.cli",
+        "status",
         f"--kubeconfig={cluster.kubeconfig}",
         f"--namespace={NS}",
     ]
     argv += ["-o", "json", "--watch", "--interval", "0.2"]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
-        assert child.stdout is not None and child.stderr is not None
-        frames = [json.loads(child.stdout.readline()) for _ in range(2)]
-        child.send_signal(signal.SIGINT)
-        rest, errors = child.communicate(timeout=WAIT)
-    assert child.returncode == 0, errors
-    assert "Traceback" not in errors
-    assert frames[0]["namespace"] == NS and frames[1]["taken_at"] >= frames[0]["taken_at"]
-    assert all(json.loads(line)["namespace"] == NS for line in rest.splitlines())
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+            assert child.stdout is not None and child.stderr is not None
+            frames = [json.loads(child.stdout.readline()) for _ in range(2)]
+            child.send_signal(stop)
+            rest, errors = child.communicate(timeout=WAIT)
+        assert child.returncode == 0, errors
+        assert "Traceback" not in errors
+        assert frames[0]["namespace"] == NS and frames[1]["taken_at"] >= frames[0]["taken_at"]
+        # Whatever it printed before the signal are whole documents.
+        assert all(json.loads(line)["namespace"] == NS for line in rest.splitlines())
 
 
 def test_the_text_screen_has_every_section(cluster: LabCluster) -> None:

@@ -326,7 +326,7 @@ def test_an_unreachable_api_server_is_exit_status_1(tmp_path: Path) -> None:
         "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
         "users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
     )
-    argv = [sys.executable, "-m", "metallb_py.status", f"--kubeconfig={kubeconfig}"]
+    argv = [sys.executable, "-m", "metallb_py.cli", "status", f"--kubeconfig={kubeconfig}"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert "cannot read the cluster at http://127.0.0.1:1" in done.stderr

@@ -4,12 +4,14 @@ the `--watch` loop (a fresh snapshot every `--interval` seconds: a few LISTs, no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import functools
 import signal
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, TextIO
 
@@ -117,8 +119,9 @@ def _why(exc: ApiError) -> str:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """The `status` command: print one snapshot, or (`--watch`) one every `--interval` seconds until
-    Ctrl-C or SIGTERM (exit status 0). Exit status 1 when the API server cannot be read (without --watch:
-    with it, the error is shown and the next round tries again)."""
+    Ctrl-C or SIGTERM, which end it at once, even in the middle of a request (exit status 0; 130 for a
+    single snapshot cut short). Exit status 1 when the API server cannot be read (without --watch: with
+    it, the error is shown and the next round tries again)."""
     out = out if out is not None else sys.stdout
     namespace = args.namespace or default_namespace()
     render: Callable[[ClusterStatus], str] = render_text
@@ -129,22 +132,20 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except Exception as exc:  # the kubernetes package's config loaders raise their own kinds
         print(f"error: cannot load the API client's configuration: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
     try:
         if not args.watch:
             return _once(client, namespace, render, out, controller_lease=args.controller_lease)
         clear = args.output == "text" and out.isatty()
-        with _stop_on_signals(stop):
-            while not stop.is_set():
+        with _interrupted_by_sigterm():
+            while True:
                 frame = _frame(client, namespace, render, controller_lease=args.controller_lease)
                 out.write((_CLEAR if clear else "") + frame)
                 if not clear and args.output == "text":
                     out.write("\n")
                 out.flush()
-                stop.wait(args.interval)
-        return 0
+                time.sleep(args.interval)
     except KeyboardInterrupt:
-        return 0
+        return 0 if args.watch else 130
     finally:
         client.close()
 
@@ -177,22 +178,19 @@ def _frame(
         return f"error reading the cluster at {client.host} (trying again): {exc}\n"
 
 
-class _stop_on_signals:  # noqa: N801 (a context manager used like a function)
-    """SIGTERM (and SIGINT, besides the KeyboardInterrupt it raises) set `stop` while inside."""
+@contextlib.contextmanager
+def _interrupted_by_sigterm() -> Iterator[None]:
+    """SIGTERM ends the loop as Ctrl-C does (a KeyboardInterrupt wherever it waits: between rounds, or in a
+    request to an API server that does not answer); the previous handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop = stop
-        self._previous: dict[int, Any] = {}
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
 
-    def __enter__(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            self._previous[signum] = signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.stop.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
