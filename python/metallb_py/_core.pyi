@@ -202,6 +202,9 @@ class Responder:
         """Stop answering for `ip` before returning; whether it was announced."""
     def set_muted(self, muted: bool) -> bool:
         """Muted: answer nothing, send nothing, keep the addresses; unmuted: answer and announce them all."""
+    def reannounce(self, ip: str | _IP) -> bool:
+        """Announce `ip` again as if new (gratuitous frames now and on a fresh schedule); False when it is not
+        announced or the responder is muted."""
     def set_interfaces(self, interfaces: Sequence[str]) -> _InterfaceChange:
         """Serve exactly `interfaces` from now on, while running: opens new ones (addresses announced on all
         interfaces are answered there at once, with gratuitous announcements), closes the others, re-opens one

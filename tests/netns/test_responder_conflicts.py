@@ -22,7 +22,7 @@ import pytest
 
 from metallb_py._core import Responder
 
-from ._lab import CLIENT_V4, CLIENT_V6, VIP_V4, VIP_V6, Lab, arping, capture, ndisc6, wait_for
+from ._lab import CLIENT_V4, CLIENT_V6, VIP_V4, VIP_V6, Lab, arping, capture, ndisc6, send_udp, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -117,6 +117,37 @@ def test_another_host_claiming_an_announced_address_is_a_conflict(segment: Segme
             ndisc6(lab, cli, "eth0", VIP_V6)
             assert client.wait_for(our_na(our_mac), 1), client.frames()
         assert r.running
+
+
+def test_reannouncing_wins_back_a_neighbour_another_host_took(segment: Segment) -> None:
+    """After another host's claim the client sends to that host; `reannounce` brings it back at once, where
+    the responder would otherwise stay silent until the client's entry went stale."""
+    lab, cli, other = segment.lab, segment.client_ns, segment.other_ns
+    our_mac, their_mac = lab.mac(segment.responder_ns, "eth0"), lab.mac(other, "eth0")
+    lab.sysctl(cli, "net.ipv4.neigh.eth0.locktime", "0")  # the kernel takes every update at once
+
+    def client_sends_to(mac: str) -> tuple[str | None, list[str]] | None:
+        return wait_for(lambda: lab.neighbour(cli, VIP_V4, "eth0"), lambda e: e is not None and e[0] == mac)
+
+    with Responder(["eth0"], netns=segment.responder_ns, gratuitous_duration=0) as r:
+        assert r.reannounce(VIP_V4) is False, "not announced: nothing to send"
+        r.announce(VIP_V4)
+        assert arping(lab, cli, "eth0", VIP_V4, count=1) == [our_mac]
+        send_udp(lab, cli, VIP_V4)  # the client resolves the VIP: its neighbour entry names our MAC
+        entry = client_sends_to(our_mac)
+        assert entry is not None and entry[0] == our_mac, entry
+        lab.address(other, "eth0", f"{VIP_V4}/32")
+        lab.sh(other, "arping", "-U", "-c", "1", "-I", "eth0", VIP_V4)
+        entry = client_sends_to(their_mac)
+        assert entry is not None and entry[0] == their_mac, f"the claim did not take the client: {entry}"
+        lab.sh(other, "ip", "addr", "del", f"{VIP_V4}/32", "dev", "eth0")  # the other host gives it up
+
+        assert r.reannounce(VIP_V4) is True
+        entry = client_sends_to(our_mac)
+        assert entry is not None and entry[0] == our_mac, f"the client still sends elsewhere: {entry}"
+
+        r.set_muted(True)
+        assert r.reannounce(VIP_V4) is False, "muted: it sends nothing"
 
 
 def test_our_own_announcements_on_another_interface_are_not_conflicts(netlab: Lab) -> None:

@@ -22,11 +22,16 @@ class FakeResponder:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str]] = []
         self.calls = 0
+        self.reannounced: list[str] = []
 
     def conflicts(self) -> list[tuple[str, str, str]]:
         self.calls += 1
         seen, self.seen = self.seen, []
         return seen
+
+    def reannounce(self, ip: str) -> bool:
+        self.reannounced.append(ip)
+        return True
 
 
 class FakeEvents:
@@ -77,8 +82,21 @@ def test_a_conflict_is_logged_counted_and_an_event_on_each_service(caplog: pytes
     ]
     message = events.recorded[0][3]
     assert VIP in message and MAC in message and "eth0" in message and "node1" in message
-    warned = [(r.__dict__["ip"], r.__dict__["mac"], r.__dict__["interface"]) for r in caplog.records]
+    warned = [
+        (r.__dict__["ip"], r.__dict__["mac"], r.__dict__["interface"])
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    ]
     assert warned == [(VIP, MAC, "eth0")]
+    assert responder.reannounced == [VIP], "announced again, to win back the neighbours the claim took"
+
+
+def test_several_claims_on_one_address_announce_it_again_once() -> None:
+    reporter, responder, _, _ = make()
+    responder.seen = [(VIP, MAC, "eth0"), (VIP, "02:00:00:00:00:98", "eth0"), (VIP, MAC, "eth1")]
+    reporter.check()
+    assert len(reporter.check()) == 3
+    assert responder.reannounced == [VIP]
 
 
 def test_a_claim_on_an_address_withdrawn_before_the_next_check_is_a_handover() -> None:
@@ -97,6 +115,7 @@ def test_a_claim_on_an_address_withdrawn_before_the_next_check_is_a_handover() -
     announced.clear()  # withdrawn: the address moved
     assert reporter.check() == []
     assert events.recorded == [] and count(metrics, VIP, "eth0") is None
+    assert responder.reannounced == [], "not this node's any more: nothing to win back"
 
 
 def test_nothing_new_tells_nothing_and_a_repeat_counts_again() -> None:

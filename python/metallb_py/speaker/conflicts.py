@@ -12,6 +12,12 @@ A claim is told one check after it was seen, and only if this node still announc
 address moves between nodes, the new owner's gratuitous announcement can reach the old owner a moment before
 the old owner withdraws: that claim is a handover, not a conflict, and telling it would raise a false alarm
 on every planned move. So a conflict is told within about two intervals.
+
+A told conflict also re-announces the address (`reannounce`: gratuitous frames now and on a fresh schedule).
+The claim moved the neighbours that heard it to the other host, and nothing else would bring them back while
+this node keeps the address: a peer that took the address over for a moment (this node's heartbeats were late)
+and gave it back leaves the client sending to it until the client's entry goes stale, tens of seconds later.
+Two hosts that both keep the address re-announce in turn, once a check each, and the warning says so.
 """
 
 from __future__ import annotations
@@ -33,9 +39,12 @@ CHECK_INTERVAL = 1.0
 
 class ConflictSource(Protocol):
     """The responder's conflicts (metallb_py.Responder.conflicts): (ip, mac, interface) seen since the last
-    call, each once."""
+    call, each once; `reannounce(ip)` announces an address again as if new (False when it is not announced
+    or the responder is muted)."""
 
     def conflicts(self) -> list[tuple[str, str, str]]: ...
+
+    def reannounce(self, ip: str) -> bool: ...
 
 
 class EventSink(Protocol):
@@ -71,6 +80,7 @@ class ConflictReporter:
             return []
         announced = self._announced()
         told: list[tuple[str, str, str]] = []
+        reclaimed: set[str] = set()
         for ip, mac, interface in held:
             services = announced.get(ip, ())
             if not services:
@@ -93,6 +103,10 @@ class ConflictReporter:
                 obj = self._service(key)
                 if obj is not None:
                     self.events.record(obj, "Warning", REASON, message)
+            if ip not in reclaimed:
+                reclaimed.add(ip)
+                if self.source.reannounce(ip):
+                    log.info("announcing again to win back the neighbours the claim took", extra={"ip": ip})
         return told
 
     def run(self, stop: threading.Event, interval: float = CHECK_INTERVAL) -> None:

@@ -123,6 +123,7 @@ enum Command {
     Stats { reply: SyncSender<Stats> },
     Conflicts { reply: SyncSender<Vec<Conflict>> },
     Mute { muted: bool, reply: SyncSender<bool> },
+    Reannounce { ip: IpAddr, reply: SyncSender<bool> },
 }
 
 /// What the thread publishes, swapped whole: the announce set, the names behind its positions, and what the
@@ -256,6 +257,14 @@ impl Responder {
     /// whether that changed anything.
     pub fn set_muted(&self, muted: bool) -> Result<bool, L2Error> {
         self.call(|reply| Command::Mute { muted, reply })
+    }
+
+    /// Announces `ip` again, as if it were new: gratuitous frames at once and on a fresh schedule, on every
+    /// served interface it is answered on. For an address another host claimed: its neighbours now send to
+    /// that host, and only a new announcement brings them back. Returns false (and sends nothing) when `ip`
+    /// is not announced or the responder is muted.
+    pub fn reannounce(&self, ip: IpAddr) -> Result<bool, L2Error> {
+        self.call(|reply| Command::Reannounce { ip, reply })
     }
 
     /// The other hosts seen claiming an address announced on the interface they were seen on, since the last
@@ -606,6 +615,19 @@ impl Worker {
                     self.send_due_announcements(now);
                 }
                 let _ = reply.send(changed);
+            }
+            Command::Reannounce { ip, reply } => {
+                let set = self.shared.view.load().table.get(ip);
+                let positions: Vec<_> = match set {
+                    Some(set) if !self.muted => set.intersect(self.slots.served()).positions().collect(),
+                    _ => Vec::new(),
+                };
+                let now = Instant::now();
+                for &position in &positions {
+                    self.schedules.start((ip, position), self.policy, now);
+                }
+                self.send_due_announcements(now);
+                let _ = reply.send(!positions.is_empty());
             }
         }
     }

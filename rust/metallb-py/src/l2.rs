@@ -144,6 +144,15 @@ impl Responder {
         py.detach(|| responder.set_muted(muted)).map_err(l2_error)
     }
 
+    /// Announces `ip` again as if it were new (gratuitous frames at once and on a fresh schedule), to win
+    /// back the neighbours another host's claim took. False when `ip` is not announced or the responder is
+    /// muted.
+    fn reannounce(&self, py: Python<'_>, ip: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let ip = extract_ip(ip)?;
+        let responder = self.require()?;
+        py.detach(|| responder.reannounce(ip)).map_err(l2_error)
+    }
+
     /// Stops answering for `ip` before returning. Returns whether it was announced.
     fn withdraw(&self, py: Python<'_>, ip: &Bound<'_, PyAny>) -> PyResult<bool> {
         let ip = extract_ip(ip)?;
