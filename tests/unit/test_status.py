@@ -6,6 +6,7 @@ import argparse
 import datetime as _dt
 import ipaddress
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -319,14 +320,84 @@ def test_the_command_line() -> None:
         parser.parse_args(["status", "--interval", "0"])
 
 
-def test_an_unreachable_api_server_is_exit_status_1(tmp_path: Path) -> None:
+def unreachable(tmp_path: Path) -> Path:
+    """A kubeconfig naming an API server that refuses connections."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
         "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
         "users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
     )
-    argv = [sys.executable, "-m", "metallb_py.cli", "status", f"--kubeconfig={kubeconfig}"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 1
-    assert "cannot read the cluster at http://127.0.0.1:1" in done.stderr
+    return kubeconfig
+
+
+def test_an_unreachable_api_server_is_exit_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["status", f"--kubeconfig={unreachable(tmp_path)}"])
+    assert args.handler(args) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: cannot read the cluster at http://127.0.0.1:1")
+
+
+def test_watch_says_on_stderr_that_it_cannot_read_and_keeps_stdout_for_snapshots(tmp_path: Path) -> None:
+    kubeconfig = unreachable(tmp_path)
+    argv = [sys.executable, "-m", "metallb_py.cli", "status", f"--kubeconfig={kubeconfig}", "-o", "json"]
+    argv += ["--watch", "--interval", "0.1"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        assert child.stderr is not None
+        first, second = child.stderr.readline(), child.stderr.readline()
+        child.send_signal(signal.SIGTERM)
+        out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0
+    assert first.startswith("error: cannot read the cluster at http://127.0.0.1:1")
+    assert second.startswith("error: cannot read the cluster")  # it went on trying
+    assert out == ""
+
+
+def test_services_of_another_load_balancer_class_are_not_metallbs() -> None:
+    other = service("other")
+    other["spec"]["loadBalancerClass"] = "example.com/lb"
+    objects = [SEED]
+    default = build_status(Snapshot(namespace=NS, now=NOW, config_objects=objects, services=[other]))
+    assert default.services == ()
+    classed = build_status(
+        Snapshot(namespace=NS, now=NOW, config_objects=objects, services=[other], lb_class="example.com/lb")
+    )
+    assert [s.key for s in classed.services] == ["default/other"]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c"]),
+        st.tuples(
+            st.sampled_from(["192.168.1.11", "192.168.1.12", "192.168.1.13", None]),
+            st.lists(st.sampled_from(["n1", "n2", "n3"]), max_size=3),
+        ),
+        max_size=3,
+    )
+)
+def test_announcers_are_the_distinct_claimants_of_each_service(
+    services: dict[str, tuple[str | None, list[str]]],
+) -> None:
+    objects = [service(name, *([ip] if ip else [])) for name, (ip, _) in services.items()]
+    claims = [
+        named(l2_status(f"default/{name}", claimant, [], NS), f"l2-{name}-{i}")
+        for name, (_, claimants) in services.items()
+        for i, claimant in enumerate(claimants)
+    ]
+    status = build_status(
+        Snapshot(namespace=NS, now=NOW, config_objects=[SEED], services=objects, l2_statuses=claims)
+    )
+    for shown in status.services:
+        ip, claimants = services[shown.name]
+        expected = sorted(set(claimants)) if ip else []
+        assert [a.node for a in shown.announcers] == expected
+        several = any(f"{shown.key} is claimed by several nodes" in w for w in status.warnings)
+        assert several == (len(expected) > 1)
+    assert json.loads(render_json(status, lines=True)) == json.loads(render_json(status))
+    text = render_text(status)
+    assert all(f"default/{name}" in text for name in services)

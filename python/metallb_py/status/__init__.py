@@ -42,6 +42,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--interval", type=_positive, default=2.0, metavar="SECONDS", help="with --watch (default 2)"
     )
     parser.add_argument(
+        "--lb-class",
+        metavar="CLASS",
+        help="the spec.loadBalancerClass MetalLB serves (its --lb-class; default: Services without one)",
+    )
+    parser.add_argument(
         "--controller-lease",
         default="metallb-controller",
         metavar="NAME",

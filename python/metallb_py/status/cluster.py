@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from metallb_py.controller.configreport import CONFIGURATION_STATE_NAME
-from metallb_py.k8s import ApiError, ApiUnavailableError, ForbiddenError, KubeClient, NotFoundError, connect
+from metallb_py.k8s import ApiError, ForbiddenError, KubeClient, NotFoundError, connect
 from metallb_py.k8s.config_watch import CONFIGMAP_NAME
 from metallb_py.k8s.resources import (
     CONFIG_CRDS,
@@ -51,7 +51,11 @@ _CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
 
 
 def read_snapshot(
-    client: KubeClient, namespace: str, *, controller_lease: str = "metallb-controller"
+    client: KubeClient,
+    namespace: str,
+    *,
+    controller_lease: str = "metallb-controller",
+    lb_class: str | None = None,
 ) -> Snapshot:
     """Every object `build_status` reads. A resource that is not installed (404) or not allowed (403) is
     left out and named in `unavailable`; other API errors propagate."""
@@ -108,6 +112,7 @@ def read_snapshot(
         nodes=items(NODES, None),
         events=events,
         unavailable=tuple(missing),
+        lb_class=lb_class,
     )
 
 
@@ -120,10 +125,9 @@ def _why(exc: ApiError) -> str:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """The `status` command: print one snapshot, or (`--watch`) one every `--interval` seconds until
     Ctrl-C or SIGTERM, which end it at once, even in the middle of a request (exit status 0; 130 for a
-    single snapshot cut short). Exit status 1 when the API server cannot be read (without --watch: with
-    it, the error is shown and the next round tries again)."""
+    single snapshot cut short). Exit status 1 when the API server cannot be read; with --watch, that is
+    said on standard error and the next round tries again (standard output keeps only whole snapshots)."""
     out = out if out is not None else sys.stdout
-    namespace = args.namespace or default_namespace()
     render: Callable[[ClusterStatus], str] = render_text
     if args.output == "json":
         render = functools.partial(render_json, lines=args.watch)
@@ -132,50 +136,36 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except Exception as exc:  # the kubernetes package's config loaders raise their own kinds
         print(f"error: cannot load the API client's configuration: {exc}", file=sys.stderr)
         return 1
+    read = functools.partial(
+        read_snapshot,
+        client,
+        args.namespace or default_namespace(),
+        controller_lease=args.controller_lease,
+        lb_class=args.lb_class,
+    )
+    clear = args.watch and args.output == "text" and out.isatty()
     try:
-        if not args.watch:
-            return _once(client, namespace, render, out, controller_lease=args.controller_lease)
-        clear = args.output == "text" and out.isatty()
         with _interrupted_by_sigterm():
             while True:
-                frame = _frame(client, namespace, render, controller_lease=args.controller_lease)
-                out.write((_CLEAR if clear else "") + frame)
-                if not clear and args.output == "text":
-                    out.write("\n")
-                out.flush()
+                try:
+                    snapshot = read()
+                except ApiError as exc:
+                    print(f"error: cannot read the cluster at {client.host}: {exc}", file=sys.stderr)
+                    if not args.watch:
+                        return 1
+                else:
+                    frame = render(build_status(snapshot))
+                    if not args.watch:
+                        out.write(frame)
+                        return 0
+                    # A terminal shows one screen, redrawn; a pipe gets every snapshot.
+                    out.write(_CLEAR + frame if clear else frame + ("\n" if args.output == "text" else ""))
+                    out.flush()
                 time.sleep(args.interval)
     except KeyboardInterrupt:
         return 0 if args.watch else 130
     finally:
         client.close()
-
-
-def _once(
-    client: KubeClient,
-    namespace: str,
-    render: Callable[[ClusterStatus], str],
-    out: TextIO,
-    *,
-    controller_lease: str,
-) -> int:
-    try:
-        snapshot = read_snapshot(client, namespace, controller_lease=controller_lease)
-    except ApiError as exc:
-        print(f"error: cannot read the cluster at {client.host}: {exc}", file=sys.stderr)
-        return 1
-    out.write(render(build_status(snapshot)))
-    return 0
-
-
-def _frame(
-    client: KubeClient, namespace: str, render: Callable[[ClusterStatus], str], *, controller_lease: str
-) -> str:
-    try:
-        return render(build_status(read_snapshot(client, namespace, controller_lease=controller_lease)))
-    except ApiUnavailableError as exc:
-        return f"cannot read the cluster at {client.host} (trying again): {exc}\n"
-    except ApiError as exc:
-        return f"error reading the cluster at {client.host} (trying again): {exc}\n"
 
 
 @contextlib.contextmanager

@@ -67,7 +67,8 @@ class Snapshot:
 
     `config_objects`: the ConfigMap `config` first, then the metallb.io configuration resources (the order
     the controller loads them in). A field that is None could not be read (the resource is not installed,
-    or not allowed): `unavailable` says why, one line each.
+    or not allowed): `unavailable` says why, one line each. `lb_class`: the loadBalancerClass MetalLB serves
+    (its --lb-class; None: Services without one), as other Services are another implementation's.
     """
 
     namespace: str
@@ -82,6 +83,7 @@ class Snapshot:
     nodes: Sequence[JSON] | None = ()
     events: Sequence[JSON] = ()
     unavailable: tuple[str, ...] = ()
+    lb_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ class ClusterStatus:
 
 def build_status(snapshot: Snapshot) -> ClusterStatus:
     config, load_error = _load(snapshot.config_objects)
-    services = [s for s in snapshot.services if _is_load_balancer(s)]
+    services = [s for s in snapshot.services if _served(s, snapshot.lb_class)]
     pools = _pools(config, snapshot.config_objects, services)
     nodes = list(snapshot.nodes or ())
     statuses = tuple(_service(svc, config, snapshot, nodes) for svc in services)
@@ -330,8 +332,9 @@ def _pool_modes(config: Config, pool: str) -> tuple[str, ...]:
 # -- services ----------------------------------------------------------------------------------------------
 
 
-def _is_load_balancer(svc: Mapping[str, Any]) -> bool:
-    return (svc.get("spec") or {}).get("type") == "LoadBalancer"
+def _served(svc: Mapping[str, Any], lb_class: str | None) -> bool:
+    """A LoadBalancer Service of the class MetalLB serves."""
+    return (svc.get("spec") or {}).get("type") == "LoadBalancer" and load_balancer_class(svc) == lb_class
 
 
 def _service(svc: JSON, config: Config | None, snapshot: Snapshot, nodes: Sequence[JSON]) -> ServiceStatus:
