@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,12 +49,14 @@ class Knobs:
 
     nodes: int  # speakers, the excluded control-plane node's included
     services: int
+    extra: int  # Services created once every speaker runs
     batch: int  # speakers started at a time
     sample: int  # addresses a client fetches from while they come up (and the failovers' Services)
     kills: int
     settle: float  # seconds between every address announced and the steady-state window
     window: float  # seconds of steady state counted
     logs: str | None
+    speaker_args: tuple[str, ...]  # extra speaker flags, e.g. slower heartbeats
 
     @classmethod
     def from_env(cls) -> Knobs:
@@ -64,15 +67,20 @@ class Knobs:
         capacity = ipaddress.ip_network(POOL_RANGE).num_addresses
         if not 1 <= services <= capacity:
             raise ValueError(f"$METALLB_PY_SCALE_SERVICES={services}: 1 to {capacity} (pool {POOL_RANGE})")
+        extra = _int_env("METALLB_PY_SCALE_EXTRA", max(1, services // 10))
+        if services + extra > capacity:
+            raise ValueError(f"$METALLB_PY_SCALE_EXTRA={extra}: at most {capacity - services} more Services")
         return cls(
             nodes=nodes,
             services=services,
+            extra=extra,
             batch=max(1, _int_env("METALLB_PY_SCALE_BATCH", 10)),
             sample=max(1, min(services, _int_env("METALLB_PY_SCALE_SAMPLE", 8))),
             kills=_int_env("METALLB_PY_SCALE_KILLS", 3),
             settle=float(_int_env("METALLB_PY_SCALE_SETTLE", 30)),
             window=float(max(10, _int_env("METALLB_PY_SCALE_WINDOW", 60))),
             logs=os.environ.get("METALLB_PY_SCALE_LOGS") or None,
+            speaker_args=tuple(shlex.split(os.environ.get("METALLB_PY_SCALE_SPEAKER_ARGS", ""))),
         )
 
     @property

@@ -413,6 +413,9 @@ class LabCluster:
             serves its metrics (its imports are done): on a small machine a hundred Python start-ups at
             once would starve each other and the API server. Default: all at once.
         vip_routes: the address ranges the client reaches on-link (see NetnsLab); default the seed's.
+        speakers: start() starts the speakers too and waits until they join (the default); False: only the
+            controller, and the caller starts them later (start_speakers, wait_for_speakers), e.g. to time
+            a cold start with the Services already there.
         kubernetes_version: the control plane's version; its binaries must be built (`make k8s`), else
             start() raises KubernetesNotBuiltError, unless `build_kubernetes`.
         build_kubernetes: build them at start when they are not cached (15-30 minutes once).
@@ -437,6 +440,7 @@ class LabCluster:
         speaker_faketime: bool = False,
         speaker_batch: int | None = None,
         vip_routes: Sequence[str] = DEFAULT_VIP_ROUTES,
+        speakers: bool = True,
     ) -> None:
         if not workers:
             raise LabClusterError("a lab cluster needs at least one worker node")
@@ -467,6 +471,7 @@ class LabCluster:
         self._metrics_ports: dict[str, int] = {}
         self._speaker_faketime = speaker_faketime
         self._speaker_batch = speaker_batch
+        self._with_speakers = speakers
         self._vip_routes = tuple(vip_routes)
         self._controller_metrics_port: int | None = None
         self._paused: set[str] = set()
@@ -548,7 +553,8 @@ class LabCluster:
 
     def start(self, timeout: float = 60.0) -> None:
         """Starts everything, in order, and returns when every speaker has published its gossip Lease and the
-        controller leads. On any failure, whatever started is stopped again before the error propagates."""
+        controller leads (without `speakers`: when the controller leads). On any failure, whatever started
+        is stopped again before the error propagates."""
         if self._started:
             raise LabClusterError("this lab cluster has already been started")
         self._started = True
@@ -615,23 +621,31 @@ class LabCluster:
 
         began = time.monotonic()
         self.start_controller()
-        self._start_speakers(timeout)
+        if self._with_speakers:
+            self.start_speakers(timeout=timeout)
         if "--no-leader-elect" not in self._controller_args:
             self.wait_for(self._controller_leads, timeout, "the controller to take its leader Lease")
+        if not self._with_speakers:
+            self._say(f"controller running ({time.monotonic() - began:.1f} s); logs in {self._log_dir}")
+            return
         self.wait_for_speakers(timeout=timeout)
         self._say(
             f"controller and {len(self.nodes)} speakers running ({time.monotonic() - began:.1f} s); "
             f"logs in {self._log_dir}"
         )
 
-    def _start_speakers(self, timeout: float) -> None:
-        size = self._speaker_batch or len(self.nodes)
+    def start_speakers(self, nodes: Sequence[str] | None = None, *, timeout: float = 60.0) -> None:
+        """Starts the speakers of `nodes` (default: every node), `speaker_batch` at a time: each batch once
+        the previous one serves its metrics. Returns when the last batch is started (see
+        wait_for_speakers); start() calls it unless the cluster was made with `speakers=False`."""
+        wanted = tuple(self.nodes if nodes is None else nodes)
+        size = self._speaker_batch or len(wanted)
         began = time.monotonic()
-        for first in range(0, len(self.nodes), size):
-            batch = self.nodes[first : first + size]
+        for first in range(0, len(wanted), size):
+            batch = wanted[first : first + size]
             for node in batch:
                 self.start_speaker(node)
-            if size >= len(self.nodes):
+            if size >= len(wanted):
                 return
             self.wait_for(
                 partial(self._serving_metrics, batch),
@@ -640,7 +654,7 @@ class LabCluster:
                 interval=0.25,
             )
             self._say(
-                f"speakers {first + len(batch)}/{len(self.nodes)} started ({time.monotonic() - began:.1f} s)"
+                f"speakers {first + len(batch)}/{len(wanted)} started ({time.monotonic() - began:.1f} s)"
             )
 
     def _serving_metrics(self, nodes: Sequence[str]) -> bool:
