@@ -330,16 +330,24 @@ def _latency_axes(ax: Axes, run: dict[str, Any], wake: dict[str, Any]) -> bool:
             marks = [(q, figures.get(f"latency_{who}_{q}_us")) for q, _ in quantiles]
             known = [(q, v) for q, v in marks if isinstance(v, (int, float)) and v > 0]
             ax.plot([v for _, v in known], [row] * len(known), color=colour, marker="o", label=what)
-            for q, v in known:
-                ax.annotate(q, (v, row), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+            for i, (q, v) in enumerate(known):  # above and below in turn: close marks stay legible
+                ax.annotate(
+                    q,
+                    (v, row),
+                    textcoords="offset points",
+                    xytext=(0, 7 if i % 2 == 0 else -14),
+                    ha="center",
+                    fontsize=8,
+                )
         ax.set_yticks([0, 1], [what for _, what, _ in sides])
         ax.set_ylim(-0.6, 1.6)
     same = wake.get("wake_same_cpu_p50_us")
     if isinstance(same, (int, float)) and same > 0:
         ax.axvline(same, color="tab:orange", linestyle="--", label=WAKE)
     ax.set_xscale("log")
-    # Plain numbers (20, 30, 50), not 2x10^1: latencies span less than two decades.
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    # Plain numbers (20, 30, 50), not 2x10^1; fewer of them when the run spans decades.
+    low, high = ax.get_xlim()
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0) if high < 30 * low else (1.0, 3.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("µs from the request leaving to the reply arriving (kernel timestamps)")

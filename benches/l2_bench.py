@@ -12,6 +12,8 @@ Prints p50/p99, answered/s and loss for both and the ratios; targets: p50 within
 latency run, during the flood) and what waking a sleeping thread costs on this machine (`l2-bench wake`: on
 the waker's CPU, and on another, idle one): the kernel answers ARP inside the softirq that received the
 request, the sleeping responder pays a wake-up on every request, which is what its latency is made of.
+Each run's latency figures (and every sample, when the client prints them) go to l2.json in the results
+directory (benches/_results.py), from which benches/_plots.py draws the latency distributions.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests" / "netns"))
 
 from _lab import CLIENT_V4, lab, make_pair  # type: ignore[import-not-found]  # noqa: E402
 
+from _results import record  # noqa: E402
 from metallb_py._core import Responder  # noqa: E402
 
 OURS = "198.51.100.10"
@@ -104,18 +108,38 @@ def wake_cost(samples: int = 2000) -> dict[str, float]:
     return figures
 
 
+@dataclass
+class Measured:
+    """A run's figures by name, and its latency samples in µs by side ("ours", "kernel"): empty when the
+    client printed only percentiles."""
+
+    figures: dict[str, float]
+    samples_us: dict[str, list[float]] = field(default_factory=dict)
+
+
+def record_run(key: str, label: str, measured: Measured) -> None:
+    """The run as `runs.<key>` of l2.json, beside the other runs of this session."""
+    run = {"label": label, "figures": measured.figures, "samples_us": measured.samples_us}
+    record("l2", {"runs": {key: run}}, merge=True)
+
+
+def record_wake(figures: dict[str, float]) -> None:
+    record("l2", {"wake": figures}, merge=True)
+
+
 def measure(
     samples: int = 2000,
     rate: int = 100_000,
     seconds: float = 5.0,
     busy_poll: float = 0.0,
     cpu: int | None = None,
-) -> dict[str, float]:
-    """Runs both measurements and returns the figures by name. With `cpu`, the responder thread is pinned
-    there and the client runs on the other CPUs."""
+) -> Measured:
+    """Runs both measurements and returns the figures by name, with the latency samples. With `cpu`, the
+    responder thread is pinned there and the client runs on the other CPUs."""
     cpus = set(os.sched_getaffinity(0)) - {cpu} if cpu is not None else None
     build_client()
     figures: dict[str, float] = {}
+    samples_us: dict[str, list[float]] = {}
     with lab() as the_lab:
         pair = make_pair(the_lab)
         the_lab.address(pair.responder_ns, pair.responder_if, f"{KERNEL}/24")
@@ -149,8 +173,12 @@ def measure(
             for who, ip in (("ours", OURS), ("kernel", KERNEL)):
                 row = by_target[ip]
                 figures[f"latency_{who}_p50_us"] = row["p50_ns"] / 1000
+                figures[f"latency_{who}_p90_us"] = row["p90_ns"] / 1000
                 figures[f"latency_{who}_p99_us"] = row["p99_ns"] / 1000
+                figures[f"latency_{who}_mean_us"] = row["mean_ns"] / 1000
                 figures[f"latency_{who}_lost"] = row["lost"]
+                if "samples_ns" in row:
+                    samples_us[who] = [ns / 1000 for ns in row["samples_ns"]]
             for who, ip in (("ours", OURS), ("kernel", KERNEL)):
                 before_stats = responder.stats()
                 during = CpuMeter(tid)
@@ -184,7 +212,7 @@ def measure(
     figures["flood_answered_ratio_ours_over_kernel"] = (
         figures["flood_ours_answered_per_s"] / figures["flood_kernel_answered_per_s"]
     )
-    return figures
+    return Measured(figures, samples_us)
 
 
 def report(figures: dict[str, float], rate: int) -> str:
@@ -255,16 +283,21 @@ def main() -> int:
     runs: dict[str, dict[str, float]] = {}
     mode = "default: the thread sleeps in epoll between frames, no pinning"
     print(f"== {mode} ==")
-    runs[mode] = measure(args.samples, args.rate, args.seconds)
+    measured = measure(args.samples, args.rate, args.seconds)
+    record_run("sleeping", mode, measured)
+    runs[mode] = measured.figures
     print(report(runs[mode], args.rate))
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= 2:
         cpu = cpus[-1]
         mode = f"busy_poll={args.busy_poll}s, pinned to CPU {cpu} (keeps a core busy while requests come)"
         print(f"\n== {mode}, client on the others ==")
-        runs[mode] = measure(args.samples, args.rate, args.seconds, args.busy_poll, cpu)
+        measured = measure(args.samples, args.rate, args.seconds, args.busy_poll, cpu)
+        record_run("busy-poll", f"busy_poll={args.busy_poll}s, pinned to CPU {cpu}", measured)
+        runs[mode] = measured.figures
         print(report(runs[mode], args.rate))
     wake = wake_cost()
+    record_wake(wake)
     print("\n== what a wake-up costs here (a thread asleep in poll(), woken through an eventfd) ==")
     print(
         f"on the waker's CPU: p50 {wake['wake_same_cpu_p50_us']:.1f} us, "
