@@ -28,6 +28,7 @@ from typing import TextIO
 from metallb_py.config import Config, convert_legacy
 from metallb_py.config.loader import build_config, read_file
 from metallb_py.config.model import address_count
+from metallb_py.config.problems import Problems, each_error
 from metallb_py.config.resources import Resources
 from metallb_py.errors import ConfigError
 from metallb_py.ipam import PlanRow, load_services, plan
@@ -48,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for error in each_error(exc):
+            print(f"error: {error}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
@@ -122,24 +124,30 @@ def _register_config(groups: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def _config_validate(args: argparse.Namespace) -> int:
     per_file: list[tuple[str, Resources]] = []
-    failed = False
-    # Each file on its own first, so every broken file is reported in one run.
+    problems = Problems()
+    failures = 0
+    # Every object of every file on its own, then the rules across objects over all that could be read: every
+    # mistake is reported in one run, each naming its object, file and field, in the order found.
     for path in args.files:
-        try:
-            per_file.append((path, read_file(path)))
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failed = True
-        except OSError as exc:
-            print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
-            failed = True
-    if failed:
-        return 1
+        with problems.each():
+            try:
+                per_file.append((path, read_file(path, problems)))
+            except OSError as exc:
+                problems.add(ConfigError(f"{path}: {exc.strerror or exc}"))
+        failures += _print_errors(problems.errors[failures:])
     combined = Resources()
     for _, resources in per_file:
         combined.extend(resources)
-    config = build_config(combined)
-    _print_warnings(config)
+    config: Config | None = None
+    with problems.each():
+        config = build_config(combined)
+    failures += _print_errors(problems.errors[failures:])
+    if failures > 1:
+        print(f"{failures} errors", file=sys.stderr)
+    if config is not None:
+        _print_warnings(config)
+    if config is None or failures:
+        return 1
     if args.strict and config.warnings:
         count = len(config.warnings)
         print(f"error: {count} warning{'' if count == 1 else 's'}, refused by --strict", file=sys.stderr)
@@ -149,6 +157,12 @@ def _config_validate(args: argparse.Namespace) -> int:
     if len(per_file) > 1:
         print(f"configuration OK: {config.summary()}")
     return 0
+
+
+def _print_errors(errors: Sequence[ConfigError]) -> int:
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return len(errors)
 
 
 def _print_warnings(config: Config) -> None:

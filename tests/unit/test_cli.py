@@ -87,13 +87,14 @@ def test_validate_reports_every_broken_file(tmp_path: Path, capsys: pytest.Captu
     code, out, err = run(capsys, "config", "validate", str(bad), str(broken), str(tmp_path / "missing.yaml"))
     assert (code, out) == (1, "")
     lines = err.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert lines[0] == (
         f'error: ConfigMap metallb-system/config ({bad}, document 1): address-pools[0] "nginx-ip-range": '
         'protocol: unknown protocol "layer3"; expected layer2 or bgp'
     )
     assert lines[1].startswith(f"error: {broken}: invalid YAML: line 2, column 1")
     assert lines[2] == f"error: {tmp_path / 'missing.yaml'}: No such file or directory"
+    assert lines[3] == "3 errors"
 
 
 def test_convert_to_stdout_and_to_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

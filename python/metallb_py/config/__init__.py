@@ -1,7 +1,9 @@
 """MetalLB configuration: legacy ConfigMaps and metallb.io CRDs in, one validated `Config` out.
 
 `load_config` and friends parse and validate; `convert_legacy` rewrites a legacy ConfigMap as CRDs. Every
-mistake is a `metallb_py.errors.ConfigError` whose message names the object, the source and the field. What
+mistake is a `metallb_py.errors.ConfigError` whose message names the object, the source and the field; each
+object is checked on its own, and several mistakes are raised together as `ConfigErrors` (a ConfigError
+whose `errors` holds each). What
 MetalLB accepts but is likely a mistake (a CIDR with host bits, a reference to a pool or peer that does not
 exist yet) loads as MetalLB loads it, with a warning in `Config.warnings` worded the same way; every loader
 takes `strict=True` to refuse it instead.
@@ -26,6 +28,7 @@ from metallb_py.config.model import (
     L2Advertisement,
     SecretReference,
 )
+from metallb_py.config.problems import ConfigErrors
 
 __all__ = [
     "BFDProfile",
@@ -35,6 +38,7 @@ __all__ = [
     "Community",
     "CommunityAlias",
     "Config",
+    "ConfigErrors",
     "L2Advertisement",
     "SecretReference",
     "convert_legacy",

@@ -9,6 +9,7 @@ CRDs are read by the `crds` readers in legacy spelling. The generated names are 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 from metallb_py.config._values import check_dns_subdomain, dns_label, unique_dns_labels
@@ -19,9 +20,11 @@ from metallb_py.config.crds import (
     read_community_value,
     read_peer,
 )
-from metallb_py.config.model import BGPAdvertisement, Community, CommunityAlias, L2Advertisement
+from metallb_py.config.model import BGPAdvertisement, BGPPeer, Community, CommunityAlias, L2Advertisement
+from metallb_py.config.problems import Problems
 from metallb_py.config.reader import Reader, Where, load_yaml_documents, quote
 from metallb_py.config.resources import Entry, PoolSpec, Resources
+from metallb_py.errors import ConfigError
 
 __all__ = ["DEFAULT_NAMESPACE", "LEGACY_KEYS", "PROTOCOLS", "read_legacy_config", "read_legacy_configmap"]
 
@@ -31,8 +34,11 @@ PROTOCOLS = ("layer2", "bgp")
 COMMUNITY_OBJECT_NAME = "communities"
 
 
-def read_legacy_configmap(obj: object, context: str) -> tuple[Resources, str | None]:
-    """A v1 ConfigMap holding MetalLB's legacy configuration; also returns its namespace."""
+def read_legacy_configmap(
+    obj: object, context: str, problems: Problems | None = None
+) -> tuple[Resources, str | None]:
+    """A v1 ConfigMap holding MetalLB's legacy configuration; also returns its namespace. `problems` as for
+    `read_legacy_config`."""
     where = Where(f"ConfigMap ({context})")
     r = Reader(obj, where)
     r.ignore("apiVersion", "kind")  # checked by the caller, which dispatched on them
@@ -58,99 +64,165 @@ def read_legacy_configmap(obj: object, context: str) -> tuple[Resources, str | N
         where.fail(data.path_of("config"), "holds several YAML documents; MetalLB reads one")
     config = documents[0] if documents else {}
     # No namespace means "wherever it is applied": it constrains nothing (Config defaults to metallb-system).
-    return read_legacy_config(config, where, namespace), namespace
+    return read_legacy_config(config, where, namespace, problems), namespace
 
 
-def read_legacy_config(config: object, where: Where, namespace: str | None) -> Resources:
-    """The parsed `data.config` mapping (also accepted alone, as a document with no kind)."""
+def read_legacy_config(
+    config: object, where: Where, namespace: str | None, problems: Problems | None = None
+) -> Resources:
+    """The parsed `data.config` mapping (also accepted alone, as a document with no kind).
+
+    Each community, BFD profile, peer and pool is read on its own: the mistakes of all of them go to
+    `problems` and the others are returned; without `problems`, they are raised together at the end.
+    """
+    if problems is not None:
+        return _read_legacy_config(config, where, namespace, problems)
+    own = Problems()
+    with own.each():
+        resources = _read_legacy_config(config, where, namespace, own)
+    own.raise_any()
+    return resources
+
+
+def _read_legacy_config(config: object, where: Where, namespace: str | None, own: Problems) -> Resources:
     r = Reader(config, where)
     resources = Resources()
     communities = r.text_map("bgp-communities")
     if communities:
-        aliases = tuple(
-            CommunityAlias(alias, read_community_value(where, f"bgp-communities.{alias}", value))
-            for alias, value in sorted(communities.items())
-        )
+        aliases: list[CommunityAlias] = []
+        for alias, value in sorted(communities.items()):
+            with own.each():
+                aliases.append(
+                    CommunityAlias(alias, read_community_value(where, f"bgp-communities.{alias}", value))
+                )
+        if len(aliases) < len(communities):
+            resources.unread.add(("Community", COMMUNITY_OBJECT_NAME))
         paths = {"": "bgp-communities", "communities": "bgp-communities"}
-        community = Community(COMMUNITY_OBJECT_NAME, aliases)
+        community = Community(COMMUNITY_OBJECT_NAME, tuple(aliases))
         resources.communities.append(Entry(community, where, paths, namespace, "Community"))
 
     for item in r.mappings("bfd-profiles"):
-        name = item.required_text("name")
+        with own.each():
+            _read_bfd_profile(item, where, namespace, resources)
+
+    peers: list[tuple[Reader, BGPPeer, dict[str, str]]] = []
+    for item in r.mappings("peers"):
+        with own.each():
+            peers.append((item, *read_peer(item, "", legacy=True)))
+            item.finish()
+    for (_, peer, paths), name in zip(
+        peers, unique_dns_labels(f"peer-{p.peer_address}" for _, p, _ in peers), strict=True
+    ):
+        resources.bgp_peers.append(Entry(replace(peer, name=name), where, paths, namespace, "BGPPeer"))
+
+    _read_pools(r, where, namespace, resources, own)
+    with own.each():
+        r.finish()
+    return resources
+
+
+def _read_bfd_profile(item: Reader, where: Where, namespace: str | None, resources: Resources) -> None:
+    name = item.required_text("name")
+    try:
         named = item.named(name)
         profile, paths = read_bfd_profile(named, name, legacy=True)
         paths["name"] = item.path_of("name")
         named.finish()
-        resources.bfd_profiles.append(Entry(profile, where, paths, namespace, "BFDProfile"))
-
-    peers = [(item, *read_peer(item, "", legacy=True)) for item in r.mappings("peers")]
-    for (item, peer, paths), name in zip(
-        peers, unique_dns_labels(f"peer-{p.peer_address}" for _, p, _ in peers), strict=True
-    ):
-        item.finish()
-        resources.bgp_peers.append(Entry(replace(peer, name=name), where, paths, namespace, "BGPPeer"))
-
-    _read_pools(r, where, namespace, resources)
-    r.finish()
-    return resources
+    except ConfigError:
+        resources.unread.add(("BFDProfile", name))
+        raise
+    resources.bfd_profiles.append(Entry(profile, where, paths, namespace, "BFDProfile"))
 
 
-def _read_pools(r: Reader, where: Where, namespace: str | None, resources: Resources) -> None:
-    items = r.mappings("address-pools")
-    names = [item.required_text("name") for item in items]
-    # The advertisements a pool implies get names from the pool's; unique within their kind.
-    l2_names = iter(unique_dns_labels(n for n, item in zip(names, items, strict=True) if _is_layer2(item)))
+def _read_pools(
+    r: Reader, where: Where, namespace: str | None, resources: Resources, problems: Problems
+) -> None:
+    # First the names, and how many advertisements each pool implies: they name the advertisements, unique
+    # within their kind. A pool whose name or advertisement list cannot be read is reported here, once.
+    pools: list[tuple[Reader, str, int]] = []
+    for item in r.mappings("address-pools"):
+        with problems.each():
+            name = item.required_text("name")
+            count = (len(item.items("bgp-advertisements")) or 1) if item.raw("protocol") == "bgp" else 0
+            pools.append((item, name, count))
+    l2_labels = iter(unique_dns_labels(name for item, name, _ in pools if _is_layer2(item)))
+    l2_names = {i: next(l2_labels) for i, (item, _, _) in enumerate(pools) if _is_layer2(item)}
     bgp_bases: list[str] = []
-    for item, name in zip(items, names, strict=True):
-        if item.raw("protocol") != "bgp":
+    owners: list[int] = []
+    for i, (_, name, count) in enumerate(pools):
+        bases = [name] if count == 1 else [f"{dns_label(name)}-{n + 1}" for n in range(count)]
+        bgp_bases += bases
+        owners += [i] * len(bases)
+    bgp_names: dict[int, list[str]] = {}
+    for i, label in zip(owners, unique_dns_labels(bgp_bases), strict=True):
+        bgp_names.setdefault(i, []).append(label)
+
+    for i, (item, name, _) in enumerate(pools):
+        pool = Resources()
+        with problems.each():
+            _read_pool(
+                item,
+                name,
+                pool,
+                where=where,
+                namespace=namespace,
+                l2_name=l2_names.get(i),
+                bgp_names=iter(bgp_names.get(i, ())),
+            )
+            resources.extend(pool)
             continue
-        count = len(item.items("bgp-advertisements")) or 1
-        bgp_bases += [name] if count == 1 else [f"{dns_label(name)}-{i + 1}" for i in range(count)]
-    bgp_names = iter(unique_dns_labels(bgp_bases))
+        resources.unread.add(("IPAddressPool", name))
 
-    for item, name in zip(items, names, strict=True):
-        pool = item.named(name)
-        protocol = pool.required_text("protocol")
-        if protocol not in PROTOCOLS:
-            pool.fail("protocol", f"unknown protocol {quote(protocol)}; expected layer2 or bgp")
-        if not pool.has("addresses"):
-            pool.missing("addresses")
-        addresses = pool.texts("addresses")
-        if not addresses:
-            pool.fail("addresses", "a pool needs at least one CIDR or range")
-        auto_assign = pool.flag("auto-assign")
-        avoid_buggy_ips = pool.flag("avoid-buggy-ips")
-        spec = PoolSpec(
-            name=name,
-            addresses=tuple(addresses),
-            auto_assign=True if auto_assign is None else auto_assign,
-            avoid_buggy_ips=bool(avoid_buggy_ips),
-            protocol=protocol,
-        )
-        own = pool.path
-        paths = {"": own, "name": pool.path_of("name"), "addresses": pool.path_of("addresses")}
-        resources.pools.append(Entry(spec, where, paths, namespace, "IPAddressPool"))
 
-        advertisements = pool.mappings("bgp-advertisements")
-        if protocol == "layer2":
-            if advertisements:
-                pool.fail("bgp-advertisements", "only a bgp pool has BGP advertisements; this pool is layer2")
-            l2 = L2Advertisement(next(l2_names), ip_address_pools=(name,))
-            resources.l2_advertisements.append(Entry(l2, where, {"": own}, namespace, "L2Advertisement"))
-        else:
-            for adv in advertisements:
-                bgp, adv_paths = read_bgp_advertisement(adv, "", legacy=True)
-                adv.finish()
-                bgp = replace(bgp, name=next(bgp_names), ip_address_pools=(name,))
-                resources.bgp_advertisements.append(
-                    Entry(bgp, where, adv_paths, namespace, "BGPAdvertisement")
-                )
-            if not advertisements:
-                bgp = BGPAdvertisement(next(bgp_names), ip_address_pools=(name,))
-                resources.bgp_advertisements.append(
-                    Entry(bgp, where, {"": own}, namespace, "BGPAdvertisement")
-                )
-        pool.finish()
+def _read_pool(
+    item: Reader,
+    name: str,
+    resources: Resources,
+    *,
+    where: Where,
+    namespace: str | None,
+    l2_name: str | None,
+    bgp_names: Iterator[str],
+) -> None:
+    pool = item.named(name)
+    protocol = pool.required_text("protocol")
+    if protocol not in PROTOCOLS:
+        pool.fail("protocol", f"unknown protocol {quote(protocol)}; expected layer2 or bgp")
+    if not pool.has("addresses"):
+        pool.missing("addresses")
+    addresses = pool.texts("addresses")
+    if not addresses:
+        pool.fail("addresses", "a pool needs at least one CIDR or range")
+    auto_assign = pool.flag("auto-assign")
+    avoid_buggy_ips = pool.flag("avoid-buggy-ips")
+    spec = PoolSpec(
+        name=name,
+        addresses=tuple(addresses),
+        auto_assign=True if auto_assign is None else auto_assign,
+        avoid_buggy_ips=bool(avoid_buggy_ips),
+        protocol=protocol,
+    )
+    own = pool.path
+    paths = {"": own, "name": pool.path_of("name"), "addresses": pool.path_of("addresses")}
+    resources.pools.append(Entry(spec, where, paths, namespace, "IPAddressPool"))
+
+    advertisements = pool.mappings("bgp-advertisements")
+    if protocol == "layer2":
+        if advertisements:
+            pool.fail("bgp-advertisements", "only a bgp pool has BGP advertisements; this pool is layer2")
+        assert l2_name is not None
+        l2 = L2Advertisement(l2_name, ip_address_pools=(name,))
+        resources.l2_advertisements.append(Entry(l2, where, {"": own}, namespace, "L2Advertisement"))
+    else:
+        for adv in advertisements:
+            bgp, adv_paths = read_bgp_advertisement(adv, "", legacy=True)
+            adv.finish()
+            bgp = replace(bgp, name=next(bgp_names), ip_address_pools=(name,))
+            resources.bgp_advertisements.append(Entry(bgp, where, adv_paths, namespace, "BGPAdvertisement"))
+        if not advertisements:
+            bgp = BGPAdvertisement(next(bgp_names), ip_address_pools=(name,))
+            resources.bgp_advertisements.append(Entry(bgp, where, {"": own}, namespace, "BGPAdvertisement"))
+    pool.finish()
 
 
 def _is_layer2(item: Reader) -> bool:

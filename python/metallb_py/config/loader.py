@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from metallb_py._core import LabelSelector, Pool, validate_pools
 from metallb_py.config.crds import GROUP, parse_crd
@@ -37,6 +37,7 @@ from metallb_py.config.model import (
     Config,
     L2Advertisement,
 )
+from metallb_py.config.problems import ConfigErrors, Problems
 from metallb_py.config.reader import Reader, Where, describe, load_yaml_documents, quote
 from metallb_py.config.resources import Entry, PoolSpec, Resources, Warnings
 from metallb_py.errors import ConfigError
@@ -58,7 +59,11 @@ def load_config(text: str, *, source: str = "<config>", strict: bool = False) ->
     What MetalLB accepts but this package would not write that way is in `Config.warnings`; with `strict`,
     the first such thing is a ConfigError instead (as is every other mistake, in either mode).
     """
-    return build_config(read_text(text, source=source), strict=strict)
+    problems = Problems()
+    resources = Resources()
+    with problems.each():
+        resources = read_text(text, source=source, problems=problems)
+    return _build_or_raise(resources, problems, strict=strict)
 
 
 def load_config_files(paths: Iterable[str | os.PathLike[str]], *, strict: bool = False) -> Config:
@@ -67,19 +72,22 @@ def load_config_files(paths: Iterable[str | os.PathLike[str]], *, strict: bool =
     OSError propagates for a file that cannot be read; undecodable text is a ConfigError naming the file.
     `strict` as for `load_config`.
     """
+    problems = Problems()
     resources = Resources()
     for path in paths:
-        resources.extend(read_file(path))
-    return build_config(resources, strict=strict)
+        with problems.each():
+            resources.extend(read_file(path, problems))
+    return _build_or_raise(resources, problems, strict=strict)
 
 
 def load_objects(objects: Iterable[object], *, source: str = "<objects>", strict: bool = False) -> Config:
     """Validate already parsed objects (dicts as from YAML or the Kubernetes API); `strict` as for
     `load_config`."""
+    problems = Problems()
     resources = Resources()
     for i, obj in enumerate(objects, start=1):
-        resources.extend(read_object(obj, f"{source}, object {i}"))
-    return build_config(resources, strict=strict)
+        resources.extend(_read_or_note(obj, f"{source}, object {i}", problems))
+    return _build_or_raise(resources, problems, strict=strict)
 
 
 def parse_legacy_configmap(obj: object, *, source: str = "<configmap>", strict: bool = False) -> Config:
@@ -87,11 +95,26 @@ def parse_legacy_configmap(obj: object, *, source: str = "<configmap>", strict: 
     `load_config`."""
     if not isinstance(obj, dict) or obj.get("kind") != "ConfigMap":
         raise ConfigError(f"{source}: expected a v1 ConfigMap, got {describe(obj)}")
-    resources, _ = read_legacy_configmap(obj, source)
-    return build_config(resources, strict=strict)
+    problems = Problems()
+    resources = Resources()
+    with problems.each():
+        resources, _ = read_legacy_configmap(obj, source, problems)
+    return _build_or_raise(resources, problems, strict=strict)
 
 
-def read_file(path: str | os.PathLike[str]) -> Resources:
+def _build_or_raise(resources: Resources, problems: Problems, *, strict: bool) -> Config:
+    """`build_config` over what could be read, so that the mistakes across objects are reported with those
+    of reading; raises them all together (`Problems.raise_any`)."""
+    config: Config | None = None
+    with problems.each():
+        config = build_config(resources, strict=strict)
+    problems.raise_any()
+    assert config is not None
+    return config
+
+
+def read_file(path: str | os.PathLike[str], problems: Problems | None = None) -> Resources:
+    """`read_text` of a file's contents. OSError propagates; undecodable text is a ConfigError naming it."""
     source = os.fspath(path)
     with open(path, "rb") as f:
         data = f.read()
@@ -99,19 +122,48 @@ def read_file(path: str | os.PathLike[str]) -> Resources:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    return read_text(text, source=source)
+    return read_text(text, source=source, problems=problems)
 
 
-def read_text(text: str, *, source: str = "<config>") -> Resources:
-    """Every document of a YAML stream, parsed and checked on its own (no cross-object rules yet)."""
+def read_text(text: str, *, source: str = "<config>", problems: Problems | None = None) -> Resources:
+    """Every document of a YAML stream, parsed and checked on its own (no cross-object rules yet).
+
+    The mistakes of every document (and of every item of a List or legacy ConfigMap) go to `problems`, and
+    what could be read is returned; without `problems`, they are raised together at the end.
+    """
+    own = Problems() if problems is None else problems
     resources = Resources()
     for n, document in enumerate(load_yaml_documents(text, Where(source)), start=1):
-        resources.extend(read_object(document, f"{source}, document {n}"))
+        resources.extend(_read_or_note(document, f"{source}, document {n}", own))
+    if problems is None:
+        own.raise_any()
     return resources
 
 
-def read_object(obj: object, context: str) -> Resources:
-    """One document or List item; `context` says where it is (`pools.yaml, document 2`)."""
+def _read_or_note(obj: object, context: str, problems: Problems) -> Resources:
+    """`read_object`, its mistakes gathered in `problems`; an object that could not be read is named in
+    `Resources.unread` when its kind and name can be told."""
+    with problems.each():
+        return read_object(obj, context, problems)
+    unread = Resources()
+    if isinstance(obj, dict):
+        kind, metadata = obj.get("kind"), obj.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if isinstance(kind, str) and isinstance(name, str):
+            unread.unread.add((kind, name))
+    return unread
+
+
+def read_object(obj: object, context: str, problems: Problems | None = None) -> Resources:
+    """One document or List item; `context` says where it is (`pools.yaml, document 2`). The items of a List
+    and of a legacy ConfigMap are read one by one, their mistakes gathered in `problems` (without it,
+    raised together)."""
+    if problems is None:
+        own = Problems()
+        with own.each():
+            resources = read_object(obj, context, own)
+        own.raise_any()
+        return resources
     if obj is None:
         return Resources()
     if not isinstance(obj, dict):
@@ -124,16 +176,16 @@ def read_object(obj: object, context: str) -> Resources:
         r.ignore("apiVersion", "kind", "metadata")
         resources = Resources()
         for path, item in r.items("items"):
-            resources.extend(read_object(item, f"{context}, {path}"))
+            resources.extend(_read_or_note(item, f"{context}, {path}", problems))
         r.finish()
         return resources
     if isinstance(api_version, str) and api_version.split("/")[0] == GROUP:
         return parse_crd(obj, context)
     if kind == "ConfigMap" and api_version == "v1":
-        resources, _ = read_legacy_configmap(obj, context)
+        resources, _ = read_legacy_configmap(obj, context, problems)
         return resources
     if kind is None and api_version is None and any(key in obj for key in LEGACY_KEYS):
-        return read_legacy_config(obj, Where(f"legacy config ({context})"), None)
+        return read_legacy_config(obj, Where(f"legacy config ({context})"), None, problems)
     where = Where(f"document ({context})")
     if kind is None or api_version is None:
         where.fail("", "not a Kubernetes object (no apiVersion or kind) and no legacy MetalLB config keys")
@@ -149,7 +201,14 @@ def read_object(obj: object, context: str) -> Resources:
 
 def build_config(resources: Resources, *, strict: bool = False) -> Config:
     """Check the rules that span objects and build the Config (lists sorted by name). What MetalLB accepts
-    but we would not write that way becomes `Config.warnings`, or with `strict` a ConfigError."""
+    but we would not write that way becomes `Config.warnings`, or with `strict` a ConfigError.
+
+    Each object is checked on its own, so every mistake is found in one load: one is raised as itself,
+    several together as `ConfigErrors`. A duplicate name or a pool whose addresses are wrong leaves the
+    later checks without that object; a reference to an object in `resources.unread` is not reported again.
+    """
+    problems = Problems()
+    unread = set(resources.unread)
     warnings = Warnings(strict=strict)
     # What reading found acceptable but worth a warning, object by object (a legacy ConfigMap's records
     # share one Where).
@@ -158,80 +217,118 @@ def build_config(resources: Resources, *, strict: bool = False) -> Config:
         if id(entry.where) not in seen:
             seen.add(id(entry.where))
             for problem, done in entry.where.notes:
-                warnings.add(problem, done)
-    namespace = _one_namespace(resources)
-    for kind, entries in (
-        ("IPAddressPool", resources.pools),
-        ("L2Advertisement", resources.l2_advertisements),
-        ("BGPAdvertisement", resources.bgp_advertisements),
-        ("BGPPeer", resources.bgp_peers),
-        ("Community", resources.communities),
-        ("BFDProfile", resources.bfd_profiles),
-    ):
-        _unique_names(kind, entries)
+                with problems.each():
+                    warnings.add(problem, done)
+    namespace = _one_namespace(resources, problems)
+    pool_list = _unique_names("IPAddressPool", resources.pools, problems)
+    l2_list = _unique_names("L2Advertisement", resources.l2_advertisements, problems)
+    bgp_list = _unique_names("BGPAdvertisement", resources.bgp_advertisements, problems)
+    peer_list = _unique_names("BGPPeer", resources.bgp_peers, problems)
+    community_list = _unique_names("Community", resources.communities, problems)
+    bfd_list = _unique_names("BFDProfile", resources.bfd_profiles, problems)
 
-    pools = [_make_pool(entry, warnings) for entry in resources.pools]
+    made: list[tuple[Entry[PoolSpec], Pool]] = []
+    for entry in pool_list:
+        with problems.each():
+            made.append((entry, _make_pool(entry, warnings)))
+            continue
+        unread.add(("IPAddressPool", entry.record.name))
     try:
-        validate_pools(pools)
+        validate_pools([pool for _, pool in made])
     except ConfigError as exc:
-        raise _overlap_error(resources.pools, pools, exc) from None
-    pool_entries = {e.record.name: (e, p) for e, p in zip(resources.pools, pools, strict=True)}
+        for error in _overlap_errors([e for e, _ in made], [pool for _, pool in made], exc):
+            problems.add(error)
+    pools = [pool for _, pool in made]
+    pool_entries = {e.record.name: (e, p) for e, p in made}
 
-    aliases = _community_aliases(resources.communities)
-    profiles = {e.record.name: e.record for e in resources.bfd_profiles}
-    peers = [_check_peer(e, profiles) for e in resources.bgp_peers]
-    _no_identical_peers(resources.bgp_peers)
-    _one_session_per_neighbor(resources.bgp_peers)
-    peer_names = [p.name for p in peers]
+    aliases = _community_aliases(community_list, problems)
+    aliases_complete = not any(kind == "Community" for kind, _ in unread)
+    profiles = {e.record.name: e.record for e in bfd_list}
+    peers: list[tuple[Entry[BGPPeer], BGPPeer]] = []
+    for entry in peer_list:
+        with problems.each():
+            peers.append((entry, _check_peer(entry, profiles, unread)))
+    _no_identical_peers(peer_list, problems)
+    _one_session_per_neighbor(peer_list, problems)
+    peer_names = [e.record.name for e in peer_list]
 
-    l2_advertisements = [
-        _origin(replace(e.record, pools=_selected_pools(e, e.record, pool_entries, warnings)), e)
-        for e in resources.l2_advertisements
-    ]
+    l2_advertisements: list[L2Advertisement] = []
+    for e in l2_list:
+        with problems.each():
+            selected = _selected_pools(e, e.record, pool_entries, warnings, unread)
+            l2_advertisements.append(_origin(replace(e.record, pools=selected), e))
     bgp_advertisements: list[BGPAdvertisement] = []
-    for e in resources.bgp_advertisements:
-        selected = _selected_pools(e, e.record, pool_entries, warnings)
-        for i, peer in enumerate(e.record.peers):
-            # MetalLB does not look the names up: an advertisement reaches the peers that exist by a name.
-            if peer not in peer_names:
-                e.warn(
-                    warnings,
-                    "peers",
-                    f"unknown BGPPeer {quote(peer)}{_known(peer_names, sep=' (')}",
-                    "nothing is advertised to it until it exists, as in MetalLB",
-                    i,
-                )
-        values = tuple(_community_value(e, i, text, aliases) for i, text in enumerate(e.record.communities))
-        for pool_name in selected:
-            _check_aggregation(e, *pool_entries[pool_name])
-        advertisement = _origin(replace(e.record, pools=selected, community_values=values), e)
-        _check_bfd_echo(e, advertisement, pool_entries, peers, profiles)
-        _check_local_pref(e, advertisement, bgp_advertisements, pool_entries)
-        bgp_advertisements.append(advertisement)
+    for b in bgp_list:
+        with problems.each():
+            advertisement = _bgp_advertisement(
+                b,
+                pool_entries=pool_entries,
+                warnings=warnings,
+                unread=unread,
+                aliases=aliases if aliases_complete else None,
+                peer_names=peer_names,
+            )
+            _check_bfd_echo(b, advertisement, pool_entries, [p for _, p in peers], profiles)
+            _check_local_pref(b, advertisement, bgp_advertisements, pool_entries)
+            bgp_advertisements.append(advertisement)
 
+    problems.raise_any()
     return Config(
         pools=sorted(pools, key=lambda p: p.name),
         l2_advertisements=sorted(l2_advertisements, key=lambda a: a.name),
         bgp_advertisements=sorted(bgp_advertisements, key=lambda a: a.name),
-        bgp_peers=sorted(
-            (_origin(p, e) for p, e in zip(peers, resources.bgp_peers, strict=True)), key=lambda p: p.name
-        ),
-        communities=sorted((_origin(e.record, e) for e in resources.communities), key=lambda c: c.name),
-        bfd_profiles=sorted((_origin(e.record, e) for e in resources.bfd_profiles), key=lambda b: b.name),
+        bgp_peers=sorted((_origin(p, e) for e, p in peers), key=lambda p: p.name),
+        communities=sorted((_origin(e.record, e) for e in community_list), key=lambda c: c.name),
+        bfd_profiles=sorted((_origin(e.record, e) for e in bfd_list), key=lambda b: b.name),
         legacy_protocols={
-            e.record.name: e.record.protocol for e in resources.pools if e.record.protocol is not None
+            e.record.name: e.record.protocol for e in pool_list if e.record.protocol is not None
         },
-        pool_labels={e.record.name: dict(e.record.labels) for e in resources.pools},
+        pool_labels={e.record.name: dict(e.record.labels) for e in pool_list},
         namespace=namespace,
         warnings=tuple(warnings.messages),
     )
+
+
+def _bgp_advertisement(
+    e: Entry[BGPAdvertisement],
+    *,
+    pool_entries: dict[str, tuple[Entry[PoolSpec], Pool]],
+    warnings: Warnings,
+    unread: set[tuple[str, str]],
+    aliases: dict[str, BGPCommunity] | None,
+    peer_names: Sequence[str],
+) -> BGPAdvertisement:
+    """One BGPAdvertisement with its pools and community values resolved. `aliases` None: a Community could
+    not be read, so an alias not found is not reported (it may be that one's)."""
+    selected = _selected_pools(e, e.record, pool_entries, warnings, unread)
+    for i, peer in enumerate(e.record.peers):
+        # MetalLB does not look the names up: an advertisement reaches the peers that exist by a name.
+        if peer not in peer_names and ("BGPPeer", peer) not in unread:
+            e.warn(
+                warnings,
+                "peers",
+                f"unknown BGPPeer {quote(peer)}{_known(peer_names, sep=' (')}",
+                "nothing is advertised to it until it exists, as in MetalLB",
+                i,
+            )
+    values: list[BGPCommunity] = []
+    for i, text in enumerate(e.record.communities):
+        if aliases is None and ":" not in text:
+            continue
+        values.append(_community_value(e, i, text, aliases or {}))
+    for pool_name in selected:
+        _check_aggregation(e, *pool_entries[pool_name])
+    advertisement: BGPAdvertisement = _origin(
+        replace(e.record, pools=selected, community_values=tuple(values)), e
+    )
+    return advertisement
 
 
 def _origin(record: Any, entry: Entry[Any]) -> Any:
     return replace(record, origin=entry.describe())
 
 
-def _one_namespace(resources: Resources) -> str:
+def _one_namespace(resources: Resources, problems: Problems) -> str:
     # MetalLB watches one namespace; an object elsewhere would be silently ignored by it.
     first: Entry[Any] | None = None
     for entry in resources.entries():
@@ -240,23 +337,38 @@ def _one_namespace(resources: Resources) -> str:
         if first is None:
             first = entry
         elif entry.namespace != first.namespace:
-            entry.fail(
-                "",
-                f"is in namespace {quote(entry.namespace)} but {first.describe()} is in "
-                f"{quote(first.namespace or '')}; MetalLB reads its configuration from one namespace",
+            problems.add(
+                entry.error(
+                    "",
+                    f"is in namespace {quote(entry.namespace)} but {first.describe()} is in "
+                    f"{quote(first.namespace or '')}; MetalLB reads its configuration from one namespace",
+                )
             )
     return first.namespace if first is not None and first.namespace else DEFAULT_NAMESPACE
 
 
-def _unique_names(kind: str, entries: Sequence[Entry[Any]]) -> None:
-    seen: dict[str, Entry[Any]] = {}
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def _unique_names(kind: str, entries: Sequence[Entry[_N]], problems: Problems) -> list[Entry[_N]]:
+    """The entries of `kind` whose names no earlier entry took; each later one is a mistake."""
+    seen: dict[str, Entry[_N]] = {}
     for entry in entries:
         name = entry.record.name
         if name in seen:
-            entry.fail(
-                "name", f"duplicate {kind} name {quote(name)}; also defined by {seen[name].describe()}"
+            problems.add(
+                entry.error(
+                    "name", f"duplicate {kind} name {quote(name)}; also defined by {seen[name].describe()}"
+                )
             )
-        seen[name] = entry
+        else:
+            seen[name] = entry
+    return list(seen.values())
 
 
 _CORE_POOL_PATH = re.compile(r'pool ".*?": addresses(?:\[(\d+)\])?: (.*)', re.DOTALL)
@@ -264,68 +376,106 @@ _CORE_INDEX = re.compile(r": addresses\[(\d+)\]$")
 
 
 def _make_pool(entry: Entry[PoolSpec], warnings: Warnings) -> Pool:
+    """The core's Pool of `entry`. When its addresses are wrong, each is tried alone, so that every wrong one
+    is named (as ConfigErrors); one that is wrong only beside the others (an overlap) is named by the core."""
     spec = entry.record
     addresses = list(spec.addresses)
+    wrong: dict[int, ConfigError] = {}
     for i, text in enumerate(addresses):
         if "-" not in text and text != text.strip():
             # MetalLB trims the two ends of a range but hands a CIDR to Go's net.ParseCIDR as written.
-            entry.fail(
+            wrong[i] = entry.error(
                 "addresses",
                 f"{quote(text)} has spaces around the CIDR, which MetalLB refuses; "
                 f"write {quote(text.strip())}",
                 i,
             )
+            continue
         masked = _masked_cidr(text)
         if masked is not None:
             done = f"using {masked} as MetalLB does"
-            entry.warn(warnings, "addresses", f"{quote(text)} has host bits set", done, i)
+            try:
+                entry.warn(warnings, "addresses", f"{quote(text)} has host bits set", done, i)
+            except ConfigError as exc:  # strict
+                wrong[i] = exc
             addresses[i] = masked
-    try:
-        return Pool(
-            spec.name,
-            addresses,
-            auto_assign=spec.auto_assign,
-            avoid_buggy_ips=spec.avoid_buggy_ips,
-            service_allocation=spec.service_allocation,
-        )
-    except ConfigError as exc:
-        # The core names the field in its own terms (`pool "x": addresses[1]`); say it in the user's. Its
-        # errors carry `path` and `reason`; the message is parsed only if they are missing.
-        path, reason = getattr(exc, "path", None), getattr(exc, "reason", None)
-        if isinstance(path, str) and isinstance(reason, str):
-            index = _CORE_INDEX.search(path)
-            raise entry.error("addresses", reason, int(index.group(1)) if index else None) from None
-        match = _CORE_POOL_PATH.fullmatch(str(exc))
-        if match is None:
-            raise entry.error("addresses", str(exc)) from None
-        index_text = match.group(1)
-        raise entry.error("addresses", match.group(2), int(index_text) if index_text else None) from None
+    together: ConfigError | None = None
+    if not wrong:
+        try:
+            return _core_pool(spec, addresses)
+        except ConfigError as exc:
+            together = _pool_error(entry, exc)
+    for i, text in enumerate(addresses):
+        if i not in wrong and len(addresses) > 1:
+            try:
+                _core_pool(spec, [text])
+            except ConfigError as exc:
+                wrong[i] = _pool_error(entry, exc, i)
+    if not wrong:
+        assert together is not None
+        raise together
+    raise ConfigErrors([wrong[i] for i in sorted(wrong)])
 
 
-def _overlap_error(
+def _core_pool(spec: PoolSpec, addresses: list[str]) -> Pool:
+    return Pool(
+        spec.name,
+        addresses,
+        auto_assign=spec.auto_assign,
+        avoid_buggy_ips=spec.avoid_buggy_ips,
+        service_allocation=spec.service_allocation,
+    )
+
+
+def _pool_error(entry: Entry[PoolSpec], exc: ConfigError, alone: int | None = None) -> ConfigError:
+    """The core's error about a pool's addresses in the user's terms: the core names the field its own way
+    (`pool "x": addresses[1]`). `alone`: the index of the address the core was given alone."""
+    # Its errors carry `path` and `reason`; the message is parsed only if they are missing.
+    path, reason = getattr(exc, "path", None), getattr(exc, "reason", None)
+    if isinstance(path, str) and isinstance(reason, str):
+        index = _CORE_INDEX.search(path)
+        return entry.error("addresses", reason, alone if alone is not None else _index(index))
+    match = _CORE_POOL_PATH.fullmatch(str(exc))
+    if match is None:
+        return entry.error("addresses", str(exc), alone)
+    index_text = match.group(1)
+    if alone is not None:
+        return entry.error("addresses", match.group(2), alone)
+    return entry.error("addresses", match.group(2), int(index_text) if index_text else None)
+
+
+def _index(match: re.Match[str] | None) -> int | None:
+    return int(match.group(1)) if match else None
+
+
+def _overlap_errors(
     entries: Sequence[Entry[PoolSpec]], pools: Sequence[Pool], exc: ConfigError
-) -> ConfigError:
-    """validate_pools said two ranges overlap; find them, to name both objects and both fields."""
+) -> list[ConfigError]:
+    """validate_pools said two ranges overlap; find every overlapping pair, to name both objects and both
+    fields of each."""
     spans = sorted(
         (first.version, int(first), int(last), pi, ai)
         for pi, pool in enumerate(pools)
         for ai, (first, last) in enumerate(pool.ranges())
     )
+    errors: list[ConfigError] = []
     reach: tuple[int, int, int, int, int] | None = None
     for span in spans:
         if reach is not None and reach[0] == span[0] and span[1] <= reach[2]:
             earlier, later = entries[reach[3]], entries[span[3]]
             earlier_text = earlier.record.addresses[reach[4]]
-            return later.error(
-                "addresses",
-                f"{quote(later.record.addresses[span[4]])} overlaps {quote(earlier_text)} of "
-                f"{earlier.describe()}, {earlier.path('addresses', reach[4])}; "
-                "an address may belong to only one range of one pool",
-                span[4],
+            errors.append(
+                later.error(
+                    "addresses",
+                    f"{quote(later.record.addresses[span[4]])} overlaps {quote(earlier_text)} of "
+                    f"{earlier.describe()}, {earlier.path('addresses', reach[4])}; "
+                    "an address may belong to only one range of one pool",
+                    span[4],
+                )
             )
         if reach is None or reach[0] != span[0] or span[2] > reach[2]:
             reach = span
-    return ConfigError(f"address pools: {exc}")
+    return errors or [ConfigError(f"address pools: {exc}")]
 
 
 def _masked_cidr(text: str) -> str | None:
@@ -363,11 +513,12 @@ def _selected_pools(
     adv: L2Advertisement | BGPAdvertisement,
     pools: dict[str, tuple[Entry[PoolSpec], Pool]],
     warnings: Warnings,
+    unread: set[tuple[str, str]],
 ) -> tuple[str, ...]:
     for i, name in enumerate(adv.ip_address_pools):
         # As MetalLB: skipped, the pool may be created later (`kubectl apply -f dir/` applies in any order).
         # In a file it is often a typo, hence the warning.
-        if name not in pools:
+        if name not in pools and ("IPAddressPool", name) not in unread:
             entry.warn(
                 warnings,
                 "ipAddressPools",
@@ -384,17 +535,21 @@ def _selected_pools(
     return tuple(sorted(chosen))
 
 
-def _community_aliases(entries: Sequence[Entry[Community]]) -> dict[str, BGPCommunity]:
+def _community_aliases(entries: Sequence[Entry[Community]], problems: Problems) -> dict[str, BGPCommunity]:
     aliases: dict[str, BGPCommunity] = {}
     owner: dict[str, Entry[Community]] = {}
     for entry in entries:
         for i, alias in enumerate(entry.record.communities):
             if alias.name in aliases:
-                entry.fail(
-                    "communities",
-                    f"community alias {quote(alias.name)} is also defined by {owner[alias.name].describe()}",
-                    i,
+                problems.add(
+                    entry.error(
+                        "communities",
+                        f"community alias {quote(alias.name)} is also defined by "
+                        f"{owner[alias.name].describe()}",
+                        i,
+                    )
                 )
+                continue
             aliases[alias.name] = alias.value
             owner[alias.name] = entry
     return aliases
@@ -468,25 +623,28 @@ def _check_local_pref(
                 )
 
 
-def _check_peer(entry: Entry[BGPPeer], profiles: dict[str, BFDProfile]) -> BGPPeer:
+def _check_peer(
+    entry: Entry[BGPPeer], profiles: dict[str, BFDProfile], unread: set[tuple[str, str]]
+) -> BGPPeer:
     peer = entry.record
-    if peer.bfd_profile is not None and peer.bfd_profile not in profiles:
-        entry.fail("bfdProfile", f"unknown BFDProfile {quote(peer.bfd_profile)}{_known(profiles)}")
+    profile = peer.bfd_profile
+    if profile is not None and profile not in profiles and ("BFDProfile", profile) not in unread:
+        entry.fail("bfdProfile", f"unknown BFDProfile {quote(profile)}{_known(profiles)}")
     return peer
 
 
-def _no_identical_peers(entries: Sequence[Entry[BGPPeer]]) -> None:
+def _no_identical_peers(entries: Sequence[Entry[BGPPeer]], problems: Problems) -> None:
     # Two peers that differ only in name would open the same session twice.
     seen: list[tuple[BGPPeer, Entry[BGPPeer]]] = []
     for entry in entries:
         unnamed = replace(entry.record, name="")
-        for other, other_entry in seen:
-            if other == unnamed:
-                entry.fail("", f"is identical to {other_entry.describe()}; remove one of them")
+        twin = next((other_entry for other, other_entry in seen if other == unnamed), None)
+        if twin is not None:
+            problems.add(entry.error("", f"is identical to {twin.describe()}; remove one of them"))
         seen.append((unnamed, entry))
 
 
-def _one_session_per_neighbor(entries: Sequence[Entry[BGPPeer]]) -> None:
+def _one_session_per_neighbor(entries: Sequence[Entry[BGPPeer]], problems: Problems) -> None:
     """As MetalLB's FRR mode: one node holds one session per neighbor (address or interface, and VRF), so
     two peers of one neighbor must not select a common node.
 
@@ -497,21 +655,27 @@ def _one_session_per_neighbor(entries: Sequence[Entry[BGPPeer]]) -> None:
     not): each session of this package's speaker is its own, as in native mode.
     """
     for i, entry in enumerate(entries):
-        peer = entry.record
-        for other_entry in entries[:i]:
-            other = other_entry.record
-            if _neighbor(peer) != _neighbor(other):
-                continue
-            if _may_select_one_node(peer.node_selectors, other.node_selectors):
-                field = "peerAddress" if peer.peer_address is not None else "interface"
-                neighbor, vrf = _neighbor(peer)
-                entry.fail(
-                    field,
-                    f"{other_entry.describe()} also peers with {quote(neighbor)}"
-                    f"{f' in VRF {quote(vrf)}' if vrf else ''} and their nodeSelectors can select the same "
-                    "node, which can hold one session to a neighbor; give them nodeSelectors no node matches "
-                    "both of",
-                )
+        with problems.each():
+            _one_session(entry, entries[:i])
+
+
+def _one_session(entry: Entry[BGPPeer], earlier: Sequence[Entry[BGPPeer]]) -> None:
+    """`entry` against the peers before it; the first clash is its mistake."""
+    peer = entry.record
+    for other_entry in earlier:
+        other = other_entry.record
+        if _neighbor(peer) != _neighbor(other):
+            continue
+        if _may_select_one_node(peer.node_selectors, other.node_selectors):
+            field = "peerAddress" if peer.peer_address is not None else "interface"
+            neighbor, vrf = _neighbor(peer)
+            entry.fail(
+                field,
+                f"{other_entry.describe()} also peers with {quote(neighbor)}"
+                f"{f' in VRF {quote(vrf)}' if vrf else ''} and their nodeSelectors can select the same "
+                "node, which can hold one session to a neighbor; give them nodeSelectors no node matches "
+                "both of",
+            )
 
 
 def _neighbor(peer: BGPPeer) -> tuple[str, str]:

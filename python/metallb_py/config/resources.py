@@ -101,6 +101,9 @@ class Resources:
     bgp_peers: list[Entry[BGPPeer]] = field(default_factory=list)
     communities: list[Entry[Community]] = field(default_factory=list)
     bfd_profiles: list[Entry[BFDProfile]] = field(default_factory=list)
+    # (kind, name) of the objects that could not be read, whose mistakes were reported: a reference to one
+    # is not reported again as a reference to an object that does not exist.
+    unread: set[tuple[str, str]] = field(default_factory=set)
 
     def extend(self, other: Resources) -> None:
         self.pools += other.pools
@@ -109,6 +112,7 @@ class Resources:
         self.bgp_peers += other.bgp_peers
         self.communities += other.communities
         self.bfd_profiles += other.bfd_profiles
+        self.unread |= other.unread
 
     def counts(self) -> dict[str, int]:
         """Objects per kind, for one-line summaries."""
