@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from metallb_py.speaker.leases import PeerLeases, gossip_address, gossip_lease, peer_from_lease
+from metallb_py.speaker.leases import (
+    GOSSIP_ASK_ANNOTATION,
+    PeerLeases,
+    gossip_address,
+    gossip_lease,
+    lease_ask,
+    peer_from_lease,
+)
 
 
 def test_gossip_lease_round_trip() -> None:
@@ -55,3 +62,33 @@ def test_peer_leases_expire_on_this_clock_only_while_the_api_answers() -> None:
 def test_gossip_lease_carries_its_duration() -> None:
     obj = gossip_lease("n", "ns", "198.51.100.1:7946", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 5.5)
     assert obj["spec"]["leaseDurationSeconds"] == 6
+
+
+def test_a_peer_that_lets_an_ask_go_unanswered_is_no_longer_expected() -> None:
+    """Leases go stale late (30 s): a speaker hearing nobody asks, and the peers that do not renew within
+    answer_within are dropped at once; one that answers stays, and one that comes back is expected again."""
+    peers = PeerLeases(duration=30.0, answer_within=3.0)
+    peers.observe(lease("a", "t1", "198.51.100.1:7946"), now=100.0)
+    peers.observe(lease("b", "t1", "198.51.100.2:7946"), now=100.0)
+    peers.asked(105.0)
+    peers.observe(lease("a", "t2", "198.51.100.1:7946"), now=105.5)  # a answers
+    assert set(peers.expected(107.9, api_healthy=True)) == {"a", "b"}, "b still has time to answer"
+    assert peers.unanswered(108.0) == {"b"}
+    assert set(peers.expected(108.0, api_healthy=True)) == {"a"}
+    assert set(peers.expected(108.0, api_healthy=False)) == {"a", "b"}, "no answers count without the API"
+    # A later ask that a does not answer drops it too; b renewing (a restart) brings it back.
+    peers.asked(110.0)
+    peers.observe(lease("b", "t2", "198.51.100.2:7946"), now=111.0)
+    assert set(peers.expected(113.0, api_healthy=True)) == {"b"}
+
+
+def test_without_an_ask_a_lease_counts_for_its_whole_duration() -> None:
+    peers = PeerLeases(duration=30.0)
+    peers.observe(lease("a", "t1"), now=0.0)
+    assert set(peers.expected(29.9, api_healthy=True)) == {"a"}
+    assert peers.expected(30.0, api_healthy=True) == {}
+    assert lease_ask(lease("a", "t1")) is None
+    asked = lease("a", "t1")
+    asked["metadata"]["annotations"][GOSSIP_ASK_ANNOTATION] = "2026-01-01T00:00:00.000000Z"
+    assert lease_ask(asked) == "2026-01-01T00:00:00.000000Z"
+

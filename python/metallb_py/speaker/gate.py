@@ -5,7 +5,10 @@ addresses other nodes hold. So it settles first: it announces nothing until it h
 other Node, or `settle_timeout` passed since it first knew its peers. A speaker cut off from every peer
 (`isolated`) withdraws everything rather than fight the rest of the cluster for its addresses; back from the
 cut its view may still be partial, so it settles again, this time waiting only for the speakers that still
-renew their Leases (a crashed peer's Lease goes stale; waiting for it would only cost the settle time).
+renew their Leases (waiting for a crashed one would only cost the settle time). Leases go stale late (30 s,
+see leases.py), but a speaker cut off asks its peers to renew at once, so one that crashed before or during
+the cut has stopped counting by the time the cut ends; the first settle after a start waits for the Nodes,
+whatever their Leases say, and never longer than `settle_timeout`.
 
 Cut off (`cut_off`) means hearing none of the speakers the cluster says exist: the gossip member says so, or
 none of the other speakers whose gossip Leases are renewed counts alive. The second matters when the member's

@@ -74,6 +74,7 @@ from metallb_py.speaker.election import (
     mark_excluded,
     read_links,
 )
+from metallb_py.speaker.gate import cut_off
 from metallb_py.speaker.gossipaddr import (
     GossipAddressError,
     choose_gossip_address,
@@ -81,7 +82,14 @@ from metallb_py.speaker.gossipaddr import (
     read_addresses,
 )
 from metallb_py.speaker.layer2 import PROTOCOL, Layer2
-from metallb_py.speaker.leases import GOSSIP_LABEL, GOSSIP_PORT, LeaseKeeper, gossip_address
+from metallb_py.speaker.leases import (
+    GOSSIP_LABEL,
+    GOSSIP_PORT,
+    LEASE_DURATION,
+    RENEW_PERIOD,
+    LeaseKeeper,
+    gossip_address,
+)
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.objects import internal_ip
 from metallb_py.speaker.ports import JSON, ClusterView, L2Interfaces, L2Responder, LinkEvents, Members
@@ -145,10 +153,10 @@ class SpeakerOptions:
     fast_takeover: bool = True
     heartbeat_interval: float = 0.01
     heartbeat_timeout: float = 0.03
-    # The gossip Lease is renewed every `lease_renew` seconds; a peer whose Lease has not changed for
-    # `lease_duration` seconds is no longer expected (see leases.PeerLeases).
-    lease_renew: float = 2.0
-    lease_duration: float = 6.0
+    # The gossip Lease is renewed every `lease_renew` seconds (one API write); a peer whose Lease has not
+    # changed for `lease_duration` seconds, or that did not answer an ask, is no longer expected (leases.py).
+    lease_renew: float = RENEW_PERIOD
+    lease_duration: float = LEASE_DURATION
     strict: bool = False  # refuse a configuration with warnings; the last good one stays
     pod_name: str | None = None  # this speaker's Pod (in `namespace`): the owner of its status objects
 
@@ -666,7 +674,7 @@ class Speaker:
             self.watches,
             Protocols(ConfigWarnings(), NamedInterfaces(self._named_changed), self.layer2, self.bgp),
             self.membership,
-            expected=self.leases.expected,
+            expected=self._expected,
             metrics=self.metrics,
             watcher=self.membership if o.fast_takeover else None,
             standby=self.layer2.standby,
@@ -745,6 +753,7 @@ class Speaker:
             return
         self._stopped = True
         self._stop.set()
+        self.leases.wake()
         for reporter in (self.reporter, self.bgp_reporter):
             if reporter is not None:
                 reporter.stop()
@@ -810,6 +819,19 @@ class Speaker:
     def _wake(self) -> None:
         if self.rounds is not None:
             self.rounds.wake()
+
+    def _expected(self, now: float) -> dict[str, str]:
+        """The peers to expect (the rounds ask every half second, and at each round). Hearing none of them,
+        this speaker asks them to renew their Leases: those that do not are no longer expected a few seconds
+        later, rather than when their Leases go stale (leases.py), so a lone survivor soon announces."""
+        expected = self.leases.expected(now)
+        members, rounds = self.membership, self.rounds
+        # Not while settling after the start: hearing nobody yet is the normal state then.
+        if members is None or rounds is None or not rounds.gate.settled:
+            return expected
+        if cut_off(members.isolated(), set(expected), set(members.alive()) - {self.me}):
+            self.leases.ask(now)
+        return expected
 
     def _config_changed(self) -> None:
         if self.rounds is not None:
