@@ -39,7 +39,11 @@ from typing import Any
 
 import pytest
 
+from metallb_py._core import Allocator
 from metallb_py.controller import Controller, ControllerOptions
+from metallb_py.controller.config import ConfigState
+from metallb_py.controller.reconcile import reconcile_service, restore_assignments, service_order
+from metallb_py.ipam import service_request
 from metallb_py.k8s import Change, KubeClient, Reflector, connect
 from metallb_py.k8s.resources import IP_ADDRESS_POOLS, NAMESPACES, SERVICES
 from metallb_py.testing import ControlPlaneError, ControlPlaneUnavailableError, LocalControlPlane
@@ -49,6 +53,9 @@ N_LATENCY = 200
 N_BULK = 1_000
 N_RESTART = int(os.environ.get("METALLB_PY_BENCH_RESTART_SERVICES", "2000"))
 LOG_DIR = os.environ.get("METALLB_PY_BENCH_CONTROLLER_LOGS") or None
+# A file: the controller restarted with the Services runs under cProfile (every thread) and writes its
+# statistics there when it stops (read with `python -m pstats FILE`).
+PROFILE = os.environ.get("METALLB_PY_BENCH_CONTROLLER_PROFILE") or None
 CONFIG_NS = "metallb-system"
 
 
@@ -247,11 +254,42 @@ PHASES = (
 )
 
 
-def start_controller_process(plane: LocalControlPlane, log: Path) -> ChildProcess:
+# `python -c PROFILED OUT ARGS...`: the CLI with ARGS, every thread under cProfile counting that thread's CPU
+# time (wall time would count the other processes of a shared machine), the statistics merged into OUT when
+# it returns (threads still running are included up to that moment).
+PROFILED = """
+import cProfile, pstats, sys, threading, time
+out, argv = sys.argv[1], sys.argv[2:]
+profiles = []
+plain_run = threading.Thread.run
+def run(self):
+    profile = cProfile.Profile(time.thread_time)
+    profiles.append(profile)
+    profile.enable()
+    try:
+        plain_run(self)
+    finally:
+        profile.disable()
+threading.Thread.run = run
+from metallb_py.cli import main
+profile = cProfile.Profile(time.thread_time)
+try:
+    code = profile.runcall(main, argv)
+finally:
+    stats = pstats.Stats(profile)
+    for other in profiles:
+        other.create_stats()
+        stats.add(other)
+    stats.dump_stats(out)
+sys.exit(code)
+"""
+
+
+def start_controller_process(plane: LocalControlPlane, log: Path, profile: str | None = None) -> ChildProcess:
+    program = ["-c", PROFILED, profile] if profile else ["-m", "metallb_py.cli"]
     argv = [
         sys.executable,
-        "-m",
-        "metallb_py.cli",
+        *program,
         "controller",
         f"--kubeconfig={plane.kubeconfig}",
         f"--namespace={CONFIG_NS}",
@@ -269,6 +307,12 @@ def rss_mib(pid: int) -> tuple[float, float]:
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
     return tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of `pid` so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def steady_rss_mib(pid: int) -> tuple[float, float]:
@@ -300,19 +344,30 @@ def log_times(log: Path, since_wall: float) -> dict[str, float]:
 
 
 def restart_until_served(
-    plane: LocalControlPlane, api: KubeClient, controller: ChildProcess, *, log: Path, ns: str, name: str
+    plane: LocalControlPlane,
+    api: KubeClient,
+    controller: ChildProcess,
+    *,
+    log: Path,
+    ns: str,
+    name: str,
+    profile: str | None = None,
 ) -> tuple[ChildProcess, float, dict[str, float]]:
     """Stops `controller`, starts it again, creates Service `name` at once: the new process, the seconds from
-    its start until the Service showed its address, and when each phase of the restart began."""
+    its start until the Service showed its address, and when each phase of the restart began (with the CPU
+    seconds the new process spent until the Service was served, which a loaded machine does not inflate as
+    it does the wall time)."""
     controller.stop(30)
     with IngressWatcher(api, ns) as watcher:
         started_wall, started = time.time(), time.monotonic()
-        restarted = start_controller_process(plane, log)
+        restarted = start_controller_process(plane, log, profile)
         api.create(SERVICES, manifest(name, ns, RESTART_CLASS), ns)
         watcher.wait(name, timeout=600)
+        cpu = cpu_seconds(restarted.pid)
         served = watcher.seen[name] - started
     times = log_times(log, started_wall)
-    return restarted, served, {label: times.get(msg, float("nan")) for msg, label in PHASES}
+    phases = {label: times.get(msg, float("nan")) for msg, label in PHASES}
+    return restarted, served, {**phases, "CPU seconds of the new process until then": cpu}
 
 
 # Creating and assigning take about 20 ms a Service here; the rest is a minute at most.
@@ -360,7 +415,7 @@ def test_restart_with_many_services_until_a_new_one_is_served(
             progress(f"all {n:,} assigned after {assigned:.1f} s; restarting the controller")
 
             controller, served, phases = restart_until_served(
-                plane, api, controller, log=log, ns=fresh, name="new-after"
+                plane, api, controller, log=log, ns=fresh, name="new-after", profile=PROFILE
             )
             rss_after, peak_after = steady_rss_mib(controller.pid)
         finally:
@@ -383,3 +438,91 @@ def test_restart_with_many_services_until_a_new_one_is_served(
     figures[f"controller RSS after the restart with {label}: MiB"] = rss_after
     figures["controller peak RSS after the restart: MiB"] = peak_after
     figures["controller RSS per Service: KiB"] = (rss - idle_rss) * 1024 / n
+
+
+# -- the restart's work in-process, at the issue's size ----------------------------------------------------
+
+N_INPROCESS = int(os.environ.get("METALLB_PY_BENCH_RESTART_INPROCESS", "10000"))
+
+
+def api_service(i: int, ns: str) -> dict[str, Any]:
+    """A LoadBalancer Service as the API server returns it once assigned (managed fields included)."""
+    ip = f"10.64.{i // 250}.{i % 250 + 1}"
+    stamp = f"2026-01-01T00:{i // 3600 % 60:02d}:{i // 60 % 60:02d}Z"
+    return {
+        "kind": "Service",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": f"s{i:05d}",
+            "namespace": ns,
+            "uid": str(uuid.UUID(int=i)),
+            "resourceVersion": str(1000 + i),
+            "creationTimestamp": stamp,
+            "annotations": {"metallb.io/ip-allocated-from-pool": "bench"},
+            "managedFields": [
+                {"manager": "bench", "operation": "Update", "apiVersion": "v1", "time": stamp},
+                {"manager": "metallb-py", "operation": "Update", "subresource": "status", "time": stamp},
+            ],
+        },
+        "spec": {
+            "ports": [{"protocol": "TCP", "port": 80, "targetPort": 80, "nodePort": 30000 + i % 2000}],
+            "clusterIP": f"10.96.{i // 250 % 16}.{i % 250 + 1}",
+            "clusterIPs": [f"10.96.{i // 250 % 16}.{i % 250 + 1}"],
+            "type": "LoadBalancer",
+            "sessionAffinity": "None",
+            "externalTrafficPolicy": "Cluster",
+            "ipFamilies": ["IPv4"],
+            "ipFamilyPolicy": "SingleStack",
+            "allocateLoadBalancerNodePorts": True,
+            "loadBalancerClass": RESTART_CLASS,
+            "internalTrafficPolicy": "Cluster",
+        },
+        "status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}},
+    }
+
+
+def test_restart_work_in_process(figures: dict[str, float]) -> None:
+    """What a restarted controller does with every Service before a new one, timed piece by piece (CPU
+    time of this thread) on `N_INPROCESS` assigned Services built in memory: no API server, so the figures
+    at 10,000 cost seconds here, and say where the restart's time goes. Pieces: the two sorts into
+    allocation order (restore's and the queue's), `restore_assignments`, and one worker pass
+    (`reconcile_service`) over every Service already assigned, which is what a new Service waits behind."""
+    n = N_INPROCESS
+    services = [api_service(i, "restart") for i in range(n)]
+    allocator = Allocator()
+    pool = {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "IPAddressPool",
+        "metadata": {"name": "bench", "namespace": CONFIG_NS},
+        "spec": {"addresses": ["10.64.0.0/16"]},
+    }
+    assert ConfigState(CONFIG_NS).apply([pool], allocator).loaded
+
+    def cpu(run: Any) -> tuple[float, Any]:
+        started = time.thread_time()
+        result = run()
+        return time.thread_time() - started, result
+
+    sort_time, _ = cpu(lambda: sorted(services, key=service_order))
+    parse_time, _ = cpu(lambda: [service_request(svc) for svc in services])
+    restore_time, kept = cpu(lambda: restore_assignments(services, allocator, lb_class=RESTART_CLASS))
+    assert len(kept) == n and all(kept.values())
+    keys = [f"restart/s{i:05d}" for i in range(n)]
+
+    def pass_over_all() -> list[Any]:
+        return [
+            reconcile_service(key, svc, allocator, lb_class=RESTART_CLASS)
+            for key, svc in zip(keys, services, strict=True)
+        ]
+
+    pass_time, decisions = cpu(pass_over_all)
+    assert not any(d.writes for d in decisions), "a restored Service needs no write"
+    label = f"in-process, {n:,} assigned Services"
+    figures[f"{label}: sort into allocation order, s"] = sort_time
+    figures[f"{label}: parse each (service_request), s"] = parse_time
+    figures[f"{label}: restore_assignments (sorts and parses), s"] = restore_time
+    figures[f"{label}: one reconcile_service each, s"] = pass_time
+    figures[f"{label}: restore + queue sort + one pass, s"] = restore_time + sort_time + pass_time
+    figures[f"{label}: per Service, restore + sort + pass, ms"] = (
+        (restore_time + sort_time + pass_time) * 1e3 / n
+    )
