@@ -21,7 +21,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 __all__ = ["Rendered", "render"]
 
@@ -120,7 +120,7 @@ def _failover_timeline(label: str, data: dict[str, Any], path: Path) -> Path:
     deaths: dict[str, str] = data.get("deaths", {})
     most = max((len(rounds) for rounds in kills.values()), default=1)
     figure = Figure(figsize=(6 * max(1, len(kills)), 1.6 + 0.28 * most), layout="constrained")
-    axes = figure.subplots(1, max(1, len(kills)), squeeze=False)[0]
+    axes = figure.subplots(1, max(1, len(kills)), squeeze=False, sharex=True)[0]
     for ax, (death, rounds) in zip(axes, kills.items(), strict=False):
         for row, kill in enumerate(rounds, start=1):
             times = {name: kill.get(name) for name, *_ in EVENTS}
@@ -136,6 +136,7 @@ def _failover_timeline(label: str, data: dict[str, Any], path: Path) -> Path:
         ax.set_xlabel("ms since the death")
         ax.set_ylabel("kill")
         ax.set_ylim(len(rounds) + 0.7, 0.3)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="x", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
@@ -150,7 +151,7 @@ def _failover_distribution(label: str, data: dict[str, Any], path: Path) -> Path
     keepalived: dict[str, dict[str, Any]] = data.get("keepalived", {})
     floor = _ms(_numbers(data.get("floor")))
     figure = Figure(figsize=(6 * max(1, len(kills)), 3.4), layout="constrained")
-    axes = figure.subplots(1, max(1, len(kills)), squeeze=False)[0]
+    axes = figure.subplots(1, max(1, len(kills)), squeeze=False, sharex=True)[0]
     for ax, (death, rounds) in zip(axes, kills.items(), strict=False):
         rows: list[tuple[str, list[float], str]] = [
             ("metallb-py", _ms(_numbers([k.get("answered") for k in rounds])), OURS)
