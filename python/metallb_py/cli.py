@@ -32,6 +32,7 @@ from metallb_py.config.problems import Problems, each_error
 from metallb_py.config.resources import Resources
 from metallb_py.errors import ConfigError
 from metallb_py.ipam import PlanRow, load_services, plan
+from metallb_py.status import register as register_status
 
 __all__ = ["build_parser", "main"]
 
@@ -439,21 +440,6 @@ def _speaker(args: argparse.Namespace) -> int:
     return run(args)
 
 
-# -- status ------------------------------------------------------------------------------------------
-
-
-def _register_status(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`metallb-py status` registers its own flags (metallb_py.status, which imports nothing heavy)."""
-    try:
-        from metallb_py.status import register  # noqa: PLC0415
-    except ModuleNotFoundError as exc:
-        # Until the status package lands in this checkout; any other missing module is a real error.
-        if exc.name != "metallb_py.status":
-            raise
-        return
-    register(groups)
-
-
 # -- demo --------------------------------------------------------------------------------------------
 
 
@@ -502,7 +488,7 @@ _COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentPars
     _register_ipam,
     _register_controller,
     _register_speaker,
-    _register_status,
+    register_status,  # metallb_py.status registers its own command and flags (and imports nothing heavy)
     _register_demo,
 ]
 
