@@ -67,7 +67,7 @@ class Knobs:
         capacity = ipaddress.ip_network(POOL_RANGE).num_addresses
         if not 1 <= services <= capacity:
             raise ValueError(f"$METALLB_PY_SCALE_SERVICES={services}: 1 to {capacity} (pool {POOL_RANGE})")
-        extra = _int_env("METALLB_PY_SCALE_EXTRA", max(1, services // 10))
+        extra = _int_env("METALLB_PY_SCALE_EXTRA", min(max(1, services // 10), capacity - services))
         if services + extra > capacity:
             raise ValueError(f"$METALLB_PY_SCALE_EXTRA={extra}: at most {capacity - services} more Services")
         return cls(
