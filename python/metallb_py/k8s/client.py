@@ -8,6 +8,12 @@ loose types. Only the parts of the package that every supported version shares a
 `auth_settings()`, `ApiClient.rest_client.pool_manager`, `default_headers`): its request methods changed
 shape in 37 (`param_serialize`), and the floor in pyproject.toml is tested in CI (`make test-floor`).
 
+The `kubernetes` package costs a process about 20 MiB (its generated client imports every model), so it is
+imported only when needed: `connect` reads the common configurations itself (in-cluster: the service
+account's token, re-read every minute, and CA; a kubeconfig context whose user has a token or a client
+certificate and whose cluster has a server and a CA or skips verification) and hands anything else (exec
+plugins, auth providers, proxies, ...) to the package's loader, as before.
+
 Every request is counted (`RequestCounter`), and writes can be gated by a guard (leader election: a replica
 that is not the leader sends nothing) or fenced (each write sent only within a margin of time, which bounds
 its request: see `fenced` and `metallb_py.k8s.leader.TermFence`). Whatever a request can fail with is one of
@@ -16,19 +22,27 @@ its request: see `fenced` and `metallb_py.k8s.leader.TermFence`). Whatever a req
 
 from __future__ import annotations
 
+import atexit
+import base64
 import contextlib
+import ipaddress
 import json
 import math
+import os
+import socket
+import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
-import kubernetes
 import urllib3
+import yaml
 
 from metallb_py.k8s.errors import (
     ApiError,
@@ -42,7 +56,17 @@ from metallb_py.k8s.errors import (
 )
 from metallb_py.k8s.resources import Resource
 
-__all__ = ["KubeClient", "ListResult", "RequestCounter", "WatchStream", "connect"]
+__all__ = [
+    "Api",
+    "KubeClient",
+    "LightApi",
+    "ListResult",
+    "RequestCounter",
+    "WatchStream",
+    "connect",
+    "in_cluster_api",
+    "kubeconfig_api",
+]
 
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
@@ -87,6 +111,24 @@ class ListResult:
     resource_version: str
 
 
+class RestClient(Protocol):
+    @property
+    def pool_manager(self) -> urllib3.PoolManager: ...
+
+
+class Api(Protocol):
+    """What KubeClient uses of its connection: a kubernetes.client.ApiClient, or the LightApi `connect` builds
+    for the common configurations (same attributes)."""
+
+    @property
+    def configuration(self) -> Any: ...  # .host, .auth_settings()
+    @property
+    def rest_client(self) -> RestClient: ...
+    @property
+    def default_headers(self) -> dict[str, str]: ...
+    def close(self) -> None: ...
+
+
 class KubeClient:
     """Requests on dicts. Build one with `connect()`; share it between threads.
 
@@ -98,7 +140,7 @@ class KubeClient:
 
     def __init__(
         self,
-        api: kubernetes.client.ApiClient,
+        api: Api,
         *,
         timeout: tuple[float, float] = _DEFAULT_TIMEOUT,
         counter: RequestCounter | None = None,
@@ -128,7 +170,7 @@ class KubeClient:
 
     def close(self) -> None:
         self._api.rest_client.pool_manager.clear()
-        self._api.close()  # type: ignore[no-untyped-call]
+        self._api.close()
 
     # -- reads -----------------------------------------------------------------------------------------------
 
@@ -492,6 +534,12 @@ def connect(
     `user_agent` is how the API server (its audit log, its metrics, `kubectl get --raw /metrics`) tells this
     program's requests from the others': the controller and the speaker each pass their own.
     """
+    light = in_cluster_api() if kubeconfig is None else kubeconfig_api(Path(kubeconfig), context)
+    if light is not None:
+        light.default_headers["User-Agent"] = user_agent
+        return KubeClient(light, timeout=timeout)
+    import kubernetes  # noqa: PLC0415  (only these configurations pay for the package's 20 MiB)
+
     configuration = kubernetes.client.Configuration()
     if kubeconfig is None:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -506,3 +554,136 @@ def connect(
     api = kubernetes.client.ApiClient(configuration)
     api.user_agent = user_agent
     return KubeClient(api, timeout=timeout)
+
+
+# -- the common configurations, without the kubernetes package ---------------------------------------------
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+_TOKEN_REFRESH = 60.0  # seconds between reads of a rotated service-account token (as the package does)
+_LIGHT_USER_KEYS = frozenset(
+    {"token", "client-certificate", "client-certificate-data", "client-key", "client-key-data"}
+)
+_LIGHT_CLUSTER_KEYS = frozenset(
+    {"server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify"}
+)
+
+
+class _Configuration:
+    """The part of kubernetes.client.Configuration KubeClient reads: `host`, and `auth_settings()` with the
+    bearer token (from `token_file`, re-read every _TOKEN_REFRESH seconds, when given)."""
+
+    def __init__(self, host: str, token: str | None = None, token_file: Path | None = None) -> None:
+        self.host = host
+        self._token, self._token_file = token, token_file
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def auth_settings(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            if self._token_file is not None and time.monotonic() - self._read_at >= _TOKEN_REFRESH:
+                self._token = self._token_file.read_text().strip()
+                self._read_at = time.monotonic()
+            token = self._token
+        if not token:
+            return {}
+        return {"BearerToken": {"in": "header", "key": "authorization", "value": f"Bearer {token}"}}
+
+
+class _Rest:
+    def __init__(self, pool_manager: urllib3.PoolManager) -> None:
+        self.pool_manager = pool_manager
+
+
+class LightApi:
+    """A connection pool and a configuration with the attributes KubeClient uses of an ApiClient."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        token: str | None = None,
+        token_file: Path | None = None,
+        ca_file: str | None = None,
+        verify: bool = True,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+    ) -> None:
+        self.configuration = _Configuration(host, token, token_file)
+        keepalive = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+        self.rest_client = _Rest(
+            urllib3.PoolManager(
+                num_pools=4,
+                maxsize=_POOL_SIZE,
+                cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
+                ca_certs=ca_file if verify else None,
+                cert_file=cert_file,
+                key_file=key_file,
+                socket_options=[*urllib3.connection.HTTPConnection.default_socket_options, *keepalive],
+            )
+        )
+        self.default_headers: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.rest_client.pool_manager.clear()
+
+
+def in_cluster_api(directory: Path = SERVICE_ACCOUNT_DIR) -> LightApi | None:
+    """The pod's service account as the package's load_incluster_config reads it; None when this is not a
+    pod (the package's loader then says what is missing)."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    token, ca = directory / "token", directory / "ca.crt"
+    if not host or not port or not token.is_file() or not ca.is_file():
+        return None
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    return LightApi(f"https://{host}:{port}", token_file=token, ca_file=str(ca))
+
+
+def kubeconfig_api(path: Path, context: str | None = None) -> LightApi | None:
+    """The kubeconfig's context (`context`, else its current one) when its cluster and user need nothing
+    but a server, a CA (or no verification), a token or a client certificate; None otherwise (and for
+    anything unexpected: the package's loader reads it then, and says what is wrong)."""
+    try:
+        config = yaml.safe_load(path.read_text())
+        contexts = {c["name"]: c["context"] for c in config.get("contexts") or []}
+        chosen = contexts[context or config["current-context"]]
+        cluster = {c["name"]: c["cluster"] for c in config.get("clusters") or []}[chosen["cluster"]]
+        user = {u["name"]: u.get("user") or {} for u in config.get("users") or []}[chosen["user"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(cluster, dict) or not isinstance(user, dict):
+        return None
+    if set(cluster) - _LIGHT_CLUSTER_KEYS or set(user) - _LIGHT_USER_KEYS or not cluster.get("server"):
+        return None
+    base = path.parent
+
+    def file_of(item: Mapping[str, Any], key: str) -> str | None:
+        """A path for `key` (relative to the kubeconfig's folder) or `key-data` (written to a file kept until
+        exit, as the package does)."""
+        if item.get(f"{key}-data"):
+            handle, name = tempfile.mkstemp(prefix="metallb-py-kubeconfig-")
+            with os.fdopen(handle, "wb") as out:
+                out.write(base64.b64decode(item[f"{key}-data"]))
+            atexit.register(_remove, name)
+            return name
+        if item.get(key):
+            return str(base / str(item[key]))
+        return None
+
+    try:
+        return LightApi(
+            str(cluster["server"]).rstrip("/"),
+            token=str(user["token"]) if user.get("token") else None,
+            ca_file=file_of(cluster, "certificate-authority"),
+            verify=not cluster.get("insecure-skip-tls-verify"),
+            cert_file=file_of(user, "client-certificate"),
+            key_file=file_of(user, "client-key"),
+        )
+    except (OSError, ValueError):
+        return None
+
+
+def _remove(name: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(name)
