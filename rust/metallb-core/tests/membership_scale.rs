@@ -59,6 +59,9 @@ struct Cluster {
     dead: Vec<bool>,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
+    /// (deadline, member) pushed after every call into an engine; stale entries (the member's deadline moved)
+    /// are skipped when popped, so a step costs O(log n) here rather than a scan of every engine.
+    deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Observers that logged the watched subject down, and when (simulated time since start).
     watched: Option<String>,
     down_seen: Vec<Option<Duration>>,
@@ -83,6 +86,7 @@ impl Cluster {
             dead: vec![false; n],
             queue: BinaryHeap::new(),
             seq: 0,
+            deadlines: BinaryHeap::new(),
             watched: None,
             down_seen: vec![None; n],
         };
@@ -99,6 +103,7 @@ impl Cluster {
     }
 
     fn flush(&mut self, i: usize) {
+        self.deadlines.push(Reverse((self.engines[i].next_deadline(), i)));
         for datagram in self.engines[i].take_outgoing() {
             let Some(to) = index(datagram.to).filter(|&to| to < self.engines.len()) else { continue };
             self.seq += 1;
@@ -117,14 +122,20 @@ impl Cluster {
     fn run_until(&mut self, until: Duration) {
         let end = self.start + until;
         loop {
+            // Drop the deadlines that moved or belong to the dead.
+            while let Some(Reverse((at, i))) = self.deadlines.peek().copied() {
+                if self.dead[i] || self.engines[i].next_deadline() != at {
+                    self.deadlines.pop();
+                } else {
+                    break;
+                }
+            }
             let mut next = end;
             if let Some(Reverse(first)) = self.queue.peek() {
                 next = next.min(first.at);
             }
-            for (engine, dead) in self.engines.iter().zip(&self.dead) {
-                if !dead {
-                    next = next.min(engine.next_deadline());
-                }
+            if let Some(Reverse((at, _))) = self.deadlines.peek() {
+                next = next.min(*at);
             }
             if next > end {
                 break;
@@ -142,8 +153,12 @@ impl Cluster {
                 let _ = self.engines[datagram.to].receive(now, &datagram.bytes);
                 self.flush(datagram.to);
             }
-            for i in 0..self.engines.len() {
-                if !self.dead[i] && self.engines[i].next_deadline() <= self.now {
+            while let Some(Reverse((at, i))) = self.deadlines.peek().copied() {
+                if at > self.now {
+                    break;
+                }
+                self.deadlines.pop();
+                if !self.dead[i] && self.engines[i].next_deadline() == at {
                     let now = self.now;
                     self.engines[i].tick(now);
                     self.flush(i);
@@ -306,4 +321,109 @@ fn membership_cost_by_cluster_size() {
         );
     }
     println!("(per member; CPU x100 is CPU per member per period against n=100; times simulated, CPU real)");
+}
+
+/// The cost of one member's calls when its view holds n members, for sizes too large to simulate whole:
+/// member 0 learns n-1 others from their announces, then runs `periods` probe intervals alone (only it ticks;
+/// the others answer what it sends, and only datagrams to or from member 0 are delivered). Returns (median µs per `receive`, median µs per `tick`, ticks and
+/// datagrams received per period, members it holds alive). Wall time per call, the median over the calls,
+/// so that moments this thread was descheduled do not count.
+fn one_member_among(n: usize, periods: u32) -> (f64, f64, f64, f64, usize) {
+    let start = Instant::now();
+    let mut engines: Vec<Engine> = (0..n)
+        .map(|i| {
+            let mut config = MembershipConfig::new(&name(i), addr(i), SECRET);
+            config.generation = 1_000 + i as u64;
+            config.boot = i as u64 + 1;
+            config.rng_seed = 11 ^ (i as u64) << 32;
+            Engine::new(config, start).unwrap()
+        })
+        .collect();
+    let mut wire: Vec<(usize, Vec<u8>)> = Vec::new();
+    for j in 1..n {
+        engines[j].join(start, &[addr(0)]).unwrap();
+        wire.extend(engines[j].take_outgoing().into_iter().map(|d| (0, d.bytes)));
+    }
+    let (mut receives, mut ticks) = (Vec::new(), Vec::new());
+    let mut now = start;
+    let end = start + Timing::default().probe_interval * periods;
+    let mut measuring = false;
+    let (mut received, mut ticked) = (0u64, 0u64);
+    loop {
+        // Deliver everything on the wire; what member 0 receives is timed.
+        while !wire.is_empty() {
+            for (to, bytes) in std::mem::take(&mut wire) {
+                if to == 0 {
+                    let began = Instant::now();
+                    let _ = engines[0].receive(now, &bytes);
+                    if measuring {
+                        receives.push(began.elapsed());
+                        received += 1;
+                    }
+                } else {
+                    let _ = engines[to].receive(now, &bytes);
+                }
+                for datagram in engines[to].take_outgoing() {
+                    // Only member 0's traffic: the others' gossip among themselves would make this a whole
+                    // cluster again (no probe fails without loss, so member 0 never needs them to relay).
+                    if let Some(i) = index(datagram.to).filter(|&i| i < n && (i == 0 || to == 0)) {
+                        wire.push((i, datagram.bytes));
+                    }
+                }
+                engines[to].take_events();
+            }
+        }
+        // Measure once member 0 holds everyone (its announce replies are settled).
+        if !measuring && engines[0].alive().len() == n {
+            measuring = true;
+        }
+        now = engines[0].next_deadline().max(now);
+        if now >= end {
+            break;
+        }
+        let began = Instant::now();
+        engines[0].tick(now);
+        if measuring {
+            ticks.push(began.elapsed());
+            ticked += 1;
+        }
+        for datagram in engines[0].take_outgoing() {
+            if let Some(i) = index(datagram.to).filter(|&i| i < n) {
+                wire.push((i, datagram.bytes));
+            }
+        }
+        engines[0].take_events();
+    }
+    assert!(measuring, "member 0 never held all {n} members alive");
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v.get(v.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+    };
+    let measured_periods = f64::from(periods) * (ticked as f64 / ticks.len().max(1) as f64);
+    let alive = engines[0].alive().len();
+    (median(receives), median(ticks), ticked as f64 / measured_periods, received as f64 / measured_periods, alive)
+}
+
+#[test]
+#[ignore = "a scale measurement: run with --release --ignored --nocapture"]
+fn one_members_cost_by_view_size() {
+    let sizes: Vec<usize> = std::env::var("METALLB_SIM_VIEW_SIZES")
+        .unwrap_or_else(|_| "10,100,1000,5000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("METALLB_SIM_VIEW_SIZES: comma-separated member counts"))
+        .collect();
+    assert!(sizes.iter().all(|&n| (2..=60_000).contains(&n)), "sizes from 2 to 60000 members");
+    let rows: Vec<_> = sizes.iter().map(|&n| (n, one_member_among(n, 300))).collect();
+    let reference = rows.iter().find(|(n, _)| *n == 100).map(|(_, r)| (r.0, r.1));
+    println!();
+    println!(
+        "{:>6} {:>13} {:>10} {:>13} {:>13} {:>10} {:>10}",
+        "n", "us/receive", "us/tick", "ticks/period", "recv/period", "recv x100", "tick x100"
+    );
+    for (n, (receive, tick, ticks, received, alive)) in &rows {
+        assert_eq!(*alive, *n);
+        let (rx, tx) = reference.map_or((f64::NAN, f64::NAN), |(r, t)| (receive / r, tick / t));
+        println!("{n:>6} {receive:>13.1} {tick:>10.1} {ticks:>13.2} {received:>13.2} {rx:>10.2} {tx:>10.2}",);
+    }
+    println!("(one member whose view holds n members; medians of wall time per call; x100: against n=100)");
 }
