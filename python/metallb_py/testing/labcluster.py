@@ -410,8 +410,9 @@ class LabCluster:
         speaker_faketime: start every speaker under libfaketime, its wall clock true until
             set_speaker_clock() steps it (see start_speaker's `clock_offset`).
         speaker_batch: start() starts the speakers this many at a time, each batch once the previous one
-            serves its metrics (its imports are done): on a small machine a hundred Python start-ups at
-            once would starve each other and the API server. Default: all at once.
+            serves its metrics and has published its gossip Lease (its start-up reads are done): on a small
+            machine a hundred Python start-ups at once would starve each other and the API server. Default:
+            all at once.
         vip_routes: the address ranges the client reaches on-link (see NetnsLab); default the seed's.
         speakers: start() starts the speakers too and waits until they join (the default); False: only the
             controller, and the caller starts them later (start_speakers, wait_for_speakers), e.g. to time
@@ -637,7 +638,8 @@ class LabCluster:
     def start_speakers(self, nodes: Sequence[str] | None = None, *, timeout: float = 60.0) -> None:
         """Starts the speakers of `nodes` (default: every node), `speaker_batch` at a time: each batch once
         the previous one serves its metrics. Returns when the last batch is started (see
-        wait_for_speakers); start() calls it unless the cluster was made with `speakers=False`."""
+        wait_for_speakers); start() calls it unless the cluster was made with `speakers=False`. Each batch
+        waits for the previous one to serve its metrics and publish its gossip Lease."""
         wanted = tuple(self.nodes if nodes is None else nodes)
         size = self._speaker_batch or len(wanted)
         began = time.monotonic()
@@ -648,17 +650,21 @@ class LabCluster:
             if size >= len(wanted):
                 return
             self.wait_for(
-                partial(self._serving_metrics, batch),
+                partial(self._speakers_up, batch),
                 timeout,
-                f"the speakers of {', '.join(batch)} to serve their metrics",
+                f"the speakers of {', '.join(batch)} to serve their metrics and publish their gossip Leases",
                 interval=0.25,
             )
             self._say(
                 f"speakers {first + len(batch)}/{len(wanted)} started ({time.monotonic() - began:.1f} s)"
             )
 
-    def _serving_metrics(self, nodes: Sequence[str]) -> bool:
-        return all(self.speaker_metrics(node) is not None for node in nodes)
+    def _speakers_up(self, nodes: Sequence[str]) -> bool:
+        # Past their first reads of the API (the Lease comes after them): the next batch's reads do not pile
+        # onto theirs, which at a hundred speakers and a thousand Services outlast the client's timeouts.
+        if not all(self.speaker_metrics(node) is not None for node in nodes):
+            return False
+        return "--no-gossip" in self._speaker_args or set(nodes) <= self._speaker_leases()
 
     def _binaries(self) -> KubernetesBinaries:
         sink = _ProgressLines(self._progress) if self._progress is not None else None
