@@ -61,7 +61,8 @@ CONFIG_NS = "metallb-system"
 
 @pytest.fixture(scope="module")
 def plane() -> Iterator[LocalControlPlane]:
-    cp = LocalControlPlane()
+    # A /16 of cluster IPs: the default /20 holds 4,094 Services, the restart bench makes up to 10,000 more.
+    cp = LocalControlPlane(service_cluster_ip_range="10.96.0.0/16")
     try:
         cp.start()
     except ControlPlaneUnavailableError as exc:
@@ -103,7 +104,13 @@ def manifest(name: str, ns: str, lb_class: str) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": ns},
-        "spec": {"type": "LoadBalancer", "loadBalancerClass": lb_class, "ports": [{"port": 80}]},
+        "spec": {
+            "type": "LoadBalancer",
+            "loadBalancerClass": lb_class,
+            "ports": [{"port": 80}],
+            # The node port range holds 2,768 (and the node ports play no part here).
+            "allocateLoadBalancerNodePorts": False,
+        },
     }
 
 
