@@ -8,6 +8,7 @@ read through the API, JSON logs on stderr.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 
@@ -15,12 +16,30 @@ from metallb_py.errors import MetalLBError
 from metallb_py.runtime import configure_logging, default_namespace, run_until_signalled
 from metallb_py.speaker.speaker import SECRET_ENV, Speaker, SpeakerOptions
 
-__all__ = ["USER_AGENT", "options_from_args", "run"]
+__all__ = ["MALLOC_ARENAS", "USER_AGENT", "limit_malloc_arenas", "options_from_args", "run"]
 
 log = logging.getLogger("metallb_py.speaker")
 
 # How the API server tells a speaker's requests from the controller's.
 USER_AGENT = "metallb-py-speaker"
+# glibc's malloc arenas for the whole speaker (see limit_malloc_arenas).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter, from glibc's malloc.h
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Caps glibc's malloc arenas, as MALLOC_ARENA_MAX does. glibc gives threads that allocate arenas of their
+    own, up to eight per core, and each keeps the pages it touched: a speaker runs about thirty threads
+    (watches, workers, the Rust protocol threads), which cost it 1-2 MiB of resident memory for nothing (its
+    threads mostly wait). Call it before the threads start. Leaves $MALLOC_ARENA_MAX, when set, in force;
+    False when it did nothing (set, or not glibc: musl has no arenas)."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
 def options_from_args(args: argparse.Namespace) -> SpeakerOptions:
@@ -49,6 +68,7 @@ def options_from_args(args: argparse.Namespace) -> SpeakerOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()
     configure_logging(args.log_level)
     try:
         options = options_from_args(args)
