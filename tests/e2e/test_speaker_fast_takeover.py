@@ -7,6 +7,7 @@ checked."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ WAIT = 60.0
 CUT_OFF = "cut off from every peer: withdrawing every address until one is heard again"
 TAKEOVERS = "metallb_py_speaker_gossip_takeovers_total"
 UNCONFIRMED = "metallb_py_speaker_gossip_takeovers_unconfirmed_total"
+RECLAIMS = "metallb_py_speaker_gossip_reclaims_total"
 UNHEARD = "no peer's heartbeat heard: answering nothing until one is"
 
 
@@ -128,3 +130,47 @@ def test_an_owner_whose_cable_is_cut_answers_nothing_long_before_it_withdraws(
     finally:
         cluster.lab.restore_link(owner)
     cluster.wait_for(lambda: cluster.announcer("default", "web") == owner, WAIT, f"{owner} to announce again")
+
+
+def client_sends_to(cluster: LabCluster, vip: str) -> str | None:
+    """The MAC the client's neighbour table has for `vip`."""
+    return next((n.lladdr for n in cluster.lab.neighbours() if n.ip == vip), None)
+
+
+def test_an_owner_paused_for_a_moment_wins_its_address_back_at_once(cluster: LabCluster, vip: str) -> None:
+    """A pause longer than the heartbeat timeout (a stalled process, a frozen VM) lets the standby take the
+    address over, and its gratuitous ARP moves the client. Once the owner runs again the standby gives the
+    address back, and the owner announces it again at once: the client comes back to it. The client's entries
+    never go stale here, so nothing but an announcement can bring it back."""
+    owner, standby, _ = order_of(cluster, vip)
+    owner_mac, standby_mac = cluster.lab.node_mac(owner), cluster.lab.node_mac(standby)
+    client = cluster.lab.client_ns
+    for key, value in (("base_reachable_time_ms", "3600000"), ("gc_stale_time", "3600")):
+        subprocess.run(
+            ["ip", "netns", "exec", client, "sysctl", "-qw", f"net.ipv4.neigh.eth0.{key}={value}"], check=True
+        )
+    log = cluster.speaker_log(standby)
+    held = len(records(log, "member held", member=owner))
+    reclaims = counter(cluster, owner, RECLAIMS)
+    prober = cluster.lab.prober(vip, interval=0.05)
+    try:
+        cluster.wait_for(
+            lambda: client_sends_to(cluster, vip) == owner_mac, WAIT, f"the client to use {owner}"
+        )
+        cluster.pause_speaker(owner)
+        try:
+            cluster.wait_for(
+                lambda: len(records(log, "member held", member=owner)) > held, WAIT, f"{standby} to take over"
+            )
+            cluster.wait_for(
+                lambda: client_sends_to(cluster, vip) == standby_mac, WAIT, f"the client to move to {standby}"
+            )
+        finally:
+            cluster.resume_speaker(owner)
+        cluster.wait_for(
+            lambda: client_sends_to(cluster, vip) == owner_mac, WAIT, f"the client to come back to {owner}"
+        )
+        assert counter(cluster, owner, RECLAIMS) > reclaims, "no announcement on the way back"
+    finally:
+        prober.stop()
+    cluster.wait_for(lambda: cluster.announcer("default", "web") == owner, WAIT, f"{owner} to announce")

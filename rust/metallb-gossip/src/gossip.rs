@@ -49,6 +49,9 @@ pub trait WatchSink: Send + Sync {
     fn take_over(&self, owner: &str, items: &[Takeover]);
     /// Answer nothing (this node hears no peer), or answer again.
     fn mute(&self, muted: bool);
+    /// Announce this node's addresses again (a peer that missed it hears it again: whatever the peer took
+    /// over meanwhile, it gives back, and the neighbours its announcement moved must be won back).
+    fn reclaim(&self) {}
 }
 
 pub type TakeoverSink = Arc<dyn WatchSink>;
@@ -580,11 +583,15 @@ impl Worker {
         }
         let fired = self.engine.take_takeovers();
         let mute = self.engine.take_mute();
-        if !fired.is_empty() || mute.is_some() {
+        let reclaim = self.engine.take_reclaim();
+        if !fired.is_empty() || mute.is_some() || reclaim {
             let sink = lock(&self.shared.sink).clone();
             if let Some(sink) = sink {
                 if let Some(muted) = mute {
                     sink.mute(muted);
+                }
+                if reclaim {
+                    sink.reclaim();
                 }
                 for (owner, items) in &fired {
                     sink.take_over(owner, items);

@@ -123,7 +123,7 @@ enum Command {
     Stats { reply: SyncSender<Stats> },
     Conflicts { reply: SyncSender<Vec<Conflict>> },
     Mute { muted: bool, reply: SyncSender<bool> },
-    Reannounce { ip: IpAddr, reply: SyncSender<bool> },
+    Reannounce { ip: Option<IpAddr>, reply: SyncSender<bool> }, // None: every address
 }
 
 /// What the thread publishes, swapped whole: the announce set, the names behind its positions, and what the
@@ -264,7 +264,13 @@ impl Responder {
     /// that host, and only a new announcement brings them back. Returns false (and sends nothing) when `ip`
     /// is not announced or the responder is muted.
     pub fn reannounce(&self, ip: IpAddr) -> Result<bool, L2Error> {
-        self.call(|reply| Command::Reannounce { ip, reply })
+        self.call(|reply| Command::Reannounce { ip: Some(ip), reply })
+    }
+
+    /// [`reannounce`](Responder::reannounce) for every announced address: the node was silent for a moment
+    /// and a peer may have taken its addresses over meanwhile. Returns whether anything was sent.
+    pub fn reannounce_all(&self) -> Result<bool, L2Error> {
+        self.call(|reply| Command::Reannounce { ip: None, reply })
     }
 
     /// The other hosts seen claiming an address announced on the interface they were seen on, since the last
@@ -617,17 +623,20 @@ impl Worker {
                 let _ = reply.send(changed);
             }
             Command::Reannounce { ip, reply } => {
-                let set = self.shared.view.load().table.get(ip);
-                let positions: Vec<_> = match set {
-                    Some(set) if !self.muted => set.intersect(self.slots.served()).positions().collect(),
-                    _ => Vec::new(),
-                };
+                let view = self.shared.view.load_full();
+                let served = self.slots.served();
+                let mut due: Vec<_> = Vec::new();
+                if !self.muted {
+                    for (address, set) in view.table.iter().filter(|(a, _)| ip.is_none_or(|ip| ip == *a)) {
+                        due.extend(set.intersect(served).positions().map(|position| (address, position)));
+                    }
+                }
                 let now = Instant::now();
-                for &position in &positions {
-                    self.schedules.start((ip, position), self.policy, now);
+                for &key in &due {
+                    self.schedules.start(key, self.policy, now);
                 }
                 self.send_due_announcements(now);
-                let _ = reply.send(!positions.is_empty());
+                let _ = reply.send(!due.is_empty());
             }
         }
     }

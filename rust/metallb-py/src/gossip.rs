@@ -93,6 +93,10 @@ impl WatchSink for ResponderSink {
     fn mute(&self, muted: bool) {
         let _ = self.0.set_muted(muted);
     }
+
+    fn reclaim(&self) {
+        let _ = self.0.reannounce_all();
+    }
 }
 
 fn membership_event(clock: &Clock, event: Event) -> MembershipEvent {
@@ -404,6 +408,7 @@ impl Membership {
             ("releases", s.releases),
             ("watch_stalls", s.watch_stalls),
             ("unheard", s.unheard),
+            ("reclaims", s.reclaims),
             ("events_dropped", events_dropped),
         ] {
             dict.set_item(key, value)?;

@@ -109,6 +109,8 @@ pub struct Stats {
     pub watch_stalls: u64,
     /// Times this member heard no peer's heartbeat for the timeout (its responder was muted).
     pub unheard: u64,
+    /// Times a peer stopped suspecting this member (its addresses were announced again).
+    pub reclaims: u64,
 }
 
 type Swim = Foca<MemberId, WireCodec, SmallRng, NoCustomBroadcast>;
@@ -197,6 +199,8 @@ impl Engine {
         config.validate()?;
         let identity = MemberId::new(&config.name, config.advertise, config.generation);
         let swim = Foca::new(identity, config.timing.foca(), SmallRng::seed_from_u64(config.rng_seed), WireCodec);
+        let mut watch = Watch::new(config.watch, now);
+        watch.set_me(&config.name);
         Ok(Engine {
             swim,
             name: config.name,
@@ -222,7 +226,7 @@ impl Engine {
             left: false,
             incarnation: 0,
             stats: Stats::default(),
-            watch: Watch::new(config.watch, now),
+            watch,
             epoch: 0,
         })
     }
@@ -386,6 +390,12 @@ impl Engine {
     /// Whether to mute (`Some(true)`) or unmute the responder since the last call (see [`super::watch`]).
     pub fn take_mute(&mut self) -> Option<bool> {
         self.watch.take_mute()
+    }
+
+    /// Whether a peer stopped suspecting this node since the last call: the runtime announces this node's
+    /// addresses again at once (see [`Watch::take_reclaim`](super::watch::Watch::take_reclaim)).
+    pub fn take_reclaim(&mut self) -> bool {
+        self.watch.take_reclaim()
     }
 
     /// Takeovers fired since the last call: (owner, what to announce). The runtime announces them at once.
@@ -618,6 +628,7 @@ impl Engine {
             releases: watch.releases,
             watch_stalls: watch.stalls,
             unheard: watch.unheard,
+            reclaims: watch.reclaims,
             ..self.stats
         }
     }

@@ -208,6 +208,8 @@ pub struct WatchStats {
     pub stalls: u64,
     /// Times this node heard no peer for `timeout` (and was muted).
     pub unheard: u64,
+    /// Times a peer stopped suspecting this node (and this node announced its addresses again).
+    pub reclaims: u64,
 }
 
 /// One member's heartbeats and standby duties. See the module documentation.
@@ -231,6 +233,10 @@ pub struct Watch {
     /// Hearing no peer (see [`Watch::take_mute`]), and the change not taken yet.
     unheard: bool,
     mute: Option<bool>,
+    /// This node's name (as peers list it among their suspects), and whether a peer stopped suspecting it
+    /// since the last [`Watch::take_reclaim`].
+    me: String,
+    reclaim: bool,
     fired: Vec<(String, Vec<Takeover>)>,
     events: Vec<WatchEvent>,
     stats: WatchStats,
@@ -252,10 +258,17 @@ impl Watch {
             quiet_until: None,
             unheard: false,
             mute: None,
+            me: String::new(),
+            reclaim: false,
             fired: Vec::new(),
             events: Vec::new(),
             stats: WatchStats::default(),
         }
+    }
+
+    /// This node's name, as its peers' heartbeats list it among their suspects.
+    pub fn set_me(&mut self, me: &str) {
+        self.me = me.to_string();
     }
 
     /// Replaces who gets heartbeats (name -> gossip address), what this node takes over from whom, and
@@ -314,6 +327,13 @@ impl Watch {
         peer.beat = Some(now);
         peer.heard = now;
         peer.ready = beat.ready;
+        let suspected = |suspects: &[String]| !self.me.is_empty() && suspects.contains(&self.me);
+        if suspected(&peer.suspects) && !suspected(&beat.suspects) {
+            // The peer missed this node and hears it again: if it took this node's addresses over meanwhile,
+            // it has just given them back, and the neighbours its announcement moved still send to it.
+            self.reclaim = true;
+            self.stats.reclaims += 1;
+        }
         peer.suspects = beat.suspects;
         if was_ready != beat.ready {
             self.events.push(if beat.ready {
@@ -446,6 +466,12 @@ impl Watch {
     /// call.
     pub fn take_mute(&mut self) -> Option<bool> {
         self.mute.take()
+    }
+
+    /// Whether a peer stopped suspecting this node since the last call: announce this node's addresses again
+    /// (gratuitous frames), to win back the neighbours a takeover during the silence moved.
+    pub fn take_reclaim(&mut self) -> bool {
+        std::mem::take(&mut self.reclaim)
     }
 
     /// Whether another peer heard within `timeout / 2` misses `owner` too.
@@ -687,6 +713,25 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode_heartbeat(&longer).is_err());
+    }
+
+    #[test]
+    fn a_peer_that_stops_suspecting_this_node_makes_it_announce_again() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.set_me("node2");
+        w.beat(t0, &id("node3", 1), beat(true, &[]));
+        w.beat(t0 + ms(10), &id("node3", 1), beat(true, &["node1"]));
+        assert!(!w.take_reclaim(), "another node suspected: nothing of this node's to win back");
+        w.beat(t0 + ms(20), &id("node3", 1), beat(true, &["node2"]));
+        w.beat(t0 + ms(30), &id("node3", 1), beat(true, &["node2"]));
+        assert!(!w.take_reclaim(), "still suspected: the peer may be announcing this node's addresses");
+        w.beat(t0 + ms(40), &id("node3", 1), beat(true, &[]));
+        assert!(w.take_reclaim(), "heard again: whatever the peer took over, it has given back");
+        assert!(!w.take_reclaim(), "said once");
+        w.beat(t0 + ms(50), &id("node3", 1), beat(true, &[]));
+        assert!(!w.take_reclaim());
+        assert_eq!(w.stats().reclaims, 1);
     }
 
     #[test]
