@@ -17,7 +17,7 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 	tests/integration/test_k8s_client_apiserver.py tests/integration/test_controlplane.py
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench bench-l2 bench-failover soak-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults bench-faults demo \
+.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench plots bench-l2 bench-failover soak-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults bench-faults demo \
 	demo-bgp plan clean clean-go-caches
 
 help: ## List the targets
@@ -86,6 +86,9 @@ lint: dev ## cargo fmt/clippy, ruff, mypy --strict, stubtest, import contracts
 
 bench: dev k8s toxiproxy ## Run the benchmarks and print figures with ratios against their baselines
 	$(PY) -m pytest benches -p no:cacheprovider --benchmark-columns=median,ops,rounds
+
+plots: ## Redraw the bench plots and REPORT.md from the last runs (bench-results/, or METALLB_PY_BENCH_OUT)
+	$(PY) benches/plot_report.py
 
 bench-l2: dev ## The layer 2 wire figures alone (root): latency and flood, ours vs the kernel
 	$(PY) benches/l2_bench.py

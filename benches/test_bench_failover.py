@@ -60,6 +60,7 @@ from _failover_support import (
 )
 from _keepalived import KeepalivedRun, measure_keepalived
 from _measure import cpu_load
+from _results import record_failover
 from metallb_py import Responder
 from metallb_py.k8s.resources import (
     EVENTS,
@@ -447,6 +448,7 @@ def report_failover(
     )
     progress(text)
     print("\n" + text)
+    record_failover(label, kills, floor, keepalived=keepalived, deaths=DEATHS, probe_interval=PROBE_INTERVAL)
     figures.update(
         {
             f"{prefix} floor p50 ms": 1000 * base.p50,

@@ -24,7 +24,7 @@ from metallb_py._core import (
     __version__,
     validate_pools,
 )
-from metallb_py.config import Config, load_config
+from metallb_py.config import Config, ConfigErrors, load_config
 from metallb_py.errors import (
     AllocationError,
     ConfigError,
@@ -57,6 +57,7 @@ __all__ = [
     "BgpSpeaker",
     "Config",
     "ConfigError",
+    "ConfigErrors",
     "FamilyError",
     "GossipBindError",
     "GossipError",

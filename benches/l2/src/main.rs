@@ -151,9 +151,11 @@ fn latency(args: &Args) -> Result<(), String> {
         let mut sorted = results[i].clone();
         sorted.sort_unstable();
         let mean = if sorted.is_empty() { 0 } else { sorted.iter().sum::<u64>() / sorted.len() as u64 };
+        // Every sample, for the latency plot's distribution (benches/_plots.py).
+        let list = sorted.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
         println!(
             "{{\"mode\":\"latency\",\"target\":\"{target}\",\"samples\":{},\"lost\":{},\"p50_ns\":{},\"p90_ns\":{},\
-             \"p99_ns\":{},\"mean_ns\":{mean}}}",
+             \"p99_ns\":{},\"mean_ns\":{mean},\"samples_ns\":[{list}]}}",
             sorted.len(),
             lost[i],
             percentile(&sorted, 50.0),
