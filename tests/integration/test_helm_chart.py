@@ -10,9 +10,11 @@ skip, unless METALLB_PY_REQUIRE_K8S=1 (CI), where a Helm that cannot be built is
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from metallb_py.testing.helm import (
     Helm,
     HelmCommandError,
     HelmError,
+    HelmUnavailableError,
     ensure_helm_binary,
 )
 
@@ -170,7 +173,7 @@ def helm(pytestconfig: pytest.Config) -> Iterator[Helm]:
     """Helm built from the module proxy (cached); its build progress is shown, not captured."""
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     try:
-        with capture.global_and_fixture_disabled():
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             binary = ensure_helm_binary(progress=sys.stderr)
     except HelmError as exc:
         if os.environ.get("METALLB_PY_REQUIRE_K8S") == "1":
@@ -235,6 +238,17 @@ def _kinds(objects: list[JSON]) -> set[str]:
 
 def test_helm_is_the_pinned_v4(helm: Helm) -> None:
     assert helm.version() == DEFAULT_HELM_VERSION
+
+
+def test_a_helm_not_in_the_cache_is_not_built_unasked(tmp_path: Path) -> None:
+    with pytest.raises(HelmUnavailableError, match="build=True"):
+        ensure_helm_binary(cache_dir=tmp_path, build=False)
+    assert not (tmp_path / "helm").exists()
+
+
+def test_only_helm_4_versions_are_built(tmp_path: Path) -> None:
+    with pytest.raises(HelmError, match=r"not a Helm 4 version: 'v3\.21\.4'"):
+        ensure_helm_binary("v3.21.4", cache_dir=tmp_path)
 
 
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())

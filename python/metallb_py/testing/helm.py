@@ -154,7 +154,7 @@ def _build(go: str, version: str, home: Path, out: IO[str]) -> None:
     )
     (src / "go.sum").unlink(missing_ok=True)
     # -mod=mod: the wrapper's go.sum is written here, from the checksum database, not kept in the repository.
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": f"{os.environ.get('GOFLAGS', '')} -mod=mod".strip()}
     _say(out, f"building Helm {version} from {HELM_MODULE} (once; cached in {home.parent})")
     _say(out, f"full log: {log}")
     _say(out, "resolving and downloading source modules (go mod tidy, checked against the checksum database)")
