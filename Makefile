@@ -18,7 +18,7 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 
 .DEFAULT_GOAL := help
 .PHONY: help dev ext k8s test test-floor test-rust test-python lint bench plots bench-l2 bench-failover soak-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults bench-faults demo \
-	demo-bgp plan clean clean-go-caches
+	demo-bgp plan clean clean-go-caches helm image
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,7 +50,7 @@ k8s: ## Build (once, then cached) the kube-apiserver, etcd and kubectl the integ
 toxiproxy: ## Build (once, then cached) the Toxiproxy server the fault suite puts before the API server
 	bash tools/toxiproxy/build.sh
 
-test: dev k8s toxiproxy test-rust test-python lint ## Set up, then run every test and lint (what CI runs)
+test: dev k8s toxiproxy helm test-rust test-python lint ## Set up, then run every test and lint (what CI runs)
 
 test-floor: dev k8s $(FLOOR_STAMP) ## The API client's tests on the lowest dependency versions pyproject allows
 	METALLB_PY_FLOOR=1 $(FLOOR_VENV)/bin/python -m pytest $(FLOOR_TESTS)
@@ -86,6 +86,12 @@ lint: dev ## cargo fmt/clippy, ruff, mypy --strict, stubtest, import contracts
 
 bench: dev k8s toxiproxy ## Run the benchmarks and print figures with ratios against their baselines
 	$(PY) -m pytest benches -p no:cacheprovider --benchmark-columns=median,ops,rounds
+
+helm: dev ## Build (once, then cached) Helm 4 from the Go module proxy for the chart tests
+	$(PY) -c 'from metallb_py.testing.helm import ensure_helm_binary; print(ensure_helm_binary())'
+
+image: ## The OCI image without a Docker engine (root; apt-get install mmdebstrap buildah): target/image/
+	bash deploy/image/build
 
 plots: ## Redraw the bench plots and REPORT.md from the last runs (bench-results/, or METALLB_PY_BENCH_OUT)
 	$(PY) benches/plot_report.py
