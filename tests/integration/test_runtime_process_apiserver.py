@@ -15,6 +15,7 @@ import pytest
 
 from metallb_py.controller.main import USER_AGENT as CONTROLLER_USER_AGENT
 from metallb_py.k8s import KubeClient, connect
+from metallb_py.k8s.errors import ApiUnavailableError, ForbiddenError
 from metallb_py.k8s.resources import CONFIGMAPS, NAMESPACES
 from metallb_py.runtime import Component, run_until_signalled
 from metallb_py.speaker.main import USER_AGENT as SPEAKER_USER_AGENT
@@ -70,3 +71,65 @@ def test_requests_carry_the_programs_user_agent(control_plane: LocalControlPlane
     finally:
         admin.delete(NAMESPACES, namespace)
         admin.close()
+
+
+class SlowStart(Writer):
+    """Its first starts fail as a start does when the API server does not answer in time."""
+
+    def __init__(self, namespace: str, name: str, failures: int) -> None:
+        super().__init__(namespace, name)
+        self.failures, self.built, self.stopped = failures, 0, 0
+
+    def make(self, client: KubeClient) -> Component:
+        self.built += 1
+        return super().make(client)
+
+    def start(self) -> None:
+        if self.built <= self.failures:
+            raise ApiUnavailableError(0, "", "GET /api/v1/services: timed out after 30 s")
+        super().start()
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_a_start_that_times_out_is_retried_with_a_fresh_component(
+    control_plane: LocalControlPlane, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = connect(control_plane.kubeconfig, user_agent="metallb-py-tests")
+    namespace = f"runtime-{next(_names)}"
+    admin.create(NAMESPACES, {"metadata": {"name": namespace}})
+    try:
+        slow = SlowStart(namespace, "written", failures=2)
+        with caplog.at_level(logging.WARNING, "metallb_py.tests.runtime"):
+            status = run_until_signalled(
+                slow.make,
+                logging.getLogger("metallb_py.tests.runtime"),
+                kubeconfig=control_plane.kubeconfig,
+                user_agent=SPEAKER_USER_AGENT,
+            )
+        assert status == 0
+        assert slow.built == 3, "a fresh component for each try"
+        assert slow.stopped == 3, "each failed try stopped, and the last one at the signal"
+        assert admin.get(CONFIGMAPS, "written", namespace)["data"] == {"k": "v"}
+        retries = [r for r in caplog.records if r.getMessage().startswith("cannot start yet")]
+        assert [r.__dict__["attempt"] for r in retries] == [1, 2]
+    finally:
+        admin.delete(NAMESPACES, namespace)
+        admin.close()
+
+
+class Refused(Writer):
+    def start(self) -> None:
+        raise ForbiddenError(403, "Forbidden", "services is forbidden")
+
+
+def test_a_start_refused_for_good_is_not_retried(control_plane: LocalControlPlane) -> None:
+    refused = Refused("default", "never")
+    status = run_until_signalled(
+        refused.make,
+        logging.getLogger("metallb_py.tests.runtime"),
+        kubeconfig=control_plane.kubeconfig,
+        user_agent=SPEAKER_USER_AGENT,
+    )
+    assert status == 1

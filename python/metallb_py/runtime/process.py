@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from metallb_py.backoff import Backoff
 from metallb_py.errors import MetalLBError
 from metallb_py.k8s.client import KubeClient, connect
 from metallb_py.k8s.errors import ApiError
@@ -26,6 +27,10 @@ _POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namesp
 
 # How often the health of a running component is checked.
 _HEALTH_PERIOD = 1.0
+# Retries of a start that failed for a temporary reason (the API server timed out, answered 5xx or 429): a
+# fleet restarted together must not fail on the API server's first slow answer, nor retry in step.
+_START_RETRY_BASE = 0.5
+_START_RETRY_CAP = 30.0
 
 
 class Component(Protocol):
@@ -58,8 +63,10 @@ def run_until_signalled(
     """Connects (`kubeconfig` None: in-cluster) as `user_agent`, starts what `make` builds, runs it until
     SIGTERM or SIGINT or until it reports itself unhealthy, and stops it.
 
-    0 after a signal; 1 when it cannot connect or start, or broke, with the reason logged. Call it from the
-    main thread (it installs the signal handlers, and puts the previous ones back before returning).
+    0 after a signal; 1 when it cannot connect or start, or broke, with the reason logged. A start that fails
+    for a temporary reason (an ApiError marked `temporary`: no answer, a timeout, 5xx, 429, a conflict) is
+    retried with a fresh component from `make`, after a capped, jittered backoff, until a signal. Call it from
+    the main thread (it installs the signal handlers, and puts the previous ones back before returning).
     """
     try:
         client = connect(kubeconfig, context=context, user_agent=user_agent)
@@ -76,26 +83,23 @@ def run_until_signalled(
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _run(make(client), client, stop, logger, health_period)
+        return _run(make, client, stop, logger, health_period)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
 def _run(
-    component: Component,
+    make: Callable[[KubeClient], Component],
     client: KubeClient,
     stop: threading.Event,
     logger: logging.Logger,
     health_period: float,
 ) -> int:
-    try:
-        component.start()
-    except (MetalLBError, ApiError, OSError) as exc:
-        logger.error("cannot start", extra={"error": str(exc)})
-        component.stop()
+    component = _start(make, client, stop, logger)
+    if component is None:
         client.close()
-        return 1
+        return 0 if stop.is_set() else 1
     broken = None
     while not stop.wait(health_period):
         broken = component.healthy()
@@ -105,3 +109,34 @@ def _run(
     component.stop()
     client.close()
     return 0 if broken is None else 1
+
+
+def _start(
+    make: Callable[[KubeClient], Component],
+    client: KubeClient,
+    stop: threading.Event,
+    logger: logging.Logger,
+) -> Component | None:
+    """A started component; None when a start failed for good, or a signal came while retrying one."""
+    backoff = Backoff(_START_RETRY_BASE, _START_RETRY_CAP, jitter=0.5)
+    while True:
+        component = make(client)
+        try:
+            component.start()
+            return component
+        except ApiError as exc:
+            component.stop()
+            if not exc.temporary:
+                logger.error("cannot start", extra={"error": str(exc)})
+                return None
+            delay = backoff.next()
+            logger.warning(
+                "cannot start yet: the API server did not answer in time; retrying",
+                extra={"error": str(exc), "retry_in": round(delay, 2), "attempt": backoff.failures},
+            )
+            if stop.wait(delay):
+                return None
+        except (MetalLBError, OSError) as exc:
+            logger.error("cannot start", extra={"error": str(exc)})
+            component.stop()
+            return None
