@@ -326,9 +326,11 @@ fn membership_cost_by_cluster_size() {
 /// The cost of one member's calls when its view holds n members, for sizes too large to simulate whole:
 /// member 0 learns n-1 others from their announces, then runs `periods` probe intervals alone (only it ticks;
 /// the others answer what it sends, and only datagrams to or from member 0 are delivered). Returns (median µs per `receive`, median µs per `tick`, ticks and
-/// datagrams received per period, members it holds alive). Wall time per call, the median over the calls,
-/// so that moments this thread was descheduled do not count.
-fn one_member_among(n: usize, periods: u32) -> (f64, f64, f64, f64, usize) {
+/// datagrams received per period, members it holds alive, CPU µs per period). Per call: the median of wall
+/// times (a loaded machine inflates it: a call preempted counts whole); per period: CPU time of this thread
+/// over the measured periods (/proc, 10 ms ticks), which includes the others' answers, each handled with a
+/// view of one or two members.
+fn one_member_among(n: usize, periods: u32) -> (f64, f64, f64, f64, usize, f64) {
     let start = Instant::now();
     let mut engines: Vec<Engine> = (0..n)
         .map(|i| {
@@ -349,6 +351,7 @@ fn one_member_among(n: usize, periods: u32) -> (f64, f64, f64, f64, usize) {
     let end = start + Timing::default().probe_interval * periods;
     let mut measuring = false;
     let (mut received, mut ticked) = (0u64, 0u64);
+    let mut cpu_from = None;
     loop {
         // Deliver everything on the wire; what member 0 receives is timed.
         while !wire.is_empty() {
@@ -376,6 +379,7 @@ fn one_member_among(n: usize, periods: u32) -> (f64, f64, f64, f64, usize) {
         // Measure once member 0 holds everyone (its announce replies are settled).
         if !measuring && engines[0].alive().len() == n {
             measuring = true;
+            cpu_from = Some(cpu());
         }
         now = engines[0].next_deadline().max(now);
         if now >= end {
@@ -400,8 +404,10 @@ fn one_member_among(n: usize, periods: u32) -> (f64, f64, f64, f64, usize) {
         v.get(v.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
     };
     let measured_periods = f64::from(periods) * (ticked as f64 / ticks.len().max(1) as f64);
+    let spent = cpu_from.map_or(f64::NAN, |from| (cpu() - from).as_secs_f64() * 1e6 / measured_periods);
     let alive = engines[0].alive().len();
-    (median(receives), median(ticks), ticked as f64 / measured_periods, received as f64 / measured_periods, alive)
+    let per_period = |count: u64| count as f64 / measured_periods;
+    (median(receives), median(ticks), per_period(ticked), per_period(received), alive, spent)
 }
 
 #[test]
@@ -413,17 +419,19 @@ fn one_members_cost_by_view_size() {
         .map(|s| s.trim().parse().expect("METALLB_SIM_VIEW_SIZES: comma-separated member counts"))
         .collect();
     assert!(sizes.iter().all(|&n| (2..=60_000).contains(&n)), "sizes from 2 to 60000 members");
-    let rows: Vec<_> = sizes.iter().map(|&n| (n, one_member_among(n, 300))).collect();
-    let reference = rows.iter().find(|(n, _)| *n == 100).map(|(_, r)| (r.0, r.1));
+    // Enough periods for the CPU clock (10 ms ticks) to resolve the small sizes.
+    let rows: Vec<_> =
+        sizes.iter().map(|&n| (n, one_member_among(n, (300_000 / n).clamp(300, 30_000) as u32))).collect();
+    let reference = rows.iter().find(|(n, _)| *n == 100).map(|(_, r)| r.5);
     println!();
     println!(
-        "{:>6} {:>13} {:>10} {:>13} {:>13} {:>10} {:>10}",
-        "n", "us/receive", "us/tick", "ticks/period", "recv/period", "recv x100", "tick x100"
+        "{:>6} {:>13} {:>10} {:>13} {:>13} {:>15} {:>10}",
+        "n", "us/receive", "us/tick", "ticks/period", "recv/period", "CPU us/period", "CPU x100"
     );
-    for (n, (receive, tick, ticks, received, alive)) in &rows {
+    for (n, (receive, tick, ticks, received, alive, spent)) in &rows {
         assert_eq!(*alive, *n);
-        let (rx, tx) = reference.map_or((f64::NAN, f64::NAN), |(r, t)| (receive / r, tick / t));
-        println!("{n:>6} {receive:>13.1} {tick:>10.1} {ticks:>13.2} {received:>13.2} {rx:>10.2} {tx:>10.2}",);
+        let ratio = reference.map_or(f64::NAN, |r| spent / r);
+        println!("{n:>6} {receive:>13.1} {tick:>10.1} {ticks:>13.2} {received:>13.2} {spent:>15.1} {ratio:>10.2}");
     }
-    println!("(one member whose view holds n members; medians of wall time per call; x100: against n=100)");
+    println!("(one member whose view holds n members; per call: median wall time; CPU: per period, /proc)");
 }
