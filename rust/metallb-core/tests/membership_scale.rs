@@ -342,9 +342,9 @@ fn one_member_among(n: usize, periods: u32) -> (f64, f64, f64, f64, usize, f64) 
         })
         .collect();
     let mut wire: Vec<(usize, Vec<u8>)> = Vec::new();
-    for j in 1..n {
-        engines[j].join(start, &[addr(0)]).unwrap();
-        wire.extend(engines[j].take_outgoing().into_iter().map(|d| (0, d.bytes)));
+    for engine in engines.iter_mut().skip(1) {
+        engine.join(start, &[addr(0)]).unwrap();
+        wire.extend(engine.take_outgoing().into_iter().map(|d| (0, d.bytes)));
     }
     let (mut receives, mut ticks) = (Vec::new(), Vec::new());
     let mut now = start;
