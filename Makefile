@@ -17,7 +17,7 @@ FLOOR_TESTS := tests/unit/test_k8s_client.py tests/unit/test_k8s_client_floor.py
 	tests/integration/test_k8s_client_apiserver.py tests/integration/test_controlplane.py
 
 .DEFAULT_GOAL := help
-.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench plots bench-l2 bench-failover bench-scale soak-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults bench-faults demo \
+.PHONY: help dev ext k8s test test-floor test-rust test-python lint bench wheel plots bench-l2 bench-failover bench-scale soak-l2 bench-bfd soak-bfd fuzz hostile toxiproxy faults bench-faults demo \
 	demo-bgp plan clean clean-go-caches helm image
 
 help: ## List the targets
@@ -95,6 +95,9 @@ image: ## The OCI image without a Docker engine (root; apt-get install mmdebstra
 
 bench-scale: dev k8s ## 100 speakers and 1,000 Services in one lab (root): time to announce, API requests per speaker, gossip, failover
 	METALLB_PY_SCALE_NODES=100 METALLB_PY_SCALE_SERVICES=1000 METALLB_PY_SCALE_KILLS=5 $(PY) -m pytest benches/test_bench_scale.py -p no:cacheprovider -s
+
+wheel: dev ## The release wheel and sdist (target/dist), installed in a fresh virtualenv and tested without Rust
+	bash .ci/wheel-test
 
 plots: ## Redraw the bench plots and REPORT.md from the last runs (bench-results/, or METALLB_PY_BENCH_OUT)
 	$(PY) benches/plot_report.py
