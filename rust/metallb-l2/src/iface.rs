@@ -62,11 +62,12 @@ pub(crate) fn open(name: &str, netns: Option<&str>, receive_buffer: usize) -> Re
     Ok(OpenInterface { info: InterfaceInfo { name: name.to_string(), index, mac }, socket, core })
 }
 
-/// Slots of the receive ring for a socket buffer of `bytes`: half of it in slots, at least 64 and at most 8192
-/// (4 MiB of locked memory per interface). The default 4 MiB buffer gives 4096 slots (2 MiB): 40 ms of a
-/// 100k/s flood while the thread is descheduled.
+/// Slots of the receive ring for a socket buffer of `bytes`: an eighth of it in slots, at least 64 and at most
+/// 8192 (4 MiB of locked memory per interface). The default 4 MiB buffer gives 1024 slots (512 KiB, resident
+/// for as long as the interface is served: a quarter of the speaker's 2 MiB per interface before issue 14):
+/// 10 ms of a 100k/s flood while the thread is descheduled, and a burst of a thousand requests at once.
 fn ring_frames(bytes: usize) -> usize {
-    (bytes / 2 / crate::sys::RING_FRAME).clamp(64, 8192)
+    (bytes / 8 / crate::sys::RING_FRAME).clamp(64, 8192)
 }
 
 /// Whether an error from a receive means the interface went down (it comes back by itself when it is up).
