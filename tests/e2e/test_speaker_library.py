@@ -148,9 +148,9 @@ def test_without_gossip_node_readiness_decides(kubernetes_binaries: None) -> Non
 
 
 def test_a_lone_survivor_announces_once_the_dead_stop_renewing(kubernetes_binaries: None) -> None:
-    """Every other speaker crashes: the survivor hears nobody, as if it were cut off, and withdraws; once
-    the dead speakers' Leases have gone unrenewed for the lease duration (6 s) while its own renews, it no
-    longer expects them and announces everything."""
+    """Every other speaker crashes: the survivor hears nobody, as if it were cut off, and withdraws; it asks
+    the others to renew their Leases, and once they let its ask go unanswered for 3 s
+    (leases.ANSWER_WITHIN) while its own Lease renews, it no longer expects them and announces everything."""
     with LabCluster(("node1", "node2"), "control-plane", prefix="mlblone") as cluster:
         cluster.kubectl("apply", "-f", str(SEED_CONFIG))
         vips = [lb_service(cluster, name) for name in ("a", "b", "c")]
