@@ -91,4 +91,3 @@ def test_without_an_ask_a_lease_counts_for_its_whole_duration() -> None:
     asked = lease("a", "t1")
     asked["metadata"]["annotations"][GOSSIP_ASK_ANNOTATION] = "2026-01-01T00:00:00.000000Z"
     assert lease_ask(asked) == "2026-01-01T00:00:00.000000Z"
-
