@@ -1,6 +1,9 @@
 //! How the membership engine's cost grows with the cluster: n engines exchanging datagrams in memory on a
-//! simulated clock (no sockets, no loss), for each n in `METALLB_SIM_SIZES` (default 10,100,1000). Prints a
-//! table; asserts only that the cluster converges and that every member learns of a death.
+//! simulated clock (no sockets, no loss), for each n in `METALLB_SIM_SIZES` (default 10,100). Prints a
+//! table; asserts only that the cluster converges and that every member learns of a death. Each member's
+//! every datagram costs O(n) in the engine (its view is rebuilt), so the whole cluster costs O(n²) per
+//! period: 1,000 is out of reach in minutes; `one_members_cost_by_view_size` measures one member with a
+//! view of up to 5,000 instead.
 //!
 //! Run it with `cargo test --release -p metallb-core --test membership_scale -- --ignored --nocapture`.
 //!
@@ -273,7 +276,7 @@ fn measure(n: usize) -> Row {
 #[ignore = "a scale measurement of minutes: run with --release --ignored --nocapture"]
 fn membership_cost_by_cluster_size() {
     let sizes: Vec<usize> = std::env::var("METALLB_SIM_SIZES")
-        .unwrap_or_else(|_| "10,100,1000".into())
+        .unwrap_or_else(|_| "10,100".into())
         .split(',')
         .map(|s| s.trim().parse().expect("METALLB_SIM_SIZES: comma-separated member counts, e.g. 10,100,1000"))
         .collect();
