@@ -36,6 +36,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,8 @@ log = logging.getLogger("metallb_py.controller")
 _CONFIG_KEY = "@config"  # reload the configuration
 _RESYNC_KEY = "@resync"  # became leader: start from nothing
 _STATE_KEY = "@configstate"  # write the ConfigurationState again after a temporary failure
+# How long the start waits for the first leader election attempt before the watches begin listing.
+_FIRST_ROUND_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -178,13 +181,18 @@ class Controller:
         self.metrics.set_config(loaded=False, stale=False)
         self.events.start()
         self.pool_status.start()
+        if self.elector is not None:
+            # The first attempt before the watches list: a term won then began before their first lists,
+            # which count as read afresh for it (see _started_leading), so a restarted leader lists every
+            # Service once, not twice. A slow attempt does not hold the start up: the term then asks for a
+            # list of its own.
+            self.elector.start()
+            self.elector.first_round.wait(_FIRST_ROUND_WAIT)
         for reflector in self.reflectors:
             reflector.start()
         self._worker = threading.Thread(target=self._work, name="controller-worker", daemon=True)
         self._worker.start()
-        if self.elector is not None:
-            self.elector.start()
-        else:
+        if self.elector is None:
             self._started_leading()
         log.info(
             "controller started",
@@ -236,6 +244,12 @@ class Controller:
 
     def _started_leading(self) -> None:
         self.metrics.leader.set(1)
+        if self.elector is not None:
+            term = self.elector.term()
+            if term is not None:
+                # The list the term's resync restores from, asked for the moment the term begins: one begun
+                # after it (the watch's first list, when this is the first attempt before the watches start).
+                self._resync_list = (term, self.services.request_list())
         self.queue.add(_RESYNC_KEY)
 
     def _stopped_leading(self) -> None:
@@ -398,7 +412,7 @@ class Controller:
                     "first_not_kept": not_kept[:20],
                 },
             )
-            self._enqueue_all()
+            self._enqueue_all(settled={key for key, ok in kept.items() if ok})
         elif outcome.changed:
             # A placeholder of `sync` (an address a Service may still show) stands for its Service.
             self.queue.add_all(sorted({service_key_of(k) for k in outcome.evicted}))
@@ -442,10 +456,13 @@ class Controller:
         if config is not None:
             self.metrics.set_pools(self._allocator, [p.name for p in config.pools])
 
-    def _enqueue_all(self) -> None:
-        self.queue.add_all(
-            [object_key(s) for s in sorted(self.services.items(), key=self._allocation_order)], in_order=True
-        )
+    def _enqueue_all(self, settled: Collection[str] = ()) -> None:
+        """Every Service, in allocation order; those in `settled` (restored as they show: their addresses are
+        already held in the allocator) after the others, so that after a restart a Service waiting for an
+        address is not queued behind thousands that only need a look."""
+        ordered = [object_key(s) for s in sorted(self.services.items(), key=self._allocation_order)]
+        first = [key for key in ordered if key not in settled]
+        self.queue.add_all(first + [key for key in ordered if key in settled], in_order=True)
 
     def _namespace_labels(self, namespace: str) -> dict[str, str]:
         ns = self.namespaces.get(namespace)

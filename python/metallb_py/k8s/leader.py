@@ -156,6 +156,9 @@ class LeaderElector:
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
         self.transitions = 0  # times this replica became leader
+        # Set once the first attempt ended (led or not): a caller may begin work that must start after the
+        # first term did (a list read afresh for it) and should not be begun twice.
+        self.first_round = threading.Event()
 
     def is_leader(self) -> bool:
         """True while this replica holds the Lease and renewed it within renew_deadline.
@@ -226,6 +229,12 @@ class LeaderElector:
 
     def round(self) -> None:
         """One attempt to acquire or renew, and the callbacks it implies (run() calls it periodically)."""
+        try:
+            self._round()
+        finally:
+            self.first_round.set()
+
+    def _round(self) -> None:
         started = self._clock()
         try:
             held = self.try_acquire_or_renew()
