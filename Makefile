@@ -94,7 +94,9 @@ image: ## The OCI image without a Docker engine (root; apt-get install mmdebstra
 	bash deploy/image/build
 
 bench-scale: dev k8s ## 100 speakers and 1,000 Services in one lab (root): time to announce, API requests per speaker, gossip, failover
-	METALLB_PY_SCALE_NODES=100 METALLB_PY_SCALE_SERVICES=1000 METALLB_PY_SCALE_KILLS=5 $(PY) -m pytest benches/test_bench_scale.py -p no:cacheprovider -s
+	METALLB_PY_SCALE_NODES=100 METALLB_PY_SCALE_SERVICES=1000 METALLB_PY_SCALE_KILLS=5 \
+	METALLB_PY_SCALE_SPEAKER_ARGS="$${METALLB_PY_SCALE_SPEAKER_ARGS:---heartbeat-interval 0.1 --heartbeat-timeout 0.5}" \
+	$(PY) -m pytest benches/test_bench_scale.py -p no:cacheprovider -s
 
 wheel: dev ## The release wheel and sdist (target/dist), installed in a fresh virtualenv and tested without Rust
 	bash .ci/wheel-test
