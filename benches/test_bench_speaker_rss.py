@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from metallb_py.k8s.resources import SERVICE_L2_STATUSES, SERVICES
+from metallb_py.k8s.resources import SERVICE_L2_STATUSES
 from metallb_py.testing import LabCluster
 
 SERVICES_N = 100
@@ -61,17 +61,7 @@ def test_speaker_idle_rss_with_100_services(figures: dict[str, float], tmp_path:
         cluster.kubectl("apply", "-f", "-", stdin=POOL)
         for i in range(SERVICES_N):
             name = f"rss-{i}"
-            cluster.client.create(
-                SERVICES,
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": name, "namespace": "default"},
-                    "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]},
-                },
-                "default",
-            )
-            cluster.publish_endpoints("default", name)
+            cluster.create_service(name)
 
         def statuses() -> int | None:
             n = len(cluster.client.list(SERVICE_L2_STATUSES, cluster.namespace).items)

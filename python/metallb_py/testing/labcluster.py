@@ -985,6 +985,27 @@ class LabCluster:
 
     # -- services --------------------------------------------------------------------------------------------
 
+    def create_service(
+        self, name: str, namespace: str = "default", *, annotations: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Creates a LoadBalancer Service `name` (TCP port 80, selector app=`name`) with `annotations`, and
+        its EndpointSlice on every worker (see publish_endpoints). Returns the Service as stored."""
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        svc = self.client.create(
+            SERVICES,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": metadata,
+                "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]},
+            },
+            namespace,
+        )
+        self.publish_endpoints(namespace, name)
+        return svc
+
     def publish_endpoints(
         self,
         namespace: str,
