@@ -10,7 +10,6 @@ import functools
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, TextIO
@@ -144,9 +143,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         lb_class=args.lb_class,
     )
     clear = args.watch and args.output == "text" and out.isatty()
+    stopping = threading.Event()
     try:
-        with _interrupted_by_sigterm():
-            while True:
+        with _interrupted_by_signals(stopping):
+            while not stopping.is_set():
                 try:
                     snapshot = read()
                 except ApiError as exc:
@@ -161,26 +161,30 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     # A terminal shows one screen, redrawn; a pipe gets every snapshot.
                     out.write(_CLEAR + frame if clear else frame + ("\n" if args.output == "text" else ""))
                     out.flush()
-                time.sleep(args.interval)
+                stopping.wait(args.interval)
     except KeyboardInterrupt:
-        return 0 if args.watch else 130
+        pass
     finally:
         client.close()
+    return 0 if args.watch else 130
 
 
 @contextlib.contextmanager
-def _interrupted_by_sigterm() -> Iterator[None]:
-    """SIGTERM ends the loop as Ctrl-C does (a KeyboardInterrupt wherever it waits: between rounds, or in a
-    request to an API server that does not answer); the previous handler comes back after."""
+def _interrupted_by_signals(stopping: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM end the loop: they set `stopping` (the loop ends at its next check even if a library
+    swallowed the interruption) and raise KeyboardInterrupt wherever it waits (between rounds, or in a request
+    to an API server that does not answer); the previous handlers come back after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
