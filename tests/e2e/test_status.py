@@ -162,7 +162,12 @@ def test_watch_prints_json_lines_until_ctrl_c_or_sigterm(cluster: LabCluster) ->
             assert child.stdout is not None and child.stderr is not None
             frames = [json.loads(child.stdout.readline()) for _ in range(2)]
             child.send_signal(stop)
-            rest, errors = child.communicate(timeout=WAIT)
+            try:
+                rest, errors = child.communicate(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                child.kill()  # not left running into the next test
+                _, errors = child.communicate()
+                pytest.fail(f"status --watch still ran {WAIT} s after {stop.name}; it said: {errors}")
         assert child.returncode == 0, errors
         assert "Traceback" not in errors
         assert frames[0]["namespace"] == NS and frames[1]["taken_at"] >= frames[0]["taken_at"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from metallb_py.runtime.logs import JSONFormatter, configure_logging
 from metallb_py.runtime.process import Component, default_namespace, run_until_signalled
+from metallb_py.runtime.stopflag import StopFlag
 from metallb_py.runtime.workqueue import WorkQueue
 
 __all__ = [
     "Component",
     "JSONFormatter",
+    "StopFlag",
     "WorkQueue",
     "configure_logging",
     "default_namespace",

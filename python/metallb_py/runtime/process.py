@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
@@ -20,6 +19,7 @@ from metallb_py.backoff import Backoff
 from metallb_py.errors import MetalLBError
 from metallb_py.k8s.client import KubeClient, connect
 from metallb_py.k8s.errors import ApiError
+from metallb_py.runtime.stopflag import StopFlag
 
 __all__ = ["Component", "default_namespace", "run_until_signalled"]
 
@@ -75,11 +75,12 @@ def run_until_signalled(
             "cannot load the API client configuration", extra={"error": f"{type(exc).__name__}: {exc}"}
         )
         return 1
-    stop = threading.Event()
+    stop = StopFlag()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
+        # Nothing here may take a lock the interrupted main thread could hold (logging's, an Event's):
+        # the flag takes none, and the main loop logs once it wakes.
+        stop.set(signal.Signals(signum).name)
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -87,17 +88,19 @@ def run_until_signalled(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        stop.close()
 
 
 def _run(
     make: Callable[[KubeClient], Component],
     client: KubeClient,
-    stop: threading.Event,
+    stop: StopFlag,
     logger: logging.Logger,
     health_period: float,
 ) -> int:
     component = _start(make, client, stop, logger)
     if component is None:
+        _log_signal(stop, logger)
         client.close()
         return 0 if stop.is_set() else 1
     broken = None
@@ -106,6 +109,7 @@ def _run(
         if broken is not None:
             logger.error("stopping: a part of it stopped working", extra={"error": broken})
             break
+    _log_signal(stop, logger)
     component.stop()
     client.close()
     return 0 if broken is None else 1
@@ -114,7 +118,7 @@ def _run(
 def _start(
     make: Callable[[KubeClient], Component],
     client: KubeClient,
-    stop: threading.Event,
+    stop: StopFlag,
     logger: logging.Logger,
 ) -> Component | None:
     """A started component; None when a start failed for good, or a signal came while retrying one."""
@@ -140,3 +144,8 @@ def _start(
             logger.error("cannot start", extra={"error": str(exc)})
             component.stop()
             return None
+
+
+def _log_signal(stop: StopFlag, logger: logging.Logger) -> None:
+    if stop.is_set():
+        logger.info("stopping", extra={"signal": stop.reason})

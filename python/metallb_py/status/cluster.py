@@ -30,7 +30,7 @@ from metallb_py.k8s.resources import (
     Resource,
     object_key,
 )
-from metallb_py.runtime import default_namespace
+from metallb_py.runtime import StopFlag, default_namespace
 from metallb_py.speaker.leases import GOSSIP_LABEL
 from metallb_py.status.model import (
     ADDRESS_CONFLICT,
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         lb_class=args.lb_class,
     )
     clear = args.watch and args.output == "text" and out.isatty()
-    stopping = threading.Event()
+    stopping = StopFlag()
     try:
         with _interrupted_by_signals(stopping):
             while not stopping.is_set():
@@ -166,20 +166,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         pass
     finally:
         client.close()
+        stopping.close()
     return 0 if args.watch else 130
 
 
 @contextlib.contextmanager
-def _interrupted_by_signals(stopping: threading.Event) -> Iterator[None]:
+def _interrupted_by_signals(stopping: StopFlag) -> Iterator[None]:
     """SIGINT and SIGTERM end the loop: they set `stopping` (the loop ends at its next check even if a library
     swallowed the interruption) and raise KeyboardInterrupt wherever it waits (between rounds, or in a request
-    to an API server that does not answer); the previous handlers come back after."""
+    to an API server that does not answer); the previous handlers come back after. `stopping` is a StopFlag,
+    not a threading.Event: an Event's set() in a handler can wait for ever on a lock its thread holds."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        stopping.set(signal.Signals(signum).name)
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
