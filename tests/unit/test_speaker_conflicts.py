@@ -3,13 +3,14 @@ Services announcing it, from what a (fake) responder reports."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from typing import Any
 
 import pytest
 
-from metallb_py.speaker.conflicts import REASON, ConflictReporter
+from metallb_py.speaker.conflicts import REASON, REPEAT_BASE, REPEAT_CAP, ConflictReporter
 from metallb_py.speaker.metrics import SpeakerMetrics
 
 VIP = "192.0.2.11"
@@ -46,7 +47,15 @@ def svc(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "default", "name": name}}
 
 
-def make() -> tuple[ConflictReporter, FakeResponder, FakeEvents, SpeakerMetrics]:
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(clock: Clock | None = None) -> tuple[ConflictReporter, FakeResponder, FakeEvents, SpeakerMetrics]:
     responder, events, metrics = FakeResponder(), FakeEvents(), SpeakerMetrics()
     services = {"default/web": svc("web"), "default/web2": svc("web2")}
     reporter = ConflictReporter(
@@ -56,6 +65,7 @@ def make() -> tuple[ConflictReporter, FakeResponder, FakeEvents, SpeakerMetrics]
         service=services.get,
         events=events,
         metrics=metrics,
+        clock=clock or Clock(),
     )
     return reporter, responder, events, metrics
 
@@ -118,16 +128,59 @@ def test_a_claim_on_an_address_withdrawn_before_the_next_check_is_a_handover() -
     assert responder.reannounced == [], "not this node's any more: nothing to win back"
 
 
-def test_nothing_new_tells_nothing_and_a_repeat_counts_again() -> None:
-    reporter, responder, events, metrics = make()
+def test_nothing_new_tells_nothing_and_a_repeat_after_its_hold_off_is_told_again() -> None:
+    clock = Clock()
+    reporter, responder, events, metrics = make(clock)
     assert reporter.check() == []
     assert events.recorded == [] and count(metrics, VIP, "eth0") is None
     responder.seen = [(VIP, MAC, "eth0")]
     reporter.check()
     responder.seen = [(VIP, MAC, "eth0")]  # seen again after the last drain
-    reporter.check()
-    reporter.check()
+    assert len(reporter.check()) == 1
+    clock.now += REPEAT_BASE
+    assert len(reporter.check()) == 1, "past its hold-off: told again"
     assert count(metrics, VIP, "eth0") == 2 and len(events.recorded) == 4
+    assert responder.reannounced == [VIP, VIP]
+
+
+def test_a_standing_conflict_is_counted_every_check_but_told_ever_more_rarely() -> None:
+    """Two hosts keeping one address would answer each other's announcements for as long as both keep it:
+    every claim is counted, but told (warning, Events) and re-announced at 0, 5, 15, 35 s... up to every
+    REPEAT_CAP."""
+    clock = Clock()
+    reporter, responder, events, metrics = make(clock)
+    told_at: list[float] = []
+    start = clock.now
+    for _ in range(2000):  # a claim before every check, one check a second
+        responder.seen = [(VIP, MAC, "eth0")]
+        if reporter.check():
+            told_at.append(clock.now - start)
+        clock.now += 1.0
+    assert count(metrics, VIP, "eth0") == 1999
+    assert told_at[:5] == [1.0, 6.0, 16.0, 36.0, 76.0]
+    gaps = [b - a for a, b in itertools.pairwise(told_at)]
+    assert max(gaps) == REPEAT_CAP and len(told_at) < 15
+    assert responder.reannounced == [VIP] * len(told_at) and len(events.recorded) == 2 * len(told_at)
+
+
+def test_an_address_quiet_for_the_cap_starts_over() -> None:
+    clock = Clock()
+    reporter, responder, _, _ = make(clock)
+    for _ in range(8):  # told at once and after REPEAT_BASE, then held off longer
+        responder.seen = [(VIP, MAC, "eth0")]
+        reporter.check()
+        clock.now += 1.0
+    reporter.check()  # the last claim, counted within its hold-off
+    assert len(responder.reannounced) == 2
+    clock.now += REPEAT_CAP  # no claim for that long
+    reporter.check()
+    responder.seen = [(VIP, MAC, "eth0")]
+    reporter.check()
+    assert reporter.check() != [] and len(responder.reannounced) == 3, "told at once, as a first conflict"
+    clock.now += REPEAT_BASE - 1.0
+    responder.seen = [(VIP, MAC, "eth0")]
+    reporter.check()
+    assert reporter.check() == [], "and held off REPEAT_BASE again, not the longer hold-off of before"
 
 
 def test_run_checks_until_stopped_and_survives_a_failing_read(caplog: pytest.LogCaptureFixture) -> None:

@@ -185,7 +185,10 @@ _GOSSIP_HELP = {
     "takeovers": "Fast takeovers: an announcer went silent, a witness confirmed, this node announced.",
     "takeovers_unconfirmed": "Announcers found silent that no other speaker missed: not taken over.",
     "releases": "Announcers held down by a takeover that were heard again.",
-    "reclaims": "Peers that missed this node heard it again: its addresses were announced again at once.",
+    "reclaims": (
+        "Peers that missed this node heard it again: its addresses were announced again "
+        "(once a second at most)."
+    ),
 }
 _COUNTER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 log = logging.getLogger("metallb_py.speaker")

@@ -583,7 +583,7 @@ impl Worker {
         }
         let fired = self.engine.take_takeovers();
         let mute = self.engine.take_mute();
-        let reclaim = self.engine.take_reclaim();
+        let reclaim = self.engine.take_reclaim(Instant::now());
         if !fired.is_empty() || mute.is_some() || reclaim {
             let sink = lock(&self.shared.sink).clone();
             if let Some(sink) = sink {

@@ -394,8 +394,8 @@ impl Engine {
 
     /// Whether a peer stopped suspecting this node since the last call: the runtime announces this node's
     /// addresses again at once (see [`Watch::take_reclaim`](super::watch::Watch::take_reclaim)).
-    pub fn take_reclaim(&mut self) -> bool {
-        self.watch.take_reclaim()
+    pub fn take_reclaim(&mut self, now: Instant) -> bool {
+        self.watch.take_reclaim(now)
     }
 
     /// Takeovers fired since the last call: (owner, what to announce). The runtime announces them at once.

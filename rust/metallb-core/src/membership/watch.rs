@@ -60,6 +60,9 @@ const FLAG_READY: u8 = 1;
 /// How long a new life seen in SWIM counts as not ready before its first heartbeat (a speaker settles for up
 /// to 3 s after it starts, then runs its first round).
 pub const READY_GRACE: Duration = Duration::from_secs(10);
+/// The least time between two re-announcements of this node's addresses after peers stopped suspecting it
+/// (see [`Watch::take_reclaim`]); about one gratuitous burst's interval.
+pub const RECLAIM_SPACING: Duration = Duration::from_secs(1);
 
 /// How fast the watch decides. The defaults are what a loaded node runs: 10 ms heartbeats and 30 ms of
 /// silence, confirmed by a witness that missed the owner for 15 ms (VRRP with 10 ms adverts waits 36 ms, on
@@ -208,7 +211,8 @@ pub struct WatchStats {
     pub stalls: u64,
     /// Times this node heard no peer for `timeout` (and was muted).
     pub unheard: u64,
-    /// Times a peer stopped suspecting this node (and this node announced its addresses again).
+    /// Times this node announced its addresses again because a peer stopped suspecting it (at most one per
+    /// [`RECLAIM_SPACING`]).
     pub reclaims: u64,
 }
 
@@ -233,10 +237,11 @@ pub struct Watch {
     /// Hearing no peer (see [`Watch::take_mute`]), and the change not taken yet.
     unheard: bool,
     mute: Option<bool>,
-    /// This node's name (as peers list it among their suspects), and whether a peer stopped suspecting it
-    /// since the last [`Watch::take_reclaim`].
+    /// This node's name (as peers list it among their suspects); whether a peer stopped suspecting it and that
+    /// is not taken yet (see [`Watch::take_reclaim`]), and when one was last taken.
     me: String,
     reclaim: bool,
+    last_reclaim: Option<Instant>,
     fired: Vec<(String, Vec<Takeover>)>,
     events: Vec<WatchEvent>,
     stats: WatchStats,
@@ -260,6 +265,7 @@ impl Watch {
             mute: None,
             me: String::new(),
             reclaim: false,
+            last_reclaim: None,
             fired: Vec::new(),
             events: Vec::new(),
             stats: WatchStats::default(),
@@ -332,7 +338,6 @@ impl Watch {
             // The peer missed this node and hears it again: if it took this node's addresses over meanwhile,
             // it has just given them back, and the neighbours its announcement moved still send to it.
             self.reclaim = true;
-            self.stats.reclaims += 1;
         }
         peer.suspects = beat.suspects;
         if was_ready != beat.ready {
@@ -468,10 +473,20 @@ impl Watch {
         self.mute.take()
     }
 
-    /// Whether a peer stopped suspecting this node since the last call: announce this node's addresses again
-    /// (gratuitous frames), to win back the neighbours a takeover during the silence moved.
-    pub fn take_reclaim(&mut self) -> bool {
-        std::mem::take(&mut self.reclaim)
+    /// Whether to announce this node's addresses again now (gratuitous frames), to win back the neighbours a
+    /// takeover during a silence moved: a peer stopped suspecting this node, and the last time this said yes
+    /// is at least [`RECLAIM_SPACING`] ago (one that comes sooner waits for that, then is said once). Peers
+    /// that keep suspecting and clearing this node (a flapping view on a starved machine) would otherwise
+    /// have it announce everything again at each change, and every node's announcements feed the others'
+    /// load.
+    pub fn take_reclaim(&mut self, now: Instant) -> bool {
+        if !self.reclaim || self.last_reclaim.is_some_and(|at| now.saturating_duration_since(at) < RECLAIM_SPACING) {
+            return false;
+        }
+        self.reclaim = false;
+        self.last_reclaim = Some(now);
+        self.stats.reclaims += 1;
+        true
     }
 
     /// Whether another peer heard within `timeout / 2` misses `owner` too.
@@ -722,16 +737,40 @@ mod tests {
         w.set_me("node2");
         w.beat(t0, &id("node3", 1), beat(true, &[]));
         w.beat(t0 + ms(10), &id("node3", 1), beat(true, &["node1"]));
-        assert!(!w.take_reclaim(), "another node suspected: nothing of this node's to win back");
+        assert!(!w.take_reclaim(t0 + ms(10)), "another node suspected: nothing of this node's to win back");
         w.beat(t0 + ms(20), &id("node3", 1), beat(true, &["node2"]));
         w.beat(t0 + ms(30), &id("node3", 1), beat(true, &["node2"]));
-        assert!(!w.take_reclaim(), "still suspected: the peer may be announcing this node's addresses");
+        assert!(!w.take_reclaim(t0 + ms(30)), "still suspected: the peer may be announcing this node's addresses");
         w.beat(t0 + ms(40), &id("node3", 1), beat(true, &[]));
-        assert!(w.take_reclaim(), "heard again: whatever the peer took over, it has given back");
-        assert!(!w.take_reclaim(), "said once");
+        assert!(w.take_reclaim(t0 + ms(40)), "heard again: whatever the peer took over, it has given back");
+        assert!(!w.take_reclaim(t0 + ms(41)), "said once");
         w.beat(t0 + ms(50), &id("node3", 1), beat(true, &[]));
-        assert!(!w.take_reclaim());
+        assert!(!w.take_reclaim(t0 + ms(50)));
         assert_eq!(w.stats().reclaims, 1);
+    }
+
+    #[test]
+    fn reclaims_come_at_most_once_a_spacing_and_one_held_back_is_said_later() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.set_me("node2");
+        let mut said = Vec::new();
+        // A flapping peer: suspects this node and clears it every 20 ms for 3 s.
+        for i in 0..150u64 {
+            let at = t0 + ms(20 * i);
+            let suspects: &[&str] = if i % 2 == 0 { &["node2"] } else { &[] };
+            w.beat(at, &id("node3", 1), beat(true, suspects));
+            if w.take_reclaim(at) {
+                said.push(at.duration_since(t0));
+            }
+        }
+        assert_eq!(said, vec![ms(20), ms(1020), ms(2020)], "the first at once, then one a spacing");
+        w.beat(t0 + ms(3000), &id("node3", 1), beat(true, &["node2"]));
+        w.beat(t0 + ms(3010), &id("node3", 1), beat(true, &[]));
+        assert!(!w.take_reclaim(t0 + ms(3010)), "held back: the last one was under a spacing ago");
+        assert!(w.take_reclaim(t0 + ms(2020) + RECLAIM_SPACING), "then said, once");
+        assert!(!w.take_reclaim(t0 + ms(5000)));
+        assert_eq!(w.stats().reclaims, 4);
     }
 
     #[test]
