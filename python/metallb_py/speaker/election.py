@@ -58,12 +58,15 @@ I/O.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import ipaddress
 import json
 import re
 import subprocess
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -225,12 +228,67 @@ def _rank(node: str, key: str) -> bytes:
     return hashlib.sha256(f"{node}#{key}".encode()).digest()
 
 
+class _HashOrders:
+    """Per hashed address, every node seen so far sorted by sha256(node + "#" + address): a round filters that
+    list down to its candidates instead of hashing each candidate again. A round is an election of every
+    address, and one runs on every change of the membership: with 1,000 addresses and 100 nodes, hashing all
+    of them took 150 ms of CPU on every speaker at each change. A node seen for the first time is inserted
+    into each address's list with a binary search (a few hashes each). Bounded: at most MAX_KEYS addresses
+    (the least recently elected go first), and everything starts over once more nodes were seen than
+    NODE_SLACK times the largest candidate set asked about (nodes come and go in a long-lived cluster)."""
+
+    MAX_KEYS = 8192
+    NODE_SLACK = 4
+    INSERT_AT_MOST = 4  # more new nodes than this for one address: sort its list again instead
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._nodes: list[str] = []  # every node seen, first seen first
+        self._seen: set[str] = set()
+        self._widest = 0
+        # address -> (its nodes in hash order, how many of self._nodes that list holds)
+        self._orders: OrderedDict[str, tuple[list[str], int]] = OrderedDict()
+
+    def order(self, key: str, candidates: Collection[str]) -> list[str]:
+        with self._lock:
+            self._widest = max(self._widest, len(candidates))
+            new = [] if self._seen.issuperset(candidates) else [n for n in candidates if n not in self._seen]
+            if new and len(self._nodes) + len(new) > self.NODE_SLACK * max(self._widest, 16):
+                self._nodes, self._seen = [], set()
+                self._orders.clear()
+                new = list(dict.fromkeys(candidates))
+            for node in new:
+                if node not in self._seen:
+                    self._seen.add(node)
+                    self._nodes.append(node)
+            entry = self._orders.pop(key, None)
+            if entry is None:
+                ranked = sorted(self._nodes, key=lambda node: _rank(node, key))
+            else:
+                ranked, held = entry
+                if len(self._nodes) - held > self.INSERT_AT_MOST:
+                    # Fewer hashes than inserting each.
+                    ranked = sorted(self._nodes, key=lambda node: _rank(node, key))
+                else:
+                    for node in self._nodes[held:]:
+                        bisect.insort(ranked, node, key=lambda other: _rank(other, key))
+            self._orders[key] = (ranked, len(self._nodes))
+            if len(self._orders) > self.MAX_KEYS:
+                self._orders.popitem(last=False)
+            return [node for node in ranked if node in candidates]
+
+
+_HASH_ORDERS = _HashOrders()
+
+
 def election_order(key: str, candidates: Iterable[str], scores: Mapping[str, int] | None = None) -> list[str]:
     """`candidates` (duplicates dropped) sorted by score, highest first (absent: 0), then by
     sha256(node + "#" + key) as bytes, lowest first: MetalLB's sortL2Candidates."""
-    canonical = _canonical(key)
-    score = scores or {}
-    return sorted(set(candidates), key=lambda node: (-score.get(node, 0), _rank(node, canonical)))
+    chosen = candidates if isinstance(candidates, set | frozenset) else set(candidates)
+    order = _HASH_ORDERS.order(_canonical(key), chosen)
+    if scores:
+        order.sort(key=lambda node: -scores.get(node, 0))  # stable: hash order among equal scores
+    return order
 
 
 def elect(ip: str, candidates: Iterable[str], scores: Mapping[str, int] | None = None) -> str | None:
@@ -299,6 +357,48 @@ def ready_nodes(nodes: Iterable[Node]) -> set[str]:
     return {n.name for n in nodes if n.ready}
 
 
+class _Round:
+    """What every election of one round shares: the Nodes by name, the live members, and per set of
+    advertisements the nodes' eligibility (computed once per round, not once per address: at 1,000
+    addresses and 100 nodes that loop was most of a round's CPU)."""
+
+    def __init__(self, nodes: Iterable[Node], live_members: Iterable[str] | None, ignore_exclude_label: bool):
+        self.by_name = {n.name: n for n in nodes}
+        self.live = ready_nodes(self.by_name.values()) if live_members is None else set(live_members)
+        self.names = sorted(self.by_name.keys() | self.live)
+        self.ignore_exclude_label = ignore_exclude_label
+        self._eligible: dict[tuple[str, ...], tuple[dict[str, Exclusion], list[str], dict[str, int]]] = {}
+
+    def eligible(
+        self, advertisements: tuple[L2Advertisement, ...]
+    ) -> tuple[dict[str, Exclusion], list[str], dict[str, int]]:
+        """(excluded nodes and why, candidates in name order, candidates' preference scores above 0): shared
+        between the elections of a round, never to be changed."""
+        memo_key = tuple(a.name for a in advertisements)
+        hit = self._eligible.get(memo_key)
+        if hit is not None:
+            return hit
+        excluded: dict[str, Exclusion] = {}
+        candidates: list[str] = []
+        for name in self.names:
+            node = self.by_name.get(name)
+            if name not in self.live:
+                excluded[name] = Exclusion.NOT_LIVE
+            elif node is None:
+                excluded[name] = Exclusion.NO_NODE
+            elif node.network_unavailable:
+                excluded[name] = Exclusion.NETWORK_UNAVAILABLE
+            elif not self.ignore_exclude_label and EXCLUDE_FROM_LB_LABEL in node.labels:
+                excluded[name] = Exclusion.EXCLUDED_BY_LABEL
+            elif not any(selects_node(a, node.labels) for a in advertisements):
+                excluded[name] = Exclusion.NOT_SELECTED
+            else:
+                candidates.append(name)
+        scores = preference_scores((self.by_name[name] for name in candidates), advertisements)
+        self._eligible[memo_key] = hit = (excluded, candidates, scores)
+        return hit
+
+
 def announcer_for(
     ip: str,
     services: Iterable[L2Service],
@@ -316,10 +416,22 @@ def announcer_for(
     `ignore_exclude_label` is MetalLB's --ignore-exclude-lb. `require_endpoints=False` announces Services
     without any endpoint too (MetalLB never does; a lab without pods may want it).
     """
+    context = _Round(nodes, live_members, ignore_exclude_label)
+    advertisements = list(l2_advertisements)
+    return _elect(ip, services, context, endpoint_slices, advertisements, require_endpoints=require_endpoints)
+
+
+def _elect(
+    ip: str,
+    services: Iterable[L2Service],
+    context: _Round,
+    endpoint_slices: Iterable[EndpointSlice],
+    l2_advertisements: list[L2Advertisement],
+    *,
+    require_endpoints: bool,
+) -> Election:
     ip = _canonical(ip)
     services = sorted(services, key=lambda s: s.key)
-    by_name = {n.name: n for n in nodes}
-    live = ready_nodes(by_name.values()) if live_members is None else set(live_members)
     key = election_key(ip, services)
     if not services:
         return Election(ip, None, "no Service has this address", key=key)
@@ -338,7 +450,6 @@ def announcer_for(
     if not announced:
         return Election(ip, None, "no endpoint that can serve (ready or serving) for any Service", key=key)
 
-    l2_advertisements = list(l2_advertisements)
     pools = {s.pool for s in announced}
     if not any(pools & set(a.pools) for a in l2_advertisements):
         reason = f"no L2Advertisement for pool {', '.join(sorted(pools))}"
@@ -362,32 +473,15 @@ def announcer_for(
     advertisements = tuple(chosen[name] for name in sorted(chosen))
     names = tuple(s.key for s in announced)
 
-    excluded: dict[str, Exclusion] = {}
-    candidates: list[str] = []
-    for name in sorted(by_name.keys() | live):
-        node = by_name.get(name)
-        if name not in live:
-            excluded[name] = Exclusion.NOT_LIVE
-        elif node is None:
-            excluded[name] = Exclusion.NO_NODE
-        elif node.network_unavailable:
-            excluded[name] = Exclusion.NETWORK_UNAVAILABLE
-        elif not ignore_exclude_label and EXCLUDE_FROM_LB_LABEL in node.labels:
-            excluded[name] = Exclusion.EXCLUDED_BY_LABEL
-        elif not any(selects_node(a, node.labels) for a in advertisements):
-            excluded[name] = Exclusion.NOT_SELECTED
-        else:
-            candidates.append(name)
-
+    excluded, candidates, all_scores = context.eligible(advertisements)
     local_sets = [serving[s.key] & set(candidates) for s in announced if s.local]
     if local_sets:
         # Nodes that serve every Local Service; failing that, nodes that serve one of them.
         local = set.intersection(*local_sets) or set.union(*local_sets)
-        excluded |= {name: Exclusion.NO_LOCAL_ENDPOINT for name in candidates if name not in local}
+        more = {name: Exclusion.NO_LOCAL_ENDPOINT for name in candidates if name not in local}
+        excluded = dict(sorted((excluded | more).items()))  # a new dict: the round's is shared
         candidates = [name for name in candidates if name in local]
-        excluded = dict(sorted(excluded.items()))
 
-    all_scores = preference_scores((by_name[name] for name in candidates), advertisements)
     scores = {name: all_scores[name] for name in candidates if name in all_scores}
     order = tuple(election_order(key, candidates, scores))
     if not order:
@@ -405,11 +499,12 @@ def announcers(
     endpoint_slices: Iterable[EndpointSlice],
     l2_advertisements: Iterable[L2Advertisement],
     live_members: Iterable[str] | None,
-    **options: bool,
+    ignore_exclude_label: bool = False,
+    require_endpoints: bool = True,
 ) -> dict[str, Election]:
     """`announcer_for` for every address of `services`, grouped by address: {ip: Election}."""
-    nodes, l2_advertisements = list(nodes), list(l2_advertisements)
-    live = None if live_members is None else set(live_members)
+    context = _Round(nodes, live_members, ignore_exclude_label)
+    l2_advertisements = list(l2_advertisements)
     by_ip: dict[str, list[L2Service]] = {}
     for service in services:
         for ip in service.ips:
@@ -419,14 +514,13 @@ def announcers(
     for eps in endpoint_slices:
         slices.setdefault(eps.service, []).append(eps)
     return {
-        ip: announcer_for(
+        ip: _elect(
             ip,
             on_ip,
-            nodes=nodes,
-            endpoint_slices=[eps for s in on_ip for eps in slices.get(s.key, ())],
-            l2_advertisements=l2_advertisements,
-            live_members=live,
-            **options,
+            context,
+            [eps for s in on_ip for eps in slices.get(s.key, ())],
+            l2_advertisements,
+            require_endpoints=require_endpoints,
         )
         for ip, on_ip in sorted(by_ip.items())
     }
