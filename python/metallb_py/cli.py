@@ -426,6 +426,15 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
         "speaker misses it for half as long (default: 0.03; at least three intervals)",
     )
     parser.add_argument(
+        "--gossip-probe-interval",
+        type=float,
+        default=0.1,
+        metavar="SECONDS",
+        help="gossip: seconds between probes of one peer; a peer that misses a probe (0.4 intervals) is "
+        "suspected and counted down 2.5 intervals later (default: 0.1; raise it where speakers starve for "
+        "CPU, e.g. many speakers on few cores)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="refuse a configuration with warnings (as controller --strict); the last good one stays",

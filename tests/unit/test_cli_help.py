@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from metallb_py.cli import build_parser, main
+from metallb_py.speaker.speaker import GossipTiming
 
 
 def _commands(
@@ -69,3 +70,18 @@ def test_controller_refuses_lease_timings_leader_election_cannot_keep(
     assert main(["controller", "--kubeconfig", "/nonexistent", *flags]) == 2
     err = capsys.readouterr().err
     assert "0 < --retry-period < --renew-deadline < --lease-duration" in err
+
+
+@pytest.mark.parametrize("value", ["0", "0.001", "60", "-1"])
+def test_speaker_refuses_a_gossip_probe_interval_out_of_range(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    argv = ["speaker", "--node-name", "n1", "--kubeconfig", "/nonexistent", "--gossip-probe-interval", value]
+    assert main(argv) == 2
+    assert "--gossip-probe-interval" in capsys.readouterr().err
+
+
+def test_the_default_gossip_probe_interval_gives_the_gossips_own_defaults() -> None:
+    # The Rust Membership's keyword defaults (rust/metallb-py/src/gossip.rs) are 0.1 / 0.04 / 0.25 / 0.4.
+    assert GossipTiming.scaled(0.1) == pytest.approx((0.1, 0.04, 0.25, 0.4))
+    assert GossipTiming.scaled(0.5) == pytest.approx((0.5, 0.2, 1.25, 2.0))

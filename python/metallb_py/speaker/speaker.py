@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from metallb_py._core import BgpEvent, BgpSpeaker, LinkWatch, Membership, Responder
 from metallb_py.backoff import Backoff
@@ -153,6 +154,9 @@ class SpeakerOptions:
     fast_takeover: bool = True
     heartbeat_interval: float = 0.01
     heartbeat_timeout: float = 0.03
+    # The gossip's probe period; its probe timeout, suspicion and isolation timeouts scale with it
+    # (GossipTiming).
+    gossip_probe_interval: float = 0.1
     # The gossip Lease is renewed every `lease_renew` seconds (one API write); a peer whose Lease has not
     # changed for `lease_duration` seconds, or that did not answer an ask, is no longer expected (leases.py).
     lease_renew: float = RENEW_PERIOD
@@ -515,6 +519,26 @@ def stop_announcing(
         bgp.stop()
 
 
+# The range --gossip-probe-interval accepts, in seconds.
+MIN_PROBE_INTERVAL = 0.02
+MAX_PROBE_INTERVAL = 10.0
+
+
+class GossipTiming(NamedTuple):
+    """The gossip's timing for a probe period, in the defaults' proportions: a probe answered within 0.4
+    periods, a suspect counted down 2.5 periods later, a node that hears no peer for 4 periods isolated
+    (0.1 s gives the defaults: 40 ms, 250 ms, 400 ms)."""
+
+    probe_interval: float
+    probe_timeout: float
+    suspect_timeout: float
+    isolation_timeout: float
+
+    @classmethod
+    def scaled(cls, probe_interval: float) -> GossipTiming:
+        return cls(probe_interval, 0.4 * probe_interval, 2.5 * probe_interval, 4.0 * probe_interval)
+
+
 class Speaker:
     """Announces the addresses this node wins; see the module docstring.
 
@@ -616,6 +640,7 @@ class Speaker:
         responder = self.responder
         self.metrics.count_interfaces(lambda: responder.interfaces if responder.running else [])
         if self.gossip_address is not None:
+            timing = GossipTiming.scaled(o.gossip_probe_interval)
             self.membership = Membership(
                 self.me,
                 self.gossip_address,
@@ -623,6 +648,10 @@ class Speaker:
                 netns=o.netns,
                 heartbeat_interval=o.heartbeat_interval,
                 heartbeat_timeout=o.heartbeat_timeout,
+                probe_interval=timing.probe_interval,
+                probe_timeout=timing.probe_timeout,
+                suspect_timeout=timing.suspect_timeout,
+                isolation_timeout=timing.isolation_timeout,
             )
             self.membership.start()
             if o.fast_takeover:
