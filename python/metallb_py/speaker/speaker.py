@@ -1079,6 +1079,8 @@ class Speaker:
         except NotFoundError:
             return []
         except ApiError as exc:
+            if exc.temporary:
+                raise  # no answer in time, 5xx, 429: the start is retried (runtime.process)
             raise SpeakerError(
                 f"cannot list {resource.kind} to check the gossip address stays out of the Services' "
                 f"addresses: {exc}; the speaker needs to list them (see deploy/ RBAC)"
