@@ -187,7 +187,7 @@ _GOSSIP_HELP = {
     "releases": "Announcers held down by a takeover that were heard again.",
     "reclaims": (
         "Peers that missed this node heard it again: its addresses were announced again "
-        "(once a second at most)."
+        "(once a second at most, less often while it keeps happening)."
     ),
 }
 _COUNTER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")

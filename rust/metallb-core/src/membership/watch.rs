@@ -61,8 +61,10 @@ const FLAG_READY: u8 = 1;
 /// to 3 s after it starts, then runs its first round).
 pub const READY_GRACE: Duration = Duration::from_secs(10);
 /// The least time between two re-announcements of this node's addresses after peers stopped suspecting it
-/// (see [`Watch::take_reclaim`]); about one gratuitous burst's interval.
+/// (see [`Watch::take_reclaim`]); about one gratuitous burst's interval. It doubles while they keep coming,
+/// up to [`RECLAIM_SPACING_MAX`], and starts over once that long passed without one.
 pub const RECLAIM_SPACING: Duration = Duration::from_secs(1);
+pub const RECLAIM_SPACING_MAX: Duration = Duration::from_secs(30);
 
 /// How fast the watch decides. The defaults are what a loaded node runs: 10 ms heartbeats and 30 ms of
 /// silence, confirmed by a witness that missed the owner for 15 ms (VRRP with 10 ms adverts waits 36 ms, on
@@ -242,6 +244,7 @@ pub struct Watch {
     me: String,
     reclaim: bool,
     last_reclaim: Option<Instant>,
+    reclaim_spacing: Duration,
     fired: Vec<(String, Vec<Takeover>)>,
     events: Vec<WatchEvent>,
     stats: WatchStats,
@@ -266,6 +269,7 @@ impl Watch {
             me: String::new(),
             reclaim: false,
             last_reclaim: None,
+            reclaim_spacing: RECLAIM_SPACING,
             fired: Vec::new(),
             events: Vec::new(),
             stats: WatchStats::default(),
@@ -475,14 +479,23 @@ impl Watch {
 
     /// Whether to announce this node's addresses again now (gratuitous frames), to win back the neighbours a
     /// takeover during a silence moved: a peer stopped suspecting this node, and the last time this said yes
-    /// is at least [`RECLAIM_SPACING`] ago (one that comes sooner waits for that, then is said once). Peers
-    /// that keep suspecting and clearing this node (a flapping view on a starved machine) would otherwise
-    /// have it announce everything again at each change, and every node's announcements feed the others'
-    /// load.
+    /// is at least the current spacing ago (one that comes sooner waits for that, then is said once). The
+    /// spacing starts at [`RECLAIM_SPACING`], doubles each time one is said less than [`RECLAIM_SPACING_MAX`]
+    /// after the spacing allowed it, up to that, and starts over after a longer quiet spell. Peers that keep suspecting and
+    /// clearing this node (a starved machine) would otherwise have it announce everything again at each
+    /// change, and every node's announcements feed the others' load.
     pub fn take_reclaim(&mut self, now: Instant) -> bool {
-        if !self.reclaim || self.last_reclaim.is_some_and(|at| now.saturating_duration_since(at) < RECLAIM_SPACING) {
+        let since = self.last_reclaim.map(|at| now.saturating_duration_since(at));
+        if !self.reclaim || since.is_some_and(|since| since < self.reclaim_spacing) {
             return false;
         }
+        self.reclaim_spacing = match since {
+            // Said about as soon as allowed: they keep coming.
+            Some(since) if since < self.reclaim_spacing + RECLAIM_SPACING_MAX => {
+                (self.reclaim_spacing * 2).min(RECLAIM_SPACING_MAX)
+            }
+            _ => RECLAIM_SPACING,
+        };
         self.reclaim = false;
         self.last_reclaim = Some(now);
         self.stats.reclaims += 1;
@@ -750,27 +763,43 @@ mod tests {
     }
 
     #[test]
-    fn reclaims_come_at_most_once_a_spacing_and_one_held_back_is_said_later() {
+    fn reclaims_back_off_while_they_keep_coming_and_start_over_after_a_quiet_spell() {
         let t0 = Instant::now();
         let mut w = standby(t0);
         w.set_me("node2");
         let mut said = Vec::new();
-        // A flapping peer: suspects this node and clears it every 20 ms for 3 s.
-        for i in 0..150u64 {
+        // A flapping peer: suspects this node and clears it every 20 ms for 40 s.
+        for i in 0..2000u64 {
             let at = t0 + ms(20 * i);
             let suspects: &[&str] = if i % 2 == 0 { &["node2"] } else { &[] };
             w.beat(at, &id("node3", 1), beat(true, suspects));
             if w.take_reclaim(at) {
-                said.push(at.duration_since(t0));
+                said.push(at.duration_since(t0).as_millis());
             }
         }
-        assert_eq!(said, vec![ms(20), ms(1020), ms(2020)], "the first at once, then one a spacing");
-        w.beat(t0 + ms(3000), &id("node3", 1), beat(true, &["node2"]));
-        w.beat(t0 + ms(3010), &id("node3", 1), beat(true, &[]));
-        assert!(!w.take_reclaim(t0 + ms(3010)), "held back: the last one was under a spacing ago");
-        assert!(w.take_reclaim(t0 + ms(2020) + RECLAIM_SPACING), "then said, once");
-        assert!(!w.take_reclaim(t0 + ms(5000)));
-        assert_eq!(w.stats().reclaims, 4);
+        // At once, then after 1, 2, 4, 8, 16 s, then every 30 s at most.
+        assert_eq!(said, vec![20, 1020, 3020, 7020, 15020, 31020]);
+        // Held back: said once its spacing passed, and only once.
+        w.beat(t0 + ms(40_000), &id("node3", 1), beat(true, &["node2"]));
+        w.beat(t0 + ms(40_010), &id("node3", 1), beat(true, &[]));
+        assert!(!w.take_reclaim(t0 + ms(40_010)), "the spacing is 30 s now");
+        let held = t0 + ms(31_020) + RECLAIM_SPACING_MAX;
+        assert!(w.take_reclaim(held));
+        assert!(!w.take_reclaim(held + ms(10)));
+        // Still flapping: the spacing stays at the cap.
+        w.beat(held + ms(20), &id("node3", 1), beat(true, &["node2"]));
+        w.beat(held + ms(30), &id("node3", 1), beat(true, &[]));
+        assert!(!w.take_reclaim(held + ms(30) + RECLAIM_SPACING));
+        // After a quiet spell, the next one is said at once and the spacing is 1 s again.
+        let later = held + RECLAIM_SPACING_MAX * 3;
+        w.beat(later, &id("node3", 1), beat(true, &["node2"]));
+        w.beat(later + ms(10), &id("node3", 1), beat(true, &[]));
+        assert!(w.take_reclaim(later + ms(10)));
+        w.beat(later + ms(20), &id("node3", 1), beat(true, &["node2"]));
+        w.beat(later + ms(30), &id("node3", 1), beat(true, &[]));
+        assert!(!w.take_reclaim(later + ms(30)));
+        assert!(w.take_reclaim(later + ms(10) + RECLAIM_SPACING));
+        assert_eq!(w.stats().reclaims, 9);
     }
 
     #[test]
