@@ -65,6 +65,9 @@ pub const READY_GRACE: Duration = Duration::from_secs(10);
 /// up to [`RECLAIM_SPACING_MAX`], and starts over once that long passed without one.
 pub const RECLAIM_SPACING: Duration = Duration::from_secs(1);
 pub const RECLAIM_SPACING_MAX: Duration = Duration::from_secs(30);
+/// Reclaims in a row said [`RECLAIM_SPACING`] apart before the spacing starts doubling (a speaker's start and
+/// a real takeover or two are not a flapping view).
+pub const RECLAIM_STREAK_FREE: u32 = 3;
 
 /// How fast the watch decides. The defaults are what a loaded node runs: 10 ms heartbeats and 30 ms of
 /// silence, confirmed by a witness that missed the owner for 15 ms (VRRP with 10 ms adverts waits 36 ms, on
@@ -245,6 +248,7 @@ pub struct Watch {
     reclaim: bool,
     last_reclaim: Option<Instant>,
     reclaim_spacing: Duration,
+    reclaim_streak: u32,
     fired: Vec<(String, Vec<Takeover>)>,
     events: Vec<WatchEvent>,
     stats: WatchStats,
@@ -270,6 +274,7 @@ impl Watch {
             reclaim: false,
             last_reclaim: None,
             reclaim_spacing: RECLAIM_SPACING,
+            reclaim_streak: 0,
             fired: Vec::new(),
             events: Vec::new(),
             stats: WatchStats::default(),
@@ -480,8 +485,9 @@ impl Watch {
     /// Whether to announce this node's addresses again now (gratuitous frames), to win back the neighbours a
     /// takeover during a silence moved: a peer stopped suspecting this node, and the last time this said yes
     /// is at least the current spacing ago (one that comes sooner waits for that, then is said once). The
-    /// spacing starts at [`RECLAIM_SPACING`], doubles each time one is said less than [`RECLAIM_SPACING_MAX`]
-    /// after the spacing allowed it, up to that, and starts over after a longer quiet spell. Peers that keep suspecting and
+    /// spacing is [`RECLAIM_SPACING`] for the first [`RECLAIM_STREAK_FREE`] in a row (each said less than
+    /// [`RECLAIM_SPACING_MAX`] after the spacing allowed it), then doubles with each up to that, and starts
+    /// over after a longer quiet spell. Peers that keep suspecting and
     /// clearing this node (a starved machine) would otherwise have it announce everything again at each
     /// change, and every node's announcements feed the others' load.
     pub fn take_reclaim(&mut self, now: Instant) -> bool {
@@ -489,13 +495,13 @@ impl Watch {
         if !self.reclaim || since.is_some_and(|since| since < self.reclaim_spacing) {
             return false;
         }
-        self.reclaim_spacing = match since {
+        self.reclaim_streak = match since {
             // Said about as soon as allowed: they keep coming.
-            Some(since) if since < self.reclaim_spacing + RECLAIM_SPACING_MAX => {
-                (self.reclaim_spacing * 2).min(RECLAIM_SPACING_MAX)
-            }
-            _ => RECLAIM_SPACING,
+            Some(since) if since < self.reclaim_spacing + RECLAIM_SPACING_MAX => self.reclaim_streak + 1,
+            _ => 0,
         };
+        let doublings = self.reclaim_streak.saturating_sub(RECLAIM_STREAK_FREE).min(8);
+        self.reclaim_spacing = (RECLAIM_SPACING * 2u32.pow(doublings)).min(RECLAIM_SPACING_MAX);
         self.reclaim = false;
         self.last_reclaim = Some(now);
         self.stats.reclaims += 1;
@@ -777,13 +783,14 @@ mod tests {
                 said.push(at.duration_since(t0).as_millis());
             }
         }
-        // At once, then after 1, 2, 4, 8, 16 s, then every 30 s at most.
-        assert_eq!(said, vec![20, 1020, 3020, 7020, 15020, 31020]);
+        // At once, then 1 s apart four more times, then after 2, 4, 8, 16 s.
+        assert_eq!(said, vec![20, 1020, 2020, 3020, 4020, 6020, 10020, 18020, 34020]);
         // Held back: said once its spacing passed, and only once.
         w.beat(t0 + ms(40_000), &id("node3", 1), beat(true, &["node2"]));
         w.beat(t0 + ms(40_010), &id("node3", 1), beat(true, &[]));
         assert!(!w.take_reclaim(t0 + ms(40_010)), "the spacing is 30 s now");
-        let held = t0 + ms(31_020) + RECLAIM_SPACING_MAX;
+        assert!(!w.take_reclaim(t0 + ms(34_020) + RECLAIM_SPACING_MAX - ms(1)), "then every 30 s at most");
+        let held = t0 + ms(34_020) + RECLAIM_SPACING_MAX;
         assert!(w.take_reclaim(held));
         assert!(!w.take_reclaim(held + ms(10)));
         // Still flapping: the spacing stays at the cap.
@@ -799,7 +806,7 @@ mod tests {
         w.beat(later + ms(30), &id("node3", 1), beat(true, &[]));
         assert!(!w.take_reclaim(later + ms(30)));
         assert!(w.take_reclaim(later + ms(10) + RECLAIM_SPACING));
-        assert_eq!(w.stats().reclaims, 9);
+        assert_eq!(w.stats().reclaims, 12);
     }
 
     #[test]
