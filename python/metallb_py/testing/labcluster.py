@@ -48,7 +48,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from metallb_py.errors import MetalLBError
 from metallb_py.ipam.fields import ingress_ips
-from metallb_py.k8s import ConflictError, KubeClient, NotFoundError, connect
+from metallb_py.k8s import ApiError, ConflictError, KubeClient, NotFoundError, connect
 from metallb_py.k8s.resources import (
     ENDPOINT_SLICES,
     LEASES,
@@ -927,11 +927,17 @@ class LabCluster:
         self, predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
     ) -> T:
         """Polls `predicate` until it returns something truthy and returns that. Fails (LabClusterError) after
-        `timeout` seconds, or at once when a process that should run has exited."""
+        `timeout` seconds, or at once when a process that should run has exited. A temporary API error in
+        `predicate` (no answer in time, 5xx, 429: a loaded API server) counts as "not yet"."""
         deadline = time.monotonic() + timeout
         while True:
             self.check_processes()
-            value = predicate()
+            try:
+                value = predicate()
+            except ApiError as exc:
+                if not exc.temporary:
+                    raise
+                value = None  # asked again at the next poll
             if value:
                 return value
             if time.monotonic() > deadline:
