@@ -93,9 +93,12 @@ helm: dev ## Build (once, then cached) Helm 4 from the Go module proxy for the c
 image: ## The OCI image without a Docker engine (root; apt-get install mmdebstrap buildah): target/image/
 	bash deploy/image/build
 
-bench-scale: dev k8s ## 100 speakers and 1,000 Services in one lab (root): time to announce, API requests per speaker, gossip, failover
-	METALLB_PY_SCALE_NODES=100 METALLB_PY_SCALE_SERVICES=1000 METALLB_PY_SCALE_KILLS=5 \
-	METALLB_PY_SCALE_SPEAKER_ARGS="$${METALLB_PY_SCALE_SPEAKER_ARGS:---heartbeat-interval 0.1 --heartbeat-timeout 0.5}" \
+SCALE_NODES ?= 100
+SCALE_SERVICES ?= 1000
+bench-scale: dev k8s ## SCALE_NODES speakers (100) and SCALE_SERVICES Services (1,000) in one lab (root): time to announce, API requests, gossip, failover
+	METALLB_PY_SCALE_NODES=$(SCALE_NODES) METALLB_PY_SCALE_SERVICES=$(SCALE_SERVICES) METALLB_PY_SCALE_KILLS=5 \
+	METALLB_PY_SCALE_BATCH=$${METALLB_PY_SCALE_BATCH:-5} \
+	METALLB_PY_SCALE_SPEAKER_ARGS="$${METALLB_PY_SCALE_SPEAKER_ARGS:---heartbeat-interval 0.2 --heartbeat-timeout 1 --gossip-probe-interval 0.5}" \
 	$(PY) -m pytest benches/test_bench_scale.py -p no:cacheprovider -s
 
 wheel: dev ## The release wheel and sdist (target/dist), installed in a fresh virtualenv and tested without Rust
