@@ -443,7 +443,18 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
     parser.set_defaults(handler=_speaker)
 
 
+# The range --gossip-probe-interval accepts, in seconds.
+_PROBE_INTERVALS = (0.02, 10.0)
+
+
 def _speaker(args: argparse.Namespace) -> int:
+    low, high = _PROBE_INTERVALS
+    if not low <= args.gossip_probe_interval <= high:
+        print(
+            f"error: --gossip-probe-interval {args.gossip_probe_interval:g}: expected {low:g} to {high:g} s",
+            file=sys.stderr,
+        )
+        return 2
     from metallb_py.speaker.main import run  # noqa: PLC0415
 
     return run(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -77,8 +78,11 @@ def test_speaker_refuses_a_gossip_probe_interval_out_of_range(
     capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
     argv = ["speaker", "--node-name", "n1", "--kubeconfig", "/nonexistent", "--gossip-probe-interval", value]
+    handlers = list(logging.getLogger().handlers)
     assert main(argv) == 2
     assert "--gossip-probe-interval" in capsys.readouterr().err
+    # Refused before logging is set up: the handlers of the tests that follow are untouched.
+    assert logging.getLogger().handlers == handlers and logging.getLogger("metallb_py").propagate
 
 
 def test_the_default_gossip_probe_interval_gives_the_gossips_own_defaults() -> None:

@@ -14,13 +14,7 @@ import os
 
 from metallb_py.errors import MetalLBError
 from metallb_py.runtime import configure_logging, default_namespace, run_until_signalled
-from metallb_py.speaker.speaker import (
-    MAX_PROBE_INTERVAL,
-    MIN_PROBE_INTERVAL,
-    SECRET_ENV,
-    Speaker,
-    SpeakerOptions,
-)
+from metallb_py.speaker.speaker import SECRET_ENV, Speaker, SpeakerOptions
 
 __all__ = ["MALLOC_ARENAS", "USER_AGENT", "limit_malloc_arenas", "options_from_args", "run"]
 
@@ -52,11 +46,6 @@ def options_from_args(args: argparse.Namespace) -> SpeakerOptions:
     node = args.node_name or os.environ.get("NODE_NAME")
     if not node:
         raise MetalLBError("no node name: pass --node-name or set $NODE_NAME (the DaemonSet sets it)")
-    if not MIN_PROBE_INTERVAL <= args.gossip_probe_interval <= MAX_PROBE_INTERVAL:
-        raise MetalLBError(
-            f"--gossip-probe-interval {args.gossip_probe_interval}: expected {MIN_PROBE_INTERVAL} to "
-            f"{MAX_PROBE_INTERVAL} seconds"
-        )
     secret = os.environ.get(SECRET_ENV)
     return SpeakerOptions(
         node_name=node,

@@ -519,11 +519,6 @@ def stop_announcing(
         bgp.stop()
 
 
-# The range --gossip-probe-interval accepts, in seconds.
-MIN_PROBE_INTERVAL = 0.02
-MAX_PROBE_INTERVAL = 10.0
-
-
 class GossipTiming(NamedTuple):
     """The gossip's timing for a probe period, in the defaults' proportions: a probe answered within 0.4
     periods, a suspect counted down 2.5 periods later, a node that hears no peer for 4 periods isolated
