@@ -68,6 +68,7 @@ import subprocess
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -249,18 +250,16 @@ class _HashOrders:
         # address -> (its nodes in hash order, how many of self._nodes that list holds)
         self._orders: OrderedDict[str, tuple[list[str], int]] = OrderedDict()
 
-    def order(self, key: str, candidates: Collection[str]) -> list[str]:
+    def order(self, key: str, candidates: AbstractSet[str]) -> list[str]:
         with self._lock:
             self._widest = max(self._widest, len(candidates))
             new = [] if self._seen.issuperset(candidates) else [n for n in candidates if n not in self._seen]
             if new and len(self._nodes) + len(new) > self.NODE_SLACK * max(self._widest, 16):
                 self._nodes, self._seen = [], set()
                 self._orders.clear()
-                new = list(dict.fromkeys(candidates))
-            for node in new:
-                if node not in self._seen:
-                    self._seen.add(node)
-                    self._nodes.append(node)
+                new = list(candidates)
+            self._seen.update(new)
+            self._nodes.extend(new)
             entry = self._orders.pop(key, None)
             if entry is None:
                 ranked = sorted(self._nodes, key=lambda node: _rank(node, key))
