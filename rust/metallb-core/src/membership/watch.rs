@@ -247,7 +247,6 @@ pub struct Watch {
     me: String,
     reclaim: bool,
     last_reclaim: Option<Instant>,
-    reclaim_spacing: Duration,
     reclaim_streak: u32,
     fired: Vec<(String, Vec<Takeover>)>,
     events: Vec<WatchEvent>,
@@ -273,7 +272,6 @@ impl Watch {
             me: String::new(),
             reclaim: false,
             last_reclaim: None,
-            reclaim_spacing: RECLAIM_SPACING,
             reclaim_streak: 0,
             fired: Vec::new(),
             events: Vec::new(),
@@ -492,20 +490,26 @@ impl Watch {
     /// change, and every node's announcements feed the others' load.
     pub fn take_reclaim(&mut self, now: Instant) -> bool {
         let since = self.last_reclaim.map(|at| now.saturating_duration_since(at));
-        if !self.reclaim || since.is_some_and(|since| since < self.reclaim_spacing) {
+        let spacing = self.reclaim_spacing();
+        if !self.reclaim || since.is_some_and(|since| since < spacing) {
             return false;
         }
         self.reclaim_streak = match since {
             // Said about as soon as allowed: they keep coming.
-            Some(since) if since < self.reclaim_spacing + RECLAIM_SPACING_MAX => self.reclaim_streak + 1,
+            Some(since) if since < spacing + RECLAIM_SPACING_MAX => self.reclaim_streak + 1,
             _ => 0,
         };
-        let doublings = self.reclaim_streak.saturating_sub(RECLAIM_STREAK_FREE).min(8);
-        self.reclaim_spacing = (RECLAIM_SPACING * 2u32.pow(doublings)).min(RECLAIM_SPACING_MAX);
         self.reclaim = false;
         self.last_reclaim = Some(now);
         self.stats.reclaims += 1;
         true
+    }
+
+    /// The least time until the next reclaim: [`RECLAIM_SPACING`] for the first [`RECLAIM_STREAK_FREE`] in a
+    /// row, then doubling with each, up to [`RECLAIM_SPACING_MAX`].
+    fn reclaim_spacing(&self) -> Duration {
+        let doublings = self.reclaim_streak.saturating_sub(RECLAIM_STREAK_FREE).min(8);
+        (RECLAIM_SPACING * 2u32.pow(doublings)).min(RECLAIM_SPACING_MAX)
     }
 
     /// Whether another peer heard within `timeout / 2` misses `owner` too.
