@@ -322,6 +322,17 @@ fn a_removed_session_tells_the_peer_admin_down() {
     assert_eq!(change, want);
     let sb = b.bfd.session("v4").unwrap();
     assert_eq!((sb.remote_state, sb.remote_diag), (State::AdminDown, Diag::AdministrativelyDown), "{sb:?}");
+
+    // The receive port stays open while the removed session says goodbye (a session added again at once
+    // reuses it), and is closed once it is done (3 packets, or 5 s at most).
+    let port: SocketAddr = "0.0.0.0:3784".parse().unwrap();
+    let held = bind_in(lab.ns(0), port).expect_err("held while AdminDown is still being sent");
+    assert_eq!(held.kind(), std::io::ErrorKind::AddrInUse, "{held}");
+    let deadline = Instant::now() + PATIENCE;
+    while let Err(err) = bind_in(lab.ns(0), port) {
+        assert!(Instant::now() < deadline, "port 3784 never freed: {err}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -376,10 +387,14 @@ fn stop_tells_every_peer_admin_down() {
 
 /// A UDP socket created in namespace `ns` (a socket stays in the namespace it was made in).
 fn socket_in(ns: &str, local: SocketAddr) -> UdpSocket {
+    bind_in(ns, local).unwrap()
+}
+
+fn bind_in(ns: &str, local: SocketAddr) -> std::io::Result<UdpSocket> {
     let ns = ns.to_string();
     std::thread::spawn(move || {
         metallb_sys::netns::enter(&ns).unwrap();
-        UdpSocket::bind(local).unwrap()
+        UdpSocket::bind(local)
     })
     .join()
     .unwrap()

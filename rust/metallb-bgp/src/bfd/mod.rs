@@ -201,8 +201,8 @@ impl Bfd {
         self.handle.call(|reply| Command::SetSession { name: name.to_string(), peer: Box::new(peer), reply })
     }
 
-    /// Sends AdminDown to the peer (a few packets, at the session's interval), then forgets the session.
-    /// False if there is none of that name.
+    /// Sends AdminDown to the peer (a few packets, at the session's interval), then forgets the session and
+    /// closes its receive port if no other session uses it. False if there is none of that name.
     pub fn remove_session(&self, name: &str) -> Result<bool, BgpError> {
         self.handle.call(|reply| Command::RemoveSession { name: name.to_string(), reply })
     }

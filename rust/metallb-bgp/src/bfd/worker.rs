@@ -211,7 +211,11 @@ impl Worker {
                 leaving.entry.flush(&mut self.out, &mut self.changes);
             }
         }
+        let leaving = self.leaving.len();
         self.leaving.retain(|l| !l.done(now));
+        if self.leaving.len() < leaving {
+            self.close_unused_receivers();
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -375,8 +379,13 @@ impl Worker {
         Err(io_error(name, peer, what, err))
     }
 
+    /// Closes the receive sockets no session uses. A removed session still sending AdminDown keeps its
+    /// port's: a session added again at once reuses that socket rather than binding the port anew, which
+    /// could fail while a child process forked elsewhere in this process still holds the old one between
+    /// its fork and its exec.
     fn close_unused_receivers(&mut self) {
-        let used: Vec<Port> = self.entries.iter().map(|e| Port::of(&e.peer)).collect();
+        let sessions = self.entries.iter().chain(self.leaving.iter().map(|l| &l.entry));
+        let used: Vec<Port> = sessions.map(|e| Port::of(&e.peer)).collect();
         self.receivers.retain(|port, _| used.contains(port));
     }
 
