@@ -11,7 +11,7 @@ import pytest
 from metallb_py.k8s.client import ListResult
 from metallb_py.k8s.errors import ApiUnavailableError, GoneError, NotFoundError
 from metallb_py.k8s.resources import SERVICES
-from metallb_py.k8s.watch import Backoff, Change, Reflector, default_backoff
+from metallb_py.k8s.watch import LAST_APPLIED, Backoff, Change, Reflector, default_backoff, drop_bookkeeping
 
 
 def obj(name: str, version: str, **extra: Any) -> dict[str, Any]:
@@ -63,7 +63,7 @@ class ScriptedClient:
         return answer
 
 
-def run(client: ScriptedClient) -> tuple[Reflector, list[Change]]:
+def run(client: ScriptedClient, **options: Any) -> tuple[Reflector, list[Change]]:
     changes: list[Change] = []
     reflector = Reflector(
         client,  # type: ignore[arg-type]
@@ -71,6 +71,7 @@ def run(client: ScriptedClient) -> tuple[Reflector, list[Change]]:
         changes.append,
         backoff=Backoff(base=0.001, cap=0.002),
         missing_retry=0.001,
+        **options,
     )
     reflector.start()
     assert client.done.wait(5)
@@ -103,6 +104,28 @@ def test_list_then_watch_then_resume_after_a_broken_connection() -> None:
     assert reflector.keys() == ["ns/a"]
     assert reflector.items()[0]["kind"] == "Service"  # list items lack kind; the store adds it
     assert reflector.synced.is_set()
+
+
+def bulky(name: str, version: str) -> dict[str, Any]:
+    """An object as the API server and kubectl leave it: field owners and the last applied manifest."""
+    o = obj(name, version, spec={"type": "LoadBalancer"})
+    o["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    o["metadata"]["annotations"] = {LAST_APPLIED: "{...}", "metallb.io/allow-shared-ip": "web"}
+    return o
+
+
+def test_a_trim_applies_to_listed_watched_and_observed_objects_before_anyone_sees_them() -> None:
+    client = ScriptedClient([ListResult([bulky("a", "1")], "10")], [Stream([("ADDED", bulky("b", "11"))])])
+    reflector, changes = run(client, trim=drop_bookkeeping)
+    reflector.observe(bulky("a", "12"))
+    for stored in [*reflector.items(), *(c.obj for c in changes)]:
+        assert "managedFields" not in stored["metadata"], stored
+        assert stored["metadata"]["annotations"] == {"metallb.io/allow-shared-ip": "web"}, stored
+        assert stored["spec"] == {"type": "LoadBalancer"} and stored["kind"] == "Service"
+    assert [meta["resourceVersion"] for meta in (o["metadata"] for o in reflector.items())] == ["12", "11"]
+    # Without a trim, objects are kept whole.
+    reflector, _ = run(ScriptedClient([ListResult([bulky("a", "1")], "10")], []))
+    assert "managedFields" in reflector.items()[0]["metadata"]
 
 
 def test_expired_watch_lists_again_and_reports_what_changed_meanwhile() -> None:

@@ -16,6 +16,7 @@ from metallb_py.speaker.objects import (
     internal_ip,
     l2_service_from_api,
     node_from_api,
+    trim_node,
 )
 
 CONFIG = Config(pools=[Pool("seed", ["192.168.1.11-192.168.1.13"]), Pool("v6", ["2001:db8:1::/120"])])
@@ -28,6 +29,21 @@ def service(ips: list[str], **extra: Any) -> dict[str, Any]:
         "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}},
     }
     return svc
+
+
+def test_a_trimmed_node_keeps_what_the_election_reads() -> None:
+    node = {
+        "metadata": {"name": "n1", "labels": {"zone": "a"}, "managedFields": [{"manager": "kubelet"}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "addresses": [{"type": "InternalIP", "address": "192.0.2.5"}],
+            "images": [{"names": ["registry.example/app:1"], "sizeBytes": 1}] * 50,
+        },
+    }
+    before = (node_from_api(node), internal_ip(node))
+    trim_node(node)
+    assert "images" not in node["status"] and "managedFields" not in node["metadata"]
+    assert (node_from_api(node), internal_ip(node)) == before
 
 
 def test_node_conditions_and_labels() -> None:

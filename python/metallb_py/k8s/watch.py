@@ -29,7 +29,13 @@ from metallb_py.k8s.client import KubeClient, WatchStream
 from metallb_py.k8s.errors import ApiError, GoneError, NotFoundError
 from metallb_py.k8s.resources import Resource, meta, object_key
 
-__all__ = ["Backoff", "Change", "Reflector", "default_backoff"]  # Backoff: metallb_py.backoff's, for users
+__all__ = [
+    "Backoff",
+    "Change",
+    "Reflector",
+    "default_backoff",
+    "drop_bookkeeping",
+]  # Backoff: metallb_py.backoff's, for users
 
 log = logging.getLogger("metallb_py.k8s.watch")
 
@@ -47,13 +53,31 @@ class Change:
     old: JSON | None = None
 
 
+# What the API server and kubectl keep in an object for themselves: often the larger part of a small
+# object's copy, and read by nothing that watches it here.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def drop_bookkeeping(obj: JSON) -> None:
+    """Drops, in place, metadata.managedFields (server-side apply's field owners) and kubectl's
+    last-applied-configuration annotation: a Reflector's `trim` for watchers that read neither."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, dict):
+            annotations.pop(LAST_APPLIED, None)
+
+
 def default_backoff() -> Backoff:
     """A reflector's retry delays unless given others: 0.2 s doubling to 10 s, each within [d/2, d]."""
     return Backoff(0.2, 10.0, jitter=0.5)
 
 
 class Reflector:
-    """Keeps `store` equal to the API's objects of one resource; see the module docstring."""
+    """Keeps `store` equal to the API's objects of one resource; see the module docstring. `trim`, when
+    given, changes each object in place before it is stored or handed to the handler: what the watcher
+    never reads need not stay in memory (drop_bookkeeping)."""
 
     def __init__(
         self,
@@ -68,8 +92,10 @@ class Reflector:
         page_size: int = 500,
         backoff: Backoff | None = None,
         missing_retry: float = 30.0,
+        trim: Callable[[JSON], None] | None = None,
     ) -> None:
         self.client = client
+        self._trim = trim
         self.resource = resource
         self.namespace = namespace
         self._handler = handler
@@ -123,7 +149,7 @@ class Reflector:
         """
         key = object_key(obj)
         if key:
-            self._typed(obj)
+            self._prepare(obj)
             with self._lock:
                 if key in self._store:
                     self._store[key] = obj
@@ -236,17 +262,19 @@ class Reflector:
         self._replace(result.items, result.resource_version)
         self.synced.set()
 
-    def _typed(self, obj: JSON) -> JSON:
+    def _prepare(self, obj: JSON) -> JSON:
         # List items of built-in types carry no kind or apiVersion (watch events do); consumers need both.
         if "kind" not in obj:
             obj["kind"] = self.resource.kind
         if "apiVersion" not in obj:
             obj["apiVersion"] = self.resource.api_version
+        if self._trim is not None:
+            self._trim(obj)
         return obj
 
     def _replace(self, items: list[JSON], version: str) -> None:
         """Swaps in a full list and reports the difference to the handler."""
-        fresh = {object_key(obj): self._typed(obj) for obj in items}
+        fresh = {object_key(obj): self._prepare(obj) for obj in items}
         changes: list[Change] = []
         with self._lock:
             old_store = self._store
@@ -299,7 +327,7 @@ class Reflector:
         key = object_key(obj)
         if not key:
             return
-        self._typed(obj)
+        self._prepare(obj)
         with self._lock:
             if version:
                 self._version = version

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from metallb_py.config.model import Config
 from metallb_py.ipam.fields import allocated_pool, ingress_ips, load_balancer_class
+from metallb_py.k8s.watch import drop_bookkeeping
 from metallb_py.speaker.election import SHARED_IP_ANNOTATIONS, Endpoint, EndpointSlice, L2Service, Node
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "l2_service_from_api",
     "node_from_api",
     "pools_key",
+    "trim_node",
 ]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -54,6 +56,16 @@ def node_from_api(obj: Mapping[str, Any]) -> Node:
         ready=conditions.get("Ready", "True") == "True",
         network_unavailable=conditions.get("NetworkUnavailable") == "True",
     )
+
+
+def trim_node(obj: dict[str, Any]) -> None:
+    """What a speaker keeps of a Node (a Reflector's trim): not the API's bookkeeping, nor status.images
+    (the container images on the node, often most of a real Node's size); it reads labels, conditions and
+    addresses."""
+    drop_bookkeeping(obj)
+    status = obj.get("status")
+    if isinstance(status, dict):
+        status.pop("images", None)
 
 
 def internal_ip(obj: Mapping[str, Any], family: int = 4) -> str | None:

@@ -57,7 +57,7 @@ from metallb_py.k8s.resources import (
     SERVICES,
     Resource,
 )
-from metallb_py.k8s.watch import Change, Reflector
+from metallb_py.k8s.watch import Change, Reflector, drop_bookkeeping
 from metallb_py.speaker.bgp import PROTOCOL as BGP_PROTOCOL
 from metallb_py.speaker.bgp import Bgp
 from metallb_py.speaker.bgpplan import SecretData, Secrets, secret_from_api
@@ -92,7 +92,7 @@ from metallb_py.speaker.leases import (
     gossip_address,
 )
 from metallb_py.speaker.metrics import SpeakerMetrics
-from metallb_py.speaker.objects import internal_ip
+from metallb_py.speaker.objects import internal_ip, trim_node
 from metallb_py.speaker.ports import JSON, ClusterView, L2Interfaces, L2Responder, LinkEvents, Members
 from metallb_py.speaker.reporter import StatusReporter
 from metallb_py.speaker.rounds import Protocols, Rounds
@@ -182,21 +182,22 @@ class ClusterWatches:
         on_exclude: Callable[[Change], None] = lambda _change: None,
         watch_timeout: int = 300,
     ) -> None:
-        ns, timeout = namespace, watch_timeout
-        self.service_watch = Reflector(client, SERVICES, on_change, watch_timeout=timeout)
-        self.slice_watch = Reflector(client, ENDPOINT_SLICES, on_change, watch_timeout=timeout)
-        self.node_watch = Reflector(client, NODES, on_change, watch_timeout=timeout)
+        ns, timeout, trim = namespace, watch_timeout, drop_bookkeeping
+        self.service_watch = Reflector(client, SERVICES, on_change, watch_timeout=timeout, trim=trim)
+        self.slice_watch = Reflector(client, ENDPOINT_SLICES, on_change, watch_timeout=timeout, trim=trim)
+        self.node_watch = Reflector(client, NODES, on_change, watch_timeout=timeout, trim=trim_node)
         self.config = ConfigWatch(client, ns, on_config, watch_timeout=timeout)
         self.lease_watch = Reflector(
-            client, LEASES, on_lease, namespace=ns, label_selector=f"{GOSSIP_LABEL}=true"
+            client, LEASES, on_lease, namespace=ns, label_selector=f"{GOSSIP_LABEL}=true", trim=trim
         )
-        self.status_watch = Reflector(client, SERVICE_L2_STATUSES, on_status, namespace=ns)
+        self.status_watch = Reflector(client, SERVICE_L2_STATUSES, on_status, namespace=ns, trim=trim)
         self.bgp_status_watch = Reflector(
             client,
             SERVICE_BGP_STATUSES,
             on_bgp_status,
             namespace=ns,
             label_selector=f"{L2_STATUS_NODE_LABEL}={node}",
+            trim=trim,
         )
         self.secret_watch = Reflector(client, SECRETS, on_config, namespace=ns, watch_timeout=timeout)
         # MetalLB's list of interface names never to announce on (LinkFollower).
