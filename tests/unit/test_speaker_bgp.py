@@ -171,6 +171,37 @@ def test_an_unchanged_round_tells_the_speaker_nothing() -> None:
     assert world.changes == 1
 
 
+class UnreadView(View):
+    """A view that fails any read: a round that skips BGP must not look at the cluster."""
+
+    def service_objects(self) -> list[JSON]:
+        raise AssertionError("Services read")
+
+    def endpoint_slices(self) -> list[JSON]:
+        raise AssertionError("EndpointSlices read")
+
+    def nodes(self) -> Mapping[str, JSON]:
+        raise AssertionError("Nodes read")
+
+
+def test_without_bgp_configuration_a_round_closes_what_was_open_once_then_reads_nothing() -> None:
+    world = World()
+    world.round()
+
+    def pool_alone(objects: list[JSON]) -> None:
+        del objects[1:]
+
+    pool_only = config(edit=pool_alone)
+    assert pool_only.pools and not pool_only.bgp_peers and not pool_only.bgp_advertisements
+    assert world.round(pool_only) == [("remove_peer", "tor")]
+    assert world.bgp.announced() == {} and world.bgp.wanted_statuses() == {}
+    world.view = UnreadView()
+    for _ in range(3):
+        assert world.round(pool_only) == []
+    world.view = View()
+    assert world.round() == [("add_peer", "tor", "192.0.2.1"), ("set_routes", "tor", "198.51.100.10/32")]
+
+
 def test_a_community_edit_sends_routes_and_never_touches_the_session() -> None:
     world = World()
     world.round()

@@ -94,12 +94,22 @@ class Bgp:
         )
         self._slices: ParseCache[EndpointSlice] = ParseCache(endpoint_slice_from_api)
         self._config_for_parse: Config = Config()
+        self._idle = False  # the last round had no BGP configuration and left nothing open
 
     # -- a round ---------------------------------------------------------------------------------------------
 
     def elect_and_apply(self, config: Config, view: ClusterView, live: set[str] | None) -> None:
         """Opens, reconfigures and closes sessions as the BGPPeers say, then sends each peer its routes.
-        `live` plays no part: every selected node advertises in BGP mode (the routers pick by ECMP)."""
+        `live` plays no part: every selected node advertises in BGP mode (the routers pick by ECMP).
+
+        A configuration without BGPPeers and BGPAdvertisements (layer 2 alone) closes what was open, once;
+        the rounds after it (one per membership change) read nothing: no Service is parsed for BGP."""
+        if not config.bgp_peers and not config.bgp_advertisements:
+            if not self._idle:
+                self._apply(SessionPlan(), RoutePlan(), {})
+                self._idle = True
+            return
+        self._idle = False
         node_obj = view.nodes().get(self.me)
         if node_obj is None:
             # No Node object: nothing can select this node, and MetalLB announces nothing from it.
