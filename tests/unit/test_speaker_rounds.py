@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from metallb_py.speaker.gate import Step
 from metallb_py.speaker.layer2 import Layer2
 from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.objects import SERVICE_NAME_LABEL
-from metallb_py.speaker.rounds import CONFIG_SETTLE, Rounds
+from metallb_py.speaker.rounds import CONFIG_SETTLE, REST_AT_MOST, Rounds
 from metallb_py.speaker.speaker import stop_announcing
 
 JSON = dict[str, Any]
@@ -345,3 +346,37 @@ def test_a_round_reads_a_changed_configuration_once_it_has_been_still_for_a_mome
     assert world.rounds.config_pause() == 0
     world.rounds.run_round()  # reads it
     assert world.rounds.config_pause() == 0
+
+
+class TimedStop(threading.Event):
+    """The worker's stop flag, recording how long the worker asked to wait; set once `rounds` rounds ran."""
+
+    def __init__(self, world: World, rounds: int) -> None:
+        super().__init__()
+        self.world, self.rounds, self.waits = world, rounds, []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        if self.world.rounds.rounds >= self.rounds:
+            self.set()
+        self.world.rounds.wake()  # a change arrives at once: a storm
+        return self.is_set()
+
+
+@pytest.mark.parametrize(("took", "rest"), [(0.2, 0.2), (2.0, REST_AT_MOST)])
+def test_after_a_round_the_worker_rests_as_long_as_it_took_at_most_half_a_second(
+    took: float, rest: float
+) -> None:
+    world = World(gossip=False)
+    elect = world.layer2.elect_and_apply
+
+    def slow(*args: Any) -> None:
+        world.clock.now += took  # the round's time, on the worker's clock
+        elect(*args)
+
+    world.rounds.protocol = SimpleNamespace(elect_and_apply=slow, withdraw_all=world.layer2.withdraw_all)
+    stop = world.rounds._stop = TimedStop(world, rounds=3)
+    world.rounds.wake()
+    world.rounds.run()
+    assert world.rounds.rounds == 3
+    assert stop.waits == pytest.approx([rest, rest, rest])

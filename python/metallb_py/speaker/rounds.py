@@ -28,13 +28,15 @@ from metallb_py.speaker.metrics import SpeakerMetrics
 from metallb_py.speaker.ports import ClusterView, Members, Watcher
 from metallb_py.speaker.watchplan import Standby, electable, targets
 
-__all__ = ["CONFIG_SETTLE", "NO_CONFIGURATION", "Announcing", "Protocols", "Rounds"]
+__all__ = ["CONFIG_SETTLE", "NO_CONFIGURATION", "REST_AT_MOST", "Announcing", "Protocols", "Rounds"]
 
 log = logging.getLogger("metallb_py.speaker")
 
 NO_CONFIGURATION = "no MetalLB configuration (ConfigMap config or metallb.io resources)"
 # How long the configuration must have been still before a round reads it (see Rounds.run).
 CONFIG_SETTLE = 0.05
+# After a round the worker rests as long as that round took, at most this long (see Rounds.run).
+REST_AT_MOST = 0.5
 
 
 class Announcing(Protocol):
@@ -141,12 +143,22 @@ class Rounds:
             if (pause := self.config_pause()) > 0 and self._stop.wait(pause):
                 return
             self._wake.clear()
+            began = self._clock()
             try:
                 self.run_round()
             except Exception:
                 log.exception("election round failed; retrying")
                 self._stop.wait(0.5)
                 self._wake.set()
+            # Changes that arrive while it rests are taken in one round: under a storm of them (members
+            # flapping on a starved machine) a speaker spends at most half its time in rounds, and a round
+            # after a quiet spell (a failover) starts at once.
+            self._stop.wait(self.rest(self._clock() - began))
+
+    @staticmethod
+    def rest(took: float) -> float:
+        """How long the worker rests after a round that took `took` seconds."""
+        return min(max(took, 0.0), REST_AT_MOST)
 
     def config_pause(self) -> float:
         """How long to wait before a round reads a changed configuration: one `kubectl apply` changes several
