@@ -431,8 +431,8 @@ def _register_speaker(groups: argparse._SubParsersAction[argparse.ArgumentParser
         default=0.1,
         metavar="SECONDS",
         help="gossip: seconds between probes of one peer; a peer that misses a probe (0.4 intervals) is "
-        "suspected and counted down 2.5 intervals later (default: 0.1; raise it where speakers starve for "
-        "CPU, e.g. many speakers on few cores)",
+        "suspected and counted down 2.5 intervals later, times log10(speakers) past ten (default: 0.1; "
+        "raise it where speakers starve for CPU, e.g. many speakers on few cores)",
     )
     parser.add_argument(
         "--strict",

@@ -523,7 +523,8 @@ def stop_announcing(
 class GossipTiming(NamedTuple):
     """The gossip's timing for a probe period, in the defaults' proportions: a probe answered within 0.4
     periods, a suspect counted down 2.5 periods later, a node that hears no peer for 4 periods isolated
-    (0.1 s gives the defaults: 40 ms, 250 ms, 400 ms)."""
+    (0.1 s gives the defaults: 40 ms, 250 ms, 400 ms). The gossip lengthens the suspicion in a cluster of
+    more than ten speakers, times log10(speakers) (500 ms at 100), as memberlist does."""
 
     probe_interval: float
     probe_timeout: float

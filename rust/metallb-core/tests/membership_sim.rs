@@ -883,3 +883,32 @@ fn a_stall_of_every_member_moves_nothing() {
         assert!(sim.nodes[1].engine.stats().watch_stalls >= 1);
     }
 }
+
+/// The suspicion timeout grows with the cluster as memberlist's does (times log10 of the members past ten):
+/// a stall that costs a member of a small cluster its membership is survived in a larger one, where more
+/// members are starved at any moment and each false "down" costs every member an election round.
+#[test]
+fn a_larger_cluster_gives_a_stalled_member_longer_to_refute() {
+    let timing = Timing::default();
+    let stall = Duration::from_millis(STALL_MS);
+    let (mut small_downs, mut large_downs) = (0, 0);
+    for seed in 0..SEEDS {
+        for (n, downs) in [(4, &mut small_downs), (40, &mut large_downs)] {
+            let mut sim = Sim::new(n, timing, Network::default(), seed);
+            sim.run_until(Duration::from_secs(2));
+            let scaled = timing.suspect_timeout.mul_f64((n as f64).log10().max(1.0));
+            for i in 0..n {
+                assert_eq!(sim.nodes[i].engine.suspect_timeout(), scaled, "node-{i} of {n}");
+            }
+            let at = sim.elapsed();
+            sim.stall(1, stall);
+            sim.run_until(at + Duration::from_secs(5));
+            *downs += usize::from(sim.count(EventKind::Down, at) > 0);
+        }
+    }
+    assert_eq!(large_downs, 0, "a {STALL_MS} ms stall among 40 members must not be a failure");
+    // Deterministic per seed; at 450 ms about nine small clusters in ten lose the member.
+    assert!(small_downs * 2 > SEEDS as usize, "the same stall among 4 members is mostly one: {small_downs} of {SEEDS}");
+}
+const STALL_MS: u64 = 450;
+const SEEDS: u64 = 6;

@@ -38,7 +38,8 @@ pub struct Timing {
     /// that got no answer, direct or indirect, by the end of the interval makes the member suspect.
     pub probe_timeout: Duration,
     pub indirect_probes: NonZeroUsize,
-    /// A suspect that does not refute the suspicion within this long is declared down.
+    /// A suspect that does not refute the suspicion within this long is declared down, in a cluster of up to
+    /// ten members; in a larger one this long times log10(members) (see [`Timing::suspect_timeout_for`]).
     pub suspect_timeout: Duration,
     /// Heard from no peer for this long (see [`Quorum`]): isolated.
     pub isolation_timeout: Duration,
@@ -101,14 +102,24 @@ impl Timing {
         Ok(())
     }
 
-    /// foca's configuration for these timings.
-    pub(crate) fn foca(&self) -> foca::Config {
+    /// How long a suspect has to refute in a cluster of `members` (this one included): `suspect_timeout` up
+    /// to ten members, then times log10(members), as memberlist (Lifeguard) scales its suspicion. A
+    /// suspicion reaches every member in about log(members) gossip rounds, and so does the refutation; in a
+    /// large cluster more members are starved for CPU at any moment, and each false "down" costs every
+    /// member an election round. Fast failover does not wait for it: the watch's heartbeats take over.
+    pub fn suspect_timeout_for(&self, members: usize) -> Duration {
+        let scale = (members.max(1) as f64).log10().max(1.0);
+        self.suspect_timeout.mul_f64(scale)
+    }
+
+    /// foca's configuration for these timings in a cluster of `members` (this one included).
+    pub(crate) fn foca(&self, members: usize) -> foca::Config {
         let mut config = foca::Config::simple();
         config.probe_period = self.probe_interval;
         config.probe_rtt = self.probe_timeout;
         config.num_indirect_probes = self.indirect_probes;
         config.max_transmissions = self.retransmits;
-        config.suspect_to_down_after = self.suspect_timeout;
+        config.suspect_to_down_after = self.suspect_timeout_for(members);
         config.remove_down_after = self.forget_down_after;
         config.max_packet_size = NonZeroUsize::new(MAX_DATAGRAM - OVERHEAD).expect("non-zero");
         // A member that talks to us while we hold it down is told so, and rejoins with a new generation.

@@ -154,6 +154,8 @@ pub struct Engine {
     name: String,
     advertise: SocketAddr,
     timing: Timing,
+    /// The suspicion timeout foca runs with: `timing`'s, scaled to the cluster's size (see `resize`).
+    suspect_timeout: Duration,
     quorum: Quorum,
     auth: Authenticator,
     replay: ReplayGuard,
@@ -198,7 +200,7 @@ impl Engine {
     pub fn new(config: MembershipConfig, now: Instant) -> Result<Self, MembershipError> {
         config.validate()?;
         let identity = MemberId::new(&config.name, config.advertise, config.generation);
-        let swim = Foca::new(identity, config.timing.foca(), SmallRng::seed_from_u64(config.rng_seed), WireCodec);
+        let swim = Foca::new(identity, config.timing.foca(1), SmallRng::seed_from_u64(config.rng_seed), WireCodec);
         let mut watch = Watch::new(config.watch, now);
         watch.set_me(&config.name);
         Ok(Engine {
@@ -206,6 +208,7 @@ impl Engine {
             name: config.name,
             advertise: config.advertise,
             timing: config.timing,
+            suspect_timeout: config.timing.suspect_timeout_for(1),
             quorum: config.quorum,
             auth: Authenticator::new(&config.secret, config.boot),
             replay: ReplayGuard::new(),
@@ -241,6 +244,24 @@ impl Engine {
 
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+
+    /// How long a suspect has to refute now: [`Timing::suspect_timeout_for`] the members in this view.
+    pub fn suspect_timeout(&self) -> Duration {
+        self.suspect_timeout
+    }
+
+    /// foca's configuration for the cluster as this member sees it now (active members and itself).
+    fn swim_config(&self) -> foca::Config {
+        self.timing.foca(self.swim.num_members() + 1)
+    }
+
+    /// Keeps foca's suspicion timeout in step with the cluster's size (a new suspicion uses the new one).
+    fn resize(&mut self) {
+        let wanted = self.timing.suspect_timeout_for(self.swim.num_members() + 1);
+        if wanted != self.suspect_timeout && self.swim.set_config(self.swim_config()).is_ok() {
+            self.suspect_timeout = wanted;
+        }
     }
 
     /// This member's current identity generation (raised by each rejoin).
@@ -531,7 +552,7 @@ impl Engine {
         if self.left {
             return;
         }
-        let mut config = self.timing.foca();
+        let mut config = self.swim_config();
         config.num_indirect_probes =
             std::num::NonZeroUsize::new(self.swim.num_members()).unwrap_or(config.num_indirect_probes);
         // Only the fan-out changes, which foca accepts at any time; the next line restores it.
@@ -540,7 +561,7 @@ impl Engine {
             self.stats.protocol_errors += 1;
         }
         if widened {
-            let _ = self.swim.set_config(self.timing.foca());
+            let _ = self.swim.set_config(self.swim_config());
         }
         // Gone: no heartbeats, no takeover, no mute (the caller plans again after a join).
         self.watch.set_plan(now, BTreeMap::new(), BTreeMap::new(), false);
@@ -801,6 +822,7 @@ impl Engine {
         self.epoch += 1;
         self.absorb(now);
         if self.refresh_view(now) && !self.left {
+            self.resize();
             // Gossip now rather than on the next probe: a suspect learns sooner that it must refute, and the
             // members that will take over a dead member's addresses learn sooner that it is down.
             if self.swim.gossip(&mut self.outbox).is_err() {
