@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from metallb_py.k8s.watch import Change
 from metallb_py.speaker.leases import (
     GOSSIP_ASK_ANNOTATION,
+    LeaseKeeper,
     PeerLeases,
     gossip_address,
     gossip_lease,
@@ -71,6 +73,8 @@ def test_a_peer_that_lets_an_ask_go_unanswered_is_no_longer_expected() -> None:
     peers.observe(lease("a", "t1", "198.51.100.1:7946"), now=100.0)
     peers.observe(lease("b", "t1", "198.51.100.2:7946"), now=100.0)
     peers.asked(105.0)
+    assert peers.unanswered(200.0) == set(), "nobody is dropped before the ask's echo was seen"
+    peers.echoed(105.0, lag=0.0)
     peers.observe(lease("a", "t2", "198.51.100.1:7946"), now=105.5)  # a answers
     assert set(peers.expected(107.9, api_healthy=True)) == {"a", "b"}, "b still has time to answer"
     assert peers.unanswered(108.0) == {"b"}
@@ -78,8 +82,57 @@ def test_a_peer_that_lets_an_ask_go_unanswered_is_no_longer_expected() -> None:
     assert set(peers.expected(108.0, api_healthy=False)) == {"a", "b"}, "no answers count without the API"
     # A later ask that a does not answer drops it too; b renewing (a restart) brings it back.
     peers.asked(110.0)
+    peers.echoed(110.0, lag=0.0)
     peers.observe(lease("b", "t2", "198.51.100.2:7946"), now=111.0)
     assert set(peers.expected(113.0, api_healthy=True)) == {"b"}
+
+
+def test_a_slow_api_server_gives_peers_longer_to_answer() -> None:
+    """The ask took 2 s to come back through the watch: each answer needs a PATCH and a watch event too, so
+    peers get answer_within plus twice that lag, from the echo."""
+    peers = PeerLeases(duration=30.0, answer_within=3.0)
+    peers.observe(lease("a", "t1"), now=100.0)
+    peers.asked(101.0)
+    peers.echoed(103.0, lag=2.0)
+    assert peers.unanswered(109.9) == set()
+    assert peers.unanswered(110.0) == {"a"}
+
+
+@pytest.mark.parametrize("echo_first", [False, True], ids=["answer-then-echo", "echo-then-answer"])
+def test_the_keeper_starts_the_answer_time_at_its_own_asks_echo(echo_first: bool) -> None:
+    clock = [100.0]
+    own = lease("me", "t2", "198.51.100.1:7946")
+
+    def echo() -> None:
+        keeper.on_lease(Change("MODIFIED", f"ns/{keeper.name}", own))
+
+    class Api:
+        def patch(self, resource: object, name: str, body: dict[str, Any], namespace: str) -> dict[str, Any]:
+            ask = body["metadata"]["annotations"][GOSSIP_ASK_ANNOTATION]
+            own["metadata"]["annotations"][GOSSIP_ASK_ANNOTATION] = ask
+            clock[0] = 102.0  # the watch shows the ask 1 s after it was sent
+            if echo_first:
+                echo()  # the watch was quicker than the PATCH's answer
+            return {}
+
+    keeper = LeaseKeeper(
+        Api(),  # type: ignore[arg-type]
+        "me",
+        "ns",
+        "198.51.100.1:7946",
+        on_news=lambda: None,
+        clock=lambda: clock[0],
+    )
+    keeper.on_lease(Change("ADDED", "ns/metallb-py-speaker-a", lease("a", "t1")))
+    clock[0] = 101.0
+    assert keeper.ask(clock[0])
+    assert keeper.renew_now() and keeper.asks == 1
+    if not echo_first:
+        assert set(keeper.expected(116.0)) == {"a"}, "no echo yet: nobody is dropped"
+        echo()
+    # Echoed at 102, 1 s after it was sent: peers have until 102 + 3 + 2 * 1.
+    assert set(keeper.expected(106.9)) == {"a"}
+    assert keeper.expected(107.0) == {}
 
 
 def test_without_an_ask_a_lease_counts_for_its_whole_duration() -> None:

@@ -11,6 +11,11 @@ is a speaker's that hears none of its peers (gate.cut_off): cut off, or the last
 wait 30 s for that: it asks (its renewal carries GOSSIP_ASK_ANNOTATION), every running speaker answers by
 renewing at once, and the peers that did not answer within ANSWER_WITHIN are no longer expected. So a lone
 survivor announces a few seconds after the others crash, as when Leases were renewed every 2 s.
+
+The time to answer counts from when this speaker's own watch shows its ask, and grows by twice the time that
+took (its PATCH and the watch's delivery, which each peer's answer needs too): an API server slowed down by
+load gives slow answers, and a speaker that took them for deaths would announce every address beside the
+running speakers. Without that echo nobody is dropped on an ask (the Leases still go stale).
 """
 
 from __future__ import annotations
@@ -140,6 +145,7 @@ class PeerLeases:
         self.answer_within = answer_within
         self._seen: dict[str, tuple[str, str, float]] = {}  # node -> (address, renewTime, observed at)
         self._asked: float | None = None  # when this speaker's last ask reached the API (its clock)
+        self._answer_by: float | None = None  # until when peers may answer it (once its echo was seen)
 
     def observe(self, obj: Mapping[str, Any], now: float) -> bool:
         """Records a Lease as seen at `now`; True when it names a new peer or a new address (a renewal
@@ -158,14 +164,20 @@ class PeerLeases:
         self._seen.pop(node, None)
 
     def asked(self, now: float) -> None:
-        """This speaker's ask reached the API at `now`: every running peer renews before `answer_within`."""
+        """This speaker's ask reached the API at `now`: every running peer renews soon (see `echoed`)."""
         self._asked = now
+        self._answer_by = None
+
+    def echoed(self, now: float, lag: float) -> None:
+        """This speaker's watch showed its last ask at `now`, `lag` seconds after it was sent: peers have
+        `answer_within` plus twice that lag from now to answer (a loaded API server delays answers too)."""
+        self._answer_by = now + self.answer_within + 2.0 * max(lag, 0.0)
 
     def unanswered(self, now: float) -> frozenset[str]:
-        """The peers that let this speaker's last ask go unanswered: their Leases have not changed since, and
-        `answer_within` is over."""
-        asked = self._asked
-        if asked is None or now - asked < self.answer_within:
+        """The peers that let this speaker's last ask go unanswered: their Leases have not changed since it
+        reached the API, and the time to answer (from its echo: `echoed`) is over."""
+        asked, answer_by = self._asked, self._answer_by
+        if asked is None or answer_by is None or now < answer_by:
             return frozenset()
         return frozenset(node for node, (_, _, seen) in self._seen.items() if seen < asked)
 
@@ -217,6 +229,12 @@ class LeaseKeeper:
         self._due = threading.Event()  # renew now: a peer asked, or this speaker asks
         self._ask_wanted = False
         self._ask_sent = float("-inf")  # when this speaker last sent an ask (its clock)
+        # The ask in flight: its stamp, when its PATCH was sent, whether it reached the API, and when the
+        # watch showed it (with the lag), each once.
+        self._ask_stamp: str | None = None
+        self._ask_sending = float("-inf")
+        self._ask_landed = False
+        self._ask_echo: tuple[float, float] | None = None
         self.renewals = 0
         self.asks = 0
 
@@ -252,9 +270,12 @@ class LeaseKeeper:
         """One renewal (with an ask if one is wanted); False when it failed."""
         if self.address is None:
             return True
+        stamp = micro_time(_dt.datetime.now(_dt.UTC))
         with self._lock:
             asking = self._ask_wanted
-        stamp = micro_time(_dt.datetime.now(_dt.UTC))
+            if asking:
+                self._ask_stamp, self._ask_sending = stamp, self._clock()
+                self._ask_landed, self._ask_echo = False, None
         # An ask lives until the next renewal: a speaker that starts later does not answer an old one.
         patch = {
             "metadata": {"annotations": {GOSSIP_ASK_ANNOTATION: stamp if asking else None}},
@@ -294,6 +315,9 @@ class LeaseKeeper:
             if asked:
                 self._ask_wanted = False
                 self._peers.asked(now)
+                self._ask_landed = True
+                if self._ask_echo is not None:  # the watch was quicker than the PATCH's answer
+                    self._peers.echoed(*self._ask_echo)
                 self.asks += 1
 
     def on_lease(self, change: Change, *, stopping: bool = False) -> None:
@@ -314,6 +338,11 @@ class LeaseKeeper:
                 if peer is not None and not own and ask is not None and self._asks.get(peer[0]) != ask:
                     self._asks[peer[0]] = ask
                     answer = True
+                if own and ask is not None and ask == self._ask_stamp and self._ask_echo is None:
+                    now = self._clock()
+                    self._ask_echo = (now, now - self._ask_sending)
+                    if self._ask_landed:
+                        self._peers.echoed(*self._ask_echo)
         if answer and not stopping and self.address is not None:
             self._due.set()  # a peer hears nobody: tell it this speaker runs
         if change.type == "DELETED" and own and not stopping and self.address is not None:
