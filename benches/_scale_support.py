@@ -51,6 +51,7 @@ class Knobs:
     services: int
     extra: int  # Services created once every speaker runs
     batch: int  # speakers started at a time
+    paced: bool  # each batch once every speaker started so far counts the others alive
     sample: int  # addresses a client fetches from while they come up (and the failovers' Services)
     kills: int
     settle: float  # seconds between every address announced and the steady-state window
@@ -75,6 +76,7 @@ class Knobs:
             services=services,
             extra=extra,
             batch=max(1, _int_env("METALLB_PY_SCALE_BATCH", 10)),
+            paced=_int_env("METALLB_PY_SCALE_PACED", 0) != 0,
             sample=max(1, min(services, _int_env("METALLB_PY_SCALE_SAMPLE", 8))),
             kills=_int_env("METALLB_PY_SCALE_KILLS", 3),
             settle=float(_int_env("METALLB_PY_SCALE_SETTLE", 30)),

@@ -20,7 +20,9 @@ the client on one bridge. The speakers start METALLB_PY_SCALE_BATCH at a time. M
 
 Needs root (skipped otherwise, unless METALLB_PY_REQUIRE_NETNS=1) and the cached Kubernetes binaries. Knobs
 (see _scale_support.Knobs): METALLB_PY_SCALE_NODES (20; the full run 100), METALLB_PY_SCALE_SERVICES (10 per
-node), METALLB_PY_SCALE_BATCH (10), METALLB_PY_SCALE_SAMPLE (8), METALLB_PY_SCALE_KILLS (3),
+node), METALLB_PY_SCALE_BATCH (10), METALLB_PY_SCALE_PACED (1: each batch once every speaker started so
+far counts the others alive; 0, the default: once the batch serves its metrics and Leases),
+METALLB_PY_SCALE_SAMPLE (8), METALLB_PY_SCALE_KILLS (3),
 METALLB_PY_SCALE_SETTLE (30 s), METALLB_PY_SCALE_WINDOW (60 s), METALLB_PY_SCALE_EXTRA (a tenth more Services
 created once the speakers run), METALLB_PY_SCALE_SPEAKER_ARGS (extra speaker flags, shell-quoted),
 METALLB_PY_SCALE_LOGS (keep the logs there), METALLB_PY_SCALE_COMMIT (the commit, run from a copy).
@@ -125,7 +127,8 @@ def run(progress: Progress) -> Iterator[Run]:
         pytest.skip("no cached Kubernetes binaries: run `make k8s` once")
     progress(
         f"scale: {KNOBS.nodes} speakers, {KNOBS.services} Services (+{KNOBS.extra} later), commit "
-        f"{_commit()}; speakers started {KNOBS.batch} at a time, "
+        f"{_commit()}; speakers started {KNOBS.batch} at a time"
+        f"{', each batch once all had joined' if KNOBS.paced else ''}, "
         f"speaker flags {list(KNOBS.speaker_args) or 'default'}"
     )
     cluster = LabCluster(
@@ -134,6 +137,7 @@ def run(progress: Progress) -> Iterator[Run]:
         log_dir=KNOBS.logs,
         progress=lambda line: progress(f"lab: {line}"),
         speaker_batch=KNOBS.batch,
+        speaker_batch_joined=KNOBS.paced,
         speaker_args=KNOBS.speaker_args,
         vip_routes=["192.168.0.0/16"],
         speakers=False,

@@ -413,6 +413,9 @@ class LabCluster:
             serves its metrics and has published its gossip Lease (its start-up reads are done): on a small
             machine a hundred Python start-ups at once would starve each other and the API server. Default:
             all at once.
+        speaker_batch_joined: with speaker_batch, each batch also waits until every speaker started so far
+            counts all of them alive (wait_for_speakers): a paced start, for machines where every join costs
+            every running speaker an election round it cannot afford while the next batch starts.
         vip_routes: the address ranges the client reaches on-link (see NetnsLab); default the seed's.
         speakers: start() starts the speakers too and waits until they join (the default); False: only the
             controller, and the caller starts them later (start_speakers, wait_for_speakers), e.g. to time
@@ -440,6 +443,7 @@ class LabCluster:
         peering: Peering | None = None,
         speaker_faketime: bool = False,
         speaker_batch: int | None = None,
+        speaker_batch_joined: bool = False,
         vip_routes: Sequence[str] = DEFAULT_VIP_ROUTES,
         speakers: bool = True,
     ) -> None:
@@ -472,6 +476,7 @@ class LabCluster:
         self._metrics_ports: dict[str, int] = {}
         self._speaker_faketime = speaker_faketime
         self._speaker_batch = speaker_batch
+        self._speaker_batch_joined = speaker_batch_joined
         self._with_speakers = speakers
         self._vip_routes = tuple(vip_routes)
         self._controller_metrics_port: int | None = None
@@ -655,6 +660,8 @@ class LabCluster:
                 f"the speakers of {', '.join(batch)} to serve their metrics and publish their gossip Leases",
                 interval=0.25,
             )
+            if self._speaker_batch_joined:
+                self.wait_for_speakers(wanted[: first + len(batch)], timeout)
             self._say(
                 f"speakers {first + len(batch)}/{len(wanted)} started ({time.monotonic() - began:.1f} s)"
             )
