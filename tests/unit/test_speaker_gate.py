@@ -6,7 +6,16 @@ from collections.abc import Set
 
 import pytest
 
-from metallb_py.speaker.gate import Gate, GossipView, Note, Step, advance, cut_off, round_due
+from metallb_py.speaker.gate import (
+    Gate,
+    GossipView,
+    Note,
+    Step,
+    advance,
+    cut_off,
+    hears_a_minority,
+    round_due,
+)
 
 SETTLE = 3.0
 
@@ -107,3 +116,22 @@ def test_when_an_idle_worker_runs_a_round(
     gate: Gate, woken: bool, isolated_now: bool, peers_changed: bool, due: bool
 ) -> None:
     assert round_due(gate, woken=woken, isolated_now=isolated_now, peers_changed=peers_changed) is due
+
+
+def test_hearing_only_a_minority_of_the_expected_speakers_keeps_a_fresh_speaker_waiting() -> None:
+    """Two speakers that just started hear each other but not the cluster: electing between them would
+    claim every address beside the speakers that hold them. Past the settle time they keep waiting; once
+    crashed peers stopped counting (the ask) or the gossip found the others, they join."""
+    others = {"b", "c", "d", "e"}
+    assert hears_a_minority(frozenset(others), frozenset({"b"}))
+    assert not hears_a_minority(frozenset(others), frozenset({"b", "c"})), "half is enough"
+    assert not hears_a_minority(frozenset(others), frozenset()), "hearing none is being cut off"
+    gate = advance(Gate(), view(set(), others=others), now=0.0, settle_timeout=SETTLE).gate
+    turn = advance(gate, view({"b"}, others=others), now=60.0, settle_timeout=SETTLE)
+    assert turn.step is Step.WAIT
+    # c, d and e crashed: they let the ask go unanswered and stop counting.
+    turn = advance(turn.gate, view({"b"}, others=others, expected={"b"}), now=66.0, settle_timeout=SETTLE)
+    assert (turn.step, turn.notes) == (Step.ELECT, (Note.JOINED,))
+    # Or the gossip finds half of them.
+    turn = advance(gate, view({"b", "c"}, others=others), now=60.0, settle_timeout=SETTLE)
+    assert (turn.step, turn.missing) == (Step.ELECT, frozenset({"d", "e"}))

@@ -15,6 +15,12 @@ none of the other speakers whose gossip Leases are renewed counts alive. The sec
 own rule cannot see it: peers that published this speaker's own address (an address every node holds, as in
 issue 12) are filtered out as itself, and a member with no peers is never isolated by its own reckoning.
 
+Nor does the settle time end the wait of a speaker that hears some of the expected speakers but fewer than
+half of them (`hears_a_minority`): its gossip has found a few others (other speakers that just started, say)
+but not the cluster, and electing among those few would claim the cluster's addresses beside the speakers
+that hold them. It asks, as a cut-off speaker does, so that crashed peers stop counting; it waits until it
+hears at least half of those left. (Hearing none of them is being cut off, above.)
+
 `advance(gate, view, now, settle_timeout)` is the whole decision: the speaker's worker keeps the returned
 gate for the next round and does what the step says. Time is an argument, so every path is table-tested.
 """
@@ -25,7 +31,17 @@ from collections.abc import Set
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-__all__ = ["Gate", "GossipView", "Note", "Step", "Turn", "advance", "cut_off", "round_due"]
+__all__ = [
+    "Gate",
+    "GossipView",
+    "Note",
+    "Step",
+    "Turn",
+    "advance",
+    "cut_off",
+    "hears_a_minority",
+    "round_due",
+]
 
 
 class Step(StrEnum):
@@ -87,7 +103,9 @@ def advance(gate: Gate, view: GossipView, now: float, settle_timeout: float) -> 
     if not gate.settled:
         expect = view.others & view.expected if gate.resettling else view.others
         waited = now - (gate.since if gate.since is not None else now)
-        if not expect <= view.alive and waited < settle_timeout:
+        if not expect <= view.alive and (
+            waited < settle_timeout or hears_a_minority(view.expected, view.alive)
+        ):
             return Turn(gate, Step.WAIT, tuple(notes))
         gate = replace(gate, settled=True, resettling=False)
         missing = expect - view.alive
@@ -104,6 +122,12 @@ def cut_off(member_isolated: bool, expected: Set[str], alive: Set[str]) -> bool:
     """Whether this speaker hears none of the peers the cluster says exist. `expected`: the other speakers
     whose Leases are fresh; `alive`: the other members the gossip counts alive (both without this node)."""
     return member_isolated or (bool(expected) and not alive)
+
+
+def hears_a_minority(expected: Set[str], alive: Set[str]) -> bool:
+    """Whether this speaker hears some of the other speakers whose Leases are fresh, but fewer than half."""
+    heard = len(expected & alive)
+    return heard > 0 and 2 * heard < len(expected)
 
 
 def round_due(gate: Gate, *, woken: bool, isolated_now: bool, peers_changed: bool) -> bool:

@@ -160,6 +160,11 @@ class Rounds:
         """How long the worker rests after a round that took `took` seconds."""
         return min(max(took, 0.0), REST_AT_MOST)
 
+    def settle_over(self, now: float) -> bool:
+        """Whether this speaker has been settling for the settle time (it still may not be settled)."""
+        since = self.gate.since
+        return since is not None and now - since >= self.settle_timeout
+
     def config_pause(self) -> float:
         """How long to wait before a round reads a changed configuration: one `kubectl apply` changes several
         objects a few milliseconds apart, and a round that waits until the configuration has been still for

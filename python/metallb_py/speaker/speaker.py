@@ -75,7 +75,7 @@ from metallb_py.speaker.election import (
     mark_excluded,
     read_links,
 )
-from metallb_py.speaker.gate import cut_off
+from metallb_py.speaker.gate import cut_off, hears_a_minority
 from metallb_py.speaker.gossipaddr import (
     GossipAddressError,
     choose_gossip_address,
@@ -852,10 +852,16 @@ class Speaker:
         later, rather than when their Leases go stale (leases.py), so a lone survivor soon announces."""
         expected = self.leases.expected(now)
         members, rounds = self.membership, self.rounds
-        # Not while settling after the start: hearing nobody yet is the normal state then.
-        if members is None or rounds is None or not rounds.gate.settled:
+        if members is None or rounds is None:
             return expected
-        if cut_off(members.isolated(), set(expected), set(members.alive()) - {self.me}):
+        alive = set(members.alive()) - {self.me}
+        if rounds.gate.settled:
+            asking = cut_off(members.isolated(), set(expected), alive)
+        else:
+            # Hearing nobody yet is the normal state while settling; past the settle time, a speaker that
+            # hears only a minority keeps waiting (gate.advance) and asks, so crashed peers stop counting.
+            asking = rounds.settle_over(now) and hears_a_minority(set(expected), alive)
+        if asking:
             self.leases.ask(now)
         return expected
 
