@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import random
 import signal
 import socket
 import subprocess
@@ -43,9 +44,27 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000  # the ports handed out start here, below the kernel's ephemeral range
+
+
 def free_loopback_port() -> int:
-    """A TCP port free on 127.0.0.1 now. The process that binds it a moment later may lose a race, and then
-    exits saying so: callers retry or report it."""
+    """A TCP port free on 127.0.0.1 now, from below the kernel's ephemeral range: an outgoing connection
+    takes its source port from that range, and in a lab with a hundred speakers talking to the API server one
+    took a port picked this way before the speaker meant to listen on it could. The process that binds it a
+    moment later may still lose a race, and then exits saying so: callers retry or report it."""
+    try:
+        ephemeral = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    for _ in range(64):
+        port = random.randrange(LOWEST_PORT, ephemeral) if ephemeral > LOWEST_PORT else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
