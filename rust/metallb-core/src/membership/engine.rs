@@ -258,8 +258,9 @@ impl Engine {
 
     /// Keeps foca's suspicion timeout in step with the cluster's size (a new suspicion uses the new one).
     fn resize(&mut self) {
-        let wanted = self.timing.suspect_timeout_for(self.swim.num_members() + 1);
-        if wanted != self.suspect_timeout && self.swim.set_config(self.swim_config()).is_ok() {
+        let config = self.swim_config();
+        let wanted = config.suspect_to_down_after;
+        if wanted != self.suspect_timeout && self.swim.set_config(config).is_ok() {
             self.suspect_timeout = wanted;
         }
     }
