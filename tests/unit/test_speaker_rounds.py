@@ -212,7 +212,10 @@ def test_start_announces_only_after_hearing_every_node() -> None:
 def test_start_alone_waits_out_the_settle_time() -> None:
     world = World()
     world.leases.clear()  # no other speaker runs: b and c are Nodes without a speaker
+    assert not world.rounds.settle_over(world.clock.now), "not settling before its first round"
     assert world.rounds.run_round() is Step.WAIT
+    assert not world.rounds.settle_over(world.clock.now + 2.999)
+    assert world.rounds.settle_over(world.clock.now + 3.0)
     world.clock.now += 3.0
     assert world.rounds.run_round() is Step.ELECT
     assert world.responder.announced() == {VIP: ["eth0"]}

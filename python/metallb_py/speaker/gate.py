@@ -70,6 +70,10 @@ class Gate:
     resettling: bool = False  # settling after a cut (wait for the speakers that renew their Leases)
     isolated: bool = False
 
+    def settling_for(self, now: float) -> float:
+        """How long it has been settling at `now` (0 before the first round that knew the peers)."""
+        return now - self.since if self.since is not None else 0.0
+
 
 @dataclass(frozen=True)
 class GossipView:
@@ -102,7 +106,7 @@ def advance(gate: Gate, view: GossipView, now: float, settle_timeout: float) -> 
     waited = 0.0
     if not gate.settled:
         expect = view.others & view.expected if gate.resettling else view.others
-        waited = now - (gate.since if gate.since is not None else now)
+        waited = gate.settling_for(now)
         if not expect <= view.alive and (
             waited < settle_timeout or hears_a_minority(view.expected, view.alive)
         ):

@@ -162,8 +162,7 @@ class Rounds:
 
     def settle_over(self, now: float) -> bool:
         """Whether this speaker has been settling for the settle time (it still may not be settled)."""
-        since = self.gate.since
-        return since is not None and now - since >= self.settle_timeout
+        return self.gate.since is not None and self.gate.settling_for(now) >= self.settle_timeout
 
     def config_pause(self) -> float:
         """How long to wait before a round reads a changed configuration: one `kubectl apply` changes several
