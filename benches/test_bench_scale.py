@@ -71,7 +71,13 @@ from metallb_py.k8s.resources import (
 )
 from metallb_py.speaker import GOSSIP_LABEL
 from metallb_py.speaker.status import status_node, status_service
-from metallb_py.testing import ControlPlaneUnavailableError, LabCluster, Probe, Prober
+from metallb_py.testing import (
+    ControlPlaneUnavailableError,
+    LabCluster,
+    Probe,
+    Prober,
+    neighbour_table_fulls,
+)
 from metallb_py.testing.controlplane import DEFAULT_KUBERNETES_VERSION, KubernetesBinaries, default_cache_dir
 from metallb_py.testing.labcluster import Scrape, endpoint_slice_manifest
 from metallb_py.testing.netlab import LinkCounters
@@ -94,6 +100,7 @@ class Run:
     """What the module's steps learned, for the later ones."""
 
     cluster: LabCluster
+    table_fulls: int = 0  # the kernel's neighbour table overflows before the lab (neighbour_table_fulls)
     samples: dict[str, str] = field(default_factory=dict)  # Service name -> the address it asked for
     announced_at: float = 0.0
 
@@ -140,8 +147,12 @@ def run(progress: Progress) -> Iterator[Run]:
         speaker_batch_joined=KNOBS.paced,
         speaker_args=KNOBS.speaker_args,
         vip_routes=["192.168.0.0/16"],
+        # A hundred nodes' tables overflow the kernel's one ARP table (1,024 entries by default) and drop
+        # gossip; real nodes each have their own.
+        pin_neighbours=True,
         speakers=False,
     )
+    table_fulls = neighbour_table_fulls()
     try:
         cluster.start(timeout=120)
     except ControlPlaneUnavailableError as exc:
@@ -152,8 +163,9 @@ def run(progress: Progress) -> Iterator[Run]:
         for obj in pool_objects(cluster.namespace):
             resource = IP_ADDRESS_POOLS if obj["kind"] == "IPAddressPool" else L2_ADVERTISEMENTS
             cluster.client.create(resource, obj, cluster.namespace)
-        yield Run(cluster)
+        yield Run(cluster, table_fulls)
     finally:
+        progress(f"the kernel's neighbour tables overflowed {neighbour_table_fulls() - table_fulls} times")
         cluster.close()
 
 
@@ -398,6 +410,11 @@ def test_steady_state(run: Run, figures: dict[str, float], progress: Progress) -
         - counter_value(first.speakers[node], "metallb_py_speaker_gossip_heartbeats_sent_total")
         for node in nodes
     }
+    downs = sum(
+        counter_value(last.speakers[node], "metallb_py_speaker_gossip_members_down_total")
+        - counter_value(first.speakers[node], "metallb_py_speaker_gossip_members_down_total")
+        for node in nodes
+    )
     link_sent = {node: last.links[node].sent_bytes - first.links[node].sent_bytes for node in nodes}
     link_received = {
         node: last.links[node].received_bytes - first.links[node].received_bytes for node in nodes
@@ -430,7 +447,9 @@ def test_steady_state(run: Run, figures: dict[str, float], progress: Progress) -
             ],
         )
         + f"\nspeakers: CPU p50 {statistics.median(cpu):.1f} % max {max(cpu):.1f} % of a core "
-        f"(sum {sum(cpu):.0f} %), RSS p50 {statistics.median(rss):.1f} MiB max {max(rss):.1f} MiB"
+        f"(sum {sum(cpu):.0f} %), RSS p50 {statistics.median(rss):.1f} MiB max {max(rss):.1f} MiB\n"
+        f"members declared down (every speaker's count, nobody died): {downs:.0f}; the kernel's neighbour "
+        f"tables overflowed {neighbour_table_fulls() - run.table_fulls} times since the lab started"
     )
     label = f"scale {KNOBS.nodes}/{KNOBS.services}"
     figures[f"{label}: speaker writes/s p50"] = ws.p50
@@ -439,6 +458,7 @@ def test_steady_state(run: Run, figures: dict[str, float], progress: Progress) -
     figures[f"{label}: API server requests/s, all clients"] = sum(server.values()) / seconds
     figures[f"{label}: gossip bytes/s per node p50"] = statistics.median(gossip.values()) / seconds
     figures[f"{label}: speaker RSS MiB p50"] = statistics.median(rss)
+    figures[f"{label}: members declared down per minute, all speakers"] = downs / seconds * 60
 
 
 # -- failover ------------------------------------------------------------------------------------------------

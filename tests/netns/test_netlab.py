@@ -6,6 +6,8 @@ that the VIP reaches exactly the announcing node, that a takeover moves it, and 
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import subprocess
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from metallb_py import Responder
-from metallb_py.testing import FetchError, NetnsLab, Probe, cleanup_stale
+from metallb_py.testing import FetchError, NetnsLab, Probe, cleanup_stale, neighbour_table_fulls
 
 pytestmark = pytest.mark.netns
 
@@ -198,3 +200,64 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_pinned_neighbours_carry_a_lab_past_the_kernels_shared_arp_table() -> None:
+    # Every namespace shares one kernel ARP table whose dynamic entries stop at gc_thresh3: enough nodes that
+    # all talk to each other need more entries than that, and without pinning the kernel drops packets.
+    limit = int(
+        json.loads(
+            subprocess.run(
+                ["ip", "-j", "ntable", "show", "name", "arp_cache"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )[0]["thresh3"]
+    )
+    count = math.isqrt(limit) + 2
+    nodes = [f"node{i}" for i in range(1, count + 1)]
+    with NetnsLab(nodes=nodes, prefix="mlbpin", pin_neighbours=True) as lab:
+        node1 = json.loads(
+            subprocess.run(
+                ["ip", "-n", lab.node_ns("node1"), "-j", "neigh", "show", "dev", lab.node_interface("node1")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        pinned = {row["dst"]: row["lladdr"] for row in node1 if "PERMANENT" in row.get("state", [])}
+        assert pinned == {
+            **{lab.node_address(n, 4): lab.node_mac(n) for n in nodes[1:]},
+            lab.client_address(4): lab.client_mac(),
+        }
+        before = neighbour_table_fulls()
+        senders = [
+            subprocess.Popen(
+                ["ip", "netns", "exec", lab.node_ns(n), sys.executable, "-c", _SEND_TO_ALL % addresses]
+            )
+            for n in nodes
+            for addresses in [[lab.node_address(m, 4) for m in nodes if m != n]]
+        ]
+        assert [sender.wait(timeout=60) for sender in senders] == [0] * count
+        assert neighbour_table_fulls() == before
+        # Each datagram reached its node: every node's counter of UDP datagrams to a closed port grew by
+        # one per other node.
+        for n in nodes:
+            assert _udp_no_ports(lab.node_ns(n)) >= count - 1, n
+
+
+_SEND_TO_ALL = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for address in %r:
+    s.sendto(b"x", (address, 9))
+"""
+
+
+def _udp_no_ports(ns: str) -> int:
+    snmp = subprocess.run(
+        ["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], capture_output=True, text=True, check=True
+    ).stdout
+    header, values = [line.split() for line in snmp.splitlines() if line.startswith("Udp:")][:2]
+    return int(values[header.index("NoPorts")])

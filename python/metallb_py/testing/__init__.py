@@ -44,7 +44,15 @@ from metallb_py.testing.faults import (
     ensure_toxiproxy_binary,
 )
 from metallb_py.testing.labcluster import LabCluster, LabClusterError
-from metallb_py.testing.netlab import FetchError, NetnsLab, NetnsLabError, Probe, Prober, cleanup_stale
+from metallb_py.testing.netlab import (
+    FetchError,
+    NetnsLab,
+    NetnsLabError,
+    Probe,
+    Prober,
+    cleanup_stale,
+    neighbour_table_fulls,
+)
 from metallb_py.testing.routers import (
     BFD_STATES,
     BfdConfig,
@@ -127,5 +135,6 @@ __all__ = [
     "ensure_toxiproxy_binary",
     "make_router",
     "missing_binaries",
+    "neighbour_table_fulls",
     "read_fib",
 ]

@@ -417,6 +417,9 @@ class LabCluster:
             counts all of them alive (wait_for_speakers): a paced start, for machines where every join costs
             every running speaker an election round it cannot afford while the next batch starts.
         vip_routes: the address ranges the client reaches on-link (see NetnsLab); default the seed's.
+        pin_neighbours: the nodes' and the client's addresses are permanent entries of each other's
+            neighbour tables (see NetnsLab): needed past about 30 nodes, whose dynamic entries together
+            overflow the kernel's one ARP table.
         speakers: start() starts the speakers too and waits until they join (the default); False: only the
             controller, and the caller starts them later (start_speakers, wait_for_speakers), e.g. to time
             a cold start with the Services already there.
@@ -445,6 +448,7 @@ class LabCluster:
         speaker_batch: int | None = None,
         speaker_batch_joined: bool = False,
         vip_routes: Sequence[str] = DEFAULT_VIP_ROUTES,
+        pin_neighbours: bool = False,
         speakers: bool = True,
     ) -> None:
         if not workers:
@@ -479,6 +483,7 @@ class LabCluster:
         self._speaker_batch_joined = speaker_batch_joined
         self._with_speakers = speakers
         self._vip_routes = tuple(vip_routes)
+        self._pin_neighbours = pin_neighbours
         self._controller_metrics_port: int | None = None
         self._paused: set[str] = set()
         # Processes that must be running: a wait fails at once, with the log, when one of them has exited.
@@ -599,6 +604,7 @@ class LabCluster:
             prefix=self._prefix,
             router=self.router_kind is not None,
             vip_routes=self._vip_routes,
+            pin_neighbours=self._pin_neighbours,
         )
         self._lab.start()
         addresses = ", ".join(f"{n} {self._lab.node_address(n)}" for n in self.nodes[:8])

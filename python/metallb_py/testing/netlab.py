@@ -66,6 +66,7 @@ __all__ = [
     "Probe",
     "Prober",
     "cleanup_stale",
+    "neighbour_table_fulls",
 ]
 
 NODE_V4_NETWORK = ipaddress.IPv4Network("198.51.100.0/24")
@@ -149,6 +150,18 @@ def _ip_batch(commands: Iterable[str], netns: str | None = None) -> None:
     """Many iproute2 commands in one process (`ip -batch`): a lab is built in tens of milliseconds."""
     lines = "\n".join(commands) + "\n"
     _run(["ip", *(["-n", netns] if netns else []), "-batch", "-"], stdin=lines)
+
+
+def neighbour_table_fulls() -> int:
+    """How many times since boot the kernel found its IPv4 or IPv6 neighbour table full (`ip -s ntable`,
+    `table_fulls`): counted for all namespaces together, so a lab compares it before and after."""
+    total = 0
+    for table in ("arp_cache", "ndisc_cache"):
+        for row in json.loads(_run(["ip", "-s", "-j", "ntable", "show", "name", table]) or "[]"):
+            total += int(
+                row.get("table_fulls", 0)
+            )  # only the table's own row has it, not the per-device ones
+    return total
 
 
 def _namespaces() -> list[str]:
@@ -312,6 +325,14 @@ class NetnsLab:
     control-plane node. Namespace names are `{prefix}{6 hex digits}-{node}`, `...-client`, `...-switch` (and
     `...-router` with `router=True`), so labs never collide; everything is removed by `close()` (also on
     `with` exit and at interpreter exit).
+
+    `pin_neighbours=True` writes every node's and the LAN peer's (client or router) IPv4 address into each
+    other's neighbour table as a permanent entry, as `ip neigh ... nud permanent` would. A lab of many nodes
+    needs it: all namespaces share one kernel ARP table, whose dynamic entries stop at the host's
+    `gc_thresh3` (1,024 by default), so past about 30 nodes that talk to each other (gossip, heartbeats) the
+    kernel drops packets for want of an entry ("neighbour table overflow") where real nodes, each with its
+    own kernel, would not. Permanent entries do not count against that limit, and the host's sysctls stay
+    untouched. The VIPs stay dynamic: resolving them is what a lab tests.
     """
 
     def __init__(
@@ -322,6 +343,7 @@ class NetnsLab:
         prefix: str = DEFAULT_PREFIX,
         vip_routes: Sequence[str] = DEFAULT_VIP_ROUTES,
         router: bool = False,
+        pin_neighbours: bool = False,
     ) -> None:
         all_nodes = [*nodes, *extra_nodes]
         for node in all_nodes:
@@ -343,6 +365,7 @@ class NetnsLab:
         self.client_ns = f"{self.name}-client"
         self.bridge_ns = f"{self.name}-switch"
         self.has_router = router
+        self.pin_neighbours = pin_neighbours
         self._state = _STATE_ROOT / self.name
         self._created: list[str] = []
         self._servers: dict[tuple[str, int], _Helper] = {}
@@ -446,6 +469,10 @@ class NetnsLab:
 
     def node_mac(self, node: str) -> str:
         return self._mac(self.node_ns(node), INTERFACE)
+
+    def client_mac(self) -> str:
+        """The MAC address of the client's interface (a lab with a router: on the client's own link)."""
+        return self._mac(self.client_ns, self.client_interface)
 
     def _index(self, node: str) -> int:
         try:
@@ -583,6 +610,25 @@ class NetnsLab:
                     f"link set {INTERFACE} up",
                     *back,
                 ],
+                ns,
+            )
+
+        if self.pin_neighbours:
+            self._pin_neighbours(node_nss)
+
+    def _pin_neighbours(self, node_nss: Sequence[str]) -> None:
+        lan_ns = self.router_ns if self.has_router else self.client_ns
+        lan_v4 = ROUTER_V4 if self.has_router else CLIENT_V4
+        hosts = [(ns, self.node_address(n, 4)) for n, ns in zip(self.all_nodes, node_nss, strict=True)]
+        hosts.append((lan_ns, lan_v4))
+        macs = {ns: self._mac(ns, INTERFACE) for ns, _ in hosts}
+        for ns, _ in hosts:
+            _ip_batch(
+                (
+                    f"neigh replace {v4} lladdr {macs[other]} dev {INTERFACE} nud permanent"
+                    for other, v4 in hosts
+                    if other != ns
+                ),
                 ns,
             )
 
