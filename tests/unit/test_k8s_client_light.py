@@ -4,6 +4,10 @@ ones it leaves to the package's loader."""
 from __future__ import annotations
 
 import base64
+import shutil
+import ssl
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +43,61 @@ def test_a_token_and_a_ca_are_read_without_the_package(tmp_path: Path) -> None:
     assert isinstance(api, LightApi)
     assert api.configuration.host == "https://127.0.0.1:6443"
     assert api.configuration.auth_settings()["BearerToken"]["value"] == "Bearer secret"
-    ca_file = api.rest_client.pool_manager.connection_pool_kw["ca_certs"]
-    assert Path(ca_file).read_bytes() == PEM
+    pool = api.rest_client.pool_manager.connection_pool_kw
+    assert (pool["ca_certs"], pool["ca_cert_data"]) == (None, PEM.decode())  # in memory, no file
+
+
+def test_client_certificate_data_is_loaded_and_never_left_in_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    cert, key = _self_signed(tmp_path, "me"), (tmp_path / "me.key").read_bytes()
+
+    def config(cert: bytes, key: bytes) -> Path:
+        data = {"client-certificate-data": base64.b64encode(cert).decode()}
+        data["client-key-data"] = base64.b64encode(key).decode()
+        return write_kubeconfig(tmp_path / "config", {"server": "https://h:1"}, data)
+
+    api = kubeconfig_api(config(cert, key))
+    assert api is not None
+    pool = api.rest_client.pool_manager.connection_pool_kw
+    assert isinstance(pool["ssl_context"], ssl.SSLContext)
+    assert (pool["cert_file"], pool["key_file"]) == (None, None)
+    assert list(temp.iterdir()) == []
+    # The pair is really loaded: another certificate's key does not fit, and the package's loader decides.
+    other = _self_signed(tmp_path, "other")
+    assert kubeconfig_api(config(other, key)) is None
+    assert list(temp.iterdir()) == []
+
+
+def _self_signed(folder: Path, name: str) -> bytes:
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-days",
+            "1",
+            "-keyout",
+            str(folder / f"{name}.key"),
+            "-out",
+            str(folder / f"{name}.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return (folder / f"{name}.crt").read_bytes()
 
 
 def test_relative_files_are_the_kubeconfigs_folders(tmp_path: Path) -> None:

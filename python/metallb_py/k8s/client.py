@@ -22,7 +22,6 @@ its request: see `fenced` and `metallb_py.k8s.leader.TermFence`). Whatever a req
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
 import ipaddress
@@ -30,6 +29,7 @@ import json
 import math
 import os
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -595,7 +595,11 @@ class _Rest:
 
 
 class LightApi:
-    """A connection pool and a configuration with the attributes KubeClient uses of an ApiClient."""
+    """A connection pool and a configuration with the attributes KubeClient uses of an ApiClient.
+
+    The CA and the client certificate come as files (`ca_file`, `cert_file` and `key_file`, read at each new
+    connection, so a rotated file is used) or as PEM data (`ca_data`, `client_data`: certificate and key),
+    which stays in memory: a client key is never left in a file, also when the process is killed."""
 
     def __init__(
         self,
@@ -604,9 +608,11 @@ class LightApi:
         token: str | None = None,
         token_file: Path | None = None,
         ca_file: str | None = None,
+        ca_data: str | None = None,
         verify: bool = True,
         cert_file: str | None = None,
         key_file: str | None = None,
+        client_data: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.configuration = _Configuration(host, token, token_file)
         keepalive = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
@@ -616,8 +622,10 @@ class LightApi:
                 maxsize=_POOL_SIZE,
                 cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
                 ca_certs=ca_file if verify else None,
+                ca_cert_data=ca_data if verify else None,
                 cert_file=cert_file,
                 key_file=key_file,
+                ssl_context=_client_context(*client_data) if client_data else None,
                 socket_options=[*urllib3.connection.HTTPConnection.default_socket_options, *keepalive],
             )
         )
@@ -659,31 +667,39 @@ def kubeconfig_api(path: Path, context: str | None = None) -> LightApi | None:
     base = path.parent
 
     def file_of(item: Mapping[str, Any], key: str) -> str | None:
-        """A path for `key` (relative to the kubeconfig's folder) or `key-data` (written to a file kept until
-        exit, as the package does)."""
-        if item.get(f"{key}-data"):
-            handle, name = tempfile.mkstemp(prefix="metallb-py-kubeconfig-")
-            with os.fdopen(handle, "wb") as out:
-                out.write(base64.b64decode(item[f"{key}-data"]))
-            atexit.register(_remove, name)
-            return name
-        if item.get(key):
-            return str(base / str(item[key]))
-        return None
+        """The path of `key`, relative to the kubeconfig's folder."""
+        return str(base / str(item[key])) if item.get(key) else None
+
+    def data_of(item: Mapping[str, Any], key: str) -> bytes | None:
+        return base64.b64decode(item[f"{key}-data"]) if item.get(f"{key}-data") else None
 
     try:
+        ca_data = data_of(cluster, "certificate-authority")
+        cert_data, key_data = data_of(user, "client-certificate"), data_of(user, "client-key")
+        if (cert_data is None) != (key_data is None):
+            return None  # one as data, the other as a file: the package's loader handles it
         return LightApi(
             str(cluster["server"]).rstrip("/"),
             token=str(user["token"]) if user.get("token") else None,
             ca_file=file_of(cluster, "certificate-authority"),
+            ca_data=ca_data.decode("ascii") if ca_data is not None else None,
             verify=not cluster.get("insecure-skip-tls-verify"),
             cert_file=file_of(user, "client-certificate"),
             key_file=file_of(user, "client-key"),
+            client_data=(cert_data, key_data) if cert_data is not None and key_data is not None else None,
         )
-    except (OSError, ValueError):
+    except (OSError, ValueError, ssl.SSLError):
         return None
 
 
-def _remove(name: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(name)
+def _client_context(cert: bytes, key: bytes) -> ssl.SSLContext:
+    """A TLS context holding a client certificate and key given as PEM data. Python's ssl reads them only
+    from files: they are written to a private folder and removed again before this returns."""
+    context = urllib3.util.ssl_.create_urllib3_context()
+    with tempfile.TemporaryDirectory(prefix="metallb-py-client-") as folder:
+        cert_path, key_path = Path(folder, "tls.crt"), Path(folder, "tls.key")
+        for path, data in ((cert_path, cert), (key_path, key)):
+            path.touch(mode=0o600)
+            path.write_bytes(data)
+        context.load_cert_chain(cert_path, key_path)
+    return context
