@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +62,8 @@ from _scale_support import (
     writes,
 )
 from metallb_py.ipam.fields import ingress_ips
+from metallb_py.k8s.client import JSON
+from metallb_py.k8s.errors import ApiUnavailableError, ConflictError
 from metallb_py.k8s.resources import (
     ENDPOINT_SLICES,
     IP_ADDRESS_POOLS,
@@ -68,6 +71,7 @@ from metallb_py.k8s.resources import (
     LEASES,
     SERVICE_L2_STATUSES,
     SERVICES,
+    Resource,
 )
 from metallb_py.speaker import GOSSIP_LABEL
 from metallb_py.speaker.status import status_node, status_service
@@ -174,14 +178,29 @@ def run(progress: Progress) -> Iterator[Run]:
 
 def _create_service(cluster: LabCluster, index: int, address: str | None) -> None:
     name = service_name(index)
-    svc = cluster.client.create(SERVICES, service_manifest(name, address), SERVICE_NAMESPACE)
+    svc = _create(cluster, SERVICES, service_manifest(name, address))
     nodes = endpoint_nodes(index, cluster.workers)
     endpoints = [(node, cluster.lab.node_address(node)) for node in nodes]
-    cluster.client.create(
-        ENDPOINT_SLICES,
-        endpoint_slice_manifest(SERVICE_NAMESPACE, name, endpoints, owner_uid=str(svc["metadata"]["uid"])),
-        SERVICE_NAMESPACE,
+    owner = str(svc["metadata"]["uid"])
+    _create(
+        cluster, ENDPOINT_SLICES, endpoint_slice_manifest(SERVICE_NAMESPACE, name, endpoints, owner_uid=owner)
     )
+
+
+def _create(cluster: LabCluster, resource: Resource, manifest: dict[str, Any], attempts: int = 5) -> JSON:
+    """Creates an object, trying again while a loaded API server does not answer (a create that timed out
+    may have happened: then the object is read)."""
+    name = str(manifest["metadata"]["name"])
+    for attempt in range(attempts):
+        try:
+            return cluster.client.create(resource, manifest, SERVICE_NAMESPACE)
+        except ConflictError:
+            return cluster.client.get(resource, name, SERVICE_NAMESPACE)
+        except ApiUnavailableError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2.0)
+    raise AssertionError("unreachable")
 
 
 def _create_services(cluster: LabCluster, indices: Sequence[int], addresses: Mapping[int, str]) -> None:
