@@ -843,6 +843,33 @@ fn no_takeover_under_loss_and_jitter() {
     }
 }
 
+/// Two views that differ for a moment: the owner's plan stops heartbeating the standby and the witness (say
+/// it counts another node held down), theirs still expect it. Its parting heartbeats keep them from taking
+/// a live owner over.
+#[test]
+fn an_owner_whose_plan_drops_its_standby_is_not_taken_over() {
+    for seed in 0..10 {
+        let mut sim = watching(seed, Network::default());
+        let dropped = sim.elapsed();
+        let now = sim.now;
+        sim.nodes[0].engine.set_watch(now, BTreeMap::new(), BTreeMap::new(), true);
+        sim.flush(0);
+        sim.run_until(dropped + Duration::from_secs(2));
+        assert_eq!(sim.first(EventKind::Held, &name(0), &[1], dropped)[0], None, "seed {seed}");
+        assert_eq!(sim.count(EventKind::Down, dropped), 0, "seed {seed}: SWIM counts it alive");
+        // Named again, it is watched again: killed, it is taken over.
+        let targets = [1, 2].iter().map(|&j| (name(j), addr(j))).collect();
+        let now = sim.now;
+        sim.nodes[0].engine.set_watch(now, targets, BTreeMap::new(), true);
+        sim.flush(0);
+        sim.run_until(sim.elapsed() + Duration::from_millis(100));
+        let killed = sim.elapsed();
+        sim.kill(0);
+        sim.run_until(killed + Duration::from_millis(500));
+        assert!(sim.first(EventKind::Held, &name(0), &[1], killed)[0].is_some(), "seed {seed}");
+    }
+}
+
 #[test]
 fn a_stalled_owner_is_held_then_released_when_it_beats_again() {
     let mut sim = watching(5, Network::default());

@@ -34,7 +34,7 @@ use super::config::{validate_peer_address, MembershipConfig, Quorum, Timing};
 use super::error::MembershipError;
 use super::identity::MemberId;
 use super::view::{transition, Event, EventKind, MemberState, MemberView};
-use super::watch::{decode_heartbeat, encode_heartbeat, Takeover, Watch, WatchEvent};
+use super::watch::{decode_heartbeat, encode_heartbeat, Heartbeat, Takeover, Watch, WatchEvent};
 
 /// A datagram to send.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -444,21 +444,30 @@ impl Engine {
     /// Heartbeats due, sealed; takeovers due, fired.
     fn watch_tick(&mut self, now: Instant) {
         let to = self.watch.tick(now);
-        if !to.is_empty() && !self.left {
+        let parting = self.watch.take_parting();
+        if !self.left {
             let beat = self.watch.heartbeat(now);
-            match encode_heartbeat(self.swim.identity(), &beat) {
-                Ok(payload) => {
-                    for addr in to {
-                        let bytes = self.auth.seal_kind(Kind::Heartbeat, &payload);
-                        self.stats.datagrams_sent += 1;
-                        self.stats.bytes_sent += bytes.len() as u64;
-                        self.outgoing.push(Datagram { to: addr, bytes });
-                    }
-                }
-                Err(_) => self.stats.protocol_errors += 1,
-            }
+            self.send_heartbeat(&beat, to);
+            self.send_heartbeat(&Heartbeat { parting: true, ..beat }, parting);
         }
         self.absorb_watch(now);
+    }
+
+    fn send_heartbeat(&mut self, beat: &Heartbeat, to: Vec<SocketAddr>) {
+        if to.is_empty() {
+            return;
+        }
+        match encode_heartbeat(self.swim.identity(), beat) {
+            Ok(payload) => {
+                for addr in to {
+                    let bytes = self.auth.seal_kind(Kind::Heartbeat, &payload);
+                    self.stats.datagrams_sent += 1;
+                    self.stats.bytes_sent += bytes.len() as u64;
+                    self.outgoing.push(Datagram { to: addr, bytes });
+                }
+            }
+            Err(_) => self.stats.protocol_errors += 1,
+        }
     }
 
     /// See the field: a runtime that publishes the view copies it again only when this moved.

@@ -35,6 +35,13 @@
 //!   runtime mutes the responder, long before SWIM's isolation makes the speaker withdraw; the first
 //!   heartbeat heard again unmutes it. So across a cut the two sides do not both answer for longer than
 //!   the takeover takes.
+//! - **Parting words.** When a change of plan drops a peer from this node's heartbeats, the peer gets a
+//!   last heartbeat (twice, a tick apart) that says so. It stops judging this node on its silence: not as an
+//!   owner to take over, not as a suspect it reports as a witness, not as a peer it hears nothing from. Two
+//!   nodes whose views differ for a moment (one of them holds a third down, or counts it not ready) plan
+//!   different heartbeats; without this, the one that stands by for an owner that no longer heartbeats it
+//!   took it over as soon as a witness in the same position confirmed, and two nodes announced until their
+//!   views met again. The next ordinary heartbeat arms the watch again.
 //! - **Released by a heartbeat.** A held-down owner is released by its next heartbeat, whichever life it
 //!   comes from (a paused node that resumes, or a restart), or by SWIM seeing a newer life of it.
 
@@ -56,6 +63,9 @@ pub const MAX_SUSPECTS: usize = 16;
 /// the cluster).
 pub const FORGET_AFTER: Duration = Duration::from_secs(60);
 const FLAG_READY: u8 = 1;
+const FLAG_PARTING: u8 = 2;
+/// Parting heartbeats sent to a peer dropped from the plan (a tick apart: one may be lost).
+pub const PARTING_BEATS: u8 = 2;
 
 /// How long a new life seen in SWIM counts as not ready before its first heartbeat (a speaker settles for up
 /// to 3 s after it starts, then runs its first round).
@@ -124,13 +134,15 @@ pub struct Heartbeat {
     pub ready: bool,
     /// Peers the sender has not heard for `timeout / 2`.
     pub suspects: Vec<String>,
+    /// The sender's last heartbeat to this receiver: its plan no longer names it.
+    pub parting: bool,
 }
 
 /// `identity flags:u8 count:u8 (name_len:u8 name)*`.
 pub fn encode_heartbeat(from: &MemberId, beat: &Heartbeat) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(64);
     put_id(&mut out, from)?;
-    out.put_u8(if beat.ready { FLAG_READY } else { 0 });
+    out.put_u8(if beat.ready { FLAG_READY } else { 0 } | if beat.parting { FLAG_PARTING } else { 0 });
     let suspects = &beat.suspects[..beat.suspects.len().min(MAX_SUSPECTS)];
     out.put_u8(u8::try_from(suspects.len()).expect("at most MAX_SUSPECTS"));
     for name in suspects {
@@ -161,7 +173,7 @@ pub fn decode_heartbeat(mut buf: &[u8]) -> Result<(MemberId, Heartbeat), CodecEr
     if buf.has_remaining() {
         return Err(CodecError::Truncated("heartbeat (trailing bytes)"));
     }
-    Ok((from, Heartbeat { ready: flags & FLAG_READY != 0, suspects }))
+    Ok((from, Heartbeat { ready: flags & FLAG_READY != 0, suspects, parting: flags & FLAG_PARTING != 0 }))
 }
 
 /// A change the caller acts on.
@@ -190,11 +202,26 @@ struct Peer {
     suspects: Vec<String>,
     /// A new life seen in SWIM, not heard beating yet: not ready until then (or its first heartbeat).
     pending_until: Option<Instant>,
+    /// Its last heartbeat was a parting one: its silence says nothing until it beats again.
+    parted: bool,
 }
 
 impl Peer {
     fn new(generation: u64, now: Instant) -> Self {
-        Peer { generation, beat: None, heard: now, ready: true, suspects: Vec::new(), pending_until: None }
+        Peer {
+            generation,
+            beat: None,
+            heard: now,
+            ready: true,
+            suspects: Vec::new(),
+            pending_until: None,
+            parted: false,
+        }
+    }
+
+    /// The last heartbeat, unless it was a parting one.
+    fn beating(&self) -> Option<Instant> {
+        self.beat.filter(|_| !self.parted)
     }
 
     fn unready(&self, now: Instant) -> bool {
@@ -235,6 +262,9 @@ pub struct Watch {
     waiting: BTreeSet<String>,
     /// When each owner of `takeovers` was first named: only a heartbeat after that arms it.
     named: BTreeMap<String, Instant>,
+    /// Peers dropped from `targets`, and how many parting heartbeats each still gets.
+    parting: BTreeMap<String, (SocketAddr, u8)>,
+    parting_due: Vec<SocketAddr>,
     next_send: Instant,
     /// The previous tick, and until when no takeover is decided after this thread's own stall.
     last_tick: Instant,
@@ -264,6 +294,8 @@ impl Watch {
             held: BTreeMap::new(),
             waiting: BTreeSet::new(),
             named: BTreeMap::new(),
+            parting: BTreeMap::new(),
+            parting_due: Vec::new(),
             next_send: now,
             last_tick: now,
             quiet_until: None,
@@ -299,6 +331,13 @@ impl Watch {
         if self.targets.is_empty() {
             self.last_tick = now; // no heartbeats were due: the gap since the last tick is not a stall
         }
+        for (name, addr) in &self.targets {
+            if !targets.contains_key(name) {
+                self.parting.insert(name.clone(), (*addr, PARTING_BEATS));
+                self.next_send = now;
+            }
+        }
+        self.parting.retain(|name, _| !targets.contains_key(name));
         self.named.retain(|owner, _| takeovers.contains_key(owner));
         for owner in takeovers.keys() {
             self.named.entry(owner.clone()).or_insert(now);
@@ -322,7 +361,7 @@ impl Watch {
 
     /// When `owner` last beat, if that arms it: after it was named an owner.
     fn armed_beat(&self, owner: &str) -> Option<Instant> {
-        let beat = self.peers.get(owner)?.beat?;
+        let beat = self.peers.get(owner)?.beating()?;
         (beat >= *self.named.get(owner)?).then_some(beat)
     }
 
@@ -340,6 +379,7 @@ impl Watch {
         peer.beat = Some(now);
         peer.heard = now;
         peer.ready = beat.ready;
+        peer.parted = beat.parting;
         let suspected = |suspects: &[String]| !self.me.is_empty() && suspects.contains(&self.me);
         if suspected(&peer.suspects) && !suspected(&beat.suspects) {
             // The peer missed this node and hears it again: if it took this node's addresses over meanwhile,
@@ -423,8 +463,19 @@ impl Watch {
         }
         // A late tick (the thread was descheduled) sends once, then keeps the interval from now.
         self.next_send = now + self.timing.interval;
-        self.stats.heartbeats_sent += self.targets.len() as u64;
+        self.parting_due = self.parting.values().map(|(addr, _)| *addr).collect();
+        self.parting.retain(|_, (_, left)| {
+            *left -= 1;
+            *left > 0
+        });
+        self.stats.heartbeats_sent += (self.targets.len() + self.parting_due.len()) as u64;
         self.targets.values().copied().collect()
+    }
+
+    /// The peers that get a parting heartbeat now, from the last [`tick`](Watch::tick) that sent (see the
+    /// module documentation): each peer dropped from the plan gets [`PARTING_BEATS`], one per interval.
+    pub fn take_parting(&mut self) -> Vec<SocketAddr> {
+        std::mem::take(&mut self.parting_due)
     }
 
     /// Fires the takeovers that are due at `now` (from [`tick`](Watch::tick), which the runtime runs once
@@ -469,7 +520,7 @@ impl Watch {
             && self.targets.keys().all(|name| {
                 self.peers
                     .get(name)
-                    .and_then(|p| p.beat)
+                    .and_then(Peer::beating)
                     .is_some_and(|at| now.saturating_duration_since(at) >= self.timing.timeout)
             })
     }
@@ -530,19 +581,22 @@ impl Watch {
             .targets
             .keys()
             .filter(|name| {
-                self.peers.get(*name).and_then(|p| p.beat).is_some_and(|at| now.saturating_duration_since(at) >= after)
+                self.peers
+                    .get(*name)
+                    .and_then(Peer::beating)
+                    .is_some_and(|at| now.saturating_duration_since(at) >= after)
             })
             .cloned()
             .collect();
         suspects.sort();
         suspects.truncate(MAX_SUSPECTS);
-        Heartbeat { ready: self.ready, suspects }
+        Heartbeat { ready: self.ready, suspects, parting: false }
     }
 
     /// When [`tick`](Watch::tick) should run next: the next heartbeat, or the moment an armed owner's
     /// silence reaches the timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let mut next = (!self.targets.is_empty()).then_some(self.next_send);
+        let mut next = (!self.targets.is_empty() || !self.parting.is_empty()).then_some(self.next_send);
         for until in self.peers.values().filter_map(|p| p.pending_until).chain(self.quiet_until) {
             next = Some(next.map_or(until, |n| n.min(until)));
         }
@@ -736,7 +790,83 @@ mod tests {
     }
 
     fn beat(ready: bool, suspects: &[&str]) -> Heartbeat {
-        Heartbeat { ready, suspects: suspects.iter().map(|s| s.to_string()).collect() }
+        Heartbeat { ready, suspects: suspects.iter().map(|s| s.to_string()).collect(), parting: false }
+    }
+
+    fn parting(suspects: &[&str]) -> Heartbeat {
+        Heartbeat { parting: true, ..beat(true, suspects) }
+    }
+
+    #[test]
+    fn a_peer_dropped_from_the_plan_gets_two_parting_heartbeats_an_interval_apart() {
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        assert_eq!(w.tick(t0).len(), 2);
+        assert!(w.take_parting().is_empty());
+        let node3 = id("node3", 1).addr();
+        let only_node1 = BTreeMap::from([("node1".to_string(), id("node1", 1).addr())]);
+        w.set_plan(t0 + ms(3), only_node1.clone(), BTreeMap::new(), true);
+        // At once, not at the next interval; then once more at the next one; then never.
+        assert_eq!(w.next_deadline(), Some(t0 + ms(3)));
+        assert_eq!(w.tick(t0 + ms(3)), vec![id("node1", 1).addr()]);
+        assert_eq!(w.take_parting(), vec![node3]);
+        w.tick(t0 + ms(8));
+        assert!(w.take_parting().is_empty(), "before the interval");
+        w.tick(t0 + ms(13));
+        assert_eq!(w.take_parting(), vec![node3]);
+        for step in 2..10 {
+            w.tick(t0 + ms(3 + 10 * step));
+            assert!(w.take_parting().is_empty());
+        }
+        // A peer named again before its parting beats went out gets none.
+        let mut w = standby(t0);
+        w.tick(t0);
+        w.set_plan(t0 + ms(1), only_node1, BTreeMap::new(), true);
+        let both = ["node1", "node3"].iter().map(|n| (n.to_string(), id(n, 1).addr())).collect();
+        w.set_plan(t0 + ms(2), both, BTreeMap::new(), true);
+        w.tick(t0 + ms(2));
+        assert!(w.take_parting().is_empty());
+    }
+
+    #[test]
+    fn heartbeats_say_parting_on_the_wire() {
+        let from = id("node1", 7);
+        let bytes = encode_heartbeat(&from, &parting(&["node3"])).unwrap();
+        assert_eq!(decode_heartbeat(&bytes).unwrap(), (from, parting(&["node3"])));
+    }
+
+    #[test]
+    fn an_owner_that_parted_is_not_taken_over_nor_reported_until_it_beats_again() {
+        // node2 stands by for node1 and node3 reports node1 missed; node1's plan dropped node2 (the two
+        // views differ for a moment) and said so.
+        let t0 = Instant::now();
+        let mut w = standby(t0);
+        w.beat(t0, &id("node1", 1), beat(true, &[]));
+        w.beat(t0 + ms(5), &id("node1", 1), parting(&[]));
+        for step in 1..=20 {
+            let now = t0 + ms(10 * step);
+            w.beat(now, &id("node3", 1), beat(true, &["node1"]));
+            w.tick(now);
+            // Nor does node2 report node1 as a suspect: it no longer expects node1's heartbeats.
+            assert!(w.heartbeat(now).suspects.is_empty(), "at {step}0 ms");
+        }
+        assert!(w.take_fired().is_empty());
+        assert!(w.held().is_empty());
+        // Nor is a parted peer one that this node hears nothing from (it would mute itself).
+        let mut lone = Watch::new(WatchTiming { interval: ms(10), timeout: ms(50) }, t0);
+        lone.set_plan(t0, BTreeMap::from([("node1".to_string(), id("node1", 1).addr())]), BTreeMap::new(), true);
+        lone.beat(t0, &id("node1", 1), parting(&[]));
+        tick_through(&mut lone, t0, t0 + ms(200));
+        assert_eq!(lone.take_mute(), None);
+        // An ordinary heartbeat arms it again: silent for the timeout, confirmed, it is taken over.
+        let again = t0 + ms(210);
+        w.beat(again, &id("node1", 1), beat(true, &[]));
+        w.tick(again);
+        let late = again + ms(60);
+        tick_through(&mut w, again, late);
+        w.beat(late, &id("node3", 1), beat(true, &["node1"]));
+        w.tick(late);
+        assert_eq!(w.held(), vec!["node1".to_string()]);
     }
 
     #[test]
