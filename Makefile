@@ -98,7 +98,7 @@ SCALE_SERVICES ?= 1000
 bench-scale: dev k8s ## SCALE_NODES speakers (100) and SCALE_SERVICES Services (1,000) in one lab (root): time to announce, API requests, gossip, failover
 	METALLB_PY_SCALE_NODES=$(SCALE_NODES) METALLB_PY_SCALE_SERVICES=$(SCALE_SERVICES) METALLB_PY_SCALE_KILLS=5 \
 	METALLB_PY_SCALE_BATCH=$${METALLB_PY_SCALE_BATCH:-5} \
-	METALLB_PY_SCALE_SPEAKER_ARGS="$${METALLB_PY_SCALE_SPEAKER_ARGS:---heartbeat-interval 0.2 --heartbeat-timeout 1 --gossip-probe-interval 0.5}" \
+	METALLB_PY_SCALE_SPEAKER_ARGS="$${METALLB_PY_SCALE_SPEAKER_ARGS:---heartbeat-interval 0.5 --heartbeat-timeout 3 --gossip-probe-interval 1}" \
 	$(PY) -m pytest benches/test_bench_scale.py -p no:cacheprovider -s
 
 wheel: dev ## The release wheel and sdist (target/dist), installed in a fresh virtualenv and tested without Rust

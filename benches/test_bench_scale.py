@@ -18,6 +18,10 @@ the client on one bridge. The speakers start METALLB_PY_SCALE_BATCH at a time. M
   SIGKILLed; the time to the client's first answer from another node (a request every 10 ms). The node comes
   back before the next round.
 
+The nodes' and the client's addresses are permanent entries of each other's neighbour tables
+(`pin_neighbours`): a hundred namespaces' dynamic entries overflow the kernel's one ARP table. The run reports
+the kernel's overflows (0 expected) and the members the speakers declared down at steady state.
+
 Needs root (skipped otherwise, unless METALLB_PY_REQUIRE_NETNS=1) and the cached Kubernetes binaries. Knobs
 (see _scale_support.Knobs): METALLB_PY_SCALE_NODES (20; the full run 100), METALLB_PY_SCALE_SERVICES (10 per
 node), METALLB_PY_SCALE_BATCH (10), METALLB_PY_SCALE_PACED (1: each batch once every speaker started so
