@@ -157,10 +157,9 @@ def neighbour_table_fulls() -> int:
     `table_fulls`): counted for all namespaces together, so a lab compares it before and after."""
     total = 0
     for table in ("arp_cache", "ndisc_cache"):
+        # Only the table's own row has the counter, not its per-device rows.
         for row in json.loads(_run(["ip", "-s", "-j", "ntable", "show", "name", table]) or "[]"):
-            total += int(
-                row.get("table_fulls", 0)
-            )  # only the table's own row has it, not the per-device ones
+            total += int(row.get("table_fulls", 0))
     return total
 
 
