@@ -445,7 +445,8 @@ impl Engine {
     fn watch_tick(&mut self, now: Instant) {
         let to = self.watch.tick(now);
         let parting = self.watch.take_parting();
-        if !self.left {
+        // Most ticks send nothing (a datagram read, a takeover due): no heartbeat is built then.
+        if !self.left && (!to.is_empty() || !parting.is_empty()) {
             let beat = self.watch.heartbeat(now);
             self.send_heartbeat(&beat, to);
             self.send_heartbeat(&Heartbeat { parting: true, ..beat }, parting);
